@@ -1,0 +1,17 @@
+"""reconciler: fine-tuning as code.
+
+Declare Mistral fine-tuning datasets, hyperparameter profiles, Weights & Biases integrations
+and jobs in YAML; ``reconciler plan`` shows what would change and ``reconciler apply`` makes
+it so, idempotently and exactly once.
+
+Layers, bottom to top (imports only point downwards):
+
+``errors`` → ``spec`` (models, loader, schema) → ``data`` (training-data rules, preparation,
+hashing) → ``client`` / ``engine.state`` / ``engine.fingerprint`` → ``engine.planner`` /
+``engine.executor`` → ``render`` / ``observe`` → ``cli``.
+
+``sandbox`` implements the remote API contract and depends on nothing above ``data.rules``.
+"""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""The plan/apply engine: state and its backends, fingerprints, planner, executor."""

@@ -1,0 +1,184 @@
+"""The state's data model and the backend interface every state backend implements.
+
+The state records, per address, the remote object the tool manages and the fingerprint of
+the request that made it; and the *intents* written before every create, so a crash between
+"request sent" and "response recorded" is recovered by looking the object up remotely instead
+of creating it again. It never holds a secret.
+
+Backends (``file``: a JSON file beside the specs; ``postgres``: a shared database) store the
+same :class:`State` and provide the same locking and compare-and-swap semantics.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STATE_FORMAT_VERSION = 1
+
+
+class ResourceState(BaseModel):
+    """One managed remote object.
+
+    Attributes:
+        address: stable address, e.g. ``dataset.ultrachat[train]``, ``job.dumbledore-v1``.
+        type: ``file`` or ``job``.
+        remote_id: the remote's id (file uuid or job uuid).
+        fingerprint: sha256 of the canonical create request (files: of name + content hash).
+        attributes: non-secret facts recorded at create/refresh time (filename, sha256,
+            bytes, status, fine_tuned_model, model name/description/archived, created_at,
+            request summary, ...). Never a secret.
+        history: previous remote ids of this address (replaced jobs kept as history).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str
+    type: Literal["file", "job"]
+    remote_id: str
+    fingerprint: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    history: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Intent(BaseModel):
+    """A create that was about to be sent: written (and persisted) before the request.
+
+    Attributes:
+        id: random id of the intent.
+        address: the address being created.
+        operation: ``upload`` or ``create_job``.
+        fingerprint: fingerprint of the request.
+        lookup: what identifies the object remotely (files: filename, sha256, bytes; jobs:
+            the request without secrets) so recovery can find it.
+        created_at: unix seconds when the intent was recorded (jobs are searched from here).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    address: str
+    operation: Literal["upload", "create_job"]
+    fingerprint: str
+    lookup: dict[str, Any] = Field(default_factory=dict)
+    created_at: float
+
+
+class State(BaseModel):
+    """The whole state of one workspace.
+
+    Attributes:
+        format_version: version of this document's layout.
+        lineage: random id fixed when the state is first created; a saved plan made against
+            another lineage is refused.
+        serial: incremented on every write that changes content; a saved plan made at another
+            serial is refused.
+        resources: managed objects by address.
+        intents: unresolved creates by intent id.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = STATE_FORMAT_VERSION
+    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    serial: int = 0
+    resources: dict[str, ResourceState] = Field(default_factory=dict)
+    intents: dict[str, Intent] = Field(default_factory=dict)
+
+    def content_equal(self, other: State) -> bool:
+        """True when resources and intents are the same (serial is not compared)."""
+        return self.resources == other.resources and self.intents == other.intents
+
+
+class LockInfo(BaseModel):
+    """Who holds a state lock.
+
+    Attributes:
+        id: lock id (give it to ``reconciler state unlock``).
+        operation: the command that holds it, e.g. ``apply``.
+        who: ``user@host``.
+        host, pid, user: the holder process.
+        created: unix seconds.
+        path: what is locked (file path or ``postgres:workspace``).
+    """
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    operation: str
+    who: str
+    host: str
+    pid: int
+    user: str
+    created: float
+    path: str
+
+    def describe(self) -> str:
+        """Multi-line Lock Info as printed in lock errors."""
+        import datetime as _dt
+
+        when = _dt.datetime.fromtimestamp(self.created, _dt.UTC).isoformat(timespec="seconds")
+        return (
+            f"  ID:        {self.id}\n  Path:      {self.path}\n  Operation: {self.operation}\n"
+            f"  Who:       {self.who} (pid {self.pid})\n  Created:   {when}"
+        )
+
+
+class StateBackend(abc.ABC):
+    """Interface of a state backend.
+
+    Semantics every backend guarantees:
+
+    * ``read()`` returns ``None`` when no state exists yet.
+    * ``write(state, expected_serial)`` is a compare-and-swap: it raises
+      :class:`~reconciler.errors.StateError` if the stored serial is not ``expected_serial``
+      (``None`` = no state stored yet); it stores ``state`` with ``serial = expected + 1``
+      and returns the stored state. Writes are atomic (never a half-written state).
+    * ``lock(operation, timeout)`` is held for the duration of a write-capable command; it is
+      released by the operating system / database when the holder dies; when held by another
+      live process it waits up to ``timeout`` seconds, then raises
+      :class:`~reconciler.errors.StateLockedError` naming the holder.
+    """
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Human description, e.g. ``file .reconciler/state.json``."""
+
+    @abc.abstractmethod
+    def read(self) -> State | None:
+        """The stored state, or None."""
+
+    @abc.abstractmethod
+    def write(self, state: State, expected_serial: int | None) -> State:
+        """Compare-and-swap write; see class docstring."""
+
+    @abc.abstractmethod
+    def acquire_lock(self, operation: str, timeout: float) -> LockInfo:
+        """Take the lock (waiting up to ``timeout`` seconds) and return its info."""
+
+    @abc.abstractmethod
+    def release_lock(self, info: LockInfo) -> None:
+        """Release a lock this process holds."""
+
+    @abc.abstractmethod
+    def lock_info(self) -> LockInfo | None:
+        """The current holder, if any."""
+
+    @abc.abstractmethod
+    def force_unlock(self, lock_id: str) -> None:
+        """Remove a lock by id (the id must match the current holder)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; default: nothing."""
+
+    @contextmanager
+    def lock(self, operation: str, timeout: float = 0.0) -> Iterator[LockInfo]:
+        """Context manager around acquire_lock/release_lock."""
+        info = self.acquire_lock(operation, timeout)
+        try:
+            yield info
+        finally:
+            self.release_lock(info)

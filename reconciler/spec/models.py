@@ -1,0 +1,464 @@
+"""Spec language v1 as pydantic models: one model per document ``kind``.
+
+These models are the single source of truth for what a spec may contain: the loader validates
+documents against them, ``schemas/`` is generated from them, and the README's spec reference
+is checked against them. Field names follow the Mistral API where one exists.
+
+Every model forbids unknown fields (typos become errors with a "did you mean" hint, added by
+the loader). Secret fields accept only references (:class:`SecretRef`), never literals.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+"""Document names: lower-case letters, digits and dashes, not starting or ending with a dash."""
+
+NAME_MAX = 63
+API_VERSION = "reconciler/v1"
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX)]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class StrictModel(BaseModel):
+    """Base of all spec models: unknown fields are errors; values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SecretRef(StrictModel):
+    """A reference to a secret; the value itself never appears in a spec, plan or state.
+
+    Exactly one of ``env`` or ``file`` is set. It is resolved only when needed (at apply),
+    so ``validate`` works without the secret being present.
+    """
+
+    env: str | None = Field(
+        default=None, description="Name of an environment variable holding the secret."
+    )
+    file: str | None = Field(
+        default=None,
+        description="Path of a file holding the secret (relative to the spec file); "
+        "surrounding whitespace is stripped.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret reference takes exactly one of 'env' or 'file'")
+        if self.env is not None and not _ENV_NAME.match(self.env):
+            raise ValueError(f"'{self.env}' is not a valid environment variable name")
+        return self
+
+    def describe(self) -> str:
+        """Masked, printable description such as ``env:WANDB_API_KEY``."""
+        return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+
+
+class DocumentBase(StrictModel):
+    """Fields every document has."""
+
+    apiVersion: Literal["reconciler/v1"] | None = Field(  # noqa: N815 - YAML spelling
+        default=None, description="Optional; when given it must be 'reconciler/v1'."
+    )
+    name: Name = Field(description="Unique within its kind: [a-z0-9-], at most 63 characters.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Free-form string labels, e.g. for selection."
+    )
+    description: str | None = Field(default=None, description="Free-form description.")
+
+
+# --------------------------------------------------------------------------- Dataset
+
+
+class MessageMapping(StrictModel):
+    """How one chat message is built from a row of a CSV/JSON/JSONL source.
+
+    Exactly one of ``column``, ``template`` or ``content`` gives the text.
+    """
+
+    role: Literal["system", "user", "assistant"] = Field(description="Role of the message.")
+    column: str | None = Field(default=None, description="Take the text from this column.")
+    template: str | None = Field(
+        default=None,
+        description="Build the text from columns with {column} placeholders "
+        "(Python str.format syntax; use {{ and }} for literal braces).",
+    )
+    content: str | None = Field(default=None, description="A fixed text.")
+    after: str | None = Field(
+        default=None,
+        description="Keep only the text after the first occurrence of this marker "
+        "(e.g. 'Input:'); a row without the marker is invalid.",
+    )
+    strip: bool = Field(default=True, description="Strip surrounding whitespace.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MessageMapping:
+        given = [k for k in ("column", "template", "content") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a message takes exactly one of 'column', 'template' or 'content'")
+        return self
+
+
+class Conversion(StrictModel):
+    """Declarative conversion of tabular/JSON rows into chat samples."""
+
+    format: Literal["csv", "json", "jsonl"] | None = Field(
+        default=None,
+        description="Source format; by default taken from the file extension "
+        "(.csv, .json, .jsonl).",
+    )
+    system: str | None = Field(
+        default=None, description="System prompt added as the first message of every sample."
+    )
+    messages: list[MessageMapping] = Field(
+        min_length=1, description="The messages of each sample, in order."
+    )
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV delimiter.")
+    records: str | None = Field(
+        default=None,
+        description="For JSON sources: the key holding the list of records "
+        "(default: the document itself is the list).",
+    )
+
+
+class Split(StrictModel):
+    """Deterministic split into a train and a validation part."""
+
+    validation_fraction: float = Field(
+        gt=0, lt=1, description="Share of samples that go to the validation part."
+    )
+    seed: int = Field(default=0, description="Seed of the deterministic shuffle.")
+    max_validation_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="Cap the validation part at this many bytes (the API accepts at most 1 MB "
+        "of validation data); samples over the cap go back to train.",
+    )
+
+
+class Dataset(DocumentBase):
+    """A training or validation file, optionally converted and split.
+
+    Its prepared parts are uploaded as content-addressed files: ``all`` when there is no
+    split, ``train`` and ``validation`` when there is.
+    """
+
+    kind: Literal["Dataset"] = "Dataset"
+    path: str | None = Field(default=None, description="Source file, relative to this spec.")
+    paths: list[str] | None = Field(
+        default=None, min_length=1, description="Several source files, concatenated in order."
+    )
+    convert: Conversion | None = Field(
+        default=None, description="Convert CSV/JSON/JSONL rows into chat samples."
+    )
+    split: Split | None = Field(default=None, description="Split into train and validation.")
+    on_invalid: Literal["error", "skip"] = Field(
+        default="error",
+        description="'error': invalid samples fail validation; 'skip': they are dropped from "
+        "the prepared file and reported.",
+    )
+    filename: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="Base of the uploaded file name; the content hash is appended. "
+        "Default: the dataset name.",
+    )
+
+    @model_validator(mode="after")
+    def _path_or_paths(self) -> Dataset:
+        if (self.path is None) == (self.paths is None):
+            raise ValueError("a Dataset takes exactly one of 'path' or 'paths'")
+        return self
+
+    @property
+    def sources(self) -> list[str]:
+        """The source paths as written, in order."""
+        return [self.path] if self.path is not None else list(self.paths or [])
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """Names of the prepared parts: ('train', 'validation') with a split, else ('all',)."""
+        return ("train", "validation") if self.split is not None else ("all",)
+
+
+# --------------------------------------------------------------------------- Hyperparameters
+
+
+class HyperparameterValues(StrictModel):
+    """Training parameters with the API's ranges. Unset fields take the server's defaults."""
+
+    training_steps: int | None = Field(default=None, ge=1, description="Number of steps (>= 1).")
+    learning_rate: float | None = Field(
+        default=None, ge=1e-8, le=1, description="Peak learning rate, 1e-8..1 (server: 1e-4)."
+    )
+    weight_decay: float | None = Field(
+        default=None, ge=0, le=1, description="Weight decay, 0..1 (server default 0.1)."
+    )
+    warmup_fraction: float | None = Field(
+        default=None, ge=0, le=1, description="Warm-up fraction, 0..1 (server default 0.05)."
+    )
+    epochs: float | None = Field(default=None, gt=0, description="Epochs (> 0).")
+    seq_len: int | None = Field(default=None, ge=100, description="Sequence length (>= 100).")
+    fim_ratio: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Fill-in-the-middle ratio, 0..1 (completion jobs only; server default 0.9).",
+    )
+
+    def set_values(self) -> dict[str, Any]:
+        """Only the fields that are set, in field order."""
+        return {k: v for k, v in self.model_dump().items() if v is not None and k != "extends"}
+
+
+HYPERPARAMETER_FIELDS: tuple[str, ...] = tuple(HyperparameterValues.model_fields)
+
+
+class Hyperparameters(DocumentBase, HyperparameterValues):
+    """A reusable hyperparameter profile; may ``extends`` another profile."""
+
+    kind: Literal["Hyperparameters"] = "Hyperparameters"
+    extends: str | None = Field(
+        default=None, description="Name of a profile whose values this one starts from."
+    )
+
+
+class InlineHyperparameters(HyperparameterValues):
+    """Hyperparameters written in a job: inline values, optionally on top of a profile."""
+
+    extends: str | None = Field(
+        default=None, description="Profile to start from; the values here override it."
+    )
+
+
+# --------------------------------------------------------------------------- W&B
+
+
+class WandbIntegration(DocumentBase):
+    """A Weights & Biases integration attached to jobs."""
+
+    kind: Literal["WandbIntegration"] = "WandbIntegration"
+    project: str = Field(min_length=1, description="W&B project the runs are created under.")
+    run_display_name: str | None = Field(
+        default=None,
+        alias="display_name",
+        description="Display name of the run (the API's 'name'); default: the job id.",
+    )
+    run_name: str | None = Field(default=None, description="W&B run name.")
+    api_key: SecretRef = Field(
+        description="W&B API key (40 characters) as {env: NAME} or {file: PATH}; write-only."
+    )
+
+
+# --------------------------------------------------------------------------- FineTuningJob
+
+
+class DatasetRef(StrictModel):
+    """A reference to a dataset's prepared part."""
+
+    dataset: str = Field(description="Name of a Dataset document.")
+    part: Literal["all", "train", "validation"] | None = Field(
+        default=None,
+        description="Which prepared part; default 'train' for training files and 'validation' "
+        "for validation files when the dataset is split, else 'all'.",
+    )
+
+
+class TrainingFileRef(DatasetRef):
+    """A training dataset with its sampling weight."""
+
+    weight: float = Field(default=1.0, gt=0, description="Sampling weight (> 0).")
+
+
+class ClassifierTarget(StrictModel):
+    """A classifier head (classifier jobs only)."""
+
+    name: str = Field(min_length=1, description="Target name (the label key in the data).")
+    labels: list[str] = Field(min_length=1, description="Possible labels.")
+    weight: float = Field(default=1.0, ge=0, description="Loss weight (>= 0).")
+    loss_function: Literal["single_class", "multi_class"] | None = Field(
+        default=None, description="single_class or multi_class."
+    )
+
+
+class Budget(StrictModel):
+    """Cost gate checked after the remote validated the job and before it is started."""
+
+    max_cost: float = Field(
+        gt=0, description="Maximum accepted cost estimate, in the currency the remote reports."
+    )
+
+
+class FineTunedModelSpec(StrictModel):
+    """Mutable properties of the resulting fine-tuned model, kept in sync after success."""
+
+    name: str | None = Field(default=None, description="Display name of the model.")
+    description: str | None = Field(default=None, description="Description of the model.")
+    archived: bool = Field(default=False, description="Archive the model.")
+
+
+class OnReplace(StrictModel):
+    """What happens to the previous job when a spec change forces a new one."""
+
+    active_job: Literal["cancel", "keep"] = Field(
+        default="cancel",
+        description="A previous job still queued/validated/running: cancel it (default) or "
+        "let it finish.",
+    )
+    previous_model: Literal["keep", "archive"] = Field(
+        default="keep",
+        description="The previous job's fine-tuned model: keep it (default) or archive it. "
+        "Models are never deleted.",
+    )
+
+
+MatrixValue = int | float | str
+
+
+class FineTuningJob(DocumentBase):
+    """A fine-tuning job. Every field that goes into the create request is immutable:
+    changing one plans a replacement (a new job)."""
+
+    kind: Literal["FineTuningJob"] = "FineTuningJob"
+    model: str = Field(min_length=1, description="Base model, e.g. open-mistral-7b.")
+    job_type: Literal["completion", "classifier"] = Field(
+        default="completion", description="completion (default) or classifier."
+    )
+    training_files: list[str | TrainingFileRef] = Field(
+        min_length=1,
+        description="Training datasets: names, or {dataset, weight, part} mappings.",
+    )
+    validation_files: list[str | DatasetRef] = Field(
+        default_factory=list, description="Validation datasets: names or {dataset, part}."
+    )
+    hyperparameters: str | InlineHyperparameters = Field(
+        default_factory=InlineHyperparameters,
+        description="A profile name, inline values, or inline values with 'extends: PROFILE'.",
+    )
+    integrations: list[str] = Field(
+        default_factory=list, description="Names of WandbIntegration documents."
+    )
+    suffix: str | None = Field(
+        default=None,
+        max_length=18,
+        description="Added to the fine-tuned model name (at most 18 characters).",
+    )
+    invalid_sample_skip_percentage: float = Field(
+        default=0, ge=0, le=0.5, description="Share of invalid samples the remote may skip, 0..0.5."
+    )
+    classifier_targets: list[ClassifierTarget] | None = Field(
+        default=None, description="Classifier heads (required for classifier jobs)."
+    )
+    start: bool = Field(
+        default=True,
+        description="Start the job once the remote validated it (false: leave it VALIDATED).",
+    )
+    budget: Budget | None = Field(default=None, description="Cost gate before starting.")
+    fine_tuned_model: FineTunedModelSpec | None = Field(
+        default=None, description="Name, description and archived flag of the resulting model."
+    )
+    on_replace: OnReplace = Field(
+        default_factory=OnReplace, description="What happens to the previous job on replace."
+    )
+    matrix: dict[str, list[MatrixValue]] | None = Field(
+        default=None,
+        description="Expand into one job per combination, over hyperparameter fields "
+        "(and 'model'); derived names such as NAME-lr-1e-4-steps-100.",
+    )
+
+    @field_validator("matrix")
+    @classmethod
+    def _matrix_keys(
+        cls, value: dict[str, list[MatrixValue]] | None
+    ) -> dict[str, list[MatrixValue]] | None:
+        if value is None:
+            return value
+        allowed = set(HYPERPARAMETER_FIELDS) | {"model"}
+        for key, values in value.items():
+            if key not in allowed:
+                raise ValueError(
+                    f"matrix key '{key}' is not one of: {', '.join(sorted(allowed))}"
+                )
+            if not values:
+                raise ValueError(f"matrix key '{key}' needs at least one value")
+            if len(set(map(repr, values))) != len(values):
+                raise ValueError(f"matrix key '{key}' lists a value twice")
+        return value
+
+    @model_validator(mode="after")
+    def _classifier(self) -> FineTuningJob:
+        if self.job_type == "classifier" and not self.classifier_targets:
+            raise ValueError("a classifier job needs 'classifier_targets'")
+        if self.job_type == "completion" and self.classifier_targets:
+            raise ValueError("'classifier_targets' is only for job_type: classifier")
+        return self
+
+
+# --------------------------------------------------------------------------- Provider
+
+
+class StateConfig(StrictModel):
+    """Where the state lives."""
+
+    backend: Literal["file", "postgres"] = Field(default="file", description="file or postgres.")
+    path: str | None = Field(
+        default=None,
+        description="file backend: state file path, relative to the spec "
+        "(default .reconciler/state.json beside the specs).",
+    )
+    dsn: SecretRef | None = Field(
+        default=None, description="postgres backend: connection string as a secret reference."
+    )
+    workspace: Name = Field(default="default", description="postgres backend: workspace name.")
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> StateConfig:
+        if self.backend == "postgres" and self.dsn is None:
+            raise ValueError("the postgres state backend needs 'dsn', e.g. {env: RECONCILER_PG_DSN}")
+        if self.backend == "file" and self.dsn is not None:
+            raise ValueError("'dsn' is only for backend: postgres")
+        return self
+
+
+class Provider(DocumentBase):
+    """Where to reconcile. Without a Provider document the embedded sandbox is used."""
+
+    kind: Literal["Provider"] = "Provider"
+    type: Literal["mistral", "sandbox"] = Field(description="mistral or sandbox.")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="API base URL. mistral: default https://api.mistral.ai; sandbox: a running "
+        "'reconciler sandbox' server (default: the embedded one).",
+    )
+    api_key: SecretRef | None = Field(
+        default=None,
+        description="Bearer key; mistral default {env: MISTRAL_API_KEY}.",
+    )
+    state: StateConfig = Field(default_factory=StateConfig, description="State backend.")
+    parallelism: int = Field(default=8, ge=1, le=64, description="Concurrent API operations.")
+    rate_limit: float | None = Field(
+        default=None, gt=0, description="Client-side cap in requests per second."
+    )
+
+
+Document = Annotated[
+    Dataset | Hyperparameters | WandbIntegration | FineTuningJob | Provider,
+    Field(discriminator="kind"),
+]
+"""Any spec document, discriminated on ``kind``."""
+
+KINDS: dict[str, type[DocumentBase]] = {
+    "Dataset": Dataset,
+    "Hyperparameters": Hyperparameters,
+    "WandbIntegration": WandbIntegration,
+    "FineTuningJob": FineTuningJob,
+    "Provider": Provider,
+}

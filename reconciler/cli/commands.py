@@ -1,0 +1,6 @@
+"""Imports every command module so each registers its commands on the app."""
+
+# Each import registers commands on ``reconciler.cli.app.app``; order sets --help order.
+from reconciler.cli import (  # noqa: F401
+    cmd_validate,
+)

@@ -1,0 +1,58 @@
+"""Shared pieces of the command modules: output formats, error exit, consoles."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from reconciler.errors import ReconcilerError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class OutputFormat(StrEnum):
+    """Output formats shared by commands."""
+
+    text = "text"
+    json = "json"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``Error: message`` on stderr and return an Exit to raise."""
+    stderr.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn a ReconcilerError into a clean message and exit 1; Ctrl-C into exit 130."""
+    try:
+        yield
+    except ReconcilerError as exc:
+        # Print plainly: messages may contain brackets that rich would read as markup.
+        print(f"Error: {exc}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        raise typer.Exit(130) from None
+
+
+def handle_errors(func: F) -> F:
+    """Decorator form of :func:`reported_errors` for command functions."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with reported_errors():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

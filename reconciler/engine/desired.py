@@ -1,0 +1,220 @@
+"""Desired state: every remote object the specs ask for, with its address and fingerprint.
+
+Built from the resolved specs and the prepared datasets (pure; no network):
+
+* one :class:`DesiredFile` per prepared dataset part, address ``dataset.<name>[<part>]``;
+* one :class:`DesiredJob` per resolved job, address ``job.<name>``, whose ``identity`` is the
+  create request with files named by content instead of remote id.
+
+The job's create request itself (:meth:`DesiredJob.build_request`) is only assembled at apply
+time, once the file ids are known and secrets are resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.engine import fingerprint
+from reconciler.spec.models import FineTunedModelSpec, SecretRef
+from reconciler.spec.resolved import ResolvedJob, SpecSet
+
+if TYPE_CHECKING:
+    from reconciler.data.prepare import PreparedDataset
+
+
+@dataclass(frozen=True)
+class DesiredFile:
+    """A prepared dataset part to upload.
+
+    Attributes:
+        address: ``dataset.<name>[<part>]``.
+        dataset, part: what it comes from.
+        filename: the upload filename (carries the content hash).
+        sha256, bytes, num_lines, samples: content facts.
+        path: the prepared file on disk (what gets uploaded).
+        fingerprint: :func:`~reconciler.engine.fingerprint.file_fingerprint`.
+    """
+
+    address: str
+    dataset: str
+    part: str
+    filename: str
+    sha256: str
+    bytes: int
+    num_lines: int
+    samples: int
+    path: Path
+    fingerprint: str
+
+    def summary(self) -> dict[str, Any]:
+        """What plans and state show of this file."""
+        return {
+            "dataset": self.dataset,
+            "part": self.part,
+            "filename": self.filename,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "num_lines": self.num_lines,
+        }
+
+
+@dataclass(frozen=True)
+class IntegrationSpec:
+    """A W&B integration as sent, with its key still a reference."""
+
+    project: str
+    name: str | None
+    run_name: str | None
+    api_key: SecretRef
+    base_dir: Path
+    subject: str
+
+
+@dataclass(frozen=True)
+class DesiredJob:
+    """A fine-tuning job the specs ask for.
+
+    Attributes:
+        address: ``job.<name>``.
+        job: the resolved job (lifecycle settings: start, budget, model metadata, on_replace).
+        identity: the create request in content form — every field that goes into the
+            request, files as ``{"file": <file address>, "filename", "sha256", "weight"}``,
+            integrations without their key. Its digest is the fingerprint; comparing two
+            identities names the fields that force a replacement.
+        fingerprint: :func:`~reconciler.engine.fingerprint.job_fingerprint` of ``identity``.
+        depends_on: addresses of the files it trains and validates on.
+        integrations: integrations with their key references (resolved at apply).
+    """
+
+    address: str
+    job: ResolvedJob
+    identity: Mapping[str, Any]
+    fingerprint: str
+    depends_on: tuple[str, ...]
+    integrations: tuple[IntegrationSpec, ...] = field(default=())
+
+    @property
+    def model_spec(self) -> FineTunedModelSpec | None:
+        """Desired name/description/archived of the resulting model."""
+        return self.job.fine_tuned_model
+
+    def build_request(
+        self, file_ids: Mapping[str, str], resolve_secret: Callable[[IntegrationSpec], str]
+    ) -> dict[str, Any]:
+        """The JobIn body: files by remote id, secrets resolved, ``auto_start`` false."""
+        identity = self.identity
+        request: dict[str, Any] = {
+            "model": identity["model"],
+            "job_type": identity["job_type"],
+            "training_files": [
+                {"file_id": file_ids[f["file"]], "weight": f["weight"]}
+                for f in identity["training_files"]
+            ],
+            "validation_files": [file_ids[f["file"]] for f in identity["validation_files"]],
+            "hyperparameters": dict(identity["hyperparameters"]),
+            "auto_start": False,
+            "invalid_sample_skip_percentage": identity["invalid_sample_skip_percentage"],
+        }
+        if identity.get("suffix") is not None:
+            request["suffix"] = identity["suffix"]
+        if self.integrations:
+            request["integrations"] = [
+                {
+                    "type": "wandb",
+                    "project": i.project,
+                    "name": i.name,
+                    "run_name": i.run_name,
+                    "api_key": resolve_secret(i),
+                }
+                for i in self.integrations
+            ]
+        if identity.get("classifier_targets"):
+            request["classifier_targets"] = [dict(t) for t in identity["classifier_targets"]]
+        return request
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything the specs ask for, by address, files before jobs."""
+
+    files: Mapping[str, DesiredFile]
+    jobs: Mapping[str, DesiredJob]
+
+    @property
+    def addresses(self) -> list[str]:
+        """All addresses, files first, each group sorted."""
+        return sorted(self.files) + sorted(self.jobs)
+
+
+def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> DesiredState:
+    """Desired state from resolved specs and their prepared datasets."""
+    files: dict[str, DesiredFile] = {}
+    for name in sorted(prepared):
+        for part, pf in sorted(prepared[name].parts.items()):
+            address = f"dataset.{name}[{part}]"
+            files[address] = DesiredFile(
+                address=address,
+                dataset=name,
+                part=part,
+                filename=pf.upload_filename,
+                sha256=pf.sha256,
+                bytes=pf.bytes,
+                num_lines=pf.num_lines,
+                samples=pf.report.valid if pf.report is not None else pf.num_lines,
+                path=pf.path,
+                fingerprint=fingerprint.file_fingerprint(pf.upload_filename, pf.sha256),
+            )
+    jobs: dict[str, DesiredJob] = {}
+    for job in specs.jobs.values():
+        desired = _desired_job(job, files, specs)
+        jobs[desired.address] = desired
+    return DesiredState(files=files, jobs=jobs)
+
+
+def _file_ref(files: Mapping[str, DesiredFile], address: str) -> dict[str, Any]:
+    f = files[address]
+    return {"file": address, "filename": f.filename, "sha256": f.sha256}
+
+
+def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: SpecSet) -> DesiredJob:
+    training = [
+        {**_file_ref(files, t.address), "weight": float(t.weight)} for t in job.training_files
+    ]
+    validation = [_file_ref(files, v.address) for v in job.validation_files]
+    integrations = tuple(
+        IntegrationSpec(
+            project=i.project,
+            name=i.run_display_name,
+            run_name=i.run_name,
+            api_key=i.api_key,
+            base_dir=specs.integrations[i.name].base_dir,
+            subject=f"WandbIntegration/{i.name}",
+        )
+        for i in job.integrations
+    )
+    identity: dict[str, Any] = {
+        "model": job.model,
+        "job_type": job.job_type,
+        "training_files": training,
+        "validation_files": validation,
+        "hyperparameters": {k: v for k, v in sorted(job.hyperparameters.items())},
+        "suffix": job.suffix,
+        "invalid_sample_skip_percentage": float(job.invalid_sample_skip_percentage),
+        "integrations": [
+            {"type": "wandb", "project": i.project, "name": i.name, "run_name": i.run_name}
+            for i in integrations
+        ],
+        "classifier_targets": [t.model_dump(mode="json") for t in job.classifier_targets or ()],
+    }
+    depends = tuple(dict.fromkeys(f["file"] for f in training + validation))
+    return DesiredJob(
+        address=job.address,
+        job=job,
+        identity=identity,
+        fingerprint=fingerprint.job_fingerprint(identity),
+        depends_on=depends,
+        integrations=integrations,
+    )

@@ -1,0 +1,59 @@
+"""What the remote holds, read with list calls (pages, not one request per object).
+
+The refresh reads three listings — files, fine-tuning jobs, models — and keeps them as the
+API's own JSON shapes, so the planner is a pure function testable with plain dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reconciler.client.api import MistralClient
+
+ACTIVE_STATUSES = frozenset(
+    {"QUEUED", "VALIDATING", "VALIDATED", "STARTED", "RUNNING", "CANCELLATION_REQUESTED"}
+)
+FAILED_STATUSES = frozenset({"FAILED", "FAILED_VALIDATION"})
+TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"})
+
+
+@dataclass
+class Observed:
+    """Remote objects by id, as API-shaped dicts.
+
+    Attributes:
+        files: file id → File object.
+        jobs: job id → Job object (list form: no events/checkpoints).
+        models: fine-tuned model id → model card (``archived``, ``name``, ``description``).
+        requests: HTTP requests the refresh took.
+    """
+
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: int = 0
+
+    def file_by_name(self, filename: str, size: int | None = None) -> dict[str, Any] | None:
+        """An uploaded file with this name (and size), newest first."""
+        matches = [
+            f
+            for f in self.files.values()
+            if f.get("filename") == filename and (size is None or f.get("bytes") == size)
+        ]
+        matches.sort(key=lambda f: f.get("created_at") or 0, reverse=True)
+        return matches[0] if matches else None
+
+
+def refresh(client: MistralClient) -> Observed:
+    """Read files, jobs and models with paginated list calls."""
+    before = client.stats.requests
+    files = {f.id: f.model_dump(mode="json", by_alias=True) for f in client.list_files()}
+    jobs = {j.id: j.model_dump(mode="json") for j in client.list_jobs()}
+    models = {
+        m.id: m.model_dump(mode="json")
+        for m in client.list_models()
+        if m.model_dump().get("type", "fine-tuned") != "base"
+    }
+    return Observed(files=files, jobs=jobs, models=models, requests=client.stats.requests - before)

@@ -1,0 +1,95 @@
+"""Opening the configured state backend: the JSON file by default, PostgreSQL for teams.
+
+The Provider document's ``state`` section chooses the backend. The PostgreSQL backend and
+its driver are optional (``pip install 'reconciler[postgres]'``) and imported only when
+configured, so the default install never needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from reconciler.engine.state_file import FileStateBackend
+from reconciler.engine.state_model import StateBackend
+from reconciler.errors import SecretError, StateError
+from reconciler.spec.models import SecretRef, StateConfig
+
+DEFAULT_STATE_PATH = Path(".reconciler") / "state.json"
+"""Where the file backend keeps the state, relative to the specs' root directory."""
+
+
+def default_state_path(root: Path) -> Path:
+    """``root/.reconciler/state.json``."""
+    return root / DEFAULT_STATE_PATH
+
+
+def open_backend(
+    config: StateConfig | None,
+    root: Path,
+    *,
+    resolve_secret: Callable[[SecretRef], str] | None = None,
+) -> StateBackend:
+    """The backend ``config`` names (None: the file backend at its default path).
+
+    Args:
+        config: the Provider's ``state`` section, or None without a Provider.
+        root: the specs' root directory; a relative ``config.path`` is taken from here.
+        resolve_secret: turns the postgres ``dsn`` reference into its value; by default an
+            ``env`` reference is read from the environment and a ``file`` reference relative
+            to ``root``.
+
+    Raises:
+        StateError: the postgres backend is configured but its driver is not installed.
+        SecretError: the postgres ``dsn`` cannot be resolved.
+    """
+    if config is None or config.backend == "file":
+        if config is not None and config.path:
+            path = Path(config.path).expanduser()
+            path = path if path.is_absolute() else root / path
+        else:
+            path = default_state_path(root)
+        return FileStateBackend(path)
+    if config.dsn is None:  # the model forbids it; kept for a clear message regardless
+        raise StateError("the postgres state backend needs 'dsn' in the Provider's state section")
+    resolve = resolve_secret or (lambda ref: _resolve_default(ref, root))
+    dsn = resolve(config.dsn)
+    try:
+        # Imported by name so the default install (no driver) never loads it.
+        module = importlib.import_module("reconciler.engine.state_postgres")
+        backend: StateBackend = module.PostgresStateBackend(dsn, config.workspace)
+    except ImportError as exc:
+        if exc.name and exc.name.split(".")[0] == "psycopg":
+            raise StateError(
+                "the postgres state backend needs the PostgreSQL driver, which is not "
+                "installed: pip install 'reconciler[postgres]'"
+            ) from exc
+        raise StateError(f"the postgres state backend cannot be loaded: {exc}") from exc
+    return backend
+
+
+def _resolve_default(ref: SecretRef, root: Path) -> str:
+    """Resolve a secret reference from the environment or a file under ``root``."""
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if not value:
+            raise SecretError(
+                f"the state backend's dsn refers to the environment variable {ref.env}, which "
+                f"is not set: export {ref.env}=postgresql://USER@HOST/DB"
+            )
+        return value
+    assert ref.file is not None  # SecretRef guarantees exactly one of env/file
+    path = Path(ref.file).expanduser()
+    path = path if path.is_absolute() else root / path
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecretError(
+            f"the state backend's dsn refers to the file {path}, which cannot be read "
+            f"({exc.strerror or exc}): create it or fix the path"
+        ) from exc
+    if not value:
+        raise SecretError(f"the state backend's dsn file {path} is empty")
+    return value

@@ -1,0 +1,122 @@
+"""Helpers for the state tests: processes that hold the lock or write the state, sample states.
+
+Lock and crash behaviour is only meaningful across processes (the kernel releases a flock
+when its holder dies), so these tests start real Python processes running the real backend.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.engine.state_model import ResourceState, State
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+HOLDER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from reconciler.engine.state_file import FileStateBackend
+
+    backend = FileStateBackend(Path(sys.argv[1]))
+    info = backend.acquire_lock(sys.argv[2], 0)
+    print("LOCKED", info.id, flush=True)
+    line = sys.stdin.readline()  # parent says "release" (or dies / kills us)
+    backend.release_lock(info)
+    print("RELEASED", flush=True)
+    """
+)
+
+
+def python_env() -> dict[str, str]:
+    """Environment for child processes that import the package from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+class Holder:
+    """A child process holding the state lock until told to release it or killed."""
+
+    def __init__(self, state_path: Path, operation: str = "apply") -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER_SCRIPT, str(state_path), operation],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=python_env(),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("LOCKED "):
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"holder did not lock: {line!r} {err}")
+        self.lock_id = line.split()[1]
+        self.pid = self.proc.pid
+
+    def release(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("release\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "RELEASED"
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def holder_factory() -> Iterator[type[Holder]]:
+    """Start lock holders; every one still running at the end of the test is killed."""
+    started: list[Holder] = []
+
+    class _Tracked(Holder):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    yield _Tracked
+    for holder in started:
+        holder.stop()
+
+
+def sample_state(n_jobs: int = 2) -> State:
+    """A state with typical content: files, jobs with attributes and history."""
+    state = State()
+    state.resources["dataset.ultrachat[train]"] = ResourceState(
+        address="dataset.ultrachat[train]",
+        type="file",
+        remote_id="5f3c1c3e-0000-4000-8000-000000000001",
+        fingerprint="a" * 64,
+        attributes={"filename": "ultrachat-train-abc.jsonl", "sha256": "b" * 64, "bytes": 1234},
+    )
+    for i in range(n_jobs):
+        address = f"job.dumbledore-v{i}"
+        state.resources[address] = ResourceState(
+            address=address,
+            type="job",
+            remote_id=f"9a1b2c3d-0000-4000-8000-{i:012d}",
+            fingerprint=f"{i:064x}",
+            attributes={
+                "status": "SUCCESS",
+                "fine_tuned_model": f"ft:open-mistral-7b:abc:{i}",
+                "model": "open-mistral-7b",
+                "hyperparameters": {"learning_rate": 0.0001, "training_steps": 10},
+                "description": "Zauberer — ünïcödé",
+            },
+            history=[{"remote_id": "old-job", "status": "CANCELLED", "replaced_at": 1.5}],
+        )
+    return state

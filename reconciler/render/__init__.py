@@ -1,0 +1,1 @@
+"""Rendering of plans and apply results: text, JSON and Markdown. Makes no decisions."""

@@ -1,0 +1,262 @@
+"""Plan rendering: Terraform-like text, versioned JSON, and Markdown for PR comments.
+
+Rendering reads a :class:`~reconciler.engine.plan.Plan` and nothing else; it never decides.
+The Markdown form puts the summary first and folds details, and stays under GitHub's
+65,536-character comment limit however many jobs the plan has (details are cut, with a
+note, before the summary ever is).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.engine.plan import Action, Change, Plan
+
+GITHUB_COMMENT_LIMIT = 65_536
+MARKDOWN_BUDGET = 60_000
+"""Characters the Markdown plan may use; the rest of the limit is headroom for wrappers."""
+
+_VERBS = {
+    Action.CREATE: "to add",
+    Action.UPDATE: "to change",
+    Action.REPLACE: "to replace",
+    Action.START: "to start",
+    Action.DELETE: "to destroy",
+    Action.FORGET: "to forget",
+}
+
+
+def summary_line(plan: Plan) -> str:
+    """``Plan: 3 to add, 0 to change, ...`` — or ``No changes.``"""
+    counts = plan.summary()
+    if not plan.has_changes:
+        text = "No changes. Remote objects match the specs."
+    else:
+        parts = [f"{counts[a.value]} {verb}" for a, verb in _VERBS.items()]
+        text = "Plan: " + ", ".join(parts) + "."
+    cost = total_cost(plan)
+    if cost:
+        text += f" Estimated cost of new jobs: {cost}."
+    if plan.models_kept:
+        monthly = plan.models_kept * plan.storage_cost_per_model
+        text += (
+            f" Fine-tuned models kept: {plan.models_kept} "
+            f"(storage ~${monthly:.2f}/month at ${plan.storage_cost_per_model:.2f} each)."
+        )
+    return text
+
+
+def total_cost(plan: Plan) -> str:
+    """Sum of cost estimates by currency, e.g. ``4.20 USD``; empty when none."""
+    totals: dict[str, float] = {}
+    for change in plan.changes:
+        if change.cost and change.cost.get("amount") is not None:
+            currency = str(change.cost.get("currency") or "")
+            totals[currency] = totals.get(currency, 0.0) + float(change.cost["amount"])
+    return ", ".join(f"{v:.2f} {k}".strip() for k, v in sorted(totals.items()))
+
+
+def describe_change(change: Change) -> list[str]:
+    """Detail lines of one change (without the address line)."""
+    lines: list[str] = []
+    after = change.after or {}
+    before = change.before or {}
+    if change.type == "file":
+        if change.action in (Action.CREATE, Action.REPLACE):
+            size = after.get("bytes")
+            lines.append(
+                f"upload {after.get('filename')} ({_size(size)}, {after.get('num_lines')} lines)"
+            )
+            if after.get("reuse"):
+                lines.append(
+                    f"identical file already on the remote ({after['reuse']}): reused, not re-sent"
+                )
+        elif change.action is Action.DELETE:
+            lines.append(f"delete remote file {before.get('id')} ({before.get('filename')})")
+        elif change.action is Action.FORGET:
+            lines.append(f"forget {before.get('id')} (already gone remotely)")
+    else:
+        request = after.get("request") or {}
+        if change.action in (Action.CREATE, Action.REPLACE):
+            hyper = ", ".join(f"{k}={v}" for k, v in (request.get("hyperparameters") or {}).items())
+            lines.append(
+                f"{request.get('job_type', 'completion')} job on {request.get('model')}"
+                + (f" ({hyper})" if hyper else "")
+            )
+            files = [f["file"] for f in request.get("training_files") or []]
+            lines.append("training: " + ", ".join(files))
+            if request.get("validation_files"):
+                lines.append(
+                    "validation: " + ", ".join(f["file"] for f in request["validation_files"])
+                )
+            if request.get("suffix"):
+                lines.append(f"suffix: {request['suffix']}")
+            for integration in request.get("integrations") or []:
+                key = integration.get("api_key") or {}
+                ref = ", ".join(f"{k}: {v}" for k, v in key.items())
+                lines.append(f"W&B project {integration.get('project')} (api_key from {{{ref}}})")
+            start = (
+                "then start once validated"
+                if after.get("start")
+                else "leave VALIDATED (start: false)"
+            )
+            budget = after.get("budget")
+            if budget:
+                start += f", if the estimate is within budget {budget['max_cost']}"
+            lines.append(start)
+        if change.action is Action.REPLACE:
+            if change.replace_paths:
+                lines.append("forces new job: " + ", ".join(change.replace_paths))
+            else:
+                lines.append("replacement requested (--replace)")
+            prev = change.previous or {}
+            what = "cancel" if prev.get("disposition") == "cancel" else "keep"
+            lines.append(f"previous job {prev.get('id')} ({prev.get('status')}): {what}")
+            if prev.get("fine_tuned_model"):
+                lines.append(
+                    f"previous model {prev['fine_tuned_model']}: {prev.get('model_disposition') or 'keep'}"
+                )
+        if change.action is Action.START:
+            lines.append(f"start validated job {before.get('id')}")
+        if change.action is Action.UPDATE:
+            for key, diff in change.update_fields.items():
+                lines.append(
+                    f"model {key}: {json.dumps(diff['before'])} -> {json.dumps(diff['after'])}"
+                )
+        if change.action is Action.FORGET:
+            prev = change.previous or {}
+            if prev.get("disposition") == "cancel":
+                lines.append(
+                    f"cancel active job {before.get('id')} ({before.get('status')}), then forget it"
+                )
+            else:
+                lines.append(
+                    f"forget job {before.get('id')} ({before.get('status')}); it and its model are kept remotely"
+                )
+    if change.cost and change.cost.get("amount") is not None:
+        lines.append(
+            f"cost estimate: {float(change.cost['amount']):.2f} {change.cost.get('currency') or ''}".rstrip()
+        )
+    if change.blocked:
+        lines.append(f"BLOCKED: {change.blocked}")
+    return lines
+
+
+def _size(n: Any) -> str:
+    if not isinstance(n, int):
+        return "? bytes"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def render_text(plan: Plan, *, show_noop: bool = False) -> str:
+    """Human plan, Terraform-like: symbols, reasons, details, drift, summary line."""
+    out: list[str] = []
+    actionable = plan.actionable
+    if actionable:
+        out.append("reconciler will perform the following actions:")
+        out.append("")
+        for change in actionable:
+            out.append(
+                f"  {change.action.symbol:>3} {change.address}  ({change.action.value}: {change.reason})"
+            )
+            out.extend(f"        {line}" for line in describe_change(change))
+            out.append("")
+    if show_noop:
+        for change in plan.changes:
+            if change.action is Action.NOOP:
+                out.append(f"      {change.address}  (in sync)")
+    if plan.drift:
+        out.append("Objects changed outside reconciler (drift):")
+        for d in plan.drift:
+            out.append(f"   !  {d.address} [{d.kind}] {d.message}")
+        out.append("")
+    if plan.not_in_spec:
+        acted = {c.address for c in plan.changes if c.action in (Action.DELETE, Action.FORGET)}
+        rest = [a for a in plan.not_in_spec if a not in acted]
+        if rest:
+            out.append("Managed but no longer in the specs (use --prune to act on them):")
+            out.extend(f"   ?  {a}" for a in rest)
+            out.append("")
+    for warning in plan.warnings:
+        out.append(f"Warning: {warning}")
+    if plan.warnings:
+        out.append("")
+    out.append(summary_line(plan))
+    return "\n".join(out)
+
+
+def render_json(plan: Plan) -> str:
+    """The versioned JSON plan (see README, 'JSON plan format')."""
+    return json.dumps(plan.to_json_dict(), indent=2, sort_keys=True)
+
+
+def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
+    """A PR comment: summary first, details folded, always under ``budget`` characters."""
+    counts = plan.summary()
+    head = [
+        "### reconciler plan",
+        "",
+        f"**{summary_line(plan)}**",
+        "",
+        f"Target: `{plan.target}`",
+        "",
+    ]
+    head.append("| action | count |")
+    head.append("| --- | ---: |")
+    for action in Action:
+        if action is not Action.NOOP and counts[action.value]:
+            head.append(f"| {action.value} | {counts[action.value]} |")
+    head.append(f"| no-op | {counts['no-op']} |")
+    head.append("")
+    blocked = [c for c in plan.changes if c.blocked]
+    if blocked:
+        head.append(
+            f":warning: {len(blocked)} change(s) blocked as possible duplicates; see details."
+        )
+        head.append("")
+    if plan.drift:
+        head.append(f":warning: {len(plan.drift)} object(s) drifted outside reconciler.")
+        head.append("")
+    tail = [
+        "",
+        f"<sub>plan format {plan.format_version} · state serial {plan.serial} · specs {plan.spec_digest[:12]}</sub>",
+    ]
+    text = "\n".join(head)
+    sections: list[str] = []
+    for change in plan.actionable:
+        body = "\n".join(describe_change(change))
+        sections.append(
+            f"<details><summary><code>{change.action.symbol} {change.address}</code> "
+            f"{change.action.value} ({change.reason})</summary>\n\n```\n{body}\n```\n</details>"
+        )
+    if plan.drift:
+        drift = "\n".join(f"- `{d.address}` **{d.kind}**: {d.message}" for d in plan.drift)
+        sections.append(
+            f"<details><summary>Drift ({len(plan.drift)})</summary>\n\n{drift}\n</details>"
+        )
+    if plan.not_in_spec:
+        rest = "\n".join(f"- `{a}`" for a in plan.not_in_spec)
+        sections.append(
+            f"<details><summary>Not in spec ({len(plan.not_in_spec)})</summary>\n\n{rest}\n</details>"
+        )
+    used = len(text) + sum(len(t) + 1 for t in tail)
+    shown = 0
+    parts: list[str] = []
+    for section in sections:
+        note_room = 200
+        if used + len(section) + 1 + note_room > budget:
+            break
+        parts.append(section)
+        used += len(section) + 1
+        shown += 1
+    if shown < len(sections):
+        parts.append(
+            f"\n_{len(sections) - shown} more section(s) not shown to stay under GitHub's comment "
+            "limit; run `reconciler plan --format text` or see the CI log for the full plan._"
+        )
+    return text + "\n".join(parts) + "\n".join(tail) + "\n"

@@ -7,7 +7,6 @@ configured, so the default install never needs them.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -57,9 +56,12 @@ def open_backend(
     resolve = resolve_secret or (lambda ref: _resolve_default(ref, root))
     dsn = resolve(config.dsn)
     try:
-        # Imported by name so the default install (no driver) never loads it.
-        module = importlib.import_module("reconciler.engine.state_postgres")
-        backend: StateBackend = module.PostgresStateBackend(dsn, config.workspace)
+        # Imported here so the default install (no driver) never loads it.
+        from reconciler.engine.state_postgres import PostgresStateBackend
+
+        backend: StateBackend = PostgresStateBackend(
+            dsn, config.workspace, dsn_source=config.dsn.describe()
+        )
     except ImportError as exc:
         if exc.name and exc.name.split(".")[0] == "psycopg":
             raise StateError(

@@ -3,4 +3,5 @@
 # Each import registers commands on ``reconciler.cli.app.app``; order sets --help order.
 from reconciler.cli import (  # noqa: F401
     cmd_validate,
+    cmd_plan,
 )

@@ -242,7 +242,7 @@ class Executor:
         self.desired = desired
         self.options = options or ApplyOptions()
         self.hooks: ApplyHooks = hooks or SilentHooks()
-        self._resolve = secret_resolver or _resolve_integration_key
+        self._resolve = secret_resolver or resolve_integration_key
         self._sleep = sleep
         self.result = ApplyResult()
         self._to_start: dict[str, DesiredJob] = {}
@@ -750,7 +750,8 @@ def _prune_waits(
     return any(c.type == "job" for c in busy)
 
 
-def _resolve_integration_key(spec: IntegrationSpec) -> str:
+def resolve_integration_key(spec: IntegrationSpec) -> str:
+    """The W&B key of an integration, resolved from its reference (at apply time only)."""
     return resolve_secret(spec.api_key, spec.base_dir, purpose=f"{spec.subject} api_key")
 
 

@@ -13,8 +13,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from reconciler.workspace import Workspace
 
 from reconciler.cli.app import app
 from reconciler.cli.common import handle_errors
@@ -22,9 +26,7 @@ from reconciler.engine.duration import parse_duration
 from reconciler.engine.executor import ApplyOptions, Executor, Outcome
 from reconciler.engine.plan import Action, Change, Plan
 from reconciler.errors import ApplyError, PlanError, ReconcilerError
-from reconciler.operations import PlanRequest, check_fresh, job_fetcher, make_plan, prepare
 from reconciler.render.plan import render_json, render_markdown, render_text
-from reconciler.workspace import Workspace, open_workspace
 
 PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
 FORMAT_OPT = typer.Option("text", "--format", "-f", help="Output: text, json or markdown.")
@@ -83,6 +85,9 @@ def plan(
     ),
 ) -> None:
     """Show what apply would change: refreshes the remote, never writes anything."""
+    from reconciler.operations import PlanRequest, make_plan, prepare
+    from reconciler.workspace import open_workspace
+
     _check_format(fmt, ("text", "json", "markdown"))
     spec_paths = tuple(paths or ["."])
     with open_workspace(spec_paths) as ws:
@@ -212,6 +217,9 @@ def apply(
     ),
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
+    from reconciler.operations import PlanRequest, check_fresh, make_plan, prepare
+    from reconciler.workspace import open_workspace
+
     _check_format(fmt, ("text", "json"))
     given = list(paths or ["."])
     saved: Plan | None = None
@@ -306,6 +314,7 @@ def apply(
 def _wait(ws: Workspace, *, prepared_jobs: list[str], fmt: str, timeout: float) -> None:
     from reconciler.observe.progress import failed
     from reconciler.observe.watch import choose_mode, follow_jobs, stop_at_validated
+    from reconciler.operations import job_fetcher
 
     state = ws.backend.read()
     if state is None:
@@ -335,6 +344,8 @@ def _wait(ws: Workspace, *, prepared_jobs: list[str], fmt: str, timeout: float) 
 
 def _sync_models_after_wait(ws: Workspace) -> None:
     """Apply fine-tuned model name/description/archived once jobs have succeeded."""
+    from reconciler.operations import PlanRequest, make_plan, prepare
+
     with ws.backend.lock("apply", 0.0):
         prepared = prepare(ws)
         state = ws.backend.read()

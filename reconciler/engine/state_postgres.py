@@ -304,17 +304,18 @@ class PostgresStateBackend(StateBackend):
         nothing is written then.
         """
         stored = state.model_copy(update={"serial": (expected_serial or 0) + 1})
-        return self._store(stored, expected_serial)
+        return self._store(stored, expected_serial, check_lineage=True)
 
     def store_exact(self, state: State, expected_serial: int | None) -> State:
         """Compare-and-swap like :meth:`write`, but keep ``state.serial`` as given.
 
         Used by ``state migrate`` so a state moved between backends keeps its serial, and
-        saved plans made before the move still match it.
+        saved plans made before the move still match it. Unlike ``write`` it may replace a
+        state of another lineage (the migration decided that already).
         """
-        return self._store(state, expected_serial)
+        return self._store(state, expected_serial, check_lineage=False)
 
-    def _store(self, stored: State, expected_serial: int | None) -> State:
+    def _store(self, stored: State, expected_serial: int | None, *, check_lineage: bool) -> State:
         from psycopg.types.json import Jsonb
 
         self._check_lock_alive()
@@ -336,7 +337,7 @@ class PostgresStateBackend(StateBackend):
                         """
                         UPDATE reconciler_workspaces
                            SET lineage = %s, serial = %s, state = %s, updated_at = now()
-                         WHERE workspace = %s AND serial = %s AND lineage = %s
+                         WHERE workspace = %s AND serial = %s AND (lineage = %s OR NOT %s)
                         """,
                         (
                             stored.lineage,
@@ -345,6 +346,7 @@ class PostgresStateBackend(StateBackend):
                             self.workspace,
                             expected_serial,
                             stored.lineage,
+                            check_lineage,
                         ),
                     )
                 touched = cur.rowcount

@@ -1,0 +1,864 @@
+"""MistralClient: typed operations on the Mistral files / fine-tuning / models API.
+
+The same client talks to Mistral's API and to our sandbox (same contract). It owns the policy
+that plan and apply rely on:
+
+* **Retries** with exponential backoff and full jitter on 429 (honouring ``Retry-After`` and
+  ``x-ratelimit-reset*``), 5xx and transport failures; bounded in attempts and in total time;
+  other 4xx are never retried because they would fail the same way.
+* **No blind re-creates.** When the answer to a create is lost (the connection dropped or timed
+  out after the request went out, or a 5xx that may have come after the commit), the object is
+  looked up before anything is sent again: files by name + size (our filenames carry the
+  content hash), jobs by their exact request. Found means done; a retry never makes a
+  duplicate job, and never re-sends a 500 MB file that already arrived.
+* **Throttling** shared by every thread: a token-bucket rate limiter (with a shared pause on
+  429) and a bounded semaphore on in-flight requests.
+* **Listing walks pages** (``page``/``page_size``/``total``), with the server-side filters the
+  API offers, so a refresh of N objects costs about N/100 requests.
+* **Streaming uploads** from disk in constant memory with a byte-level progress callback.
+* **Secret hygiene**: the key lives in one private attribute and the ``Authorization`` header;
+  it is never in a repr, a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from math import isclose
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+import pydantic
+
+from reconciler import __version__
+from reconciler.client.http import (
+    NOT_SENT,
+    backoff_delay,
+    raise_for_status,
+    scrub,
+    translate_errors,
+)
+from reconciler.client.limits import RateLimiter, RequestStats
+from reconciler.client.multipart import MultipartFileBody
+from reconciler.client.types import JobEstimate, RemoteFile, RemoteJob, RemoteModel
+from reconciler.errors import (
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    RateLimitedError,
+    ReconcilerError,
+)
+
+log = logging.getLogger("reconciler.client")
+
+T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+DEFAULT_BASE_URL = "https://api.mistral.ai"
+"""Mistral's public endpoint (used when a ``mistral`` Provider names no endpoint)."""
+
+LOOKUP_SLACK_SECONDS = 120.0
+"""How far before the first create attempt a lost job create is looked for.
+
+Server and client clocks differ; the window must cover the skew, but not reach back so far
+that an older identical job (e.g. a failed run being replaced) is taken for the new one.
+"""
+
+JOB_STARTED_STATUSES = frozenset(
+    {"STARTED", "RUNNING", "SUCCESS", "FAILED", "CANCELLATION_REQUESTED", "CANCELLED"}
+)
+"""Statuses proving that a start request (ours, whose answer was lost) took effect."""
+
+
+@dataclass(frozen=True)
+class _Found(Generic[T]):
+    """Returned by the retry loop when a lost create was resolved by a lookup."""
+
+    value: T
+
+
+@dataclass
+class _Call:
+    """One logical operation for the retry loop.
+
+    Attributes:
+        op: operation name (for stats and logs), e.g. ``create_job``.
+        method: HTTP method.
+        path: request path (no query).
+        params: query parameters, repeated keys allowed.
+        json: JSON body, if any.
+        body: builds a fresh streaming body per attempt (uploads).
+        timeout: the per-operation timeout.
+        resolve_lost: for creates, looks the object up after an attempt whose answer was lost;
+            a non-None result ends the operation successfully without another POST.
+        resolve_rejected: after a lost attempt, a retry answered with a 4xx (e.g. 409 because
+            our first attempt did create the job, 404 because our delete did delete) is
+            resolved by this; a non-None result means the operation had in fact succeeded.
+        stream: leave the response body unread (downloads).
+    """
+
+    op: str
+    method: str
+    path: str
+    params: list[tuple[str, str]] | None = None
+    json: Any = None
+    body: Callable[[], MultipartFileBody] | None = None
+    timeout: httpx.Timeout | None = None
+    resolve_lost: Callable[[], Any] | None = None
+    resolve_rejected: Callable[[ApiError], Any] | None = None
+    stream: bool = False
+
+
+def _seg(value: str) -> str:
+    # Ids go into the path: quote them so an odd id can never address another resource.
+    return quote(value, safe=":")
+
+
+def _iso(value: datetime) -> str:
+    # The API takes ISO-8601; a naive datetime is taken to be UTC, not local time.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _training_ids(request: dict[str, Any], key: str) -> list[str]:
+    out = []
+    for item in request.get(key) or []:
+        out.append(str(item.get("file_id")) if isinstance(item, dict) else str(item))
+    return sorted(out)
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-15)
+    return bool(a == b)
+
+
+def _integration_keys(items: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    return sorted(
+        (
+            str(i.get("type") or "wandb"),
+            str(i.get("project") or ""),
+            str(i.get("name") or ""),
+            str(i.get("run_name") or ""),
+        )
+        for i in items
+    )
+
+
+def _targets_match(wanted: Sequence[dict[str, Any]], got: Sequence[dict[str, Any]]) -> bool:
+    if len(wanted) != len(got):
+        return False
+    by_name = {str(t.get("name")): t for t in got}
+    for want in wanted:
+        have = by_name.get(str(want.get("name")))
+        if have is None or sorted(have.get("labels") or []) != sorted(want.get("labels") or []):
+            return False
+        if "weight" in want and not _same_number(want["weight"], have.get("weight", 1.0)):
+            return False
+        lf = want.get("loss_function")
+        if lf is not None and have.get("loss_function") not in (None, lf):
+            return False
+    return True
+
+
+def job_matches_request(job: RemoteJob, request: dict[str, Any]) -> bool:
+    """Whether ``job`` is what ``request`` (a JobIn body) would have created.
+
+    Compares everything the API echoes back: model, job type, training and validation file ids
+    (as *sets*: the API returns plain ids, drops the weights, and does not promise to keep the
+    order), suffix, auto_start, each requested hyperparameter (server-filled extras such as
+    ``epochs`` are ignored unless requested), integrations by type/project/name/run_name (the
+    ``api_key`` is write-only), and classifier targets when the job carries them. Fields the
+    API never returns (weights, ``invalid_sample_skip_percentage``, keys) cannot be compared.
+    """
+    if job.model != request.get("model"):
+        return False
+    if (job.job_type or "completion") != (request.get("job_type") or "completion"):
+        return False
+    if sorted(job.training_files) != _training_ids(request, "training_files"):
+        return False
+    if sorted(job.validation_files) != _training_ids(request, "validation_files"):
+        return False
+    if (job.suffix or None) != (request.get("suffix") or None):
+        return False
+    if request.get("auto_start") is not None and job.auto_start != request["auto_start"]:
+        return False
+    for key, want in (request.get("hyperparameters") or {}).items():
+        if want is not None and not _same_number(want, job.hyperparameters.get(key)):
+            return False
+    if _integration_keys(job.integrations) != _integration_keys(request.get("integrations") or []):
+        return False
+    wanted_targets = request.get("classifier_targets")
+    if wanted_targets and job.classifier_targets is not None:
+        return _targets_match(wanted_targets, job.classifier_targets)
+    return True
+
+
+class MistralClient:
+    """Client of the Mistral files / fine-tuning / models API (and the sandbox).
+
+    Thread-safe: one instance is meant to be shared by all the parallel work of a command, so
+    that the rate limit and the concurrency bound hold for the whole process.
+
+    Args:
+        base_url: API root, e.g. ``https://api.mistral.ai`` or ``http://127.0.0.1:8765``
+            (a trailing ``/v1`` is tolerated).
+        api_key: bearer key, or ``None`` for a sandbox without a key.
+        transport: httpx transport (tests pass ``httpx.MockTransport``).
+        max_attempts: attempts per request, including the first.
+        max_retry_seconds: total time one operation may spend retrying.
+        rate_limit: client-side cap in requests per second (``None``: no cap).
+        concurrency: maximum requests in flight at once across threads.
+        timeout: seconds for ordinary requests.
+        upload_timeout: seconds for uploads and downloads (read/write of large bodies).
+        sleep: how to wait between attempts (tests pass a recorder).
+        user_agent: the ``User-Agent`` header.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        max_attempts: int = 6,
+        max_retry_seconds: float = 120.0,
+        rate_limit: float | None = None,
+        concurrency: int = 8,
+        timeout: float = 30.0,
+        upload_timeout: float = 600.0,
+        sleep: Callable[[float], None] = time.sleep,
+        user_agent: str = f"reconciler/{__version__}",
+    ) -> None:
+        base = base_url.strip().rstrip("/")
+        if base.endswith("/v1"):
+            base = base[: -len("/v1")]
+        if not re.match(r"^https?://[^/\s]+", base):
+            raise ReconcilerError(
+                f"invalid API endpoint {base_url!r}: expected an http(s) URL such as "
+                f"{DEFAULT_BASE_URL} or http://127.0.0.1:8765; fix Provider.endpoint"
+            )
+        key = api_key.strip() if api_key is not None else None
+        if key is not None and (not key or re.search(r"[\s\x00-\x1f\x7f]", key)):
+            # Said without the value: httpx would otherwise echo the bad header in its error.
+            raise ReconcilerError(
+                "the API key is empty or contains whitespace/control characters; "
+                "check the environment variable or file the Provider's api_key points to"
+            )
+        if max_attempts < 1 or concurrency < 1:
+            raise ValueError("max_attempts and concurrency must be at least 1")
+        self.base_url = base
+        self.__api_key = key
+        self.max_attempts = max_attempts
+        self.max_retry_seconds = max_retry_seconds
+        self.timeout = httpx.Timeout(timeout)
+        self.upload_timeout = httpx.Timeout(upload_timeout, connect=timeout)
+        self.stats = RequestStats()
+        self._sleep = sleep
+        self._limiter = RateLimiter(rate_limit, sleep=sleep)
+        self._slots = threading.BoundedSemaphore(concurrency)
+        headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(
+            base_url=base,
+            headers=headers,
+            transport=transport or httpx.HTTPTransport(retries=0),
+            timeout=self.timeout,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            follow_redirects=False,
+        )
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"MistralClient(base_url={self.base_url!r}, api_key={'<set>' if self.__api_key else None})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """The limiter shared by every request of this client."""
+        return self._limiter
+
+    def _execute(self, call: _Call) -> httpx.Response | _Found[Any]:
+        """Send ``call`` with retries; return the response or a lookup's result."""
+        started = time.monotonic()
+        waited = 0.0
+        lost = False  # an earlier attempt may have reached (and changed) the server
+        error: ApiError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            throttled = self._limiter.acquire()
+            waited += throttled
+            if throttled:
+                self.stats.add(waited_seconds=throttled)
+            try:
+                with self._slots:
+                    self.stats.count_request(call.method, call.op, retry=attempt > 1)
+                    response = self._send_once(call)
+                log.debug("%s %s -> %s", call.method, call.path, response.status_code)
+                return response
+            except ApiError as exc:
+                error = exc
+            status = error.status
+            log.debug("%s %s -> %s", call.method, call.path, status or "no response")
+            if status is not None and status < 500 and status != 429:
+                if lost and call.resolve_rejected is not None:
+                    value = call.resolve_rejected(error)
+                    if value is not None:
+                        log.info(
+                            "%s %s: HTTP %s after an earlier lost response; the earlier "
+                            "attempt had succeeded",
+                            call.method,
+                            call.path,
+                            status,
+                        )
+                        return _Found(value)
+                raise error
+            maybe_committed = status is not None and status >= 500
+            if status is None and not isinstance(error.__cause__, NOT_SENT):
+                maybe_committed = True
+            if maybe_committed:
+                lost = True
+                if call.resolve_lost is not None:
+                    self.stats.add(lookups=1)
+                    log.info(
+                        "%s %s: response lost (%s); looking the object up before retrying",
+                        call.method,
+                        call.path,
+                        status or "no response",
+                    )
+                    value = call.resolve_lost()
+                    if value is not None:
+                        log.info(
+                            "%s %s: found the object created by the lost attempt",
+                            call.method,
+                            call.path,
+                        )
+                        return _Found(value)
+            if attempt == self.max_attempts:
+                break
+            hinted = error.retry_after if isinstance(error, RateLimitedError) else None
+            if hinted is not None:
+                # The server said when; a little jitter keeps parallel workers apart.
+                delay = hinted + backoff_delay(1, base=min(1.0, 0.1 * hinted + 0.05))
+            else:
+                delay = backoff_delay(attempt)
+            spent = max(time.monotonic() - started, waited)
+            if spent + delay > self.max_retry_seconds:
+                log.info(
+                    "%s %s: attempt #%d/%d failed (%s); not retrying: waiting %.1fs more "
+                    "would exceed the %.0fs retry budget",
+                    call.method,
+                    call.path,
+                    attempt,
+                    self.max_attempts,
+                    status or "no response",
+                    delay,
+                    self.max_retry_seconds,
+                )
+                break
+            log.info(
+                "%s %s: attempt #%d/%d failed (%s); retrying in %.1fs",
+                call.method,
+                call.path,
+                attempt,
+                self.max_attempts,
+                status or "no response",
+                delay,
+            )
+            if status == 429:
+                # One thread's 429 is everyone's: hold all workers, this one included (the
+                # next acquire() does the waiting).
+                self._limiter.pause(delay)
+            else:
+                self._sleep(delay)
+                waited += delay
+                self.stats.add(waited_seconds=delay)
+        assert error is not None
+        raise error
+
+    def _send_once(self, call: _Call) -> httpx.Response:
+        body = call.body() if call.body is not None else None
+        headers = None
+        content = None
+        if body is not None:
+            headers = {
+                "Content-Type": body.content_type,
+                "Content-Length": str(body.content_length),
+            }
+            content = body
+        with translate_errors(
+            call.method, call.path, base_url=self.base_url, secret=self.__api_key
+        ):
+            request = self._http.build_request(
+                call.method,
+                call.path,
+                params=tuple(call.params) if call.params else None,
+                json=call.json,
+                content=content,
+                headers=headers,
+                timeout=call.timeout or self.timeout,
+            )
+            response = self._http.send(request, stream=call.stream)
+            if call.stream and response.is_error:
+                try:
+                    response.read()
+                finally:
+                    response.close()
+            raise_for_status(response)
+        return response
+
+    def _call(self, call: _Call) -> httpx.Response:
+        result = self._execute(call)
+        assert isinstance(result, httpx.Response)
+        return result
+
+    def _parse(self, model: type[M], data: Any, call: _Call, status: int = 200) -> M:
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise ApiError(
+                f"unexpected response: {model.__name__}.{where}: {first.get('msg')} "
+                "(is the endpoint a Mistral-compatible API?)",
+                method=call.method,
+                path=call.path,
+                status=status,
+            ) from exc
+
+    def _json(self, response: httpx.Response, call: _Call) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(
+                f"the response is not JSON: {scrub(response.text[:120], self.__api_key)!r} "
+                "(is the endpoint a Mistral-compatible API?)",
+                method=call.method,
+                path=call.path,
+                status=response.status_code,
+            ) from exc
+
+    def _one(self, model: type[M], call: _Call) -> M:
+        response = self._call(call)
+        return self._parse(model, self._json(response, call), call, response.status_code)
+
+    def _paginate(
+        self, op: str, path: str, params: list[tuple[str, str]], model: type[M], page_size: int
+    ) -> list[M]:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        items: list[M] = []
+        seen: set[str] = set()
+        page = 0
+        while True:
+            call = _Call(
+                op,
+                "GET",
+                path,
+                params=[*params, ("page", str(page)), ("page_size", str(page_size))],
+            )
+            response = self._call(call)
+            body = self._json(response, call)
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(data, list):
+                raise ApiError(
+                    "unexpected response: no 'data' list (is the endpoint a Mistral-compatible "
+                    "API?)",
+                    method="GET",
+                    path=path,
+                    status=response.status_code,
+                )
+            for raw in data:
+                obj = self._parse(model, raw, call)
+                key = str(getattr(obj, "id", ""))
+                # Objects created while we page shift older ones onto the next page.
+                if key not in seen:
+                    seen.add(key)
+                    items.append(obj)
+            page += 1
+            total = body.get("total")
+            if not data or len(data) < page_size:
+                break
+            if isinstance(total, int) and page * page_size >= total:
+                break
+        return items
+
+    # -- files ----------------------------------------------------------------------------
+
+    def upload_file(
+        self,
+        path: Path,
+        filename: str,
+        *,
+        purpose: str = "fine-tune",
+        sha256: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RemoteFile:
+        """Upload ``path`` as ``filename``, streaming from disk; return the remote file.
+
+        If the answer is lost, the file is looked up by name and size before it is sent again.
+        The server dedupes on (content, filename) too, but the lookup still matters: it saves
+        re-sending up to 512 MB, and it does not depend on the server's dedupe having seen the
+        first attempt's commit (a dedupe that races with an in-flight commit, or a server
+        without dedupe, would otherwise store a second copy).
+
+        Args:
+            path: the file to send.
+            filename: the remote name; ours carry the content hash, so name + size identify
+                the content.
+            purpose: the ``purpose`` form field.
+            sha256: expected content digest; checked while streaming, and a mismatch aborts
+                the upload before it completes (:class:`~reconciler.errors.DataError`).
+            progress: called with ``(bytes_sent, total_bytes)`` as the file streams.
+        """
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ReconcilerError(
+                f"cannot upload {path}: {exc.strerror or exc}; check that the file exists"
+            ) from exc
+
+        def body() -> MultipartFileBody:
+            return MultipartFileBody(
+                path,
+                filename,
+                fields={"purpose": purpose},
+                sha256=sha256,
+                progress=progress,
+                on_bytes=lambda n: self.stats.add(bytes_uploaded=n),
+            )
+
+        call = _Call(
+            "upload_file",
+            "POST",
+            "/v1/files",
+            body=body,
+            timeout=self.upload_timeout,
+            resolve_lost=lambda: self.find_file(filename, size=size),
+        )
+        result = self._execute(call)
+        if isinstance(result, _Found):
+            found: RemoteFile = result.value
+            return found
+        return self._parse(RemoteFile, self._json(result, call), call, result.status_code)
+
+    def list_files(
+        self,
+        *,
+        purpose: str | None = None,
+        search: str | None = None,
+        sample_type: str | Sequence[str] | None = None,
+        source: str | Sequence[str] | None = None,
+        page_size: int = 100,
+    ) -> list[RemoteFile]:
+        """Every file matching the filters (walks all pages)."""
+        params: list[tuple[str, str]] = []
+        if purpose is not None:
+            params.append(("purpose", purpose))
+        if search is not None:
+            params.append(("search", search))
+        params += [("sample_type", v) for v in _as_list(sample_type)]
+        params += [("source", v) for v in _as_list(source)]
+        return self._paginate("list_files", "/v1/files", params, RemoteFile, page_size)
+
+    def get_file(self, file_id: str) -> RemoteFile:
+        """One file by id (:class:`~reconciler.errors.NotFoundError` if it does not exist)."""
+        return self._one(RemoteFile, _Call("get_file", "GET", f"/v1/files/{_seg(file_id)}"))
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete a file. A retry that finds it gone after a lost answer counts as done."""
+        self._execute(
+            _Call(
+                "delete_file",
+                "DELETE",
+                f"/v1/files/{_seg(file_id)}",
+                resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
+            )
+        )
+
+    def download_file(self, file_id: str, dest: Path) -> None:
+        """Stream a file's content to ``dest`` (written to a temporary name, then renamed)."""
+        call = _Call(
+            "download_file",
+            "GET",
+            f"/v1/files/{_seg(file_id)}/content",
+            timeout=self.upload_timeout,
+            stream=True,
+        )
+        response = self._call(call)
+        tmp = dest.with_name(f".{dest.name}.part")
+        try:
+            with translate_errors("GET", call.path, base_url=self.base_url, secret=self.__api_key):
+                with open(tmp, "wb") as fh:
+                    for chunk in response.iter_bytes(1024 * 1024):
+                        fh.write(chunk)
+            tmp.replace(dest)
+        except OSError as exc:
+            raise ReconcilerError(
+                f"cannot write the download of file {file_id} to {dest}: "
+                f"{exc.strerror or exc}; check the directory exists and is writable"
+            ) from exc
+        finally:
+            response.close()
+            tmp.unlink(missing_ok=True)
+
+    def signed_url(self, file_id: str, expiry_hours: int = 24) -> str:
+        """A temporary download URL for a file (``expiry`` in hours)."""
+        call = _Call(
+            "signed_url",
+            "GET",
+            f"/v1/files/{_seg(file_id)}/url",
+            params=[("expiry", str(expiry_hours))],
+        )
+        response = self._call(call)
+        body = self._json(response, call)
+        if not isinstance(body, dict) or not isinstance(body.get("url"), str):
+            raise ApiError(
+                "unexpected response: no 'url'",
+                method="GET",
+                path=call.path,
+                status=response.status_code,
+            )
+        return str(body["url"])
+
+    def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
+        """The newest file named exactly ``filename`` (and of ``size`` bytes, if given)."""
+        candidates = [
+            f
+            for f in self.list_files(search=filename)
+            if f.filename == filename and (size is None or f.bytes == size) and not f.deleted
+        ]
+        return max(candidates, key=lambda f: f.created_at) if candidates else None
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create_job(self, request: dict[str, Any]) -> RemoteJob:
+        """Create a fine-tuning job from a JobIn body; never creates it twice.
+
+        If the answer is lost, jobs matching the request exactly and created since shortly
+        before the first attempt are looked up; a match is returned instead of posting again.
+        A 409 is a :class:`~reconciler.errors.ConflictError` (a similar job is active), unless
+        it answers a retry after a lost attempt and the lookup finds that attempt's job.
+        """
+        since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
+
+        def lookup() -> RemoteJob | None:
+            found = self.find_jobs(request, created_after=since)
+            return max(found, key=lambda j: j.created_at) if found else None
+
+        call = _Call(
+            "create_job",
+            "POST",
+            "/v1/fine_tuning/jobs",
+            json=request,
+            resolve_lost=lookup,
+            resolve_rejected=lambda e: lookup() if isinstance(e, ConflictError) else None,
+        )
+        result = self._execute(call)
+        if isinstance(result, _Found):
+            job: RemoteJob = result.value
+            return job
+        return self._parse(RemoteJob, self._json(result, call), call, result.status_code)
+
+    def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
+        """Cost / duration estimate for a JobIn body (``dry_run=true``; creates nothing)."""
+        return self._one(
+            JobEstimate,
+            _Call(
+                "estimate_job",
+                "POST",
+                "/v1/fine_tuning/jobs",
+                params=[("dry_run", "true")],
+                json=request,
+            ),
+        )
+
+    def list_jobs(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        suffix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        created_by_me: bool | None = None,
+        wandb_project: str | None = None,
+        wandb_name: str | None = None,
+        page_size: int = 100,
+    ) -> list[RemoteJob]:
+        """Every job matching the filters (walks all pages)."""
+        params: list[tuple[str, str]] = []
+        for key, value in (
+            ("model", model),
+            ("status", status),
+            ("suffix", suffix),
+            ("wandb_project", wandb_project),
+            ("wandb_name", wandb_name),
+        ):
+            if value is not None:
+                params.append((key, value))
+        if created_after is not None:
+            params.append(("created_after", _iso(created_after)))
+        if created_before is not None:
+            params.append(("created_before", _iso(created_before)))
+        if created_by_me is not None:
+            params.append(("created_by_me", "true" if created_by_me else "false"))
+        return self._paginate("list_jobs", "/v1/fine_tuning/jobs", params, RemoteJob, page_size)
+
+    def get_job(self, job_id: str) -> RemoteJob:
+        """One job, detailed (events, checkpoints)."""
+        return self._one(RemoteJob, _Call("get_job", "GET", f"/v1/fine_tuning/jobs/{_seg(job_id)}"))
+
+    def start_job(self, job_id: str) -> RemoteJob:
+        """Start a VALIDATED job (one created with ``auto_start=false``)."""
+
+        def started(err: ApiError) -> RemoteJob | None:
+            job = self.get_job(job_id)
+            return job if job.status in JOB_STARTED_STATUSES else None
+
+        return self._job_action("start_job", job_id, "start", started)
+
+    def cancel_job(self, job_id: str) -> RemoteJob:
+        """Request cancellation of a job."""
+
+        def cancelled(err: ApiError) -> RemoteJob | None:
+            job = self.get_job(job_id)
+            return job if job.status in ("CANCELLATION_REQUESTED", "CANCELLED") else None
+
+        return self._job_action("cancel_job", job_id, "cancel", cancelled)
+
+    def _job_action(
+        self,
+        op: str,
+        job_id: str,
+        action: str,
+        resolve: Callable[[ApiError], RemoteJob | None],
+    ) -> RemoteJob:
+        call = _Call(
+            op, "POST", f"/v1/fine_tuning/jobs/{_seg(job_id)}/{action}", resolve_rejected=resolve
+        )
+        result = self._execute(call)
+        if isinstance(result, _Found):
+            job: RemoteJob = result.value
+            return job
+        return self._parse(RemoteJob, self._json(result, call), call, result.status_code)
+
+    def find_jobs(
+        self, request: dict[str, Any], *, created_after: datetime | None = None
+    ) -> list[RemoteJob]:
+        """Jobs whose readable fields equal what ``request`` (a JobIn body) asks for.
+
+        Narrowed server-side by ``model``, ``suffix`` and ``created_after`` so the scan stays a
+        few pages; compared client-side by :func:`job_matches_request`. Classifier jobs whose
+        list entry lacks the targets are fetched individually to compare them.
+        """
+        model = request.get("model")
+        jobs = self.list_jobs(
+            model=str(model) if model is not None else None,
+            suffix=request.get("suffix") or None,
+            created_after=created_after,
+        )
+        if created_after is not None:
+            # Do not trust the server filter alone: a server that ignores it must not make an
+            # old identical job look like the one we just created.
+            floor = created_after.replace(tzinfo=created_after.tzinfo or UTC).timestamp()
+            jobs = [j for j in jobs if j.created_at >= floor]
+        out = []
+        for job in jobs:
+            if not job_matches_request(job, request):
+                continue
+            if request.get("classifier_targets") and job.classifier_targets is None:
+                job = self.get_job(job.id)
+                if not job_matches_request(job, request):
+                    continue
+            out.append(job)
+        return out
+
+    # -- fine-tuned models --------------------------------------------------------------------
+
+    def list_models(self) -> list[RemoteModel]:
+        """All models visible to the key (base and fine-tuned; see ``is_fine_tuned``)."""
+        call = _Call("list_models", "GET", "/v1/models")
+        response = self._call(call)
+        body = self._json(response, call)
+        data = body.get("data") if isinstance(body, dict) else body
+        if not isinstance(data, list):
+            raise ApiError(
+                "unexpected response: no 'data' list",
+                method="GET",
+                path=call.path,
+                status=response.status_code,
+            )
+        return [self._parse(RemoteModel, raw, call) for raw in data]
+
+    def get_model(self, model_id: str) -> RemoteModel:
+        """One model by id."""
+        return self._one(RemoteModel, _Call("get_model", "GET", f"/v1/models/{_seg(model_id)}"))
+
+    def delete_model(self, model_id: str) -> None:
+        """Delete a fine-tuned model. A retry finding it gone after a lost answer is done."""
+        self._execute(
+            _Call(
+                "delete_model",
+                "DELETE",
+                f"/v1/models/{_seg(model_id)}",
+                resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
+            )
+        )
+
+    def update_model(
+        self, model_id: str, *, name: str | None = None, description: str | None = None
+    ) -> RemoteModel:
+        """Set a fine-tuned model's name and/or description (``None`` leaves it unchanged)."""
+        body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+        return self._one(
+            RemoteModel,
+            _Call("update_model", "PATCH", f"/v1/fine_tuning/models/{_seg(model_id)}", json=body),
+        )
+
+    def archive_model(self, model_id: str) -> None:
+        """Archive a fine-tuned model (idempotent)."""
+        self._call(
+            _Call("archive_model", "POST", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        )
+
+    def unarchive_model(self, model_id: str) -> None:
+        """Unarchive a fine-tuned model (idempotent)."""
+        self._call(
+            _Call("unarchive_model", "DELETE", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        )
+
+
+__all__ = ["DEFAULT_BASE_URL", "MistralClient", "job_matches_request"]

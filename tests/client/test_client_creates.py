@@ -1,0 +1,346 @@
+"""Creates are never blindly retried: lost answers are resolved by looking the object up."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from email.parser import BytesParser
+from email.policy import HTTP
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from client_fakes import KEY, FakeApi, Fault
+
+from reconciler.client import MistralClient, RemoteJob, job_matches_request
+from reconciler.errors import ConflictError, DataError, ServerError
+
+TRAIN = "11111111-1111-1111-1111-111111111111"
+TRAIN2 = "22222222-2222-2222-2222-222222222222"
+VALID = "33333333-3333-3333-3333-333333333333"
+
+REQUEST: dict[str, Any] = {
+    "model": "open-mistral-7b",
+    "job_type": "completion",
+    "training_files": [{"file_id": TRAIN, "weight": 1.0}, {"file_id": TRAIN2, "weight": 0.5}],
+    "validation_files": [VALID],
+    "hyperparameters": {"training_steps": 10, "learning_rate": 0.0001},
+    "suffix": "dumbledore-a1b2",
+    "integrations": [
+        {"type": "wandb", "project": "p", "name": "n", "run_name": None, "api_key": "w" * 40}
+    ],
+    "auto_start": False,
+    "invalid_sample_skip_percentage": 0.0,
+}
+
+
+def client_for(api: FakeApi, sleeps: list[float] | None = None, **kw: Any) -> MistralClient:
+    return MistralClient(
+        "http://remote.test",
+        KEY,
+        transport=api.transport(),
+        sleep=(sleeps if sleeps is not None else []).append,
+        **kw,
+    )
+
+
+def test_dropped_connection_on_create_job_is_resolved_by_lookup() -> None:
+    api = FakeApi()
+    api.fault(
+        Fault("POST", "/v1/fine_tuning/jobs", kind="drop-after", exc=httpx.RemoteProtocolError)
+    )
+    with client_for(api) as client:
+        job = client.create_job(REQUEST)
+    assert len(api.jobs) == 1 and job.id == api.jobs[0]["id"]
+    assert api.requests("POST") == ["/v1/fine_tuning/jobs"]  # no second POST
+    assert client.stats.lookups == 1
+    # The lookup was narrowed server-side by model, suffix and creation time.
+    q = httpx.QueryParams(next(qs for m, p, qs in api.log if m == "GET"))
+    assert (
+        q["model"] == "open-mistral-7b"
+        and q["suffix"] == "dumbledore-a1b2"
+        and "created_after" in q
+    )
+
+
+def test_timeout_after_commit_is_resolved_by_lookup() -> None:
+    api = FakeApi()
+    api.fault(Fault("POST", "/v1/fine_tuning/jobs", kind="drop-after", exc=httpx.ReadTimeout))
+    with client_for(api) as client:
+        client.create_job(REQUEST)
+    assert len(api.jobs) == 1 and len(api.requests("POST")) == 1
+
+
+def test_lost_create_not_found_is_retried() -> None:
+    api = FakeApi()
+    api.fault(Fault("POST", "/v1/fine_tuning/jobs", status=503))
+    sleeps: list[float] = []
+    with client_for(api, sleeps) as client:
+        job = client.create_job(REQUEST)
+    assert len(api.jobs) == 1 and job.id == api.jobs[0]["id"]
+    assert len(api.requests("POST")) == 2 and client.stats.lookups == 1 and len(sleeps) == 1
+
+
+def test_connect_error_is_retried_without_lookup() -> None:
+    # Nothing reached the server: a plain retry is safe and no lookup is needed.
+    api = FakeApi()
+    api.fault(Fault("POST", "/v1/fine_tuning/jobs", kind="drop-before", exc=httpx.ConnectError))
+    with client_for(api) as client:
+        client.create_job(REQUEST)
+    assert len(api.jobs) == 1 and client.stats.lookups == 0 and len(api.requests("POST")) == 2
+
+
+def test_conflict_on_create_is_reported() -> None:
+    api = FakeApi()
+    with client_for(api) as client:
+        client.create_job(REQUEST)
+        with pytest.raises(ConflictError) as info:
+            client.create_job(REQUEST)
+    assert info.value.status == 409 and "similar job" in str(info.value)
+    assert len(api.requests("POST")) == 2 and len(api.jobs) == 1
+
+
+def test_lost_create_then_409_on_retry_finds_the_job() -> None:
+    # First attempt committed but answered 502; the lookup misses it (the list is stale),
+    # the retry gets 409 from the duplicate check, and a second lookup resolves it.
+    api = FakeApi()
+    api.fault(Fault("POST", "/v1/fine_tuning/jobs", kind="drop-after", exc=httpx.ReadError))
+    api.fault(
+        Fault(
+            "GET",
+            "/v1/fine_tuning/jobs",
+            status=200,
+            body={"object": "list", "data": [], "total": 0},
+        )
+    )
+    with client_for(api) as client:
+        job = client.create_job(REQUEST)
+    assert len(api.jobs) == 1 and job.id == api.jobs[0]["id"]
+    assert len(api.requests("POST")) == 2 and client.stats.lookups == 1
+
+
+def test_create_gives_up_after_bounded_attempts_without_duplicates() -> None:
+    api = FakeApi()
+    api.fault(Fault("POST", "/v1/fine_tuning/jobs", status=500, times=10))
+    with client_for(api, max_attempts=3) as client, pytest.raises(ServerError):
+        client.create_job(REQUEST)
+    assert len(api.requests("POST")) == 3 and client.stats.lookups == 3 and api.jobs == []
+
+
+def test_start_job_whose_answer_was_lost() -> None:
+    api = FakeApi()
+    with client_for(api) as client:
+        job = client.create_job(REQUEST)
+        api.fault(Fault("POST", f"/v1/fine_tuning/jobs/{job.id}/start", kind="drop-after"))
+        started = client.start_job(job.id)
+    assert started.status == "RUNNING"
+    # second start got 409 (already running), resolved by reading the job
+    assert len(api.requests("POST", f"/v1/fine_tuning/jobs/{job.id}/start")) == 2
+
+
+def test_estimate_is_a_dry_run() -> None:
+    api = FakeApi()
+    with client_for(api) as client:
+        est = client.estimate_job(REQUEST)
+    assert est.cost == 1.5 and api.jobs == []
+    assert api.log[0][2] == "dry_run=true"
+
+
+def _variant(**changes: Any) -> dict[str, Any]:
+    req = copy.deepcopy(REQUEST)
+    for key, value in changes.items():
+        if value is _DROP:
+            req.pop(key, None)
+        else:
+            req[key] = value
+    return req
+
+
+_DROP = object()
+
+MATCH_TABLE: list[tuple[str, dict[str, Any], bool]] = [
+    ("identical", {}, True),
+    (
+        "files reordered, weights differ (not readable)",
+        {"training_files": [{"file_id": TRAIN2, "weight": 3}, {"file_id": TRAIN}]},
+        True,
+    ),
+    ("legacy plain-id training files", {"training_files": [TRAIN, TRAIN2]}, True),
+    ("write-only skip percentage differs", {"invalid_sample_skip_percentage": 0.3}, True),
+    (
+        "W&B key differs (write-only)",
+        {"integrations": [{"type": "wandb", "project": "p", "name": "n", "api_key": "x" * 40}]},
+        True,
+    ),
+    ("other model", {"model": "mistral-small-latest"}, False),
+    ("a training file fewer", {"training_files": [{"file_id": TRAIN}]}, False),
+    ("no validation file", {"validation_files": _DROP}, False),
+    (
+        "other learning rate",
+        {"hyperparameters": {"training_steps": 10, "learning_rate": 0.00011}},
+        False,
+    ),
+    (
+        "epochs requested, server filled other",
+        {"hyperparameters": {"training_steps": 10, "learning_rate": 0.0001, "epochs": 2}},
+        False,
+    ),
+    ("other suffix", {"suffix": "dumbledore-ffff"}, False),
+    (
+        "other W&B project",
+        {"integrations": [{"type": "wandb", "project": "q", "name": "n"}]},
+        False,
+    ),
+    ("no integration", {"integrations": _DROP}, False),
+    ("auto_start differs", {"auto_start": True}, False),
+    ("classifier", {"job_type": "classifier"}, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "expected"), MATCH_TABLE, ids=[c[0] for c in MATCH_TABLE]
+)
+def test_job_matches_request(case: str, changes: dict[str, Any], expected: bool) -> None:
+    api = FakeApi()
+    job = RemoteJob.model_validate(api._store_job(copy.deepcopy(REQUEST)))
+    assert job.hyperparameters["epochs"] == 0.25  # server-filled extra is ignored
+    assert job_matches_request(job, _variant(**changes)) is expected
+
+
+def test_classifier_targets_are_compared_from_the_detailed_job() -> None:
+    req = _variant(
+        job_type="classifier",
+        hyperparameters={"learning_rate": 0.0001},
+        classifier_targets=[{"name": "mood", "labels": ["happy", "sad"], "weight": 1.0}],
+    )
+    job = RemoteJob.model_validate(FakeApi()._store_job(copy.deepcopy(req)))
+    detailed = job.model_copy(
+        update={
+            "classifier_targets": [
+                {
+                    "name": "mood",
+                    "labels": ["sad", "happy"],
+                    "weight": 1.0,
+                    "loss_function": "single_class",
+                }
+            ]
+        }
+    )
+    assert job_matches_request(detailed, req)
+    other = job.model_copy(
+        update={
+            "classifier_targets": [
+                {
+                    "name": "mood",
+                    "labels": ["happy"],
+                    "weight": 1.0,
+                    "loss_function": "single_class",
+                }
+            ]
+        }
+    )
+    assert not job_matches_request(other, req)
+
+
+# -- uploads ------------------------------------------------------------------------------
+
+
+def _dataset(tmp_path: Path, lines: int = 2000) -> Path:
+    path = tmp_path / "train-0a1b2c3d.jsonl"
+    row = {
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    }
+    path.write_text("".join(json.dumps(row) + "\n" for _ in range(lines)))
+    return path
+
+
+def test_upload_streams_a_well_formed_multipart_body(tmp_path: Path) -> None:
+    path = _dataset(tmp_path)
+    api = FakeApi()
+    progress: list[tuple[int, int]] = []
+    with client_for(api) as client:
+        f = client.upload_file(
+            path,
+            path.name,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            progress=lambda a, b: progress.append((a, b)),
+        )
+    size = path.stat().st_size
+    assert f.bytes == size and f.filename == path.name
+    assert progress[0] == (0, size) and progress[-1] == (size, size)
+    assert [a for a, _ in progress] == sorted(a for a, _ in progress)
+    assert client.stats.bytes_uploaded == size
+    # Parse the body as a mail message (same MIME multipart grammar) to prove it is valid.
+    body = api.bodies[0]
+    ctype = api.content_types[0]
+    msg = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body
+    )
+    parts = list(msg.iter_parts())
+    assert parts[0].get_param("name", header="content-disposition") == "purpose"
+    assert parts[0].get_content().strip() == "fine-tune"
+    assert parts[1].get_filename() == path.name
+    assert parts[1].get_payload(decode=True) == path.read_bytes()
+
+
+def test_lost_upload_response_is_resolved_by_find_file(tmp_path: Path) -> None:
+    path = _dataset(tmp_path)
+    api = FakeApi()
+    api.fault(Fault("POST", "/v1/files", kind="drop-after", exc=httpx.ReadTimeout))
+    with client_for(api) as client:
+        f = client.upload_file(path, path.name)
+    assert len(api.files) == 1 and f.id == api.files[0]["id"]
+    assert api.requests("POST") == ["/v1/files"]  # the file was not sent twice
+    q = httpx.QueryParams(next(qs for m, p, qs in api.log if m == "GET"))
+    assert q["search"] == path.name
+    assert client.stats.bytes_uploaded == path.stat().st_size
+
+
+def test_upload_lookup_checks_the_size(tmp_path: Path) -> None:
+    # Same name, different size: not ours; the upload is sent again.
+    path = _dataset(tmp_path)
+    api = FakeApi()
+    api.files.append(
+        {
+            "id": "f-old",
+            "object": "file",
+            "bytes": 3,
+            "created_at": 1,
+            "filename": path.name,
+            "purpose": "fine-tune",
+            "sample_type": "instruct",
+            "source": "upload",
+        }
+    )
+    api.fault(Fault("POST", "/v1/files", status=503))
+    with client_for(api) as client:
+        f = client.upload_file(path, path.name)
+    assert f.id != "f-old" and len(api.requests("POST")) == 2
+
+
+def test_upload_of_a_file_that_changed_is_aborted(tmp_path: Path) -> None:
+    path = _dataset(tmp_path)
+    api = FakeApi()
+    with client_for(api) as client, pytest.raises(DataError) as info:
+        client.upload_file(path, path.name, sha256="0" * 64)
+    assert api.files == []
+    assert "changed" in str(info.value) and str(path) in str(info.value)
+
+
+def test_missing_upload_file_is_a_clean_error(tmp_path: Path) -> None:
+    from reconciler.errors import ReconcilerError
+
+    with client_for(FakeApi()) as client, pytest.raises(ReconcilerError, match="cannot upload"):
+        client.upload_file(tmp_path / "nope.jsonl", "nope.jsonl")
+
+
+def test_delete_whose_answer_was_lost_counts_as_done(tmp_path: Path) -> None:
+    path = _dataset(tmp_path)
+    api = FakeApi()
+    with client_for(api) as client:
+        f = client.upload_file(path, path.name)
+        api.fault(Fault("DELETE", f"/v1/files/{f.id}", kind="drop-after"))
+        client.delete_file(f.id)
+    assert api.files == [] and len(api.requests("DELETE")) == 2

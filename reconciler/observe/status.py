@@ -14,7 +14,7 @@ classification.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -253,6 +253,31 @@ def provisional_sync(
     return result
 
 
+def sync_from_plan(plan: Any) -> dict[str, str]:
+    """The planner's classification as address -> sync string.
+
+    ``plan`` is a :class:`~reconciler.engine.plan.Plan` (read by attribute: ``changes``
+    with ``address``/``action``, ``drift`` with ``address``, ``not_in_spec``). Precedence when
+    an address appears several times: ``not in spec`` > ``drifted`` > ``changes pending`` >
+    ``in sync``; a change whose action is ``no-op`` is in sync, any other is pending.
+    """
+    rank = {name: index for index, name in enumerate(SYNC_VALUES)}
+    result: dict[str, str] = {}
+
+    def put(address: str, value: str) -> None:
+        if address not in result or rank[value] > rank[result[address]]:
+            result[address] = value
+
+    for change in getattr(plan, "changes", ()):
+        action = str(getattr(change.action, "value", change.action))
+        put(change.address, "in sync" if action == "no-op" else "changes pending")
+    for drift in getattr(plan, "drift", ()):
+        put(drift.address, "drifted")
+    for address in getattr(plan, "not_in_spec", ()):
+        put(address, "not in spec")
+    return result
+
+
 _SYNC_STYLE = {
     "in sync": "green",
     "changes pending": "yellow",
@@ -333,17 +358,21 @@ def status_summary(rows: list[StatusRow]) -> dict[str, Any]:
     }
 
 
-def status_json(rows: list[StatusRow], target: str | None = None) -> dict[str, Any]:
+def status_json(
+    rows: list[StatusRow], target: str | None = None, notes: Sequence[str] = ()
+) -> dict[str, Any]:
     """The versioned JSON document of ``reconciler status --format json``.
 
-    Shape: ``{"format_version": 1, "target": ..., "summary": {...}, "resources": [row...]}``
-    where each resource has every :class:`StatusRow` field. Never contains a secret.
+    Shape: ``{"format_version": 1, "target": ..., "summary": {...}, "resources": [row...],
+    "notes": [...]}`` where each resource has every :class:`StatusRow` field and ``notes``
+    says when something is approximate. Never contains a secret.
     """
     return {
         "format_version": STATUS_FORMAT_VERSION,
         "target": target,
         "summary": status_summary(rows),
         "resources": [row.to_dict() for row in rows],
+        "notes": list(notes),
     }
 
 

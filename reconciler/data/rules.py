@@ -1,0 +1,758 @@
+"""Per-sample rules of Mistral fine-tuning data: what one parsed JSONL line must satisfy.
+
+The rule codes and semantics follow the reference notes on mistral-finetune's
+``build_instruct_sample`` (codes ``F1``..``F17``) and mistral-common's finetuning validator
+(``M1``..``M14``, version 1.13.1 where versions differ, e.g. ``user`` after ``tool`` is
+allowed), plus pretrain rules ``P1``..``P3``. Where mistral-finetune crashes instead of
+reporting (unknown role, wrong JSON types, non-object values, bad tool ids or names in tool
+messages or tool definitions) we report the rule and go on.
+
+Unlike mistral-finetune, which stops at the first exception, a sample gets every independent
+problem reported at once; the conversation-structure rules (M1..M5) run only when every
+message has a known role, so one broken message does not cascade into noise.
+
+Only the standard library (and, lazily and optionally, ``jsonschema`` for M12) is used: the
+sandbox server imports this module. It runs once per sample on the hot path of validation,
+so it works on plain dicts with precompiled regexes and no per-sample allocation beyond the
+problem list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+Issue = tuple[str, str, str | None]
+"""One problem of a sample: (rule code, message, fix-it hint or None)."""
+
+ROLES = frozenset(("system", "user", "assistant", "tool"))
+
+_ID_RE = re.compile(r"[a-zA-Z0-9]{9}")
+_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+# Chunk types mistral-common 1.13.1 accepts per role in finetuning requests; anything else is
+# M14. Vision fine-tunes put images in user messages, so those stay allowed there.
+_CHUNK_TYPES: dict[str, frozenset[str]] = {
+    "system": frozenset(("text",)),
+    "user": frozenset(("text", "image_url", "image")),
+    "assistant": frozenset(("text",)),
+    "tool": frozenset(("text",)),
+}
+
+ID_HINT = (
+    "tool call ids must be exactly 9 characters a-z A-Z 0-9 (e.g. 'TX92Jm8Zi'); rewrite ids "
+    "such as 'call_abc123' with a stable 9-character hash of the original id, and use the "
+    "same new id in the answering tool message's tool_call_id"
+)
+NAME_HINT = "use only a-z A-Z 0-9 _ - (1 to 64 characters), e.g. 'get_weather'"
+
+_MAX_SCHEMA_CACHE = 4096
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value as it appears in messages, shortened so a 10 MB field stays one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }.get(type(value), type(value).__name__)
+
+
+def content_chars(content: Any) -> int:
+    """Characters of a message's text content (str, or list of text chunks)."""
+    if type(content) is str:
+        return len(content)
+    if type(content) is list:
+        n = 0
+        for chunk in content:
+            if type(chunk) is dict:
+                text = chunk.get("text")
+                if type(text) is str:
+                    n += len(text)
+        return n
+    return 0
+
+
+# --------------------------------------------------------------------------- M12 schemas
+
+_schema_cache: dict[bytes, str | None] = {}
+_schema_checker: Callable[[Any], str | None] | None = None
+
+
+def _make_schema_checker() -> Callable[[Any], str | None]:
+    """Draft-7 meta-schema check via jsonschema when it is installed, else a structural one."""
+    try:
+        from jsonschema import Draft7Validator  # type: ignore[import-untyped]
+        from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - jsonschema is a declared dependency
+        return _basic_schema_check
+
+    def check(schema: Any) -> str | None:
+        try:
+            Draft7Validator.check_schema(schema)
+        except SchemaError as exc:
+            return str(exc.message)
+        return None
+
+    return check
+
+
+_JSON_TYPES = frozenset(("array", "boolean", "integer", "null", "number", "object", "string"))
+
+
+def _basic_schema_check(schema: Any) -> str | None:
+    """Fallback for M12 without jsonschema: the checks that catch real-world mistakes."""
+    if type(schema) is not dict:
+        return f"{_short(schema)} is not of type 'object', 'boolean'"
+    kind = schema.get("type")
+    kinds = kind if type(kind) is list else [kind] if kind is not None else []
+    for k in kinds:
+        if k not in _JSON_TYPES:
+            return f"{_short(k)} is not valid under any of the given schemas"
+    props = schema.get("properties")
+    if props is not None:
+        if type(props) is not dict:
+            return f"{_short(props)} is not of type 'object'"
+        for sub in props.values():
+            if type(sub) is not bool:
+                err = _basic_schema_check(sub)
+                if err:
+                    return err
+    required = schema.get("required")
+    if required is not None and (
+        type(required) is not list or any(type(r) is not str for r in required)
+    ):
+        return f"{_short(required)} is not of type 'array' of strings"
+    return None
+
+
+def schema_problem(parameters: Any) -> str | None:
+    """M12: the jsonschema message when ``parameters`` is not a valid Draft-7 schema."""
+    global _schema_checker
+    try:
+        import orjson
+
+        key = orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)
+    except Exception:  # unhashable exotic content: check without caching
+        key = b""
+    if key and key in _schema_cache:
+        return _schema_cache[key]
+    if _schema_checker is None:
+        _schema_checker = _make_schema_checker()
+    result = _schema_checker(parameters)
+    if key:
+        # Tools repeat across samples; a bounded cache keeps M12 off the hot path.
+        if len(_schema_cache) >= _MAX_SCHEMA_CACHE:
+            _schema_cache.clear()
+        _schema_cache[key] = result
+    return result
+
+
+# --------------------------------------------------------------------------- instruct
+
+
+def _check_tools(tools: Any, issues: list[Issue]) -> None:
+    """F4-F6, M12, M13 on a ``tools``/``available_tools`` list."""
+    if type(tools) is not list:
+        issues.append(
+            ("F16", f"'tools' must be an array of tool objects, got {_type_name(tools)}", None)
+        )
+        return
+    for i, tool in enumerate(tools):
+        if type(tool) is not dict:
+            issues.append(
+                ("F17", f"tools[{i}] must be an object, got {_type_name(tool)}", None)
+            )
+            continue
+        fn = tool.get("function")
+        if "function" not in tool:
+            issues.append(
+                (
+                    "F4",
+                    f"tools[{i}] does not have a 'function' key",
+                    'write tools as {"type": "function", "function": {"name": ..., '
+                    '"description": ..., "parameters": {...}}}',
+                )
+            )
+            continue
+        if type(fn) is not dict:
+            issues.append(
+                ("F16", f"tools[{i}].function must be an object, got {_type_name(fn)}", None)
+            )
+            continue
+        for key in ("name", "description", "parameters"):
+            if key not in fn:
+                issues.append(
+                    (
+                        "F5",
+                        f"tools[{i}].function does not have a '{key}' key",
+                        "mistral-finetune requires name, description and parameters "
+                        "(use \"\" / {} when there is nothing to say)"
+                        if key != "name"
+                        else None,
+                    )
+                )
+        name = fn.get("name")
+        if "name" in fn:
+            if type(name) is not str:
+                issues.append(
+                    ("F16", f"tools[{i}].function.name must be a string", NAME_HINT)
+                )
+            elif not _NAME_RE.fullmatch(name):
+                issues.append(
+                    (
+                        "M13",
+                        f"Function name was {_short(name)} but must be a-z, A-Z, 0-9, or "
+                        "contain underscores and dashes, with a maximum length of 64.",
+                        NAME_HINT,
+                    )
+                )
+        if "description" in fn and type(fn["description"]) is not str:
+            issues.append(("F16", f"tools[{i}].function.description must be a string", None))
+        if "parameters" in fn:
+            params = fn["parameters"]
+            if type(params) is not dict:
+                issues.append(
+                    (
+                        "F6",
+                        f"tools[{i}].function.parameters has to be of type dict, but is "
+                        f"{_type_name(params)}",
+                        "if the function has no parameters pass an empty object {}",
+                    )
+                )
+            else:
+                err = schema_problem(params)
+                if err:
+                    issues.append(
+                        (
+                            "M12",
+                            f"Invalid tool schema in tools[{i}]: {err}",
+                            "parameters must be a JSON Schema (draft 7), e.g. "
+                            '{"type": "object", "properties": {...}, "required": [...]}',
+                        )
+                    )
+
+
+def _check_content(
+    where: str, role: str, content: Any, issues: list[Issue], key: str = "content"
+) -> None:
+    """F16/M14 on a message's content: a string, null, or a list of chunks."""
+    if content is None or type(content) is str:
+        return
+    if type(content) is not list:
+        issues.append(
+            (
+                "F16",
+                f"{where}.{key} must be a string or a list of content chunks, "
+                f"got {_type_name(content)} {_short(content, 20)}",
+                "write the text as a JSON string",
+            )
+        )
+        return
+    allowed = _CHUNK_TYPES.get(role, _CHUNK_TYPES["user"])
+    for j, chunk in enumerate(content):
+        if type(chunk) is not dict:
+            issues.append(
+                ("F16", f"{where}.{key}[{j}] must be an object like {{\"type\": \"text\", "
+                 f"\"text\": ...}}, got {_type_name(chunk)}", None)
+            )
+            continue
+        ctype = chunk.get("type", "text")
+        if ctype not in allowed:
+            issues.append(
+                (
+                    "M14",
+                    f"Unexpected content chunk types in {role} message: [{_short(ctype, 30)}]",
+                    f"{role} messages take chunks of type: {', '.join(sorted(allowed))}",
+                )
+            )
+        elif ctype == "text" and type(chunk.get("text")) is not str:
+            issues.append(("F16", f"{where}.{key}[{j}].text must be a string", None))
+
+
+def check_instruct(
+    obj: dict[str, Any], roles: dict[str, int], issues: list[Issue]
+) -> int:
+    """Check one chat sample; count its messages per role; return its text characters.
+
+    Args:
+        obj: the parsed sample (a dict with ``messages`` or ``interactions``).
+        roles: messages per role, updated in place (for the file summary).
+        issues: problems are appended here.
+    """
+    chars = 0
+    has_messages = "messages" in obj
+    has_interactions = "interactions" in obj
+    if not has_messages and not has_interactions:
+        keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
+        issues.append(
+            (
+                "F1",
+                "the conversation does not contain one of 'messages, interactions' key, "
+                f"but only {keys}",
+                'write chat samples as {"messages": [{"role": "user", "content": ...}, '
+                '{"role": "assistant", "content": ...}]}',
+            )
+        )
+        return 0
+    if has_messages and has_interactions:
+        issues.append(
+            (
+                "F2",
+                "the conversation cannot contain both of 'messages, interactions' key, "
+                "but only one of the two",
+                "keep 'messages' and remove 'interactions'",
+            )
+        )
+        return 0
+    if "tools" in obj and "available_tools" in obj:
+        issues.append(
+            (
+                "F3",
+                "the conversation contains both an 'available_tools' and 'tools' key; "
+                "you can only have one",
+                "keep 'tools' and remove 'available_tools'",
+            )
+        )
+    tools = obj.get("tools", obj.get("available_tools"))
+    if tools is not None:
+        _check_tools(tools, issues)
+    system_prompt = obj.get("system_prompt")
+    if system_prompt is not None and type(system_prompt) is not str:
+        issues.append(("F16", "'system_prompt' must be a string", None))
+    only_last = obj.get("only_last")
+    if only_last is not None and type(only_last) is not bool:
+        issues.append(("F16", "'only_last' must be true or false", None))
+
+    messages = obj["messages"] if has_messages else obj["interactions"]
+    key = "messages" if has_messages else "interactions"
+    if type(messages) is not list:
+        issues.append(
+            (
+                "F16",
+                f"'{key}' must be an array of message objects, got {_type_name(messages)}",
+                None,
+            )
+        )
+        return 0
+
+    structure_ok = True
+    seen_system = system_prompt is not None
+    # Roles of the non-system messages, in order, with their tool-call counts (for M1-M5).
+    flow: list[tuple[str, int]] = []
+    last_index = len(messages) - 1
+    for i, msg in enumerate(messages):
+        where = f"{key}[{i}]"
+        if type(msg) is not dict:
+            issues.append(
+                (
+                    "F17",
+                    f"{where} must be an object, got {_type_name(msg)} {_short(msg, 20)}",
+                    'each message is {"role": ..., "content": ...}',
+                )
+            )
+            structure_ok = False
+            continue
+        if "role" not in msg:
+            mkeys = ", ".join(repr(k) for k in list(msg)[:10]) or "none"
+            issues.append(
+                (
+                    "F7",
+                    f"{where} does not contain a 'role' key, but only {mkeys}",
+                    "add \"role\": one of system, user, assistant, tool",
+                )
+            )
+            structure_ok = False
+            continue
+        role = msg["role"]
+        rname = role if type(role) is str else _short(role, 20)
+        if "text" in msg and "content" in msg:
+            issues.append(
+                (
+                    "F8",
+                    f"{where}: a {rname} message contains both a 'text' and 'content' key",
+                    "keep only 'content'",
+                )
+            )
+        ckey = "content" if "content" in msg else "text"
+        content = msg.get(ckey)
+        tool_calls = msg.get("tool_calls")
+        if tool_calls is None and content is None:
+            mkeys = ", ".join(repr(k) for k in list(msg)[:10])
+            issues.append(
+                (
+                    "F9",
+                    f"{where}: a {rname} message does not contain one of 'content', 'text' "
+                    f"(non-null), but only {mkeys}",
+                    'give it "content": "..." (an assistant message may have "tool_calls" '
+                    "instead)",
+                )
+            )
+        if type(role) is not str or role not in ROLES:
+            issues.append(
+                (
+                    "F10",
+                    f"{where}: unrecognized role {_short(role, 30)}",
+                    "role must be one of system, user, assistant, tool"
+                    + (" (use role 'system' for a system prompt)" if role == "system_prompt"
+                       else ""),
+                )
+            )
+            structure_ok = False
+            continue
+        roles[role] = roles.get(role, 0) + 1
+        _check_content(where, role, content, issues, ckey)
+        chars += content_chars(content)
+        if role == "system":
+            if seen_system:
+                issues.append(
+                    (
+                        "F11",
+                        f"{where}: multiple messages with role 'system' encountered; only one "
+                        "is allowed"
+                        + (" (the sample also sets 'system_prompt')"
+                           if system_prompt is not None else ""),
+                        "merge the system prompts into one message",
+                    )
+                )
+            seen_system = True
+            continue
+        if msg.get("prefix") is True and i == last_index:
+            issues.append(
+                (
+                    "M14",
+                    f"{where}: cannot continue final message in finetuning mode (prefix: true)",
+                    "remove 'prefix' from the last message",
+                )
+            )
+        ncalls = 0
+        if role == "assistant":
+            ncalls = _check_assistant(where, msg, content, tool_calls, i == last_index, issues)
+            chars += _tool_call_chars(tool_calls)
+        elif role == "tool":
+            _check_tool_message(where, msg, issues)
+        flow.append((role, ncalls))
+
+    if structure_ok:
+        _check_structure(flow, issues)
+    return chars
+
+
+def _tool_call_chars(tool_calls: Any) -> int:
+    n = 0
+    if type(tool_calls) is list:
+        for call in tool_calls:
+            if type(call) is dict:
+                fn = call.get("function")
+                if type(fn) is dict:
+                    args = fn.get("arguments")
+                    if type(args) is str:
+                        n += len(args)
+                    name = fn.get("name")
+                    if type(name) is str:
+                        n += len(name)
+    return n
+
+
+def _check_assistant(
+    where: str,
+    msg: dict[str, Any],
+    content: Any,
+    tool_calls: Any,
+    is_last: bool,
+    issues: list[Issue],
+) -> int:
+    """F12-F14, F16, M6-M9 on an assistant message; returns its number of tool calls."""
+    weight = msg.get("weight")
+    if weight is not None:
+        if type(weight) not in (int, float):
+            issues.append(
+                (
+                    "F16",
+                    f"{where}.weight must be the number 0 or 1, got {_type_name(weight)} "
+                    f"{_short(weight, 20)}",
+                    "use 0 to mask the message and 1 (or omit weight) to train on it",
+                )
+            )
+        elif weight not in (0, 1):
+            issues.append(
+                (
+                    "M7",
+                    f"{where}: assistant message weight must be either 0 or 1, got {weight}",
+                    "use 0 to mask the message and 1 (or omit weight) to train on it",
+                )
+            )
+    if tool_calls is not None and type(tool_calls) is not list:
+        issues.append(
+            ("F16", f"{where}.tool_calls must be an array, got {_type_name(tool_calls)}", None)
+        )
+        tool_calls = None
+    if bool(content) == bool(tool_calls):
+        if content:
+            text = "has both content and tool_calls"
+            hint = "split it into a message with the text and one with the tool calls"
+        else:
+            text = "has neither content nor tool_calls (empty content)"
+            hint = "give the assistant message a non-empty answer, or drop the sample"
+        issues.append(
+            (
+                "M6",
+                f"{where}: assistant message must have either content or tool_calls, but not "
+                f"both ({text})",
+                hint,
+            )
+        )
+    if not tool_calls:
+        return 0
+    for j, call in enumerate(tool_calls):
+        cw = f"{where}.tool_calls[{j}]"
+        if type(call) is not dict:
+            issues.append(("F16", f"{cw} must be an object, got {_type_name(call)}", None))
+            continue
+        for key in ("id", "function"):
+            if key not in call:
+                issues.append(
+                    (
+                        "F12",
+                        f"{cw}: a tool call of an assistant message does not have a '{key}' "
+                        "key",
+                        ID_HINT if key == "id" else None,
+                    )
+                )
+        if "id" in call:
+            cid = call["id"]
+            if type(cid) is not str:
+                issues.append(
+                    ("F16", f"{cw}.id must be a string, got {_type_name(cid)}", ID_HINT)
+                )
+            elif cid == "null":
+                if not is_last:
+                    issues.append(
+                        (
+                            "M8",
+                            f"{cw}: tool call id of an assistant message that is not last has "
+                            "to be defined in finetuning mode",
+                            ID_HINT,
+                        )
+                    )
+            elif not _ID_RE.fullmatch(cid):
+                issues.append(
+                    (
+                        "M8",
+                        f"{cw}: tool call id was {_short(cid)} but must be a-z, A-Z, 0-9, "
+                        "with a length of 9",
+                        ID_HINT,
+                    )
+                )
+        fn = call.get("function")
+        if "function" not in call:
+            continue
+        if type(fn) is not dict:
+            issues.append(("F16", f"{cw}.function must be an object", None))
+            continue
+        for key in ("name", "arguments"):
+            if key not in fn:
+                issues.append(
+                    (
+                        "F13",
+                        f"{cw}: a tool call function of an assistant message does not have a "
+                        f"'{key}' key",
+                        None,
+                    )
+                )
+        if "name" in fn:
+            name = fn["name"]
+            if type(name) is not str:
+                issues.append(("F16", f"{cw}.function.name must be a string", NAME_HINT))
+            elif not _NAME_RE.fullmatch(name):
+                issues.append(
+                    (
+                        "M9",
+                        f"{cw}: function name was {_short(name)} but must be a-z, A-Z, 0-9, "
+                        "or contain underscores and dashes, with a maximum length of 64",
+                        NAME_HINT,
+                    )
+                )
+        if "arguments" in fn and type(fn["arguments"]) is not str:
+            issues.append(
+                (
+                    "F14",
+                    f"{cw}: a tool call function of an assistant message does not have a "
+                    f"'arguments' key of type str (got {_type_name(fn['arguments'])})",
+                    "encode the arguments as a JSON string, e.g. "
+                    '"arguments": "{\\"word\\": \\"listen\\"}"',
+                )
+            )
+    return len(tool_calls)
+
+
+def _check_tool_message(where: str, msg: dict[str, Any], issues: list[Issue]) -> None:
+    """F15, F16, M10, M11 on a tool message."""
+    if "tool_call_id" not in msg:
+        keys = ", ".join(repr(k) for k in list(msg)[:10])
+        issues.append(
+            (
+                "F15",
+                f"{where}: a tool message does not contain a 'tool_call_id' key, but only "
+                f"{keys}",
+                "set tool_call_id to the id of the tool call it answers",
+            )
+        )
+    else:
+        tid = msg["tool_call_id"]
+        if type(tid) is not str:
+            issues.append(
+                ("F16", f"{where}.tool_call_id must be a string, got {_type_name(tid)}", ID_HINT)
+            )
+        elif not _ID_RE.fullmatch(tid):
+            issues.append(
+                (
+                    "M10",
+                    f"{where}: tool call id was {_short(tid)} but must be a-z, A-Z, 0-9, with "
+                    "a length of 9",
+                    ID_HINT,
+                )
+            )
+    name = msg.get("name")
+    if name is not None:
+        if type(name) is not str:
+            issues.append(("F16", f"{where}.name must be a string", NAME_HINT))
+        elif not _NAME_RE.fullmatch(name):
+            issues.append(
+                (
+                    "M11",
+                    f"{where}: function name was {_short(name)} but must be a-z, A-Z, 0-9, or "
+                    "contain underscores and dashes, with a maximum length of 64",
+                    NAME_HINT,
+                )
+            )
+
+
+def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
+    """M1-M5 on the non-system messages (system messages are pulled out first)."""
+    if not flow:
+        issues.append(
+            (
+                "M1",
+                "conversation must have at least one message (system messages do not count)",
+                "add a user message and the assistant answer to train on",
+            )
+        )
+        return
+    if len(flow) == 1 and flow[0][0] != "user":
+        issues.append(
+            (
+                "M2",
+                "conversation must start with a user message or system message "
+                f"(its only non-system message is {flow[0][0]})",
+                "add the user message the assistant answers",
+            )
+        )
+        return
+    prev = ""
+    for role, _ in flow:
+        # user -> tool is the only order 1.13.1 rejects among known roles.
+        if prev == "user" and role == "tool":
+            issues.append(
+                (
+                    "M4",
+                    f"unexpected role '{role}' after role '{prev}'",
+                    "a tool message must follow the assistant message with the tool call",
+                )
+            )
+            break
+        prev = role
+    last = flow[-1][0]
+    if last != "assistant":
+        issues.append(
+            (
+                "M3",
+                f"expected last role Assistant for finetuning but got {last}",
+                "end each sample with the assistant message to train on; drop trailing "
+                f"{last} messages",
+            )
+        )
+    pending = 0
+    for role, ncalls in flow:
+        if role == "assistant":
+            if pending != 0:
+                issues.append(
+                    (
+                        "M5",
+                        "not the same number of function calls and responses",
+                        "answer every tool call with exactly one tool message before the next "
+                        "assistant message",
+                    )
+                )
+                return
+            pending = ncalls
+        elif role == "tool":
+            pending -= 1
+    if pending < 0:
+        issues.append(
+            (
+                "M5",
+                "more tool responses than tool calls",
+                "answer every tool call with exactly one tool message",
+            )
+        )
+
+
+# --------------------------------------------------------------------------- pretrain
+
+
+def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> int:
+    """P1-P3 on a pretrain sample; returns its text characters."""
+    has_text = "text" in obj
+    has_content = "content" in obj
+    if has_text and has_content:
+        issues.append(
+            (
+                "P1",
+                "make sure to have either 'text' or 'content' in your data, not both",
+                "keep only 'text'",
+            )
+        )
+        return 0
+    value = obj.get("text") if has_text else obj.get("content")
+    if value is None:
+        keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
+        issues.append(
+            (
+                "P2",
+                f"must have one of 'text' or 'content' (non-null) in your data; only have {keys}",
+                'write pretrain samples as {"text": "..."}',
+            )
+        )
+        return 0
+    if type(value) is not str:
+        issues.append(
+            (
+                "P3",
+                f"pretrain '{'text' if has_text else 'content'}' must be a string, got "
+                f"{_type_name(value)}",
+                None,
+            )
+        )
+        return 0
+    return len(value)
+
+
+def sample_kind(obj: dict[str, Any]) -> str | None:
+    """'instruct' for chat samples, 'pretrain' for text samples, None when undecidable."""
+    if "messages" in obj or "interactions" in obj:
+        return "instruct"
+    if "text" in obj or "content" in obj:
+        return "pretrain"
+    return None

@@ -1,0 +1,763 @@
+"""Streaming validator of fine-tuning JSONL files: every rule, line numbers, never a crash.
+
+A file is read in binary chunks; each chunk feeds the sha256 of the whole file (so hashing
+and validation are one pass) and is split into lines. Each line is parsed with orjson and
+checked by :mod:`reconciler.data.rules`. Memory stays flat whatever the file size: only the
+current line (plus at most :data:`MAX_STORED_PROBLEMS` problems) is held.
+
+Line-level codes (ours; mistral-finetune reports or crashes on these inconsistently):
+
+=============  ==========================================================================
+``JSON``       the line is not valid JSON (message and column from the parser)
+``TRUNCATED``  the last line has no newline and does not parse (an interrupted write)
+``UTF8``       the line is not valid UTF-8
+``BOM``        a line (usually the first) starts with a UTF-8 byte order mark
+``BLANK``      an empty or whitespace-only line
+``NAN``        ``NaN`` / ``Infinity`` literals, or a number out of the double range
+``DEPTH``      JSON nested deeper than :data:`MAX_DEPTH` levels
+``DUP_KEY``    an object has the same key twice (parsers silently keep the last one)
+``LONG_LINE``  a line over :data:`MAX_LINE_BYTES` (not buffered, skipped)
+``MIXED``      chat and pretrain samples in one file
+``EMPTY``      the file holds no sample at all
+=============  ==========================================================================
+
+The sample index in problems is 0-based and counts non-blank lines (the N-th sample the
+remote would see); the line is 1-based and counts every ``\\n``-terminated line.
+
+This module depends only on the standard library, orjson and :mod:`reconciler.errors`: the
+sandbox server imports it to validate uploads with the same rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import orjson
+
+from reconciler.data import rules
+from reconciler.errors import DataError, Location, Problem
+
+CHUNK_SIZE = 1 << 20
+MAX_STORED_PROBLEMS = 1000
+"""Problems kept per file; the rest are only counted, so memory stays flat."""
+MAX_DEPTH = 128
+"""Deepest JSON nesting we walk; deeper samples are reported as ``DEPTH``."""
+MAX_LINE_BYTES = 256 << 20
+"""Longest line we buffer; a longer one is reported as ``LONG_LINE`` and skipped."""
+VALIDATION_LIMIT_BYTES = 1_000_000
+"""The API accepts at most 1 MB of validation data."""
+FILE_LIMIT_BYTES = 512 * 1024 * 1024
+"""The API rejects files over 512 MB."""
+MIN_SAMPLES = 10
+"""mistral-finetune's (disabled) minimum; fewer training samples gets a warning."""
+
+_BOM = b"\xef\xbb\xbf"
+
+RULE_TITLES: dict[str, str] = {
+    "F1": "no 'messages' (or 'interactions') key",
+    "F2": "both 'messages' and 'interactions'",
+    "F3": "both 'tools' and 'available_tools'",
+    "F4": "tool without 'function'",
+    "F5": "tool function without name/description/parameters",
+    "F6": "tool parameters not an object",
+    "F7": "message without 'role'",
+    "F8": "message with both 'text' and 'content'",
+    "F9": "message without content (and no tool_calls)",
+    "F10": "unknown role (mistral-finetune crashes)",
+    "F11": "more than one system message",
+    "F12": "tool call without 'id' or 'function'",
+    "F13": "tool call function without 'name' or 'arguments'",
+    "F14": "tool call arguments not a string",
+    "F15": "tool message without 'tool_call_id'",
+    "F16": "wrong JSON type (mistral-finetune crashes)",
+    "F17": "line or message not a JSON object (mistral-finetune crashes)",
+    "M1": "no (non-system) message",
+    "M2": "single message that is not a user message",
+    "M3": "last message not from the assistant",
+    "M4": "unexpected role order",
+    "M5": "tool calls and tool responses do not match",
+    "M6": "assistant message needs content xor tool_calls",
+    "M7": "assistant weight not 0 or 1",
+    "M8": "bad tool call id in an assistant message",
+    "M9": "bad function name in a tool call",
+    "M10": "bad tool_call_id in a tool message (mistral-finetune crashes)",
+    "M11": "bad name in a tool message (mistral-finetune crashes)",
+    "M12": "tool parameters not a valid JSON Schema",
+    "M13": "bad function name in tools (mistral-finetune crashes)",
+    "M14": "prefix on the last message / unexpected content chunk type",
+    "P1": "pretrain sample with both 'text' and 'content'",
+    "P2": "pretrain sample without 'text'",
+    "P3": "pretrain text not a string",
+    "JSON": "not valid JSON",
+    "TRUNCATED": "last line cut off (no newline, not valid JSON)",
+    "UTF8": "not valid UTF-8",
+    "BOM": "UTF-8 byte order mark",
+    "BLANK": "blank line",
+    "NAN": "NaN/Infinity or out-of-range number",
+    "DEPTH": "nesting too deep",
+    "DUP_KEY": "duplicate JSON key",
+    "LONG_LINE": "line too long",
+    "MIXED": "chat and pretrain samples mixed",
+    "EMPTY": "no samples",
+    "CHECK": "sample could not be checked",
+    "VALIDATION_SIZE": "validation data over the API's 1 MB limit (warning)",
+    "FILE_SIZE": "file over the API's 512 MB limit (warning)",
+    "FEW_SAMPLES": "fewer than 10 training samples (warning)",
+}
+"""Every code the validator emits, with a short title (docs, summaries)."""
+
+
+@dataclass
+class FileReport:
+    """What validating one file found.
+
+    Attributes:
+        path: the file as the user named it (or a display name for streams).
+        sha256: hex digest of the file's bytes ("" when hashing was off).
+        bytes: size in bytes.
+        num_lines: lines (a last line without newline counts).
+        samples: non-blank lines.
+        valid: samples without any error.
+        invalid: samples with at least one error.
+        sample_type: 'instruct', 'pretrain', or None when empty/undecidable.
+        invalid_by_rule: error count per rule code (a sample counts once per code).
+        roles: chat messages per role.
+        approx_tokens: estimated tokens (characters/4 plus per-message overhead).
+        exact_tokens: tokens by the Mistral v3 tokenizer (full sequence), when asked.
+        problems: the first :data:`MAX_STORED_PROBLEMS` errors and warnings.
+        problem_count: every problem found, stored or not.
+        role: 'training' or 'validation' (what the file is used for).
+    """
+
+    path: str
+    sha256: str = ""
+    bytes: int = 0
+    num_lines: int = 0
+    samples: int = 0
+    valid: int = 0
+    invalid: int = 0
+    sample_type: str | None = None
+    invalid_by_rule: dict[str, int] = field(default_factory=dict)
+    roles: dict[str, int] = field(default_factory=dict)
+    approx_tokens: int = 0
+    exact_tokens: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    role: str = "training"
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The stored problems of severity ``error``."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """True when the file has no error at all (warnings allowed)."""
+        return not self.invalid_by_rule
+
+    def add(self, problem: Problem) -> None:
+        """Record a problem: counted always, stored up to the cap."""
+        self.problem_count += 1
+        if len(self.problems) < MAX_STORED_PROBLEMS:
+            self.problems.append(problem)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``--format json``, caches)."""
+        return {
+            "path": self.path,
+            "role": self.role,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "num_lines": self.num_lines,
+            "samples": self.samples,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "sample_type": self.sample_type,
+            "invalid_by_rule": dict(sorted(self.invalid_by_rule.items())),
+            "roles": dict(sorted(self.roles.items())),
+            "approx_tokens": self.approx_tokens,
+            "exact_tokens": self.exact_tokens,
+            "problem_count": self.problem_count,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileReport:
+        """Inverse of :meth:`to_dict` (used by the hash/validation cache)."""
+        report = cls(
+            path=data["path"],
+            sha256=data["sha256"],
+            bytes=data["bytes"],
+            num_lines=data["num_lines"],
+            samples=data["samples"],
+            valid=data["valid"],
+            invalid=data["invalid"],
+            sample_type=data["sample_type"],
+            invalid_by_rule=dict(data["invalid_by_rule"]),
+            roles=dict(data["roles"]),
+            approx_tokens=data["approx_tokens"],
+            exact_tokens=data["exact_tokens"],
+            problem_count=data["problem_count"],
+            role=data.get("role", "training"),
+        )
+        report.problems = [problem_from_dict(p) for p in data["problems"]]
+        return report
+
+    def summary_line(self) -> str:
+        """One human line, e.g. ``train.jsonl: 1,000 samples (instruct), 998 valid, ...``."""
+        kind = f" ({self.sample_type})" if self.sample_type else ""
+        text = f"{self.path}: {self.samples:,} samples{kind}, {self.valid:,} valid"
+        if self.invalid:
+            text += f", {self.invalid:,} invalid"
+        if self.invalid_by_rule:
+            by = ", ".join(f"{c}: {n:,}" for c, n in sorted(self.invalid_by_rule.items()))
+            text += f" [{by}]"
+        warnings = sum(1 for p in self.problems if p.severity == "warning")
+        if warnings:
+            text += f", {warnings} warning(s)"
+        tokens = (
+            f"{self.exact_tokens:,} tokens"
+            if self.exact_tokens is not None
+            else f"~{self.approx_tokens:,} tokens"
+        )
+        text += f", {tokens}, {_human_bytes(self.bytes)}"
+        if self.sha256:
+            text += f", sha256 {self.sha256[:12]}"
+        return text
+
+
+def problem_from_dict(data: dict[str, Any]) -> Problem:
+    """Inverse of ``Problem.to_dict`` (caches store problems as JSON)."""
+    extra = {k: v for k, v in data.items() if k not in _PROBLEM_KEYS}
+    loc = (
+        Location(data["file"], data.get("line") or 0, data.get("column") or 0)
+        if data.get("file")
+        else None
+    )
+    return Problem(
+        code=data["code"],
+        message=data["message"],
+        location=loc,
+        subject=data.get("subject"),
+        hint=data.get("hint"),
+        severity=data.get("severity", "error"),
+        extra=extra,
+    )
+
+
+_PROBLEM_KEYS = frozenset(
+    ("code", "severity", "message", "file", "line", "column", "subject", "hint")
+)
+
+
+def _human_bytes(n: int) -> str:
+    if n < 1000:
+        return f"{n} B"
+    if n < 1_000_000:
+        return f"{n / 1000:.1f} kB"
+    if n < 1_000_000_000:
+        return f"{n / 1_000_000:.1f} MB"
+    return f"{n / 1_000_000_000:.2f} GB"
+
+
+class TokenCounter(Protocol):
+    """Counts the tokens of one valid sample (see :mod:`reconciler.data.tokens`)."""
+
+    def count(self, obj: dict[str, Any], kind: str) -> int: ...
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _Dup(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class _NonFinite(Exception):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _count_keys(obj: Any, depth: int) -> int:
+    """Keys of every object in a parsed value (for the duplicate-key pre-check)."""
+    if depth > MAX_DEPTH:
+        raise _TooDeep
+    n = 0
+    if type(obj) is dict:
+        n = len(obj)
+        values: Iterable[Any] = obj.values()
+    else:
+        values = obj
+    for v in values:
+        t = type(v)
+        if t is dict or t is list:
+            n += _count_keys(v, depth + 1)
+    return n
+
+
+def _no_dups(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in seen:
+            raise _Dup(k)
+        seen[k] = v
+    return seen
+
+
+def _reject_constant(literal: str) -> Any:
+    raise _NonFinite(literal)
+
+
+def _diagnose(line: bytes, orjson_msg: str) -> tuple[str, str, str | None, int]:
+    """Why orjson rejected a line: (code, message, hint, column). Only on the error path."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            "UTF8",
+            f"invalid UTF-8 at byte {exc.start + 1} of the line "
+            f"({line[exc.start:exc.start + 4]!r})",
+            "save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in.jsonl > out.jsonl",
+            0,
+        )
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except _NonFinite as exc:
+        return (
+            "NAN",
+            f"{exc.literal} is not valid JSON (mistral's parsers differ on it)",
+            "write null or a finite number (NaN/Infinity often come from pandas: use "
+            "df.fillna or to_json)",
+            0,
+        )
+    except RecursionError:
+        return ("DEPTH", "JSON nesting too deep to parse", "flatten the structure", 0)
+    except json.JSONDecodeError as exc:
+        return ("JSON", f"invalid JSON: {exc.msg}", _json_hint(exc.msg), exc.colno)
+    except ValueError as exc:  # e.g. an integer with more than 4300 digits
+        return ("JSON", f"invalid JSON: {exc}", None, 0)
+    if "depth" in orjson_msg or "recursion" in orjson_msg:
+        return ("DEPTH", "JSON nesting too deep to parse", "flatten the structure", 0)
+    if "infinity" in orjson_msg or "number" in orjson_msg:
+        return (
+            "NAN",
+            f"a number is out of range ({orjson_msg.split(':')[0]})",
+            "write the number as a string or a finite double",
+            0,
+        )
+    return ("JSON", f"invalid JSON: {orjson_msg}", None, 0)
+
+
+def _json_hint(msg: str) -> str | None:
+    if "Extra data" in msg:
+        return "one JSON object per line: put each sample on its own line"
+    if "Expecting property name" in msg:
+        return "JSON needs double-quoted keys and no trailing commas"
+    if "Unterminated string" in msg or "Invalid control character" in msg:
+        return "a string contains a raw newline or is cut off; escape newlines as \\n"
+    return None
+
+
+class LineValidator:
+    """Validates samples line by line and accumulates a :class:`FileReport`.
+
+    Use :meth:`feed` for every line (without its ``\\n``), then :meth:`finish`.
+    ``feed`` returns True when the line is a valid sample (what ``on_invalid: skip`` keeps).
+
+    Args:
+        name: file name used in problem locations.
+        role: 'training' or 'validation'.
+        token_counter: counts exact tokens of valid samples, or None.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        role: str = "training",
+        token_counter: TokenCounter | None = None,
+    ) -> None:
+        self.report = FileReport(path=name, role=role)
+        self._name = name
+        self._tokens = token_counter
+        self._exact = 0
+        self.last_issues: list[rules.Issue] = []
+        """Issues of the last fed line (for cleaned-file reports)."""
+
+    def _problem(
+        self,
+        code: str,
+        message: str,
+        hint: str | None,
+        line: int,
+        sample: int | None,
+        column: int = 0,
+        severity: str = "error",
+    ) -> None:
+        report = self.report
+        if severity == "error":
+            report.invalid_by_rule[code] = report.invalid_by_rule.get(code, 0) + 1
+        report.problem_count += 1
+        if len(report.problems) < MAX_STORED_PROBLEMS:
+            report.problems.append(
+                Problem(
+                    code=code,
+                    message=message,
+                    location=Location(self._name, line, column),
+                    hint=hint,
+                    severity=severity,
+                    extra={"sample_index": sample} if sample is not None else {},
+                )
+            )
+
+    def feed(self, line: bytes, lineno: int, *, terminated: bool = True) -> bool:
+        """Check one line (without ``\\n``); True when it is a valid sample."""
+        report = self.report
+        report.num_lines = lineno
+        if line.startswith(_BOM):
+            # Usually line 1; later lines get one when BOM files were concatenated.
+            self._problem(
+                "BOM",
+                "the line starts with a UTF-8 byte order mark",
+                "save the file as UTF-8 without BOM (Python: encoding='utf-8', not "
+                "'utf-8-sig')",
+                lineno,
+                report.samples,
+            )
+            line = line[3:]
+        if not line or line.isspace():
+            self.last_issues = [("BLANK", "blank line", None)]
+            self._problem(
+                "BLANK",
+                "blank line (every line must hold one JSON sample)",
+                "remove empty lines",
+                lineno,
+                None,
+            )
+            return False
+        index = report.samples
+        report.samples += 1
+        issues: list[rules.Issue] = []
+        self.last_issues = issues
+        column = 0
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            code, message, hint, column = _diagnose(line, str(exc))
+            if code == "JSON" and not terminated:
+                code = "TRUNCATED"
+                message = "the last line has no newline and is not valid JSON (cut off?)"
+                hint = "the file looks truncated: regenerate it or drop the last line"
+            issues.append((code, message, hint))
+            obj = None
+        if obj is not None:
+            self._check(obj, line, issues)
+        if not issues:
+            report.valid += 1
+            return True
+        report.invalid += 1
+        seen: set[str] = set()
+        for code, message, hint in issues:
+            if code in seen:
+                # Count a sample once per rule, but still show every occurrence.
+                report.problem_count += 1
+                if len(report.problems) < MAX_STORED_PROBLEMS:
+                    report.problems.append(
+                        Problem(code, message, Location(self._name, lineno, column), None, hint,
+                                "error", {"sample_index": index})
+                    )
+                continue
+            seen.add(code)
+            self._problem(code, message, hint, lineno, index, column)
+        return False
+
+    def _check(self, obj: Any, line: bytes, issues: list[rules.Issue]) -> None:
+        report = self.report
+        if type(obj) is not dict:
+            issues.append(
+                (
+                    "F17",
+                    f"the line is a JSON {rules._type_name(obj)}, not an object",
+                    'each line must be one sample object: {"messages": [...]}',
+                )
+            )
+            return
+        try:
+            nkeys = _count_keys(obj, 0)
+        except _TooDeep:
+            issues.append(
+                ("DEPTH", f"JSON nested deeper than {MAX_DEPTH} levels", "flatten the structure")
+            )
+            return
+        # Cheap pre-check: every key is followed by '":' in compact or json.dumps output,
+        # and an escaped quote inside a string shows as '\":'. Only when the counts differ
+        # do we pay for an exact parse that sees duplicate keys (orjson keeps the last).
+        if line.count(b'":') - line.count(b'\\":') != nkeys:
+            try:
+                json.loads(line, object_pairs_hook=_no_dups)
+            except _Dup as dup:
+                issues.append(
+                    (
+                        "DUP_KEY",
+                        f"duplicate key {rules._short(dup.key)} in an object (parsers keep "
+                        "only the last one)",
+                        "remove the duplicated key",
+                    )
+                )
+            except Exception:  # noqa: BLE001 - orjson accepted it; only duplicates matter
+                pass
+        kind = rules.sample_kind(obj)
+        if kind is None:
+            kind = report.sample_type or "instruct"
+        if report.sample_type is None:
+            report.sample_type = kind
+        elif kind != report.sample_type:
+            issues.append(
+                (
+                    "MIXED",
+                    f"a {kind} sample in a file of {report.sample_type} samples",
+                    "keep chat samples ('messages') and pretrain samples ('text') in "
+                    "separate files",
+                )
+            )
+            return
+        before = len(issues)
+        try:
+            if kind == "instruct":
+                roles_before = sum(report.roles.values())
+                chars = rules.check_instruct(obj, report.roles, issues)
+                nmsg = sum(report.roles.values()) - roles_before
+                report.approx_tokens += (chars + 3) // 4 + 2 + 3 * nmsg
+            else:
+                chars = rules.check_pretrain(obj, issues)
+                report.approx_tokens += (chars + 3) // 4 + 2
+        except RecursionError:
+            issues.append(("DEPTH", "JSON nesting too deep to check", "flatten the structure"))
+        except Exception as exc:  # noqa: BLE001 - a checker bug must not abort a file
+            issues.append(("CHECK", f"sample could not be checked: {exc!r}", None))
+        if self._tokens is not None and len(issues) == before:
+            self._exact += self._tokens.count(obj, kind)
+
+    def long_line(self, lineno: int, size: int) -> None:
+        """Record a line that was too long to buffer (counted as an invalid sample)."""
+        report = self.report
+        report.num_lines = lineno
+        index = report.samples
+        report.samples += 1
+        report.invalid += 1
+        self.last_issues = [("LONG_LINE", "line too long", None)]
+        self._problem(
+            "LONG_LINE",
+            f"line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte limit; not checked",
+            "split the sample; no training sample needs this much text",
+            lineno,
+            index,
+        )
+
+    def finish(self, *, size: int | None = None, sha256: str = "") -> FileReport:
+        """Add file-level problems (empty file, size warnings) and return the report."""
+        report = self.report
+        if size is not None:
+            report.bytes = size
+        report.sha256 = sha256
+        if self._tokens is not None:
+            report.exact_tokens = self._exact
+        if report.samples == 0:
+            self._problem(
+                "EMPTY",
+                "the file holds no samples"
+                + (" (only whitespace)" if report.bytes else " (it is empty)"),
+                "add one JSON sample per line",
+                1 if report.bytes else 0,
+                None,
+            )
+        if report.role == "validation" and report.bytes > VALIDATION_LIMIT_BYTES:
+            self._problem(
+                "VALIDATION_SIZE",
+                f"validation data is {_human_bytes(report.bytes)}; the API accepts at most 1 MB",
+                "use a smaller validation split (split.max_validation_bytes: 1000000)",
+                0,
+                None,
+                severity="warning",
+            )
+        if report.bytes > FILE_LIMIT_BYTES:
+            self._problem(
+                "FILE_SIZE",
+                f"file is {_human_bytes(report.bytes)}; the API rejects files over 512 MB",
+                "split the data into several datasets (paths of at most 512 MB each)",
+                0,
+                None,
+                severity="warning",
+            )
+        if report.role == "training" and 0 < report.samples < MIN_SAMPLES:
+            self._problem(
+                "FEW_SAMPLES",
+                f"only {report.samples} sample(s); fine-tuning needs many more",
+                None,
+                0,
+                None,
+                severity="warning",
+            )
+        return report
+
+
+def iter_lines(
+    stream: IO[bytes], hasher: Any | None = None
+) -> Iterator[tuple[bytes | None, int, bool]]:
+    """Yield ``(line, size, terminated)`` for each line of a binary stream, chunk by chunk.
+
+    ``line`` is None when the line was longer than :data:`MAX_LINE_BYTES` (then it was not
+    kept in memory and ``size`` is its length). Every chunk read also goes to ``hasher``.
+    """
+    pending: list[bytes] = []
+    pending_size = 0
+    too_long = False
+    read = stream.read
+    while True:
+        chunk = read(CHUNK_SIZE)
+        if not chunk:
+            break
+        if hasher is not None:
+            hasher.update(chunk)
+        parts = chunk.split(b"\n")
+        tail = parts.pop()
+        for i, part in enumerate(parts):
+            if i == 0 and (pending or too_long):
+                size = pending_size + len(part)
+                if too_long or size > MAX_LINE_BYTES:
+                    yield None, size, True
+                else:
+                    pending.append(part)
+                    yield b"".join(pending), size, True
+                pending = []
+                pending_size = 0
+                too_long = False
+            else:
+                yield part, len(part), True
+        if tail:
+            pending_size += len(tail)
+            if too_long or pending_size > MAX_LINE_BYTES:
+                # Stop buffering: the line will be reported as LONG_LINE.
+                too_long = True
+                pending = []
+            else:
+                pending.append(tail)
+    if pending or too_long:
+        yield (None if too_long else b"".join(pending)), pending_size, False
+
+
+def validate_stream(
+    stream: IO[bytes],
+    name: str,
+    *,
+    role: str = "training",
+    exact_tokens: bool = False,
+    hash: bool = True,
+) -> FileReport:
+    """Validate (and hash) a binary stream of JSONL; see :func:`validate_path`."""
+    counter = _token_counter() if exact_tokens else None
+    validator = LineValidator(name, role=role, token_counter=counter)
+    hasher = hashlib.sha256() if hash else None
+    size = 0
+    lineno = 0
+    feed = validator.feed
+    for line, length, terminated in iter_lines(stream, hasher):
+        lineno += 1
+        size += length + (1 if terminated else 0)
+        if line is None:
+            validator.long_line(lineno, length)
+        else:
+            feed(line, lineno, terminated=terminated)
+    return validator.finish(size=size, sha256=hasher.hexdigest() if hasher else "")
+
+
+def validate_path(
+    path: Path,
+    *,
+    role: str = "training",
+    exact_tokens: bool = False,
+    hash: bool = True,
+    display_name: str | None = None,
+) -> FileReport:
+    """Validate one JSONL file in one streaming pass (rules, statistics and sha256).
+
+    Args:
+        path: the file.
+        role: 'training' or 'validation' (validation files get the 1 MB warning).
+        exact_tokens: also count tokens with Mistral's v3 tokenizer (needs mistral-common).
+        hash: compute the sha256 of the file's bytes in the same pass.
+        display_name: how the file is named in problems (default: ``str(path)``).
+
+    Raises:
+        DataError: the file cannot be read at all (missing, a directory, no permission).
+    """
+    name = display_name or str(path)
+    if path.is_dir():
+        raise DataError(
+            [
+                Problem(
+                    "NOT_A_FILE",
+                    "is a directory, not a JSONL file",
+                    Location(name),
+                    hint="name the .jsonl files inside it (e.g. DIR/*.jsonl)",
+                )
+            ]
+        )
+    try:
+        with path.open("rb") as stream:
+            return validate_stream(
+                stream, name, role=role, exact_tokens=exact_tokens, hash=hash
+            )
+    except OSError as exc:
+        raise DataError(
+            [
+                Problem(
+                    "READ",
+                    f"cannot read the file: {exc.strerror or exc}",
+                    Location(name),
+                    hint="check the path (relative to the spec file) and its permissions",
+                )
+            ]
+        ) from exc
+
+
+def validate_lines(
+    lines: Iterable[bytes],
+    name: str,
+    *,
+    role: str = "training",
+    exact_tokens: bool = False,
+) -> FileReport:
+    """Validate lines already split (without ``\\n``), e.g. a small upload held in memory.
+
+    No sha256 is computed (the caller has the bytes); ``bytes`` counts each line plus one.
+    """
+    counter = _token_counter() if exact_tokens else None
+    validator = LineValidator(name, role=role, token_counter=counter)
+    size = 0
+    lineno = 0
+    for lineno, line in enumerate(lines, 1):
+        size += len(line) + 1
+        validator.feed(line, lineno)
+    return validator.finish(size=size)
+
+
+def sample_fingerprint(line: bytes) -> bytes:
+    """A short stable fingerprint of one sample line (train/validation overlap checks)."""
+    return hashlib.blake2b(line.strip(), digest_size=12).digest()
+
+
+def _token_counter() -> TokenCounter:
+    # Imported lazily: mistral-common is an optional extra and slow to import.
+    from reconciler.data.tokens import MistralTokenCounter
+
+    return MistralTokenCounter()

@@ -1,0 +1,94 @@
+"""Fixtures for engine end-to-end tests: a sandbox server on 127.0.0.1 and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine.project import SANDBOX_KEY_ENV, WANDB_KEY
+
+SANDBOX_KEY = "sandbox-test-key-4f1c9a"
+MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
+
+
+@dataclass
+class Cli:
+    """Runs ``python -m reconciler`` in a project directory with the test environment."""
+
+    cwd: Path
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, timeout: float = 120, check: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if check is not None:
+            assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Any]:
+    from reconciler.sandbox.app import SandboxConfig
+    from reconciler.sandbox.server import EmbeddedSandbox
+
+    sb = EmbeddedSandbox(
+        SandboxConfig(data_dir=tmp_path / "sandbox-data", api_key=SANDBOX_KEY, time_scale=50.0)
+    )
+    sb.start()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    env.update(
+        {
+            SANDBOX_KEY_ENV: SANDBOX_KEY,
+            "WANDB_API_KEY": WANDB_KEY,
+            "COLUMNS": "120",
+            "RECONCILER_SANDBOX_TIME_SCALE": "50",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    project = tmp_path / "project"
+    project.mkdir()
+    return Cli(cwd=project, env=cli_env())
+
+
+def mutating(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in journal if e["method"] in MUTATING and e["path"].startswith("/v1/")]

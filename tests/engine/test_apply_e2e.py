@@ -1,0 +1,192 @@
+"""End-to-end plan/apply through the CLI against a sandbox server on 127.0.0.1.
+
+Named tests of the product's promises: a second apply is a no-op that sends no mutating
+request; a stale saved plan is refused (including the first-apply case); secrets never reach
+state, plan files or output; spec changes replace jobs naming the fields; the budget gate.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reconciler.client.api import MistralClient
+from tests.engine.conftest import SANDBOX_KEY, Cli, mutating
+from tests.engine.project import WANDB_KEY, make_project
+
+
+def remote(sandbox: Any) -> MistralClient:
+    return MistralClient(sandbox.base_url, SANDBOX_KEY)
+
+
+def state_of(cli: Cli) -> dict[str, Any]:
+    return json.loads((cli.cwd / ".reconciler" / "state.json").read_text())
+
+
+def test_apply_then_second_apply_is_noop_with_zero_mutating_requests(
+    cli: Cli, sandbox: Any
+) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=2, n_jobs=3)
+    first = cli.run("apply", "--yes", check=0)
+    assert first.stdout.splitlines()[0] == f"Target: sandbox {sandbox.base_url}"
+    assert "Apply complete: 5 applied, 0 failed" in first.stdout
+    with remote(sandbox) as client:
+        assert len(client.list_files()) == 2
+        jobs = client.list_jobs()
+        assert len(jobs) == 3
+        assert all(j.status not in ("QUEUED", "VALIDATING", "VALIDATED") for j in jobs)
+    mark = len(sandbox.journal())
+    second = cli.run("apply", "--yes", check=0)
+    assert "No changes." in second.stdout
+    assert mutating(sandbox.journal()[mark:]) == []
+    plan = cli.run("plan", "--detailed-exitcode", check=0)
+    assert "No changes." in plan.stdout
+
+
+def test_detailed_exitcode_and_json_plan(cli: Cli, sandbox: Any) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
+    proc = cli.run("plan", "--format", "json", "--detailed-exitcode", check=2)
+    data = json.loads(proc.stdout)
+    assert data["format_version"] == "1.0"
+    assert [(c["address"], c["action"]) for c in data["changes"]] == [
+        ("dataset.d0[all]", "create"),
+        ("job.job0", "create"),
+    ]
+    assert data["summary"]["create"] == 2 and data["has_changes"] is True
+
+
+def test_saved_plan_applies_exactly_and_stale_plans_are_refused(cli: Cli, sandbox: Any) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
+    cli.run("plan", "--out", "first.plan", check=0)
+    cli.run("plan", "--out", "again.plan", check=0)
+    applied = cli.run("apply", "first.plan", check=0)
+    assert "Apply complete: 2 applied" in applied.stdout
+    # Made before any state existed: applying it again would duplicate, so it is refused.
+    replay = cli.run("apply", "first.plan", check=1)
+    assert "stale" in replay.stderr and "before any state existed" in replay.stderr
+    other = cli.run("apply", "again.plan", check=1)
+    assert "stale" in other.stderr
+    # A plan made on the current state goes stale when the specs change.
+    (cli.cwd / "specs.yaml").write_text(
+        (cli.cwd / "specs.yaml")
+        .read_text()
+        .replace("learning_rate: 1.0e-4", "learning_rate: 2.0e-5")
+    )
+    cli.run("plan", "--out", "fresh.plan", check=0)
+    (cli.cwd / "data" / "d0.jsonl").write_text(
+        (cli.cwd / "data" / "d0.jsonl").read_text().replace("Answer 0", "Better answer 0")
+    )
+    changed = cli.run("apply", "fresh.plan", check=1)
+    assert "specs or their datasets changed" in changed.stderr
+    with remote(sandbox) as client:
+        assert len(client.list_jobs()) == 1
+
+
+def test_spec_change_replaces_job_naming_the_fields(cli: Cli, sandbox: Any) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=200)
+    cli.run("apply", "--yes", check=0)
+    old_id = state_of(cli)["resources"]["job.job0"]["remote_id"]
+    (cli.cwd / "specs.yaml").write_text(
+        (cli.cwd / "specs.yaml")
+        .read_text()
+        .replace("learning_rate: 1.0e-4", "learning_rate: 2.0e-5")
+    )
+    plan = cli.run("plan", check=0)
+    assert "-/+ job.job0" in plan.stdout
+    assert "forces new job: hyperparameters.learning_rate" in plan.stdout
+    assert f"previous job {old_id}" in plan.stdout
+    cli.run("apply", "--yes", check=0)
+    res = state_of(cli)["resources"]["job.job0"]
+    assert res["remote_id"] != old_id
+    assert res["history"][0]["remote_id"] == old_id
+    with remote(sandbox) as client:
+        old = client.get_job(old_id)
+        assert old.status in ("CANCELLED", "CANCELLATION_REQUESTED", "SUCCESS")
+    assert "No changes." in cli.run("plan", check=0).stdout
+
+
+def test_budget_gate_blocks_start_and_next_plan_shows_start(cli: Cli, sandbox: Any) -> None:
+    make_project(
+        cli.cwd,
+        endpoint=sandbox.base_url,
+        n_datasets=1,
+        n_jobs=1,
+        extra_job_fields="budget: {max_cost: 0.0001}\n",
+    )
+    proc = cli.run("apply", "--yes", check=1)
+    assert "over the budget" in proc.stderr and "job.job0" in proc.stderr
+    with remote(sandbox) as client:
+        (job,) = client.list_jobs()
+        assert job.status == "VALIDATED"
+    plan = cli.run("plan", check=0)
+    assert "> job.job0" in plan.stdout and "validated-not-started" in plan.stdout
+
+
+def test_start_false_leaves_job_validated(cli: Cli, sandbox: Any) -> None:
+    make_project(
+        cli.cwd,
+        endpoint=sandbox.base_url,
+        n_datasets=1,
+        n_jobs=1,
+        extra_job_fields="start: false\n",
+    )
+    cli.run("apply", "--yes", check=0)
+    with remote(sandbox) as client:
+        (job,) = client.list_jobs()
+        assert job.status in ("QUEUED", "VALIDATING", "VALIDATED")
+    assert "No changes." in cli.run("plan", check=0).stdout
+
+
+def test_secrets_absent_from_state_plan_files_and_output(cli: Cli, sandbox: Any) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, wandb=True)
+    outputs = [
+        cli.run("validate", check=0),
+        cli.run("plan", "--format", "json", check=0),
+        cli.run("plan", "--format", "markdown", "--out", "saved.plan", check=0),
+        cli.run("apply", "saved.plan", check=0),
+        cli.run("apply", "--yes", "--format", "json", check=0),
+        cli.run("state", "list"),
+        cli.run("output", "--format", "json"),
+    ]
+    texts = [p.stdout + p.stderr for p in outputs]
+    texts.append((cli.cwd / "saved.plan").read_text())
+    for path in (cli.cwd / ".reconciler").rglob("*.json"):
+        texts.append(path.read_text(errors="replace"))
+    for secret in (WANDB_KEY, SANDBOX_KEY):
+        assert not [t for t in texts if secret in t]
+    # The reference is what shows.
+    assert "WANDB_API_KEY" in (cli.cwd / "saved.plan").read_text()
+
+
+def test_missing_secret_is_reported_at_apply_not_validate(cli: Cli, sandbox: Any) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, wandb=True)
+    env = {k: v for k, v in cli.env.items() if k != "WANDB_API_KEY"}
+    quiet = Cli(cwd=cli.cwd, env=env)
+    quiet.run("validate", check=0)
+    proc = quiet.run("apply", "--yes", check=1)
+    assert "WANDB_API_KEY" in proc.stderr
+
+
+def test_prune_cancels_and_forgets(cli: Cli, sandbox: Any) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=2, steps=500)
+    cli.run("apply", "--yes", check=0)
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=500)
+    plan = cli.run("plan", check=0)
+    assert "job.job1" in plan.stdout and "--prune" in plan.stdout
+    cli.run("apply", "--yes", "--prune", check=0)
+    assert "job.job1" not in state_of(cli)["resources"]
+    with remote(sandbox) as client:
+        statuses = {j.suffix: j.status for j in client.list_jobs()}
+    assert statuses["t1"] in ("CANCELLED", "CANCELLATION_REQUESTED")
+
+
+def test_embedded_sandbox_is_the_default_and_says_so(tmp_path: Path) -> None:
+    from tests.engine.conftest import cli_env
+
+    project = make_project(tmp_path / "p", endpoint=None, n_datasets=1, n_jobs=1)
+    cli = Cli(cwd=project, env=cli_env())
+    first = cli.run("apply", "--yes", check=0)
+    assert first.stdout.splitlines()[0].startswith("Target: embedded sandbox (")
+    assert (project / ".reconciler" / "sandbox").is_dir()
+    assert "No changes." in cli.run("apply", "--yes", check=0).stdout

@@ -1,0 +1,48 @@
+"""Crash, fault and concurrency harnesses at small scale (full scale: bench/reliability.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.engine.harness import concurrent_applies, crash_trials, fault_runs
+
+pytestmark = pytest.mark.slow
+
+
+def test_kill_9_at_random_moments_never_duplicates(tmp_path: Path) -> None:
+    report = crash_trials(tmp_path, trials=7, n_datasets=3, n_jobs=5, seed=7)
+    assert report.trials == 6
+    assert report.ok, (report.duplicates, report.missing)
+
+
+def test_injected_faults_converge_without_duplicates(tmp_path: Path) -> None:
+    report = fault_runs(
+        tmp_path,
+        faults="500=0.1,503=0.1,429=0.1,drop=0.05,timeout_after_commit=0.15",
+        seeds=[1, 2],
+        n_datasets=3,
+        n_jobs=4,
+    )
+    assert report.ok, (report.duplicates, report.missing)
+
+
+def test_concurrent_applies_one_proceeds_others_fail_naming_holder(tmp_path: Path) -> None:
+    report, results = concurrent_applies(
+        tmp_path, processes=3, n_datasets=2, n_jobs=3, lock_timeout="0s"
+    )
+    assert report.ok, (report.duplicates, report.missing)
+    codes = sorted(code for code, _, _ in results)
+    assert codes[0] == 0
+    for code, _, err in results:
+        if code != 0:
+            assert "locked" in err and "pid" in err
+
+
+def test_concurrent_applies_with_lock_timeout_all_succeed(tmp_path: Path) -> None:
+    report, results = concurrent_applies(
+        tmp_path, processes=3, n_datasets=2, n_jobs=3, lock_timeout="2m"
+    )
+    assert report.ok, (report.duplicates, report.missing)
+    assert [code for code, _, _ in results] == [0, 0, 0]

@@ -5,4 +5,5 @@ from reconciler.cli import (  # noqa: F401
     cmd_validate,
     cmd_plan,
     cmd_status,
+    cmd_state,
 )

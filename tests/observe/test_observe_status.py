@@ -191,3 +191,34 @@ def test_outputs_prefer_the_refreshed_job() -> None:
 
 def test_outputs_without_state_is_empty() -> None:
     assert outputs(None, {}) == {}
+
+
+def test_sync_from_the_planners_plan() -> None:
+    from reconciler.engine.plan import Action, Change, Drift, Plan
+    from reconciler.observe.status import sync_from_plan
+
+    plan = Plan(
+        tool_version="0",
+        created_at=0.0,
+        target="embedded sandbox (.reconciler/sandbox)",
+        spec_paths=["."],
+        lineage=None,
+        serial=None,
+        spec_digest="d",
+        changes=[
+            Change(address="dataset.chat[train]", type="file", action=Action.NOOP, reason="same"),
+            Change(address="job.new", type="job", action=Action.CREATE, reason="not-in-state"),
+            Change(address="job.hold", type="job", action=Action.START, reason="validated"),
+            Change(address="job.killed", type="job", action=Action.NOOP, reason="same"),
+            Change(address="job.gone", type="job", action=Action.FORGET, reason="not-in-spec"),
+        ],
+        drift=[Drift(address="job.killed", remote_id="x", kind="cancelled", message="m")],
+        not_in_spec=["job.gone"],
+    )
+    assert sync_from_plan(plan) == {
+        "dataset.chat[train]": "in sync",
+        "job.new": "changes pending",
+        "job.hold": "changes pending",
+        "job.killed": "drifted",
+        "job.gone": "not in spec",
+    }

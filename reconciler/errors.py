@@ -25,7 +25,8 @@ are translated into this tree at the module boundary where they occur and chaine
     │   ├── ServerError           5xx
     │   └── TransportError        connection refused/reset, timeouts; no HTTP status
     ├── ApplyError                partial failure of an apply: .failures
-    └── BudgetExceededError       a job's cost estimate is over its budget
+    ├── BudgetExceededError       a job's cost estimate is over its budget
+    └── InvalidValueError         a malformed command-line value (also a ValueError)
 
 Each error's ``str()`` is a complete user-facing message: what is wrong, where, and how to
 fix it. Messages never contain secret values.
@@ -250,3 +251,11 @@ class ApplyError(ReconcilerError):
 
 class BudgetExceededError(ReconcilerError):
     """A job's cost estimate (from the remote, after validation) is over its ``budget``."""
+
+
+class InvalidValueError(ReconcilerError, ValueError):
+    """A malformed value given on the command line, e.g. a duration such as ``5 min``.
+
+    Also a :class:`ValueError`, so parsers raising it work as pydantic validators and
+    command-line type converters as well as in plain code (where the CLI reports it cleanly).
+    """

@@ -2,14 +2,17 @@
 
 Used for ``--lock-timeout`` and other waits. A bare number is seconds. Units: ``ms``, ``s``,
 ``m``, ``h``, ``d``; parts may be combined largest first (``1h30m``, ``2m30s``) and may
-carry decimals (``1.5h``). Parsing errors are :class:`ValueError` with a message that says
-what was wrong and shows valid examples, so a command-line callback can show it as is.
+carry decimals (``1.5h``). Parsing errors are :class:`~reconciler.errors.InvalidValueError` (a
+:class:`ReconcilerError` and a :class:`ValueError`) whose message says what was wrong and
+shows valid examples, so callers and command-line callbacks can show it as is.
 """
 
 from __future__ import annotations
 
 import math
 import re
+
+from reconciler.errors import InvalidValueError
 
 _UNITS: dict[str, float] = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _ORDER = ["d", "h", "m", "s", "ms"]
@@ -22,11 +25,11 @@ def parse_duration(text: str) -> float:
     """Seconds in ``text``.
 
     Raises:
-        ValueError: empty, negative, unknown unit, units out of order or repeated.
+        InvalidValueError: empty, negative, unknown unit, units out of order or repeated.
     """
     value = text.strip().lower()
     if not value:
-        raise ValueError(f"empty duration; give one such as {_EXAMPLES}")
+        raise InvalidValueError(f"empty duration; give one such as {_EXAMPLES}")
     if _NUMBER.fullmatch(value):
         return _finite(float(value), text)
     total = 0.0
@@ -37,7 +40,7 @@ def parse_duration(text: str) -> float:
             break
         rank = _ORDER.index(match.group(2))
         if rank <= last_rank:
-            raise ValueError(
+            raise InvalidValueError(
                 f"invalid duration {text!r}: units must go from largest to smallest, each "
                 f"once ({_EXAMPLES})"
             )
@@ -45,7 +48,7 @@ def parse_duration(text: str) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         position = match.end()
     if position != len(value) or position == 0:
-        raise ValueError(
+        raise InvalidValueError(
             f"invalid duration {text!r}: expected a number with a unit (d, h, m, s, ms), "
             f"{_EXAMPLES}"
         )
@@ -54,7 +57,7 @@ def parse_duration(text: str) -> float:
 
 def _finite(seconds: float, text: str) -> float:
     if not math.isfinite(seconds):
-        raise ValueError(f"invalid duration {text!r}: too large ({_EXAMPLES})")
+        raise InvalidValueError(f"invalid duration {text!r}: too large ({_EXAMPLES})")
     return seconds
 
 

@@ -10,7 +10,7 @@ import pytest
 from reconciler.engine.backends import default_state_path, open_backend
 from reconciler.engine.duration import format_duration, parse_duration
 from reconciler.engine.state_file import FileStateBackend
-from reconciler.errors import SecretError, StateError
+from reconciler.errors import ReconcilerError, SecretError, StateError
 from reconciler.spec.models import SecretRef, StateConfig
 
 
@@ -54,6 +54,8 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_errors(text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_duration(text)
+    # also in the one error tree, so a command that calls it directly reports it cleanly
+    assert isinstance(info.value, ReconcilerError)
     assert message in str(info.value)
     assert "e.g. 30s, 5m, 1h30m" in str(info.value)
 

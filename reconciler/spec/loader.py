@@ -275,14 +275,25 @@ def validate_document(
             )
         )
         return None
-    if not isinstance(kind, str) or kind not in KINDS:
+    if not isinstance(kind, str):
         problems.append(
             Problem(
                 "unknown-kind",
-                f"unknown kind {_short(kind)}",
+                f"'kind' must be a string, not {_type_name(kind)}",
                 ydoc.value_locations.get(("kind",), ydoc.location),
                 subject=subject,
-                hint=did_you_mean(str(kind), KINDS, f"kinds are: {', '.join(KINDS)}"),
+                hint=f"kinds are: {', '.join(KINDS)}",
+            )
+        )
+        return None
+    if kind not in KINDS:
+        problems.append(
+            Problem(
+                "unknown-kind",
+                f"unknown kind '{kind}'",
+                ydoc.value_locations.get(("kind",), ydoc.location),
+                subject=subject,
+                hint=did_you_mean(kind, KINDS, f"kinds are: {', '.join(KINDS)}"),
             )
         )
         return None
@@ -313,10 +324,23 @@ def validate_document(
         return None
     return LoadedDocument(
         doc=doc,
-        location=ydoc.key_locations.get(("kind",), ydoc.location),
+        location=ydoc.location,
         base_dir=base_dir,
-        field_locations={**ydoc.value_locations, **ydoc.key_locations},
+        field_locations=_field_locations(ydoc),
     )
+
+
+def _field_locations(ydoc: YamlDocument) -> dict[FieldPath, Location]:
+    """Where to point for each field: at a scalar value itself (``hyperparameters: shrot``
+    points at ``shrot``), at the key of a block mapping or list (its value starts a line below).
+    """
+    result: dict[FieldPath, Location] = {}
+    for path, key_loc in ydoc.key_locations.items():
+        value = _value_at(ydoc.data, path)
+        value_loc = ydoc.value_locations.get(path)
+        scalar = not isinstance(value, dict | list)
+        result[path] = value_loc if scalar and value_loc is not None else key_loc
+    return result
 
 
 def _secret_paths(model: type[BaseModel], prefix: FieldPath = ()) -> list[FieldPath]:

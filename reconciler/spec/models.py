@@ -53,7 +53,11 @@ class SecretRef(StrictModel):
         if (self.env is None) == (self.file is None):
             raise ValueError("a secret reference takes exactly one of 'env' or 'file'")
         if self.env is not None and not _ENV_NAME.match(self.env):
-            raise ValueError(f"'{self.env}' is not a valid environment variable name")
+            # The value is not repeated: users sometimes paste the secret itself here.
+            raise ValueError(
+                "'env' must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), "
+                "not the secret itself"
+            )
         return self
 
     def describe(self) -> str:

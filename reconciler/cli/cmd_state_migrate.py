@@ -8,22 +8,26 @@ as it was: afterwards the user points the Provider's ``state`` section at the de
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reconciler.cli.cmd_state import state_app
-from reconciler.cli.common import handle_errors, stdout
+from reconciler.cli.cmd_state import LockTimeoutOption, PathsOption, StateFileOption, state_app
+from reconciler.cli.common import handle_errors, stderr, stdout
 from reconciler.engine.backends import default_state_path
-from reconciler.engine.duration import parse_duration
 from reconciler.engine.migrate import migrate_locked
+from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import StateBackend
 from reconciler.errors import SecretError, StateError
+from reconciler.spec.models import NAME_MAX, NAME_PATTERN
 
 DEFAULT_DSN_ENV = "RECONCILER_PG_DSN"
+_WORKSPACE_NAME = re.compile(NAME_PATTERN)
 
 
 class BackendKind(StrEnum):
@@ -37,9 +41,13 @@ def _destination(
     kind: BackendKind, dsn_env: str, workspace: str, file: Path | None, root: Path
 ) -> StateBackend:
     """Build the destination backend from the command-line flags."""
+    if not _WORKSPACE_NAME.match(workspace) or len(workspace) > NAME_MAX:
+        # Same rule as the Provider's `workspace` field, so the printed hint is a valid spec.
+        raise StateError(
+            f"--workspace {workspace!r}: use lower-case letters, digits and '-' (at most 63 "
+            "characters), e.g. --workspace ml-team"
+        )
     if kind is BackendKind.file:
-        from reconciler.engine.state_file import FileStateBackend
-
         return FileStateBackend(file if file is not None else default_state_path(root))
     dsn = os.environ.get(dsn_env)
     if not dsn:
@@ -77,43 +85,42 @@ def migrate(
         Path | None,
         typer.Option(
             "--file",
+            dir_okay=False,
             help="file: destination state file (default .reconciler/state.json beside the specs).",
         ),
     ] = None,
-    paths: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--path", "-p", help="Spec file or directory (repeatable; default: current dir)."
-        ),
-    ] = None,
+    path: PathsOption = None,
+    state_file: StateFileOption = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Replace a different, non-empty state at the destination."),
     ] = False,
-    lock_timeout: Annotated[
-        str,
-        typer.Option("--lock-timeout", help="How long to wait for either lock, e.g. 30s, 5m."),
-    ] = "0s",
+    lock_timeout: LockTimeoutOption = 0.0,
 ) -> None:
-    """Copy the state to another backend exactly (lineage, serial, resources, intents)."""
-    try:
-        timeout = parse_duration(lock_timeout)
-    except ValueError as exc:
-        raise StateError(f"--lock-timeout: {exc}") from None
-    from reconciler.workspace import open_workspace
+    """Copy the state to another backend exactly (lineage, serial, resources, intents).
 
-    with open_workspace(paths or []) as ws:
-        src = ws.backend
-        dst = _destination(to, dsn_env, workspace, file, ws.specs.root)
-        try:
-            state = migrate_locked(src, dst, force=force, lock_timeout=timeout)
-        finally:
-            dst.close()
+    The source is the backend the specs name (or --state FILE); both locks are held while
+    copying, and the source is left unchanged.
+    """
+    with contextlib.ExitStack() as stack:
+        if state_file is not None:
+            src: StateBackend = FileStateBackend(state_file)
+            stack.callback(src.close)
+            root = Path.cwd()
+        else:
+            from reconciler.workspace import open_workspace
+
+            ws = stack.enter_context(open_workspace(list(path or [Path(".")])))
+            src, root = ws.backend, ws.specs.root
+        dst = _destination(to, dsn_env, workspace, file, root)
+        stack.callback(dst.close)
+        stderr.print(f"Migrating the state from {src.describe()} to {dst.describe()}", markup=False)
+        state = migrate_locked(src, dst, force=force, lock_timeout=lock_timeout)
         stdout.print(
-            f"Migrated the state from {src.describe()} to {dst.describe()}: lineage "
-            f"{state.lineage}, serial {state.serial}, {len(state.resources)} resource(s), "
-            f"{len(state.intents)} pending intent(s).\n"
-            f"The source was left unchanged. Now set the Provider's state section to\n"
+            f"Migrated: lineage {state.lineage}, serial {state.serial}, "
+            f"{len(state.resources)} resource(s), {len(state.intents)} pending intent(s) now in "
+            f"{dst.describe()}.\n"
+            "The source was left unchanged. Now set the Provider's state section to\n"
             f"    {_provider_hint(to, dsn_env, workspace, file)}\n"
             "and remove the old state once a plan against the new backend shows no changes.",
             markup=False,

@@ -6,4 +6,5 @@ from reconciler.cli import (  # noqa: F401
     cmd_plan,
     cmd_status,
     cmd_state,
+    cmd_state_migrate,
 )

@@ -7,4 +7,5 @@ from reconciler.cli import (  # noqa: F401
     cmd_status,
     cmd_state,
     cmd_state_migrate,
+    cmd_sandbox,
 )

@@ -1,0 +1,112 @@
+"""``reconciler sandbox``: run the local Mistral fine-tuning API server in the foreground.
+
+The server itself lives in :mod:`reconciler.sandbox` (imported only when the command runs,
+so other commands start fast). Bad flag values end with a clear message and exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reconciler.cli.app import app
+from reconciler.cli.common import fail, stderr
+
+API_KEY_ENV = "RECONCILER_SANDBOX_API_KEY"
+
+HELP = (
+    "Run the sandbox: a local server implementing the Mistral files and fine-tuning API "
+    "(upload, jobs, start, cancel, fine-tuned models). It NEVER trains a model: jobs move "
+    "through their statuses on a simulated clock and report made-up, plausible losses. "
+    "Data persists in --data-dir (SQLite + uploaded files) across restarts."
+)
+
+
+@app.command("sandbox", help=HELP)
+def sandbox_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            help="Directory for the database and uploaded files (created if missing).",
+        ),
+    ] = Path(".reconciler/sandbox"),
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=API_KEY_ENV,
+            show_envvar=True,
+            help="Require this bearer token on every /v1 request (401 otherwise).",
+        ),
+    ] = None,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            "--time-scale",
+            help="Simulated-time speed: 10 makes jobs progress ten times faster. At 1 a "
+            "10-step job goes from created to SUCCESS in about 4 s.",
+        ),
+    ] = 1.0,
+    faults: Annotated[
+        str | None,
+        typer.Option(
+            "--faults",
+            help="Inject faults, e.g. '500=0.1,503=0.1,429=0.05,drop=0.05,"
+            "timeout_after_commit=0.05,job_failure=0.1,methods=POST'. See docs/sandbox.md.",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-limit",
+            help="Token-bucket limit on /v1 requests: '5', '5/s', '300/min'. Over it: 429 "
+            "with Retry-After.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of fault decisions and loss curves.")] = 0,
+) -> None:
+    from reconciler.sandbox import SandboxConfig, parse_faults, parse_rate, serve
+
+    try:
+        fault_spec = parse_faults(faults) if faults else None
+        rate = parse_rate(rate_limit) if rate_limit else None
+        config = SandboxConfig(
+            data_dir=data_dir,
+            api_key=api_key or os.environ.get(API_KEY_ENV) or None,
+            time_scale=time_scale,
+            faults=fault_spec,
+            rate_limit=rate,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise fail(f"{exc}") from None
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(
+            f"cannot create the data directory {data_dir}: {exc.strerror or exc}; "
+            "choose another --data-dir"
+        ) from None
+    auth = "bearer token required" if config.api_key else "no auth (set --api-key to require one)"
+    extras = []
+    if fault_spec:
+        extras.append(f"faults {fault_spec.describe()}")
+    if rate:
+        extras.append(f"rate limit {rate:g}/s")
+    stderr.print(
+        f"Sandbox (never trains a model) on http://{host}:{port}  data: {data_dir}  {auth}  "
+        f"time scale {time_scale:g}" + ("  " + "  ".join(extras) if extras else ""),
+        markup=False,
+    )
+    try:
+        serve(config, host=host, port=port)
+    except OSError as exc:
+        raise fail(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port"
+        ) from None

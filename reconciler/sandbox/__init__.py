@@ -1,0 +1,28 @@
+"""The sandbox: a local server implementing the Mistral files and fine-tuning API.
+
+It persists in SQLite under its data directory, validates uploads with the shared
+training-data rules, runs a simulated job lifecycle on a configurable time scale, and can
+inject faults and enforce a rate limit. It never trains a model.
+
+It depends only on the API contract (and on :mod:`reconciler.data.validator` for the data
+rules), never on the reconciler's spec, engine or client.
+
+Public API: :class:`SandboxConfig`, :class:`FaultSpec`, :func:`parse_faults`,
+:func:`parse_rate`, :func:`create_app`, :class:`EmbeddedSandbox`, :func:`serve`.
+"""
+
+from reconciler.sandbox.app import SandboxAPI, create_app
+from reconciler.sandbox.config import FaultSpec, SandboxConfig, parse_faults, parse_rate
+from reconciler.sandbox.server import EmbeddedSandbox, SandboxStartError, serve
+
+__all__ = [
+    "EmbeddedSandbox",
+    "FaultSpec",
+    "SandboxAPI",
+    "SandboxConfig",
+    "SandboxStartError",
+    "create_app",
+    "parse_faults",
+    "parse_rate",
+    "serve",
+]

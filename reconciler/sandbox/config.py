@@ -1,0 +1,201 @@
+"""Sandbox configuration: the server's knobs and the fault-injection spec.
+
+:class:`SandboxConfig` is what :func:`reconciler.sandbox.app.create_app` takes;
+:func:`parse_faults` turns the ``--faults`` text (``"500=0.1,503=0.1,429=0.05,drop=0.05"``)
+into a :class:`FaultSpec`; :func:`parse_rate` reads ``--rate-limit`` (``"5"``, ``"5/s"``,
+``"120/min"``). Parse errors raise :class:`ValueError` with a message that says what to write
+instead; the command line turns them into clean errors.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+#: Fault kinds accepted in a fault spec and what each does to a matching request.
+FAULT_KINDS: dict[str, str] = {
+    "500": "answer 500 Internal Server Error without doing anything",
+    "502": "answer 502 Bad Gateway without doing anything",
+    "503": "answer 503 Service Unavailable without doing anything",
+    "504": "answer 504 Gateway Timeout without doing anything",
+    "429": "answer 429 with Retry-After without doing anything",
+    "drop": "close the connection without any response, without doing anything",
+    "timeout_after_commit": "do the request fully (create, upload, start...), then close the "
+    "connection without a response",
+}
+
+#: Job-level fault: probability that a started job ends FAILED instead of SUCCESS.
+JOB_FAILURE = "job_failure"
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """Per-request fault probabilities, deterministic for a given seed.
+
+    Attributes:
+        probabilities: fault kind (a key of :data:`FAULT_KINDS`) -> probability in [0, 1].
+            At most one fault is injected per request; kinds are tried in a fixed order.
+        job_failure: probability that a job that runs ends ``FAILED`` rather than ``SUCCESS``.
+        methods: HTTP methods the request faults apply to (upper case); empty means all.
+        paths: glob patterns (``fnmatch``) on the request path; empty means every ``/v1/*`` path.
+        retry_after: the ``Retry-After`` seconds sent with an injected 429.
+        seed: seed of the fault decisions; ``None`` means use the server's ``seed``.
+    """
+
+    probabilities: dict[str, float] = field(default_factory=dict)
+    job_failure: float = 0.0
+    methods: frozenset[str] = frozenset()
+    paths: tuple[str, ...] = ()
+    retry_after: int = 1
+    seed: int | None = None
+
+    def applies_to(self, method: str, path: str) -> bool:
+        """Whether request faults may hit ``method path`` (only ``/v1/*`` paths ever do)."""
+        if not path.startswith("/v1/"):
+            return False
+        if self.methods and method.upper() not in self.methods:
+            return False
+        if self.paths and not any(fnmatch.fnmatchcase(path, p) for p in self.paths):
+            return False
+        return True
+
+    def describe(self) -> str:
+        """Round-trippable text form, e.g. ``500=0.1,drop=0.05,methods=POST``."""
+        parts = [f"{k}={v:g}" for k, v in self.probabilities.items()]
+        if self.job_failure:
+            parts.append(f"{JOB_FAILURE}={self.job_failure:g}")
+        if self.methods:
+            parts.append("methods=" + "|".join(sorted(self.methods)))
+        if self.paths:
+            parts.append("paths=" + "|".join(self.paths))
+        if self.retry_after != 1:
+            parts.append(f"retry_after={self.retry_after}")
+        if self.seed is not None:
+            parts.append(f"seed={self.seed}")
+        return ",".join(parts)
+
+
+_SYNTAX = (
+    "write comma-separated KEY=VALUE items, e.g. "
+    "'500=0.1,503=0.1,429=0.05,drop=0.05,timeout_after_commit=0.05,job_failure=0.2,"
+    "methods=POST|DELETE,paths=/v1/fine_tuning/*,retry_after=2,seed=7'"
+)
+
+
+def parse_faults(text: str) -> FaultSpec:
+    """Parse a fault spec such as ``"500=0.1,drop=0.05,methods=POST"``.
+
+    Keys: the fault kinds of :data:`FAULT_KINDS` and ``job_failure`` take a probability in
+    [0, 1]; ``methods`` and ``paths`` take ``|``-separated lists; ``retry_after`` and ``seed``
+    take integers. Raises ValueError naming the bad item and the expected syntax.
+    """
+    probabilities: dict[str, float] = {}
+    job_failure = 0.0
+    methods: set[str] = set()
+    paths: list[str] = []
+    retry_after = 1
+    seed: int | None = None
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or not value:
+            raise ValueError(f"fault spec item {item!r} has no value: {_SYNTAX}")
+        if key in FAULT_KINDS or key == JOB_FAILURE:
+            try:
+                prob = float(value)
+            except ValueError:
+                raise ValueError(
+                    f"fault spec item {item!r}: {value!r} is not a probability; "
+                    "use a number between 0 and 1"
+                ) from None
+            if not 0.0 <= prob <= 1.0:
+                raise ValueError(
+                    f"fault spec item {item!r}: probability must be between 0 and 1"
+                )
+            if key == JOB_FAILURE:
+                job_failure = prob
+            else:
+                probabilities[key] = prob
+        elif key in ("methods", "method"):
+            methods.update(m.strip().upper() for m in value.split("|") if m.strip())
+        elif key in ("paths", "path"):
+            paths.extend(p.strip() for p in value.split("|") if p.strip())
+        elif key in ("retry_after", "seed"):
+            try:
+                number = int(value)
+            except ValueError:
+                raise ValueError(f"fault spec item {item!r}: {value!r} is not an integer") from None
+            if key == "seed":
+                seed = number
+            elif number < 0:
+                raise ValueError(f"fault spec item {item!r}: retry_after must be >= 0")
+            else:
+                retry_after = number
+        else:
+            known = ", ".join([*FAULT_KINDS, JOB_FAILURE, "methods", "paths", "retry_after", "seed"])
+            raise ValueError(f"fault spec item {item!r}: unknown key {key!r} (known: {known})")
+    if sum(probabilities.values()) > 1.0:
+        raise ValueError("fault spec: the request fault probabilities add up to more than 1")
+    return FaultSpec(
+        probabilities=probabilities,
+        job_failure=job_failure,
+        methods=frozenset(methods),
+        paths=tuple(paths),
+        retry_after=retry_after,
+        seed=seed,
+    )
+
+
+def parse_rate(text: str) -> float:
+    """Parse a rate limit: ``"5"`` or ``"5/s"`` (per second), ``"300/min"``, ``"1000/h"``."""
+    value, _, unit = text.strip().partition("/")
+    per = {"": 1.0, "s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0,
+           "minute": 60.0, "h": 3600.0, "hour": 3600.0}.get(unit.strip().lower())
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if per is None or number <= 0:
+        raise ValueError(
+            f"rate limit {text!r} is not valid: write requests per second such as '5', '5/s', "
+            "'300/min' or '1000/h' (a positive number)"
+        )
+    return number / per
+
+
+@dataclass
+class SandboxConfig:
+    """How a sandbox server behaves.
+
+    Attributes:
+        data_dir: directory holding ``sandbox.db`` (SQLite) and ``files/<id>`` (uploaded
+            contents); created if missing. Reusing it after a restart keeps every object.
+        api_key: bearer token every ``/v1`` request must carry; ``None`` disables auth.
+        time_scale: speed of simulated time; 10 makes jobs progress ten times faster.
+        faults: request/job fault injection, or ``None`` for none.
+        rate_limit: token-bucket limit in requests per second (burst = max(1, rate)), or
+            ``None`` for no limit.
+        seed: seed of fault decisions and of the simulated training curves.
+        max_upload_bytes: largest accepted upload; larger gets 413.
+    """
+
+    data_dir: Path
+    api_key: str | None = None
+    time_scale: float = 1.0
+    faults: FaultSpec | None = None
+    rate_limit: float | None = None
+    seed: int = 0
+    max_upload_bytes: int = 512 * MIB
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.time_scale <= 0:
+            raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError(f"rate_limit must be > 0 requests/s, got {self.rate_limit}")

@@ -1,0 +1,131 @@
+"""Request bodies of the sandbox API, and the catalogue of base models.
+
+The pydantic models mirror ``JobIn`` and ``UpdateFTModelIn`` of the Mistral OpenAPI contract,
+with ``extra="forbid"`` everywhere so unknown fields give FastAPI's 422 ``extra_forbidden``
+exactly like the real service, and with the contract's ranges (suffix ≤ 18 characters, W&B
+key of exactly 40, ``invalid_sample_skip_percentage`` in [0, 0.5], hyperparameter bounds).
+One deliberate tolerance: ``training_files`` items may be plain file ids as well as
+``{file_id, weight}`` objects, as the public curl examples send them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class TrainingFileIn(BaseModel):
+    """A training file reference with its sampling weight."""
+
+    model_config = _STRICT
+
+    file_id: UUID
+    weight: float = Field(1.0, gt=0)
+
+
+class WandbIntegrationIn(BaseModel):
+    """Weights & Biases integration; ``api_key`` is write-only (never returned)."""
+
+    model_config = _STRICT
+
+    type: Literal["wandb"] = "wandb"
+    project: str
+    name: str | None = None
+    api_key: str = Field(min_length=40, max_length=40)
+    run_name: str | None = None
+
+
+class GithubRepositoryIn(BaseModel):
+    """A GitHub repository as training data; ``token`` is write-only."""
+
+    model_config = _STRICT
+
+    type: Literal["github"] = "github"
+    name: str
+    owner: str
+    ref: str | None = None
+    weight: float = Field(1.0, gt=0)
+    token: str
+
+
+class ClassifierTargetIn(BaseModel):
+    """One classification target of a classifier job."""
+
+    model_config = _STRICT
+
+    name: str
+    labels: list[str]
+    weight: float = Field(1.0, ge=0)
+    loss_function: Literal["single_class", "multi_class"] | None = None
+
+
+class HyperparametersIn(BaseModel):
+    """Training parameters (completion and classifier; ``fim_ratio`` is completion-only)."""
+
+    model_config = _STRICT
+
+    training_steps: int | None = Field(None, ge=1)
+    learning_rate: float = Field(0.0001, ge=1e-8, le=1)
+    weight_decay: float | None = Field(0.1, ge=0, le=1)
+    warmup_fraction: float | None = Field(0.05, ge=0, le=1)
+    epochs: float | None = Field(None, gt=0)
+    seq_len: int | None = Field(None, ge=100)
+    fim_ratio: float | None = Field(0.9, ge=0, le=1)
+
+
+class JobIn(BaseModel):
+    """Body of ``POST /v1/fine_tuning/jobs``."""
+
+    model_config = _STRICT
+
+    model: str
+    training_files: list[TrainingFileIn | UUID] = Field(default_factory=list)
+    validation_files: list[UUID] | None = None
+    suffix: str | None = Field(None, max_length=18)
+    integrations: list[WandbIntegrationIn] | None = None
+    auto_start: bool = False
+    invalid_sample_skip_percentage: float = Field(0, ge=0, le=0.5)
+    job_type: Literal["completion", "classifier"] | None = None
+    hyperparameters: HyperparametersIn
+    repositories: list[GithubRepositoryIn] | None = None
+    classifier_targets: list[ClassifierTargetIn] | None = None
+
+
+class UpdateFTModelIn(BaseModel):
+    """Body of ``PATCH /v1/fine_tuning/models/{model_id}``."""
+
+    model_config = _STRICT
+
+    name: str | None = None
+    description: str | None = None
+
+
+#: Base models served by ``/v1/models``: id -> (max context, fine-tunable job types, caps).
+BASE_MODELS: dict[str, tuple[int, frozenset[str], dict[str, bool]]] = {
+    "open-mistral-7b": (32768, frozenset({"completion"}), {"function_calling": True}),
+    "open-mistral-nemo": (131072, frozenset({"completion"}), {"function_calling": True}),
+    "mistral-small-latest": (131072, frozenset({"completion"}), {"function_calling": True}),
+    "mistral-large-latest": (131072, frozenset({"completion"}), {"function_calling": True}),
+    "codestral-latest": (
+        262144,
+        frozenset({"completion"}),
+        {"function_calling": True, "completion_fim": True},
+    ),
+    "ministral-3b-latest": (
+        131072,
+        frozenset({"completion", "classifier"}),
+        {"function_calling": True},
+    ),
+    "ministral-8b-latest": (
+        131072,
+        frozenset({"completion", "classifier"}),
+        {"function_calling": True},
+    ),
+}
+
+#: A fixed creation time for the base model cards (they are not created by the sandbox).
+BASE_MODEL_CREATED = 1_718_000_000

@@ -1,0 +1,180 @@
+"""Running a sandbox: embedded in the calling process, or as a standalone server.
+
+:class:`EmbeddedSandbox` starts uvicorn in a daemon thread on ``127.0.0.1`` with an
+ephemeral port (the socket is bound before the thread starts, so the port is known at once)
+and stays quiet; it is how the command line uses the sandbox as its default target.
+:func:`serve` runs the ``reconciler sandbox`` server in the foreground and logs requests.
+Both serve the same application (:func:`~.app.create_app`), so they behave identically.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from reconciler.sandbox.app import SandboxAPI, create_app
+from reconciler.sandbox.config import SandboxConfig
+
+#: How long :meth:`EmbeddedSandbox.start` waits for the server loop to come up.
+START_TIMEOUT = 10.0
+
+
+class SandboxStartError(RuntimeError):
+    """The embedded server did not come up (the reason is in the message)."""
+
+
+class EmbeddedSandbox:
+    """A sandbox served from a daemon thread of this process.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with EmbeddedSandbox(SandboxConfig(data_dir=tmp)) as sb:
+            httpx.get(sb.base_url + "/v1/files", headers={"Authorization": ...})
+
+    Attributes:
+        config: the sandbox configuration.
+        app: the application (``None`` until started).
+        port: the TCP port (``0`` until started).
+    """
+
+    def __init__(self, config: SandboxConfig, *, log_requests: bool = False) -> None:
+        self.config = config
+        self.app: SandboxAPI | None = None
+        self.port = 0
+        self._log_requests = log_requests
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (valid once started)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_key(self) -> str | None:
+        """The bearer token clients must send, or None when auth is off."""
+        return self.config.api_key
+
+    def start(self) -> EmbeddedSandbox:
+        """Start serving; returns self. Raises SandboxStartError if it cannot."""
+        if self._thread is not None:
+            return self
+        self.app = create_app(self.config)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = int(sock.getsockname()[1])
+        self._sock = sock
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            log_level="info" if self._log_requests else "critical",
+            access_log=self._log_requests,
+            lifespan="off",
+            http="h11",
+            loop="asyncio",
+            timeout_graceful_shutdown=1,
+        )
+        if not self._log_requests:
+            _quiet()
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="reconciler-sandbox", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started:
+            if not self._thread.is_alive():
+                self._cleanup()
+                raise SandboxStartError("the embedded sandbox server stopped while starting")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SandboxStartError(
+                    f"the embedded sandbox server did not start within {START_TIMEOUT:.0f} s"
+                )
+            time.sleep(0.002)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port and the database."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        if self.app is not None:
+            self.app.close()
+        self._sock = None
+        self._server = None
+        self._thread = None
+
+    def journal(self, since: int = 0) -> list[dict[str, Any]]:
+        """Recorded requests with id > ``since``, oldest first."""
+        if self.app is None:
+            raise SandboxStartError("the sandbox is not running")
+        return self.app.journal(since)
+
+    def __enter__(self) -> EmbeddedSandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _quiet() -> None:
+    # uvicorn logs through these loggers; without handlers, Python's last-resort handler
+    # would print warnings to stderr in the middle of the command's output.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve the sandbox on ``host:port`` in the foreground until interrupted, logging requests.
+
+    Raises OSError when the address cannot be bound (port in use, bad host).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="info",
+            access_log=True,
+            lifespan="off",
+            http="h11",
+            loop="asyncio",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        app.close()

@@ -1,0 +1,93 @@
+"""Upload validation: what the sandbox learns from an uploaded training file.
+
+One function, :func:`check_upload`, runs the shared training-data rules
+(:mod:`reconciler.data.validator`, the same library ``reconciler validate`` uses) over a file
+already written to disk and reduces the report to what the API needs: the detected
+``sample_type``, ``num_lines``, how many samples are invalid, an approximate token count,
+and the first problems (line + rule) for a precise 422 message.
+
+This module is the sandbox's only dependency on the rest of the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.data.validator import validate_path
+
+#: How many problems an error message quotes; the rest are counted.
+MAX_QUOTED_PROBLEMS = 5
+
+
+@dataclass(frozen=True)
+class UploadProblem:
+    """One rule violation in an uploaded file.
+
+    Attributes:
+        line: 1-based line number (0 when it concerns the whole file).
+        code: the rule's stable code (e.g. ``json``, ``M3``).
+        message: what is wrong, one line.
+    """
+
+    line: int
+    code: str
+    message: str
+
+    def render(self) -> str:
+        """``line 3: <message> [code]``."""
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.message} [{self.code}]"
+
+
+@dataclass
+class UploadCheck:
+    """The verdict on an uploaded file.
+
+    Attributes:
+        sample_type: ``instruct`` or ``pretrain`` when detected, else ``None``.
+        num_lines: number of lines in the file.
+        samples: number of samples (non-empty lines).
+        invalid: number of samples that break a rule.
+        approx_tokens: approximate token count of the valid samples (for cost estimates).
+        problems: the problems found, in file order (possibly truncated by the checker).
+    """
+
+    sample_type: str | None
+    num_lines: int
+    samples: int
+    invalid: int
+    approx_tokens: int
+    problems: list[UploadProblem] = field(default_factory=list)
+
+    @property
+    def invalid_fraction(self) -> float:
+        """Share of invalid samples; 1.0 for a file without any sample."""
+        return self.invalid / self.samples if self.samples else 1.0
+
+
+def check_upload(path: Path, display_name: str | None = None) -> UploadCheck:
+    """Validate the training file at ``path`` with the shared rules (see module docstring).
+
+    ``display_name`` (the uploaded filename) is how problems name the file.
+    """
+    report = validate_path(path, hash=False, display_name=display_name)
+    problems = [
+        UploadProblem(
+            line=p.location.line if p.location else 0,
+            code=str(p.code),
+            message=str(p.message),
+        )
+        for p in report.problems
+        if p.severity == "error"
+    ]
+    samples = int(report.samples)
+    invalid = int(report.invalid)
+    return UploadCheck(
+        sample_type=report.sample_type,
+        num_lines=int(report.num_lines),
+        samples=samples,
+        invalid=invalid,
+        approx_tokens=int(report.approx_tokens or 0),
+        problems=problems,
+    )

@@ -1,0 +1,101 @@
+"""Secret references: resolution from env and files, masking, and validate's leniency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from spec_helpers import WriteTree
+
+from reconciler.errors import SecretError
+from reconciler.spec.loader import load_specs
+from reconciler.spec.models import SecretRef
+from reconciler.spec.secrets import Secret, resolve_secret, resolve_secret_masked
+
+
+def test_env_reference(tmp_path: Path) -> None:
+    ref = SecretRef(env="MY_KEY")
+    assert resolve_secret(ref, tmp_path, purpose="x", environ={"MY_KEY": "v4lue"}) == "v4lue"
+
+
+def test_env_reference_reads_the_process_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_TEST_SECRET", "from-env")
+    ref = SecretRef(env="RECONCILER_TEST_SECRET")
+    assert resolve_secret(ref, tmp_path, purpose="x") == "from-env"
+
+
+@pytest.mark.parametrize(("environ", "state"), [({}, "is not set"), ({"K": ""}, "is empty")])
+def test_missing_env_names_variable_purpose_and_fix(
+    tmp_path: Path, environ: dict[str, str], state: str
+) -> None:
+    with pytest.raises(SecretError) as info:
+        resolve_secret(
+            SecretRef(env="K"), tmp_path, purpose="WandbIntegration/team api_key", environ=environ
+        )
+    text = str(info.value)
+    assert "WandbIntegration/team api_key" in text
+    assert f"K {state}" in text
+    assert "export K=" in text
+
+
+def test_file_reference_is_relative_to_base_dir_and_stripped(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "wandb.key").write_text("  abc123\n\n")
+    ref = SecretRef(file="keys/wandb.key")
+    assert resolve_secret(ref, tmp_path, purpose="p", environ={}) == "abc123"
+    absolute = SecretRef(file=str(tmp_path / "keys" / "wandb.key"))
+    assert resolve_secret(absolute, Path("/nonexistent"), purpose="p", environ={}) == "abc123"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [(None, "does not exist"), ("  \n", "is empty"), (b"\xff\xfe", "cannot read")],
+)
+def test_file_reference_problems(
+    tmp_path: Path, content: str | bytes | None, fragment: str
+) -> None:
+    target = tmp_path / "k.txt"
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    elif content is not None:
+        target.write_text(content)
+    with pytest.raises(SecretError) as info:
+        resolve_secret(SecretRef(file="k.txt"), tmp_path, purpose="Provider api_key", environ={})
+    assert fragment in str(info.value)
+    assert "Provider api_key" in str(info.value)
+    assert str(target) in str(info.value)
+
+
+def test_secret_masks_itself() -> None:
+    secret = Secret("hunter2", source="env:K")
+    assert repr(secret) == str(secret) == "***"
+    assert f"{secret}" == "***" and "hunter2" not in repr([secret, {"k": secret}])
+    assert secret.reveal() == "hunter2"
+    assert secret == Secret("hunter2") and secret != Secret("other")
+
+
+def test_resolve_secret_masked(tmp_path: Path) -> None:
+    secret = resolve_secret_masked(SecretRef(env="K"), tmp_path, purpose="p", environ={"K": "v"})
+    assert secret.reveal() == "v" and secret.source == "env:K" and str(secret) == "***"
+
+
+def test_missing_env_var_is_not_a_validate_error(
+    write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SURELY_NOT_SET_ANYWHERE", raising=False)
+    root = write_tree(
+        {
+            "w.yaml": "kind: WandbIntegration\nname: w\nproject: p\n"
+            "api_key: {env: SURELY_NOT_SET_ANYWHERE}\n---\n"
+            "kind: Provider\nname: p\ntype: mistral\napi_key: {file: missing.key}\n"
+        }
+    )
+    specs = load_specs([root])
+    assert specs.integrations["w"].doc.api_key.describe() == "env:SURELY_NOT_SET_ANYWHERE"
+    assert specs.provider is not None
+    with pytest.raises(SecretError):
+        ref = specs.provider.doc.api_key
+        assert ref is not None
+        resolve_secret(ref, specs.provider.base_dir, purpose="Provider/p api_key")

@@ -141,6 +141,13 @@ def _sync(
     return sync_from_plan(plan), observed.files, None
 
 
+def _rel(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
 def _expand(ws: Workspace, state: State | None, addresses: Sequence[str]) -> dict[str, str]:
     """Requested addresses -> job ids; a matrix job's base name selects all its cells."""
     known = _state_jobs(state)
@@ -176,7 +183,7 @@ def _expand(ws: Workspace, state: State | None, addresses: Sequence[str]) -> dic
         hint = f" Did you mean {close[0]}?" if close else ""
         raise ReconcilerError(
             f"{address} is neither in the state nor in the specs at "
-            f"{', '.join(str(f) for f in ws.specs.files[:3]) or 'the given paths'}.{hint} "
+            f"{', '.join(_rel(f) for f in ws.specs.files[:3]) or 'the given paths'}.{hint} "
             "Known job addresses: " + (", ".join(choices) or "none")
         )
     return result

@@ -74,6 +74,7 @@ def plot_jobs(
         # A headless backend: works in CI and over SSH, never opens a window.
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise ReconcilerError(f"drawing '{path}' needs matplotlib: {_INSTALL_HINT}") from exc
 
@@ -115,6 +116,7 @@ def plot_jobs(
         acc_ax.set_xlabel("step")
         acc_ax.set_title("Validation mean token accuracy")
         acc_ax.grid(True, alpha=0.3)
+        acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         if has_accuracy:
             acc_ax.legend(fontsize="small", loc="best")
         else:

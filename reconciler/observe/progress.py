@@ -197,7 +197,8 @@ def _eta(
     total: int | None,
     now: float | None,
 ) -> float | None:
-    if status in TERMINAL_STATUSES or status == "CANCELLATION_REQUESTED":
+    # A VALIDATED job waits for /start (or stays held by its spec): no ETA until it runs.
+    if status in TERMINAL_STATUSES or status in {"CANCELLATION_REQUESTED", "VALIDATED"}:
         return None
     points = checkpoints_by_step(job)
     if total is not None and step is not None and len(points) >= 2:

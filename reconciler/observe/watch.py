@@ -202,6 +202,9 @@ class _Renderer:
             return
         done = sum(1 for p in progress.values() if p.status == "SUCCESS")
         line = f"{done} of {len(progress)} job(s) succeeded"
+        held = sum(1 for p in progress.values() if p.status == "VALIDATED")
+        if held:
+            line += f", {held} validated and not started"
         if failures:
             line += f", {len(failures)} ended without a model: " + "; ".join(
                 f"{a} ({r})" for a, r in failures

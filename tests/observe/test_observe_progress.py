@@ -62,10 +62,15 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {
             "step": None,
             "percent": 0.0,
-            "eta_seconds": 120.0,
+            "eta_seconds": None,  # waits for /start: no ETA yet
             "cost": 2.6214,
             "cost_currency": "USD",
         },
+    ),
+    (
+        "started: ETA is the expected duration until checkpoints come",
+        job("STARTED", metadata={"expected_duration_seconds": 120}),
+        {"health": "running", "percent": 0.0, "eta_seconds": 120.0},
     ),
     (
         "running: latest checkpoint, newest-first input",

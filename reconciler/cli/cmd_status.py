@@ -49,6 +49,7 @@ from reconciler.observe.status import (
     render_status_markdown,
     render_status_table,
     status_json,
+    status_problems,
     sync_from_plan,
 )
 from reconciler.observe.watch import choose_mode, follow_jobs, stop_at_validated
@@ -366,7 +367,10 @@ def status(
         if not rows:
             typer.echo("Nothing to show: the specs declare nothing and the state is empty.")
             return
-        _console().print(render_status_table(rows))
+        console = _console()
+        console.print(render_status_table(rows))
+        for line in status_problems(rows):
+            console.print(line, markup=False)
 
 
 @app.command()

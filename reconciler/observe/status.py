@@ -295,11 +295,23 @@ _HEALTH_STYLE = {
 
 
 def _health_text(row: StatusRow) -> str:
-    if row.health is None:
-        return "-"
-    if row.failure_reason and row.health in {"failed", "cancelled"}:
-        return f"{row.health}: {row.failure_reason}"
-    return row.health
+    return row.health or "-"
+
+
+def status_problems(rows: list[StatusRow]) -> list[str]:
+    """One line per job that ended without a model, with its reason, e.g.
+    ``job.a: failed validation: File ... is used for both training and validation``.
+
+    Shown under the table rather than in it: reasons are long and would wreck the columns.
+    """
+    lines = []
+    for row in rows:
+        if row.kind != "job" or row.health not in {"failed", "cancelled"}:
+            continue
+        what = "failed validation" if row.status == "FAILED_VALIDATION" else row.health
+        reason = row.failure_reason if row.failure_reason not in (None, "cancelled") else None
+        lines.append(f"{row.address}: {what}" + (f": {reason}" if reason else ""))
+    return lines
 
 
 def _cost_text(row: StatusRow) -> str:
@@ -318,23 +330,17 @@ def render_status_table(rows: list[StatusRow]) -> Table:
     """A rich table: address, sync, health, progress, latest metrics, cost, model, W&B."""
     from rich.markup import escape
 
+    # The W&B column only when some job has a run link: most workspaces have none, and the
+    # table is wide enough already.
+    with_wandb = any(row.wandb_url for row in rows)
     table = Table(show_lines=False, expand=False)
-    for header in (
-        "ADDRESS",
-        "SYNC",
-        "HEALTH",
-        "PROGRESS",
-        "TRAIN LOSS",
-        "VALID LOSS",
-        "ACC",
-        "COST",
-        "MODEL / FILE",
-        "W&B",
-    ):
-        table.add_column(header, overflow="fold")
+    headers = ["ADDRESS", "SYNC", "HEALTH", "PROGRESS", "TRAIN LOSS", "VALID LOSS", "ACC"]
+    headers += ["COST", "MODEL / FILE"] + (["W&B"] if with_wandb else [])
+    for header in headers:
+        table.add_column(header, overflow="fold", no_wrap=header in {"SYNC", "HEALTH"})
     for row in rows:
         detail = row.fine_tuned_model if row.kind == "job" else row.filename
-        table.add_row(
+        cells = [
             escape(row.address),
             f"[{_SYNC_STYLE.get(row.sync, 'white')}]{escape(row.sync)}[/]",
             f"[{_HEALTH_STYLE.get(row.health or '', 'white')}]{escape(_health_text(row))}[/]",
@@ -344,8 +350,10 @@ def render_status_table(rows: list[StatusRow]) -> Table:
             format_metric(row.valid_mean_token_accuracy),
             _cost_text(row),
             escape(detail or "-"),
-            escape(row.wandb_url or "-"),
-        )
+        ]
+        if with_wandb:
+            cells.append(escape(row.wandb_url or "-"))
+        table.add_row(*cells)
     return table
 
 
@@ -401,4 +409,7 @@ def render_status_markdown(rows: list[StatusRow]) -> str:
             f"{format_metric(row.valid_loss)} | {format_metric(row.valid_mean_token_accuracy)} "
             f"| {model} |"
         )
+    problems = status_problems(rows)
+    if problems:
+        lines += ["", "**Jobs without a model:**", ""] + [f"- {_md(p)}" for p in problems]
     return "\n".join(lines)

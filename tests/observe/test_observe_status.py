@@ -16,6 +16,7 @@ from reconciler.observe.status import (
     render_status_markdown,
     render_status_table,
     status_json,
+    status_problems,
 )
 
 MODEL = "ft:open-mistral-7b:b6e34a5e:20260101:aaaa0001"
@@ -169,7 +170,21 @@ def test_table_and_markdown_show_both_axes() -> None:
     markdown = render_status_markdown(rows())
     assert markdown.splitlines()[0].startswith("**7 object(s)**: 1 changes pending, 1 drifted")
     assert f"`{MODEL}` ([W&B](https://wandb.example/run/7))" in markdown
-    assert "| `job.killed` | drifted | cancelled: cancelled |" in markdown
+    assert "| `job.killed` | drifted | cancelled |" in markdown
+    assert markdown.splitlines()[-1] == "- job.killed: cancelled"
+
+
+def test_problems_name_the_job_and_the_reason() -> None:
+    failing = job(
+        "FAILED_VALIDATION",
+        job_id="aaaa0002",
+        events=[status_event("FAILED_VALIDATION", T0 + 2, error="file x is in both")],
+    )
+    state_rows = build_rows(STATE, {**JOBS, "aaaa0002": failing}, FILES, {})
+    assert status_problems(state_rows) == [
+        "job.killed: cancelled",
+        "job.train: failed validation: file x is in both",
+    ]
 
 
 def test_outputs_prefer_the_refreshed_job() -> None:

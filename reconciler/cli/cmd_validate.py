@@ -45,7 +45,12 @@ class ValidateFormat(StrEnum):
     github = "github"
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    help="Check specs and the datasets they name, without any network access.\n\n"
+    "Reports every problem with file:line:column, the document (Kind/name) and a hint, and "
+    "shows the jobs a matrix expands to. Exit code 0 when valid, 1 when not.",
+)
 @handle_errors
 def validate_command(
     paths: Annotated[
@@ -54,6 +59,7 @@ def validate_command(
             help="Spec files or directories (recursive *.yaml/*.yml). Default: the current "
             "directory.",
             show_default=False,
+            metavar="PATH",
         ),
     ] = None,
     output_format: Annotated[
@@ -72,6 +78,7 @@ def validate_command(
             help="Also check this JSONL training file (repeatable). With --data and no PATH, "
             "only the files are checked.",
             show_default=False,
+            metavar="FILE",
         ),
     ] = None,
     exact_tokens: Annotated[
@@ -82,11 +89,7 @@ def validate_command(
         ),
     ] = False,
 ) -> None:
-    """Check specs and the datasets they name, without any network access.
-
-    Reports every problem with file:line:column, the document (Kind/name) and a hint; shows
-    the jobs a matrix expands to. Exit code 0 when valid, 1 when not.
-    """
+    """``reconciler validate``: load specs, check datasets, print the result; exit 1 if invalid."""
     result = run_validate(paths or [], data or [], exact_tokens=exact_tokens)
     if output_format is ValidateFormat.json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")

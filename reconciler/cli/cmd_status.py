@@ -179,7 +179,8 @@ def _expand(ws: Workspace, state: State | None, addresses: Sequence[str]) -> dic
                 f"{address} is a dataset: 'status ADDRESS' shows jobs. Run 'reconciler status' "
                 "for the table of every object."
             )
-        choices = sorted(set(known) | {f"job.{n}" for n in ws.specs.jobs})
+        bases = {f"job.{n}" for n, d in ws.specs.job_documents.items() if d.doc.matrix}
+        choices = sorted(set(known) | spec_jobs | bases)
         close = difflib.get_close_matches(address, choices, n=1)
         hint = f" Did you mean {close[0]}?" if close else ""
         raise ReconcilerError(

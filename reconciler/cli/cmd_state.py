@@ -29,6 +29,7 @@ from reconciler.engine.fingerprint import changed_paths, file_fingerprint, job_f
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import LockInfo, ResourceState, State, StateBackend
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError, StateError
+from reconciler.errors import ValidationError as RejectedError
 
 if TYPE_CHECKING:
     from reconciler.engine.desired import DesiredFile, DesiredJob
@@ -439,9 +440,10 @@ def _check_importable(
 
 
 def _not_found(exc: ApiError, kind: str, remote_id: str, target: str) -> ApiError:
+    why = "the remote rejects it as malformed" if exc.status in (400, 422) else "not found"
     return NotFoundError(
-        f"{exc.reason}; there is no {kind} {remote_id} at {target}: check the id and that the "
-        "specs' Provider points at the right remote",
+        f"there is no {kind} {remote_id} at {target} ({why}): check the id, and that the "
+        "specs' Provider points at the remote that holds it",
         method=exc.method,
         path=exc.path,
         status=exc.status,
@@ -453,7 +455,7 @@ def _import_file(
 ) -> tuple[ResourceState, list[str]]:
     try:
         remote = ws.client().get_file(remote_id)
-    except NotFoundError as exc:
+    except (NotFoundError, RejectedError) as exc:
         raise _not_found(exc, "file", remote_id, ws.target) from exc
     differences = [
         name
@@ -509,7 +511,7 @@ def _import_job(
     client = ws.client()
     try:
         remote = client.get_job(remote_id)
-    except NotFoundError as exc:
+    except (NotFoundError, RejectedError) as exc:
         raise _not_found(exc, "job", remote_id, ws.target) from exc
     remote_json = remote.model_dump(mode="json")
     # Remote ids of the spec's files: recorded in the state, else found by name and size.
@@ -527,7 +529,7 @@ def _import_job(
         fp = desired.fingerprint
         differences: list[str] = []
     else:
-        identity = _identity_from_remote(remote_json, file_ids, files)
+        identity = _identity_from_remote(desired, remote_json, file_ids, files)
         fp = job_fingerprint(identity)
         differences = changed_paths(identity, dict(desired.identity)) or ["(request)"]
     attributes: dict[str, Any] = {
@@ -549,14 +551,24 @@ def _import_job(
 
 
 def _identity_from_remote(
-    remote: Mapping[str, Any], file_ids: Mapping[str, str], files: Mapping[str, DesiredFile]
+    desired: DesiredJob,
+    remote: Mapping[str, Any],
+    file_ids: Mapping[str, str],
+    files: Mapping[str, DesiredFile],
 ) -> dict[str, Any]:
-    """The identity (see ``DesiredJob``) of a remote job, as far as the remote tells it.
+    """The identity (see ``DesiredJob``) of a remote job that does not match the spec.
 
-    Files the specs know are named by address and content, like the engine does; others by
-    remote id. The remote does not return training weights or the skip percentage, so those
-    are left out: a difference there cannot be seen anyway.
+    Starts from the spec's identity and replaces what the remote shows to be different,
+    comparing only what the remote returns (as the planner does): server-filled defaults and
+    fields the remote never returns (training weights, the skip percentage) are taken as equal,
+    so the plan names only real differences.
     """
+    identity: dict[str, Any] = json.loads(json.dumps(dict(desired.identity)))
+    for key in ("model", "suffix"):
+        if remote.get(key) != identity.get(key):
+            identity[key] = remote.get(key)
+    if (remote.get("job_type") or "completion") != identity["job_type"]:
+        identity["job_type"] = remote.get("job_type")
     by_id = {remote_file: address for address, remote_file in file_ids.items()}
 
     def ref(file_id: str) -> dict[str, Any]:
@@ -569,23 +581,34 @@ def _identity_from_remote(
             "sha256": files[address].sha256,
         }
 
-    return {
-        "model": remote.get("model"),
-        "job_type": remote.get("job_type") or "completion",
-        "training_files": [ref(str(f)) for f in remote.get("training_files") or []],
-        "validation_files": [ref(str(f)) for f in remote.get("validation_files") or []],
-        "hyperparameters": {
-            k: v for k, v in sorted((remote.get("hyperparameters") or {}).items()) if v is not None
-        },
-        "suffix": remote.get("suffix"),
-        "integrations": [
-            {
-                "type": i.get("type", "wandb"),
-                "project": i.get("project"),
-                "name": i.get("name"),
-                "run_name": i.get("run_name"),
-            }
-            for i in remote.get("integrations") or []
-        ],
-        "classifier_targets": list(remote.get("classifier_targets") or []),
-    }
+    for key in ("training_files", "validation_files"):
+        wanted = sorted(file_ids.get(f["file"], "?") for f in identity[key])
+        got = [str(f) for f in remote.get(key) or []]
+        if sorted(got) != wanted:
+            weight = {"weight": 1.0} if key == "training_files" else {}
+            identity[key] = [{**ref(f), **weight} for f in got]
+    hyper = remote.get("hyperparameters") or {}
+    for key, value in list(identity["hyperparameters"].items()):
+        if key not in hyper or hyper[key] is None:
+            del identity["hyperparameters"][key]
+        elif not _same_value(hyper[key], value):
+            identity["hyperparameters"][key] = hyper[key]
+    got_integrations = [
+        {
+            "type": "wandb",
+            "project": i.get("project"),
+            "name": i.get("name"),
+            "run_name": i.get("run_name"),
+        }
+        for i in remote.get("integrations") or []
+    ]
+    if sorted(map(repr, got_integrations)) != sorted(map(repr, identity["integrations"])):
+        identity["integrations"] = got_integrations
+    return identity
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    # The remote may echo 1e-4 as 0.00010000000000000002: compare numbers with a tolerance.
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)), abs(float(b)))
+    return bool(a == b)

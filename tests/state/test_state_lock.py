@@ -138,9 +138,15 @@ def test_force_unlock_own_lock(tmp_path: Path) -> None:
     FileStateBackend(backend.path).release_lock(backend.acquire_lock("apply", 0))
 
 
-def test_held_lock_without_record_is_reported_not_hidden(tmp_path: Path) -> None:
+def test_held_lock_without_record_is_reported_not_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import fcntl
 
+    from reconciler.engine import state_file
+
+    # How long a reader waits for a new holder's record; shortened to keep the test quick.
+    monkeypatch.setattr(state_file, "_INFO_SETTLE_SECONDS", 0.2)
     backend = FileStateBackend(tmp_path / "state.json")
     fd = os.open(backend.lock_path, os.O_RDWR | os.O_CREAT)
     try:

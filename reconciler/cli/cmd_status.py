@@ -30,7 +30,7 @@ from rich.table import Table
 from reconciler.cli.app import app
 from reconciler.cli.common import handle_errors
 from reconciler.engine.state_model import State
-from reconciler.errors import ReconcilerError
+from reconciler.errors import NotFoundError, ReconcilerError
 from reconciler.observe.outputs import outputs, outputs_json, render_outputs_text
 from reconciler.observe.plot import plot_jobs, terminal_plot
 from reconciler.observe.progress import (
@@ -64,6 +64,7 @@ _ADDRESS = re.compile(r"^(job|dataset)\.[a-z0-9][a-z0-9-]*(\[[a-z]+\])?$")
 
 ARGS_ARG = typer.Argument(
     None,
+    metavar="PATH|ADDRESS",
     help="Spec files or directories (default: current directory), or job ADDRESSes "
     "(e.g. job.dumbledore-v1) to show their events and checkpoints.",
 )
@@ -100,12 +101,18 @@ def _job_details(ws: Workspace, ids: Mapping[str, str]) -> dict[str, dict[str, A
         return {}
     client = ws.client()
 
-    def one(item: tuple[str, str]) -> tuple[str, dict[str, Any]]:
+    def one(item: tuple[str, str]) -> tuple[str, dict[str, Any] | None]:
         address, job_id = item
-        return address, client.get_job(job_id).model_dump(mode="json")
+        try:
+            return address, client.get_job(job_id).model_dump(mode="json")
+        except NotFoundError:
+            # Gone remotely (or another remote than the state's): the row falls back to the
+            # state, and the plan reports the drift.
+            return address, None
 
     with ThreadPoolExecutor(max_workers=max(1, min(ws.parallelism, 16))) as pool:
-        return dict(pool.map(one, sorted(ids.items())))
+        found = dict(pool.map(one, sorted(ids.items())))
+    return {a: j for a, j in found.items() if j is not None}
 
 
 def _state_jobs(state: State | None) -> dict[str, str]:
@@ -282,6 +289,13 @@ def _print_detail(console: Console, address: str, job: Mapping[str, Any]) -> Non
 
 def _show_jobs(ws: Workspace, ids: Mapping[str, str], fmt: str, plot: str | None) -> None:
     jobs = _job_details(ws, ids)
+    missing = [f"{a} ({ids[a]})" for a in ids if a not in jobs]
+    if missing:
+        raise ReconcilerError(
+            f"not found at {ws.target}: {', '.join(missing)}. The state records job(s) the "
+            "remote does not have: check the Provider endpoint, or run 'reconciler plan' to "
+            "see the drift."
+        )
     if plot == "-":
         width = min(_console().width, 120)
         typer.echo(terminal_plot(jobs, width=width, height=20))

@@ -205,3 +205,36 @@ def test_bad_requests_are_clean_errors(ws: Workspace, args: list[str], message: 
     assert code == 1
     assert message in err
     assert "Traceback" not in out + err
+
+
+def test_a_job_the_remote_does_not_have_is_a_clean_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.engine.state_file import FileStateBackend
+    from reconciler.engine.state_model import ResourceState, State
+
+    _write_workspace(tmp_path)
+    ghost = "0f4c9a5e-1111-4222-8333-444455556666"
+    FileStateBackend(tmp_path / ".reconciler" / "state.json").write(
+        State(
+            resources={
+                "job.held": ResourceState(
+                    address="job.held", type="job", remote_id=ghost, fingerprint="f" * 64
+                )
+            }
+        ),
+        None,
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["status", "job.held"])
+    assert result.exit_code == 1
+    assert f"not found at embedded sandbox (.reconciler/sandbox): job.held ({ghost})" in (
+        result.stderr
+    )
+    result = CliRunner().invoke(app, ["output", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["outputs"]["job.held"] == {
+        "fine_tuned_model": None,
+        "job_id": ghost,
+        "status": None,
+    }

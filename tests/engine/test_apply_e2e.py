@@ -169,9 +169,9 @@ def test_missing_secret_is_reported_at_apply_not_validate(cli: Cli, sandbox: Any
 
 
 def test_prune_cancels_and_forgets(cli: Cli, sandbox: Any) -> None:
-    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=2, steps=500)
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=2, steps=20000)
     cli.run("apply", "--yes", check=0)
-    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=500)
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=20000)
     plan = cli.run("plan", check=0)
     assert "job.job1" in plan.stdout and "--prune" in plan.stdout
     cli.run("apply", "--yes", "--prune", check=0)

@@ -7,6 +7,7 @@ the state, as if made by hand), then adopted again with ``import``.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,21 +24,42 @@ KEY = "state-import-test-key"
 runner = CliRunner()
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One sandbox server for the module; every test works in its own project and state."""
     from reconciler.sandbox.app import SandboxConfig
     from reconciler.sandbox.server import EmbeddedSandbox
 
-    monkeypatch.setenv(KEY_ENV, KEY)
-    sb = EmbeddedSandbox(SandboxConfig(data_dir=tmp_path / "sb", api_key=KEY, time_scale=50.0))
-    sb.start()
-    try:
-        yield sb
-    finally:
-        sb.stop()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(KEY_ENV, KEY)
+        data_dir = tmp_path_factory.mktemp("sb")
+        sb = EmbeddedSandbox(SandboxConfig(data_dir=data_dir, api_key=KEY, time_scale=50.0))
+        sb.start()
+        try:
+            yield sb
+        finally:
+            sb.stop()
 
 
-def write_project(root: Path, endpoint: str, learning_rate: str = "1.0e-4") -> Path:
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory, sandbox: Any) -> Path:
+    """A project applied once; tests that must not change it work on copies."""
+    project = write_project(
+        tmp_path_factory.mktemp("applied") / "p", sandbox.base_url, suffix="errors"
+    )
+    code, out, err = cli("apply", "--yes", str(project))
+    assert code == 0, out + err
+    return project
+
+
+def write_project(
+    root: Path, endpoint: str, learning_rate: str = "1.0e-4", suffix: str = "t0"
+) -> Path:
+    """A Provider, one dataset and one job.
+
+    Tests share the sandbox, so each uses its own suffix: one test's job is then never a
+    possible duplicate of another's.
+    """
     (root / "data").mkdir(parents=True, exist_ok=True)
     lines = [
         json.dumps(
@@ -56,7 +78,8 @@ def write_project(root: Path, endpoint: str, learning_rate: str = "1.0e-4") -> P
         f"api_key: {{env: {KEY_ENV}}}\n"
         "---\nkind: Dataset\nname: d0\npath: data/d0.jsonl\n"
         "---\nkind: FineTuningJob\nname: job0\nmodel: open-mistral-7b\n"
-        "training_files: [d0]\nstart: false\nsuffix: t0\n"
+        "training_files: [d0]\nstart: false\n"
+        f"suffix: {suffix}\n"
         f"hyperparameters: {{training_steps: 10, learning_rate: {learning_rate}}}\n",
         encoding="utf-8",
     )
@@ -101,13 +124,13 @@ def test_import_adopts_forgotten_objects(tmp_path: Path, sandbox: Any) -> None:
 
 
 def test_import_of_a_different_job_names_the_difference(tmp_path: Path, sandbox: Any) -> None:
-    project = write_project(tmp_path / "p", sandbox.base_url)
+    project = write_project(tmp_path / "p", sandbox.base_url, suffix="differs")
     p = str(project)
     assert cli("apply", "--yes", p)[0] == 0
     backend = FileStateBackend(project / ".reconciler" / "state.json")
     job_id = backend.read().resources["job.job0"].remote_id  # type: ignore[union-attr]
     assert cli("state", "rm", "job.job0", "-p", p)[0] == 0
-    write_project(project, sandbox.base_url, learning_rate="2.0e-4")
+    write_project(project, sandbox.base_url, learning_rate="2.0e-4", suffix="differs")
 
     code, out, err = cli("import", "job.job0", job_id, "-p", p)
     assert code == 0, err
@@ -136,11 +159,11 @@ def test_import_of_a_different_job_names_the_difference(tmp_path: Path, sandbox:
     ],
 )
 def test_import_errors_change_nothing(
-    tmp_path: Path, sandbox: Any, address: str, remote_id: str, message: str
+    tmp_path: Path, applied: Path, address: str, remote_id: str, message: str
 ) -> None:
-    project = write_project(tmp_path / "p", sandbox.base_url)
+    project = tmp_path / "p"
+    shutil.copytree(applied, project, ignore=shutil.ignore_patterns("*.lock"))
     p = str(project)
-    assert cli("apply", "--yes", p)[0] == 0
     state_file = project / ".reconciler" / "state.json"
     state = FileStateBackend(state_file).read()
     assert state is not None

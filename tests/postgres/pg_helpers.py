@@ -4,9 +4,10 @@ The tests run against a real server named by ``RECONCILER_TEST_PG_DSN`` (``.ci/p
 starts one). Without it, or when it cannot be reached, every test here skips and says why.
 
 Hook for the end-to-end suite: with ``RECONCILER_TEST_STATE_BACKEND=postgres`` set,
-:func:`e2e_state_section` returns the Provider ``state`` section an end-to-end test should
-write into its specs (a fresh workspace on the test server) so the same suite runs on the
-postgres backend; with it unset (or ``file``) it returns None and the file backend is used.
+:func:`e2e_state_backend` returns the Provider ``state`` YAML an end-to-end project should
+carry (a fresh workspace on the test server) and the environment the CLI needs for it, so the
+same suite runs on the postgres backend; with it unset (or ``file``) it returns ``("", {})``
+and the file backend is used.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import sys
 import textwrap
 import uuid
 from pathlib import Path
-from typing import Any
 
 from reconciler.engine.state_model import Intent, ResourceState, State
 
@@ -62,18 +62,29 @@ def unique_workspace(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def e2e_state_section() -> dict[str, Any] | None:
-    """The Provider ``state`` section for end-to-end tests, or None for the file backend.
+E2E_DSN_ENV = "E2E_STATE_PG_DSN"
+"""Variable the end-to-end specs read the DSN from (the CLI's test environment drops
+``RECONCILER_*`` variables, so the test DSN is passed on under this name)."""
 
-    With ``RECONCILER_TEST_STATE_BACKEND=postgres`` the specs should name the test server
-    through the environment variable (never a literal DSN), in a fresh workspace.
+
+def postgres_state_yaml(workspace: str, dsn_env: str = E2E_DSN_ENV) -> str:
+    """A Provider ``state:`` block (YAML lines) naming a postgres workspace."""
+    return f"state: {{backend: postgres, dsn: {{env: {dsn_env}}}, workspace: {workspace}}}\n"
+
+
+def e2e_state_backend() -> tuple[str, dict[str, str]]:
+    """(Provider ``state`` YAML, extra CLI environment) for the backend the e2e run uses.
+
+    ``RECONCILER_TEST_STATE_BACKEND``: ``file`` (default) gives ``("", {})``; ``postgres``
+    gives a fresh workspace on the server in ``RECONCILER_TEST_PG_DSN`` (the caller should
+    skip with :func:`server_status`'s reason when that server is not usable).
     """
-    backend = os.environ.get(BACKEND_ENV, "file")
+    backend = os.environ.get(BACKEND_ENV, "file") or "file"
     if backend == "file":
-        return None
+        return "", {}
     if backend != "postgres":
         raise ValueError(f"{BACKEND_ENV} must be 'file' or 'postgres', not {backend!r}")
-    return {"backend": "postgres", "dsn": {"env": DSN_ENV}, "workspace": unique_workspace("e2e")}
+    return postgres_state_yaml(unique_workspace("e2e")), {E2E_DSN_ENV: os.environ[DSN_ENV]}
 
 
 def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -42,6 +42,7 @@ from reconciler import __version__
 from reconciler.client.http import (
     NOT_SENT,
     backoff_delay,
+    parse_rate_limit,
     raise_for_status,
     scrub,
     translate_errors,
@@ -71,6 +72,9 @@ LOOKUP_SLACK_SECONDS = 120.0
 Server and client clocks differ; the window must cover the skew, but not reach back so far
 that an older identical job (e.g. a failed run being replaced) is taken for the new one.
 """
+
+RATE_HEADROOM = 0.9
+"""Fraction of a server-advertised rate limit the client adopts after a 429."""
 
 JOB_STARTED_STATUSES = frozenset(
     {"STARTED", "RUNNING", "SUCCESS", "FAILED", "CANCELLATION_REQUESTED", "CANCELLED"}
@@ -398,6 +402,7 @@ class MistralClient:
                 delay,
             )
             if status == 429:
+                self._learn_rate_limit(error)
                 # One thread's 429 is everyone's: hold all workers, this one included (the
                 # next acquire() does the waiting).
                 self._limiter.pause(delay)
@@ -407,6 +412,19 @@ class MistralClient:
                 self.stats.add(waited_seconds=delay)
         assert error is not None
         raise error
+
+    def _learn_rate_limit(self, error: ApiError) -> None:
+        cause = error.__cause__
+        if not isinstance(cause, httpx.HTTPStatusError):
+            return
+        limit = parse_rate_limit(cause.response.headers)
+        # Stay a little under the advertised limit: requests bunch up on the way there.
+        if limit is not None and self._limiter.adopt(limit * RATE_HEADROOM):
+            log.info(
+                "the server limits requests to %.3g/s; throttling this client to %.3g/s",
+                limit,
+                limit * RATE_HEADROOM,
+            )
 
     def _send_once(self, call: _Call) -> httpx.Response:
         body = call.body() if call.body is not None else None

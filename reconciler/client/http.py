@@ -111,11 +111,19 @@ def parse_body(response: httpx.Response) -> tuple[str, Any]:
 def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
     """Seconds the server asks us to wait, from ``Retry-After`` or ``x-ratelimit-reset*``.
 
+    ``retry-after-ms`` (milliseconds), when present, wins over ``Retry-After``.
     ``Retry-After`` may be delta-seconds or an HTTP-date. The ``x-ratelimit-reset*`` family is
     not standardised: values are taken as relative seconds (optionally with an ``s``/``ms``
     unit), or as an absolute unix time when they are larger than a year of seconds.
     """
     now = time.time() if now is None else now
+    precise = headers.get("retry-after-ms")
+    if precise:
+        # Sent next to Retry-After by some servers; it is not rounded up to whole seconds.
+        try:
+            return max(float(precise) / 1000.0, 0.0)
+        except ValueError:
+            pass
     value = headers.get("retry-after")
     if value:
         value = value.strip()
@@ -142,6 +150,26 @@ def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float
             number -= now  # an absolute unix timestamp
         waits.append(max(number, 0.0))
     return max(waits) if waits else None
+
+
+def parse_rate_limit(headers: httpx.Headers) -> float | None:
+    """The server's advertised request limit in requests per second, if it says.
+
+    Reads ``x-ratelimit-limit-req-minute`` (seen on Mistral's API) and the per-second variant.
+    """
+    for name, per in (
+        ("x-ratelimit-limit-req-second", 1.0),
+        ("x-ratelimit-limit-req-minute", 60.0),
+    ):
+        raw = headers.get(name)
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            if value > 0:
+                return value / per
+    return None
 
 
 def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:

@@ -61,6 +61,20 @@ class RateLimiter:
             self._sleep(wait)
         return max(wait, 0.0)
 
+    def adopt(self, rate: float) -> bool:
+        """Lower the rate to ``rate`` (e.g. the server's advertised limit); True if lowered.
+
+        Used after a 429 that says what the limit is: without it, every worker released at the
+        end of a shared pause would fire at once and all but one would be refused again.
+        """
+        if rate <= 0:
+            return False
+        with self._lock:
+            if self.rate is not None and self.rate <= rate:
+                return False
+            self.rate = rate
+            return True
+
     def pause(self, seconds: float) -> None:
         """Hold every caller of :meth:`acquire` for ``seconds`` from now (e.g. a 429)."""
         with self._lock:

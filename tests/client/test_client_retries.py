@@ -85,6 +85,7 @@ def test_429_pauses_the_shared_limiter() -> None:
     [
         ({"Retry-After": "3"}, 3.0),
         ({"Retry-After": "0.5"}, 0.5),
+        ({"Retry-After": "1", "retry-after-ms": "250"}, 0.25),
         (
             {
                 "Retry-After": format_datetime(
@@ -341,3 +342,21 @@ def test_trailing_v1_in_base_url_is_tolerated() -> None:
     with MistralClient("http://remote.test/v1/", KEY, transport=api.transport()) as client:
         client.list_files()
     assert api.log[0][1] == "/v1/files"
+
+
+def test_429_with_advertised_limit_throttles_the_client() -> None:
+    api = FakeApi()
+    api.files.append(make_file(1))
+    api.fault(
+        Fault(
+            "GET",
+            "/v1/files/",
+            status=429,
+            headers={"Retry-After": "1", "x-ratelimit-limit-req-minute": "120"},
+        )
+    )
+    with client_for(api, []) as client:
+        assert client.rate_limiter.rate is None
+        client.get_file(make_file(1)["id"])
+        # 120/min = 2/s, adopted with headroom
+        assert client.rate_limiter.rate == pytest.approx(1.8)

@@ -244,7 +244,13 @@ def state_show(
 # ---------------------------------------------------------------------------- rm
 
 
-@state_app.command("rm")
+@state_app.command(
+    "rm",
+    help="Forget objects: they stay on the remote, untouched, and are no longer managed.\n\n"
+    "Pending create intents of these addresses are forgotten too. While the specs still "
+    "declare an address, the next plan proposes creating it again and flags the remote "
+    "object as a possible duplicate, with an import hint.",
+)
 @handle_errors
 def state_rm(
     addresses: Annotated[list[str], typer.Argument(help="Addresses to forget.")],
@@ -317,7 +323,13 @@ def state_lock_info(
         typer.echo(f"The state is locked.\nLock Info:\n{info.describe()}")
 
 
-@state_app.command("unlock")
+@state_app.command(
+    "unlock",
+    help="Break a stuck lock, only when its holder is gone.\n\n"
+    "Locks are released automatically when their holder exits, even when killed; a lock "
+    "that stays is held by a process that still runs (or hangs) somewhere. After unlock "
+    "that process, if alive, is no longer excluded from the state.",
+)
 @handle_errors
 def state_unlock(
     lock_id: Annotated[str, typer.Argument(help="The lock ID, as printed by the lock error.")],
@@ -355,7 +367,13 @@ def state_unlock(
 # ---------------------------------------------------------------------------- import
 
 
-@app.command("import")
+@app.command(
+    "import",
+    help="Adopt an existing remote file or job under ADDRESS; nothing changes remotely.\n\n"
+    "The address must be declared in the specs. When the remote object matches the spec, "
+    "the next plan shows no change for it; when it differs, the plan names the differing "
+    "fields and proposes a replacement.",
+)
 @handle_errors
 def import_(
     address: Annotated[

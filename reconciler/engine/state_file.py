@@ -256,6 +256,11 @@ class FileStateBackend(StateBackend):
                 break
             if time.monotonic() >= deadline:
                 holder = self.lock_info()
+                if holder is None:
+                    # Released between our attempt and the probe: one more try.
+                    fd = self._try_lock()
+                    if fd is not None:
+                        break
                 raise _locked_error(holder, self.lock_path, timeout)
             time.sleep(_POLL_SECONDS)
         user, host = _current_identity()

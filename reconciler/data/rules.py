@@ -11,7 +11,7 @@ Unlike mistral-finetune, which stops at the first exception, a sample gets every
 problem reported at once; the conversation-structure rules (M1..M5) run only when every
 message has a known role, so one broken message does not cascade into noise.
 
-Only the standard library (and, lazily and optionally, ``jsonschema`` for M12) is used: the
+Only the standard library, orjson (and, lazily, ``jsonschema`` for M12) are used: the
 sandbox server imports this module. It runs once per sample on the hot path of validation,
 so it works on plain dicts with precompiled regexes and no per-sample allocation beyond the
 problem list.
@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 Issue = tuple[str, str, str | None]
 """One problem of a sample: (rule code, message, fix-it hint or None)."""
@@ -141,8 +143,6 @@ def schema_problem(parameters: Any) -> str | None:
     """M12: the jsonschema message when ``parameters`` is not a valid Draft-7 schema."""
     global _schema_checker
     try:
-        import orjson
-
         key = orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)
     except Exception:  # unhashable exotic content: check without caching
         key = b""
@@ -162,7 +162,7 @@ def schema_problem(parameters: Any) -> str | None:
 # --------------------------------------------------------------------------- instruct
 
 
-def _check_tools(tools: Any, issues: list[Issue]) -> None:
+def check_tools(tools: Any, issues: list[Issue]) -> None:
     """F4-F6, M12, M13 on a ``tools``/``available_tools`` list."""
     if type(tools) is not list:
         issues.append(
@@ -282,7 +282,10 @@ def _check_content(
 
 
 def check_instruct(
-    obj: dict[str, Any], roles: dict[str, int], issues: list[Issue]
+    obj: dict[str, Any],
+    roles: dict[str, int],
+    issues: list[Issue],
+    tool_issues: list[Issue] | None = None,
 ) -> int:
     """Check one chat sample; count its messages per role; return its text characters.
 
@@ -290,6 +293,8 @@ def check_instruct(
         obj: the parsed sample (a dict with ``messages`` or ``interactions``).
         roles: messages per role, updated in place (for the file summary).
         issues: problems are appended here.
+        tool_issues: the result of :func:`check_tools` on the sample's tools when the
+            caller already has it (cached: tools repeat across samples); None to check here.
     """
     chars = 0
     has_messages = "messages" in obj
@@ -326,8 +331,10 @@ def check_instruct(
             )
         )
     tools = obj.get("tools", obj.get("available_tools"))
-    if tools is not None:
-        _check_tools(tools, issues)
+    if tool_issues is not None:
+        issues.extend(tool_issues)
+    elif tools is not None:
+        check_tools(tools, issues)
     system_prompt = obj.get("system_prompt")
     if system_prompt is not None and type(system_prompt) is not str:
         issues.append(("F16", "'system_prompt' must be a string", None))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,6 +272,13 @@ class TokenCounter(Protocol):
     def count(self, obj: dict[str, Any], kind: str) -> int: ...
 
 
+_NO_ISSUES: list[rules.Issue] = []
+"""Shared empty issue list of valid samples (never mutated)."""
+_UNPARSED: Any = object()
+"""Marks a line that still has to be parsed (``null`` is a valid parse result)."""
+_loads = orjson.loads
+
+
 class _TooDeep(Exception):
     pass
 
@@ -287,21 +295,192 @@ class _NonFinite(Exception):
         self.literal = literal
 
 
-def _count_keys(obj: Any, depth: int) -> int:
-    """Keys of every object in a parsed value (for the duplicate-key pre-check)."""
+def _walk(obj: Any, depth: int) -> tuple[int, int]:
+    """(keys of every object, colons inside every string) of a parsed value."""
     if depth > MAX_DEPTH:
         raise _TooDeep
-    n = 0
+    keys = colons = 0
     if type(obj) is dict:
-        n = len(obj)
+        keys = len(obj)
+        for k in obj:
+            colons += k.count(":")
         values: Iterable[Any] = obj.values()
     else:
         values = obj
     for v in values:
         t = type(v)
-        if t is dict or t is list:
-            n += _count_keys(v, depth + 1)
+        if t is str:
+            colons += v.count(":")
+        elif t is dict or t is list:
+            k2, c2 = _walk(v, depth + 1)
+            keys += k2
+            colons += c2
+    return keys, colons
+
+
+_TOOLS_CACHE: dict[bytes, tuple[int, int, list[rules.Issue]]] = {}
+_TOOLS_CACHE_MAX = 1024
+
+
+def _tools_info(tools: list[Any]) -> tuple[int, int, list[rules.Issue]]:
+    """(keys, colons in strings, rule issues) of a tools list, cached by its content."""
+    try:
+        key = orjson.dumps(tools)
+    except orjson.JSONEncodeError:  # deeper than orjson serializes: no caching
+        key = b""
+    cached = _TOOLS_CACHE.get(key) if key else None
+    if cached is not None:
+        return cached
+    keys, colons = _walk(tools, 1)
+    issues: list[rules.Issue] = []
+    rules.check_tools(tools, issues)
+    result = (keys, colons, issues)
+    if key:
+        if len(_TOOLS_CACHE) >= _TOOLS_CACHE_MAX:
+            _TOOLS_CACHE.clear()
+        _TOOLS_CACHE[key] = result
+    return result
+
+
+def _plain_colons(msgs: list[dict[str, Any]]) -> int:
+    """Colons inside the strings of a sample that passed :func:`_fast_sample`.
+
+    Only contents and tool-call arguments can hold one: roles, ids, names and the call
+    type are checked to be colon-free identifiers.
+    """
+    n = 0
+    for m in msgs:
+        content = m.get("content")
+        if content:
+            n += content.count(":")
+        calls = m.get("tool_calls")
+        if calls:
+            for call in calls:
+                n += call["function"]["arguments"].count(":")
     return n
+
+
+_ID_MATCH = re.compile(r"[a-zA-Z0-9]{9}").fullmatch
+_NAME_MATCH = re.compile(r"[a-zA-Z0-9_-]{1,64}").fullmatch
+
+FastStats = tuple[int, int, int, int, int, int, int]
+"""(keys, users, assistants, systems, tool messages, colons in the tools list, colons in
+the tools list, call arguments and tool results)."""
+
+
+def _fast_sample(obj: dict[str, Any]) -> FastStats | None:
+    """Statistics of a plain, valid chat sample; None means "check it fully".
+
+    Plain: top-level keys ``messages`` (and a ``tools`` list whose cached check found
+    nothing); user/system/assistant messages exactly {role, content} with string content
+    (non-empty for the assistant); assistant tool calls exactly {role, tool_calls} with
+    {id, function[, type: function]} calls, 9-character ids, valid names and string
+    arguments; tool messages exactly {role, tool_call_id, content}; at most one system
+    message; a valid role order and call/response count; the last non-system message from
+    the assistant. Such a sample satisfies every rule (F1-F17, M1-M14), so None never
+    means "invalid". It runs once per sample: one loop of cheap operations.
+    """
+    try:
+        return _fast_sample_unchecked(obj)
+    except (KeyError, TypeError, AttributeError):
+        # A missing key or a non-dict where a dict belongs: not plain.
+        return None
+
+
+def _fast_sample_unchecked(obj: dict[str, Any]) -> FastStats | None:
+    # Subscripts instead of .get and no isinstance checks where a subscript fails anyway
+    # (measurably faster); the caller maps KeyError/TypeError to None.
+    nobj = len(obj)
+    keys = nobj
+    tool_colons = 0
+    # Colons inside strings that are cheap to count here (tools, call arguments, tool
+    # results: usually JSON); those in message texts are counted only when needed.
+    colons = 0
+    msgs = obj["messages"]
+    if type(msgs) is not list:
+        return None
+    if nobj == 2:
+        tools = obj["tools"]
+        if type(tools) is not list:
+            return None
+        tkeys, tool_colons, tissues = _tools_info(tools)
+        if tissues:
+            return None
+        keys += tkeys
+    elif nobj != 1:
+        return None
+    nuser = nassistant = nsystem = ntool = 0
+    pending = 0
+    prev = ""
+    for m in msgs:
+        role = m["role"]
+        if len(m) == 2:
+            content = m.get("content")
+            if type(content) is str:
+                if role == "user":
+                    nuser += 1
+                elif role == "assistant":
+                    if not content or pending:
+                        return None
+                    nassistant += 1
+                elif role == "system":
+                    nsystem += 1
+                    continue
+                else:
+                    return None
+            elif content is None and role == "assistant" and not pending:
+                calls = m["tool_calls"]
+                if type(calls) is not list or not calls:
+                    return None
+                for call in calls:
+                    nc = len(call)
+                    if nc == 3:
+                        if call["type"] != "function":
+                            return None
+                    elif nc != 2:
+                        return None
+                    fn = call["function"]
+                    cid = call["id"]
+                    if len(fn) != 2 or type(cid) is not str:
+                        return None
+                    name = fn["name"]
+                    args = fn["arguments"]
+                    if (
+                        type(name) is not str
+                        or type(args) is not str
+                        or not _ID_MATCH(cid)
+                        or not _NAME_MATCH(name)
+                    ):
+                        return None
+                    keys += nc + 2
+                    colons += args.count(":")
+                pending = len(calls)
+                nassistant += 1
+            else:
+                return None
+        elif role == "tool" and len(m) == 3:
+            tid = m["tool_call_id"]
+            content = m["content"]
+            if (
+                type(content) is not str
+                or type(tid) is not str
+                or prev == "user"
+                or not _ID_MATCH(tid)
+            ):
+                return None
+            pending -= 1
+            if pending < 0:
+                return None
+            ntool += 1
+            colons += content.count(":")
+        else:
+            return None
+        prev = role
+    if prev != "assistant" or nsystem > 1 or nuser + nassistant + ntool < 2:
+        return None
+    # Every message has 2 keys, tool messages 3; tool calls were added above.
+    keys += 2 * len(msgs) + ntool
+    return keys, nuser, nassistant, nsystem, ntool, tool_colons, colons + tool_colons
 
 
 def _no_dups(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -390,6 +569,13 @@ class LineValidator:
         self._name = name
         self._tokens = token_counter
         self._exact = 0
+        self._lineno = 0
+        self._fast_samples = 0
+        self._untyped = True
+        self._fast_bytes = 0
+        self._nuser = self._nassistant = self._nsystem = self._ntool = 0
+        # The fast path only knows chat samples; a pretrain file takes the full check.
+        self._fast = True
         self.last_issues: list[rules.Issue] = []
         """Issues of the last fed line (for cleaned-file reports)."""
 
@@ -421,8 +607,53 @@ class LineValidator:
 
     def feed(self, line: bytes, lineno: int, *, terminated: bool = True) -> bool:
         """Check one line (without ``\\n``); True when it is a valid sample."""
+        self._lineno = lineno
+        return self.feed_slice(line, memoryview(line), 0, len(line), lineno, terminated)
+
+    def feed_slice(
+        self, buf: bytes, view: memoryview, start: int, end: int, lineno: int, terminated: bool
+    ) -> bool:
+        """:meth:`feed` for ``buf[start:end]`` without copying it (the streaming hot path).
+
+        Plain chat samples (see :func:`_fast_sample`) are checked here with a handful of
+        operations per message; anything else takes the full rule check.
+        """
+        try:
+            obj = _loads(view[start:end])
+        except orjson.JSONDecodeError:
+            return self._feed_full(bytes(view[start:end]), lineno, terminated, _UNPARSED)
+        if self._fast and type(obj) is dict:
+            stats = _fast_sample(obj)
+            if stats is not None:
+                # Duplicate keys: every key is followed by a ':'; colons inside strings are
+                # the only other source. More colons than keys + colons in strings means a
+                # key occurs twice (orjson silently keeps the last): take the full check.
+                nkeys = stats[0]
+                colons = buf.count(b":", start, end)
+                if colons - stats[6] <= nkeys or (
+                    colons - stats[5] - _plain_colons(obj["messages"]) <= nkeys
+                ):
+                    # Counters live on self (not in report dicts) on this path: cheaper;
+                    # finish() folds them into the report.
+                    if self._untyped:
+                        self.report.sample_type = "instruct"
+                        self._untyped = False
+                    self._fast_samples += 1
+                    self._fast_bytes += end - start
+                    self._nuser += stats[1]
+                    self._nassistant += stats[2]
+                    self._nsystem += stats[3]
+                    self._ntool += stats[4]
+                    if self._tokens is not None:
+                        self._exact += self._tokens.count(obj, "instruct")
+                    self.last_issues = _NO_ISSUES
+                    return True
+        return self._feed_full(bytes(view[start:end]), lineno, terminated, obj)
+
+    def _feed_full(self, line: bytes, lineno: int, terminated: bool, obj: Any) -> bool:
+        """Every rule, for any line: blank lines, BOM, parse errors and non-plain samples."""
         report = self.report
-        report.num_lines = lineno
+        self._lineno = lineno
         if line.startswith(_BOM):
             # Usually line 1; later lines get one when BOM files were concatenated.
             self._problem(
@@ -434,6 +665,7 @@ class LineValidator:
                 report.samples,
             )
             line = line[3:]
+            obj = _UNPARSED
         if not line or line.isspace():
             self.last_issues = [("BLANK", "blank line", None)]
             self._problem(
@@ -449,17 +681,17 @@ class LineValidator:
         issues: list[rules.Issue] = []
         self.last_issues = issues
         column = 0
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            code, message, hint, column = _diagnose(line, str(exc))
-            if code == "JSON" and not terminated:
-                code = "TRUNCATED"
-                message = "the last line has no newline and is not valid JSON (cut off?)"
-                hint = "the file looks truncated: regenerate it or drop the last line"
-            issues.append((code, message, hint))
-            obj = None
-        if obj is not None:
+        if obj is _UNPARSED:
+            try:
+                obj = _loads(line)
+            except orjson.JSONDecodeError as exc:
+                code, message, hint, column = _diagnose(line, str(exc))
+                if code == "JSON" and not terminated:
+                    code = "TRUNCATED"
+                    message = "the last line has no newline and is not valid JSON (cut off?)"
+                    hint = "the file looks truncated: regenerate it or drop the last line"
+                issues.append((code, message, hint))
+        if not issues:
             self._check(obj, line, issues)
         if not issues:
             report.valid += 1
@@ -491,17 +723,35 @@ class LineValidator:
                 )
             )
             return
+        # Keys and colons inside strings, for the duplicate-key pre-check (see feed_slice);
+        # a tools list is usually the same in every sample, so its walk is cached.
+        tools_field = (
+            "tools" if "tools" in obj else "available_tools" if "available_tools" in obj else ""
+        )
+        tool_issues: list[rules.Issue] | None = None
         try:
-            nkeys = _count_keys(obj, 0)
+            nkeys = len(obj)
+            in_strings = 0
+            for k, v in obj.items():
+                in_strings += k.count(":")
+                t = type(v)
+                if k == tools_field and t is list:
+                    tkeys, tcolons, tool_issues = _tools_info(v)
+                    nkeys += tkeys
+                    in_strings += tcolons
+                elif t is dict or t is list:
+                    vkeys, vcolons = _walk(v, 1)
+                    nkeys += vkeys
+                    in_strings += vcolons
+                elif t is str:
+                    in_strings += v.count(":")
         except _TooDeep:
             issues.append(
                 ("DEPTH", f"JSON nested deeper than {MAX_DEPTH} levels", "flatten the structure")
             )
             return
-        # Cheap pre-check: every key is followed by '":' in compact or json.dumps output,
-        # and an escaped quote inside a string shows as '\":'. Only when the counts differ
-        # do we pay for an exact parse that sees duplicate keys (orjson keeps the last).
-        if line.count(b'":') - line.count(b'\\":') != nkeys:
+        colons = line.count(b":")
+        if colons - in_strings > nkeys:
             try:
                 json.loads(line, object_pairs_hook=_no_dups)
             except _Dup as dup:
@@ -520,6 +770,8 @@ class LineValidator:
             kind = report.sample_type or "instruct"
         if report.sample_type is None:
             report.sample_type = kind
+            self._untyped = False
+            self._fast = kind == "instruct"
         elif kind != report.sample_type:
             issues.append(
                 (
@@ -533,24 +785,24 @@ class LineValidator:
         before = len(issues)
         try:
             if kind == "instruct":
-                roles_before = sum(report.roles.values())
-                chars = rules.check_instruct(obj, report.roles, issues)
-                nmsg = sum(report.roles.values()) - roles_before
-                report.approx_tokens += (chars + 3) // 4 + 2 + 3 * nmsg
+                rules.check_instruct(obj, report.roles, issues, tool_issues)
             else:
-                chars = rules.check_pretrain(obj, issues)
-                report.approx_tokens += (chars + 3) // 4 + 2
+                rules.check_pretrain(obj, issues)
         except RecursionError:
             issues.append(("DEPTH", "JSON nesting too deep to check", "flatten the structure"))
         except Exception as exc:  # noqa: BLE001 - a checker bug must not abort a file
             issues.append(("CHECK", f"sample could not be checked: {exc!r}", None))
-        if self._tokens is not None and len(issues) == before:
-            self._exact += self._tokens.count(obj, kind)
+        if len(issues) == before:
+            # Estimate: a quarter of the sample's bytes. Besides the text this counts the
+            # JSON around it, which roughly stands for the control tokens of each message.
+            report.approx_tokens += (len(line) + 3) // 4
+            if self._tokens is not None:
+                self._exact += self._tokens.count(obj, kind)
 
     def long_line(self, lineno: int, size: int) -> None:
         """Record a line that was too long to buffer (counted as an invalid sample)."""
         report = self.report
-        report.num_lines = lineno
+        self._lineno = lineno
         index = report.samples
         report.samples += 1
         report.invalid += 1
@@ -566,6 +818,21 @@ class LineValidator:
     def finish(self, *, size: int | None = None, sha256: str = "") -> FileReport:
         """Add file-level problems (empty file, size warnings) and return the report."""
         report = self.report
+        report.num_lines = self._lineno
+        if self._fast_samples:
+            report.samples += self._fast_samples
+            report.valid += self._fast_samples
+            report.approx_tokens += (self._fast_bytes + 3) // 4
+            for role, count in (
+                ("user", self._nuser),
+                ("assistant", self._nassistant),
+                ("system", self._nsystem),
+                ("tool", self._ntool),
+            ):
+                if count:
+                    report.roles[role] = report.roles.get(role, 0) + count
+            self._fast_samples = self._fast_bytes = 0
+            self._nuser = self._nassistant = self._nsystem = self._ntool = 0
         if size is not None:
             report.bytes = size
         report.sha256 = sha256
@@ -667,17 +934,70 @@ def validate_stream(
     counter = _token_counter() if exact_tokens else None
     validator = LineValidator(name, role=role, token_counter=counter)
     hasher = hashlib.sha256() if hash else None
-    size = 0
-    lineno = 0
-    feed = validator.feed
-    for line, length, terminated in iter_lines(stream, hasher):
-        lineno += 1
-        size += length + (1 if terminated else 0)
-        if line is None:
-            validator.long_line(lineno, length)
-        else:
-            feed(line, lineno, terminated=terminated)
+    size = scan(stream, validator, hasher)
     return validator.finish(size=size, sha256=hasher.hexdigest() if hasher else "")
+
+
+def scan(stream: IO[bytes], validator: LineValidator, hasher: Any | None = None) -> int:
+    """Feed every line of a binary stream to ``validator``; returns the bytes read.
+
+    The hot loop: chunks are hashed whole, lines are found with ``bytes.find`` and handed
+    over as slices of the chunk (no copy); only a line that spans chunks is joined.
+    """
+    read = stream.read
+    feed = validator.feed_slice
+    pending: list[bytes] = []
+    pending_size = 0
+    too_long = False
+    lineno = 0
+    size = 0
+    while True:
+        chunk = read(CHUNK_SIZE)
+        if not chunk:
+            break
+        size += len(chunk)
+        if hasher is not None:
+            hasher.update(chunk)
+        find = chunk.find
+        nl = find(b"\n")
+        pos = 0
+        if nl >= 0 and (pending or too_long):
+            lineno += 1
+            total = pending_size + nl
+            if too_long or total > MAX_LINE_BYTES:
+                validator.long_line(lineno, total)
+            else:
+                pending.append(chunk[:nl])
+                line = b"".join(pending)
+                feed(line, memoryview(line), 0, len(line), lineno, True)
+            pending = []
+            pending_size = 0
+            too_long = False
+            pos = nl + 1
+            nl = find(b"\n", pos)
+        view = memoryview(chunk)
+        while nl >= 0:
+            lineno += 1
+            feed(chunk, view, pos, nl, lineno, True)
+            pos = nl + 1
+            nl = find(b"\n", pos)
+        if pos < len(chunk):
+            pending_size += len(chunk) - pos
+            if too_long or pending_size > MAX_LINE_BYTES:
+                # Stop buffering: the line will be reported as LONG_LINE.
+                too_long = True
+                pending = []
+            else:
+                pending.append(chunk[pos:] if pos else chunk)
+    if pending or too_long:
+        lineno += 1
+        if too_long:
+            validator.long_line(lineno, pending_size)
+        else:
+            line = b"".join(pending)
+            feed(line, memoryview(line), 0, len(line), lineno, False)
+    validator._lineno = lineno
+    return size
 
 
 def validate_path(

@@ -199,6 +199,22 @@ class FileStateBackend(StateBackend):
             StateError: the stored serial is not ``expected_serial``, the stored state has
                 another lineage, or the file cannot be written.
         """
+        new = state.model_copy(update={"serial": (expected_serial or 0) + 1}, deep=True)
+        return self._store(new, expected_serial, same_lineage=True)
+
+    def store_exact(self, state: State, expected_serial: int | None) -> State:
+        """Store ``state`` as it is (lineage and serial kept), if the stored serial matches.
+
+        For ``state migrate``, which copies a state between backends exactly and may replace
+        a state of another lineage on purpose.
+
+        Raises:
+            StateError: the stored serial is not ``expected_serial``, or the file cannot be
+                written.
+        """
+        return self._store(state.model_copy(deep=True), expected_serial, same_lineage=False)
+
+    def _store(self, new: State, expected_serial: int | None, *, same_lineage: bool) -> State:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -215,13 +231,12 @@ class FileStateBackend(StateBackend):
                     f"{_serial_text(stored_serial)}, expected {_serial_text(expected_serial)}): "
                     "another process wrote it; re-run."
                 )
-            if current is not None and current.lineage != state.lineage:
+            if same_lineage and current is not None and current.lineage != new.lineage:
                 raise StateError(
                     f"{self.path}: refusing to overwrite state of lineage {current.lineage} with "
-                    f"a state of lineage {state.lineage}: they are different workspaces. Check "
+                    f"a state of lineage {new.lineage}: they are different workspaces. Check "
                     "the state path in the Provider document."
                 )
-            new = state.model_copy(update={"serial": (expected_serial or 0) + 1}, deep=True)
             try:
                 if current_text is not None:
                     atomic_write_text(self.backup_path, current_text, self._mode())

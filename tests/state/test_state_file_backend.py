@@ -222,3 +222,16 @@ def test_kill_during_write_loop_never_leaves_a_broken_state(tmp_path: Path) -> N
         last_serial = state.serial
         backup = FileStateBackend(tmp_path / "state.json.backup").read()
         assert backup is not None and backup.serial in (state.serial - 1, state.serial)
+
+
+def test_store_exact_keeps_serial_and_lineage_with_cas(tmp_path: Path) -> None:
+    backend = FileStateBackend(tmp_path / "state.json")
+    existing = backend.write(State(), None)
+    migrated = sample_state(1).model_copy(update={"serial": 41})
+    with pytest.raises(StateError, match="serial 1, expected none"):
+        backend.store_exact(migrated, None)
+    stored = backend.store_exact(migrated, existing.serial)  # another lineage: allowed here
+    assert stored.serial == 41 and stored.lineage == migrated.lineage
+    assert backend.read() == stored
+    assert FileStateBackend(backend.backup_path).read() == existing
+    assert backend.write(stored, 41).serial == 42

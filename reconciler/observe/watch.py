@@ -106,13 +106,21 @@ def plain_line(address: str, p: JobProgress) -> str:
 
 
 def progress_table(progress: Mapping[str, JobProgress], title: str | None = None) -> Any:
-    """A rich Table of jobs with a progress bar column (used by the live view)."""
+    """A rich Table of jobs with a progress bar column (used by the live view).
+
+    Failure reasons are not in the table (they are long and would squeeze every other
+    column); the summary after the live view names them.
+    """
     from rich.progress_bar import ProgressBar
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, expand=False)
-    for header in ("JOB", "STATUS", "PROGRESS", "STEP", "ETA", "TRAIN", "VALID", "ACC"):
-        table.add_column(header, no_wrap=header in {"JOB", "STATUS"})
+    width = max((len(a) for a in progress), default=3)
+    table.add_column("JOB", no_wrap=True, min_width=min(width, 60))
+    table.add_column("STATUS", no_wrap=True)
+    for header in ("PROGRESS", "STEP", "ETA", "TRAIN", "VALID", "ACC"):
+        table.add_column(header, no_wrap=True, justify="left" if header == "PROGRESS" else "right")
     style = {
         "succeeded": "green",
         "failed": "red",
@@ -120,17 +128,16 @@ def progress_table(progress: Mapping[str, JobProgress], title: str | None = None
         "running": "cyan",
     }
     for address, p in sorted(progress.items()):
-        bar = ProgressBar(total=100.0, completed=p.percent or 0.0, width=20)
-        status = p.status if not p.failed else f"{p.status}: {p.failure_reason}"
+        # Text objects, not markup strings: a status or address is never read as markup.
         table.add_row(
-            address,
-            f"[{style.get(p.health, 'white')}]{status}[/]",
-            bar,
-            format_steps(p),
-            format_duration(p.eta_seconds),
-            format_metric(p.train_loss),
-            format_metric(p.valid_loss),
-            format_metric(p.valid_mean_token_accuracy),
+            Text(address),
+            Text(p.status, style=style.get(p.health, "")),
+            ProgressBar(total=100.0, completed=p.percent or 0.0, width=20),
+            Text(format_steps(p)),
+            Text(format_duration(p.eta_seconds)),
+            Text(format_metric(p.train_loss)),
+            Text(format_metric(p.valid_loss)),
+            Text(format_metric(p.valid_mean_token_accuracy)),
         )
     return table
 
@@ -209,11 +216,12 @@ class _Renderer:
             line += f", {len(failures)} ended without a model: " + "; ".join(
                 f"{a} ({r})" for a, r in failures
             )
-        if self._live is not None:
-            self._live.console.print(line, markup=False)
-        else:
-            self.out.write(line + "\n")
-            self.out.flush()
+        isatty = getattr(self.out, "isatty", None)
+        if self.mode == "rich" and not (callable(isatty) and isatty()):
+            # Off a terminal, the live view's last frame does not end its line.
+            line = "\n" + line
+        self.out.write(line + "\n")
+        self.out.flush()
 
 
 def follow_jobs(
@@ -279,5 +287,6 @@ def follow_jobs(
                     "'reconciler status --watch' or raise the timeout."
                 )
             sleep(interval)
-        renderer.summary(progress)
+    # After the live view closed, so the summary comes below the final table.
+    renderer.summary(progress)
     return progress

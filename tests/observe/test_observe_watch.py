@@ -102,14 +102,18 @@ def test_json_mode_writes_versioned_lines_for_changes_and_a_summary() -> None:
     assert summary["failed"] == [{"address": "job.b", "reason": "no assistant message on line 2"}]
 
 
-def test_rich_mode_renders_a_table_with_the_jobs() -> None:
+def test_rich_mode_renders_a_table_with_the_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
     fetch, _ = script(*SEQUENCE)
     out = io.StringIO()
     follow_jobs(fetch, interval=1, mode="rich", out=out, sleep=lambda s: None)
     text = out.getvalue()
     assert "job.a" in text and "job.b" in text
     assert "SUCCESS" in text and "FAILED_VALIDATION" in text
-    assert "1 of 2 job(s) succeeded" in text
+    assert text.splitlines()[-1].startswith("1 of 2 job(s) succeeded")
+    last_frame = text.split("┏")[-1]
+    assert "━━━━━━━━━━━━━━━━━━━━" in last_frame  # the full progress bar of the finished job
+    assert "100/100 (100%)" in last_frame
 
 
 def test_jobs_held_at_validated_settle_there() -> None:

@@ -119,24 +119,40 @@ class Gate:
         path: str = scope["path"]
         method: str = scope["method"]
         started = time.time()
-        record = not path.startswith("/sandbox/journal")
         outcome: dict[str, Any] = {"status": None, "fault": None}
+        recorded = path.startswith("/sandbox/journal")  # the journal skips itself
+
+        async def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            # A short SQLite insert; kept off the event loop.
+            await asyncio.to_thread(
+                self.store.journal_add,
+                ts=started,
+                method=method,
+                path=path,
+                query=scope.get("query_string", b"").decode("latin-1"),
+                status=outcome["status"],
+                fault=outcome["fault"],
+                duration_ms=(time.time() - started) * 1000,
+            )
+
+        async def journaled_send(message: Message) -> None:
+            # Record before the response leaves, so a client that has its answer can
+            # already see the request in the journal.
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                await record()
+            await send(message)
+
         try:
-            await self._handle(scope, receive, send, path, method, outcome)
+            await self._handle(
+                scope, receive, journaled_send, path, method, outcome, record, _transport(send)
+            )
         finally:
-            if record:
-                query = scope.get("query_string", b"").decode("latin-1")
-                # The journal write is a short SQLite insert; keep it off the event loop.
-                await asyncio.to_thread(
-                    self.store.journal_add,
-                    ts=started,
-                    method=method,
-                    path=path,
-                    query=query,
-                    status=outcome["status"],
-                    fault=outcome["fault"],
-                    duration_ms=(time.time() - started) * 1000,
-                )
+            await record()
 
     async def _handle(
         self,
@@ -146,6 +162,8 @@ class Gate:
         path: str,
         method: str,
         outcome: dict[str, Any],
+        record: Callable[[], Awaitable[None]],
+        transport: Any,
     ) -> None:
         is_api = path.startswith("/v1/")
         extra_headers: list[tuple[bytes, bytes]] = []
@@ -201,7 +219,8 @@ class Gate:
                 await _json(send, code, body, extra_headers)
             return
         if fault == "drop":
-            await _abort(send)
+            await record()
+            await _abort(transport)
             return
 
         swallow = fault == "timeout_after_commit"
@@ -228,7 +247,8 @@ class Gate:
         await self.app(scope, receive, send_wrapper)
         if swallow:
             # The work is committed; the client never hears about it.
-            await _abort(send)
+            await record()
+            await _abort(transport)
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.api_key is not None
@@ -312,9 +332,13 @@ async def _json(
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
-async def _abort(send: Send) -> None:
+def _transport(send: Send) -> Any:
+    """The connection's transport behind uvicorn's ``send`` (None under other servers)."""
+    return getattr(getattr(send, "__self__", None), "transport", None)
+
+
+async def _abort(transport: Any) -> None:
     """Close the client's connection without sending anything."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
     if transport is None:
         raise ConnectionAbortedError("injected fault: connection dropped")
     transport.abort()

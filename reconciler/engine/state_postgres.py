@@ -558,8 +558,7 @@ class PostgresStateBackend(StateBackend):
             )
         conn = self._data()
         try:
-            # The 5 s timeout makes the call wait until the session is really gone.
-            row = conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         except psycopg.errors.InsufficientPrivilege:
             raise StateError(
                 f"cannot end the session holding {self.path} (database backend pid {pid}): "
@@ -571,10 +570,17 @@ class PostgresStateBackend(StateBackend):
             raise StateError(
                 f"cannot end the session holding {self.path}: {self._scrub(str(exc).strip())}"
             ) from None
-        if not (row and row[0]) and self._holder_pid(conn) == pid:
+        # pg_terminate_backend only signals; wait (briefly) until the lock is really gone.
+        deadline = time.monotonic() + 10.0
+        with self._db_errors(f"cannot check the lock of {self.path}"):
+            while self._holder_pid(conn) == pid and time.monotonic() < deadline:
+                time.sleep(0.05)
+            still_held = self._holder_pid(conn) == pid
+        if still_held:  # (a false result alone just means the session had ended already)
             raise StateError(
-                f"the session holding {self.path} (database backend pid {pid}) did not end "
-                "within 5 s; try again or ask a database administrator."
+                f"the session holding {self.path} (database backend pid {pid}) did not end; "
+                "try again, or ask a database administrator to run "
+                f"SELECT pg_terminate_backend({pid})."
             )
         with self._db_errors(f"cannot clear the lock record of {self.path}"):
             conn.execute(

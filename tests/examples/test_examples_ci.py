@@ -249,3 +249,19 @@ def test_pre_commit_hook_command_passes_on_this_repository(tmp_path: Path) -> No
 def test_shell_splitting_keeps_quoted_arguments_whole() -> None:
     [cmd] = list(shell_commands('reconciler plan "my specs/" --format json'))
     assert cmd == ["reconciler", "plan", "my specs/", "--format", "json"]
+
+
+DOCS = [
+    REPO / "README.md",
+    REPO / "examples" / "ci" / "README.md",
+    *sorted((REPO / "specs").glob("*/README.md")),
+]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_commands_in_the_docs_exist(root: Any, doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:bash|sh|shell)\n(.*?)```", text, flags=re.DOTALL)
+    for block in blocks:
+        for args in reconciler_invocations(block):
+            assert check_invocation(root, args) == [], f"{doc.name}: reconciler {' '.join(args)}"

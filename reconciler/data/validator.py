@@ -662,7 +662,7 @@ class LineValidator:
                 "save the file as UTF-8 without BOM (Python: encoding='utf-8', not "
                 "'utf-8-sig')",
                 lineno,
-                report.samples,
+                report.samples + self._fast_samples,
             )
             line = line[3:]
             obj = _UNPARSED
@@ -676,7 +676,7 @@ class LineValidator:
                 None,
             )
             return False
-        index = report.samples
+        index = report.samples + self._fast_samples
         report.samples += 1
         issues: list[rules.Issue] = []
         self.last_issues = issues
@@ -803,7 +803,7 @@ class LineValidator:
         """Record a line that was too long to buffer (counted as an invalid sample)."""
         report = self.report
         self._lineno = lineno
-        index = report.samples
+        index = report.samples + self._fast_samples
         report.samples += 1
         report.invalid += 1
         self.last_issues = [("LONG_LINE", "line too long", None)]

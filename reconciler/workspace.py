@@ -102,7 +102,8 @@ class Workspace:
                 SandboxConfig(data_dir=self.sandbox_dir, api_key=key, time_scale=scale)
             )
             self._sandbox.start()
-            base_url, api_key = self._sandbox.base_url, key
+            base_url = self._sandbox.base_url
+            api_key: str | None = key
         else:
             assert provider is not None and self.specs.provider is not None
             base_url = provider.endpoint or MISTRAL_ENDPOINT

@@ -146,11 +146,14 @@ def describe_change(change: Change) -> list[str]:
 def _size(n: Any) -> str:
     if not isinstance(n, int):
         return "? bytes"
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n} B"
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB"):
+        value /= 1000
+        if value < 1000 or unit == "GB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 def render_text(plan: Plan, *, show_noop: bool = False) -> str:

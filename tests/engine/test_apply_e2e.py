@@ -168,17 +168,27 @@ def test_missing_secret_is_reported_at_apply_not_validate(cli: Cli, sandbox: Any
     assert "WANDB_API_KEY" in proc.stderr
 
 
-def test_prune_cancels_and_forgets(cli: Cli, sandbox: Any) -> None:
-    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=2, steps=20000)
-    cli.run("apply", "--yes", check=0)
-    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=20000)
-    plan = cli.run("plan", check=0)
-    assert "job.job1" in plan.stdout and "--prune" in plan.stdout
-    cli.run("apply", "--yes", "--prune", check=0)
-    assert "job.job1" not in state_of(cli)["resources"]
-    with remote(sandbox) as client:
-        statuses = {j.suffix: j.status for j in client.list_jobs()}
-    assert statuses["t1"] in ("CANCELLED", "CANCELLATION_REQUESTED")
+def test_prune_cancels_and_forgets(cli: Cli, tmp_path: Path) -> None:
+    from reconciler.sandbox.app import SandboxConfig
+    from reconciler.sandbox.server import EmbeddedSandbox
+
+    # Real-time scale: the sandbox caps a run at 60 s, so the job is still running at prune.
+    with EmbeddedSandbox(
+        SandboxConfig(data_dir=tmp_path / "slow", api_key=SANDBOX_KEY, time_scale=1.0)
+    ) as sandbox:
+        make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=2, steps=2000)
+        cli.run("apply", "--yes", check=0)
+        make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=2000)
+        plan = cli.run("plan", check=0)
+        assert "job.job1" in plan.stdout and "--prune" in plan.stdout
+        pruned = cli.run("plan", "--prune", check=0)
+        assert "cancel active job" in pruned.stdout
+        cli.run("apply", "--yes", "--prune", check=0)
+        assert "job.job1" not in state_of(cli)["resources"]
+        with remote(sandbox) as client:
+            statuses = {j.suffix: j.status for j in client.list_jobs()}
+        assert statuses["t1"] in ("CANCELLED", "CANCELLATION_REQUESTED")
+        assert statuses["t0"] not in ("CANCELLED", "CANCELLATION_REQUESTED")
 
 
 def test_embedded_sandbox_is_the_default_and_says_so(tmp_path: Path) -> None:

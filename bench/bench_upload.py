@@ -14,6 +14,8 @@ and uploads each file
 
 then prints a table. Times are end to end: the sandbox validates every upload with the shared
 training-data validator before it answers, so both clients wait for the same server work.
+A second table repeats both uploads against a minimal HTTP sink (it reads and discards the
+body) to show the client's own streaming speed, which the sandbox's validation hides.
 Every upload uses a distinct filename so the server's (content, filename) dedupe never
 short-circuits a run.
 """
@@ -21,6 +23,7 @@ short-circuits a run.
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import resource
@@ -29,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +102,62 @@ def start_sandbox(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("sandbox did not start listening within 60 s")
+
+
+class _Sink(http.server.BaseHTTPRequestHandler):
+    """Reads an upload, discards it, answers with a File object of the right size."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        left = total = int(self.headers["content-length"])
+        while left > 0:
+            left -= len(self.rfile.read(min(left, MB)))
+        body = json.dumps(
+            {
+                "id": "00000000-0000-0000-0000-000000000000",
+                "object": "file",
+                "bytes": total,  # multipart framing included; the sink does not parse
+                "created_at": 0,
+                "filename": "sink.jsonl",
+                "purpose": "fine-tune",
+                "sample_type": "instruct",
+                "source": "upload",
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def start_sink() -> tuple[http.server.ThreadingHTTPServer, str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def print_table(
+    title: str, rows: list[tuple[str, int, dict[str, float], dict[str, float] | None]]
+) -> None:
+    print()
+    print(title)
+    print(
+        f"{'file':<6} {'size MiB':>9} {'client s':>9} {'client MiB/s':>12} "
+        f"{'client peak RSS MiB':>20} {'curl s':>8} {'curl MiB/s':>10}"
+    )
+    for label, size, client, curl in rows:
+        c_s = f"{curl['seconds']:.2f}" if curl else "n/a"
+        c_t = f"{size / MB / curl['seconds']:.1f}" if curl else "n/a"
+        print(
+            f"{label:<6} {size / MB:>9.1f} {client['seconds']:>9.2f} "
+            f"{size / MB / client['seconds']:>12.1f} {client['peak_rss_mb']:>20.1f} "
+            f"{c_s:>8} {c_t:>10}"
+        )
 
 
 def child_upload(base_url: str, path: str, filename: str) -> None:
@@ -191,21 +251,20 @@ def main() -> None:
             assert client["bytes"] == size, (client, size)
             curl = run_curl(base, path, f"{label}-curl-{stamp}.jsonl")
             rows.append((label, size, client, curl))
-        print()
-        print(
-            f"{'file':<6} {'size MiB':>9} {'client s':>9} {'client MiB/s':>12} "
-            f"{'client peak RSS MiB':>20} {'curl s':>8} {'curl MiB/s':>10}"
-        )
-        for label, size, client, curl in rows:
-            c_s = f"{curl['seconds']:.2f}" if curl else "n/a"
-            c_t = f"{size / MB / curl['seconds']:.1f}" if curl else "n/a"
-            print(
-                f"{label:<6} {size / MB:>9.1f} {client['seconds']:>9.2f} "
-                f"{size / MB / client['seconds']:>12.1f} {client['peak_rss_mb']:>20.1f} "
-                f"{c_s:>8} {c_t:>10}"
-            )
-        small_rss = rows[0][2]["peak_rss_mb"]
-        big_rss = rows[1][2]["peak_rss_mb"]
+        print_table("end to end, sandbox (validates every upload):", rows)
+        sink, sink_url = start_sink()
+        sink_rows = []
+        try:
+            for label, path, size in files:
+                client = run_client(sink_url, path, f"{label}.jsonl")
+                curl = run_curl(sink_url, path, f"{label}.jsonl")
+                sink_rows.append((label, size, client, curl))
+        finally:
+            sink.shutdown()
+        print_table("transport only, discarding sink:", sink_rows)
+        rows += sink_rows
+        small_rss = max(r[2]["peak_rss_mb"] for r in rows if r[0] == "small")
+        big_rss = max(r[2]["peak_rss_mb"] for r in rows if r[0] == "big")
         ok = big_rss < 150 and big_rss <= small_rss * 1.05 + 2
         print()
         print(

@@ -85,6 +85,14 @@ def test_concurrent_applies_with_lock_timeout_all_succeed(
     assert [code for code, _, _ in results] == [0, 0], results
     _exact(sandbox, "lock-timeout")
     assert backend.lock_info() is None
+    # A saved plan is refused once another writer moved the serial on, as on the file backend.
+    cli.run("plan", "--out", "saved.plan", check=0)
+    state = backend.read()
+    assert state is not None
+    backend.write(state, state.serial)
+    proc = cli.run("apply", "saved.plan", "--yes", check=1)
+    assert f"serial {state.serial} then, {state.serial + 1} now" in proc.stderr, proc.stderr
+    _exact(sandbox, "stale plan")
     backend.close()
 
 

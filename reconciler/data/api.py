@@ -150,6 +150,9 @@ def check_datasets(
     """
     cache = DataCache(cache_dir or specs.root / ".reconciler" / "cache")
     check = DatasetCheck()
+    # A dataset that jobs only use for validation may well be small.
+    for_training = {t.dataset for job in specs.jobs.values() for t in job.training_files}
+    for_validation = {v.dataset for job in specs.jobs.values() for v in job.validation_files}
     try:
         for name in sorted(specs.datasets):
             doc = specs.datasets[name]
@@ -164,7 +167,10 @@ def check_datasets(
                 )
                 continue
             check.prepared[name] = prepared
-            check.problems.extend(prepared.problems)
+            validation_only = name in for_validation and name not in for_training
+            check.problems.extend(
+                p for p in prepared.problems if not (validation_only and p.code == "FEW_SAMPLES")
+            )
             for part in prepared.parts.values():
                 check.reports.append(part.report)
         _job_checks(specs, check, cache)

@@ -51,7 +51,11 @@ def prepare(ws: Workspace) -> Prepared:
     digest = fingerprint.digest(
         {"specs": ws.specs.digest, "files": {a: f.sha256 for a, f in desired.files.items()}}
     )
-    warnings = tuple(p.render() for p in check.problems if p.severity != "error")
+    warnings = tuple(
+        ": ".join(str(x) for x in (p.location, p.subject, p.message) if x)
+        for p in check.problems
+        if p.severity != "error"
+    )
     return Prepared(desired=desired, digest=digest, warnings=warnings)
 
 

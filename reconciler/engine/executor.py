@@ -30,11 +30,20 @@ from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState, Int
 from reconciler.engine.observed import ACTIVE_STATUSES, TERMINAL_STATUSES
 from reconciler.engine.plan import Action, Change, Plan
 from reconciler.engine.state_model import Intent, ResourceState, State, StateBackend
-from reconciler.errors import ApiError, ConflictError, NotFoundError, ReconcilerError
+from reconciler.errors import (
+    ApiError,
+    ConflictError,
+    NotFoundError,
+    ReconcilerError,
+    SecretError,
+)
 from reconciler.spec.secrets import resolve_secret
 
 if TYPE_CHECKING:
     from reconciler.client.api import MistralClient
+
+WANDB_KEY_LENGTH = 40
+"""Length of every W&B API key (the API rejects any other length)."""
 
 RECOVERY_SLACK_SECONDS = 300.0
 """Jobs are searched from this long before an intent's time (clock skew with the remote)."""
@@ -444,12 +453,18 @@ class Executor:
             created_at=time.time(),
         )
         self.recorder.add_intent(intent)
-        uploaded = self.client.upload_file(
-            desired.path,
-            desired.filename,
-            sha256=desired.sha256,
-            progress=lambda sent, total: self.hooks.upload_progress(desired.address, sent, total),
-        )
+        try:
+            uploaded = self.client.upload_file(
+                desired.path,
+                desired.filename,
+                sha256=desired.sha256,
+                progress=lambda sent, total: self.hooks.upload_progress(
+                    desired.address, sent, total
+                ),
+            )
+        except ApiError as exc:
+            self._drop_intent_if_refused(intent, exc)
+            raise
         self._record_file(desired, uploaded.id, history, intent.id)
         return Outcome(
             change.address,
@@ -537,6 +552,9 @@ class Executor:
                     detail=exc.detail,
                 ) from exc
             created = min(twins, key=lambda j: j.created_at)
+        except ApiError as exc:
+            self._drop_intent_if_refused(intent, exc)
+            raise
         if res is not None and res.remote_id != created.id:
             history.append(
                 {
@@ -568,6 +586,15 @@ class Executor:
         return Outcome(
             change.address, change.action.value, "applied", f"created job {created.id}", created.id
         )
+
+    def _drop_intent_if_refused(self, intent: Intent, exc: ApiError) -> None:
+        """Forget an intent when the remote answered with a refusal (4xx other than 409/429).
+
+        Such an answer means nothing was created; transport errors and 5xx leave the
+        intent in place, because the create may have happened.
+        """
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (409, 429):
+            self.recorder.drop_intent(intent.id)
 
     def _retire_previous(self, job: DesiredJob, previous: Mapping[str, Any]) -> None:
         old_id = str(previous.get("id"))
@@ -752,7 +779,15 @@ def _prune_waits(
 
 def resolve_integration_key(spec: IntegrationSpec) -> str:
     """The W&B key of an integration, resolved from its reference (at apply time only)."""
-    return resolve_secret(spec.api_key, spec.base_dir, purpose=f"{spec.subject} api_key")
+    value = resolve_secret(spec.api_key, spec.base_dir, purpose=f"{spec.subject} api_key")
+    if len(value) != WANDB_KEY_LENGTH:
+        # Checked here so the message names the reference instead of a 422 per job.
+        raise SecretError(
+            f"{spec.subject} api_key ({spec.api_key.describe()}) is {len(value)} characters long; "
+            f"W&B API keys are exactly {WANDB_KEY_LENGTH}. Set it to the key from "
+            "https://wandb.ai/authorize"
+        )
+    return value
 
 
 __all__ = [

@@ -1,9 +1,10 @@
 """Moving a state between backends (``reconciler state migrate``) without losing anything.
 
 A migration copies the whole :class:`~reconciler.engine.state_model.State` — lineage, serial,
-resources and pending intents — exactly, so a saved plan made before the move still matches
-the state after it, and an unresolved intent is still recovered by the next apply. The source
-is left untouched; the user switches the Provider's ``state`` section afterwards.
+resources and pending intents — exactly, so the state's identity and history continue (saved
+plans are checked against lineage and serial), and an unresolved intent is still recovered by
+the next apply. The source is left untouched; the user switches the Provider's ``state``
+section afterwards.
 
 Backends' ``write`` always stores ``expected + 1`` as the new serial. To keep the serial, the
 destination is written through :func:`store_exact`: a backend that offers ``store_exact``

@@ -309,9 +309,9 @@ class PostgresStateBackend(StateBackend):
     def store_exact(self, state: State, expected_serial: int | None) -> State:
         """Compare-and-swap like :meth:`write`, but keep ``state.serial`` as given.
 
-        Used by ``state migrate`` so a state moved between backends keeps its serial, and
-        saved plans made before the move still match it. Unlike ``write`` it may replace a
-        state of another lineage (the migration decided that already).
+        Used by ``state migrate`` so a state moved between backends keeps its serial and
+        its history continues. Unlike ``write`` it may replace a state of another lineage
+        (the migration decided that already).
         """
         return self._store(state, expected_serial, check_lineage=False)
 

@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconciler.cli.app import app
-from reconciler.cli.common import handle_errors
+from reconciler.cli.common import handle_errors, make_console
 from reconciler.engine.state_model import State
 from reconciler.errors import NotFoundError, ReconcilerError
 from reconciler.observe.outputs import outputs, outputs_json, render_outputs_text
@@ -92,7 +92,7 @@ def _emit_target(ws: Workspace, fmt: str) -> None:
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    return make_console(soft_wrap=False)
 
 
 def _job_details(ws: Workspace, ids: Mapping[str, str]) -> dict[str, dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,8 +17,23 @@ from reconciler.errors import ReconcilerError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+PIPE_WIDTH = 220
+"""Width of tables when output is not a terminal (CI logs, files): wide, not rich's 80."""
+
+
+def make_console(*, stderr: bool = False, soft_wrap: bool = True) -> Console:
+    """A console that is as wide as the terminal, or :data:`PIPE_WIDTH` when piped.
+
+    ``COLUMNS`` in the environment still wins, as everywhere in rich.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    width = PIPE_WIDTH if piped and not os.environ.get("COLUMNS") else None
+    return Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap, width=width)
+
+
+stdout = make_console()
+stderr = make_console(stderr=True)
 
 
 class OutputFormat(StrEnum):

@@ -22,14 +22,16 @@ when a backend is first used so the rest of the package works without it.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import os
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic
 
@@ -117,6 +119,24 @@ def _password_of(dsn: str) -> str | None:
     return str(value) if value else None
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _serialized(method: _F) -> _F:
+    """Run a backend method under the backend's mutex.
+
+    A psycopg connection must not interleave two transactions from different threads, and
+    an apply works with several threads; state writes are rare, so one mutex is enough.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: PostgresStateBackend, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _current_user() -> str:
     # getpass fails in containers whose uid has no passwd entry; the uid is still useful.
     try:
@@ -156,6 +176,7 @@ class PostgresStateBackend(StateBackend):
         self._lock_conn: psycopg.Connection[Any] | None = None
         self._lock_held: LockInfo | None = None
         self._schema_ready = False
+        self._mutex = threading.RLock()
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -268,6 +289,7 @@ class PostgresStateBackend(StateBackend):
                     (version, description),
                 )
 
+    @_serialized
     def schema_version(self) -> int:
         """The schema version recorded in the database (migrating first if needed)."""
         conn = self._data()
@@ -277,6 +299,7 @@ class PostgresStateBackend(StateBackend):
 
     # ---- state ------------------------------------------------------------------------------
 
+    @_serialized
     def read(self) -> State | None:
         """The workspace's state, or None when nothing was written yet."""
         conn = self._data()
@@ -315,6 +338,7 @@ class PostgresStateBackend(StateBackend):
         """
         return self._store(state, expected_serial, check_lineage=False)
 
+    @_serialized
     def _store(self, stored: State, expected_serial: int | None, *, check_lineage: bool) -> State:
         from psycopg.types.json import Jsonb
 
@@ -391,6 +415,7 @@ class PostgresStateBackend(StateBackend):
                 "was written. Run the command again."
             ) from None
 
+    @_serialized
     def acquire_lock(self, operation: str, timeout: float) -> LockInfo:
         """Take the workspace's advisory lock, polling up to ``timeout`` seconds."""
         from psycopg.types.json import Jsonb
@@ -461,6 +486,7 @@ class PostgresStateBackend(StateBackend):
             holder=holder.model_dump(mode="json"),
         )
 
+    @_serialized
     def release_lock(self, info: LockInfo) -> None:
         """Release the lock this process holds (closing its session releases it for sure)."""
         conn, self._lock_conn, self._lock_held = self._lock_conn, None, None
@@ -491,6 +517,7 @@ class PostgresStateBackend(StateBackend):
         ).fetchone()
         return int(row[0]) if row else None
 
+    @_serialized
     def _holder(self) -> tuple[LockInfo, int] | None:
         conn = self._data()
         with self._db_errors(f"cannot read the lock info of {self.path}"):
@@ -530,6 +557,7 @@ class PostgresStateBackend(StateBackend):
         holder = self._holder()
         return holder[0] if holder else None
 
+    @_serialized
     def force_unlock(self, lock_id: str) -> None:
         """End the database session of the holder with id ``lock_id``, releasing its lock.
 
@@ -588,6 +616,7 @@ class PostgresStateBackend(StateBackend):
                 (self.workspace, lock_id),
             )
 
+    @_serialized
     def close(self) -> None:
         """Close the connections (a still-held lock is released with its session)."""
         for conn in (self._lock_conn, self._conn):

@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORDS = (
     "the model answers questions about data with care and precision while the user asks "
     "for more detail on training runs learning rate schedules tokens datasets validation "
-    "loss curves checkpoints and how fine tuning changes behaviour in production systems"
+    "loss curves checkpoints and how fine tuning changes behaviour in production systems "
+    "note: at 10:30 see https://example.org \"quoted\" café ünïcode 你好"
 ).split()
 
 

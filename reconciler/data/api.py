@@ -237,7 +237,7 @@ def _part(check: DatasetCheck, dataset: str, part: str) -> PreparedFile | None:
 
 
 def _overlap(cache: DataCache, train: PreparedFile, val: PreparedFile) -> int:
-    """Training samples whose line also occurs in the validation file (cached by hashes)."""
+    """Training samples that also occur in the validation file (cached by the two hashes)."""
     cached = cache.get_overlap(train.sha256, val.sha256)
     if cached is not None:
         return cached
@@ -245,7 +245,6 @@ def _overlap(cache: DataCache, train: PreparedFile, val: PreparedFile) -> int:
     try:
         with val.path.open("rb") as fh:
             seen = {sample_fingerprint(line) for line, _, _ in iter_lines(fh) if line}
-        seen.discard(sample_fingerprint(b""))
         count = 0
         with train.path.open("rb") as fh:
             for line, _, _ in iter_lines(fh):

@@ -342,21 +342,13 @@ def _tools_info(tools: list[Any]) -> tuple[int, int, list[rules.Issue]]:
     return result
 
 
-def _plain_colons(msgs: list[dict[str, Any]]) -> int:
-    """Colons inside the strings of a sample that passed :func:`_fast_sample`.
-
-    Only contents and tool-call arguments can hold one: roles, ids, names and the call
-    type are checked to be colon-free identifiers.
-    """
+def _content_colons(msgs: list[dict[str, Any]]) -> int:
+    """Colons inside the message contents of a sample that passed :func:`_fast_sample`."""
     n = 0
     for m in msgs:
         content = m.get("content")
         if content:
             n += content.count(":")
-        calls = m.get("tool_calls")
-        if calls:
-            for call in calls:
-                n += call["function"]["arguments"].count(":")
     return n
 
 
@@ -364,8 +356,8 @@ _ID_MATCH = re.compile(r"[a-zA-Z0-9]{9}").fullmatch
 _NAME_MATCH = re.compile(r"[a-zA-Z0-9_-]{1,64}").fullmatch
 
 FastStats = tuple[int, int, int, int, int, int, int]
-"""(keys, users, assistants, systems, tool messages, colons in the tools list, colons in
-the tools list, call arguments and tool results)."""
+"""(keys, users, assistants, systems, tool messages, colons in the tools list and call
+arguments, colons in tool results)."""
 
 
 def _fast_sample(obj: dict[str, Any]) -> FastStats | None:
@@ -393,9 +385,9 @@ def _fast_sample_unchecked(obj: dict[str, Any]) -> FastStats | None:
     nobj = len(obj)
     keys = nobj
     tool_colons = 0
-    # Colons inside strings that are cheap to count here (tools, call arguments, tool
-    # results: usually JSON); those in message texts are counted only when needed.
-    colons = 0
+    # Colons inside strings that are cheap to count here: call arguments and tool results
+    # (usually JSON); those in other message texts are counted only when needed.
+    arg_colons = result_colons = 0
     msgs = obj["messages"]
     if type(msgs) is not list:
         return None
@@ -453,7 +445,7 @@ def _fast_sample_unchecked(obj: dict[str, Any]) -> FastStats | None:
                     ):
                         return None
                     keys += nc + 2
-                    colons += args.count(":")
+                    arg_colons += args.count(":")
                 pending = len(calls)
                 nassistant += 1
             else:
@@ -472,7 +464,7 @@ def _fast_sample_unchecked(obj: dict[str, Any]) -> FastStats | None:
             if pending < 0:
                 return None
             ntool += 1
-            colons += content.count(":")
+            result_colons += content.count(":")
         else:
             return None
         prev = role
@@ -480,7 +472,7 @@ def _fast_sample_unchecked(obj: dict[str, Any]) -> FastStats | None:
         return None
     # Every message has 2 keys, tool messages 3; tool calls were added above.
     keys += 2 * len(msgs) + ntool
-    return keys, nuser, nassistant, nsystem, ntool, tool_colons, colons + tool_colons
+    return keys, nuser, nassistant, nsystem, ntool, tool_colons + arg_colons, result_colons
 
 
 def _no_dups(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -630,8 +622,9 @@ class LineValidator:
                 # key occurs twice (orjson silently keeps the last): take the full check.
                 nkeys = stats[0]
                 colons = buf.count(b":", start, end)
+                colons -= stats[5]
                 if colons - stats[6] <= nkeys or (
-                    colons - stats[5] - _plain_colons(obj["messages"]) <= nkeys
+                    colons - _content_colons(obj["messages"]) <= nkeys
                 ):
                     # Counters live on self (not in report dicts) on this path: cheaper;
                     # finish() folds them into the report.
@@ -1072,8 +1065,18 @@ def validate_lines(
 
 
 def sample_fingerprint(line: bytes) -> bytes:
-    """A short stable fingerprint of one sample line (train/validation overlap checks)."""
-    return hashlib.blake2b(line.strip(), digest_size=12).digest()
+    """A short stable fingerprint of one sample (train/validation overlap checks).
+
+    Samples are compared by content, not formatting: the line is parsed and re-serialized
+    with sorted keys, so spacing, key order and escapes do not hide a duplicate. A line that
+    does not parse is fingerprinted as it is.
+    """
+    raw = line.strip()
+    try:
+        raw = orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass
+    return hashlib.blake2b(raw, digest_size=12).digest()
 
 
 def _token_counter() -> TokenCounter:

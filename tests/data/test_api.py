@@ -86,7 +86,13 @@ def test_invalid_dataset_is_reported_and_others_still_prepared(tmp_path: Path) -
 
 def test_same_sample_in_training_and_validation_is_a_warning(tmp_path: Path) -> None:
     train = b"".join(chat(i) for i in range(20))
-    root = project(tmp_path, train=train, val=chat(3) + chat(4) + chat(99, "v"))
+    # Formatting differs (spacing, key order) but the samples are the same.
+    reformatted = json.dumps(
+        {"messages": [{"content": "question 4", "role": "user"},
+                      {"content": "answer 4", "role": "assistant"}]},
+        separators=(" ,", " : "),
+    ).encode() + b"\n"
+    root = project(tmp_path, train=train, val=chat(3) + reformatted + chat(99, "v"))
     check = check_datasets(load_specs([root]))
     assert check.ok
     (overlap,) = [p for p in check.problems if p.code == "OVERLAP"]

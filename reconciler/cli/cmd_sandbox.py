@@ -110,3 +110,6 @@ def sandbox_command(
         raise fail(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port"
         ) from None
+    except KeyboardInterrupt:
+        # Ctrl-C is how a foreground server is meant to stop: a normal exit.
+        stderr.print("Sandbox stopped; its data stays in " + str(data_dir), markup=False)

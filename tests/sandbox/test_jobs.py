@@ -174,8 +174,8 @@ def test_dry_run_returns_metadata_and_creates_nothing(api: httpx.Client) -> None
 
 
 def test_start_and_cancel_rules(start_sandbox: StartSandbox) -> None:
-    # A slower clock (validation takes 0.2 s) so the early start surely comes too early.
-    sb = start_sandbox(time_scale=5)
+    # A slower clock (validation takes 0.1 s) so the early start surely comes too early.
+    sb = start_sandbox(time_scale=10)
     api = httpx.Client(base_url=sb.base_url)
     fid = uploaded_id(api)
     job = api.post("/v1/fine_tuning/jobs", json=job_body(fid)).json()

@@ -1,0 +1,121 @@
+"""``reconciler sandbox``: serves on a port, survives a restart, clean errors, honest --help."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import reconciler.cli.commands  # noqa: F401 - registers the commands
+from reconciler.cli.app import app
+from reconciler.sandbox import EmbeddedSandbox, SandboxConfig
+from tests.sandbox.conftest import chat_lines
+
+runner = CliRunner()
+
+KEY = "cli-test-key"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Server:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        env = {**os.environ, "RECONCILER_SANDBOX_API_KEY": KEY}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "sandbox", "--port", str(port),
+             "--data-dir", str(data_dir), "--time-scale", "50", "--rate-limit", "1000/s"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        with httpx.Client() as client:
+            while True:
+                try:
+                    if client.get(f"{self.url}/sandbox/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"server did not start: {self.proc.communicate()}")
+                time.sleep(0.05)
+
+    def stop(self) -> tuple[int, str, str]:
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture
+def server_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+
+
+def test_serves_on_a_port_and_survives_restart(server_dir: Path) -> None:
+    port = _free_port()
+    server = _Server(server_dir, port)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    try:
+        with httpx.Client(base_url=server.url, headers=headers) as client:
+            assert client.get("/v1/files", headers={"Authorization": "Bearer x"}).status_code == 401
+            fid = client.post("/v1/files", files={"file": ("t.jsonl", chat_lines(5))}).json()["id"]
+    finally:
+        code, out, err = server.stop()
+    assert code == 0, err
+    assert "never trains a model" in err
+    assert "POST /v1/files" in out + err  # requests are logged
+    assert "Traceback" not in err
+    assert (server_dir / "sandbox.db").is_file() and (server_dir / "files" / fid).is_file()
+
+    # Restarted on the same data dir (in-process here: the same server code), the file is there.
+    with EmbeddedSandbox(SandboxConfig(data_dir=server_dir, api_key=KEY)) as again:
+        with httpx.Client(base_url=again.base_url, headers=headers) as client:
+            assert client.get(f"/v1/files/{fid}").json()["filename"] == "t.jsonl"
+            assert client.get(f"/v1/files/{fid}/content").content == chat_lines(5)
+
+
+def test_help_says_it_never_trains() -> None:
+    r = runner.invoke(app, ["sandbox", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    text = " ".join(r.stdout.split())
+    assert "NEVER trains a model" in text
+    for flag in ("--host", "--port", "--data-dir", "--api-key", "--time-scale", "--faults",
+                 "--rate-limit", "--seed"):
+        assert flag in text
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--faults", "teapot=1"], "unknown key"),
+        (["--rate-limit", "fast"], "requests per second"),
+        (["--time-scale", "0"], "time_scale"),
+    ],
+)
+def test_bad_flags_exit_1_cleanly(tmp_path: Path, args: list[str], fragment: str) -> None:
+    r = runner.invoke(app, ["sandbox", "--data-dir", str(tmp_path / "d"), *args])
+    assert r.exit_code == 1
+    assert fragment in r.stderr and r.exception is None or isinstance(r.exception, SystemExit)
+
+
+def test_port_in_use_exit_1_cleanly(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = runner.invoke(app, ["sandbox", "--data-dir", str(tmp_path / "d"),
+                                "--port", str(port)])
+    assert r.exit_code == 1
+    assert "cannot listen" in r.stderr and "pick another --port" in r.stderr

@@ -16,6 +16,7 @@ Public entry points: :func:`load_specs` (raises :class:`~reconciler.errors.SpecE
 
 from __future__ import annotations
 
+import datetime
 import errno
 import os
 import stat
@@ -240,7 +241,7 @@ def _subject(data: Mapping[Any, Any]) -> str:
     kind = data.get("kind")
     name = data.get("name")
     kind_text = kind if isinstance(kind, str) and kind else "?"
-    name_text = name if isinstance(name, str) and name else "?"
+    name_text = str(name) if isinstance(name, str | int | float) and name != "" else "?"
     return f"{kind_text}/{name_text}"
 
 
@@ -568,6 +569,8 @@ def _problem(
     secret = any(path[: len(s)] == s for s in secret_paths)
     written = raw.get("input")
     shown = "" if secret or isinstance(written, dict | list) else f" (got {_short(written)})"
+    if isinstance(written, datetime.date) and code == "wrong-type":
+        hint = "YAML reads an unquoted date as a date; quote it to make it a string"
     if path == ("apiVersion",) and etype == "literal_error":
         return Problem(
             "unknown-api-version",
@@ -624,7 +627,7 @@ def _dotted(path: FieldPath) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = f"'{value.isoformat()}'" if isinstance(value, datetime.date) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

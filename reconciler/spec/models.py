@@ -29,7 +29,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class StrictModel(BaseModel):
     """Base of all spec models: unknown fields are errors; values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: '.inf' / '.nan' are valid YAML floats but never a sensible setting.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class SecretRef(StrictModel):
@@ -387,9 +390,7 @@ class FineTuningJob(DocumentBase):
         allowed = set(HYPERPARAMETER_FIELDS) | {"model"}
         for key, values in value.items():
             if key not in allowed:
-                raise ValueError(
-                    f"matrix key '{key}' is not one of: {', '.join(sorted(allowed))}"
-                )
+                raise ValueError(f"matrix key '{key}' is not one of: {', '.join(sorted(allowed))}")
             if not values:
                 raise ValueError(f"matrix key '{key}' needs at least one value")
             if len(set(map(repr, values))) != len(values):
@@ -425,7 +426,9 @@ class StateConfig(StrictModel):
     @model_validator(mode="after")
     def _backend_fields(self) -> StateConfig:
         if self.backend == "postgres" and self.dsn is None:
-            raise ValueError("the postgres state backend needs 'dsn', e.g. {env: RECONCILER_PG_DSN}")
+            raise ValueError(
+                "the postgres state backend needs 'dsn', e.g. {env: RECONCILER_PG_DSN}"
+            )
         if self.backend == "file" and self.dsn is not None:
             raise ValueError("'dsn' is only for backend: postgres")
         return self

@@ -76,6 +76,22 @@ ERROR_CASES = [
         [("out-of-range", "a.yaml:3:15", "Hyperparameters/p", "greater than or equal to 0")],
     ),
     (
+        "infinite and NaN numbers",
+        {"a.yaml": "kind: Hyperparameters\nname: p\nepochs: .inf\nlearning_rate: .nan\n"},
+        [
+            ("out-of-range", "a.yaml:3:9", "Hyperparameters/p", "finite number"),
+            ("out-of-range", "a.yaml:4:16", "Hyperparameters/p", "finite number"),
+        ],
+    ),
+    (
+        "unquoted date where a string belongs",
+        {"a.yaml": "kind: Dataset\nname: 5\npath: 2024-01-01\n"},
+        [
+            ("wrong-type", "a.yaml:2:7", "Dataset/5", "valid string"),
+            ("wrong-type", "a.yaml:3:7", "Dataset/5", "quote it"),
+        ],
+    ),
+    (
         "suffix longer than 18",
         {
             "a.yaml": DS + "---\nkind: FineTuningJob\nname: j\nmodel: m\ntraining_files: [train]\n"

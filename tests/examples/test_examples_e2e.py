@@ -1,10 +1,11 @@
-"""Every example end to end through the real CLI on the embedded sandbox, and the README's
-quickstart command as written.
+"""Every example end to end through the real CLI on the embedded sandbox, the README's
+quickstart command as written, and the CI workflow's shell steps.
 
 Each example directory is copied to a temporary directory and driven by subprocesses, as a
-user would: validate → plan (JSON) → apply → apply again (nothing to do) → status (JSON).
-The eight pipelines are independent (each has its own state and embedded sandbox), so they
-run concurrently in one module-scoped fixture and the tests then check each one's record.
+user would: validate → plan (JSON) → apply (following the jobs to the end) → apply again
+(nothing to do) → status (JSON). The eight pipelines are independent (each has its own state
+and embedded sandbox), so they run concurrently in one module-scoped fixture and the tests
+then check each one's record.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import functools
 import os
 import stat
 import typing
@@ -344,6 +345,7 @@ def _field_locations(ydoc: YamlDocument) -> dict[FieldPath, Location]:
     return result
 
 
+@functools.cache
 def _secret_paths(model: type[BaseModel], prefix: FieldPath = ()) -> list[FieldPath]:
     """Field paths (by YAML spelling) whose type is a :class:`SecretRef`."""
     paths: list[FieldPath] = []

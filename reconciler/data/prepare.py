@@ -483,10 +483,19 @@ def _build(
         first = parts.get("all") or parts["train"]
         first.dropped = dropped
         first.dropped_by_rule = dropped_by_rule
+        # Warnings about a prepared part (size, few samples) point at the Dataset document:
+        # the file itself lives in the cache, which is not where the user can act.
+        where = doc.locate("split") if spec.split is not None else doc.location
         for part in parts.values():
             problems.extend(
-                _with_subject([p for p in part.report.problems if p.severity == "warning"],
-                              doc.subject)
+                dataclasses.replace(
+                    p,
+                    location=where,
+                    subject=doc.subject,
+                    message=f"{spec.name}[{part.part}]: {p.message}",
+                )
+                for p in part.report.problems
+                if p.severity == "warning"
             )
         return PreparedDataset(spec.name, parts, problems, sources)
     except BaseException:

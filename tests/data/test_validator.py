@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,11 @@ def test_exact_tokens(tmp_path: Path) -> None:
     pretrain = validate_path(_write(tmp_path, line({"text": "hello world"}), "p.jsonl"),
                              exact_tokens=True)
     assert pretrain.exact_tokens == 5  # BOS, 3 pieces, EOS
+
+
+def test_exact_tokens_without_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if mistral-common were not installed: its import fails.
+    monkeypatch.setitem(sys.modules, "mistral_common.tokens.tokenizers.mistral", None)
+    with pytest.raises(DataError) as exc:
+        validate_path(_write(tmp_path, line(OK)), exact_tokens=True)
+    assert "pip install 'reconciler[tokens]'" in str(exc.value)

@@ -1,0 +1,133 @@
+"""Snapshot tests of rendered plans (text, JSON, Markdown) and the PR-comment size limit.
+
+Golden files live in ``tests/render/snapshots``; regenerate them after an intended change with
+``RECONCILER_UPDATE_SNAPSHOTS=1 pytest tests/render``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from reconciler.engine.plan import Plan
+from reconciler.engine.planner import PlanOptions, build_plan
+from reconciler.render.plan import GITHUB_COMMENT_LIMIT, render_json, render_markdown, render_text
+from reconciler.spec.models import Budget, FineTunedModelSpec
+from tests.engine.factories import (
+    desired,
+    desired_file,
+    observed,
+    remote_file,
+    remote_job,
+    resolved_job,
+    state_with,
+)
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def _fixed(plan: Plan) -> Plan:
+    plan.created_at = 1_700_000_000.0
+    plan.tool_version = "0.0.0"
+    return plan
+
+
+def sample_plan() -> Plan:
+    f_old, f_new = desired_file("chats", sha="a" * 64), desired_file("chats", sha="b" * 64)
+    f_eval = desired_file("evals", sha="c" * 64)
+    running = resolved_job("tone", dataset="chats")
+    done = resolved_job(
+        "format",
+        dataset="evals",
+        fine_tuned_model=FineTunedModelSpec(name="fmt-v1", description="JSON out"),
+    )
+    validated = resolved_job("budgeted", dataset="evals", budget=Budget(max_cost=5))
+    before = desired([f_old, f_eval], [running, done, validated])
+    st = state_with(
+        before,
+        file_ids={f_old.address: "f-1", f_eval.address: "f-2"},
+        job_ids={"job.tone": "j-1", "job.format": "j-2", "job.budgeted": "j-3"},
+    )
+    ids = {f_old.address: "f-1", f_eval.address: "f-2"}
+    obs = observed(
+        [remote_file("f-1", f_old), remote_file("f-2", f_eval)],
+        [
+            remote_job("j-1", before.jobs["job.tone"], ids, "RUNNING"),
+            remote_job("j-2", before.jobs["job.format"], ids, "SUCCESS", fine_tuned_model="ft:m:2"),
+            remote_job(
+                "j-3",
+                before.jobs["job.budgeted"],
+                ids,
+                "VALIDATED",
+                metadata={"cost": 3.5, "cost_currency": "USD"},
+            ),
+        ],
+        [{"id": "ft:m:2", "name": None, "description": None, "archived": False}],
+    )
+    new_job = resolved_job("sweep-lr-1e-4", dataset="evals")
+    after = desired([f_new, f_eval], [running, done, validated, new_job])
+    return _fixed(
+        build_plan(
+            after,
+            st,
+            obs,
+            PlanOptions(
+                target_description="sandbox http://127.0.0.1:8080",
+                spec_paths=("specs",),
+                spec_digest="d" * 64,
+                estimates={
+                    "job.sweep-lr-1e-4": {"amount": 1.25, "currency": "USD", "source": "dry_run"}
+                },
+            ),
+        )
+    )
+
+
+def check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if os.environ.get("RECONCILER_UPDATE_SNAPSHOTS") or not path.exists():
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if not os.environ.get("RECONCILER_UPDATE_SNAPSHOTS"):
+            pytest.fail(f"snapshot {name} was missing and has been written; re-run")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_text_plan_snapshot() -> None:
+    text = render_text(sample_plan())
+    check_snapshot("plan.txt", text)
+    assert "-/+ dataset.chats[all]" in text and "forces new job: training_files[0].filename, training_files[0].sha256" in text
+    assert "Plan: 1 to add, 1 to change, 2 to replace, 1 to start, 0 to destroy" in text
+
+
+def test_json_plan_snapshot() -> None:
+    text = render_json(sample_plan())
+    check_snapshot("plan.json", text + "\n")
+    data = json.loads(text)
+    assert data["format_version"] == "1.0"
+    assert {c["address"]: c["action"] for c in data["changes"]}["job.budgeted"] == "start"
+
+
+def test_markdown_plan_snapshot() -> None:
+    check_snapshot("plan.md", render_markdown(sample_plan()))
+
+
+def test_json_plan_round_trips_through_a_plan_file(tmp_path: Path) -> None:
+    plan = sample_plan()
+    plan.save(tmp_path / "p.plan")
+    assert Plan.load(tmp_path / "p.plan") == plan
+
+
+def test_markdown_stays_under_github_limit_for_hundreds_of_jobs() -> None:
+    files = [desired_file(f"d{i}", sha=f"{i:064x}") for i in range(600)]
+    jobs = [resolved_job(f"job-{i}", dataset=f"d{i}", suffix=f"s{i}") for i in range(600)]
+    plan = _fixed(
+        build_plan(desired(files, jobs), None, observed(), PlanOptions(spec_digest="e" * 64))
+    )
+    md = render_markdown(plan)
+    assert len(md) < GITHUB_COMMENT_LIMIT
+    assert md.startswith("### reconciler plan") and "1200 to add" in md
+    assert "more section(s) not shown" in md

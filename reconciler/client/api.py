@@ -518,6 +518,7 @@ class MistralClient:
                     path=path,
                     status=response.status_code,
                 )
+            fresh = 0
             for raw in data:
                 obj = self._parse(model, raw, call)
                 key = str(getattr(obj, "id", ""))
@@ -525,9 +526,14 @@ class MistralClient:
                 if key not in seen:
                     seen.add(key)
                     items.append(obj)
+                    fresh += 1
             page += 1
             total = body.get("total")
             if not data or len(data) < page_size:
+                break
+            if not fresh:
+                # A full page of nothing new: the server ignores `page`; stop, do not spin.
+                log.warning("GET %s: page %d repeated earlier results; stopping", path, page - 1)
                 break
             if isinstance(total, int) and page * page_size >= total:
                 break

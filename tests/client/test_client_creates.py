@@ -15,7 +15,7 @@ import pytest
 from client_fakes import KEY, FakeApi, Fault
 
 from reconciler.client import MistralClient, RemoteJob, job_matches_request
-from reconciler.errors import ConflictError, DataError, ServerError
+from reconciler.errors import ConflictError, DataError, NotFoundError, ServerError
 
 TRAIN = "11111111-1111-1111-1111-111111111111"
 TRAIN2 = "22222222-2222-2222-2222-222222222222"
@@ -344,3 +344,42 @@ def test_delete_whose_answer_was_lost_counts_as_done(tmp_path: Path) -> None:
         api.fault(Fault("DELETE", f"/v1/files/{f.id}", kind="drop-after"))
         client.delete_file(f.id)
     assert api.files == [] and len(api.requests("DELETE")) == 2
+
+
+def test_update_model_sends_only_given_fields() -> None:
+    seen: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, json.loads(request.content)))
+        return httpx.Response(200, json={"id": "ft:x", "object": "model", "name": "n"})
+
+    with MistralClient("http://remote.test", KEY, transport=httpx.MockTransport(handler)) as c:
+        c.update_model("ft:open-mistral-7b:abc:20260101:1234", description="d")
+    assert seen == [
+        (
+            "PATCH",
+            "/v1/fine_tuning/models/ft:open-mistral-7b:abc:20260101:1234",
+            {"description": "d"},
+        )
+    ]
+
+
+def test_odd_ids_cannot_escape_their_path() -> None:
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.raw_path.decode())
+        return httpx.Response(404, json={"detail": "nope"})
+
+    with MistralClient("http://remote.test", KEY, transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(NotFoundError):
+            c.get_file("../jobs?x=1")
+    assert paths == ["/v1/files/..%2Fjobs%3Fx%3D1"]
+
+
+def test_filename_with_quotes_is_escaped(tmp_path: Path) -> None:
+    path = _dataset(tmp_path, lines=2)
+    api = FakeApi()
+    with client_for(api) as client:
+        client.upload_file(path, 'we"ird.jsonl')
+    assert b'filename="we%22ird.jsonl"' in api.bodies[0]

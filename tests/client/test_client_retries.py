@@ -360,3 +360,37 @@ def test_429_with_advertised_limit_throttles_the_client() -> None:
         client.get_file(make_file(1)["id"])
         # 120/min = 2/s, adopted with headroom
         assert client.rate_limiter.rate == pytest.approx(1.8)
+
+
+def test_server_ignoring_page_does_not_loop_forever() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"object": "list", "data": [make_file(1), make_file(2)]})
+
+    with MistralClient("http://remote.test", KEY, transport=httpx.MockTransport(handler)) as c:
+        files = c.list_files(page_size=2)
+    assert len(files) == 2 and c.stats.requests == 2
+
+
+def test_concurrency_bound_is_shared_by_threads() -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.005)  # hold the slot so that overlapping requests would show
+        with lock:
+            state["now"] -= 1
+        return httpx.Response(200, json=make_file(1))
+
+    transport = httpx.MockTransport(handler)
+    with MistralClient("http://remote.test", KEY, transport=transport, concurrency=3) as c:
+        with ThreadPoolExecutor(12) as pool:
+            list(pool.map(lambda _: c.get_file("x"), range(48)))
+    assert c.stats.requests == 48
+    assert 1 <= state["peak"] <= 3

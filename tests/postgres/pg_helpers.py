@@ -12,6 +12,7 @@ and the file backend is used.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ DSN_ENV = "RECONCILER_TEST_PG_DSN"
 BACKEND_ENV = "RECONCILER_TEST_STATE_BACKEND"
 
 _reachable: tuple[bool, str] | None = None
+_SESSION_SALT = uuid.uuid4().hex  # keyed workspaces are fresh in every test session
 
 
 def server_status() -> tuple[bool, str]:
@@ -72,19 +74,26 @@ def postgres_state_yaml(workspace: str, dsn_env: str = E2E_DSN_ENV) -> str:
     return f"state: {{backend: postgres, dsn: {{env: {dsn_env}}}, workspace: {workspace}}}\n"
 
 
-def e2e_state_backend() -> tuple[str, dict[str, str]]:
+def e2e_state_backend(key: str | None = None) -> tuple[str, dict[str, str]]:
     """(Provider ``state`` YAML, extra CLI environment) for the backend the e2e run uses.
 
     ``RECONCILER_TEST_STATE_BACKEND``: ``file`` (default) gives ``("", {})``; ``postgres``
-    gives a fresh workspace on the server in ``RECONCILER_TEST_PG_DSN`` (the caller should
-    skip with :func:`server_status`'s reason when that server is not usable).
+    gives a workspace on the server in ``RECONCILER_TEST_PG_DSN`` (the caller should skip
+    with :func:`server_status`'s reason when that server is not usable). The same ``key``
+    (e.g. the project directory, when a test rewrites its specs) gives the same workspace
+    within one test session; without a key every call gives a fresh one.
     """
     backend = os.environ.get(BACKEND_ENV, "file") or "file"
     if backend == "file":
         return "", {}
     if backend != "postgres":
         raise ValueError(f"{BACKEND_ENV} must be 'file' or 'postgres', not {backend!r}")
-    return postgres_state_yaml(unique_workspace("e2e")), {E2E_DSN_ENV: os.environ[DSN_ENV]}
+    if key is None:
+        workspace = unique_workspace("e2e")
+    else:
+        digest = hashlib.sha256(f"{_SESSION_SALT}:{key}".encode()).hexdigest()
+        workspace = f"e2e-{digest[:12]}"
+    return postgres_state_yaml(workspace), {E2E_DSN_ENV: os.environ[DSN_ENV]}
 
 
 def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:

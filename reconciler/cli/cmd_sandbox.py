@@ -99,13 +99,16 @@ def sandbox_command(
         extras.append(f"faults {fault_spec.describe()}")
     if rate:
         extras.append(f"rate limit {rate:g}/s")
-    stderr.print(
-        f"Sandbox (never trains a model) on http://{host}:{port}  data: {data_dir}  {auth}  "
-        f"time scale {time_scale:g}" + ("  " + "  ".join(extras) if extras else ""),
-        markup=False,
-    )
+
+    def announce(url: str) -> None:
+        stderr.print(
+            f"Sandbox (never trains a model) on {url}  data: {data_dir}  {auth}  "
+            f"time scale {time_scale:g}" + ("  " + "  ".join(extras) if extras else ""),
+            markup=False,
+        )
+
     try:
-        serve(config, host=host, port=port)
+        serve(config, host=host, port=port, announce=announce)
     except OSError as exc:
         raise fail(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port"

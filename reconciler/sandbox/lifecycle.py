@@ -125,7 +125,9 @@ def timeline(
             else:
                 out.append(Transition(running + plan.steps * step, "SUCCESS"))
     if cancel_requested is not None:
-        out = [t for t in out if t.at < cancel_requested]
+        # "<=" like the store's materialisation (transitions at <= now are in the past), so
+        # what was already recorded before the cancel is always kept.
+        out = [t for t in out if t.at <= cancel_requested]
         out.append(Transition(cancel_requested, "CANCELLATION_REQUESTED"))
         out.append(Transition(cancel_requested + CANCEL_SECONDS / scale, "CANCELLED"))
     return out
@@ -162,7 +164,7 @@ def checkpoints(
         # A failing run dies at its fail step; a cancelled one keeps what came before.
         if step > last or (step == last and plan.fail_step is not None):
             break
-        if cancel_requested is not None and at >= cancel_requested:
+        if cancel_requested is not None and at > cancel_requested:
             break
         train, valid, acc = curve[step]
         out.append(Checkpoint(at, step, train, valid, acc))

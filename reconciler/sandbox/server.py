@@ -14,6 +14,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -162,10 +163,17 @@ def _quiet() -> None:
         logger.propagate = False
 
 
-def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(
+    config: SandboxConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    announce: Callable[[str], None] | None = None,
+) -> None:
     """Serve the sandbox on ``host:port`` in the foreground until interrupted, logging requests.
 
-    Raises OSError when the address cannot be bound (port in use, bad host).
+    ``announce`` is called with the base URL once the address is bound (with ``port=0`` the
+    URL carries the port actually chosen). Raises OSError when the address cannot be bound
+    (port in use, bad host).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -176,6 +184,10 @@ def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8080) -> N
         sock.close()
         raise
     app = create_app(config)
+    if announce is not None:
+        bound = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        announce(f"http://{shown}:{bound}")
     server = uvicorn.Server(
         uvicorn.Config(
             app,

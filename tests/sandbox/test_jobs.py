@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 
 from reconciler.sandbox import EmbeddedSandbox
 from tests.sandbox.conftest import (
@@ -319,15 +318,3 @@ def test_auth_on_jobs(sandbox: EmbeddedSandbox) -> None:
             assert r.status_code == 401 and r.json() == {"detail": "Unauthorized"}, headers
         ok = anon.get("/v1/fine_tuning/jobs", headers={"Authorization": f"Bearer {API_KEY}"})
         assert ok.status_code == 200
-
-
-@pytest.mark.parametrize("scale", [1.0, 10.0])
-def test_timeline_scale_is_consistent(scale: float) -> None:
-    from reconciler.sandbox.lifecycle import JobPlan, timeline
-
-    plan = JobPlan(job_id="j", created=1000.0, steps=10, auto_start=True)
-    tl = timeline(plan, None, None, scale)
-    assert [t.status for t in tl] == ["QUEUED", "VALIDATING", "VALIDATED", "STARTED", "RUNNING",
-                                      "SUCCESS"]
-    total = tl[-1].at - tl[0].at
-    assert total == pytest.approx(4.2 / scale)

@@ -15,7 +15,13 @@ import pytest
 from client_fakes import KEY, FakeApi, Fault
 
 from reconciler.client import MistralClient, RemoteJob, job_matches_request
-from reconciler.errors import ConflictError, DataError, NotFoundError, ServerError
+from reconciler.errors import (
+    ConflictError,
+    DataError,
+    NotFoundError,
+    ServerError,
+    TransportError,
+)
 
 TRAIN = "11111111-1111-1111-1111-111111111111"
 TRAIN2 = "22222222-2222-2222-2222-222222222222"
@@ -383,3 +389,17 @@ def test_filename_with_quotes_is_escaped(tmp_path: Path) -> None:
     with client_for(api) as client:
         client.upload_file(path, 'we"ird.jsonl')
     assert b'filename="we%22ird.jsonl"' in api.bodies[0]
+
+
+def test_failed_lookup_says_the_outcome_is_unknown() -> None:
+    api = FakeApi()
+    api.fault(Fault("POST", "/v1/fine_tuning/jobs", kind="drop-after"))
+    api.fault(Fault("GET", "/v1/fine_tuning/jobs", status=503, times=100))
+    with client_for(api, max_attempts=2) as client:
+        with pytest.raises(TransportError) as info:
+            client.create_job(REQUEST)
+    text = str(info.value)
+    assert text.startswith("POST /v1/fine_tuning/jobs: ")
+    assert "may have been applied" in text and "GET /v1/fine_tuning/jobs -> HTTP 503" in text
+    assert len(api.requests("POST")) == 1  # never re-posted without knowing
+    assert isinstance(info.value.__cause__, ServerError)

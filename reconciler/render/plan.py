@@ -198,6 +198,11 @@ def render_json(plan: Plan) -> str:
     return json.dumps(plan.to_json_dict(), indent=2, sort_keys=True)
 
 
+def _md_escape(text: str) -> str:
+    """Keep user text from opening HTML/Markdown constructs in a PR comment."""
+    return text.replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+
+
 def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     """A PR comment: summary first, details folded, always under ``budget`` characters."""
     counts = plan.summary()
@@ -227,20 +232,27 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         head.append("")
     tail = [
         "",
-        f"<sub>plan format {plan.format_version} · state serial {plan.serial} · specs {plan.spec_digest[:12]}</sub>",
+        f"<sub>plan format {plan.format_version} · "
+        + (f"state serial {plan.serial}" if plan.serial is not None else "no state yet")
+        + f" · specs {plan.spec_digest[:12]}</sub>",
     ]
     text = "\n".join(head)
     sections: list[str] = []
     for change in plan.actionable:
         body = "\n".join(describe_change(change))
         sections.append(
-            f"<details><summary><code>{change.action.symbol} {change.address}</code> "
+            f"<details><summary><code>{_md_escape(change.action.symbol)} {change.address}</code> "
             f"{change.action.value} ({change.reason})</summary>\n\n```\n{body}\n```\n</details>"
         )
     if plan.drift:
         drift = "\n".join(f"- `{d.address}` **{d.kind}**: {d.message}" for d in plan.drift)
         sections.append(
             f"<details><summary>Drift ({len(plan.drift)})</summary>\n\n{drift}\n</details>"
+        )
+    if plan.warnings:
+        notes = "\n".join(f"- {_md_escape(w)}" for w in plan.warnings)
+        sections.append(
+            f"<details><summary>Warnings ({len(plan.warnings)})</summary>\n\n{notes}\n</details>"
         )
     if plan.not_in_spec:
         rest = "\n".join(f"- `{a}`" for a in plan.not_in_spec)
@@ -252,14 +264,14 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     parts: list[str] = []
     for section in sections:
         note_room = 200
-        if used + len(section) + 1 + note_room > budget:
+        if used + len(section) + 2 + note_room > budget:
             break
         parts.append(section)
-        used += len(section) + 1
+        used += len(section) + 2
         shown += 1
     if shown < len(sections):
         parts.append(
             f"\n_{len(sections) - shown} more section(s) not shown to stay under GitHub's comment "
             "limit; run `reconciler plan --format text` or see the CI log for the full plan._"
         )
-    return text + "\n".join(parts) + "\n".join(tail) + "\n"
+    return text + "\n" + "\n\n".join(parts) + "\n".join(tail) + "\n"

@@ -128,7 +128,8 @@ class FileReport:
         sample_type: 'instruct', 'pretrain', or None when empty/undecidable.
         invalid_by_rule: error count per rule code (a sample counts once per code).
         roles: chat messages per role.
-        approx_tokens: estimated tokens (characters/4 plus per-message overhead).
+        approx_tokens: estimated tokens of the valid samples: their bytes / 4 (the JSON
+            around the text stands in for the control tokens).
         exact_tokens: tokens by the Mistral v3 tokenizer (full sequence), when asked.
         problems: the first :data:`MAX_STORED_PROBLEMS` errors and warnings.
         problem_count: every problem found, stored or not.

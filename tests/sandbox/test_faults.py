@@ -48,28 +48,36 @@ def test_drop_closes_the_connection_without_acting(start_sandbox: StartSandbox) 
     assert not list((sb.config.data_dir / "files").iterdir())
 
 
-def test_timeout_after_commit_stores_the_job(start_sandbox: StartSandbox) -> None:
-    sb = start_sandbox(faults=parse_faults("timeout_after_commit=1,methods=POST,"
-                                           "paths=/v1/fine_tuning/jobs"))
+def test_timeout_after_commit_upload_create_start_cancel(start_sandbox: StartSandbox) -> None:
+    sb = start_sandbox(faults=parse_faults("timeout_after_commit=1,methods=POST"))
+
+    def lost() -> pytest.RaisesExc[httpx.RemoteProtocolError]:
+        return pytest.raises(httpx.RemoteProtocolError)
+
     with httpx.Client(base_url=sb.base_url) as client:
-        fid = uploaded_id(client)  # not matched: uploads work
-        with pytest.raises(httpx.RemoteProtocolError):
+        with lost():
+            client.post("/v1/files", files={"file": ("t.jsonl", chat_lines(5))})
+        files = client.get("/v1/files").json()
+        assert files["total"] == 1  # the upload was committed
+        fid = files["data"][0]["id"]
+        with lost():
             client.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="ghost"))
-        # The create was committed: the job exists and a retry is a 409 (similar job).
-        listed = client.get("/v1/fine_tuning/jobs", params={"suffix": "ghost"}).json()
-        assert listed["total"] == 1
-    entry = [e for e in sb.journal() if e["path"] == "/v1/fine_tuning/jobs"][0]
-    assert (entry["status"], entry["fault"]) == (200, "timeout_after_commit")
-
-
-def test_timeout_after_commit_on_start(start_sandbox: StartSandbox) -> None:
-    sb = start_sandbox(faults=parse_faults("timeout_after_commit=1,paths=/v1/*/start"))
-    with httpx.Client(base_url=sb.base_url) as client:
-        job = client.post("/v1/fine_tuning/jobs", json=job_body(uploaded_id(client))).json()
-        wait_status(client, job["id"], {"VALIDATED"})
-        with pytest.raises(httpx.RemoteProtocolError):
-            client.post(f"/v1/fine_tuning/jobs/{job['id']}/start")
-        assert wait_status(client, job["id"], {"SUCCESS"})["status"] == "SUCCESS"
+        jobs = client.get("/v1/fine_tuning/jobs", params={"suffix": "ghost"}).json()
+        assert jobs["total"] == 1  # so was the create
+        job_id = jobs["data"][0]["id"]
+        wait_status(client, job_id, {"VALIDATED"})
+        with lost():
+            client.post(f"/v1/fine_tuning/jobs/{job_id}/start")
+        assert wait_status(client, job_id, {"SUCCESS"})["status"] == "SUCCESS"
+        with lost():
+            client.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="other"))
+        other = client.get("/v1/fine_tuning/jobs", params={"suffix": "other"}).json()["data"][0]
+        with lost():
+            client.post(f"/v1/fine_tuning/jobs/{other['id']}/cancel")
+        assert wait_status(client, other["id"], {"CANCELLED"})["status"] == "CANCELLED"
+    posts = [e for e in sb.journal() if e["method"] == "POST"]
+    assert len(posts) == 5
+    assert all((e["status"], e["fault"]) == (200, "timeout_after_commit") for e in posts)
 
 
 def test_faults_are_deterministic_per_seed(tmp_path: Path) -> None:

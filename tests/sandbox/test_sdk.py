@@ -46,6 +46,7 @@ def test_sdk_scenario(sandbox: EmbeddedSandbox, tmp_path: Path) -> None:
     assert listed.total == 1
     got = client.files.retrieve(file_id=uploaded.id)
     assert got.deleted is False and got.id == uploaded.id
+    assert client.files.download(file_id=uploaded.id).read() == data
     url = client.files.get_signed_url(file_id=uploaded.id, expiry=1)
     assert url.url.startswith(sandbox.base_url)
     scratch = client.files.upload(file={"file_name": "scratch.jsonl", "content": chat_lines(3)})
@@ -106,3 +107,5 @@ def test_sdk_scenario(sandbox: EmbeddedSandbox, tmp_path: Path) -> None:
     assert model_id in ids and "open-mistral-7b" in ids
     card = client.models.retrieve(model_id=model_id)
     assert card.id == model_id
+    assert client.models.delete(model_id=model_id).deleted is True
+    assert model_id not in [m.id for m in client.models.list().data]

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -240,3 +241,22 @@ def test_exact_tokens_without_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(DataError) as exc:
         validate_path(_write(tmp_path, line(OK)), exact_tokens=True)
     assert "pip install 'reconciler[tokens]'" in str(exc.value)
+
+
+def test_file_over_the_upload_limit_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validator, "FILE_LIMIT_BYTES", 500)
+    report = validate_path(_write(tmp_path, line(OK) * 20))
+    assert [p.code for p in report.problems] == ["FILE_SIZE"]
+    assert report.problems[0].severity == "warning" and report.ok
+
+
+def test_validator_imports_only_what_the_sandbox_may_use() -> None:
+    code = (
+        "import sys, reconciler.data.validator; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pydantic', 'yaml', 'httpx', 'mistral_common', 'jsonschema') "
+        "or m.startswith(('reconciler.spec', 'reconciler.engine', 'reconciler.cli'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"

@@ -61,7 +61,12 @@ class JobPlan:
 
 @dataclass(frozen=True)
 class Transition:
-    """A status change at a moment (UNIX seconds)."""
+    """A status change.
+
+    Attributes:
+        at: when it happens, UNIX seconds.
+        status: the job status from then on.
+    """
 
     at: float
     status: str
@@ -69,7 +74,15 @@ class Transition:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A checkpoint: time, step and the metrics at that step."""
+    """A checkpoint of the simulated run.
+
+    Attributes:
+        at: when it is written, UNIX seconds.
+        step: the training step it follows.
+        train_loss: training loss at that step.
+        valid_loss: validation loss, or None without validation files.
+        valid_mean_token_accuracy: validation token accuracy in [0, 1], or None.
+    """
 
     at: float
     step: int

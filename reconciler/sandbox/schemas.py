@@ -19,7 +19,12 @@ _STRICT = ConfigDict(extra="forbid")
 
 
 class TrainingFileIn(BaseModel):
-    """A training file reference with its sampling weight."""
+    """A training file reference.
+
+    Attributes:
+        file_id: id of an uploaded file.
+        weight: sampling weight (> 0); accepted, not returned by the API.
+    """
 
     model_config = _STRICT
 
@@ -28,7 +33,15 @@ class TrainingFileIn(BaseModel):
 
 
 class WandbIntegrationIn(BaseModel):
-    """Weights & Biases integration; ``api_key`` is write-only (never returned)."""
+    """Weights & Biases integration.
+
+    Attributes:
+        type: always ``wandb``.
+        project: W&B project of the run.
+        name: display name of the run.
+        api_key: W&B key, exactly 40 characters; write-only (never returned).
+        run_name: run name.
+    """
 
     model_config = _STRICT
 
@@ -40,7 +53,16 @@ class WandbIntegrationIn(BaseModel):
 
 
 class GithubRepositoryIn(BaseModel):
-    """A GitHub repository as training data; ``token`` is write-only."""
+    """A GitHub repository as training data (recorded, never fetched).
+
+    Attributes:
+        type: always ``github``.
+        name: repository name.
+        owner: repository owner.
+        ref: branch, tag or commit.
+        weight: sampling weight (> 0).
+        token: access token; write-only (never returned).
+    """
 
     model_config = _STRICT
 
@@ -53,7 +75,15 @@ class GithubRepositoryIn(BaseModel):
 
 
 class ClassifierTargetIn(BaseModel):
-    """One classification target of a classifier job."""
+    """One classification target of a classifier job.
+
+    Attributes:
+        name: target name.
+        labels: the labels of the target.
+        weight: loss weight (>= 0).
+        loss_function: ``single_class`` or ``multi_class`` (returned as ``single_class``
+            when not given).
+    """
 
     model_config = _STRICT
 
@@ -64,7 +94,17 @@ class ClassifierTargetIn(BaseModel):
 
 
 class HyperparametersIn(BaseModel):
-    """Training parameters (completion and classifier; ``fim_ratio`` is completion-only)."""
+    """Training parameters (completion and classifier; ``fim_ratio`` is completion-only).
+
+    Attributes:
+        training_steps: number of steps (>= 1); the server picks one when absent.
+        learning_rate: peak learning rate in [1e-8, 1].
+        weight_decay: in [0, 1].
+        warmup_fraction: share of steps for the warm-up, in [0, 1].
+        epochs: passes over the data (> 0); decides the steps when ``training_steps`` is absent.
+        seq_len: sequence length (>= 100).
+        fim_ratio: fill-in-the-middle ratio in [0, 1] (completion jobs).
+    """
 
     model_config = _STRICT
 
@@ -78,7 +118,21 @@ class HyperparametersIn(BaseModel):
 
 
 class JobIn(BaseModel):
-    """Body of ``POST /v1/fine_tuning/jobs``."""
+    """Body of ``POST /v1/fine_tuning/jobs`` (``JobIn``).
+
+    Attributes:
+        model: base model to fine-tune (see :data:`BASE_MODELS`).
+        training_files: files to train on, as objects or plain ids.
+        validation_files: ids of validation files.
+        suffix: at most 18 characters, part of the fine-tuned model's id.
+        integrations: W&B integrations.
+        auto_start: start right after validation (default false: hold at VALIDATED).
+        invalid_sample_skip_percentage: share of invalid samples tolerated, in [0, 0.5].
+        job_type: ``completion`` (default) or ``classifier``.
+        hyperparameters: training parameters (required, every field optional).
+        repositories: GitHub repositories as training data.
+        classifier_targets: required for classifier jobs.
+    """
 
     model_config = _STRICT
 
@@ -96,7 +150,12 @@ class JobIn(BaseModel):
 
 
 class UpdateFTModelIn(BaseModel):
-    """Body of ``PATCH /v1/fine_tuning/models/{model_id}``."""
+    """Body of ``PATCH /v1/fine_tuning/models/{model_id}``; only the fields sent change.
+
+    Attributes:
+        name: new display name (null clears it).
+        description: new description (null clears it).
+    """
 
     model_config = _STRICT
 

@@ -137,7 +137,12 @@ class Conflict(Exception):
 
 @dataclass(frozen=True)
 class StoredFile:
-    """Where an uploaded file's bytes live and its API object."""
+    """An uploaded file.
+
+    Attributes:
+        path: where its bytes are stored.
+        obj: its API object (``FileSchema`` shape).
+    """
 
     path: Path
     obj: dict[str, Any]

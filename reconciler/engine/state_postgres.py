@@ -11,10 +11,10 @@ reaches, with the same content and the same guarantees as the file backend
   (or an ``INSERT`` against the primary key for the first write); zero rows touched means
   someone else wrote first, and nothing is stored.
 * **Locking.** ``pg_try_advisory_lock`` on a dedicated connection held for the whole command.
-  The database releases it when that session ends, so a runner killed with SIGKILL or cut off
+  The database releases it when that connection ends, so a runner killed with SIGKILL or cut off
   from the network never leaves a lock behind. Who holds it (host, pid, operation, time) is a
   row in ``reconciler_locks``, trusted only while ``pg_locks`` shows that the advisory lock is
-  really held by the session that wrote the row.
+  really held by the connection that wrote the row.
 
 psycopg 3 is an optional dependency (``pip install 'reconciler[postgres]'``); it is imported
 when a backend is first used so the rest of the package works without it.
@@ -403,14 +403,14 @@ class PostgresStateBackend(StateBackend):
     # ---- locking ----------------------------------------------------------------------------
 
     def _check_lock_alive(self) -> None:
-        """Refuse to write when this process's lock session died (lock no longer ours)."""
+        """Refuse to write when this process's lock connection died (lock no longer ours)."""
         if self._lock_conn is None:
             return
         try:
             self._lock_conn.execute("SELECT 1")
-        except Exception:  # noqa: BLE001 - any failure means the session (and lock) is gone
+        except Exception:  # noqa: BLE001 - any failure means the connection (and lock) is gone
             raise StateError(
-                f"lost the state lock on {self.path}: its database session ended (server "
+                f"lost the state lock on {self.path}: its database connection ended (server "
                 "restart, network cut, or `reconciler state unlock` by someone else); nothing "
                 "was written. Run the command again."
             ) from None
@@ -482,13 +482,13 @@ class PostgresStateBackend(StateBackend):
             f"state is locked by {holder.who} (pid {holder.pid}, operation {holder.operation}, "
             f"since {since}), lock ID {holder.id}{waited}; wait with --lock-timeout 5m. A holder "
             "that died releases the lock by itself; if it hangs, run: reconciler state unlock "
-            f"{holder.id} (this ends its database session)\nLock Info:\n{holder.describe()}",
+            f"{holder.id} (this ends its database connection)\nLock Info:\n{holder.describe()}",
             holder=holder.model_dump(mode="json"),
         )
 
     @_serialized
     def release_lock(self, info: LockInfo) -> None:
-        """Release the lock this process holds (closing its session releases it for sure)."""
+        """Release the lock this process holds (closing its connection releases it for sure)."""
         conn, self._lock_conn, self._lock_held = self._lock_conn, None, None
         if conn is None:
             return
@@ -499,7 +499,7 @@ class PostgresStateBackend(StateBackend):
                     (self.workspace, info.id),
                 )
                 conn.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
-        except Exception:  # noqa: BLE001, S110 - closing the session below releases the lock
+        except Exception:  # noqa: BLE001, S110 - closing the connection below releases the lock
             pass
         finally:
             conn.close()
@@ -531,7 +531,7 @@ class PostgresStateBackend(StateBackend):
             if row is not None and int(row[1]) == pid:
                 return LockInfo.model_validate(row[0]), pid
             # Held, but the holder has not written its row yet (or it is stale): describe the
-            # session from pg_stat_activity so the user still sees who it is.
+            # connection from pg_stat_activity so the user still sees who it is.
             act = conn.execute(
                 "SELECT usename, client_addr, extract(epoch FROM backend_start) "
                 "FROM pg_stat_activity WHERE pid = %s",
@@ -559,7 +559,7 @@ class PostgresStateBackend(StateBackend):
 
     @_serialized
     def force_unlock(self, lock_id: str) -> None:
-        """End the database session of the holder with id ``lock_id``, releasing its lock.
+        """End the database connection of the holder with id ``lock_id``, releasing its lock.
 
         The holder's next state write then fails ("lost the state lock") instead of
         overwriting anything. Needs permission to signal the holder's backend (same role,
@@ -575,7 +575,7 @@ class PostgresStateBackend(StateBackend):
         if holder is None:
             raise StateError(
                 f"{self.path}: the state is not locked; nothing to unlock (lock ID {lock_id}). "
-                "A lock is released automatically when its holder's session ends."
+                "A lock is released automatically when its holder's connection ends."
             )
         info, pid = holder
         if info.id != lock_id:
@@ -589,14 +589,14 @@ class PostgresStateBackend(StateBackend):
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         except psycopg.errors.InsufficientPrivilege:
             raise StateError(
-                f"cannot end the session holding {self.path} (database backend pid {pid}): "
+                f"cannot end the connection holding {self.path} (database backend pid {pid}): "
                 "permission denied.\n    hint: run it as the role that holds the lock, or ask "
                 f"a database administrator to run SELECT pg_terminate_backend({pid}); "
                 "or GRANT pg_signal_backend TO <your role>."
             ) from None
         except psycopg.Error as exc:
             raise StateError(
-                f"cannot end the session holding {self.path}: {self._scrub(str(exc).strip())}"
+                f"cannot end the connection holding {self.path}: {self._scrub(str(exc).strip())}"
             ) from None
         # pg_terminate_backend only signals; wait (briefly) until the lock is really gone.
         deadline = time.monotonic() + 10.0
@@ -604,9 +604,9 @@ class PostgresStateBackend(StateBackend):
             while self._holder_pid(conn) == pid and time.monotonic() < deadline:
                 time.sleep(0.05)
             still_held = self._holder_pid(conn) == pid
-        if still_held:  # (a false result alone just means the session had ended already)
+        if still_held:  # (a false result alone just means the connection had ended already)
             raise StateError(
-                f"the session holding {self.path} (database backend pid {pid}) did not end; "
+                f"the connection holding {self.path} (database backend pid {pid}) did not end; "
                 "try again, or ask a database administrator to run "
                 f"SELECT pg_terminate_backend({pid})."
             )
@@ -618,7 +618,7 @@ class PostgresStateBackend(StateBackend):
 
     @_serialized
     def close(self) -> None:
-        """Close the connections (a still-held lock is released with its session)."""
+        """Close the connections (a still-held lock is released with its connection)."""
         for conn in (self._lock_conn, self._conn):
             if conn is not None:
                 try:

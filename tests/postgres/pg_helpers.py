@@ -27,7 +27,7 @@ DSN_ENV = "RECONCILER_TEST_PG_DSN"
 BACKEND_ENV = "RECONCILER_TEST_STATE_BACKEND"
 
 _reachable: tuple[bool, str] | None = None
-_SESSION_SALT = uuid.uuid4().hex  # keyed workspaces are fresh in every test session
+_RUN_SALT = uuid.uuid4().hex  # keyed workspaces are fresh in every test run
 
 
 def server_status() -> tuple[bool, str]:
@@ -81,7 +81,7 @@ def e2e_state_backend(key: str | None = None) -> tuple[str, dict[str, str]]:
     gives a workspace on the server in ``RECONCILER_TEST_PG_DSN`` (the caller should skip
     with :func:`server_status`'s reason when that server is not usable). The same ``key``
     (e.g. the project directory, when a test rewrites its specs) gives the same workspace
-    within one test session; without a key every call gives a fresh one.
+    within one test run; without a key every call gives a fresh one.
     """
     backend = os.environ.get(BACKEND_ENV, "file") or "file"
     if backend == "file":
@@ -91,7 +91,7 @@ def e2e_state_backend(key: str | None = None) -> tuple[str, dict[str, str]]:
     if key is None:
         workspace = unique_workspace("e2e")
     else:
-        digest = hashlib.sha256(f"{_SESSION_SALT}:{key}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{_RUN_SALT}:{key}".encode()).hexdigest()
         workspace = f"e2e-{digest[:12]}"
     return postgres_state_yaml(workspace), {E2E_DSN_ENV: os.environ[DSN_ENV]}
 

@@ -111,7 +111,7 @@ def test_apply_killed_while_holding_the_lock_is_recovered(
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     proc.communicate()
-    # The dead runner's session is gone, so its lock is too; the next apply converges.
+    # The dead runner's connection is gone, so its lock is too; the next apply converges.
     assert harness.converge(cli) >= 1
     _exact(sandbox, "after kill -9")
     state = backend.read()

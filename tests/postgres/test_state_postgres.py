@@ -307,7 +307,7 @@ def test_killed_holder_releases_the_lock_and_its_intents_survive(
     intent_id = answer.split()[2]
     os.kill(holder.pid, signal.SIGKILL)
     holder.proc.wait(timeout=30)
-    # The server notices the dead session and drops its advisory lock; the stale holder row
+    # The server notices the dead connection and drops its advisory lock; the stale holder row
     # left behind is then ignored.
     assert wait_until(lambda: backend.lock_info() is None)
     with backend.lock("apply", timeout=30) as info:
@@ -321,7 +321,7 @@ def test_killed_holder_releases_the_lock_and_its_intents_survive(
     assert recovered is not None and recovered.intents == {} and recovered.serial == 3
 
 
-def test_force_unlock_ends_the_holders_session(
+def test_force_unlock_ends_the_holders_connection(
     pg_dsn: str, holders: type[Holder], backend: PostgresStateBackend
 ) -> None:
     backend.write(sample_state(), None)

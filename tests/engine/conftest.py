@@ -79,6 +79,10 @@ def cli_env(**extra: str) -> dict[str, str]:
             "RECONCILER_SANDBOX_TIME_SCALE": "50",
         }
     )
+    from tests.postgres.pg_helpers import DSN_ENV, E2E_DSN_ENV
+
+    if os.environ.get(DSN_ENV):  # the postgres state backend, when the run uses it
+        env[E2E_DSN_ENV] = os.environ[DSN_ENV]
     env.update(extra)
     return env
 

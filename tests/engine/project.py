@@ -29,6 +29,18 @@ def write_dataset(path: Path, tag: str, samples: int = 4) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def state_yaml_for(project: Path) -> str:
+    """Provider ``state:`` YAML for the backend under test.
+
+    ``RECONCILER_TEST_STATE_BACKEND=postgres`` runs the same end-to-end tests on the
+    PostgreSQL backend (``RECONCILER_TEST_PG_DSN``, passed to the CLI by ``cli_env``); the
+    default is the file backend.
+    """
+    from tests.postgres.pg_helpers import e2e_state_backend
+
+    return e2e_state_backend(str(project.resolve()))[0]
+
+
 def make_project(
     root: Path,
     *,
@@ -38,10 +50,12 @@ def make_project(
     steps: int = 10,
     extra_job_fields: str = "",
     wandb: bool = False,
-    state_yaml: str = "",
+    state_yaml: str | None = None,
 ) -> Path:
     """Write the project into ``root`` and return it."""
     root.mkdir(parents=True, exist_ok=True)
+    if state_yaml is None:
+        state_yaml = state_yaml_for(root) if endpoint is not None else ""
     (root / "data").mkdir(exist_ok=True)
     docs: list[str] = []
     if endpoint is not None:

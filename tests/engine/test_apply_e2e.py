@@ -21,7 +21,14 @@ def remote(sandbox: Any) -> MistralClient:
 
 
 def state_of(cli: Cli) -> dict[str, Any]:
-    return json.loads((cli.cwd / ".reconciler" / "state.json").read_text())
+    """The state's resources, read through the CLI (works for every backend)."""
+    proc = cli.run("state", "list", "--format", "json", check=0)
+    data = json.loads(proc.stdout)
+    out: dict[str, Any] = {}
+    for entry in data["resources"]:
+        shown = cli.run("state", "show", entry["address"], "--format", "json", check=0)
+        out[entry["address"]] = json.loads(shown.stdout)["resource"]
+    return {"resources": out}
 
 
 def test_apply_then_second_apply_is_noop_with_zero_mutating_requests(

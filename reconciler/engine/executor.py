@@ -147,14 +147,22 @@ class ApplyOptions:
 
 
 class StateRecorder:
-    """Thread-safe holder of the working state; persists it with compare-and-swap writes."""
+    """Thread-safe holder of the working state; persists it with compare-and-swap writes.
+
+    Writes are group-committed: a thread that needs its intent on disk waits for the one
+    write in progress, and the next write carries every change made meanwhile, so N
+    parallel creates cost far fewer than N state writes while each intent is still on disk
+    before its request is sent.
+    """
 
     def __init__(self, backend: StateBackend, state: State | None) -> None:
         self._backend = backend
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards self.state and the counters
+        self._io = threading.Lock()  # one backend write at a time
         self._stored_serial = state.serial if state is not None else None
         self.state = state.model_copy(deep=True) if state is not None else State()
-        self._dirty = False
+        self._version = 0  # bumped by every change
+        self._persisted = 0  # version covered by the last write
         self._last_flush = time.monotonic()
 
     @property
@@ -162,24 +170,38 @@ class StateRecorder:
         """Serial of the last stored state."""
         return self._stored_serial
 
-    def _write(self) -> None:
-        stored = self._backend.write(self.state, self._stored_serial)
-        self._stored_serial = stored.serial
-        self.state.serial = stored.serial
-        self._dirty = False
-        self._last_flush = time.monotonic()
+    def _changed(self) -> int:
+        self._version += 1
+        return self._version
+
+    def _write_if_behind(self, needed: int) -> None:
+        """Persist unless a write already covered version ``needed``."""
+        with self._io:
+            with self._lock:
+                if self._persisted >= needed:
+                    return
+                version = self._version
+                snapshot = self.state.model_copy(deep=True)
+                expected = self._stored_serial
+            stored = self._backend.write(snapshot, expected)
+            with self._lock:
+                self._stored_serial = stored.serial
+                self.state.serial = stored.serial
+                self._persisted = version
+                self._last_flush = time.monotonic()
 
     def add_intent(self, intent: Intent) -> None:
         """Record an intent and persist it before returning (rule 1)."""
         with self._lock:
             self.state.intents[intent.id] = intent
-            self._write()
+            needed = self._changed()
+        self._write_if_behind(needed)
 
     def drop_intent(self, intent_id: str) -> None:
         """Forget a resolved intent (persisted with the next flush)."""
         with self._lock:
             if self.state.intents.pop(intent_id, None) is not None:
-                self._dirty = True
+                self._changed()
 
     def put(self, resource: ResourceState, *, intent_id: str | None = None) -> None:
         """Record a resource (and drop the intent that created it)."""
@@ -187,7 +209,7 @@ class StateRecorder:
             self.state.resources[resource.address] = resource
             if intent_id is not None:
                 self.state.intents.pop(intent_id, None)
-            self._dirty = True
+            self._changed()
 
     def update_attributes(self, address: str, **attributes: Any) -> None:
         """Merge attributes into a recorded resource."""
@@ -195,13 +217,13 @@ class StateRecorder:
             res = self.state.resources.get(address)
             if res is not None:
                 res.attributes.update(attributes)
-                self._dirty = True
+                self._changed()
 
     def remove(self, address: str) -> None:
         """Forget an address."""
         with self._lock:
             if self.state.resources.pop(address, None) is not None:
-                self._dirty = True
+                self._changed()
 
     def get(self, address: str) -> ResourceState | None:
         """A copy of a recorded resource."""
@@ -212,14 +234,16 @@ class StateRecorder:
     def maybe_flush(self, interval: float) -> None:
         """Persist pending results if the last write is older than ``interval`` seconds."""
         with self._lock:
-            if self._dirty and time.monotonic() - self._last_flush >= interval:
-                self._write()
+            due = time.monotonic() - self._last_flush >= interval
+            version = self._version
+        if due:
+            self._write_if_behind(version)
 
     def flush(self) -> None:
         """Persist pending results now."""
         with self._lock:
-            if self._dirty:
-                self._write()
+            version = self._version
+        self._write_if_behind(version)
 
 
 def job_lookup(request: Mapping[str, Any]) -> dict[str, Any]:

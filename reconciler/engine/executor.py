@@ -190,10 +190,13 @@ class StateRecorder:
                 self._persisted = version
                 self._last_flush = time.monotonic()
 
-    def add_intent(self, intent: Intent) -> None:
-        """Record an intent and persist it before returning (rule 1)."""
+    def add_intents(self, intents: list[Intent]) -> None:
+        """Record intents and persist them before returning (rule 1)."""
+        if not intents:
+            return
         with self._lock:
-            self.state.intents[intent.id] = intent
+            for intent in intents:
+                self.state.intents[intent.id] = intent
             needed = self._changed()
         self._write_if_behind(needed)
 
@@ -279,6 +282,8 @@ class Executor:
         self._sleep = sleep
         self.result = ApplyResult()
         self._to_start: dict[str, DesiredJob] = {}
+        self._staged: dict[str, Intent] = {}
+        self._requests: dict[str, dict[str, Any]] = {}
         self._start_lock = threading.Lock()
 
     # ------------------------------------------------------------------ entry point
@@ -358,10 +363,16 @@ class Executor:
         failed: set[str] = set()
         done: set[str] = set()
         futures: dict[Future[Outcome], Change] = {}
+        ready: list[Change] = []
+        staged_now: set[str] = set()
         with ThreadPoolExecutor(max_workers=max(1, self.options.parallelism)) as pool:
             while pending or futures:
                 for address, change in list(pending.items()):
-                    deps = [d for d in change.depends_on if d in pending or _running(futures, d)]
+                    deps = [
+                        d
+                        for d in change.depends_on
+                        if d in pending or d in staged_now or _running(futures, d)
+                    ]
                     if any(d in failed for d in change.depends_on):
                         del pending[address]
                         failed.add(address)
@@ -379,8 +390,13 @@ class Executor:
                     if _prune_waits(change, pending, futures):
                         continue
                     del pending[address]
+                    ready.append(change)
+                    staged_now.add(address)
+                for change in self._stage_intents(ready):
                     self.hooks.begin(change)
                     futures[pool.submit(self._run_one, change)] = change
+                ready.clear()
+                staged_now.clear()
                 if not futures:
                     if pending:  # unreachable dependency: never wait forever
                         for address, change in pending.items():
@@ -405,6 +421,69 @@ class Executor:
                 self.recorder.maybe_flush(self.options.flush_interval)
         self.recorder.flush()
 
+    def _stage_intents(self, ready: list[Change]) -> list[Change]:
+        """Write the intents of every create in ``ready`` in one state write.
+
+        Returns the changes to run; a job whose request cannot be built (a secret is
+        missing, a file failed) is finished here as failed.
+        """
+        intents: list[Intent] = []
+        runnable: list[Change] = []
+        for change in ready:
+            try:
+                intent = self._intent_for(change)
+            except ReconcilerError as exc:
+                self._finish(Outcome(change.address, change.action.value, "failed", str(exc)))
+                continue
+            if intent is not None:
+                intents.append(intent)
+                self._staged[change.address] = intent
+            runnable.append(change)
+        self.recorder.add_intents(intents)
+        return runnable
+
+    def _intent_for(self, change: Change) -> Intent | None:
+        """The intent a create will need, or None when it will not send a create."""
+        if change.action not in (Action.CREATE, Action.REPLACE):
+            return None
+        res = self.recorder.get(change.address)
+        if change.type == "file":
+            f = self.desired.files[change.address]
+            if _already_made(res, f.fingerprint, change) or (change.after or {}).get("reuse"):
+                return None
+            return Intent(
+                address=f.address,
+                operation="upload",
+                fingerprint=f.fingerprint,
+                lookup={
+                    "filename": f.filename,
+                    "bytes": f.bytes,
+                    "sha256": f.sha256,
+                    "attributes": f.summary(),
+                },
+                created_at=time.time(),
+            )
+        job = self.desired.jobs[change.address]
+        if _already_made(res, job.fingerprint, change):
+            return None
+        if change.blocked and not self.options.allow_duplicates:
+            return None
+        file_ids: dict[str, str] = {}
+        for dep in job.depends_on:
+            dep_res = self.recorder.get(dep)
+            if dep_res is None:
+                raise ReconcilerError(f"file {dep} is not uploaded")
+            file_ids[dep] = dep_res.remote_id
+        request = job.build_request(file_ids, self._resolve)
+        self._requests[job.address] = request  # in memory only: it holds resolved secrets
+        return Intent(
+            address=job.address,
+            operation="create_job",
+            fingerprint=job.fingerprint,
+            lookup={"request": job_lookup(request), "attributes": {"identity": dict(job.identity)}},
+            created_at=time.time(),
+        )
+
     def _finish(self, outcome: Outcome) -> None:
         self.result.outcomes.append(outcome)
         self.hooks.done(outcome)
@@ -416,6 +495,8 @@ class Executor:
             return self._apply_job(change)
         except ReconcilerError as exc:
             return Outcome(change.address, change.action.value, "failed", str(exc))
+        finally:
+            self._requests.pop(change.address, None)
 
     # ------------------------------------------------------------------ files
 
@@ -437,11 +518,9 @@ class Executor:
             )
         desired = self.desired.files[change.address]
         res = self.recorder.get(change.address)
-        if (
-            res is not None
-            and res.fingerprint == desired.fingerprint
-            and change.reason != "deleted-remotely"
-        ):
+        intent = self._staged.pop(change.address, None)
+        if intent is None and _already_made(res, desired.fingerprint, change):
+            assert res is not None
             return Outcome(
                 change.address, action.value, "skipped", "already recorded", res.remote_id
             )
@@ -454,29 +533,18 @@ class Executor:
                     "replaced_at": time.time(),
                 }
             )
-        existing = self.client.find_file(desired.filename, size=desired.bytes)
-        if existing is not None:
-            self._record_file(desired, existing.id, history, None)
+        reuse = (change.after or {}).get("reuse")
+        if intent is None and reuse:
+            # The refresh saw these exact bytes under this content-addressed name.
+            self._record_file(desired, str(reuse), history, None)
             return Outcome(
                 change.address,
                 action.value,
                 "applied",
-                f"reused identical remote file {existing.id}",
-                existing.id,
+                f"reused identical remote file {reuse}",
+                str(reuse),
             )
-        intent = Intent(
-            address=desired.address,
-            operation="upload",
-            fingerprint=desired.fingerprint,
-            lookup={
-                "filename": desired.filename,
-                "bytes": desired.bytes,
-                "sha256": desired.sha256,
-                "attributes": desired.summary(),
-            },
-            created_at=time.time(),
-        )
-        self.recorder.add_intent(intent)
+        assert intent is not None
         try:
             uploaded = self.client.upload_file(
                 desired.path,
@@ -529,38 +597,21 @@ class Executor:
 
     def _create_job(self, change: Change, job: DesiredJob) -> Outcome:
         res = self.recorder.get(job.address)
-        if (
-            res is not None
-            and res.fingerprint == job.fingerprint
-            and change.reason in ("not-in-state", "recover-intent", "spec-changed")
-        ):
+        intent = self._staged.pop(job.address, None)
+        if intent is None and _already_made(res, job.fingerprint, change):
             # Rule 3: an earlier attempt (or the recovery pass) already made it.
+            assert res is not None
             if job.job.start:
                 self._queue_start(job)
             return Outcome(
                 change.address, change.action.value, "skipped", "already created", res.remote_id
             )
-        if change.blocked and not self.options.allow_duplicates:
+        if intent is None:
+            assert change.blocked is not None
             return Outcome(change.address, change.action.value, "failed", change.blocked)
-        file_ids: dict[str, str] = {}
-        for dep in job.depends_on:
-            dep_res = self.recorder.get(dep)
-            if dep_res is None:
-                return Outcome(
-                    change.address, change.action.value, "failed", f"file {dep} is not uploaded"
-                )
-            file_ids[dep] = dep_res.remote_id
-        request = job.build_request(file_ids, self._resolve)
-        lookup = job_lookup(request)
+        request = self._requests[job.address]
+        lookup = intent.lookup["request"]
         history = list(res.history) if res is not None else []
-        intent = Intent(
-            address=job.address,
-            operation="create_job",
-            fingerprint=job.fingerprint,
-            lookup={"request": lookup, "attributes": {"identity": dict(job.identity)}},
-            created_at=time.time(),
-        )
-        self.recorder.add_intent(intent)
         try:
             created = self.client.create_job(request)
         except ConflictError as exc:
@@ -785,6 +836,14 @@ class Executor:
         self.result.started_jobs.append(address)
         cost_text = f" (estimate {float(cost):.2f} {currency})" if cost is not None else ""
         self.hooks.note(address, f"started{cost_text}")
+
+
+def _already_made(res: ResourceState | None, fingerprint: str, change: Change) -> bool:
+    """Whether the state already records this exact object (rule 3), so nothing is sent."""
+    if res is None or res.fingerprint != fingerprint:
+        return False
+    # A recorded object the refresh found deleted remotely must be made again.
+    return change.reason != "deleted-remotely" and change.reason != "replace-by-request"
 
 
 def _running(futures: Mapping[Future[Outcome], Change], address: str) -> bool:

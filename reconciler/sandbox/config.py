@@ -195,6 +195,8 @@ class SandboxConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if not self.api_key:
+            self.api_key = None  # an empty key would mean "Bearer" with nothing: no auth at all
         if self.time_scale <= 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
         if self.rate_limit is not None and self.rate_limit <= 0:

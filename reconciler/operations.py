@@ -102,6 +102,24 @@ def estimate_costs(
     return estimates, notes
 
 
+def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
+    """:func:`prepare` the local data while the remote is read, at the same time.
+
+    Hashing and validating files is local work and the refresh is waiting on the network, so
+    overlapping them makes a plan cost about the longer of the two, not their sum.
+    """
+    client = ws.client()  # started here: the embedded sandbox must not start in a thread
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        remote = pool.submit(refresh, client)
+        try:
+            prepared = prepare(ws)
+        except BaseException:
+            remote.cancel()
+            raise
+        observed = remote.result()
+    return prepared, observed
+
+
 @dataclass(frozen=True)
 class PlanRequest:
     """What the user asked for on the command line."""
@@ -114,10 +132,15 @@ class PlanRequest:
 
 
 def make_plan(
-    ws: Workspace, prepared: Prepared, state: State | None, request: PlanRequest
+    ws: Workspace,
+    prepared: Prepared,
+    state: State | None,
+    request: PlanRequest,
+    observed: Observed | None = None,
 ) -> tuple[Plan, Observed]:
-    """Refresh the remote and build the plan (with cost estimates for new jobs)."""
-    observed = refresh(ws.client())
+    """Build the plan (with cost estimates for new jobs), refreshing unless ``observed``."""
+    if observed is None:
+        observed = refresh(ws.client())
     options = PlanOptions(
         targets=request.targets,
         replace=request.replace,

@@ -85,14 +85,14 @@ def plan(
     ),
 ) -> None:
     """Show what apply would change: refreshes the remote, never writes anything."""
-    from reconciler.operations import PlanRequest, make_plan, prepare
+    from reconciler.operations import PlanRequest, make_plan, prepare_and_refresh
     from reconciler.workspace import open_workspace
 
     _check_format(fmt, ("text", "json", "markdown"))
     spec_paths = tuple(paths or ["."])
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
-        prepared = prepare(ws)
+        prepared, observed = prepare_and_refresh(ws)
         state = ws.backend.read()
         the_plan, observed = make_plan(
             ws,
@@ -105,6 +105,7 @@ def plan(
                 prune=prune,
                 estimate=estimate,
             ),
+            observed,
         )
         if fmt == "text":
             typer.echo(
@@ -217,7 +218,13 @@ def apply(
     ),
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
-    from reconciler.operations import PlanRequest, check_fresh, make_plan, prepare
+    from reconciler.operations import (
+        PlanRequest,
+        check_fresh,
+        make_plan,
+        prepare,
+        prepare_and_refresh,
+    )
     from reconciler.workspace import open_workspace
 
     _check_format(fmt, ("text", "json"))
@@ -242,12 +249,14 @@ def apply(
                 f"{ws.target}; make a new plan"
             )
         with ws.backend.lock("apply", lock_wait):
-            prepared = prepare(ws)
-            state = ws.backend.read()
             if saved is not None:
+                prepared = prepare(ws)
+                state = ws.backend.read()
                 check_fresh(saved, state, prepared.digest)
                 the_plan = saved
             else:
+                prepared, observed = prepare_and_refresh(ws)
+                state = ws.backend.read()
                 the_plan, _ = make_plan(
                     ws,
                     prepared,
@@ -258,6 +267,7 @@ def apply(
                         replace=tuple(replace or ()),
                         prune=prune,
                     ),
+                    observed,
                 )
             if fmt == "text":
                 typer.echo(render_text(the_plan))

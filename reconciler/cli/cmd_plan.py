@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from reconciler.operations import PlanRequest
     from reconciler.workspace import Workspace
 
 from reconciler.cli.app import app
@@ -60,6 +61,26 @@ def _emit_target(ws: Workspace, fmt: str) -> None:
         typer.echo(line, err=True)
 
 
+def _request(
+    spec_paths: tuple[str, ...],
+    target: list[str] | None,
+    replace: list[str] | None,
+    prune: bool,
+    *,
+    estimate: bool = True,
+) -> PlanRequest:
+    """The planning options of the command line."""
+    from reconciler.operations import PlanRequest
+
+    return PlanRequest(
+        spec_paths=spec_paths,
+        targets=tuple(target or ()),
+        replace=tuple(replace or ()),
+        prune=prune,
+        estimate=estimate,
+    )
+
+
 def _render(plan: Plan, fmt: str) -> str:
     if fmt == "json":
         return render_json(plan)
@@ -85,7 +106,7 @@ def plan(
     ),
 ) -> None:
     """Show what apply would change: refreshes the remote, never writes anything."""
-    from reconciler.operations import PlanRequest, make_plan, prepare_and_refresh
+    from reconciler.operations import make_plan, prepare_and_refresh
     from reconciler.workspace import open_workspace
 
     _check_format(fmt, ("text", "json", "markdown"))
@@ -98,13 +119,7 @@ def plan(
             ws,
             prepared,
             state,
-            PlanRequest(
-                spec_paths=spec_paths,
-                targets=tuple(target or ()),
-                replace=tuple(replace or ()),
-                prune=prune,
-                estimate=estimate,
-            ),
+            _request(spec_paths, target, replace, prune, estimate=estimate),
             observed,
         )
         if fmt == "text":
@@ -219,7 +234,6 @@ def apply(
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
     from reconciler.operations import (
-        PlanRequest,
         check_fresh,
         make_plan,
         prepare,
@@ -261,12 +275,7 @@ def apply(
                     ws,
                     prepared,
                     state,
-                    PlanRequest(
-                        spec_paths=spec_paths,
-                        targets=tuple(target or ()),
-                        replace=tuple(replace or ()),
-                        prune=prune,
-                    ),
+                    _request(spec_paths, target, replace, prune),
                     observed,
                 )
             if fmt == "text":

@@ -279,21 +279,14 @@ def _plan_file(
             previous={"id": res.remote_id, "disposition": "keep"},
         )
     if res.remote_id not in observed.files:
-        drift.append(
-            Drift(
-                address=f.address,
-                remote_id=res.remote_id,
-                kind="deleted",
-                message="file was deleted outside reconciler; it will be uploaded again",
-            )
-        )
-        return Change(
-            address=f.address,
-            type="file",
-            action=Action.CREATE,
-            reason="deleted-remotely",
-            before=before,
-            after=after,
+        return _recreate_deleted(
+            res,
+            "file",
+            "file was deleted outside reconciler; it will be uploaded again",
+            before,
+            after,
+            [],
+            drift,
         )
     return Change(
         address=f.address,
@@ -302,6 +295,30 @@ def _plan_file(
         reason="in-sync",
         before=before,
         after=after,
+    )
+
+
+def _recreate_deleted(
+    res: ResourceState,
+    kind: str,
+    message: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    deps: list[str],
+    drift: list[Drift],
+) -> Change:
+    """A recorded object that is gone remotely: drift, and a create to restore it."""
+    drift.append(
+        Drift(address=res.address, remote_id=res.remote_id, kind="deleted", message=message)
+    )
+    return Change(
+        address=res.address,
+        type=kind,
+        action=Action.CREATE,
+        reason="deleted-remotely",
+        before=before,
+        after=after,
+        depends_on=deps,
     )
 
 
@@ -419,22 +436,14 @@ def _plan_job(
             depends_on=deps,
         )
     if remote is None:
-        drift.append(
-            Drift(
-                address=job.address,
-                remote_id=res.remote_id,
-                kind="deleted",
-                message="job no longer exists remotely; a new one will be created",
-            )
-        )
-        return Change(
-            address=job.address,
-            type="job",
-            action=Action.CREATE,
-            reason="deleted-remotely",
-            before=before,
-            after=after,
-            depends_on=deps,
+        return _recreate_deleted(
+            res,
+            "job",
+            "job no longer exists remotely; a new one will be created",
+            before,
+            after,
+            deps,
+            drift,
         )
     if status == "CANCELLED" and not res.attributes.get("cancelled_by_reconciler"):
         drift.append(

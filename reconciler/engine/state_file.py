@@ -41,6 +41,7 @@ from reconciler.engine.state_model import (
     LockInfo,
     State,
     StateBackend,
+    locked_error,
 )
 from reconciler.errors import StateError, StateLockedError
 
@@ -466,20 +467,10 @@ def _serial_text(serial: int | None) -> str:
 
 
 def _locked_error(holder: LockInfo | None, lock_path: Path, timeout: float) -> StateLockedError:
-    """The error for a lock we could not get, naming the holder and both ways out."""
-    if holder is None:
-        # Released between our last attempt and the probe: rare; a retry will get it.
-        return StateLockedError(
-            f"state is locked ({lock_path}); the holder released it just now: re-run."
-        )
-    import datetime as _dt
-
-    since = _dt.datetime.fromtimestamp(holder.created, _dt.UTC).isoformat(timespec="seconds")
-    waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
-    return StateLockedError(
-        f"state is locked by {holder.who} (pid {holder.pid}, operation {holder.operation}, "
-        f"since {since}), lock ID {holder.id}{waited}; wait with --lock-timeout 5m, or if you "
-        f"are sure the holder is gone run: reconciler state unlock {holder.id}\n"
-        f"Lock Info:\n{holder.describe()}",
-        holder=holder.model_dump(mode="json"),
+    """The file backend's lock error (see :func:`locked_error`)."""
+    note = (
+        f", or if you are sure the holder is gone run: reconciler state unlock {holder.id}"
+        if holder is not None
+        else ""
     )
+    return locked_error(holder, str(lock_path), timeout, note)

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reconciler.errors import StateLockedError
+
 STATE_FORMAT_VERSION = 1
 
 
@@ -125,6 +127,35 @@ class LockInfo(BaseModel):
             f"  ID:        {self.id}\n  Path:      {self.path}\n  Operation: {self.operation}\n"
             f"  Who:       {self.who} (pid {self.pid})\n  Created:   {when}"
         )
+
+
+def locked_error(
+    holder: LockInfo | None, where: str, timeout: float, unlock_note: str
+) -> StateLockedError:
+    """The error for a lock a backend could not get: the holder and both ways out.
+
+    Args:
+        holder: the current holder, or None when it released the lock just now.
+        where: what is locked (file path, ``postgres:workspace``).
+        timeout: how long we waited (0: not at all).
+        unlock_note: the backend's advice on ``reconciler state unlock`` (how a dead holder
+            is detected, what unlocking does).
+    """
+    if holder is None:
+        # Released between our last attempt and the look-up: rare; a retry will get it.
+        return StateLockedError(
+            f"state is locked ({where}); the holder released it just now: re-run."
+        )
+    import datetime as _dt
+
+    since = _dt.datetime.fromtimestamp(holder.created, _dt.UTC).isoformat(timespec="seconds")
+    waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
+    return StateLockedError(
+        f"state is locked by {holder.who} (pid {holder.pid}, operation {holder.operation}, "
+        f"since {since}), lock ID {holder.id}{waited}; wait with --lock-timeout 5m{unlock_note}\n"
+        f"Lock Info:\n{holder.describe()}",
+        holder=holder.model_dump(mode="json"),
+    )
 
 
 class StateBackend(abc.ABC):

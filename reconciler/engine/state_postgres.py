@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic
 
-from reconciler.engine.state_model import LockInfo, State, StateBackend
+from reconciler.engine.state_model import LockInfo, State, StateBackend, locked_error
 from reconciler.errors import StateError, StateLockedError
 
 if TYPE_CHECKING:
@@ -467,24 +467,15 @@ class PostgresStateBackend(StateBackend):
         return info
 
     def _locked_error(self, timeout: float) -> StateLockedError:
-        """The error for a lock we could not get, naming the holder and both ways out."""
+        """The postgres backend's lock error (see :func:`locked_error`)."""
         holder = self.lock_info()
-        if holder is None:
-            # Released between our last attempt and the look-up: rare; a retry will get it.
-            return StateLockedError(
-                f"state is locked ({self.path}); the holder released it just now: re-run."
-            )
-        import datetime as _dt
-
-        since = _dt.datetime.fromtimestamp(holder.created, _dt.UTC).isoformat(timespec="seconds")
-        waited = f" after waiting {timeout:g}s" if timeout > 0 else ""
-        return StateLockedError(
-            f"state is locked by {holder.who} (pid {holder.pid}, operation {holder.operation}, "
-            f"since {since}), lock ID {holder.id}{waited}; wait with --lock-timeout 5m. A holder "
-            "that died releases the lock by itself; if it hangs, run: reconciler state unlock "
-            f"{holder.id} (this ends its database connection)\nLock Info:\n{holder.describe()}",
-            holder=holder.model_dump(mode="json"),
+        note = (
+            ". A holder that died releases the lock by itself; if it hangs, run: reconciler "
+            f"state unlock {holder.id} (this ends its database connection)"
+            if holder is not None
+            else ""
         )
+        return locked_error(holder, str(self.path), timeout, note)
 
     @_serialized
     def release_lock(self, info: LockInfo) -> None:

@@ -135,9 +135,14 @@ def fault_runs(
             )
             report.reruns.append(converge(cli, attempts=10))
             report.trials += 1
-            check_exact(sb.base_url, n_datasets, n_jobs, report, f"seed {seed}")
         finally:
             sb.stop()
+        # Count on the same data without faults: the check itself must not be faulted.
+        clean = _sandbox(base / "sandbox")
+        try:
+            check_exact(clean.base_url, n_datasets, n_jobs, report, f"seed {seed}")
+        finally:
+            clean.stop()
     return report
 
 

@@ -465,12 +465,14 @@ def _plan_job(
                 f"spec revision): fix the cause, then --replace {job.address}",
             )
         )
-    if status == "VALIDATED" and job.job.start:
+    if status in ("QUEUED", "VALIDATING", "VALIDATED") and job.job.start:
+        # Created with auto_start=false and not started yet (an earlier apply stopped at
+        # the budget gate or was interrupted): start it once the remote has validated it.
         return Change(
             address=job.address,
             type="job",
             action=Action.START,
-            reason="validated-not-started",
+            reason="validated-not-started" if status == "VALIDATED" else "awaiting-validation",
             before=before,
             after=after,
             cost=_remote_cost(remote),

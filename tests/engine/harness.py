@@ -53,7 +53,11 @@ def check_exact(
     """Record duplicates and missing objects on the remote."""
     with MistralClient(base_url, SANDBOX_KEY) as client:
         files = Counter(f.filename for f in client.list_files())
-        jobs = Counter(j.suffix for j in client.list_jobs())
+        listed = client.list_jobs()
+        jobs = Counter(j.suffix for j in listed)
+    unstarted = [j.suffix for j in listed if j.status in ("QUEUED", "VALIDATING", "VALIDATED")]
+    if unstarted:
+        report.missing.append(f"{label}: jobs never started: {sorted(map(str, unstarted))}")
     for name, count in files.items():
         if count > 1:
             report.duplicates.append(f"{label}: file {name} x{count}")

@@ -48,6 +48,12 @@ CASES: list[tuple[str, str, list[tuple[str, str, str]], list[str]]] = [
     # (name, remote job status, expected actions, expected drift kinds)
     ("running job is in sync", "RUNNING", [(FA, "no-op", "in-sync"), (JA, "no-op", "in-sync")], []),
     (
+        "job still validating after an interrupted apply is started once validated",
+        "VALIDATING",
+        [(FA, "no-op", "in-sync"), (JA, "start", "awaiting-validation")],
+        [],
+    ),
+    (
         "validated job is started",
         "VALIDATED",
         [(FA, "no-op", "in-sync"), (JA, "start", "validated-not-started")],

@@ -639,20 +639,24 @@ class MistralClient:
         params += [("source", v) for v in _as_list(source)]
         return self._paginate("list_files", "/v1/files", params, RemoteFile, page_size)
 
+    def _delete(self, operation: str, path: str) -> None:
+        """DELETE ``path``; a 404 on a retry means the lost first attempt already worked."""
+        self._execute(
+            _Call(
+                operation,
+                "DELETE",
+                path,
+                resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
+            )
+        )
+
     def get_file(self, file_id: str) -> RemoteFile:
         """One file by id (:class:`~reconciler.errors.NotFoundError` if it does not exist)."""
         return self._one(RemoteFile, _Call("get_file", "GET", f"/v1/files/{_seg(file_id)}"))
 
     def delete_file(self, file_id: str) -> None:
         """Delete a file. A retry that finds it gone after a lost answer counts as done."""
-        self._execute(
-            _Call(
-                "delete_file",
-                "DELETE",
-                f"/v1/files/{_seg(file_id)}",
-                resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
-            )
-        )
+        self._delete("delete_file", f"/v1/files/{_seg(file_id)}")
 
     def download_file(self, file_id: str, dest: Path) -> None:
         """Stream a file's content to ``dest`` (written to a temporary name, then renamed)."""
@@ -875,14 +879,7 @@ class MistralClient:
 
     def delete_model(self, model_id: str) -> None:
         """Delete a fine-tuned model. A retry finding it gone after a lost answer is done."""
-        self._execute(
-            _Call(
-                "delete_model",
-                "DELETE",
-                f"/v1/models/{_seg(model_id)}",
-                resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
-            )
-        )
+        self._delete("delete_model", f"/v1/models/{_seg(model_id)}")
 
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None

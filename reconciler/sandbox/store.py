@@ -214,7 +214,9 @@ class Store:
 
     # -- files ----------------------------------------------------------------------------
 
-    def add_file(self, tmp_path: Path, obj: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    def add_file(
+        self, tmp_path: Path, obj: dict[str, Any], extra: dict[str, Any]
+    ) -> dict[str, Any]:
         """Store an uploaded file, or return the existing one with the same content and name.
 
         ``tmp_path`` holds the bytes (moved into place, or removed on a dedupe hit); ``obj`` is
@@ -237,10 +239,23 @@ class Store:
                 "source, num_lines, mimetype, signature, expires_at, visibility, sha256, samples, "
                 "invalid, approx_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    obj["id"], seq, obj["filename"], obj["bytes"], obj["created_at"],
-                    obj["purpose"], obj["sample_type"], obj["source"], obj["num_lines"],
-                    obj["mimetype"], obj["signature"], obj["expires_at"], obj["visibility"],
-                    extra["sha256"], extra["samples"], extra["invalid"], extra["approx_tokens"],
+                    obj["id"],
+                    seq,
+                    obj["filename"],
+                    obj["bytes"],
+                    obj["created_at"],
+                    obj["purpose"],
+                    obj["sample_type"],
+                    obj["source"],
+                    obj["num_lines"],
+                    obj["mimetype"],
+                    obj["signature"],
+                    obj["expires_at"],
+                    obj["visibility"],
+                    extra["sha256"],
+                    extra["samples"],
+                    extra["invalid"],
+                    extra["approx_tokens"],
                 ),
             )
             return dict(obj)
@@ -316,7 +331,9 @@ class Store:
             args.append(purpose)
         clause = " AND ".join(where)
         with self.lock:
-            total = self._conn.execute(f"SELECT COUNT(*) FROM files WHERE {clause}", args).fetchone()[0]
+            total = self._conn.execute(
+                f"SELECT COUNT(*) FROM files WHERE {clause}", args
+            ).fetchone()[0]
             rows = self._conn.execute(
                 f"SELECT * FROM files WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 [*args, page_size, page * page_size],
@@ -370,7 +387,9 @@ class Store:
                 f"INSERT INTO jobs ({names}) VALUES ({','.join('?' * len(columns))})",
                 list(columns.values()),
             )
-            self._materialize(c, c.execute("SELECT * FROM jobs WHERE id = ?", (job["id"],)).fetchone(), now)
+            self._materialize(
+                c, c.execute("SELECT * FROM jobs WHERE id = ?", (job["id"],)).fetchone(), now
+            )
         return str(job["id"])
 
     def advance(self) -> None:
@@ -428,8 +447,14 @@ class Store:
             c.execute(
                 "INSERT INTO checkpoints (job_id, step_number, created_at, train_loss, valid_loss, "
                 "valid_mean_token_accuracy) VALUES (?,?,?,?,?,?)",
-                (row["id"], cp.step, int(cp.at), cp.train_loss, cp.valid_loss,
-                 cp.valid_mean_token_accuracy),
+                (
+                    row["id"],
+                    cp.step,
+                    int(cp.at),
+                    cp.train_loss,
+                    cp.valid_loss,
+                    cp.valid_mean_token_accuracy,
+                ),
             )
             n_cps += 1
         validated = row["validated"] or int(
@@ -514,29 +539,17 @@ class Store:
         suffix: str | None,
     ) -> tuple[list[sqlite3.Row], int]:
         """One page of jobs, newest first, and the total matching (filters combine as AND)."""
-        where = ["1 = 1"]
-        args: list[Any] = []
-        if model is not None:
-            where.append("model = ?")
-            args.append(model)
-        if created_after is not None:
-            where.append("created >= ?")
-            args.append(created_after)
-        if created_before is not None:
-            where.append("created <= ?")
-            args.append(created_before)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
-        if suffix is not None:
-            where.append("suffix = ?")
-            args.append(suffix)
-        if wandb_project is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(wandb_projects) WHERE value = ?)")
-            args.append(wandb_project)
-        if wandb_name is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(wandb_names) WHERE value = ?)")
-            args.append(wandb_name)
+        filters: list[tuple[Any, str]] = [
+            (model, "model = ?"),
+            (created_after, "created >= ?"),
+            (created_before, "created <= ?"),
+            (status, "status = ?"),
+            (suffix, "suffix = ?"),
+            (wandb_project, "EXISTS (SELECT 1 FROM json_each(wandb_projects) WHERE value = ?)"),
+            (wandb_name, "EXISTS (SELECT 1 FROM json_each(wandb_names) WHERE value = ?)"),
+        ]
+        where = ["1 = 1"] + [sql for value, sql in filters if value is not None]
+        args: list[Any] = [value for value, _ in filters if value is not None]
         clause = " AND ".join(where)
         with self.tx() as c:
             self._advance(c, time.time())
@@ -590,7 +603,9 @@ class Store:
         """Every live fine-tuned model, oldest first."""
         with self.tx() as c:
             self._advance(c, time.time())
-            return c.execute("SELECT * FROM models WHERE deleted = 0 ORDER BY created, id").fetchall()
+            return c.execute(
+                "SELECT * FROM models WHERE deleted = 0 ORDER BY created, id"
+            ).fetchall()
 
     def model_row(self, model_id: str) -> sqlite3.Row | None:
         """A live fine-tuned model by id, or None."""
@@ -617,7 +632,9 @@ class Store:
                     f"UPDATE models SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                     [*sets.values(), model_id],
                 )
-            result: sqlite3.Row = c.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
+            result: sqlite3.Row = c.execute(
+                "SELECT * FROM models WHERE id = ?", (model_id,)
+            ).fetchone()
             return result
 
     # -- journal --------------------------------------------------------------------------

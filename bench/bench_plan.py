@@ -43,9 +43,22 @@ def free_port() -> int:
 def start_sandbox(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "sandbox", "--port", str(port), "--data-dir",
-         str(data_dir), "--api-key", KEY, "--time-scale", "1000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "sandbox",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--api-key",
+            KEY,
+            "--time-scale",
+            "1000",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -59,8 +72,9 @@ def start_sandbox(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def journal_length(url: str) -> list[dict[str, object]]:
-    response = httpx.get(f"{url}/sandbox/journal", headers={"Authorization": f"Bearer {KEY}"},
-                         timeout=60)
+    response = httpx.get(
+        f"{url}/sandbox/journal", headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    )
     response.raise_for_status()
     data = response.json()
     return list(data["entries"] if isinstance(data, dict) else data)
@@ -77,23 +91,33 @@ def main() -> None:
         root = Path(tmp)
         server, url = start_sandbox(root / "sandbox")
         try:
-            project = make_project(root / "project", endpoint=url,
-                                   n_datasets=args.datasets, n_jobs=args.jobs)
+            project = make_project(
+                root / "project", endpoint=url, n_datasets=args.datasets, n_jobs=args.jobs
+            )
             print(f"{args.datasets} datasets, {args.jobs} jobs; sandbox process at {url}")
             with open_workspace([project]) as ws:
                 start = time.perf_counter()
                 prepared, observed = prepare_and_refresh(ws)
                 state = ws.backend.read()
                 plan, _ = make_plan(ws, prepared, state, PlanRequest(), observed)
-                print(f"first plan (cold hash cache): {len(plan.actionable)} changes in "
-                      f"{time.perf_counter() - start:.2f}s")
+                print(
+                    f"first plan (cold hash cache): {len(plan.actionable)} changes in "
+                    f"{time.perf_counter() - start:.2f}s"
+                )
                 start = time.perf_counter()
                 with ws.backend.lock("apply"):
-                    result = Executor(ws.client(), ws.backend, state, prepared.desired,
-                                      options=ApplyOptions(parallelism=8)).apply(plan)
-                print(f"first apply: {len(result.outcomes)} changes, {len(result.failures)} "
-                      f"failed, in {time.perf_counter() - start:.1f}s "
-                      f"({ws.client().stats.requests} requests)")
+                    result = Executor(
+                        ws.client(),
+                        ws.backend,
+                        state,
+                        prepared.desired,
+                        options=ApplyOptions(parallelism=8),
+                    ).apply(plan)
+                print(
+                    f"first apply: {len(result.outcomes)} changes, {len(result.failures)} "
+                    f"failed, in {time.perf_counter() - start:.1f}s "
+                    f"({ws.client().stats.requests} requests)"
+                )
 
             plan_times, plan_requests = [], []
             with open_workspace([project]) as ws:
@@ -121,7 +145,9 @@ def main() -> None:
             mark = len(journal_length(url))
             apply_proc = subprocess.run(
                 [sys.executable, "-m", "reconciler", "apply", "--yes", str(project)],
-                capture_output=True, text=True, env={**os.environ, SANDBOX_KEY_ENV: KEY},
+                capture_output=True,
+                text=True,
+                env={**os.environ, SANDBOX_KEY_ENV: KEY},
             )
             assert apply_proc.returncode == 0, apply_proc.stderr
             writes = [e for e in journal_length(url)[mark:] if e.get("method") in MUTATING]
@@ -130,11 +156,17 @@ def main() -> None:
             print()
             print(f"| measurement (best of {args.repeat}) | time | HTTP requests |")
             print("| --- | ---: | ---: |")
-            print(f"| plan, no changes (warm hash cache) | {best_plan:.2f} s | {plan_requests[0]} |")
+            print(
+                f"| plan, no changes (warm hash cache) | {best_plan:.2f} s | {plan_requests[0]} |"
+            )
             print(f"| floor: the bare list calls | {best_floor:.2f} s | {floor_requests[0]} |")
-            print(f"| plan / floor | {best_plan / best_floor:.2f}x | "
-                  f"{plan_requests[0] / floor_requests[0]:.2f}x |")
-            print(f"no-op apply (CLI): exit {apply_proc.returncode}, mutating requests: {len(writes)}")
+            print(
+                f"| plan / floor | {best_plan / best_floor:.2f}x | "
+                f"{plan_requests[0] / floor_requests[0]:.2f}x |"
+            )
+            print(
+                f"no-op apply (CLI): exit {apply_proc.returncode}, mutating requests: {len(writes)}"
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -38,7 +38,7 @@ WORDS = (
     "the model answers questions about data with care and precision while the user asks "
     "for more detail on training runs learning rate schedules tokens datasets validation "
     "loss curves checkpoints and how fine tuning changes behaviour in production systems "
-    "note: at 10:30 see https://example.org \"quoted\" café ünïcode 你好"
+    'note: at 10:30 see https://example.org "quoted" café ünïcode 你好'
 ).split()
 
 
@@ -133,7 +133,9 @@ def peak_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 
-FLOOR = PEAK + """
+FLOOR = (
+    PEAK
+    + """
 import orjson, sys, time
 t = time.process_time()
 n = 0
@@ -144,8 +146,11 @@ with open(sys.argv[1], "rb") as fh:
 dt = time.process_time() - t
 print(dt, n, peak_kb())
 """
+)
 
-VALIDATE = PEAK + """
+VALIDATE = (
+    PEAK
+    + """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
@@ -158,10 +163,14 @@ dt = time.process_time() - t
 assert r.valid == r.samples and r.sha256, r.summary_line()
 print(dt, r.samples, peak_kb())
 """
+)
 
-BASELINE = PEAK + """
+BASELINE = (
+    PEAK
+    + """
 print(peak_kb())
 """
+)
 
 
 def _run(code: str, *args: str) -> tuple[float, int, float]:
@@ -203,25 +212,35 @@ def main() -> None:
     parser.add_argument("--small-mb", type=int, default=50, help="size of the small file (MB)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best)")
     args = parser.parse_args()
-    base_rss = int(
-        subprocess.run([sys.executable, "-c", BASELINE], capture_output=True, text=True,
-                       check=True).stdout
-    ) / 1024
+    base_rss = (
+        int(
+            subprocess.run(
+                [sys.executable, "-c", BASELINE], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        / 1024
+    )
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for size in (args.small_mb, args.mb):
             path = Path(tmp) / f"chat-{size}mb.jsonl"
             t = time.perf_counter()
             n = generate(path, size)
-            print(f"generated {path.name}: {n:,} samples in {time.perf_counter() - t:.1f} s",
-                  flush=True)
+            print(
+                f"generated {path.name}: {n:,} samples in {time.perf_counter() - t:.1f} s",
+                flush=True,
+            )
             rows.append(measure(path, args.repeat))
             path.unlink()
     print()
-    print(f"python {sys.version.split()[0]}, one core, best of {args.repeat}; "
-          f"interpreter baseline RSS {base_rss:.0f} MB")
-    print(f"{'file':>8} {'samples':>9} {'floor MB/s':>11} {'validate MB/s':>14} "
-          f"{'ratio':>6} {'floor RSS':>10} {'validate RSS':>13}")
+    print(
+        f"python {sys.version.split()[0]}, one core, best of {args.repeat}; "
+        f"interpreter baseline RSS {base_rss:.0f} MB"
+    )
+    print(
+        f"{'file':>8} {'samples':>9} {'floor MB/s':>11} {'validate MB/s':>14} "
+        f"{'ratio':>6} {'floor RSS':>10} {'validate RSS':>13}"
+    )
     for r in rows:
         print(
             f"{r['mb']:>6.0f}MB {r['samples']:>9,} {r['floor_mbps']:>11.0f} "
@@ -232,13 +251,17 @@ def main() -> None:
     ok_speed = big["ratio"] <= 2.0
     ok_mem = all(r["validate_rss_mb"] < 100 for r in rows)
     print()
-    print(f"speed target (<= 2x floor): {'met' if ok_speed else 'NOT met'}; "
-          f"memory target (< 100 MB, flat): {'met' if ok_mem else 'NOT met'}")
+    print(
+        f"speed target (<= 2x floor): {'met' if ok_speed else 'NOT met'}; "
+        f"memory target (< 100 MB, flat): {'met' if ok_mem else 'NOT met'}"
+    )
     # For comparison: mistral-finetune's validate_data.py, 67 MB (20,000 chats), 2-core
     # machine: 10.5 s and 145 MB max RSS (1.04 s without tokenization).
     per_67 = 67 / big["validate_mbps"]
-    print(f"67 MB at this speed: {per_67:.2f} s (mistral-finetune validate_data.py: 10.5 s, "
-          "1.04 s without tokenization, 145 MB)")
+    print(
+        f"67 MB at this speed: {per_67:.2f} s (mistral-finetune validate_data.py: 10.5 s, "
+        "1.04 s without tokenization, 145 MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,29 +31,45 @@ def main() -> None:
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         start = time.monotonic()
-        crash = crash_trials(Path(tmp) / "crash", trials=args.trials + 1,
-                             n_datasets=args.datasets, n_jobs=args.jobs)
-        print(f"kill -9: {crash.trials} trials on a {objects}-object spec in "
-              f"{time.monotonic() - start:.0f}s; kill times {min(crash.killed_at):.2f}-"
-              f"{max(crash.killed_at):.2f}s (median {statistics.median(crash.killed_at):.2f}s); "
-              f"re-runs to converge: max {max(crash.reruns)}; duplicates {len(crash.duplicates)}, "
-              f"missing {len(crash.missing)}")
+        crash = crash_trials(
+            Path(tmp) / "crash", trials=args.trials + 1, n_datasets=args.datasets, n_jobs=args.jobs
+        )
+        print(
+            f"kill -9: {crash.trials} trials on a {objects}-object spec in "
+            f"{time.monotonic() - start:.0f}s; kill times {min(crash.killed_at):.2f}-"
+            f"{max(crash.killed_at):.2f}s (median {statistics.median(crash.killed_at):.2f}s); "
+            f"re-runs to converge: max {max(crash.reruns)}; duplicates {len(crash.duplicates)}, "
+            f"missing {len(crash.missing)}"
+        )
         ok &= crash.ok
         start = time.monotonic()
         faults = "500=0.15,503=0.15,429=0.1,drop=0.1,timeout_after_commit=0.15"
-        fault = fault_runs(Path(tmp) / "faults", faults=faults, seeds=list(range(1, args.seeds + 1)),
-                           n_datasets=args.datasets, n_jobs=args.jobs)
-        print(f"faults ({faults}): {fault.trials} seeds in {time.monotonic() - start:.0f}s; "
-              f"applies to converge: {fault.reruns}; duplicates {len(fault.duplicates)}, "
-              f"missing {len(fault.missing)}")
+        fault = fault_runs(
+            Path(tmp) / "faults",
+            faults=faults,
+            seeds=list(range(1, args.seeds + 1)),
+            n_datasets=args.datasets,
+            n_jobs=args.jobs,
+        )
+        print(
+            f"faults ({faults}): {fault.trials} seeds in {time.monotonic() - start:.0f}s; "
+            f"applies to converge: {fault.reruns}; duplicates {len(fault.duplicates)}, "
+            f"missing {len(fault.missing)}"
+        )
         ok &= fault.ok
         for timeout in ("0s", "5m"):
-            report, results = concurrent_applies(Path(tmp) / f"conc{timeout}", processes=4,
-                                                 n_datasets=args.datasets, n_jobs=args.jobs,
-                                                 lock_timeout=timeout)
+            report, results = concurrent_applies(
+                Path(tmp) / f"conc{timeout}",
+                processes=4,
+                n_datasets=args.datasets,
+                n_jobs=args.jobs,
+                lock_timeout=timeout,
+            )
             codes = [code for code, _, _ in results]
-            print(f"concurrency (4 applies, --lock-timeout {timeout}): exit codes {codes}; "
-                  f"duplicates {len(report.duplicates)}, missing {len(report.missing)}")
+            print(
+                f"concurrency (4 applies, --lock-timeout {timeout}): exit codes {codes}; "
+                f"duplicates {len(report.duplicates)}, missing {len(report.missing)}"
+            )
             ok &= report.ok
     print("RESULT:", "zero duplicates, converged" if ok else "FAILED")
     sys.exit(0 if ok else 1)

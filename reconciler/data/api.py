@@ -77,9 +77,7 @@ class DatasetCheck:
             ],
             "datasets": {
                 name: {
-                    part: {
-                        k: v for k, v in f.to_dict().items() if k not in ("report",)
-                    }
+                    part: {k: v for k, v in f.to_dict().items() if k not in ("report",)}
                     for part, f in ds.parts.items()
                 }
                 for name, ds in sorted(self.prepared.items())
@@ -191,8 +189,10 @@ def _job_checks(specs: SpecSet, check: DatasetCheck, cache: DataCache) -> None:
                 continue
             val_files.append((ref.address, pf))
             # A split's validation part is already checked with its role; 'all' parts are not.
-            if ref.part == "all" and pf.bytes > VALIDATION_LIMIT_BYTES and (
-                ref.address not in warned_size
+            if (
+                ref.part == "all"
+                and pf.bytes > VALIDATION_LIMIT_BYTES
+                and (ref.address not in warned_size)
             ):
                 warned_size.add(ref.address)
                 check.problems.append(

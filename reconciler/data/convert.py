@@ -95,8 +95,9 @@ def _message_text(mapping: MessageMapping, row: dict[str, Any]) -> str:
     if mapping.after is not None:
         head, sep, tail = text.partition(mapping.after)
         if not sep:
-            raise ValueError(f"the {mapping.role} text does not contain the marker "
-                             f"{mapping.after!r}")
+            raise ValueError(
+                f"the {mapping.role} text does not contain the marker {mapping.after!r}"
+            )
         text = tail
     if mapping.strip:
         text = text.strip()
@@ -124,8 +125,11 @@ def _rows_csv(path: Path, conversion: Conversion) -> Iterator[tuple[int, Any]]:
         for values in reader:
             if values:
                 if len(values) != len(header):
-                    yield line, ValueError(
-                        f"row has {len(values)} fields but the header has {len(header)}"
+                    yield (
+                        line,
+                        ValueError(
+                            f"row has {len(values)} fields but the header has {len(header)}"
+                        ),
                     )
                 else:
                     yield line, dict(zip(header, values, strict=True))
@@ -149,21 +153,39 @@ def _rows_json(path: Path, conversion: Conversion, name: str) -> Iterator[tuple[
         data = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
         raise DataError(
-            [Problem("JSON", f"invalid JSON: {exc}", Location(name),
-                     hint="a .json source must be one JSON document (use .jsonl for lines)")]
+            [
+                Problem(
+                    "JSON",
+                    f"invalid JSON: {exc}",
+                    Location(name),
+                    hint="a .json source must be one JSON document (use .jsonl for lines)",
+                )
+            ]
         ) from exc
     if conversion.records is not None:
         if not isinstance(data, dict) or conversion.records not in data:
             raise DataError(
-                [Problem("CONVERT", f"the JSON document has no key '{conversion.records}'",
-                         Location(name), hint="set convert.records to the key holding the "
-                         "list of records, or omit it when the document is the list")]
+                [
+                    Problem(
+                        "CONVERT",
+                        f"the JSON document has no key '{conversion.records}'",
+                        Location(name),
+                        hint="set convert.records to the key holding the "
+                        "list of records, or omit it when the document is the list",
+                    )
+                ]
             )
         data = data[conversion.records]
     if not isinstance(data, list):
         raise DataError(
-            [Problem("CONVERT", "the JSON document is not a list of records", Location(name),
-                     hint="set convert.records to the key holding the list")]
+            [
+                Problem(
+                    "CONVERT",
+                    "the JSON document is not a list of records",
+                    Location(name),
+                    hint="set convert.records to the key holding the list",
+                )
+            ]
         )
     for record in data:
         yield 0, record
@@ -194,7 +216,9 @@ def convert_file(path: Path, conversion: Conversion, name: str) -> Iterator[Conv
                 continue
             if not isinstance(row, dict):
                 yield ConvertedRow(
-                    line, index, None,
+                    line,
+                    index,
+                    None,
                     _problem(name, line, index, f"record is not an object ({type(row).__name__})"),
                 )
                 continue
@@ -204,8 +228,14 @@ def convert_file(path: Path, conversion: Conversion, name: str) -> Iterator[Conv
                 yield ConvertedRow(line, index, None, _problem(name, line, index, str(exc)))
     except UnicodeDecodeError as exc:
         raise DataError(
-            [Problem("UTF8", f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                     Location(name), hint="save the file as UTF-8")]
+            [
+                Problem(
+                    "UTF8",
+                    f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                    Location(name),
+                    hint="save the file as UTF-8",
+                )
+            ]
         ) from exc
     except csv.Error as exc:
         raise DataError([Problem("CONVERT", f"CSV error: {exc}", Location(name))]) from exc
@@ -223,4 +253,3 @@ def _problem(name: str, line: int, index: int, message: str) -> Problem:
         hint="check the column names in convert.messages against the file's header",
         extra={"record_index": index},
     )
-

@@ -410,8 +410,14 @@ def _samples(
                     validator.last_issues = []  # blank lines are not samples: nothing dropped
     except OSError as exc:
         raise DataError(
-            [Problem("READ", f"cannot read the file: {exc.strerror or exc}",
-                     Location(validator.report.path), doc.subject)]
+            [
+                Problem(
+                    "READ",
+                    f"cannot read the file: {exc.strerror or exc}",
+                    Location(validator.report.path),
+                    doc.subject,
+                )
+            ]
         ) from exc
 
 
@@ -471,8 +477,15 @@ def _build(
             problems.extend(dropped_problems)
         if n == 0:
             raise DataError(
-                [Problem("EMPTY", "no valid sample left to upload", doc.location, doc.subject,
-                         hint="check the data files and the convert settings")]
+                [
+                    Problem(
+                        "EMPTY",
+                        "no valid sample left to upload",
+                        doc.location,
+                        doc.subject,
+                        hint="check the data files and the convert settings",
+                    )
+                ]
             )
         if spec.split is None:
             path, sha = combined.finish()
@@ -513,7 +526,10 @@ def _part(
 ) -> PreparedFile:
     role = "validation" if part == "validation" else "training"
     report = cached_validate(
-        cache, path, role=role, exact_tokens=exact_tokens,
+        cache,
+        path,
+        role=role,
+        exact_tokens=exact_tokens,
         display_name=f"{display_path(path)} ({doc.doc.name}[{part}])",
     )
     return PreparedFile(
@@ -553,8 +569,15 @@ def _split(
     n = len(offsets) - 1
     if n < 2:
         raise DataError(
-            [Problem("SPLIT", f"cannot split {n} sample(s) into train and validation",
-                     doc.locate("split"), doc.subject, hint="remove 'split' or add samples")]
+            [
+                Problem(
+                    "SPLIT",
+                    f"cannot split {n} sample(s) into train and validation",
+                    doc.locate("split"),
+                    doc.subject,
+                    hint="remove 'split' or add samples",
+                )
+            ]
         )
     combined.fh.close()
     chosen = bytearray(n)
@@ -570,9 +593,15 @@ def _split(
         taken += 1
     if taken == 0:
         raise DataError(
-            [Problem("SPLIT", f"max_validation_bytes {cap} is smaller than any sample picked "
-                     "for validation", doc.locate("split", "max_validation_bytes"), doc.subject,
-                     hint="raise max_validation_bytes")]
+            [
+                Problem(
+                    "SPLIT",
+                    f"max_validation_bytes {cap} is smaller than any sample picked for validation",
+                    doc.locate("split", "max_validation_bytes"),
+                    doc.subject,
+                    hint="raise max_validation_bytes",
+                )
+            ]
         )
     train = _Writer(combined.tmp.parent)
     val = _Writer(combined.tmp.parent)

@@ -171,9 +171,7 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
         return
     for i, tool in enumerate(tools):
         if type(tool) is not dict:
-            issues.append(
-                ("F17", f"tools[{i}] must be an object, got {_type_name(tool)}", None)
-            )
+            issues.append(("F17", f"tools[{i}] must be an object, got {_type_name(tool)}", None))
             continue
         fn = tool.get("function")
         if "function" not in tool:
@@ -198,7 +196,7 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
                         "F5",
                         f"tools[{i}].function does not have a '{key}' key",
                         "mistral-finetune requires name, description and parameters "
-                        "(use \"\" / {} when there is nothing to say)"
+                        '(use "" / {} when there is nothing to say)'
                         if key != "name"
                         else None,
                     )
@@ -206,9 +204,7 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
         name = fn.get("name")
         if "name" in fn:
             if type(name) is not str:
-                issues.append(
-                    ("F16", f"tools[{i}].function.name must be a string", NAME_HINT)
-                )
+                issues.append(("F16", f"tools[{i}].function.name must be a string", NAME_HINT))
             elif not _NAME_RE.fullmatch(name):
                 issues.append(
                     (
@@ -264,8 +260,12 @@ def _check_content(
     for j, chunk in enumerate(content):
         if type(chunk) is not dict:
             issues.append(
-                ("F16", f"{where}.{key}[{j}] must be an object like {{\"type\": \"text\", "
-                 f"\"text\": ...}}, got {_type_name(chunk)}", None)
+                (
+                    "F16",
+                    f'{where}.{key}[{j}] must be an object like {{"type": "text", '
+                    f'"text": ...}}, got {_type_name(chunk)}',
+                    None,
+                )
             )
             continue
         ctype = chunk.get("type", "text")
@@ -377,7 +377,7 @@ def check_instruct(
                 (
                     "F7",
                     f"{where} does not contain a 'role' key, but only {mkeys}",
-                    "add \"role\": one of system, user, assistant, tool",
+                    'add "role": one of system, user, assistant, tool',
                 )
             )
             structure_ok = False
@@ -402,8 +402,7 @@ def check_instruct(
                     "F9",
                     f"{where}: a {rname} message does not contain one of 'content', 'text' "
                     f"(non-null), but only {mkeys}",
-                    'give it "content": "..." (an assistant message may have "tool_calls" '
-                    "instead)",
+                    'give it "content": "..." (an assistant message may have "tool_calls" instead)',
                 )
             )
         if type(role) is not str or role not in ROLES:
@@ -412,8 +411,11 @@ def check_instruct(
                     "F10",
                     f"{where}: unrecognized role {_short(role, 30)}",
                     "role must be one of system, user, assistant, tool"
-                    + (" (use role 'system' for a system prompt)" if role == "system_prompt"
-                       else ""),
+                    + (
+                        " (use role 'system' for a system prompt)"
+                        if role == "system_prompt"
+                        else ""
+                    ),
                 )
             )
             structure_ok = False
@@ -428,8 +430,11 @@ def check_instruct(
                         "F11",
                         f"{where}: multiple messages with role 'system' encountered; only one "
                         "is allowed"
-                        + (" (the sample also sets 'system_prompt')"
-                           if system_prompt is not None else ""),
+                        + (
+                            " (the sample also sets 'system_prompt')"
+                            if system_prompt is not None
+                            else ""
+                        ),
                         "merge the system prompts into one message",
                     )
                 )
@@ -532,17 +537,14 @@ def _check_assistant(
                 issues.append(
                     (
                         "F12",
-                        f"{cw}: a tool call of an assistant message does not have a '{key}' "
-                        "key",
+                        f"{cw}: a tool call of an assistant message does not have a '{key}' key",
                         ID_HINT if key == "id" else None,
                     )
                 )
         if "id" in call:
             cid = call["id"]
             if type(cid) is not str:
-                issues.append(
-                    ("F16", f"{cw}.id must be a string, got {_type_name(cid)}", ID_HINT)
-                )
+                issues.append(("F16", f"{cw}.id must be a string, got {_type_name(cid)}", ID_HINT))
             elif cid == "null":
                 if not is_last:
                     issues.append(
@@ -611,8 +613,7 @@ def _check_tool_message(where: str, msg: dict[str, Any], issues: list[Issue]) ->
         issues.append(
             (
                 "F15",
-                f"{where}: a tool message does not contain a 'tool_call_id' key, but only "
-                f"{keys}",
+                f"{where}: a tool message does not contain a 'tool_call_id' key, but only {keys}",
                 "set tool_call_id to the id of the tool call it answers",
             )
         )

@@ -64,9 +64,7 @@ class MistralTokenCounter:
             role = msg.get("role")
             content = msg.get("content", msg.get("text"))
             if isinstance(content, list):
-                content = "".join(
-                    c.get("text", "") for c in content if isinstance(c, dict)
-                )
+                content = "".join(c.get("text", "") for c in content if isinstance(c, dict))
             if role == "system":
                 system.append(content or "")
                 continue

@@ -497,7 +497,7 @@ def _diagnose(line: bytes, orjson_msg: str) -> tuple[str, str, str | None, int]:
         return (
             "UTF8",
             f"invalid UTF-8 at byte {exc.start + 1} of the line "
-            f"({line[exc.start:exc.start + 4]!r})",
+            f"({line[exc.start : exc.start + 4]!r})",
             "save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in.jsonl > out.jsonl",
             0,
         )
@@ -653,8 +653,7 @@ class LineValidator:
             self._problem(
                 "BOM",
                 "the line starts with a UTF-8 byte order mark",
-                "save the file as UTF-8 without BOM (Python: encoding='utf-8', not "
-                "'utf-8-sig')",
+                "save the file as UTF-8 without BOM (Python: encoding='utf-8', not 'utf-8-sig')",
                 lineno,
                 report.samples + self._fast_samples,
             )
@@ -698,8 +697,15 @@ class LineValidator:
                 report.problem_count += 1
                 if len(report.problems) < MAX_STORED_PROBLEMS:
                     report.problems.append(
-                        Problem(code, message, Location(self._name, lineno, column), None, hint,
-                                "error", {"sample_index": index})
+                        Problem(
+                            code,
+                            message,
+                            Location(self._name, lineno, column),
+                            None,
+                            hint,
+                            "error",
+                            {"sample_index": index},
+                        )
                     )
                 continue
             seen.add(code)
@@ -1028,9 +1034,7 @@ def validate_path(
         )
     try:
         with path.open("rb") as stream:
-            return validate_stream(
-                stream, name, role=role, exact_tokens=exact_tokens, hash=hash
-            )
+            return validate_stream(stream, name, role=role, exact_tokens=exact_tokens, hash=hash)
     except OSError as exc:
         raise DataError(
             [

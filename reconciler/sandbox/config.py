@@ -115,9 +115,7 @@ def parse_faults(text: str) -> FaultSpec:
                     "use a number between 0 and 1"
                 ) from None
             if not 0.0 <= prob <= 1.0:
-                raise ValueError(
-                    f"fault spec item {item!r}: probability must be between 0 and 1"
-                )
+                raise ValueError(f"fault spec item {item!r}: probability must be between 0 and 1")
             if key == JOB_FAILURE:
                 job_failure = prob
             else:
@@ -138,7 +136,9 @@ def parse_faults(text: str) -> FaultSpec:
             else:
                 retry_after = number
         else:
-            known = ", ".join([*FAULT_KINDS, JOB_FAILURE, "methods", "paths", "retry_after", "seed"])
+            known = ", ".join(
+                [*FAULT_KINDS, JOB_FAILURE, "methods", "paths", "retry_after", "seed"]
+            )
             raise ValueError(f"fault spec item {item!r}: unknown key {key!r} (known: {known})")
     if sum(probabilities.values()) > 1.0:
         raise ValueError("fault spec: the request fault probabilities add up to more than 1")
@@ -155,8 +155,17 @@ def parse_faults(text: str) -> FaultSpec:
 def parse_rate(text: str) -> float:
     """Parse a rate limit: ``"5"`` or ``"5/s"`` (per second), ``"300/min"``, ``"1000/h"``."""
     value, _, unit = text.strip().partition("/")
-    per = {"": 1.0, "s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0,
-           "minute": 60.0, "h": 3600.0, "hour": 3600.0}.get(unit.strip().lower())
+    per = {
+        "": 1.0,
+        "s": 1.0,
+        "sec": 1.0,
+        "second": 1.0,
+        "m": 60.0,
+        "min": 60.0,
+        "minute": 60.0,
+        "h": 3600.0,
+        "hour": 3600.0,
+    }.get(unit.strip().lower())
     try:
         number = float(value)
     except ValueError:

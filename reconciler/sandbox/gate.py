@@ -176,17 +176,26 @@ class Gate:
             ]
             if not allowed:
                 outcome.update(status=429, fault="rate_limit")
-                await _json(send, 429, RATE_LIMITED_BODY, [
-                    (b"retry-after", str(max(1, math.ceil(wait))).encode()),
-                    (b"retry-after-ms", str(max(1, math.ceil(wait * 1000))).encode()),
-                    *extra_headers,
-                ])
+                await _json(
+                    send,
+                    429,
+                    RATE_LIMITED_BODY,
+                    [
+                        (b"retry-after", str(max(1, math.ceil(wait))).encode()),
+                        (b"retry-after-ms", str(max(1, math.ceil(wait * 1000))).encode()),
+                        *extra_headers,
+                    ],
+                )
                 return
         if self.api_key is not None and (is_api or path.startswith("/sandbox/journal")):
             if not self._authorized(scope):
                 outcome["status"] = 401
-                await _json(send, 401, {"detail": "Unauthorized"},
-                            [(b"www-authenticate", b"Bearer"), *extra_headers])
+                await _json(
+                    send,
+                    401,
+                    {"detail": "Unauthorized"},
+                    [(b"www-authenticate", b"Bearer"), *extra_headers],
+                )
                 return
         too_large = {"hit": False}
         if method == "POST" and path == "/v1/files":
@@ -194,8 +203,12 @@ class Gate:
             limit = self.max_upload_bytes + MULTIPART_SLACK
             if length is not None and length > limit:
                 outcome["status"] = 413
-                await _json(send, 413, {"detail": _too_large_text(self.max_upload_bytes)},
-                            [(b"connection", b"close"), *extra_headers])
+                await _json(
+                    send,
+                    413,
+                    {"detail": _too_large_text(self.max_upload_bytes)},
+                    [(b"connection", b"close"), *extra_headers],
+                )
                 return
             receive = _counting(receive, limit, too_large)
         fault = self._pick_fault(method, path)
@@ -207,15 +220,25 @@ class Gate:
             if code == 429:
                 assert self.faults is not None
                 retry = self.faults.retry_after
-                await _json(send, 429, RATE_LIMITED_BODY, [
-                    (b"retry-after", str(retry).encode()),
-                    (b"retry-after-ms", str(retry * 1000).encode()),
-                    *extra_headers,
-                ])
+                await _json(
+                    send,
+                    429,
+                    RATE_LIMITED_BODY,
+                    [
+                        (b"retry-after", str(retry).encode()),
+                        (b"retry-after-ms", str(retry * 1000).encode()),
+                        *extra_headers,
+                    ],
+                )
             else:
                 message, err_code = _SERVER_ERRORS[code]
-                body = {"object": "error", "message": f"{message} (injected fault)",
-                        "type": "server_error", "param": None, "code": err_code}
+                body = {
+                    "object": "error",
+                    "message": f"{message} (injected fault)",
+                    "type": "server_error",
+                    "param": None,
+                    "code": err_code,
+                }
                 await _json(send, code, body, extra_headers)
             return
         if fault == "drop":
@@ -234,8 +257,12 @@ class Gate:
                     too_large["replaced"] = True
                     outcome["status"] = 413
                     if not swallow:
-                        await _json(send, 413, {"detail": _too_large_text(self.max_upload_bytes)},
-                                    [(b"connection", b"close"), *extra_headers])
+                        await _json(
+                            send,
+                            413,
+                            {"detail": _too_large_text(self.max_upload_bytes)},
+                            [(b"connection", b"close"), *extra_headers],
+                        )
                     return
                 outcome["status"] = message["status"]
                 message = dict(message)
@@ -320,15 +347,17 @@ async def _json(
     send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            *(headers or []),
-        ],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 

@@ -131,8 +131,10 @@ def build_router(store: Store, config: SandboxConfig) -> APIRouter:
             raise
         sha = digest.hexdigest()
         created = int(time.time())
-        mimetype = "application/jsonl" if filename.lower().endswith(".jsonl") else (
-            file.content_type or "application/octet-stream"
+        mimetype = (
+            "application/jsonl"
+            if filename.lower().endswith(".jsonl")
+            else (file.content_type or "application/octet-stream")
         )
         obj = {
             "id": str(uuid.uuid4()),
@@ -303,8 +305,13 @@ def build_router(store: Store, config: SandboxConfig) -> APIRouter:
         if job_type == "classifier":
             requested_hp.pop("fim_ratio", None)
         integrations = [
-            {"type": "wandb", "project": w.project, "name": w.name, "run_name": w.run_name,
-             "url": None}
+            {
+                "type": "wandb",
+                "project": w.project,
+                "name": w.name,
+                "run_name": w.run_name,
+                "url": None,
+            }
             for w in body.integrations or []
         ]
         repositories = [
@@ -319,15 +326,19 @@ def build_router(store: Store, config: SandboxConfig) -> APIRouter:
             }
             for r in body.repositories or []
         ]
-        targets = [
-            {
-                "name": t.name,
-                "labels": t.labels,
-                "weight": t.weight,
-                "loss_function": t.loss_function or "single_class",
-            }
-            for t in body.classifier_targets or []
-        ] if job_type == "classifier" else None
+        targets = (
+            [
+                {
+                    "name": t.name,
+                    "labels": t.labels,
+                    "weight": t.weight,
+                    "loss_function": t.loss_function or "single_class",
+                }
+                for t in body.classifier_targets or []
+            ]
+            if job_type == "classifier"
+            else None
+        )
         similarity = hashlib.sha256(
             json.dumps(
                 {
@@ -376,9 +387,18 @@ def build_router(store: Store, config: SandboxConfig) -> APIRouter:
         created_before: datetime | None = None,
         created_by_me: bool = False,
         status: Literal[
-            "QUEUED", "STARTED", "VALIDATING", "VALIDATED", "RUNNING", "FAILED_VALIDATION",
-            "FAILED", "SUCCESS", "CANCELLED", "CANCELLATION_REQUESTED",
-        ] | None = None,
+            "QUEUED",
+            "STARTED",
+            "VALIDATING",
+            "VALIDATED",
+            "RUNNING",
+            "FAILED_VALIDATION",
+            "FAILED",
+            "SUCCESS",
+            "CANCELLED",
+            "CANCELLATION_REQUESTED",
+        ]
+        | None = None,
         wandb_project: str | None = None,
         wandb_name: str | None = None,
         suffix: str | None = None,
@@ -452,8 +472,9 @@ def build_router(store: Store, config: SandboxConfig) -> APIRouter:
     @router.delete("/v1/models/{model_id}")
     def delete_model(model_id: str) -> Any:
         if model_id in BASE_MODELS:
-            return _detail(403, f"Model {model_id!r} is a base model; only fine-tuned models "
-                                "can be deleted.")
+            return _detail(
+                403, f"Model {model_id!r} is a base model; only fine-tuned models can be deleted."
+            )
         if store.update_model(model_id, {"deleted": 1}) is None:
             return _detail(404, f"Model {model_id!r} not found.")
         return {"id": model_id, "object": "model", "deleted": True}
@@ -604,8 +625,9 @@ def render_job(store: Store, row: sqlite3.Row, *, detailed: bool) -> dict[str, A
         }
     trained_tokens = None
     if row["status"] in ("RUNNING", "SUCCESS", "FAILED", "CANCELLATION_REQUESTED", "CANCELLED"):
-        done = lifecycle.steps_done(plan, row["started"], row["cancel_requested"], scale,
-                                    time.time())
+        done = lifecycle.steps_done(
+            plan, row["started"], row["cancel_requested"], scale, time.time()
+        )
         trained_tokens = train_tokens if row["status"] == "SUCCESS" else done * tps
         if row["status"] != "SUCCESS" and lifecycle.start_time(plan, row["started"], scale) is None:
             trained_tokens = None

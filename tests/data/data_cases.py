@@ -33,7 +33,7 @@ def call(cid: str = "TX92Jm8Zi", name: str = "get_weather", arguments: Any = "{}
 
 
 def tool_reply(cid: str = "TX92Jm8Zi", **extra: Any) -> dict:
-    return {"role": "tool", "content": "{\"temp\": 21}", "tool_call_id": cid, **extra}
+    return {"role": "tool", "content": '{"temp": 21}', "tool_call_id": cid, **extra}
 
 
 def calls(*items: dict) -> dict:
@@ -66,8 +66,12 @@ CASES: dict[str, tuple[bytes, str, int]] = {
     ),
     "F6": (
         tools_sample(
-            [{"type": "function", "function": {"name": "f", "description": "",
-                                               "parameters": "none"}}]
+            [
+                {
+                    "type": "function",
+                    "function": {"name": "f", "description": "", "parameters": "none"},
+                }
+            ]
         ),
         "F6",
         2,
@@ -78,34 +82,40 @@ CASES: dict[str, tuple[bytes, str, int]] = {
     "F9-null-content": (chat({"role": "user", "content": None}, ASSISTANT), "F9", 2),
     "F10": (chat({"role": "system_prompt", "content": "be nice"}, USER, ASSISTANT), "F10", 2),
     "F11": (
-        chat({"role": "system", "content": "a"}, {"role": "system", "content": "b"}, USER,
-             ASSISTANT),
+        chat(
+            {"role": "system", "content": "a"}, {"role": "system", "content": "b"}, USER, ASSISTANT
+        ),
         "F11",
         2,
     ),
     "F11-system-prompt": (
-        chat({"role": "system", "content": "a"}, USER, ASSISTANT, system_prompt="b"), "F11", 2
+        chat({"role": "system", "content": "a"}, USER, ASSISTANT, system_prompt="b"),
+        "F11",
+        2,
     ),
     "F12": (
-        chat(USER, calls({"type": "function", "function": {"name": "f", "arguments": "{}"}}),
-             tool_reply(), ASSISTANT),
+        chat(
+            USER,
+            calls({"type": "function", "function": {"name": "f", "arguments": "{}"}}),
+            tool_reply(),
+            ASSISTANT,
+        ),
         "F12",
         2,
     ),
     "F13": (
-        chat(USER, calls({"id": "TX92Jm8Zi", "function": {"name": "f"}}), tool_reply(),
-             ASSISTANT),
+        chat(USER, calls({"id": "TX92Jm8Zi", "function": {"name": "f"}}), tool_reply(), ASSISTANT),
         "F13",
         2,
     ),
-    "F14": (chat(USER, calls(call(arguments={"city": "Paris"})), tool_reply(), ASSISTANT),
-            "F14", 2),
-    "F15": (
-        chat(USER, calls(call()), {"role": "tool", "content": "x"}, ASSISTANT), "F15", 2
+    "F14": (
+        chat(USER, calls(call(arguments={"city": "Paris"})), tool_reply(), ASSISTANT),
+        "F14",
+        2,
     ),
+    "F15": (chat(USER, calls(call()), {"role": "tool", "content": "x"}, ASSISTANT), "F15", 2),
     "F16": (chat({"role": "user", "content": 5}, ASSISTANT), "F16", 2),
-    "F16-weight": (chat(USER, {"role": "assistant", "content": "ok", "weight": "abc"}),
-                   "F16", 2),
+    "F16-weight": (chat(USER, {"role": "assistant", "content": "ok", "weight": "abc"}), "F16", 2),
     "F16-id": (chat(USER, calls(call(cid=123)), tool_reply(), ASSISTANT), "F16", 2),
     "F17": (line(OK) + b"[1, 2]\n", "F17", 2),
     "F17-message": (chat("hi", ASSISTANT), "F17", 2),  # type: ignore[arg-type]
@@ -114,38 +124,49 @@ CASES: dict[str, tuple[bytes, str, int]] = {
     "M3": (chat(USER), "M3", 2),
     "M3-trailing-user": (chat(USER, ASSISTANT, USER), "M3", 2),
     "M4": (chat(USER, tool_reply(), ASSISTANT), "M4", 2),
-    "M5": (
-        chat(USER, calls(call(), call(cid="AAAAAAAA2")), tool_reply(), ASSISTANT), "M5", 2
-    ),
+    "M5": (chat(USER, calls(call(), call(cid="AAAAAAAA2")), tool_reply(), ASSISTANT), "M5", 2),
     "M5-more-responses": (
-        chat(USER, calls(call()), tool_reply(), tool_reply(), ASSISTANT), "M5", 2
+        chat(USER, calls(call()), tool_reply(), tool_reply(), ASSISTANT),
+        "M5",
+        2,
     ),
     "M6": (chat(USER, {"role": "assistant", "content": ""}), "M6", 2),
     "M6-both": (
-        chat(USER, {"role": "assistant", "content": "ok", "tool_calls": [call()]},
-             tool_reply(), ASSISTANT),
+        chat(
+            USER,
+            {"role": "assistant", "content": "ok", "tool_calls": [call()]},
+            tool_reply(),
+            ASSISTANT,
+        ),
         "M6",
         2,
     ),
     "M7": (chat(USER, {"role": "assistant", "content": "ok", "weight": 0.5}), "M7", 2),
     "M8": (chat(USER, calls(call(cid="call_abc123")), tool_reply(), ASSISTANT), "M8", 2),
-    "M8-null-not-last": (chat(USER, calls(call(cid="null")), tool_reply(), ASSISTANT),
-                         "M8", 2),
+    "M8-null-not-last": (chat(USER, calls(call(cid="null")), tool_reply(), ASSISTANT), "M8", 2),
     "M9": (chat(USER, calls(call(name="get weather")), tool_reply(), ASSISTANT), "M9", 2),
     "M10": (chat(USER, calls(call()), tool_reply(cid="call_abc123"), ASSISTANT), "M10", 2),
     "M11": (chat(USER, calls(call()), tool_reply(name="get weather"), ASSISTANT), "M11", 2),
     "M12": (
         tools_sample(
-            [{"type": "function", "function": {"name": "f", "description": "",
-                                               "parameters": {"type": "objekt"}}}]
+            [
+                {
+                    "type": "function",
+                    "function": {"name": "f", "description": "", "parameters": {"type": "objekt"}},
+                }
+            ]
         ),
         "M12",
         2,
     ),
     "M13": (
         tools_sample(
-            [{"type": "function", "function": {"name": "bad name", "description": "",
-                                               "parameters": {}}}]
+            [
+                {
+                    "type": "function",
+                    "function": {"name": "bad name", "description": "", "parameters": {}},
+                }
+            ]
         ),
         "M13",
         2,
@@ -170,10 +191,16 @@ CASES: dict[str, tuple[bytes, str, int]] = {
     "NAN": (line(OK) + b'{"messages": [], "score": NaN}\n', "NAN", 2),
     "NAN-infinity": (line(OK) + b'{"messages": [], "score": -Infinity}\n', "NAN", 2),
     "NAN-huge-number": (line(OK) + b'{"messages": [], "score": 1e400}\n', "NAN", 2),
-    "DEPTH": (line(OK) + b'{"messages": [], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}\n",
-              "DEPTH", 2),
-    "DEPTH-walk": (line(OK) + b'{"messages": [], "x": ' + b"[" * 300 + b"]" * 300 + b"}\n",
-                   "DEPTH", 2),
+    "DEPTH": (
+        line(OK) + b'{"messages": [], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}\n",
+        "DEPTH",
+        2,
+    ),
+    "DEPTH-walk": (
+        line(OK) + b'{"messages": [], "x": ' + b"[" * 300 + b"]" * 300 + b"}\n",
+        "DEPTH",
+        2,
+    ),
     "DUP_KEY": (
         line(OK) + b'{"messages": [{"role": "user", "content": "a", "content": "b"}, '
         b'{"role": "assistant", "content": "ok"}]}\n',

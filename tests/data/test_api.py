@@ -13,8 +13,14 @@ from reconciler.spec.loader import load_specs
 
 
 def chat(i: int, tag: str = "") -> bytes:
-    return line({"messages": [{"role": "user", "content": f"{tag}question {i}"},
-                              {"role": "assistant", "content": f"answer {i}"}]})
+    return line(
+        {
+            "messages": [
+                {"role": "user", "content": f"{tag}question {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ]
+        }
+    )
 
 
 SPECS = """\
@@ -58,8 +64,11 @@ def project(tmp_path: Path, *, train: bytes, val: bytes) -> Path:
 
 
 def test_valid_project(tmp_path: Path) -> None:
-    root = project(tmp_path, train=b"".join(chat(i) for i in range(20)),
-                   val=b"".join(chat(i, "v") for i in range(5)))
+    root = project(
+        tmp_path,
+        train=b"".join(chat(i) for i in range(20)),
+        val=b"".join(chat(i, "v") for i in range(5)),
+    )
     check = check_datasets(load_specs([root]))
     assert check.ok and check.problems == []
     assert sorted(check.prepared) == ["chunk", "train", "val"]
@@ -72,8 +81,11 @@ def test_valid_project(tmp_path: Path) -> None:
 
 
 def test_invalid_dataset_is_reported_and_others_still_prepared(tmp_path: Path) -> None:
-    root = project(tmp_path, train=chat(0) + line({"messages": [USER]}) + chat(1),
-                   val=b"".join(chat(i, "v") for i in range(5)))
+    root = project(
+        tmp_path,
+        train=chat(0) + line({"messages": [USER]}) + chat(1),
+        val=b"".join(chat(i, "v") for i in range(5)),
+    )
     check = check_datasets(load_specs([root]), cache_dir=tmp_path / "cache")
     assert not check.ok
     (error,) = check.errors
@@ -87,18 +99,26 @@ def test_invalid_dataset_is_reported_and_others_still_prepared(tmp_path: Path) -
 def test_same_sample_in_training_and_validation_is_a_warning(tmp_path: Path) -> None:
     train = b"".join(chat(i) for i in range(20))
     # Formatting differs (spacing, key order) but the samples are the same.
-    reformatted = json.dumps(
-        {"messages": [{"content": "question 4", "role": "user"},
-                      {"content": "answer 4", "role": "assistant"}]},
-        separators=(" ,", " : "),
-    ).encode() + b"\n"
+    reformatted = (
+        json.dumps(
+            {
+                "messages": [
+                    {"content": "question 4", "role": "user"},
+                    {"content": "answer 4", "role": "assistant"},
+                ]
+            },
+            separators=(" ,", " : "),
+        ).encode()
+        + b"\n"
+    )
     root = project(tmp_path, train=train, val=chat(3) + reformatted + chat(99, "v"))
     check = check_datasets(load_specs([root]))
     assert check.ok
     (overlap,) = [p for p in check.problems if p.code == "OVERLAP"]
     assert overlap.severity == "warning"
-    assert overlap.message.startswith("2 sample(s) of dataset.train[all] also appear in "
-                                      "dataset.val[all] (job.job-a)")
+    assert overlap.message.startswith(
+        "2 sample(s) of dataset.train[all] also appear in dataset.val[all] (job.job-a)"
+    )
     assert overlap.subject == "FineTuningJob/job-a"
     # The split of job-b has no overlap; the answer is cached by content hashes.
     again = check_datasets(load_specs([root]))
@@ -125,8 +145,10 @@ def test_check_files(tmp_path: Path) -> None:
     empty.mkdir()
     check = check_files([good, folder, empty, tmp_path / "missing.jsonl"])
     assert [Path(r.path).name for r in check.reports] == ["good.jsonl", "b.jsonl", "a.jsonl"]
-    codes = [(p.code, Path(p.location.file).name if p.location else None, p.severity)
-             for p in check.problems]
+    codes = [
+        (p.code, Path(p.location.file).name if p.location else None, p.severity)
+        for p in check.problems
+    ]
     assert ("M3", "a.jsonl", "error") in codes
     assert ("NOT_A_FILE", "empty-dir", "error") in codes
     assert ("READ", "missing.jsonl", "error") in codes

@@ -16,9 +16,9 @@ from reconciler.spec.models import Conversion
 MEDICAL_CSV = (
     "Question,Answer\n"
     '"Your goal is to extract structured information ... Input: Randomized trial of asthma '
-    'care in adults.","{\'conditions\': \'Asthma\', \'interventions\': \'Other: yoga\'}"\n'
+    "care in adults.\",\"{'conditions': 'Asthma', 'interventions': 'Other: yoga'}\"\n"
     '"Extract it. Input: Losartan, ""the"" drug,\nover two lines.","{\'conditions\': '
-    '\'Proteinuria\'}"\n'
+    "'Proteinuria'}\"\n"
 )
 
 SQL_JSON = [
@@ -62,8 +62,10 @@ def test_medical_notes_csv_keeps_text_after_input(tmp_path: Path) -> None:
     assert _messages(part.path) == [
         [
             {"role": "user", "content": "Randomized trial of asthma care in adults."},
-            {"role": "assistant",
-             "content": "{'conditions': 'Asthma', 'interventions': 'Other: yoga'}"},
+            {
+                "role": "assistant",
+                "content": "{'conditions': 'Asthma', 'interventions': 'Other: yoga'}",
+            },
         ],
         [
             {"role": "user", "content": 'Losartan, "the" drug,\nover two lines.'},
@@ -93,22 +95,26 @@ def test_text_to_sql_template_from_json_records(tmp_path: Path) -> None:
     first = _messages(part.path)[0]
     assert first[0] == {"role": "system", "content": "Answer with SQL only."}
     assert first[1]["content"].endswith("### Response:\n")
-    assert "### Input:\nHow many heads of the departments are older than 56 ?\n" in first[1][
-        "content"]
+    assert (
+        "### Input:\nHow many heads of the departments are older than 56 ?\n" in first[1]["content"]
+    )
     assert first[2] == {"role": "assistant", "content": "SELECT COUNT(*) FROM head WHERE age > 56"}
 
 
 def test_jsonl_source_with_fixed_content_and_unicode(tmp_path: Path) -> None:
     rows = [{"q": "Wie geht's? 你好", "a": "Gut."}]
     (tmp_path / "rows.jsonl").write_text(
-        "\n".join(json.dumps(r, ensure_ascii=True) for r in rows) + "\n", encoding="utf-8")
+        "\n".join(json.dumps(r, ensure_ascii=True) for r in rows) + "\n", encoding="utf-8"
+    )
     doc = dataset(
         tmp_path,
         path="rows.jsonl",
-        convert={"messages": [
-            {"role": "user", "column": "q"},
-            {"role": "assistant", "content": "Always the same answer."},
-        ]},
+        convert={
+            "messages": [
+                {"role": "user", "column": "q"},
+                {"role": "assistant", "content": "Always the same answer."},
+            ]
+        },
     )
     part = prepare_dataset(doc, tmp_path / "cache").parts["all"]
     raw = part.path.read_bytes()
@@ -118,8 +124,12 @@ def test_jsonl_source_with_fixed_content_and_unicode(tmp_path: Path) -> None:
 
 def test_semicolon_csv(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("q;a\nhello;world\n", encoding="utf-8")
-    conv = Conversion.model_validate({"delimiter": ";", "messages": [
-        {"role": "user", "column": "q"}, {"role": "assistant", "column": "a"}]})
+    conv = Conversion.model_validate(
+        {
+            "delimiter": ";",
+            "messages": [{"role": "user", "column": "q"}, {"role": "assistant", "column": "a"}],
+        }
+    )
     (row,) = list(convert_file(tmp_path / "d.csv", conv, "d.csv"))
     assert row.line == 2 and row.sample is not None
     assert json.loads(row.sample)["messages"][1]["content"] == "world"
@@ -129,20 +139,35 @@ def test_semicolon_csv(tmp_path: Path) -> None:
     ("csv_text", "mapping", "needle", "line"),
     [
         ("Question,Answer\nq,a\n", {"role": "user", "column": "Questions"}, "no column", 2),
-        ("Question,Answer\nno marker,a\n",
-         {"role": "user", "column": "Question", "after": "Input:"}, "marker 'Input:'", 2),
-        ("Question,Answer\nq,a\n",
-         {"role": "user", "template": "{Question} {Missing}"}, "'Missing'", 2),
-        ("Question,Answer\nq,a\nonly-one-field\n",
-         {"role": "user", "column": "Question"}, "fields", 3),
+        (
+            "Question,Answer\nno marker,a\n",
+            {"role": "user", "column": "Question", "after": "Input:"},
+            "marker 'Input:'",
+            2,
+        ),
+        (
+            "Question,Answer\nq,a\n",
+            {"role": "user", "template": "{Question} {Missing}"},
+            "'Missing'",
+            2,
+        ),
+        (
+            "Question,Answer\nq,a\nonly-one-field\n",
+            {"role": "user", "column": "Question"},
+            "fields",
+            3,
+        ),
     ],
 )
 def test_conversion_errors_name_file_and_line(
     tmp_path: Path, csv_text: str, mapping: dict[str, str], needle: str, line: int
 ) -> None:
     (tmp_path / "d.csv").write_text(csv_text, encoding="utf-8")
-    doc = dataset(tmp_path, path="d.csv", convert={"messages": [
-        mapping, {"role": "assistant", "column": "Answer"}]})
+    doc = dataset(
+        tmp_path,
+        path="d.csv",
+        convert={"messages": [mapping, {"role": "assistant", "column": "Answer"}]},
+    )
     with pytest.raises(DataError) as exc:
         prepare_dataset(doc, tmp_path / "cache")
     problems = [p for p in exc.value.problems if p.code == "CONVERT"]
@@ -154,8 +179,7 @@ def test_conversion_errors_name_file_and_line(
 
 def test_json_document_that_is_not_a_list(tmp_path: Path) -> None:
     (tmp_path / "d.json").write_text('{"rows": []}', encoding="utf-8")
-    doc = dataset(tmp_path, path="d.json", convert={"messages": [
-        {"role": "user", "column": "q"}]})
+    doc = dataset(tmp_path, path="d.json", convert={"messages": [{"role": "user", "column": "q"}]})
     with pytest.raises(DataError) as exc:
         prepare_dataset(doc, tmp_path / "cache")
     assert "records" in (exc.value.problems[0].hint or "")

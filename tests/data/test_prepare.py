@@ -18,8 +18,14 @@ from reconciler.errors import DataError
 
 
 def chat(i: int) -> bytes:
-    return line({"messages": [{"role": "user", "content": f"question {i}"},
-                              {"role": "assistant", "content": f"answer {i}"}]})
+    return line(
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ]
+        }
+    )
 
 
 def write(path: Path, content: bytes) -> Path:
@@ -54,17 +60,24 @@ def test_invalid_samples_fail_with_every_location(tmp_path: Path) -> None:
     assert all(p.subject == "Dataset/ds" for p in errors)
     assert "on_invalid: skip" in str(exc.value)
     assert not (tmp_path / "cache" / "prepared").exists() or not any(
-        (tmp_path / "cache" / "prepared").iterdir())
+        (tmp_path / "cache" / "prepared").iterdir()
+    )
 
 
 def test_skip_writes_a_cleaned_copy_and_reports_drops(tmp_path: Path) -> None:
     original = (
-        b"\xef\xbb\xbf" + chat(0).replace(b"\n", b"\r\n") + line({"messages": [USER]})
-        + b"\n" + chat(1) + b"[1]\n" + chat(2)
+        b"\xef\xbb\xbf"
+        + chat(0).replace(b"\n", b"\r\n")
+        + line({"messages": [USER]})
+        + b"\n"
+        + chat(1)
+        + b"[1]\n"
+        + chat(2)
     )
     src = write(tmp_path / "d.jsonl", original)
-    prepared = prepare_dataset(dataset(tmp_path, path="d.jsonl", on_invalid="skip"),
-                               tmp_path / "cache")
+    prepared = prepare_dataset(
+        dataset(tmp_path, path="d.jsonl", on_invalid="skip"), tmp_path / "cache"
+    )
     part = prepared.parts["all"]
     assert src.read_bytes() == original  # never in place
     assert part.path != src and part.path.parent == tmp_path / "cache" / "prepared"
@@ -96,9 +109,9 @@ def test_paths_are_concatenated_in_order_and_directories_expand(tmp_path: Path) 
     doc = dataset(tmp_path, paths=["b.jsonl", "a.jsonl", "dir"])
     part = prepare_dataset(doc, tmp_path / "cache").parts["all"]
     assert part.path.read_bytes() == chat(1) + chat(0) + chat(2) + chat(3)
-    assert [r.path.rsplit("/", 1)[-1] for r in
-            prepare_dataset(doc, tmp_path / "cache").sources] == [
-        "b.jsonl", "a.jsonl", "y.jsonl", "z.jsonl"]
+    assert [
+        r.path.rsplit("/", 1)[-1] for r in prepare_dataset(doc, tmp_path / "cache").sources
+    ] == ["b.jsonl", "a.jsonl", "y.jsonl", "z.jsonl"]
 
 
 def test_missing_source_is_located_at_the_spec(tmp_path: Path) -> None:
@@ -186,8 +199,7 @@ def test_unchanged_file_is_not_read_again(tmp_path: Path) -> None:
 
 def test_prepared_datasets_are_remembered(tmp_path: Path) -> None:
     write(tmp_path / "d.jsonl", b"".join(chat(i) for i in range(20)) + line(OK)[:-2] + b"\n")
-    doc = dataset(tmp_path, path="d.jsonl", on_invalid="skip",
-                  split={"validation_fraction": 0.1})
+    doc = dataset(tmp_path, path="d.jsonl", on_invalid="skip", split={"validation_fraction": 0.1})
     cache = DataCache(tmp_path / "cache")
     first = prepare_dataset(doc, tmp_path / "cache", cache=cache)
     hits = cache.hits

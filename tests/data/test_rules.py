@@ -86,26 +86,60 @@ def test_call_id_message_quotes_the_id() -> None:
     "sample",
     [
         # Accepted by mistral-finetune / mistral-common 1.13.1 (reference notes §1.2-1.4).
-        {"messages": [USER, {"role": "system", "content": "s"}, {"role": "assistant",
-                                                                  "content": "ok"}]},
-        {"messages": [{"role": "assistant", "content": "a"}, USER, {"role": "assistant",
-                                                                      "content": "b"}]},
-        {"messages": [USER, USER, {"role": "assistant", "content": "a"},
-                      {"role": "assistant", "content": "b"}]},
-        {"messages": [USER, calls(call(arguments="not json")), tool_reply(), USER,
-                      {"role": "assistant", "content": "ok"}]},  # user after tool: 1.13.1
+        {
+            "messages": [
+                USER,
+                {"role": "system", "content": "s"},
+                {"role": "assistant", "content": "ok"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "assistant", "content": "a"},
+                USER,
+                {"role": "assistant", "content": "b"},
+            ]
+        },
+        {
+            "messages": [
+                USER,
+                USER,
+                {"role": "assistant", "content": "a"},
+                {"role": "assistant", "content": "b"},
+            ]
+        },
+        {
+            "messages": [
+                USER,
+                calls(call(arguments="not json")),
+                tool_reply(),
+                USER,
+                {"role": "assistant", "content": "ok"},
+            ]
+        },  # user after tool: 1.13.1
         {"messages": [USER, calls(call())]},  # predicting a call is a valid target
         {"messages": [USER, calls(call(cid="null"))]},  # "null" id only on the last message
         {"messages": [USER, calls(call())], "tools": [TOOL]},
         {"interactions": [USER, {"role": "assistant", "text": "ok"}], "prompt_id": "x"},
         {"messages": [USER, {"role": "assistant", "content": "ok", "weight": 0}]},
         {"messages": [USER, {"role": "assistant", "content": "ok", "weight": 1.0}]},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
-                      {"role": "assistant", "content": "ok"}]},
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                {"role": "assistant", "content": "ok"},
+            ]
+        },
         {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "ok"}]},
         {"messages": [USER, {"role": "assistant", "content": "ok", "tool_calls": []}]},
-        {"messages": [USER, calls(call())], "tools": [{"type": "retrieval", "function": {
-            "name": "f", "description": "", "parameters": {}}}]},
+        {
+            "messages": [USER, calls(call())],
+            "tools": [
+                {
+                    "type": "retrieval",
+                    "function": {"name": "f", "description": "", "parameters": {}},
+                }
+            ],
+        },
         {"messages": [USER, {"role": "assistant", "content": "ok"}], "system_prompt": "s"},
         {"messages": [USER, {"role": "assistant", "content": "ok", "foo": {"a": [1]}}]},
     ],
@@ -126,12 +160,26 @@ def _full_issues(sample: Any) -> list[rules.Issue]:
 
 VALID = [
     OK,
-    {"messages": [{"role": "system", "content": "s"}, USER, {"role": "assistant",
-                                                             "content": "a: b"}]},
-    {"messages": [USER, calls(call()), tool_reply(), {"role": "assistant", "content": "ok"}],
-     "tools": [TOOL]},
-    {"messages": [USER, calls(call(), call(cid="AAAAAAAA2")), tool_reply(),
-                  tool_reply(cid="AAAAAAAA2"), {"role": "assistant", "content": "ok"}]},
+    {
+        "messages": [
+            {"role": "system", "content": "s"},
+            USER,
+            {"role": "assistant", "content": "a: b"},
+        ]
+    },
+    {
+        "messages": [USER, calls(call()), tool_reply(), {"role": "assistant", "content": "ok"}],
+        "tools": [TOOL],
+    },
+    {
+        "messages": [
+            USER,
+            calls(call(), call(cid="AAAAAAAA2")),
+            tool_reply(),
+            tool_reply(cid="AAAAAAAA2"),
+            {"role": "assistant", "content": "ok"},
+        ]
+    },
     {"messages": [USER, calls(call())]},
 ]
 
@@ -150,8 +198,10 @@ def _mutations(sample: dict[str, Any], rng: random.Random) -> Any:
     elif choice == 2:
         m["content"] = rng.choice(["", None, 5, [], [{"type": "image_url"}], "x"])
     elif choice == 3:
-        msgs.insert(rng.randrange(len(msgs) + 1), rng.choice(
-            [USER, {"role": "system", "content": "s"}, tool_reply(), calls(call())]))
+        msgs.insert(
+            rng.randrange(len(msgs) + 1),
+            rng.choice([USER, {"role": "system", "content": "s"}, tool_reply(), calls(call())]),
+        )
     elif choice == 4:
         msgs.pop(i)
     elif choice == 5:
@@ -166,7 +216,8 @@ def _mutations(sample: dict[str, Any], rng: random.Random) -> Any:
         m["tool_call_id"] = rng.choice(["call_1", 5, None])
     elif choice == 10:
         out[rng.choice(["tools", "system_prompt", "only_last", "extra"])] = rng.choice(
-            [[TOOL], "s", True, [], {"a": 1}])
+            [[TOOL], "s", True, [], {"a": 1}]
+        )
     elif choice == 11:
         msgs[i] = rng.choice(["text", 5, None, [m]])
     elif choice == 12:

@@ -103,9 +103,7 @@ def test_ten_megabyte_single_line(tmp_path: Path) -> None:
     assert len(problem.message) < 300  # the message does not quote 10 MB
 
 
-def test_long_line_is_skipped_not_buffered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_long_line_is_skipped_not_buffered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(validator, "MAX_LINE_BYTES", 1000)
     monkeypatch.setattr(validator, "CHUNK_SIZE", 256)
     long = line({"messages": [USER, {"role": "assistant", "content": "x" * 5000}]})
@@ -152,8 +150,27 @@ def test_odd_inputs_are_reported_not_raised(tmp_path: Path, content: bytes) -> N
 
 def test_random_garbage_never_crashes() -> None:
     rng = random.Random(7)
-    pieces = [b"{", b"}", b"[", b"]", b'"', b":", b",", b"\\", b"\n", b"\xff", b"\xef\xbb\xbf",
-              b"NaN", b'"messages"', b'"role"', b'"user"', b"1e999", b" ", b"\r", b"null"]
+    pieces = [
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b'"',
+        b":",
+        b",",
+        b"\\",
+        b"\n",
+        b"\xff",
+        b"\xef\xbb\xbf",
+        b"NaN",
+        b'"messages"',
+        b'"role"',
+        b'"user"',
+        b"1e999",
+        b" ",
+        b"\r",
+        b"null",
+    ]
     for _ in range(300):
         blob = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 60)))
         report = validate_stream(io.BytesIO(blob), "g.jsonl")
@@ -230,8 +247,9 @@ def test_exact_tokens(tmp_path: Path) -> None:
     assert report.exact_tokens == 6
     tools = validate_path(_write(tmp_path, line(TOOL_SAMPLE), "t.jsonl"), exact_tokens=True)
     assert tools.exact_tokens is not None and tools.exact_tokens > 30
-    pretrain = validate_path(_write(tmp_path, line({"text": "hello world"}), "p.jsonl"),
-                             exact_tokens=True)
+    pretrain = validate_path(
+        _write(tmp_path, line({"text": "hello world"}), "p.jsonl"), exact_tokens=True
+    )
     assert pretrain.exact_tokens == 5  # BOS, 3 pieces, EOS
 
 
@@ -257,6 +275,11 @@ def test_validator_imports_only_what_the_sandbox_may_use() -> None:
         "('pydantic', 'yaml', 'httpx', 'mistral_common', 'jsonschema') "
         "or m.startswith(('reconciler.spec', 'reconciler.engine', 'reconciler.cli'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert out.stdout.strip() == "[]"

@@ -99,7 +99,10 @@ def check_snapshot(name: str, text: str) -> None:
 def test_text_plan_snapshot() -> None:
     text = render_text(sample_plan())
     check_snapshot("plan.txt", text)
-    assert "-/+ dataset.chats[all]" in text and "forces new job: training_files[0].filename, training_files[0].sha256" in text
+    assert (
+        "-/+ dataset.chats[all]" in text
+        and "forces new job: training_files[0].filename, training_files[0].sha256" in text
+    )
     assert "Plan: 1 to add, 1 to change, 2 to replace, 1 to start, 0 to destroy" in text
 
 

@@ -81,14 +81,16 @@ def api(sandbox: EmbeddedSandbox) -> Iterator[httpx.Client]:
         yield client
 
 
-def upload(client: httpx.Client, content: bytes, filename: str = "train.jsonl",
-           **data: str) -> httpx.Response:
+def upload(
+    client: httpx.Client, content: bytes, filename: str = "train.jsonl", **data: str
+) -> httpx.Response:
     """POST /v1/files with one file part."""
     return client.post("/v1/files", files={"file": (filename, content)}, data=data or None)
 
 
-def uploaded_id(client: httpx.Client, content: bytes | None = None,
-                filename: str = "train.jsonl") -> str:
+def uploaded_id(
+    client: httpx.Client, content: bytes | None = None, filename: str = "train.jsonl"
+) -> str:
     """Upload valid data and return the file id."""
     r = upload(client, content if content is not None else chat_lines(20), filename)
     assert r.status_code == 200, r.text
@@ -107,8 +109,9 @@ def job_body(file_id: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def wait_status(client: httpx.Client, job_id: str, statuses: set[str],
-                timeout: float = 10.0) -> dict[str, Any]:
+def wait_status(
+    client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 10.0
+) -> dict[str, Any]:
     """Poll GET job until its status is in ``statuses``; returns the job."""
     deadline = time.monotonic() + timeout
     while True:

@@ -28,8 +28,7 @@ def openapi_path() -> Path | None:
     if env:
         return Path(env)
     candidate = (
-        Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
-        / "mistral-openapi.yaml"
+        Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "mistral-openapi.yaml"
     )
     return candidate if candidate.is_file() else None
 
@@ -54,7 +53,9 @@ class Contract:
     """The reference contract (see module docstring)."""
 
     def __init__(self, path: Path) -> None:
-        self.doc: dict[str, Any] = _fix_numbers(yaml.load(path.read_text("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+        self.doc: dict[str, Any] = _fix_numbers(
+            yaml.load(path.read_text("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        )
         resource = Resource.from_contents(self.doc, default_specification=DRAFT202012)
         self.registry: Registry[Any] = Registry().with_resource(URI, resource)
         self.schemas: dict[str, Any] = self.doc["components"]["schemas"]
@@ -80,8 +81,11 @@ class Contract:
 
     def _wrap(self, schema: dict[str, Any]) -> dict[str, Any]:
         # Relative refs ("#/components/...") must resolve against the whole document.
-        return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$id": URI + "-response", **_absolute(schema)}
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": URI + "-response",
+            **_absolute(schema),
+        }
 
     def validate(self, method: str, path: str, body: Any, status: int = 200) -> None:
         """Raise AssertionError when ``body`` breaks the declared response schema."""
@@ -90,8 +94,9 @@ class Contract:
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
         if errors:
             lines = [f"{list(e.absolute_path)}: {e.message[:300]}" for e in errors[:5]]
-            raise AssertionError(f"{method} {path} -> {status} breaks the contract:\n"
-                                 + "\n".join(lines))
+            raise AssertionError(
+                f"{method} {path} -> {status} breaks the contract:\n" + "\n".join(lines)
+            )
         self._no_unknown_keys(schema, body, f"{method} {path}")
 
     def validate_schema(self, name: str, body: Any) -> None:
@@ -134,8 +139,11 @@ class Contract:
 def _absolute(node: Any) -> Any:
     if isinstance(node, dict):
         return {
-            k: (f"{URI}{v}" if k == "$ref" and isinstance(v, str) and v.startswith("#") else
-                _absolute(v))
+            k: (
+                f"{URI}{v}"
+                if k == "$ref" and isinstance(v, str) and v.startswith("#")
+                else _absolute(v)
+            )
             for k, v in node.items()
         }
     if isinstance(node, list):

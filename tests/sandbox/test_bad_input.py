@@ -12,23 +12,47 @@ from tests.sandbox.conftest import API_KEY, chat_lines, job_body, uploaded_id, w
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 
-def _request_cases(fid: str, running: str, finished: str) -> list[tuple[str, dict[str, Any], int,
-                                                                         str]]:
+def _request_cases(
+    fid: str, running: str, finished: str
+) -> list[tuple[str, dict[str, Any], int, str]]:
     """(method path, httpx kwargs, expected status, fragment of the body)."""
     ok = job_body(fid)
     return [
         # Multipart trouble.
-        ("POST /v1/files", {"content": b"--x\r\nbroken", "headers": {
-            "content-type": "multipart/form-data; boundary=x"}}, 422, "missing"),
-        ("POST /v1/files", {"content": b"abc", "headers": {"content-type": "multipart/form-data"}},
-         400, "detail"),
-        ("POST /v1/files", {"data": {"purpose": "fine-tune"}, "files": {"other": ("a", b"x")}},
-         422, "missing"),
+        (
+            "POST /v1/files",
+            {
+                "content": b"--x\r\nbroken",
+                "headers": {"content-type": "multipart/form-data; boundary=x"},
+            },
+            422,
+            "missing",
+        ),
+        (
+            "POST /v1/files",
+            {"content": b"abc", "headers": {"content-type": "multipart/form-data"}},
+            400,
+            "detail",
+        ),
+        (
+            "POST /v1/files",
+            {"data": {"purpose": "fine-tune"}, "files": {"other": ("a", b"x")}},
+            422,
+            "missing",
+        ),
         ("POST /v1/files", {"json": {"file": "x"}}, 422, "missing"),
-        ("POST /v1/files", {"content": b"file=x", "headers": {"content-type": "text/plain"}},
-         422, "missing"),
-        ("POST /v1/files", {"files": {"file": ("latin.jsonl", "é\n".encode("latin-1"))}}, 422,
-         "line 1"),
+        (
+            "POST /v1/files",
+            {"content": b"file=x", "headers": {"content-type": "text/plain"}},
+            422,
+            "missing",
+        ),
+        (
+            "POST /v1/files",
+            {"files": {"file": ("latin.jsonl", "é\n".encode("latin-1"))}},
+            422,
+            "line 1",
+        ),
         ("POST /v1/files", {"files": {"file": ("notes.jsonl", b"hello\nworld\n")}}, 422, "line 1"),
         ("POST /v1/files", {"files": {"file": ("", b"x")}}, 422, ""),
         # Bad UUIDs and unknown ids.
@@ -61,47 +85,115 @@ def _request_cases(fid: str, running: str, finished: str) -> list[tuple[str, dic
         ("GET /v1/fine_tuning/jobs?created_after=yesterday", {}, 422, "created_after"),
         ("GET /v1/files?sample_type=poetry", {}, 422, "literal_error"),
         # Job bodies.
-        ("POST /v1/fine_tuning/jobs", {"content": b"{not json", "headers": {
-            "content-type": "application/json"}}, 422, "json_invalid"),
-        ("POST /v1/fine_tuning/jobs", {"content": b"model=x", "headers": {
-            "content-type": "application/x-www-form-urlencoded"}}, 422, "detail"),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+            "json_invalid",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {
+                "content": b"model=x",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            422,
+            "detail",
+        ),
         ("POST /v1/fine_tuning/jobs", {"json": []}, 422, "detail"),
         ("POST /v1/fine_tuning/jobs", {"json": {**ok, "store": False}}, 422, "extra_forbidden"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "hyperparameters": {"lr": 1}}}, 422,
-         "extra_forbidden"),
-        ("POST /v1/fine_tuning/jobs", {"json": {k: v for k, v in ok.items() if k != "model"}},
-         422, "missing"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "hyperparameters": {"learning_rate": 2}}},
-         422, "less_than_equal"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "hyperparameters": {"training_steps": 0}}},
-         422, "greater_than_equal"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "hyperparameters": {"seq_len": 50}}},
-         422, "greater_than_equal"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "hyperparameters": {"epochs": 0}}},
-         422, "greater_than"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "suffix": "x" * 19}}, 422,
-         "string_too_long"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "invalid_sample_skip_percentage": 0.6}},
-         422, "less_than_equal"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "integrations": [
-            {"project": "p", "api_key": "short"}]}}, 422, "string_too_short"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "training_files": []}}, 422,
-         "At least one training file"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "training_files": ["nope"]}}, 422,
-         "training_files"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "training_files": [MISSING]}}, 422,
-         "does not exist"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "validation_files": [MISSING]}}, 422,
-         "does not exist"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "training_files": [
-            {"file_id": fid, "weight": 0}]}}, 422, "greater_than"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "model": "gpt-4"}}, 422,
-         "not available"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "model": "open-mistral-7b",
-                                                "job_type": "classifier"}}, 422, "not available"),
-        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "model": "ministral-3b-latest",
-                                                "job_type": "classifier"}}, 422,
-         "classifier_targets"),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "hyperparameters": {"lr": 1}}},
+            422,
+            "extra_forbidden",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {k: v for k, v in ok.items() if k != "model"}},
+            422,
+            "missing",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "hyperparameters": {"learning_rate": 2}}},
+            422,
+            "less_than_equal",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "hyperparameters": {"training_steps": 0}}},
+            422,
+            "greater_than_equal",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "hyperparameters": {"seq_len": 50}}},
+            422,
+            "greater_than_equal",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "hyperparameters": {"epochs": 0}}},
+            422,
+            "greater_than",
+        ),
+        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "suffix": "x" * 19}}, 422, "string_too_long"),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "invalid_sample_skip_percentage": 0.6}},
+            422,
+            "less_than_equal",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "integrations": [{"project": "p", "api_key": "short"}]}},
+            422,
+            "string_too_short",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "training_files": []}},
+            422,
+            "At least one training file",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "training_files": ["nope"]}},
+            422,
+            "training_files",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "training_files": [MISSING]}},
+            422,
+            "does not exist",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "validation_files": [MISSING]}},
+            422,
+            "does not exist",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "training_files": [{"file_id": fid, "weight": 0}]}},
+            422,
+            "greater_than",
+        ),
+        ("POST /v1/fine_tuning/jobs", {"json": {**ok, "model": "gpt-4"}}, 422, "not available"),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "model": "open-mistral-7b", "job_type": "classifier"}},
+            422,
+            "not available",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "model": "ministral-3b-latest", "job_type": "classifier"}},
+            422,
+            "classifier_targets",
+        ),
         ("POST /v1/fine_tuning/jobs?dry_run=maybe", {"json": ok}, 422, "bool_parsing"),
         ("PATCH /v1/fine_tuning/models/x", {"json": {"title": "x"}}, 422, "extra_forbidden"),
         # Unknown routes and methods.
@@ -112,8 +204,9 @@ def _request_cases(fid: str, running: str, finished: str) -> list[tuple[str, dic
 
 def test_bad_input_table(api: httpx.Client, sandbox: EmbeddedSandbox) -> None:
     fid = uploaded_id(api, chat_lines(20))
-    finished = api.post("/v1/fine_tuning/jobs",
-                        json=job_body(fid, auto_start=True, suffix="done")).json()["id"]
+    finished = api.post(
+        "/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True, suffix="done")
+    ).json()["id"]
     running = api.post(
         "/v1/fine_tuning/jobs",
         json=job_body(fid, auto_start=True, suffix="run", hyperparameters={"training_steps": 5000}),
@@ -149,11 +242,14 @@ def test_bad_input_table(api: httpx.Client, sandbox: EmbeddedSandbox) -> None:
 
 def test_missing_or_invalid_bearer(sandbox: EmbeddedSandbox) -> None:
     with httpx.Client(base_url=sandbox.base_url) as anon:
-        for method, path in [("GET", "/v1/files"), ("POST", "/v1/files"),
-                             ("GET", "/v1/models"), ("DELETE", f"/v1/files/{MISSING}"),
-                             ("POST", "/v1/fine_tuning/jobs")]:
-            for headers in ({}, {"Authorization": "Bearer nope"},
-                            {"Authorization": API_KEY}):
+        for method, path in [
+            ("GET", "/v1/files"),
+            ("POST", "/v1/files"),
+            ("GET", "/v1/models"),
+            ("DELETE", f"/v1/files/{MISSING}"),
+            ("POST", "/v1/fine_tuning/jobs"),
+        ]:
+            for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": API_KEY}):
                 r = anon.request(method, path, headers=headers)
                 assert r.status_code == 401, (method, path, headers)
                 assert r.json() == {"detail": "Unauthorized"}

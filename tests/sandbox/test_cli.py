@@ -35,9 +35,24 @@ class _Server:
     def __init__(self, data_dir: Path, port: int) -> None:
         env = {**os.environ, "RECONCILER_SANDBOX_API_KEY": KEY}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "sandbox", "--port", str(port),
-             "--data-dir", str(data_dir), "--time-scale", "50", "--rate-limit", "1000/s"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "sandbox",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--time-scale",
+                "50",
+                "--rate-limit",
+                "1000/s",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -91,8 +106,16 @@ def test_help_says_it_never_trains() -> None:
     assert r.exit_code == 0
     text = " ".join(r.stdout.split())
     assert "NEVER trains a model" in text
-    for flag in ("--host", "--port", "--data-dir", "--api-key", "--time-scale", "--faults",
-                 "--rate-limit", "--seed"):
+    for flag in (
+        "--host",
+        "--port",
+        "--data-dir",
+        "--api-key",
+        "--time-scale",
+        "--faults",
+        "--rate-limit",
+        "--seed",
+    ):
         assert flag in text
 
 
@@ -115,7 +138,6 @@ def test_port_in_use_exit_1_cleanly(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = runner.invoke(app, ["sandbox", "--data-dir", str(tmp_path / "d"),
-                                "--port", str(port)])
+        r = runner.invoke(app, ["sandbox", "--data-dir", str(tmp_path / "d"), "--port", str(port)])
     assert r.exit_code == 1
     assert "cannot listen" in r.stderr and "pick another --port" in r.stderr

@@ -64,9 +64,17 @@ def _scenario(api: httpx.Client) -> None:
     upload(api, b"not json\n", "bad.jsonl")  # 422, string detail
     api.get("/v1/files")
     api.get("/v1/files", params={"page_size": 1, "include_total": "false"})
-    api.get("/v1/files", params=[("sample_type", "instruct"), ("sample_type", "pretrain"),
-                                 ("source", "upload"), ("search", "train"),
-                                 ("purpose", "fine-tune"), ("mimetypes", "application/jsonl")])
+    api.get(
+        "/v1/files",
+        params=[
+            ("sample_type", "instruct"),
+            ("sample_type", "pretrain"),
+            ("source", "upload"),
+            ("search", "train"),
+            ("purpose", "fine-tune"),
+            ("mimetypes", "application/jsonl"),
+        ],
+    )
     api.get(f"/v1/files/{train}")
     api.get(f"/v1/files/{train}/url", params={"expiry": 2})
     api.get("/v1/files", params={"page_size": -1})  # 422 list detail
@@ -103,8 +111,15 @@ def _scenario(api: httpx.Client) -> None:
     api.post(f"/v1/fine_tuning/jobs/{other['id']}/cancel")
     wait_status(api, other["id"], {"CANCELLED"})
     api.get("/v1/fine_tuning/jobs")
-    api.get("/v1/fine_tuning/jobs", params={"status": "SUCCESS", "model": "open-mistral-7b",
-                                           "wandb_project": "p", "suffix": "contract"})
+    api.get(
+        "/v1/fine_tuning/jobs",
+        params={
+            "status": "SUCCESS",
+            "model": "open-mistral-7b",
+            "wandb_project": "p",
+            "suffix": "contract",
+        },
+    )
 
     model_id = done["fine_tuned_model"]
     classifier_model = api.get(f"/v1/fine_tuning/jobs/{classifier['id']}").json()[
@@ -129,8 +144,10 @@ def test_every_response_matches_the_contract(
     checked: set[tuple[str, str]] = set()
     for response in seen:
         method, path = response.request.method, response.request.url.path
-        if response.status_code == 200 and path.startswith("/v1/") and not path.endswith(
-            "/content"
+        if (
+            response.status_code == 200
+            and path.startswith("/v1/")
+            and not path.endswith("/content")
         ):
             contract.validate(method, path, response.json())
             checked.add((method, contract.template(path)))
@@ -158,11 +175,21 @@ def test_download_is_octet_stream(contract: Contract, api: httpx.Client) -> None
 
 def test_contract_check_catches_a_wrong_shape(contract: Contract) -> None:
     # The checker itself must be able to fail: a file object without "bytes" is not a file.
-    bad: dict[str, Any] = {"id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "object": "file",
-                           "created_at": 1, "filename": "x", "purpose": "fine-tune",
-                           "sample_type": "instruct", "source": "upload", "deleted": False}
+    bad: dict[str, Any] = {
+        "id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "object": "file",
+        "created_at": 1,
+        "filename": "x",
+        "purpose": "fine-tune",
+        "sample_type": "instruct",
+        "source": "upload",
+        "deleted": False,
+    }
     with pytest.raises(AssertionError, match="bytes"):
         contract.validate("GET", "/v1/files/3fa85f64-5717-4562-b3fc-2c963f66afa6", bad)
     with pytest.raises(AssertionError, match="not in the contract"):
-        contract.validate("GET", "/v1/files/3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                          {**bad, "bytes": 3, "surprise": 1})
+        contract.validate(
+            "GET",
+            "/v1/files/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            {**bad, "bytes": 3, "surprise": 1},
+        )

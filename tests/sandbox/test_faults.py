@@ -16,8 +16,9 @@ from tests.sandbox.conftest import StartSandbox, chat_lines, job_body, uploaded_
     ("kind", "status"),
     [("500", 500), ("502", 502), ("503", 503), ("504", 504), ("429", 429)],
 )
-def test_error_faults_answer_without_acting(start_sandbox: StartSandbox, kind: str,
-                                            status: int) -> None:
+def test_error_faults_answer_without_acting(
+    start_sandbox: StartSandbox, kind: str, status: int
+) -> None:
     sb = start_sandbox(faults=parse_faults(f"{kind}=1,methods=POST,retry_after=3"))
     with httpx.Client(base_url=sb.base_url) as client:
         r = client.post("/v1/files", files={"file": ("a.jsonl", chat_lines(3))})
@@ -26,8 +27,13 @@ def test_error_faults_answer_without_acting(start_sandbox: StartSandbox, kind: s
         assert body["object"] == "error"
         if status == 429:
             assert r.headers["retry-after"] == "3"
-            assert body == {"object": "error", "message": "Rate limit exceeded",
-                            "type": "rate_limited", "param": None, "code": "1300"}
+            assert body == {
+                "object": "error",
+                "message": "Rate limit exceeded",
+                "type": "rate_limited",
+                "param": None,
+                "code": "1300",
+            }
         # Nothing was stored; GETs are not affected (methods=POST).
         assert client.get("/v1/files").json()["total"] == 0
     entry = sb.journal()[0]
@@ -42,7 +48,8 @@ def test_drop_closes_the_connection_without_acting(start_sandbox: StartSandbox) 
         # Other paths are untouched and the server is still healthy.
         assert client.get("/v1/fine_tuning/jobs").status_code == 200
     assert [(e["path"], e["status"], e["fault"]) for e in sb.journal()] == [
-        ("/v1/files", None, "drop"), ("/v1/fine_tuning/jobs", 200, None)
+        ("/v1/files", None, "drop"),
+        ("/v1/fine_tuning/jobs", 200, None),
     ]
     # The dropped upload did nothing (the fault hits before the application).
     assert not list((sb.config.data_dir / "files").iterdir())
@@ -88,8 +95,15 @@ def test_faults_are_deterministic_per_seed(tmp_path: Path) -> None:
     spec = parse_faults("500=0.3,503=0.2")
 
     def draws(seed: int) -> list[str | None]:
-        gate = Gate(lambda *a: None, store=store, api_key=None,  # type: ignore[arg-type,return-value]
-                    faults=spec, rate_limit=None, max_upload_bytes=1, seed=seed)
+        gate = Gate(
+            lambda *a: None,
+            store=store,
+            api_key=None,  # type: ignore[arg-type,return-value]
+            faults=spec,
+            rate_limit=None,
+            max_upload_bytes=1,
+            seed=seed,
+        )
         return [gate._pick_fault("GET", "/v1/files") for _ in range(400)]
 
     first, again, other = draws(1), draws(1), draws(2)
@@ -100,8 +114,15 @@ def test_faults_are_deterministic_per_seed(tmp_path: Path) -> None:
     assert first.count("503") / 400 == pytest.approx(0.2, abs=0.08)
     # A seed given in the spec wins over the server seed.
     seeded = parse_faults("500=0.3,503=0.2,seed=1")
-    gate = Gate(lambda *a: None, store=Store(tmp_path / "b"), api_key=None,  # type: ignore[arg-type,return-value]
-                faults=seeded, rate_limit=None, max_upload_bytes=1, seed=99)
+    gate = Gate(
+        lambda *a: None,
+        store=Store(tmp_path / "b"),
+        api_key=None,  # type: ignore[arg-type,return-value]
+        faults=seeded,
+        rate_limit=None,
+        max_upload_bytes=1,
+        seed=99,
+    )
     assert [gate._pick_fault("GET", "/v1/files") for _ in range(400)] == first
 
 
@@ -122,8 +143,9 @@ def test_job_failure_fault(start_sandbox: StartSandbox) -> None:
     sb = start_sandbox(faults=parse_faults("job_failure=1"))
     with httpx.Client(base_url=sb.base_url) as client:
         fid = uploaded_id(client)
-        job = client.post("/v1/fine_tuning/jobs",
-                          json=job_body(fid, auto_start=True, suffix="doomed")).json()
+        job = client.post(
+            "/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True, suffix="doomed")
+        ).json()
         failed = wait_status(client, job["id"], {"FAILED", "SUCCESS"})
     assert failed["status"] == "FAILED"
     assert failed["fine_tuned_model"] is None
@@ -174,8 +196,10 @@ def test_parse_faults_errors(text: str, message: str) -> None:
 
 
 def test_parse_faults_round_trip() -> None:
-    spec = parse_faults("500=0.1, drop=0.05,timeout_after_commit=0.05,job_failure=0.2,"
-                        "methods=post|delete,paths=/v1/files*,retry_after=2,seed=9")
+    spec = parse_faults(
+        "500=0.1, drop=0.05,timeout_after_commit=0.05,job_failure=0.2,"
+        "methods=post|delete,paths=/v1/files*,retry_after=2,seed=9"
+    )
     assert spec.probabilities == {"500": 0.1, "drop": 0.05, "timeout_after_commit": 0.05}
     assert spec.job_failure == 0.2 and spec.methods == {"POST", "DELETE"}
     assert spec.applies_to("POST", "/v1/files/abc") and not spec.applies_to("GET", "/v1/files")

@@ -18,8 +18,9 @@ from tests.sandbox.conftest import (
 )
 
 
-def test_upload_detects_type_and_lines_and_stores_bytes(api: httpx.Client,
-                                                         sandbox: EmbeddedSandbox) -> None:
+def test_upload_detects_type_and_lines_and_stores_bytes(
+    api: httpx.Client, sandbox: EmbeddedSandbox
+) -> None:
     data = chat_lines(12)
     r = upload(api, data, "chat.jsonl", purpose="fine-tune")
     assert r.status_code == 200
@@ -107,8 +108,8 @@ def test_upload_limit_streamed_body_without_length(start_sandbox: StartSandbox) 
     sb = start_sandbox(max_upload_bytes=1000)
     boundary = "b0und4ry"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-        f"filename=\"s.jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="s.jsonl"\r\nContent-Type: application/jsonl\r\n\r\n'
     ).encode()
 
     def body() -> object:
@@ -192,9 +193,7 @@ def test_expiry_and_visibility_form_fields(api: httpx.Client) -> None:
 def test_journal_records_upload(api: httpx.Client, sandbox: EmbeddedSandbox) -> None:
     uploaded_id(api)
     entries = sandbox.journal()
-    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
-        ("POST", "/v1/files", 200)
-    ]
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [("POST", "/v1/files", 200)]
     # Also over HTTP, with ?since=.
     over_http = api.get("/sandbox/journal", params={"since": entries[-1]["id"]}).json()
     assert over_http == []

@@ -110,7 +110,10 @@ def test_defaults_filled_and_secrets_never_returned(api: httpx.Client) -> None:
     assert job["training_files"] == [fid]
     hp = job["hyperparameters"]
     assert (hp["learning_rate"], hp["weight_decay"], hp["warmup_fraction"], hp["fim_ratio"]) == (
-        0.0001, 0.1, 0.05, 0.9
+        0.0001,
+        0.1,
+        0.05,
+        0.9,
     )
     assert job["auto_start"] is False
     text = api.get(f"/v1/fine_tuning/jobs/{job['id']}").text
@@ -144,8 +147,11 @@ def test_similar_active_job_is_409_until_finished(api: httpx.Client) -> None:
     assert second.status_code == 409
     assert first.json()["id"] in second.json()["detail"]
     # Different suffix, steps or model: not similar.
-    for change in ({"suffix": "dup2"}, {"hyperparameters": {"training_steps": 11}},
-                   {"model": "mistral-small-latest"}):
+    for change in (
+        {"suffix": "dup2"},
+        {"hyperparameters": {"training_steps": 11}},
+        {"model": "mistral-small-latest"},
+    ):
         assert api.post("/v1/fine_tuning/jobs", json={**body, **change}).status_code == 200
     # Same request in the plain-id form is the same job.
     plain = {**body, "training_files": [fid]}
@@ -252,10 +258,13 @@ def test_classifier_job(api: httpx.Client) -> None:
 def test_list_filters_and_pagination(api: httpx.Client) -> None:
     fid = uploaded_id(api)
     wandb = [{"project": "proj-a", "name": "run-a", "api_key": "k" * 40}]
-    a = api.post("/v1/fine_tuning/jobs",
-                 json=job_body(fid, suffix="alpha", integrations=wandb, auto_start=True)).json()
-    b = api.post("/v1/fine_tuning/jobs",
-                 json=job_body(fid, model="mistral-small-latest", suffix="beta")).json()
+    a = api.post(
+        "/v1/fine_tuning/jobs",
+        json=job_body(fid, suffix="alpha", integrations=wandb, auto_start=True),
+    ).json()
+    b = api.post(
+        "/v1/fine_tuning/jobs", json=job_body(fid, model="mistral-small-latest", suffix="beta")
+    ).json()
     c = api.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="gamma")).json()
     wait_status(api, a["id"], {"SUCCESS"})
     wait_status(api, b["id"], {"VALIDATED"})
@@ -271,10 +280,19 @@ def test_list_filters_and_pagination(api: httpx.Client) -> None:
         ({"wandb_name": "run-a"}, [a["id"]]),
         ({"wandb_project": "nope"}, []),
         ({"created_by_me": "true"}, [c["id"], b["id"], a["id"]]),
-        ({"created_after": (now - dt.timedelta(minutes=1)).isoformat()}, [c["id"], b["id"], a["id"]]),
+        (
+            {"created_after": (now - dt.timedelta(minutes=1)).isoformat()},
+            [c["id"], b["id"], a["id"]],
+        ),
         ({"created_before": (now - dt.timedelta(minutes=1)).isoformat()}, []),
-        ({"created_after": "2020-01-01T00:00:00Z", "model": "open-mistral-7b",
-          "status": "VALIDATED"}, [c["id"]]),
+        (
+            {
+                "created_after": "2020-01-01T00:00:00Z",
+                "model": "open-mistral-7b",
+                "status": "VALIDATED",
+            },
+            [c["id"]],
+        ),
     ]
     for params, expected in cases:
         got = api.get("/v1/fine_tuning/jobs", params=params).json()
@@ -312,8 +330,13 @@ def test_progress_survives_restart_and_follows_time_scale(start_sandbox: StartSa
 
 def test_auth_on_jobs(sandbox: EmbeddedSandbox) -> None:
     with httpx.Client(base_url=sandbox.base_url) as anon:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY},
-                        {"Authorization": f"Basic {API_KEY}"}, {"Authorization": "Bearer"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": API_KEY},
+            {"Authorization": f"Basic {API_KEY}"},
+            {"Authorization": "Bearer"},
+        ):
             r = anon.get("/v1/fine_tuning/jobs", headers=headers)
             assert r.status_code == 401 and r.json() == {"detail": "Unauthorized"}, headers
         ok = anon.get("/v1/fine_tuning/jobs", headers={"Authorization": f"Bearer {API_KEY}"})

@@ -34,12 +34,12 @@ def test_timeline_follows_the_scale(scale: float) -> None:
         ({"auto_start": True, "fail_step": 3}, None, None, [*HAPPY[:-1], "FAILED"]),
         ({"validation_error": "bad"}, None, None, ["QUEUED", "VALIDATING", "FAILED_VALIDATION"]),
         ({}, None, 1000.1, ["QUEUED", "CANCELLATION_REQUESTED", "CANCELLED"]),
-        ({"auto_start": True}, None, 1001.5,
-         [*HAPPY[:-1], "CANCELLATION_REQUESTED", "CANCELLED"]),
+        ({"auto_start": True}, None, 1001.5, [*HAPPY[:-1], "CANCELLATION_REQUESTED", "CANCELLED"]),
     ],
 )
-def test_timeline_paths(plan_kw: dict[str, object], started: float | None,
-                        cancel: float | None, expected: list[str]) -> None:
+def test_timeline_paths(
+    plan_kw: dict[str, object], started: float | None, cancel: float | None, expected: list[str]
+) -> None:
     kw: dict[str, object] = {"job_id": "j", "created": 1000.0, "steps": 10, "auto_start": False}
     kw.update(plan_kw)
     plan = JobPlan(**kw)  # type: ignore[arg-type]
@@ -56,15 +56,24 @@ def test_status_at_and_steps_done() -> None:
     assert status_at(tl, 99.0) == "SUCCESS"
     # Running starts at 1.2 s; 0.3 s per step.
     assert [steps_done(plan, None, None, 1.0, t) for t in (1.0, 1.2, 1.55, 2.1, 99.0)] == [
-        0, 0, 1, 3, 10
+        0,
+        0,
+        1,
+        3,
+        10,
     ]
     assert steps_done(plan, None, 1.55, 1.0, 99.0) == 1  # frozen at the cancel
 
 
 @pytest.mark.parametrize(
     ("steps", "expected"),
-    [(1, [1]), (5, [1, 2, 3, 4, 5]), (10, list(range(1, 11))),
-     (20, list(range(2, 21, 2))), (1000, list(range(100, 1001, 100)))],
+    [
+        (1, [1]),
+        (5, [1, 2, 3, 4, 5]),
+        (10, list(range(1, 11))),
+        (20, list(range(2, 21, 2))),
+        (1000, list(range(100, 1001, 100))),
+    ],
 )
 def test_checkpoint_every_tenth(steps: int, expected: list[int]) -> None:
     assert checkpoint_steps(steps) == expected
@@ -93,5 +102,7 @@ def test_checkpoints_stop_at_failure_and_cancel() -> None:
     ok = JobPlan(job_id="f", created=0.0, steps=10, auto_start=True)
     # Step k ends at 1.2 + 0.3 k; cancel at 2.0 keeps steps 1 and 2.
     assert [c.step for c in checkpoints(ok, None, 2.0, 1.0)] == [1, 2]
-    assert checkpoints(JobPlan(job_id="f", created=0.0, steps=10, auto_start=False),
-                       None, None, 1.0) == []
+    assert (
+        checkpoints(JobPlan(job_id="f", created=0.0, steps=10, auto_start=False), None, None, 1.0)
+        == []
+    )

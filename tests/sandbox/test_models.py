@@ -17,13 +17,19 @@ def test_base_models_listed_and_retrievable(api: httpx.Client) -> None:
     listed = api.get("/v1/models").json()
     assert listed["object"] == "list"
     ids = {m["id"]: m for m in listed["data"]}
-    for base in ("open-mistral-7b", "mistral-small-latest", "ministral-3b-latest",
-                 "open-mistral-nemo", "codestral-latest"):
+    for base in (
+        "open-mistral-7b",
+        "mistral-small-latest",
+        "ministral-3b-latest",
+        "open-mistral-nemo",
+        "codestral-latest",
+    ):
         assert ids[base]["type"] == "base"
         assert api.get(f"/v1/models/{base}").json()["id"] == base
     assert all(m["type"] == "base" for m in listed["data"])  # no fine-tuned model yet
-    assert [m["id"] for m in api.get("/v1/models", params={"model": "codestral-latest"})
-            .json()["data"]] == ["codestral-latest"]
+    assert [
+        m["id"] for m in api.get("/v1/models", params={"model": "codestral-latest"}).json()["data"]
+    ] == ["codestral-latest"]
 
 
 def test_fine_tuned_model_update_archive_delete(api: httpx.Client) -> None:
@@ -31,24 +37,33 @@ def test_fine_tuned_model_update_archive_delete(api: httpx.Client) -> None:
     card = api.get(f"/v1/models/{model_id}").json()
     assert card["type"] == "fine-tuned" and card["archived"] is False and card["name"] is None
 
-    updated = api.patch(f"/v1/fine_tuning/models/{model_id}",
-                        json={"name": "Support bot", "description": "v1"}).json()
+    updated = api.patch(
+        f"/v1/fine_tuning/models/{model_id}", json={"name": "Support bot", "description": "v1"}
+    ).json()
     assert (updated["name"], updated["description"]) == ("Support bot", "v1")
     assert updated["model_type"] == "completion" and updated["job"] == card["job"]
     # A partial update leaves the other field alone; an explicit null clears it.
-    assert api.patch(f"/v1/fine_tuning/models/{model_id}",
-                     json={"description": None}).json()["name"] == "Support bot"
+    assert (
+        api.patch(f"/v1/fine_tuning/models/{model_id}", json={"description": None}).json()["name"]
+        == "Support bot"
+    )
     card = api.get(f"/v1/models/{model_id}").json()
     assert (card["name"], card["description"]) == ("Support bot", None)
 
     assert api.post(f"/v1/fine_tuning/models/{model_id}/archive").json() == {
-        "id": model_id, "object": "model", "archived": True}
+        "id": model_id,
+        "object": "model",
+        "archived": True,
+    }
     assert api.get(f"/v1/models/{model_id}").json()["archived"] is True
     assert api.delete(f"/v1/fine_tuning/models/{model_id}/archive").json()["archived"] is False
     assert api.get(f"/v1/models/{model_id}").json()["archived"] is False
 
     assert api.delete(f"/v1/models/{model_id}").json() == {
-        "id": model_id, "object": "model", "deleted": True}
+        "id": model_id,
+        "object": "model",
+        "deleted": True,
+    }
     assert api.get(f"/v1/models/{model_id}").status_code == 404
     assert model_id not in {m["id"] for m in api.get("/v1/models").json()["data"]}
     assert api.delete(f"/v1/models/{model_id}").status_code == 404

@@ -23,8 +23,9 @@ def test_restart_keeps_everything(start_sandbox: StartSandbox) -> None:
     with httpx.Client(base_url=sb.base_url, headers=headers) as client:
         data = chat_lines(7)
         fid = uploaded_id(client, data)
-        done = client.post("/v1/fine_tuning/jobs",
-                           json=job_body(fid, auto_start=True, suffix="keep")).json()
+        done = client.post(
+            "/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True, suffix="keep")
+        ).json()
         held = client.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="held")).json()
         model = wait_status(client, done["id"], {"SUCCESS"})["fine_tuned_model"]
         wait_status(client, held["id"], {"VALIDATED"})
@@ -48,8 +49,10 @@ def test_restart_keeps_everything(start_sandbox: StartSandbox) -> None:
         assert client.get(f"/v1/files/{fid}/content").content == data
         # Dedupe and the 409 still hold across the restart.
         assert uploaded_id(client, data) == fid
-        assert client.post("/v1/fine_tuning/jobs",
-                           json=job_body(fid, suffix="held")).status_code == 409
+        assert (
+            client.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="held")).status_code
+            == 409
+        )
         # And the held job can still be started.
         assert client.post(f"/v1/fine_tuning/jobs/{held['id']}/start").status_code == 200
     assert sb2.journal()[: len(journal_before)] == journal_before
@@ -58,13 +61,20 @@ def test_restart_keeps_everything(start_sandbox: StartSandbox) -> None:
 def test_parallel_uploads_and_creates(sandbox: EmbeddedSandbox) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     # One client shared by the threads: its pool opens parallel connections.
-    c = httpx.Client(base_url=sandbox.base_url, headers=headers, timeout=30,
-                     limits=httpx.Limits(max_connections=16))
+    c = httpx.Client(
+        base_url=sandbox.base_url,
+        headers=headers,
+        timeout=30,
+        limits=httpx.Limits(max_connections=16),
+    )
 
     def upload(i: int) -> tuple[int, str]:
         # Every other worker sends the same (content, name): dedupe must hold under races.
-        name, data = ("same.jsonl", chat_lines(5, "same")) if i % 2 else (
-            f"f{i}.jsonl", chat_lines(5, str(i)))
+        name, data = (
+            ("same.jsonl", chat_lines(5, "same"))
+            if i % 2
+            else (f"f{i}.jsonl", chat_lines(5, str(i)))
+        )
         r = c.post("/v1/files", files={"file": (name, data)})
         return r.status_code, r.json()["id"]
 

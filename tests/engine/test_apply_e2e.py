@@ -207,3 +207,24 @@ def test_embedded_sandbox_is_the_default_and_says_so(tmp_path: Path) -> None:
     assert first.stdout.splitlines()[0].startswith("Target: embedded sandbox (")
     assert (project / ".reconciler" / "sandbox").is_dir()
     assert "No changes." in cli.run("apply", "--yes", check=0).stdout
+
+
+def test_apply_wait_exits_nonzero_naming_the_failed_job(cli: Cli, tmp_path: Path) -> None:
+    from reconciler.sandbox.app import SandboxConfig
+    from reconciler.sandbox.config import FaultSpec
+    from reconciler.sandbox.server import EmbeddedSandbox
+
+    failing = SandboxConfig(
+        data_dir=tmp_path / "failing",
+        api_key=SANDBOX_KEY,
+        time_scale=50.0,
+        faults=FaultSpec(job_failure=1.0),
+    )
+    with EmbeddedSandbox(failing) as sandbox:
+        make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
+        proc = cli.run("apply", "--yes", "--wait", check=1)
+        assert "job.job0" in proc.stderr and "did not succeed" in proc.stderr
+        assert "FAILED" in proc.stdout + proc.stderr
+        # Failed once, not retried: the next plan reports drift, not a new create.
+        plan = cli.run("plan", check=0)
+        assert "drift" in plan.stdout and "--replace job.job0" in plan.stdout

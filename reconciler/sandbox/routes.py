@@ -18,6 +18,7 @@ import random
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -432,23 +433,22 @@ def build_router(store: Store, config: SandboxConfig) -> APIRouter:
             return _job_404(job_id)
         return render_job(store, row, detailed=True)
 
-    @router.post("/v1/fine_tuning/jobs/{job_id}/start")
-    def start_job(job_id: UUID) -> Any:
-        row, problem = store.start_job(str(job_id))
+    def _transition(job_id: UUID, request: Callable[[str], tuple[Any, str | None]]) -> Any:
+        """Start or cancel: 404 for an unknown job, 409 when its status does not allow it."""
+        row, problem = request(str(job_id))
         if row is None:
             return _job_404(job_id)
         if problem:
             return _detail(409, problem)
         return render_job(store, row, detailed=True)
 
+    @router.post("/v1/fine_tuning/jobs/{job_id}/start")
+    def start_job(job_id: UUID) -> Any:
+        return _transition(job_id, store.start_job)
+
     @router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
     def cancel_job(job_id: UUID) -> Any:
-        row, problem = store.cancel_job(str(job_id))
-        if row is None:
-            return _job_404(job_id)
-        if problem:
-            return _detail(409, problem)
-        return render_job(store, row, detailed=True)
+        return _transition(job_id, store.cancel_job)
 
     # ---------------------------------------------------------------- models
 

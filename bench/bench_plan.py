@@ -40,7 +40,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_sandbox(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_sandbox(data_dir: Path, *extra_args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``reconciler sandbox`` as its own process (plus ``extra_args``); waits until it serves."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -56,6 +57,7 @@ def start_sandbox(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
             KEY,
             "--time-scale",
             "1000",
+            *extra_args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

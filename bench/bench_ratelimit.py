@@ -22,47 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
 
-from bench.bench_plan import KEY, free_port, journal_length  # noqa: E402
+from bench.bench_plan import KEY, journal_length, start_sandbox  # noqa: E402
 from tests.engine.project import SANDBOX_KEY_ENV, make_project  # noqa: E402
 
 
-def start_limited_sandbox(data_dir: Path, limit: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "sandbox",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--api-key",
-            KEY,
-            "--time-scale",
-            "1000",
-            "--rate-limit",
-            f"{limit:g}/s",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/sandbox/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the sandbox did not start")
-
-
 def run(root: Path, limit: float, client_cap: float | None, n_datasets: int, n_jobs: int) -> str:
-    server, url = start_limited_sandbox(root / "sandbox", limit)
+    server, url = start_sandbox(root / "sandbox", "--rate-limit", f"{limit:g}/s")
     try:
         project = make_project(root / "project", endpoint=url, n_datasets=n_datasets, n_jobs=n_jobs)
         if client_cap is not None:

@@ -21,6 +21,7 @@ Rules (PRODUCT.md §3):
 from __future__ import annotations
 
 import fnmatch
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -246,11 +247,10 @@ def _plan_file(
     intents: Mapping[str, Any],
 ) -> Change:
     after = f.summary()
+    change = functools.partial(Change, address=f.address, type="file")
     if res is None:
         if f.address in intents:
-            return Change(
-                address=f.address,
-                type="file",
+            return change(
                 action=Action.CREATE,
                 reason="recover-intent",
                 after=after,
@@ -258,17 +258,13 @@ def _plan_file(
         existing = observed.file_by_name(f.filename, f.bytes)
         reason = "exists-remotely-identical" if existing is not None else "not-in-state"
         after = {**after, "reuse": existing["id"]} if existing is not None else after
-        return Change(
-            address=f.address, type="file", action=Action.CREATE, reason=reason, after=after
-        )
+        return change(action=Action.CREATE, reason=reason, after=after)
     before = {
         "id": res.remote_id,
         **{k: res.attributes.get(k) for k in ("filename", "sha256", "bytes")},
     }
     if res.fingerprint != f.fingerprint:
-        return Change(
-            address=f.address,
-            type="file",
+        return change(
             action=Action.REPLACE,
             reason="content-changed",
             before=before,
@@ -288,9 +284,7 @@ def _plan_file(
             [],
             drift,
         )
-    return Change(
-        address=f.address,
-        type="file",
+    return change(
         action=Action.NOOP,
         reason="in-sync",
         before=before,
@@ -358,14 +352,13 @@ def _plan_job(
 ) -> Change:
     after = _job_after(job)
     deps = list(job.depends_on)
+    # Every change of this address shares these; each branch adds what is its own.
+    change = functools.partial(Change, address=job.address, type="job", after=after)
     if res is None:
         if recovering:
-            return Change(
-                address=job.address,
-                type="job",
+            return change(
                 action=Action.CREATE,
                 reason="recover-intent",
-                after=after,
                 depends_on=deps,
             )
         twins = [
@@ -382,12 +375,9 @@ def _plan_job(
                 f"'reconciler import {job.address} {twin['id']}', or apply with "
                 "--allow-duplicates to create another"
             )
-        return Change(
-            address=job.address,
-            type="job",
+        return change(
             action=Action.CREATE,
             reason="not-in-state",
-            after=after,
             depends_on=deps,
             blocked=blocked,
         )
@@ -413,25 +403,19 @@ def _plan_job(
     }
     if res.fingerprint != job.fingerprint:
         paths = changed_paths(res.attributes.get("identity") or {}, dict(job.identity))
-        return Change(
-            address=job.address,
-            type="job",
+        return change(
             action=Action.REPLACE,
             reason="spec-changed",
             before=before,
-            after=after,
             replace_paths=paths or ["(request)"],
             previous=previous,
             depends_on=deps,
         )
     if force_replace:
-        return Change(
-            address=job.address,
-            type="job",
+        return change(
             action=Action.REPLACE,
             reason="replace-by-request",
             before=before,
-            after=after,
             previous=previous,
             depends_on=deps,
         )
@@ -468,34 +452,25 @@ def _plan_job(
     if status in ("QUEUED", "VALIDATING", "VALIDATED") and job.job.start:
         # Created with auto_start=false and not started yet (an earlier apply stopped at
         # the budget gate or was interrupted): start it once the remote has validated it.
-        return Change(
-            address=job.address,
-            type="job",
+        return change(
             action=Action.START,
             reason="validated-not-started" if status == "VALIDATED" else "awaiting-validation",
             before=before,
-            after=after,
             cost=_remote_cost(remote),
         )
     if status == "SUCCESS":
         fields = _model_updates(job, remote, observed)
         if fields:
-            return Change(
-                address=job.address,
-                type="job",
+            return change(
                 action=Action.UPDATE,
                 reason="model-metadata-changed",
                 before=before,
-                after=after,
                 update_fields=fields,
             )
-    return Change(
-        address=job.address,
-        type="job",
+    return change(
         action=Action.NOOP,
         reason="in-sync",
         before=before,
-        after=after,
     )
 
 

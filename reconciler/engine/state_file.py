@@ -24,10 +24,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import getpass
 import json
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -85,15 +83,6 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
             os.unlink(tmp_name)
         raise
     _fsync_dir(directory)
-
-
-def _current_identity() -> tuple[str, str]:
-    """(user, host) of this process, for lock records."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        user = str(os.getuid())
-    return user, socket.gethostname()
 
 
 class FileStateBackend(StateBackend):
@@ -279,16 +268,7 @@ class FileStateBackend(StateBackend):
                         break
                 raise _locked_error(holder, self.lock_path, timeout)
             time.sleep(_POLL_SECONDS)
-        user, host = _current_identity()
-        info = LockInfo(
-            operation=operation,
-            who=f"{user}@{host}",
-            host=host,
-            pid=os.getpid(),
-            user=user,
-            created=time.time(),
-            path=str(self.path),
-        )
+        info = LockInfo.for_this_process(operation, str(self.path))
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, (info.model_dump_json() + "\n").encode("utf-8"), 0)

@@ -12,6 +12,10 @@ same :class:`State` and provide the same locking and compare-and-swap semantics.
 from __future__ import annotations
 
 import abc
+import getpass
+import os
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,6 +121,24 @@ class LockInfo(BaseModel):
     user: str
     created: float
     path: str
+
+    @classmethod
+    def for_this_process(cls, operation: str, path: str) -> LockInfo:
+        """A new lock record naming this process as the holder."""
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry for the uid (some containers)
+            user = f"uid{os.getuid()}"
+        host = socket.gethostname()
+        return cls(
+            operation=operation,
+            who=f"{user}@{host}",
+            host=host,
+            pid=os.getpid(),
+            user=user,
+            created=time.time(),
+            path=path,
+        )
 
     def describe(self) -> str:
         """Multi-line Lock Info as printed in lock errors."""

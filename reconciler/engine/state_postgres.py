@@ -23,10 +23,7 @@ when a backend is first used so the rest of the package works without it.
 from __future__ import annotations
 
 import functools
-import getpass
 import hashlib
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -135,14 +132,6 @@ def _serialized(method: _F) -> _F:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _current_user() -> str:
-    # getpass fails in containers whose uid has no passwd entry; the uid is still useful.
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001
-        return f"uid{os.getuid()}"
 
 
 class PostgresStateBackend(StateBackend):
@@ -437,17 +426,7 @@ class PostgresStateBackend(StateBackend):
                         raise self._locked_error(timeout)
                     time.sleep(min(delay, remaining))
                     delay = min(delay * 2, 1.0)
-                host = socket.gethostname()
-                user = _current_user()
-                info = LockInfo(
-                    operation=operation,
-                    who=f"{user}@{host}",
-                    host=host,
-                    pid=os.getpid(),
-                    user=user,
-                    created=time.time(),
-                    path=self.path,
-                )
+                info = LockInfo.for_this_process(operation, self.path)
                 # A row left by a holder that died is overwritten: we hold the lock now.
                 conn.execute(
                     """

@@ -190,6 +190,12 @@ class ApiError(ReconcilerError):
         status_text = f" -> HTTP {status}" if status is not None else ""
         super().__init__(f"{where}{status_text}: {reason}" if where else reason)
 
+    def restated(self, reason: str) -> ApiError:
+        """The same error (type, method, path, status, detail) with another reason."""
+        return type(self)(
+            reason, method=self.method, path=self.path, status=self.status, detail=self.detail
+        )
+
 
 class AuthError(ApiError):
     """401/403: the API key is missing, wrong or lacks permission."""
@@ -219,6 +225,17 @@ class RateLimitedError(ApiError):
     def __init__(self, reason: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(reason, **kw)
         self.retry_after = retry_after
+
+    def restated(self, reason: str) -> RateLimitedError:
+        """The same error with another reason, keeping ``retry_after``."""
+        return RateLimitedError(
+            reason,
+            retry_after=self.retry_after,
+            method=self.method,
+            path=self.path,
+            status=self.status,
+            detail=self.detail,
+        )
 
 
 class ServerError(ApiError):

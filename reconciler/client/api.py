@@ -338,7 +338,7 @@ class MistralClient:
             log.debug("%s %s -> %s", call.method, call.path, status or "no response")
             if status is not None and status < 500 and status != 429:
                 if lost and call.resolve_rejected is not None:
-                    value = self._resolve(call, call.resolve_rejected, error, error)
+                    value = self._resolve(call.resolve_rejected, error, error)
                     if value is not None:
                         log.info(
                             "%s %s: HTTP %s after an earlier lost response; the earlier "
@@ -362,7 +362,7 @@ class MistralClient:
                         call.path,
                         status or "no response",
                     )
-                    value = self._resolve(call, call.resolve_lost, error)
+                    value = self._resolve(call.resolve_lost, error)
                     if value is not None:
                         log.info(
                             "%s %s: found the object created by the lost attempt",
@@ -413,26 +413,15 @@ class MistralClient:
         assert error is not None
         raise error
 
-    def _resolve(
-        self, call: _Call, resolver: Callable[..., Any], error: ApiError, *args: Any
-    ) -> Any:
+    def _resolve(self, resolver: Callable[..., Any], error: ApiError, *args: Any) -> Any:
         """Run a lost-response resolver; if it fails too, say that the outcome is unknown."""
         try:
             return resolver(*args)
         except ApiError as lookup_error:
-            kind = type(error)
-            extra: dict[str, Any] = {}
-            if isinstance(error, RateLimitedError):
-                extra["retry_after"] = error.retry_after
-            raise kind(
+            raise error.restated(
                 f"{error.reason}; the request may have been applied, and looking it up failed "
                 f"as well ({lookup_error}). Run the command again once the API answers: it "
-                "looks the object up before creating anything",
-                method=call.method,
-                path=call.path,
-                status=error.status,
-                detail=error.detail,
-                **extra,
+                "looks the object up before creating anything"
             ) from lookup_error
 
     def _learn_rate_limit(self, error: ApiError) -> None:

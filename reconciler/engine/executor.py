@@ -618,13 +618,9 @@ class Executor:
             twins = self.client.find_jobs(lookup)
             if not twins:
                 self.recorder.drop_intent(intent.id)
-                raise ConflictError(
+                raise exc.restated(
                     f"{exc.reason}; no job with exactly this request was found, so another job "
-                    "occupies the slot: wait for it or cancel it, then apply again",
-                    method=exc.method,
-                    path=exc.path,
-                    status=exc.status,
-                    detail=exc.detail,
+                    "occupies the slot: wait for it or cancel it, then apply again"
                 ) from exc
             created = min(twins, key=lambda j: j.created_at)
         except ApiError as exc:

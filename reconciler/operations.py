@@ -169,6 +169,24 @@ def make_plan(
     return plan, observed
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A plan with what it was made from (apply needs the prepared data and the state)."""
+
+    prepared: Prepared
+    state: State | None
+    plan: Plan
+    observed: Observed
+
+
+def plan_workspace(ws: Workspace, request: PlanRequest) -> Planned:
+    """Prepare and refresh at once, read the state, and build the plan."""
+    prepared, observed = prepare_and_refresh(ws)
+    state = ws.backend.read()
+    plan, observed = make_plan(ws, prepared, state, request, observed)
+    return Planned(prepared=prepared, state=state, plan=plan, observed=observed)
+
+
 def check_fresh(plan: Plan, state: State | None, digest: str) -> None:
     """Refuse a saved plan whose state or specs moved on (including the no-state case)."""
     if state is None:

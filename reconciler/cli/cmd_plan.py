@@ -106,22 +106,17 @@ def plan(
     ),
 ) -> None:
     """Show what apply would change: refreshes the remote, never writes anything."""
-    from reconciler.operations import make_plan, prepare_and_refresh
+    from reconciler.operations import plan_workspace
     from reconciler.workspace import open_workspace
 
     _check_format(fmt, ("text", "json", "markdown"))
     spec_paths = tuple(paths or ["."])
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
-        prepared, observed = prepare_and_refresh(ws)
-        state = ws.backend.read()
-        the_plan, observed = make_plan(
-            ws,
-            prepared,
-            state,
-            _request(spec_paths, target, replace, prune, estimate=estimate),
-            observed,
+        planned = plan_workspace(
+            ws, _request(spec_paths, target, replace, prune, estimate=estimate)
         )
+        the_plan, observed = planned.plan, planned.observed
         if fmt == "text":
             typer.echo(
                 f"Refreshed {len(observed.files)} files, {len(observed.jobs)} jobs, "
@@ -233,12 +228,7 @@ def apply(
     ),
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
-    from reconciler.operations import (
-        check_fresh,
-        make_plan,
-        prepare,
-        prepare_and_refresh,
-    )
+    from reconciler.operations import check_fresh, plan_workspace, prepare
     from reconciler.workspace import open_workspace
 
     _check_format(fmt, ("text", "json"))
@@ -269,15 +259,8 @@ def apply(
                 check_fresh(saved, state, prepared.digest)
                 the_plan = saved
             else:
-                prepared, observed = prepare_and_refresh(ws)
-                state = ws.backend.read()
-                the_plan, _ = make_plan(
-                    ws,
-                    prepared,
-                    state,
-                    _request(spec_paths, target, replace, prune),
-                    observed,
-                )
+                planned = plan_workspace(ws, _request(spec_paths, target, replace, prune))
+                prepared, state, the_plan = planned.prepared, planned.state, planned.plan
             if fmt == "text":
                 typer.echo(render_text(the_plan))
             has_intents = bool(state and state.intents)
@@ -363,12 +346,11 @@ def _wait(ws: Workspace, *, prepared_jobs: list[str], fmt: str, timeout: float) 
 
 def _sync_models_after_wait(ws: Workspace) -> None:
     """Apply fine-tuned model name/description/archived once jobs have succeeded."""
-    from reconciler.operations import PlanRequest, make_plan, prepare
+    from reconciler.operations import PlanRequest, plan_workspace
 
     with ws.backend.lock("apply", 0.0):
-        prepared = prepare(ws)
-        state = ws.backend.read()
-        the_plan, _ = make_plan(ws, prepared, state, PlanRequest(estimate=False))
+        planned = plan_workspace(ws, PlanRequest(estimate=False))
+        prepared, state, the_plan = planned.prepared, planned.state, planned.plan
         updates = [c for c in the_plan.changes if c.action is Action.UPDATE]
         if not updates:
             return

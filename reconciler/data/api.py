@@ -34,7 +34,7 @@ from reconciler.data.validator import (
     sample_fingerprint,
     validate_path,
 )
-from reconciler.errors import DataError, Location, Problem
+from reconciler.errors import DataError, Location, Problem, Severity
 from reconciler.spec.resolved import SpecSet
 
 FORMAT_VERSION = 1
@@ -59,7 +59,7 @@ class DatasetCheck:
     @property
     def errors(self) -> list[Problem]:
         """Problems of severity ``error``."""
-        return [p for p in self.problems if p.severity == "error"]
+        return [p for p in self.problems if p.severity is Severity.ERROR]
 
     @property
     def ok(self) -> bool:
@@ -131,7 +131,7 @@ def _note_hidden(check: DatasetCheck, report: FileReport, subject: str | None = 
                 f"{len(report.problems):,} listed)",
                 Location(report.path),
                 subject,
-                severity="error" if report.invalid_by_rule else "warning",
+                severity=Severity.ERROR if report.invalid_by_rule else Severity.WARNING,
             )
         )
 
@@ -204,7 +204,7 @@ def _job_checks(specs: SpecSet, check: DatasetCheck, cache: DataCache) -> None:
                         f"FineTuningJob/{job.source}",
                         hint="split the dataset (split.validation_fraction with "
                         "max_validation_bytes: 1000000)",
-                        severity="warning",
+                        severity=Severity.WARNING,
                     )
                 )
         for tref in job.training_files:
@@ -226,7 +226,7 @@ def _job_checks(specs: SpecSet, check: DatasetCheck, cache: DataCache) -> None:
                             f"FineTuningJob/{job.source}",
                             hint="remove the shared samples from one of the files, or use one "
                             "dataset with 'split'",
-                            severity="warning",
+                            severity=Severity.WARNING,
                         )
                     )
 

@@ -41,7 +41,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from reconciler.data import rules
-from reconciler.errors import DataError, Location, Problem
+from reconciler.errors import DataError, Location, Problem, Severity
 
 CHUNK_SIZE = 1 << 20
 MAX_STORED_PROBLEMS = 1000
@@ -155,7 +155,7 @@ class FileReport:
     @property
     def errors(self) -> list[Problem]:
         """The stored problems of severity ``error``."""
-        return [p for p in self.problems if p.severity == "error"]
+        return [p for p in self.problems if p.severity is Severity.ERROR]
 
     @property
     def ok(self) -> bool:
@@ -207,7 +207,7 @@ class FileReport:
             problem_count=data["problem_count"],
             role=data.get("role", "training"),
         )
-        report.problems = [problem_from_dict(p) for p in data["problems"]]
+        report.problems = [Problem.from_dict(p) for p in data["problems"]]
         return report
 
     def summary_line(self) -> str:
@@ -219,7 +219,7 @@ class FileReport:
         if self.invalid_by_rule:
             by = ", ".join(f"{c}: {n:,}" for c, n in sorted(self.invalid_by_rule.items()))
             text += f" [{by}]"
-        warnings = sum(1 for p in self.problems if p.severity == "warning")
+        warnings = sum(1 for p in self.problems if p.severity is Severity.WARNING)
         if warnings:
             text += f", {warnings} warning(s)"
         tokens = (
@@ -231,30 +231,6 @@ class FileReport:
         if self.sha256:
             text += f", sha256 {self.sha256[:12]}"
         return text
-
-
-def problem_from_dict(data: dict[str, Any]) -> Problem:
-    """Inverse of ``Problem.to_dict`` (caches store problems as JSON)."""
-    extra = {k: v for k, v in data.items() if k not in _PROBLEM_KEYS}
-    loc = (
-        Location(data["file"], data.get("line") or 0, data.get("column") or 0)
-        if data.get("file")
-        else None
-    )
-    return Problem(
-        code=data["code"],
-        message=data["message"],
-        location=loc,
-        subject=data.get("subject"),
-        hint=data.get("hint"),
-        severity=data.get("severity", "error"),
-        extra=extra,
-    )
-
-
-_PROBLEM_KEYS = frozenset(
-    ("code", "severity", "message", "file", "line", "column", "subject", "hint")
-)
 
 
 def _human_bytes(n: int) -> str:
@@ -580,10 +556,10 @@ class LineValidator:
         line: int,
         sample: int | None,
         column: int = 0,
-        severity: str = "error",
+        severity: Severity = Severity.ERROR,
     ) -> None:
         report = self.report
-        if severity == "error":
+        if severity is Severity.ERROR:
             report.invalid_by_rule[code] = report.invalid_by_rule.get(code, 0) + 1
         report.problem_count += 1
         if len(report.problems) < MAX_STORED_PROBLEMS:
@@ -703,7 +679,7 @@ class LineValidator:
                             Location(self._name, lineno, column),
                             None,
                             hint,
-                            "error",
+                            Severity.ERROR,
                             {"sample_index": index},
                         )
                     )
@@ -854,7 +830,7 @@ class LineValidator:
                 "use a smaller validation split (split.max_validation_bytes: 1000000)",
                 0,
                 None,
-                severity="warning",
+                severity=Severity.WARNING,
             )
         if report.bytes > FILE_LIMIT_BYTES:
             self._problem(
@@ -863,7 +839,7 @@ class LineValidator:
                 "split the data into several datasets (paths of at most 512 MB each)",
                 0,
                 None,
-                severity="warning",
+                severity=Severity.WARNING,
             )
         if report.role == "training" and 0 < report.samples < MIN_SAMPLES:
             self._problem(
@@ -872,7 +848,7 @@ class LineValidator:
                 None,
                 0,
                 None,
-                severity="warning",
+                severity=Severity.WARNING,
             )
         return report
 

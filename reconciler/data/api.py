@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.data.cache import DataCache
+from reconciler.data.lines import LineReader
 from reconciler.data.prepare import (
     PreparedDataset,
     PreparedFile,
@@ -30,7 +31,6 @@ from reconciler.data.prepare import (
 from reconciler.data.validator import (
     VALIDATION_LIMIT_BYTES,
     FileReport,
-    iter_lines,
     sample_fingerprint,
     validate_path,
 )
@@ -244,10 +244,10 @@ def _overlap(cache: DataCache, train: PreparedFile, val: PreparedFile) -> int:
     # The validation file is small (API limit 1 MB); the training file is streamed.
     try:
         with val.path.open("rb") as fh:
-            seen = {sample_fingerprint(line) for line, _, _ in iter_lines(fh) if line}
+            seen = {sample_fingerprint(line) for line, _, _ in LineReader(fh) if line}
         count = 0
         with train.path.open("rb") as fh:
-            for line, _, _ in iter_lines(fh):
+            for line, _, _ in LineReader(fh):
                 if line and sample_fingerprint(line) in seen:
                     count += 1
     except OSError:

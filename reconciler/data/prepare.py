@@ -41,10 +41,10 @@ import orjson
 
 from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
+from reconciler.data.lines import LineReader
 from reconciler.data.validator import (
     FileReport,
     LineValidator,
-    iter_lines,
     validate_path,
 )
 from reconciler.errors import DataError, Location, Problem, Severity
@@ -395,9 +395,7 @@ def _samples(
         return
     try:
         with path.open("rb") as fh:
-            lineno = 0
-            for line, size, terminated in iter_lines(fh):
-                lineno += 1
+            for lineno, (line, size, terminated) in enumerate(LineReader(fh), 1):
                 if line is None:
                     validator.long_line(lineno, size)
                     yield b"", False, lineno
@@ -606,7 +604,7 @@ def _split(
     val = _Writer(combined.tmp.parent)
     try:
         with combined.tmp.open("rb") as fh:
-            for i, line in enumerate(iter_lines(fh)):
+            for i, line in enumerate(LineReader(fh)):
                 raw = line[0]
                 if i >= n or raw is None:
                     break

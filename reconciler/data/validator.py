@@ -1,7 +1,7 @@
 """Streaming validator of fine-tuning JSONL files: every rule, line numbers, never a crash.
 
-A file is read in binary chunks; each chunk feeds the sha256 of the whole file (so hashing
-and validation are one pass) and is split into lines. Each line is parsed with orjson and
+A file is read by :class:`~reconciler.data.lines.LineReader`, which also feeds the sha256 of
+the whole file (so hashing and validation are one pass). Each line is parsed with orjson and
 checked by :mod:`reconciler.data.rules`. Memory stays flat whatever the file size: only the
 current line (plus at most :data:`MAX_STORED_PROBLEMS` problems) is held.
 
@@ -16,7 +16,7 @@ Line-level codes (ours; mistral-finetune reports or crashes on these inconsisten
 ``NAN``        ``NaN`` / ``Infinity`` literals, or a number out of the double range
 ``DEPTH``      JSON nested deeper than :data:`MAX_DEPTH` levels
 ``DUP_KEY``    an object has the same key twice (parsers silently keep the last one)
-``LONG_LINE``  a line over :data:`MAX_LINE_BYTES` (not buffered, skipped)
+``LONG_LINE``  a line over ``lines.MAX_LINE_BYTES`` (not buffered, skipped)
 ``MIXED``      chat and pretrain samples in one file
 ``EMPTY``      the file holds no sample at all
 =============  ==========================================================================
@@ -33,23 +33,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import orjson
 
+from reconciler.data import lines as line_splitter
 from reconciler.data import rules
+from reconciler.data.lines import Line, LineReader
 from reconciler.errors import DataError, Location, Problem, Severity
 
-CHUNK_SIZE = 1 << 20
 MAX_STORED_PROBLEMS = 1000
 """Problems kept per file; the rest are only counted, so memory stays flat."""
 MAX_DEPTH = 128
 """Deepest JSON nesting we walk; deeper samples are reported as ``DEPTH``."""
-MAX_LINE_BYTES = 256 << 20
-"""Longest line we buffer; a longer one is reported as ``LONG_LINE`` and skipped."""
 VALIDATION_LIMIT_BYTES = 1_000_000
 """The API accepts at most 1 MB of validation data."""
 FILE_LIMIT_BYTES = 512 * 1024 * 1024
@@ -574,23 +573,27 @@ class LineValidator:
                 )
             )
 
-    def feed(self, line: bytes, lineno: int, *, terminated: bool = True) -> bool:
-        """Check one line (without ``\\n``); True when it is a valid sample."""
-        self._lineno = lineno
-        return self.feed_slice(line, memoryview(line), 0, len(line), lineno, terminated)
+    def feed_lines(self, lines: Iterable[Line]) -> None:
+        """Check every line of a :class:`~reconciler.data.lines.LineReader`."""
+        feed = self.feed
+        for lineno, (line, size, terminated) in enumerate(lines, 1):
+            if line is None:
+                self.long_line(lineno, size)
+            else:
+                feed(line, lineno, terminated)
 
-    def feed_slice(
-        self, buf: bytes, view: memoryview, start: int, end: int, lineno: int, terminated: bool
-    ) -> bool:
-        """:meth:`feed` for ``buf[start:end]`` without copying it (the streaming hot path).
+    def feed(self, line: bytes, lineno: int, terminated: bool = True) -> bool:
+        """Check one line (without ``\\n``); True when it is a valid sample.
 
         Plain chat samples (see :func:`_fast_sample`) are checked here with a handful of
-        operations per message; anything else takes the full rule check.
+        operations per message; anything else takes the full rule check. ``terminated`` is
+        False for a last line without ``\\n``.
         """
+        self._lineno = lineno
         try:
-            obj = _loads(view[start:end])
+            obj = _loads(line)
         except orjson.JSONDecodeError:
-            return self._feed_full(bytes(view[start:end]), lineno, terminated, _UNPARSED)
+            return self._feed_full(line, lineno, terminated, _UNPARSED)
         if self._fast and type(obj) is dict:
             stats = _fast_sample(obj)
             if stats is not None:
@@ -598,7 +601,7 @@ class LineValidator:
                 # the only other source. More colons than keys + colons in strings means a
                 # key occurs twice (orjson silently keeps the last): take the full check.
                 nkeys = stats[0]
-                colons = buf.count(b":", start, end)
+                colons = line.count(b":")
                 colons -= stats[5]
                 if colons - stats[6] <= nkeys or (
                     colons - _content_colons(obj["messages"]) <= nkeys
@@ -609,7 +612,7 @@ class LineValidator:
                         self.report.sample_type = "instruct"
                         self._untyped = False
                     self._fast_samples += 1
-                    self._fast_bytes += end - start
+                    self._fast_bytes += len(line)
                     self._nuser += stats[1]
                     self._nassistant += stats[2]
                     self._nsystem += stats[3]
@@ -618,7 +621,7 @@ class LineValidator:
                         self._exact += self._tokens.count(obj, "instruct")
                     self.last_issues = _NO_ISSUES
                     return True
-        return self._feed_full(bytes(view[start:end]), lineno, terminated, obj)
+        return self._feed_full(line, lineno, terminated, obj)
 
     def _feed_full(self, line: bytes, lineno: int, terminated: bool, obj: Any) -> bool:
         """Every rule, for any line: blank lines, BOM, parse errors and non-plain samples."""
@@ -699,7 +702,7 @@ class LineValidator:
                 )
             )
             return
-        # Keys and colons inside strings, for the duplicate-key pre-check (see feed_slice);
+        # Keys and colons inside strings, for the duplicate-key pre-check (see feed);
         # a tools list is usually the same in every sample, so its walk is cached.
         tools_field = (
             "tools" if "tools" in obj else "available_tools" if "available_tools" in obj else ""
@@ -785,7 +788,7 @@ class LineValidator:
         self.last_issues = [("LONG_LINE", "line too long", None)]
         self._problem(
             "LONG_LINE",
-            f"line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte limit; not checked",
+            f"line of {size:,} bytes is over the {line_splitter.MAX_LINE_BYTES:,}-byte limit; not checked",
             "split the sample; no training sample needs this much text",
             lineno,
             index,
@@ -853,51 +856,6 @@ class LineValidator:
         return report
 
 
-def iter_lines(
-    stream: IO[bytes], hasher: Any | None = None
-) -> Iterator[tuple[bytes | None, int, bool]]:
-    """Yield ``(line, size, terminated)`` for each line of a binary stream, chunk by chunk.
-
-    ``line`` is None when the line was longer than :data:`MAX_LINE_BYTES` (then it was not
-    kept in memory and ``size`` is its length). Every chunk read also goes to ``hasher``.
-    """
-    pending: list[bytes] = []
-    pending_size = 0
-    too_long = False
-    read = stream.read
-    while True:
-        chunk = read(CHUNK_SIZE)
-        if not chunk:
-            break
-        if hasher is not None:
-            hasher.update(chunk)
-        parts = chunk.split(b"\n")
-        tail = parts.pop()
-        for i, part in enumerate(parts):
-            if i == 0 and (pending or too_long):
-                size = pending_size + len(part)
-                if too_long or size > MAX_LINE_BYTES:
-                    yield None, size, True
-                else:
-                    pending.append(part)
-                    yield b"".join(pending), size, True
-                pending = []
-                pending_size = 0
-                too_long = False
-            else:
-                yield part, len(part), True
-        if tail:
-            pending_size += len(tail)
-            if too_long or pending_size > MAX_LINE_BYTES:
-                # Stop buffering: the line will be reported as LONG_LINE.
-                too_long = True
-                pending = []
-            else:
-                pending.append(tail)
-    if pending or too_long:
-        yield (None if too_long else b"".join(pending)), pending_size, False
-
-
 def validate_stream(
     stream: IO[bytes],
     name: str,
@@ -910,70 +868,9 @@ def validate_stream(
     counter = _token_counter() if exact_tokens else None
     validator = LineValidator(name, role=role, token_counter=counter)
     hasher = hashlib.sha256() if hash else None
-    size = scan(stream, validator, hasher)
-    return validator.finish(size=size, sha256=hasher.hexdigest() if hasher else "")
-
-
-def scan(stream: IO[bytes], validator: LineValidator, hasher: Any | None = None) -> int:
-    """Feed every line of a binary stream to ``validator``; returns the bytes read.
-
-    The hot loop: chunks are hashed whole, lines are found with ``bytes.find`` and handed
-    over as slices of the chunk (no copy); only a line that spans chunks is joined.
-    """
-    read = stream.read
-    feed = validator.feed_slice
-    pending: list[bytes] = []
-    pending_size = 0
-    too_long = False
-    lineno = 0
-    size = 0
-    while True:
-        chunk = read(CHUNK_SIZE)
-        if not chunk:
-            break
-        size += len(chunk)
-        if hasher is not None:
-            hasher.update(chunk)
-        find = chunk.find
-        nl = find(b"\n")
-        pos = 0
-        if nl >= 0 and (pending or too_long):
-            lineno += 1
-            total = pending_size + nl
-            if too_long or total > MAX_LINE_BYTES:
-                validator.long_line(lineno, total)
-            else:
-                pending.append(chunk[:nl])
-                line = b"".join(pending)
-                feed(line, memoryview(line), 0, len(line), lineno, True)
-            pending = []
-            pending_size = 0
-            too_long = False
-            pos = nl + 1
-            nl = find(b"\n", pos)
-        view = memoryview(chunk)
-        while nl >= 0:
-            lineno += 1
-            feed(chunk, view, pos, nl, lineno, True)
-            pos = nl + 1
-            nl = find(b"\n", pos)
-        if pos < len(chunk):
-            pending_size += len(chunk) - pos
-            if too_long or pending_size > MAX_LINE_BYTES:
-                # Stop buffering: the line will be reported as LONG_LINE.
-                too_long = True
-                pending = []
-            else:
-                pending.append(chunk[pos:] if pos else chunk)
-    if pending or too_long:
-        lineno += 1
-        if too_long:
-            validator.long_line(lineno, pending_size)
-        else:
-            line = b"".join(pending)
-            feed(line, memoryview(line), 0, len(line), lineno, False)
-    validator._lineno = lineno
-    return size
+    lines = LineReader(stream, hasher)
+    validator.feed_lines(lines)
+    return validator.finish(size=lines.size, sha256=hasher.hexdigest() if hasher else "")
 
 
 def validate_path(

@@ -28,9 +28,9 @@ from reconciler.data.prepare import (
     display_path,
     prepare_dataset,
 )
+from reconciler.data.report import FileReport
 from reconciler.data.validator import (
     VALIDATION_LIMIT_BYTES,
-    FileReport,
     sample_fingerprint,
     validate_path,
 )

@@ -42,8 +42,8 @@ import orjson
 from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
 from reconciler.data.lines import LineReader
+from reconciler.data.report import FileReport
 from reconciler.data.validator import (
-    FileReport,
     LineValidator,
     validate_path,
 )

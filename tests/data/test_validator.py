@@ -16,9 +16,8 @@ from data_cases import OK, TOOL, USER, call, calls, line, tool_reply
 
 from reconciler.data import lines as line_splitter
 from reconciler.data import validator
+from reconciler.data.report import MAX_STORED_PROBLEMS, FileReport
 from reconciler.data.validator import (
-    MAX_STORED_PROBLEMS,
-    FileReport,
     validate_lines,
     validate_path,
     validate_stream,

@@ -71,21 +71,6 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def content_chars(content: Any) -> int:
-    """Characters of a message's text content (str, or list of text chunks)."""
-    if type(content) is str:
-        return len(content)
-    if type(content) is list:
-        n = 0
-        for chunk in content:
-            if type(chunk) is dict:
-                text = chunk.get("text")
-                if type(text) is str:
-                    n += len(text)
-        return n
-    return 0
-
-
 # --------------------------------------------------------------------------- M12 schemas
 
 _schema_cache: dict[bytes, str | None] = {}
@@ -286,8 +271,8 @@ def check_instruct(
     roles: dict[str, int],
     issues: list[Issue],
     tool_issues: list[Issue] | None = None,
-) -> int:
-    """Check one chat sample; count its messages per role; return its text characters.
+) -> None:
+    """Check one chat sample and count its messages per role.
 
     Args:
         obj: the parsed sample (a dict with ``messages`` or ``interactions``).
@@ -296,7 +281,6 @@ def check_instruct(
         tool_issues: the result of :func:`check_tools` on the sample's tools when the
             caller already has it (cached: tools repeat across samples); None to check here.
     """
-    chars = 0
     has_messages = "messages" in obj
     has_interactions = "interactions" in obj
     if not has_messages and not has_interactions:
@@ -310,7 +294,7 @@ def check_instruct(
                 '{"role": "assistant", "content": ...}]}',
             )
         )
-        return 0
+        return
     if has_messages and has_interactions:
         issues.append(
             (
@@ -320,7 +304,7 @@ def check_instruct(
                 "keep 'messages' and remove 'interactions'",
             )
         )
-        return 0
+        return
     if "tools" in obj and "available_tools" in obj:
         issues.append(
             (
@@ -352,7 +336,7 @@ def check_instruct(
                 None,
             )
         )
-        return 0
+        return
 
     structure_ok = True
     seen_system = system_prompt is not None
@@ -422,7 +406,6 @@ def check_instruct(
             continue
         roles[role] = roles.get(role, 0) + 1
         _check_content(where, role, content, issues, ckey)
-        chars += content_chars(content)
         if role == "system":
             if seen_system:
                 issues.append(
@@ -451,30 +434,12 @@ def check_instruct(
         ncalls = 0
         if role == "assistant":
             ncalls = _check_assistant(where, msg, content, tool_calls, i == last_index, issues)
-            chars += _tool_call_chars(tool_calls)
         elif role == "tool":
             _check_tool_message(where, msg, issues)
         flow.append((role, ncalls))
 
     if structure_ok:
         _check_structure(flow, issues)
-    return chars
-
-
-def _tool_call_chars(tool_calls: Any) -> int:
-    n = 0
-    if type(tool_calls) is list:
-        for call in tool_calls:
-            if type(call) is dict:
-                fn = call.get("function")
-                if type(fn) is dict:
-                    args = fn.get("arguments")
-                    if type(args) is str:
-                        n += len(args)
-                    name = fn.get("name")
-                    if type(name) is str:
-                        n += len(name)
-    return n
 
 
 def _check_assistant(
@@ -720,8 +685,8 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
 # --------------------------------------------------------------------------- pretrain
 
 
-def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> int:
-    """P1-P3 on a pretrain sample; returns its text characters."""
+def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> None:
+    """P1-P3 on a pretrain sample."""
     has_text = "text" in obj
     has_content = "content" in obj
     if has_text and has_content:
@@ -732,7 +697,7 @@ def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> int:
                 "keep only 'text'",
             )
         )
-        return 0
+        return
     value = obj.get("text") if has_text else obj.get("content")
     if value is None:
         keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
@@ -743,7 +708,7 @@ def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> int:
                 'write pretrain samples as {"text": "..."}',
             )
         )
-        return 0
+        return
     if type(value) is not str:
         issues.append(
             (
@@ -753,8 +718,6 @@ def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> int:
                 None,
             )
         )
-        return 0
-    return len(value)
 
 
 def sample_kind(obj: dict[str, Any]) -> str | None:

@@ -29,11 +29,7 @@ from reconciler.data.prepare import (
     prepare_dataset,
 )
 from reconciler.data.report import FileReport
-from reconciler.data.validator import (
-    VALIDATION_LIMIT_BYTES,
-    sample_fingerprint,
-    validate_path,
-)
+from reconciler.data.validator import VALIDATION_LIMIT_BYTES, sample_fingerprint, validate_path
 from reconciler.errors import DataError, Location, Problem, Severity
 from reconciler.spec.resolved import SpecSet
 

@@ -19,7 +19,8 @@ from typing import IO, Protocol
 CHUNK_SIZE = 1 << 20
 """Bytes read per call; memory use is about one chunk whatever the file size."""
 MAX_LINE_BYTES = 256 << 20
-"""Longest line kept in memory; a longer one is yielded as ``None`` (``LONG_LINE``)."""
+"""Longest line kept in memory; a longer one is yielded as ``None`` (``LONG_LINE``). Only
+lines that span chunks are measured, so this must not be below :data:`CHUNK_SIZE`."""
 
 Line = tuple[bytes | None, int, bool]
 """One line: (its bytes without ``\\n`` or None when over :data:`MAX_LINE_BYTES`, its size

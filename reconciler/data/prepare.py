@@ -43,10 +43,7 @@ from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
 from reconciler.data.lines import LineReader
 from reconciler.data.report import FileReport
-from reconciler.data.validator import (
-    LineValidator,
-    validate_path,
-)
+from reconciler.data.validator import LineValidator, validate_path
 from reconciler.errors import DataError, Location, Problem, Severity
 from reconciler.spec.models import Dataset
 from reconciler.spec.resolved import LoadedDocument

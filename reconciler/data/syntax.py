@@ -23,13 +23,7 @@ from reconciler.data.registry import Issue, rule, short
 MAX_DEPTH = 128
 """Deepest JSON nesting we walk; deeper samples are reported as ``DEPTH``."""
 
-JSON = rule("JSON", "not valid JSON")
-TRUNCATED = rule("TRUNCATED", "last line cut off (no newline, not valid JSON)")
-UTF8 = rule("UTF8", "not valid UTF-8")
-NAN = rule("NAN", "NaN/Infinity or out-of-range number")
 DEPTH = rule("DEPTH", "nesting too deep")
-DUP_KEY = rule("DUP_KEY", "duplicate JSON key")
-
 TOO_DEEP_TO_PARSE = DEPTH.issue("JSON nesting too deep to parse", "flatten the structure")
 TOO_DEEP_TO_WALK = DEPTH.issue(
     f"JSON nested deeper than {MAX_DEPTH} levels", "flatten the structure"
@@ -38,18 +32,6 @@ TOO_DEEP_TO_WALK = DEPTH.issue(
 
 class TooDeep(Exception):
     """A parsed value is nested deeper than :data:`MAX_DEPTH`."""
-
-
-class _Dup(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-class _NonFinite(Exception):
-    def __init__(self, literal: str) -> None:
-        super().__init__(literal)
-        self.literal = literal
 
 
 def walk(obj: Any, depth: int) -> tuple[int, int]:
@@ -81,6 +63,15 @@ def walk(obj: Any, depth: int) -> tuple[int, int]:
     return keys, colons
 
 
+DUP_KEY = rule("DUP_KEY", "duplicate JSON key")
+
+
+class _Dup(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 def _no_dups(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for k, v in pairs:
@@ -102,6 +93,18 @@ def duplicate_key(line: bytes) -> Issue | None:
     except Exception:  # noqa: BLE001 - orjson accepted it; only duplicates matter
         pass
     return None
+
+
+JSON = rule("JSON", "not valid JSON")
+TRUNCATED = rule("TRUNCATED", "last line cut off (no newline, not valid JSON)")
+UTF8 = rule("UTF8", "not valid UTF-8")
+NAN = rule("NAN", "NaN/Infinity or out-of-range number")
+
+
+class _NonFinite(Exception):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
 
 
 def _reject_constant(literal: str) -> Any:

@@ -1,8 +1,5 @@
 """The registry of validation rules: every code the data validator emits, with its title.
 
-Also the two helpers every check writes its messages with: :func:`short` and
-:func:`type_name`.
-
 A rule is declared with :func:`rule` in the module that checks it, next to the check, and
 the check reports through it (``issues.append(F4.issue(message, hint))``), so a code, its
 title and its severity cannot drift apart from the code that emits them. Declaring a code
@@ -10,6 +7,8 @@ twice is an error at import time.
 
 :mod:`reconciler.data.validator` imports every module that declares rules, so
 :data:`RULES` is complete once the validator is imported.
+
+Also here: :func:`short` and :func:`type_name`, with which every check quotes values.
 
 Only the standard library and :mod:`reconciler.errors` are used: the sandbox server
 imports the validator.

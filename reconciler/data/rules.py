@@ -12,9 +12,10 @@ Unlike mistral-finetune, which stops at the first exception, a sample gets every
 problem reported at once; the conversation-structure rules (M1..M5) run only when every
 message has a known role, so one broken message does not cascade into noise.
 
-Only the standard library is used (and, lazily, ``jsonschema`` for M12): the sandbox server
-imports this module. It runs on every sample the fast path does not accept, so it works on
-plain dicts with precompiled regexes and no per-sample allocation beyond the problem list.
+Only the standard library is used here (M12's :mod:`~reconciler.data.schema` adds orjson
+and, lazily, ``jsonschema``): the sandbox server imports this module. It runs on every
+sample the fast path does not accept, so it works on plain dicts with precompiled regexes
+and no per-sample allocation beyond the problem list.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 
@@ -61,6 +62,21 @@ class Location:
         return self.file
 
 
+class Severity(StrEnum):
+    """How bad a :class:`Problem` is.
+
+    A ``StrEnum``: members compare equal to their values and print as them, so JSON output
+    and comparisons with ``"error"`` / ``"warning"`` read the same as plain strings.
+
+    Attributes:
+        ERROR: the input is wrong; commands exit 1.
+        WARNING: worth a look, but not a reason to fail.
+    """
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem found while loading or checking input.
@@ -71,7 +87,9 @@ class Problem:
         location: where (file:line:column), if known.
         subject: the document or object it concerns, e.g. ``FineTuningJob/dumbledore-v1``.
         hint: how to fix it, if we know.
-        severity: ``error`` or ``warning``.
+        severity: :attr:`Severity.ERROR` or :attr:`Severity.WARNING` (a plain string value
+            is converted; an unknown one raises ``ValueError``).
+        extra: further JSON fields of :meth:`to_dict` (e.g. ``sample_index``); not compared.
     """
 
     code: str
@@ -79,8 +97,13 @@ class Problem:
     location: Location | None = None
     subject: str | None = None
     hint: str | None = None
-    severity: str = "error"
+    severity: Severity = Severity.ERROR
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if type(self.severity) is not Severity:
+            # Callers and caches may still hand over the plain value ("warning").
+            object.__setattr__(self, "severity", Severity(self.severity))
 
     def render(self) -> str:
         """One human line (plus a hint line when there is one)."""
@@ -96,7 +119,7 @@ class Problem:
         loc = self.location
         return {
             "code": self.code,
-            "severity": self.severity,
+            "severity": self.severity.value,
             "message": self.message,
             "file": loc.file if loc else None,
             "line": loc.line if loc and loc.line else None,
@@ -105,6 +128,30 @@ class Problem:
             "hint": self.hint,
             **self.extra,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Problem:
+        """Inverse of :meth:`to_dict` (caches store problems as JSON)."""
+        extra = {k: v for k, v in data.items() if k not in _PROBLEM_KEYS}
+        loc = (
+            Location(data["file"], data.get("line") or 0, data.get("column") or 0)
+            if data.get("file")
+            else None
+        )
+        return cls(
+            code=data["code"],
+            message=data["message"],
+            location=loc,
+            subject=data.get("subject"),
+            hint=data.get("hint"),
+            severity=Severity(data.get("severity", Severity.ERROR)),
+            extra=extra,
+        )
+
+
+_PROBLEM_KEYS = frozenset(
+    ("code", "severity", "message", "file", "line", "column", "subject", "hint")
+)
 
 
 class ReconcilerError(Exception):
@@ -118,7 +165,7 @@ class _ProblemsError(ReconcilerError):
 
     def __init__(self, problems: Sequence[Problem], summary: str | None = None) -> None:
         self.problems = list(problems)
-        errors = [p for p in self.problems if p.severity == "error"]
+        errors = [p for p in self.problems if p.severity is Severity.ERROR]
         head = summary or f"{len(errors)} problem(s) found"
         super().__init__(head + "\n" + "\n".join(p.render() for p in self.problems))
 

@@ -19,7 +19,7 @@ from reconciler.engine.observed import Observed, refresh
 from reconciler.engine.plan import Action, Plan
 from reconciler.engine.planner import PlanOptions, build_plan, known_file_ids
 from reconciler.engine.state_model import State
-from reconciler.errors import ApiError, DataError, ReconcilerError, StalePlanError
+from reconciler.errors import ApiError, DataError, ReconcilerError, Severity, StalePlanError
 from reconciler.workspace import Workspace
 
 MAX_ESTIMATES = 50
@@ -44,7 +44,7 @@ class Prepared:
 def prepare(ws: Workspace) -> Prepared:
     """Validate and prepare every dataset; build the desired state. Raises DataError."""
     check = check_datasets(ws.specs, cache_dir=ws.cache_dir)
-    errors = [p for p in check.problems if p.severity == "error"]
+    errors = [p for p in check.problems if p.severity is Severity.ERROR]
     if errors:
         raise DataError(check.problems, summary=f"{len(errors)} problem(s) in the training data")
     desired = build_desired(ws.specs, check.prepared)
@@ -54,7 +54,7 @@ def prepare(ws: Workspace) -> Prepared:
     warnings = tuple(
         ": ".join(str(x) for x in (p.location, p.subject, p.message) if x)
         for p in check.problems
-        if p.severity != "error"
+        if p.severity is not Severity.ERROR
     )
     return Prepared(desired=desired, digest=digest, warnings=warnings)
 

@@ -22,7 +22,7 @@ import typer
 
 from reconciler.cli.app import app
 from reconciler.cli.common import handle_errors
-from reconciler.errors import Problem
+from reconciler.errors import Problem, Severity
 from reconciler.spec.loader import check_specs
 from reconciler.spec.resolved import SpecSet
 from reconciler.spec.schema import (
@@ -128,12 +128,12 @@ class ValidateResult:
     @property
     def errors(self) -> list[Problem]:
         """Problems of severity error."""
-        return [p for p in self.problems if p.severity == "error"]
+        return [p for p in self.problems if p.severity is Severity.ERROR]
 
     @property
     def warnings(self) -> list[Problem]:
         """Problems of severity warning."""
-        return [p for p in self.problems if p.severity == "warning"]
+        return [p for p in self.problems if p.severity is Severity.WARNING]
 
     @property
     def valid(self) -> bool:
@@ -311,7 +311,7 @@ def _escape_property(text: str) -> str:
 
 def github_annotation(problem: Problem) -> str:
     """A GitHub workflow command that annotates the problem's file and line."""
-    level = "warning" if problem.severity == "warning" else "error"
+    level = "warning" if problem.severity is Severity.WARNING else "error"
     props = []
     loc = problem.location
     if loc is not None:

@@ -21,20 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.data.cache import DataCache
+from reconciler.data.lines import LineReader
 from reconciler.data.prepare import (
     PreparedDataset,
     PreparedFile,
     display_path,
     prepare_dataset,
 )
-from reconciler.data.validator import (
-    VALIDATION_LIMIT_BYTES,
-    FileReport,
-    iter_lines,
-    sample_fingerprint,
-    validate_path,
-)
-from reconciler.errors import DataError, Location, Problem
+from reconciler.data.report import FileReport
+from reconciler.data.validator import VALIDATION_LIMIT_BYTES, sample_fingerprint, validate_path
+from reconciler.errors import DataError, Location, Problem, Severity
 from reconciler.spec.resolved import SpecSet
 
 FORMAT_VERSION = 1
@@ -59,7 +55,7 @@ class DatasetCheck:
     @property
     def errors(self) -> list[Problem]:
         """Problems of severity ``error``."""
-        return [p for p in self.problems if p.severity == "error"]
+        return [p for p in self.problems if p.severity is Severity.ERROR]
 
     @property
     def ok(self) -> bool:
@@ -131,7 +127,7 @@ def _note_hidden(check: DatasetCheck, report: FileReport, subject: str | None = 
                 f"{len(report.problems):,} listed)",
                 Location(report.path),
                 subject,
-                severity="error" if report.invalid_by_rule else "warning",
+                severity=Severity.ERROR if report.invalid_by_rule else Severity.WARNING,
             )
         )
 
@@ -204,7 +200,7 @@ def _job_checks(specs: SpecSet, check: DatasetCheck, cache: DataCache) -> None:
                         f"FineTuningJob/{job.source}",
                         hint="split the dataset (split.validation_fraction with "
                         "max_validation_bytes: 1000000)",
-                        severity="warning",
+                        severity=Severity.WARNING,
                     )
                 )
         for tref in job.training_files:
@@ -226,7 +222,7 @@ def _job_checks(specs: SpecSet, check: DatasetCheck, cache: DataCache) -> None:
                             f"FineTuningJob/{job.source}",
                             hint="remove the shared samples from one of the files, or use one "
                             "dataset with 'split'",
-                            severity="warning",
+                            severity=Severity.WARNING,
                         )
                     )
 
@@ -244,10 +240,10 @@ def _overlap(cache: DataCache, train: PreparedFile, val: PreparedFile) -> int:
     # The validation file is small (API limit 1 MB); the training file is streamed.
     try:
         with val.path.open("rb") as fh:
-            seen = {sample_fingerprint(line) for line, _, _ in iter_lines(fh) if line}
+            seen = {sample_fingerprint(line) for line, _, _ in LineReader(fh) if line}
         count = 0
         with train.path.open("rb") as fh:
-            for line, _, _ in iter_lines(fh):
+            for line, _, _ in LineReader(fh):
                 if line and sample_fingerprint(line) in seen:
                     count += 1
     except OSError:

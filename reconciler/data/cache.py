@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from reconciler.data.validator import FileReport
+from reconciler.data.report import FileReport
 
 CACHE_FILE = "hashes.json"
 CACHE_VERSION = 1

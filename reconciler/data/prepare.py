@@ -41,14 +41,10 @@ import orjson
 
 from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
-from reconciler.data.validator import (
-    FileReport,
-    LineValidator,
-    iter_lines,
-    problem_from_dict,
-    validate_path,
-)
-from reconciler.errors import DataError, Location, Problem
+from reconciler.data.lines import LineReader
+from reconciler.data.report import FileReport
+from reconciler.data.validator import LineValidator, validate_path
+from reconciler.errors import DataError, Location, Problem, Severity
 from reconciler.spec.models import Dataset
 from reconciler.spec.resolved import LoadedDocument
 
@@ -146,7 +142,7 @@ class PreparedDataset:
         return cls(
             name=data["name"],
             parts={k: PreparedFile.from_dict(v) for k, v in data["parts"].items()},
-            problems=[problem_from_dict(p) for p in data["problems"]],
+            problems=[Problem.from_dict(p) for p in data["problems"]],
             sources=[FileReport.from_dict(r) for r in data["sources"]],
         )
 
@@ -271,7 +267,7 @@ def _prepare(doc: LoadedDocument[Dataset], cache: DataCache, exact_tokens: bool)
                 report=report,
             )
             warnings = _with_subject(
-                [p for p in report.problems if p.severity == "warning"], doc.subject
+                [p for p in report.problems if p.severity is Severity.WARNING], doc.subject
             )
             return PreparedDataset(spec.name, {"all": part}, warnings, [report])
         if spec.on_invalid == "error":
@@ -322,7 +318,7 @@ def _invalid(doc: LoadedDocument[Dataset], reports: list[FileReport]) -> DataErr
                     "MORE",
                     f"{hidden:,} more problem(s) not shown",
                     Location(r.path),
-                    severity="error",
+                    severity=Severity.ERROR,
                 )
             )
     return DataError(
@@ -396,9 +392,7 @@ def _samples(
         return
     try:
         with path.open("rb") as fh:
-            lineno = 0
-            for line, size, terminated in iter_lines(fh):
-                lineno += 1
+            for lineno, (line, size, terminated) in enumerate(LineReader(fh), 1):
                 if line is None:
                     validator.long_line(lineno, size)
                     yield b"", False, lineno
@@ -452,7 +446,7 @@ def _build(
                             f"sample dropped (on_invalid: skip): {issue[1]} [{issue[0]}]",
                             Location(validator.report.path, lineno),
                             doc.subject,
-                            severity="warning",
+                            severity=Severity.WARNING,
                         )
                     )
             # Whole-file problems (blank lines, BOM) are fixed by rewriting, not dropped.
@@ -471,7 +465,7 @@ def _build(
                     doc.locate("on_invalid"),
                     doc.subject,
                     hint="fix the source data to keep them (the source files are unchanged)",
-                    severity="warning",
+                    severity=Severity.WARNING,
                 )
             )
             problems.extend(dropped_problems)
@@ -508,7 +502,7 @@ def _build(
                     message=f"{spec.name}[{part.part}]: {p.message}",
                 )
                 for p in part.report.problems
-                if p.severity == "warning"
+                if p.severity is Severity.WARNING
             )
         return PreparedDataset(spec.name, parts, problems, sources)
     except BaseException:
@@ -607,7 +601,7 @@ def _split(
     val = _Writer(combined.tmp.parent)
     try:
         with combined.tmp.open("rb") as fh:
-            for i, line in enumerate(iter_lines(fh)):
+            for i, line in enumerate(LineReader(fh)):
                 raw = line[0]
                 if i >= n or raw is None:
                     break

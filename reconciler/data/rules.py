@@ -5,28 +5,26 @@ The rule codes and semantics follow the reference notes on mistral-finetune's
 (``M1``..``M14``, version 1.13.1 where versions differ, e.g. ``user`` after ``tool`` is
 allowed), plus pretrain rules ``P1``..``P3``. Where mistral-finetune crashes instead of
 reporting (unknown role, wrong JSON types, non-object values, bad tool ids or names in tool
-messages or tool definitions) we report the rule and go on.
+messages or tool definitions) we report the rule and go on. Each rule is declared (code,
+title, severity: see :mod:`reconciler.data.registry`) next to the function that checks it.
 
 Unlike mistral-finetune, which stops at the first exception, a sample gets every independent
 problem reported at once; the conversation-structure rules (M1..M5) run only when every
 message has a known role, so one broken message does not cascade into noise.
 
-Only the standard library, orjson (and, lazily, ``jsonschema`` for M12) are used: the
-sandbox server imports this module. It runs once per sample on the hot path of validation,
-so it works on plain dicts with precompiled regexes and no per-sample allocation beyond the
-problem list.
+Only the standard library is used here (M12's :mod:`~reconciler.data.schema` adds orjson
+and, lazily, ``jsonschema``): the sandbox server imports this module. It runs on every
+sample the fast path does not accept, so it works on plain dicts with precompiled regexes
+and no per-sample allocation beyond the problem list.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
-import orjson
-
-Issue = tuple[str, str, str | None]
-"""One problem of a sample: (rule code, message, fix-it hint or None)."""
+from reconciler.data.registry import Issue, rule, short, type_name
+from reconciler.data.schema import schema_problem
 
 ROLES = frozenset(("system", "user", "assistant", "tool"))
 
@@ -49,135 +47,35 @@ ID_HINT = (
 )
 NAME_HINT = "use only a-z A-Z 0-9 _ - (1 to 64 characters), e.g. 'get_weather'"
 
-_MAX_SCHEMA_CACHE = 4096
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    """A value as it appears in messages, shortened so a 10 MB field stays one line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "boolean",
-        int: "number",
-        float: "number",
-        str: "string",
-        list: "array",
-        dict: "object",
-    }.get(type(value), type(value).__name__)
-
-
-def content_chars(content: Any) -> int:
-    """Characters of a message's text content (str, or list of text chunks)."""
-    if type(content) is str:
-        return len(content)
-    if type(content) is list:
-        n = 0
-        for chunk in content:
-            if type(chunk) is dict:
-                text = chunk.get("text")
-                if type(text) is str:
-                    n += len(text)
-        return n
-    return 0
-
-
-# --------------------------------------------------------------------------- M12 schemas
-
-_schema_cache: dict[bytes, str | None] = {}
-_schema_checker: Callable[[Any], str | None] | None = None
-
-
-def _make_schema_checker() -> Callable[[Any], str | None]:
-    """Draft-7 meta-schema check via jsonschema when it is installed, else a structural one."""
-    try:
-        from jsonschema import Draft7Validator  # type: ignore[import-untyped]
-        from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - jsonschema is a declared dependency
-        return _basic_schema_check
-
-    def check(schema: Any) -> str | None:
-        try:
-            Draft7Validator.check_schema(schema)
-        except SchemaError as exc:
-            return str(exc.message)
-        return None
-
-    return check
-
-
-_JSON_TYPES = frozenset(("array", "boolean", "integer", "null", "number", "object", "string"))
-
-
-def _basic_schema_check(schema: Any) -> str | None:
-    """Fallback for M12 without jsonschema: the checks that catch real-world mistakes."""
-    if type(schema) is not dict:
-        return f"{_short(schema)} is not of type 'object', 'boolean'"
-    kind = schema.get("type")
-    kinds = kind if type(kind) is list else [kind] if kind is not None else []
-    for k in kinds:
-        if k not in _JSON_TYPES:
-            return f"{_short(k)} is not valid under any of the given schemas"
-    props = schema.get("properties")
-    if props is not None:
-        if type(props) is not dict:
-            return f"{_short(props)} is not of type 'object'"
-        for sub in props.values():
-            if type(sub) is not bool:
-                err = _basic_schema_check(sub)
-                if err:
-                    return err
-    required = schema.get("required")
-    if required is not None and (
-        type(required) is not list or any(type(r) is not str for r in required)
-    ):
-        return f"{_short(required)} is not of type 'array' of strings"
-    return None
-
-
-def schema_problem(parameters: Any) -> str | None:
-    """M12: the jsonschema message when ``parameters`` is not a valid Draft-7 schema."""
-    global _schema_checker
-    try:
-        key = orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)
-    except Exception:  # unhashable exotic content: check without caching
-        key = b""
-    if key and key in _schema_cache:
-        return _schema_cache[key]
-    if _schema_checker is None:
-        _schema_checker = _make_schema_checker()
-    result = _schema_checker(parameters)
-    if key:
-        # Tools repeat across samples; a bounded cache keeps M12 off the hot path.
-        if len(_schema_cache) >= _MAX_SCHEMA_CACHE:
-            _schema_cache.clear()
-        _schema_cache[key] = result
-    return result
+# Type checks run wherever a value is read, so these two are reported all over the module.
+F16 = rule("F16", "wrong JSON type (mistral-finetune crashes)")
+F17 = rule("F17", "line or message not a JSON object (mistral-finetune crashes)")
 
 
 # --------------------------------------------------------------------------- instruct
+
+F4 = rule("F4", "tool without 'function'")
+F5 = rule("F5", "tool function without name/description/parameters")
+F6 = rule("F6", "tool parameters not an object")
+M12 = rule("M12", "tool parameters not a valid JSON Schema")
+M13 = rule("M13", "bad function name in tools (mistral-finetune crashes)")
 
 
 def check_tools(tools: Any, issues: list[Issue]) -> None:
     """F4-F6, M12, M13 on a ``tools``/``available_tools`` list."""
     if type(tools) is not list:
         issues.append(
-            ("F16", f"'tools' must be an array of tool objects, got {_type_name(tools)}", None)
+            F16.issue(f"'tools' must be an array of tool objects, got {type_name(tools)}", None)
         )
         return
     for i, tool in enumerate(tools):
         if type(tool) is not dict:
-            issues.append(("F17", f"tools[{i}] must be an object, got {_type_name(tool)}", None))
+            issues.append(F17.issue(f"tools[{i}] must be an object, got {type_name(tool)}", None))
             continue
         fn = tool.get("function")
         if "function" not in tool:
             issues.append(
-                (
-                    "F4",
+                F4.issue(
                     f"tools[{i}] does not have a 'function' key",
                     'write tools as {"type": "function", "function": {"name": ..., '
                     '"description": ..., "parameters": {...}}}',
@@ -186,14 +84,13 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
             continue
         if type(fn) is not dict:
             issues.append(
-                ("F16", f"tools[{i}].function must be an object, got {_type_name(fn)}", None)
+                F16.issue(f"tools[{i}].function must be an object, got {type_name(fn)}", None)
             )
             continue
         for key in ("name", "description", "parameters"):
             if key not in fn:
                 issues.append(
-                    (
-                        "F5",
+                    F5.issue(
                         f"tools[{i}].function does not have a '{key}' key",
                         "mistral-finetune requires name, description and parameters "
                         '(use "" / {} when there is nothing to say)'
@@ -204,26 +101,24 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
         name = fn.get("name")
         if "name" in fn:
             if type(name) is not str:
-                issues.append(("F16", f"tools[{i}].function.name must be a string", NAME_HINT))
+                issues.append(F16.issue(f"tools[{i}].function.name must be a string", NAME_HINT))
             elif not _NAME_RE.fullmatch(name):
                 issues.append(
-                    (
-                        "M13",
-                        f"Function name was {_short(name)} but must be a-z, A-Z, 0-9, or "
+                    M13.issue(
+                        f"Function name was {short(name)} but must be a-z, A-Z, 0-9, or "
                         "contain underscores and dashes, with a maximum length of 64.",
                         NAME_HINT,
                     )
                 )
         if "description" in fn and type(fn["description"]) is not str:
-            issues.append(("F16", f"tools[{i}].function.description must be a string", None))
+            issues.append(F16.issue(f"tools[{i}].function.description must be a string", None))
         if "parameters" in fn:
             params = fn["parameters"]
             if type(params) is not dict:
                 issues.append(
-                    (
-                        "F6",
+                    F6.issue(
                         f"tools[{i}].function.parameters has to be of type dict, but is "
-                        f"{_type_name(params)}",
+                        f"{type_name(params)}",
                         "if the function has no parameters pass an empty object {}",
                     )
                 )
@@ -231,13 +126,15 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
                 err = schema_problem(params)
                 if err:
                     issues.append(
-                        (
-                            "M12",
+                        M12.issue(
                             f"Invalid tool schema in tools[{i}]: {err}",
                             "parameters must be a JSON Schema (draft 7), e.g. "
                             '{"type": "object", "properties": {...}, "required": [...]}',
                         )
                     )
+
+
+M14 = rule("M14", "prefix on the last message / unexpected content chunk type")
 
 
 def _check_content(
@@ -248,10 +145,9 @@ def _check_content(
         return
     if type(content) is not list:
         issues.append(
-            (
-                "F16",
+            F16.issue(
                 f"{where}.{key} must be a string or a list of content chunks, "
-                f"got {_type_name(content)} {_short(content, 20)}",
+                f"got {type_name(content)} {short(content, 20)}",
                 "write the text as a JSON string",
             )
         )
@@ -260,10 +156,9 @@ def _check_content(
     for j, chunk in enumerate(content):
         if type(chunk) is not dict:
             issues.append(
-                (
-                    "F16",
+                F16.issue(
                     f'{where}.{key}[{j}] must be an object like {{"type": "text", '
-                    f'"text": ...}}, got {_type_name(chunk)}',
+                    f'"text": ...}}, got {type_name(chunk)}',
                     None,
                 )
             )
@@ -271,14 +166,23 @@ def _check_content(
         ctype = chunk.get("type", "text")
         if ctype not in allowed:
             issues.append(
-                (
-                    "M14",
-                    f"Unexpected content chunk types in {role} message: [{_short(ctype, 30)}]",
+                M14.issue(
+                    f"Unexpected content chunk types in {role} message: [{short(ctype, 30)}]",
                     f"{role} messages take chunks of type: {', '.join(sorted(allowed))}",
                 )
             )
         elif ctype == "text" and type(chunk.get("text")) is not str:
-            issues.append(("F16", f"{where}.{key}[{j}].text must be a string", None))
+            issues.append(F16.issue(f"{where}.{key}[{j}].text must be a string", None))
+
+
+F1 = rule("F1", "no 'messages' (or 'interactions') key")
+F2 = rule("F2", "both 'messages' and 'interactions'")
+F3 = rule("F3", "both 'tools' and 'available_tools'")
+F7 = rule("F7", "message without 'role'")
+F8 = rule("F8", "message with both 'text' and 'content'")
+F9 = rule("F9", "message without content (and no tool_calls)")
+F10 = rule("F10", "unknown role (mistral-finetune crashes)")
+F11 = rule("F11", "more than one system message")
 
 
 def check_instruct(
@@ -286,8 +190,8 @@ def check_instruct(
     roles: dict[str, int],
     issues: list[Issue],
     tool_issues: list[Issue] | None = None,
-) -> int:
-    """Check one chat sample; count its messages per role; return its text characters.
+) -> None:
+    """Check one chat sample and count its messages per role.
 
     Args:
         obj: the parsed sample (a dict with ``messages`` or ``interactions``).
@@ -296,35 +200,31 @@ def check_instruct(
         tool_issues: the result of :func:`check_tools` on the sample's tools when the
             caller already has it (cached: tools repeat across samples); None to check here.
     """
-    chars = 0
     has_messages = "messages" in obj
     has_interactions = "interactions" in obj
     if not has_messages and not has_interactions:
         keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
         issues.append(
-            (
-                "F1",
+            F1.issue(
                 "the conversation does not contain one of 'messages, interactions' key, "
                 f"but only {keys}",
                 'write chat samples as {"messages": [{"role": "user", "content": ...}, '
                 '{"role": "assistant", "content": ...}]}',
             )
         )
-        return 0
+        return
     if has_messages and has_interactions:
         issues.append(
-            (
-                "F2",
+            F2.issue(
                 "the conversation cannot contain both of 'messages, interactions' key, "
                 "but only one of the two",
                 "keep 'messages' and remove 'interactions'",
             )
         )
-        return 0
+        return
     if "tools" in obj and "available_tools" in obj:
         issues.append(
-            (
-                "F3",
+            F3.issue(
                 "the conversation contains both an 'available_tools' and 'tools' key; "
                 "you can only have one",
                 "keep 'tools' and remove 'available_tools'",
@@ -337,22 +237,21 @@ def check_instruct(
         check_tools(tools, issues)
     system_prompt = obj.get("system_prompt")
     if system_prompt is not None and type(system_prompt) is not str:
-        issues.append(("F16", "'system_prompt' must be a string", None))
+        issues.append(F16.issue("'system_prompt' must be a string", None))
     only_last = obj.get("only_last")
     if only_last is not None and type(only_last) is not bool:
-        issues.append(("F16", "'only_last' must be true or false", None))
+        issues.append(F16.issue("'only_last' must be true or false", None))
 
     messages = obj["messages"] if has_messages else obj["interactions"]
     key = "messages" if has_messages else "interactions"
     if type(messages) is not list:
         issues.append(
-            (
-                "F16",
-                f"'{key}' must be an array of message objects, got {_type_name(messages)}",
+            F16.issue(
+                f"'{key}' must be an array of message objects, got {type_name(messages)}",
                 None,
             )
         )
-        return 0
+        return
 
     structure_ok = True
     seen_system = system_prompt is not None
@@ -363,9 +262,8 @@ def check_instruct(
         where = f"{key}[{i}]"
         if type(msg) is not dict:
             issues.append(
-                (
-                    "F17",
-                    f"{where} must be an object, got {_type_name(msg)} {_short(msg, 20)}",
+                F17.issue(
+                    f"{where} must be an object, got {type_name(msg)} {short(msg, 20)}",
                     'each message is {"role": ..., "content": ...}',
                 )
             )
@@ -374,8 +272,7 @@ def check_instruct(
         if "role" not in msg:
             mkeys = ", ".join(repr(k) for k in list(msg)[:10]) or "none"
             issues.append(
-                (
-                    "F7",
+                F7.issue(
                     f"{where} does not contain a 'role' key, but only {mkeys}",
                     'add "role": one of system, user, assistant, tool',
                 )
@@ -383,11 +280,10 @@ def check_instruct(
             structure_ok = False
             continue
         role = msg["role"]
-        rname = role if type(role) is str else _short(role, 20)
+        rname = role if type(role) is str else short(role, 20)
         if "text" in msg and "content" in msg:
             issues.append(
-                (
-                    "F8",
+                F8.issue(
                     f"{where}: a {rname} message contains both a 'text' and 'content' key",
                     "keep only 'content'",
                 )
@@ -398,8 +294,7 @@ def check_instruct(
         if tool_calls is None and content is None:
             mkeys = ", ".join(repr(k) for k in list(msg)[:10])
             issues.append(
-                (
-                    "F9",
+                F9.issue(
                     f"{where}: a {rname} message does not contain one of 'content', 'text' "
                     f"(non-null), but only {mkeys}",
                     'give it "content": "..." (an assistant message may have "tool_calls" instead)',
@@ -407,9 +302,8 @@ def check_instruct(
             )
         if type(role) is not str or role not in ROLES:
             issues.append(
-                (
-                    "F10",
-                    f"{where}: unrecognized role {_short(role, 30)}",
+                F10.issue(
+                    f"{where}: unrecognized role {short(role, 30)}",
                     "role must be one of system, user, assistant, tool"
                     + (
                         " (use role 'system' for a system prompt)"
@@ -422,12 +316,10 @@ def check_instruct(
             continue
         roles[role] = roles.get(role, 0) + 1
         _check_content(where, role, content, issues, ckey)
-        chars += content_chars(content)
         if role == "system":
             if seen_system:
                 issues.append(
-                    (
-                        "F11",
+                    F11.issue(
                         f"{where}: multiple messages with role 'system' encountered; only one "
                         "is allowed"
                         + (
@@ -442,8 +334,7 @@ def check_instruct(
             continue
         if msg.get("prefix") is True and i == last_index:
             issues.append(
-                (
-                    "M14",
+                M14.issue(
                     f"{where}: cannot continue final message in finetuning mode (prefix: true)",
                     "remove 'prefix' from the last message",
                 )
@@ -451,30 +342,21 @@ def check_instruct(
         ncalls = 0
         if role == "assistant":
             ncalls = _check_assistant(where, msg, content, tool_calls, i == last_index, issues)
-            chars += _tool_call_chars(tool_calls)
         elif role == "tool":
             _check_tool_message(where, msg, issues)
         flow.append((role, ncalls))
 
     if structure_ok:
         _check_structure(flow, issues)
-    return chars
 
 
-def _tool_call_chars(tool_calls: Any) -> int:
-    n = 0
-    if type(tool_calls) is list:
-        for call in tool_calls:
-            if type(call) is dict:
-                fn = call.get("function")
-                if type(fn) is dict:
-                    args = fn.get("arguments")
-                    if type(args) is str:
-                        n += len(args)
-                    name = fn.get("name")
-                    if type(name) is str:
-                        n += len(name)
-    return n
+F12 = rule("F12", "tool call without 'id' or 'function'")
+F13 = rule("F13", "tool call function without 'name' or 'arguments'")
+F14 = rule("F14", "tool call arguments not a string")
+M6 = rule("M6", "assistant message needs content xor tool_calls")
+M7 = rule("M7", "assistant weight not 0 or 1")
+M8 = rule("M8", "bad tool call id in an assistant message")
+M9 = rule("M9", "bad function name in a tool call")
 
 
 def _check_assistant(
@@ -490,24 +372,22 @@ def _check_assistant(
     if weight is not None:
         if type(weight) not in (int, float):
             issues.append(
-                (
-                    "F16",
-                    f"{where}.weight must be the number 0 or 1, got {_type_name(weight)} "
-                    f"{_short(weight, 20)}",
+                F16.issue(
+                    f"{where}.weight must be the number 0 or 1, got {type_name(weight)} "
+                    f"{short(weight, 20)}",
                     "use 0 to mask the message and 1 (or omit weight) to train on it",
                 )
             )
         elif weight not in (0, 1):
             issues.append(
-                (
-                    "M7",
+                M7.issue(
                     f"{where}: assistant message weight must be either 0 or 1, got {weight}",
                     "use 0 to mask the message and 1 (or omit weight) to train on it",
                 )
             )
     if tool_calls is not None and type(tool_calls) is not list:
         issues.append(
-            ("F16", f"{where}.tool_calls must be an array, got {_type_name(tool_calls)}", None)
+            F16.issue(f"{where}.tool_calls must be an array, got {type_name(tool_calls)}", None)
         )
         tool_calls = None
     if bool(content) == bool(tool_calls):
@@ -518,8 +398,7 @@ def _check_assistant(
             text = "has neither content nor tool_calls (empty content)"
             hint = "give the assistant message a non-empty answer, or drop the sample"
         issues.append(
-            (
-                "M6",
+            M6.issue(
                 f"{where}: assistant message must have either content or tool_calls, but not "
                 f"both ({text})",
                 hint,
@@ -530,13 +409,12 @@ def _check_assistant(
     for j, call in enumerate(tool_calls):
         cw = f"{where}.tool_calls[{j}]"
         if type(call) is not dict:
-            issues.append(("F16", f"{cw} must be an object, got {_type_name(call)}", None))
+            issues.append(F16.issue(f"{cw} must be an object, got {type_name(call)}", None))
             continue
         for key in ("id", "function"):
             if key not in call:
                 issues.append(
-                    (
-                        "F12",
+                    F12.issue(
                         f"{cw}: a tool call of an assistant message does not have a '{key}' key",
                         ID_HINT if key == "id" else None,
                     )
@@ -544,12 +422,11 @@ def _check_assistant(
         if "id" in call:
             cid = call["id"]
             if type(cid) is not str:
-                issues.append(("F16", f"{cw}.id must be a string, got {_type_name(cid)}", ID_HINT))
+                issues.append(F16.issue(f"{cw}.id must be a string, got {type_name(cid)}", ID_HINT))
             elif cid == "null":
                 if not is_last:
                     issues.append(
-                        (
-                            "M8",
+                        M8.issue(
                             f"{cw}: tool call id of an assistant message that is not last has "
                             "to be defined in finetuning mode",
                             ID_HINT,
@@ -557,9 +434,8 @@ def _check_assistant(
                     )
             elif not _ID_RE.fullmatch(cid):
                 issues.append(
-                    (
-                        "M8",
-                        f"{cw}: tool call id was {_short(cid)} but must be a-z, A-Z, 0-9, "
+                    M8.issue(
+                        f"{cw}: tool call id was {short(cid)} but must be a-z, A-Z, 0-9, "
                         "with a length of 9",
                         ID_HINT,
                     )
@@ -568,13 +444,12 @@ def _check_assistant(
         if "function" not in call:
             continue
         if type(fn) is not dict:
-            issues.append(("F16", f"{cw}.function must be an object", None))
+            issues.append(F16.issue(f"{cw}.function must be an object", None))
             continue
         for key in ("name", "arguments"):
             if key not in fn:
                 issues.append(
-                    (
-                        "F13",
+                    F13.issue(
                         f"{cw}: a tool call function of an assistant message does not have a "
                         f"'{key}' key",
                         None,
@@ -583,22 +458,20 @@ def _check_assistant(
         if "name" in fn:
             name = fn["name"]
             if type(name) is not str:
-                issues.append(("F16", f"{cw}.function.name must be a string", NAME_HINT))
+                issues.append(F16.issue(f"{cw}.function.name must be a string", NAME_HINT))
             elif not _NAME_RE.fullmatch(name):
                 issues.append(
-                    (
-                        "M9",
-                        f"{cw}: function name was {_short(name)} but must be a-z, A-Z, 0-9, "
+                    M9.issue(
+                        f"{cw}: function name was {short(name)} but must be a-z, A-Z, 0-9, "
                         "or contain underscores and dashes, with a maximum length of 64",
                         NAME_HINT,
                     )
                 )
         if "arguments" in fn and type(fn["arguments"]) is not str:
             issues.append(
-                (
-                    "F14",
+                F14.issue(
                     f"{cw}: a tool call function of an assistant message does not have a "
-                    f"'arguments' key of type str (got {_type_name(fn['arguments'])})",
+                    f"'arguments' key of type str (got {type_name(fn['arguments'])})",
                     "encode the arguments as a JSON string, e.g. "
                     '"arguments": "{\\"word\\": \\"listen\\"}"',
                 )
@@ -606,13 +479,17 @@ def _check_assistant(
     return len(tool_calls)
 
 
+F15 = rule("F15", "tool message without 'tool_call_id'")
+M10 = rule("M10", "bad tool_call_id in a tool message (mistral-finetune crashes)")
+M11 = rule("M11", "bad name in a tool message (mistral-finetune crashes)")
+
+
 def _check_tool_message(where: str, msg: dict[str, Any], issues: list[Issue]) -> None:
     """F15, F16, M10, M11 on a tool message."""
     if "tool_call_id" not in msg:
         keys = ", ".join(repr(k) for k in list(msg)[:10])
         issues.append(
-            (
-                "F15",
+            F15.issue(
                 f"{where}: a tool message does not contain a 'tool_call_id' key, but only {keys}",
                 "set tool_call_id to the id of the tool call it answers",
             )
@@ -621,13 +498,12 @@ def _check_tool_message(where: str, msg: dict[str, Any], issues: list[Issue]) ->
         tid = msg["tool_call_id"]
         if type(tid) is not str:
             issues.append(
-                ("F16", f"{where}.tool_call_id must be a string, got {_type_name(tid)}", ID_HINT)
+                F16.issue(f"{where}.tool_call_id must be a string, got {type_name(tid)}", ID_HINT)
             )
         elif not _ID_RE.fullmatch(tid):
             issues.append(
-                (
-                    "M10",
-                    f"{where}: tool call id was {_short(tid)} but must be a-z, A-Z, 0-9, with "
+                M10.issue(
+                    f"{where}: tool call id was {short(tid)} but must be a-z, A-Z, 0-9, with "
                     "a length of 9",
                     ID_HINT,
                 )
@@ -635,24 +511,29 @@ def _check_tool_message(where: str, msg: dict[str, Any], issues: list[Issue]) ->
     name = msg.get("name")
     if name is not None:
         if type(name) is not str:
-            issues.append(("F16", f"{where}.name must be a string", NAME_HINT))
+            issues.append(F16.issue(f"{where}.name must be a string", NAME_HINT))
         elif not _NAME_RE.fullmatch(name):
             issues.append(
-                (
-                    "M11",
-                    f"{where}: function name was {_short(name)} but must be a-z, A-Z, 0-9, or "
+                M11.issue(
+                    f"{where}: function name was {short(name)} but must be a-z, A-Z, 0-9, or "
                     "contain underscores and dashes, with a maximum length of 64",
                     NAME_HINT,
                 )
             )
 
 
+M1 = rule("M1", "no (non-system) message")
+M2 = rule("M2", "single message that is not a user message")
+M3 = rule("M3", "last message not from the assistant")
+M4 = rule("M4", "unexpected role order")
+M5 = rule("M5", "tool calls and tool responses do not match")
+
+
 def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
     """M1-M5 on the non-system messages (system messages are pulled out first)."""
     if not flow:
         issues.append(
-            (
-                "M1",
+            M1.issue(
                 "conversation must have at least one message (system messages do not count)",
                 "add a user message and the assistant answer to train on",
             )
@@ -660,8 +541,7 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
         return
     if len(flow) == 1 and flow[0][0] != "user":
         issues.append(
-            (
-                "M2",
+            M2.issue(
                 "conversation must start with a user message or system message "
                 f"(its only non-system message is {flow[0][0]})",
                 "add the user message the assistant answers",
@@ -673,8 +553,7 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
         # user -> tool is the only order 1.13.1 rejects among known roles.
         if prev == "user" and role == "tool":
             issues.append(
-                (
-                    "M4",
+                M4.issue(
                     f"unexpected role '{role}' after role '{prev}'",
                     "a tool message must follow the assistant message with the tool call",
                 )
@@ -684,8 +563,7 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
     last = flow[-1][0]
     if last != "assistant":
         issues.append(
-            (
-                "M3",
+            M3.issue(
                 f"expected last role Assistant for finetuning but got {last}",
                 "end each sample with the assistant message to train on; drop trailing "
                 f"{last} messages",
@@ -696,8 +574,7 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
         if role == "assistant":
             if pending != 0:
                 issues.append(
-                    (
-                        "M5",
+                    M5.issue(
                         "not the same number of function calls and responses",
                         "answer every tool call with exactly one tool message before the next "
                         "assistant message",
@@ -709,8 +586,7 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
             pending -= 1
     if pending < 0:
         issues.append(
-            (
-                "M5",
+            M5.issue(
                 "more tool responses than tool calls",
                 "answer every tool call with exactly one tool message",
             )
@@ -719,42 +595,41 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
 
 # --------------------------------------------------------------------------- pretrain
 
+P1 = rule("P1", "pretrain sample with both 'text' and 'content'")
+P2 = rule("P2", "pretrain sample without 'text'")
+P3 = rule("P3", "pretrain text not a string")
 
-def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> int:
-    """P1-P3 on a pretrain sample; returns its text characters."""
+
+def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> None:
+    """P1-P3 on a pretrain sample."""
     has_text = "text" in obj
     has_content = "content" in obj
     if has_text and has_content:
         issues.append(
-            (
-                "P1",
+            P1.issue(
                 "make sure to have either 'text' or 'content' in your data, not both",
                 "keep only 'text'",
             )
         )
-        return 0
+        return
     value = obj.get("text") if has_text else obj.get("content")
     if value is None:
         keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
         issues.append(
-            (
-                "P2",
+            P2.issue(
                 f"must have one of 'text' or 'content' (non-null) in your data; only have {keys}",
                 'write pretrain samples as {"text": "..."}',
             )
         )
-        return 0
+        return
     if type(value) is not str:
         issues.append(
-            (
-                "P3",
+            P3.issue(
                 f"pretrain '{'text' if has_text else 'content'}' must be a string, got "
-                f"{_type_name(value)}",
+                f"{type_name(value)}",
                 None,
             )
         )
-        return 0
-    return len(value)
 
 
 def sample_kind(obj: dict[str, Any]) -> str | None:

@@ -1,25 +1,16 @@
 """Streaming validator of fine-tuning JSONL files: every rule, line numbers, never a crash.
 
-A file is read in binary chunks; each chunk feeds the sha256 of the whole file (so hashing
-and validation are one pass) and is split into lines. Each line is parsed with orjson and
-checked by :mod:`reconciler.data.rules`. Memory stays flat whatever the file size: only the
-current line (plus at most :data:`MAX_STORED_PROBLEMS` problems) is held.
+A file is read by :class:`~reconciler.data.lines.LineReader`, which also feeds the sha256 of
+the whole file (so hashing and validation are one pass). Each line is parsed with orjson. A
+plain chat sample is accepted by :mod:`~reconciler.data.fastpath`; any other line is checked
+by every rule: the line-level ones of :mod:`~reconciler.data.syntax`, the per-sample ones of
+:mod:`~reconciler.data.rules` and the ones declared here (byte order marks, blank and
+overlong lines, mixed sample types, file-level limits). What is found accumulates in a
+:class:`~reconciler.data.report.FileReport`. Memory stays flat whatever the file size: only
+the current chunk (plus at most ``MAX_STORED_PROBLEMS`` problems) is held.
 
-Line-level codes (ours; mistral-finetune reports or crashes on these inconsistently):
-
-=============  ==========================================================================
-``JSON``       the line is not valid JSON (message and column from the parser)
-``TRUNCATED``  the last line has no newline and does not parse (an interrupted write)
-``UTF8``       the line is not valid UTF-8
-``BOM``        a line (usually the first) starts with a UTF-8 byte order mark
-``BLANK``      an empty or whitespace-only line
-``NAN``        ``NaN`` / ``Infinity`` literals, or a number out of the double range
-``DEPTH``      JSON nested deeper than :data:`MAX_DEPTH` levels
-``DUP_KEY``    an object has the same key twice (parsers silently keep the last one)
-``LONG_LINE``  a line over :data:`MAX_LINE_BYTES` (not buffered, skipped)
-``MIXED``      chat and pretrain samples in one file
-``EMPTY``      the file holds no sample at all
-=============  ==========================================================================
+Every code the validator emits, with its title and severity, is in :data:`RULES` (complete
+once this module is imported: it imports every module that declares rules).
 
 The sample index in problems is 0-based and counts non-blank lines (the N-th sample the
 remote would see); the line is 1-based and counts every ``\\n``-terminated line.
@@ -31,25 +22,34 @@ sandbox server imports it to validate uploads with the same rules.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import orjson
 
-from reconciler.data import rules
-from reconciler.errors import DataError, Location, Problem
+from reconciler.data import lines as line_splitter
+from reconciler.data import rules, syntax
+from reconciler.data.fastpath import FastPath, tools_info
+from reconciler.data.lines import Line, LineReader
+from reconciler.data.registry import RULES, Issue, rule, type_name
+from reconciler.data.report import MAX_STORED_PROBLEMS, FileReport, human_bytes
+from reconciler.errors import DataError, Location, Problem, Severity
 
-CHUNK_SIZE = 1 << 20
-MAX_STORED_PROBLEMS = 1000
-"""Problems kept per file; the rest are only counted, so memory stays flat."""
-MAX_DEPTH = 128
-"""Deepest JSON nesting we walk; deeper samples are reported as ``DEPTH``."""
-MAX_LINE_BYTES = 256 << 20
-"""Longest line we buffer; a longer one is reported as ``LONG_LINE`` and skipped."""
+__all__ = [
+    "FILE_LIMIT_BYTES",
+    "MIN_SAMPLES",
+    "RULES",
+    "VALIDATION_LIMIT_BYTES",
+    "FileReport",
+    "LineValidator",
+    "TokenCounter",
+    "sample_fingerprint",
+    "validate_lines",
+    "validate_path",
+    "validate_stream",
+]
+
 VALIDATION_LIMIT_BYTES = 1_000_000
 """The API accepts at most 1 MB of validation data."""
 FILE_LIMIT_BYTES = 512 * 1024 * 1024
@@ -57,214 +57,14 @@ FILE_LIMIT_BYTES = 512 * 1024 * 1024
 MIN_SAMPLES = 10
 """mistral-finetune's (disabled) minimum; fewer training samples gets a warning."""
 
-_BOM = b"\xef\xbb\xbf"
+_BOM_BYTES = b"\xef\xbb\xbf"
 
-RULE_TITLES: dict[str, str] = {
-    "F1": "no 'messages' (or 'interactions') key",
-    "F2": "both 'messages' and 'interactions'",
-    "F3": "both 'tools' and 'available_tools'",
-    "F4": "tool without 'function'",
-    "F5": "tool function without name/description/parameters",
-    "F6": "tool parameters not an object",
-    "F7": "message without 'role'",
-    "F8": "message with both 'text' and 'content'",
-    "F9": "message without content (and no tool_calls)",
-    "F10": "unknown role (mistral-finetune crashes)",
-    "F11": "more than one system message",
-    "F12": "tool call without 'id' or 'function'",
-    "F13": "tool call function without 'name' or 'arguments'",
-    "F14": "tool call arguments not a string",
-    "F15": "tool message without 'tool_call_id'",
-    "F16": "wrong JSON type (mistral-finetune crashes)",
-    "F17": "line or message not a JSON object (mistral-finetune crashes)",
-    "M1": "no (non-system) message",
-    "M2": "single message that is not a user message",
-    "M3": "last message not from the assistant",
-    "M4": "unexpected role order",
-    "M5": "tool calls and tool responses do not match",
-    "M6": "assistant message needs content xor tool_calls",
-    "M7": "assistant weight not 0 or 1",
-    "M8": "bad tool call id in an assistant message",
-    "M9": "bad function name in a tool call",
-    "M10": "bad tool_call_id in a tool message (mistral-finetune crashes)",
-    "M11": "bad name in a tool message (mistral-finetune crashes)",
-    "M12": "tool parameters not a valid JSON Schema",
-    "M13": "bad function name in tools (mistral-finetune crashes)",
-    "M14": "prefix on the last message / unexpected content chunk type",
-    "P1": "pretrain sample with both 'text' and 'content'",
-    "P2": "pretrain sample without 'text'",
-    "P3": "pretrain text not a string",
-    "JSON": "not valid JSON",
-    "TRUNCATED": "last line cut off (no newline, not valid JSON)",
-    "UTF8": "not valid UTF-8",
-    "BOM": "UTF-8 byte order mark",
-    "BLANK": "blank line",
-    "NAN": "NaN/Infinity or out-of-range number",
-    "DEPTH": "nesting too deep",
-    "DUP_KEY": "duplicate JSON key",
-    "LONG_LINE": "line too long",
-    "MIXED": "chat and pretrain samples mixed",
-    "EMPTY": "no samples",
-    "CHECK": "sample could not be checked",
-    "VALIDATION_SIZE": "validation data over the API's 1 MB limit (warning)",
-    "FILE_SIZE": "file over the API's 512 MB limit (warning)",
-    "FEW_SAMPLES": "fewer than 10 training samples (warning)",
-}
-"""Every code the validator emits, with a short title (docs, summaries)."""
-
-
-@dataclass
-class FileReport:
-    """What validating one file found.
-
-    Attributes:
-        path: the file as the user named it (or a display name for streams).
-        sha256: hex digest of the file's bytes ("" when hashing was off).
-        bytes: size in bytes.
-        num_lines: lines (a last line without newline counts).
-        samples: non-blank lines.
-        valid: samples without any error.
-        invalid: samples with at least one error.
-        sample_type: 'instruct', 'pretrain', or None when empty/undecidable.
-        invalid_by_rule: error count per rule code (a sample counts once per code).
-        roles: chat messages per role.
-        approx_tokens: estimated tokens of the valid samples: their bytes / 4 (the JSON
-            around the text stands in for the control tokens).
-        exact_tokens: tokens by the Mistral v3 tokenizer (full sequence), when asked.
-        problems: the first :data:`MAX_STORED_PROBLEMS` errors and warnings.
-        problem_count: every problem found, stored or not.
-        role: 'training' or 'validation' (what the file is used for).
-    """
-
-    path: str
-    sha256: str = ""
-    bytes: int = 0
-    num_lines: int = 0
-    samples: int = 0
-    valid: int = 0
-    invalid: int = 0
-    sample_type: str | None = None
-    invalid_by_rule: dict[str, int] = field(default_factory=dict)
-    roles: dict[str, int] = field(default_factory=dict)
-    approx_tokens: int = 0
-    exact_tokens: int | None = None
-    problems: list[Problem] = field(default_factory=list)
-    problem_count: int = 0
-    role: str = "training"
-
-    @property
-    def errors(self) -> list[Problem]:
-        """The stored problems of severity ``error``."""
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def ok(self) -> bool:
-        """True when the file has no error at all (warnings allowed)."""
-        return not self.invalid_by_rule
-
-    def add(self, problem: Problem) -> None:
-        """Record a problem: counted always, stored up to the cap."""
-        self.problem_count += 1
-        if len(self.problems) < MAX_STORED_PROBLEMS:
-            self.problems.append(problem)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``--format json``, caches)."""
-        return {
-            "path": self.path,
-            "role": self.role,
-            "sha256": self.sha256,
-            "bytes": self.bytes,
-            "num_lines": self.num_lines,
-            "samples": self.samples,
-            "valid": self.valid,
-            "invalid": self.invalid,
-            "sample_type": self.sample_type,
-            "invalid_by_rule": dict(sorted(self.invalid_by_rule.items())),
-            "roles": dict(sorted(self.roles.items())),
-            "approx_tokens": self.approx_tokens,
-            "exact_tokens": self.exact_tokens,
-            "problem_count": self.problem_count,
-            "problems": [p.to_dict() for p in self.problems],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FileReport:
-        """Inverse of :meth:`to_dict` (used by the hash/validation cache)."""
-        report = cls(
-            path=data["path"],
-            sha256=data["sha256"],
-            bytes=data["bytes"],
-            num_lines=data["num_lines"],
-            samples=data["samples"],
-            valid=data["valid"],
-            invalid=data["invalid"],
-            sample_type=data["sample_type"],
-            invalid_by_rule=dict(data["invalid_by_rule"]),
-            roles=dict(data["roles"]),
-            approx_tokens=data["approx_tokens"],
-            exact_tokens=data["exact_tokens"],
-            problem_count=data["problem_count"],
-            role=data.get("role", "training"),
-        )
-        report.problems = [problem_from_dict(p) for p in data["problems"]]
-        return report
-
-    def summary_line(self) -> str:
-        """One human line, e.g. ``train.jsonl: 1,000 samples (instruct), 998 valid, ...``."""
-        kind = f" ({self.sample_type})" if self.sample_type else ""
-        text = f"{self.path}: {self.samples:,} samples{kind}, {self.valid:,} valid"
-        if self.invalid:
-            text += f", {self.invalid:,} invalid"
-        if self.invalid_by_rule:
-            by = ", ".join(f"{c}: {n:,}" for c, n in sorted(self.invalid_by_rule.items()))
-            text += f" [{by}]"
-        warnings = sum(1 for p in self.problems if p.severity == "warning")
-        if warnings:
-            text += f", {warnings} warning(s)"
-        tokens = (
-            f"{self.exact_tokens:,} tokens"
-            if self.exact_tokens is not None
-            else f"~{self.approx_tokens:,} tokens"
-        )
-        text += f", {tokens}, {_human_bytes(self.bytes)}"
-        if self.sha256:
-            text += f", sha256 {self.sha256[:12]}"
-        return text
-
-
-def problem_from_dict(data: dict[str, Any]) -> Problem:
-    """Inverse of ``Problem.to_dict`` (caches store problems as JSON)."""
-    extra = {k: v for k, v in data.items() if k not in _PROBLEM_KEYS}
-    loc = (
-        Location(data["file"], data.get("line") or 0, data.get("column") or 0)
-        if data.get("file")
-        else None
-    )
-    return Problem(
-        code=data["code"],
-        message=data["message"],
-        location=loc,
-        subject=data.get("subject"),
-        hint=data.get("hint"),
-        severity=data.get("severity", "error"),
-        extra=extra,
-    )
-
-
-_PROBLEM_KEYS = frozenset(
-    ("code", "severity", "message", "file", "line", "column", "subject", "hint")
-)
-
-
-def _human_bytes(n: int) -> str:
-    if n < 1000:
-        return f"{n} B"
-    if n < 1_000_000:
-        return f"{n / 1000:.1f} kB"
-    if n < 1_000_000_000:
-        return f"{n / 1_000_000:.1f} MB"
-    return f"{n / 1_000_000_000:.2f} GB"
+# Checked line by line in LineValidator.
+BOM = rule("BOM", "UTF-8 byte order mark")
+BLANK = rule("BLANK", "blank line")
+LONG_LINE = rule("LONG_LINE", "line too long")
+MIXED = rule("MIXED", "chat and pretrain samples mixed")
+CHECK = rule("CHECK", "sample could not be checked")
 
 
 class TokenCounter(Protocol):
@@ -273,277 +73,19 @@ class TokenCounter(Protocol):
     def count(self, obj: dict[str, Any], kind: str) -> int: ...
 
 
-_NO_ISSUES: list[rules.Issue] = []
+_NO_ISSUES: list[Issue] = []
 """Shared empty issue list of valid samples (never mutated)."""
 _UNPARSED: Any = object()
 """Marks a line that still has to be parsed (``null`` is a valid parse result)."""
 _loads = orjson.loads
 
 
-class _TooDeep(Exception):
-    pass
-
-
-class _Dup(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-class _NonFinite(Exception):
-    def __init__(self, literal: str) -> None:
-        super().__init__(literal)
-        self.literal = literal
-
-
-def _walk(obj: Any, depth: int) -> tuple[int, int]:
-    """(keys of every object, colons inside every string) of a parsed value."""
-    if depth > MAX_DEPTH:
-        raise _TooDeep
-    keys = colons = 0
-    if type(obj) is dict:
-        keys = len(obj)
-        for k in obj:
-            colons += k.count(":")
-        values: Iterable[Any] = obj.values()
-    else:
-        values = obj
-    for v in values:
-        t = type(v)
-        if t is str:
-            colons += v.count(":")
-        elif t is dict or t is list:
-            k2, c2 = _walk(v, depth + 1)
-            keys += k2
-            colons += c2
-    return keys, colons
-
-
-_TOOLS_CACHE: dict[bytes, tuple[int, int, list[rules.Issue]]] = {}
-_TOOLS_CACHE_MAX = 1024
-
-
-def _tools_info(tools: list[Any]) -> tuple[int, int, list[rules.Issue]]:
-    """(keys, colons in strings, rule issues) of a tools list, cached by its content."""
-    try:
-        key = orjson.dumps(tools)
-    except orjson.JSONEncodeError:  # deeper than orjson serializes: no caching
-        key = b""
-    cached = _TOOLS_CACHE.get(key) if key else None
-    if cached is not None:
-        return cached
-    keys, colons = _walk(tools, 1)
-    issues: list[rules.Issue] = []
-    rules.check_tools(tools, issues)
-    result = (keys, colons, issues)
-    if key:
-        if len(_TOOLS_CACHE) >= _TOOLS_CACHE_MAX:
-            _TOOLS_CACHE.clear()
-        _TOOLS_CACHE[key] = result
-    return result
-
-
-def _content_colons(msgs: list[dict[str, Any]]) -> int:
-    """Colons inside the message contents of a sample that passed :func:`_fast_sample`."""
-    n = 0
-    for m in msgs:
-        content = m.get("content")
-        if content:
-            n += content.count(":")
-    return n
-
-
-_ID_MATCH = re.compile(r"[a-zA-Z0-9]{9}").fullmatch
-_NAME_MATCH = re.compile(r"[a-zA-Z0-9_-]{1,64}").fullmatch
-
-FastStats = tuple[int, int, int, int, int, int, int]
-"""(keys, users, assistants, systems, tool messages, colons in the tools list and call
-arguments, colons in tool results)."""
-
-
-def _fast_sample(obj: dict[str, Any]) -> FastStats | None:
-    """Statistics of a plain, valid chat sample; None means "check it fully".
-
-    Plain: top-level keys ``messages`` (and a ``tools`` list whose cached check found
-    nothing); user/system/assistant messages exactly {role, content} with string content
-    (non-empty for the assistant); assistant tool calls exactly {role, tool_calls} with
-    {id, function[, type: function]} calls, 9-character ids, valid names and string
-    arguments; tool messages exactly {role, tool_call_id, content}; at most one system
-    message; a valid role order and call/response count; the last non-system message from
-    the assistant. Such a sample satisfies every rule (F1-F17, M1-M14), so None never
-    means "invalid". It runs once per sample: one loop of cheap operations.
-    """
-    try:
-        return _fast_sample_unchecked(obj)
-    except (KeyError, TypeError, AttributeError):
-        # A missing key or a non-dict where a dict belongs: not plain.
-        return None
-
-
-def _fast_sample_unchecked(obj: dict[str, Any]) -> FastStats | None:
-    # Subscripts instead of .get and no isinstance checks where a subscript fails anyway
-    # (measurably faster); the caller maps KeyError/TypeError to None.
-    nobj = len(obj)
-    keys = nobj
-    tool_colons = 0
-    # Colons inside strings that are cheap to count here: call arguments and tool results
-    # (usually JSON); those in other message texts are counted only when needed.
-    arg_colons = result_colons = 0
-    msgs = obj["messages"]
-    if type(msgs) is not list:
-        return None
-    if nobj == 2:
-        tools = obj["tools"]
-        if type(tools) is not list:
-            return None
-        tkeys, tool_colons, tissues = _tools_info(tools)
-        if tissues:
-            return None
-        keys += tkeys
-    elif nobj != 1:
-        return None
-    nuser = nassistant = nsystem = ntool = 0
-    pending = 0
-    prev = ""
-    for m in msgs:
-        role = m["role"]
-        if len(m) == 2:
-            content = m.get("content")
-            if type(content) is str:
-                if role == "user":
-                    nuser += 1
-                elif role == "assistant":
-                    if not content or pending:
-                        return None
-                    nassistant += 1
-                elif role == "system":
-                    nsystem += 1
-                    continue
-                else:
-                    return None
-            elif content is None and role == "assistant" and not pending:
-                calls = m["tool_calls"]
-                if type(calls) is not list or not calls:
-                    return None
-                for call in calls:
-                    nc = len(call)
-                    if nc == 3:
-                        if call["type"] != "function":
-                            return None
-                    elif nc != 2:
-                        return None
-                    fn = call["function"]
-                    cid = call["id"]
-                    if len(fn) != 2 or type(cid) is not str:
-                        return None
-                    name = fn["name"]
-                    args = fn["arguments"]
-                    if (
-                        type(name) is not str
-                        or type(args) is not str
-                        or not _ID_MATCH(cid)
-                        or not _NAME_MATCH(name)
-                    ):
-                        return None
-                    keys += nc + 2
-                    arg_colons += args.count(":")
-                pending = len(calls)
-                nassistant += 1
-            else:
-                return None
-        elif role == "tool" and len(m) == 3:
-            tid = m["tool_call_id"]
-            content = m["content"]
-            if (
-                type(content) is not str
-                or type(tid) is not str
-                or prev == "user"
-                or not _ID_MATCH(tid)
-            ):
-                return None
-            pending -= 1
-            if pending < 0:
-                return None
-            ntool += 1
-            result_colons += content.count(":")
-        else:
-            return None
-        prev = role
-    if prev != "assistant" or nsystem > 1 or nuser + nassistant + ntool < 2:
-        return None
-    # Every message has 2 keys, tool messages 3; tool calls were added above.
-    keys += 2 * len(msgs) + ntool
-    return keys, nuser, nassistant, nsystem, ntool, tool_colons + arg_colons, result_colons
-
-
-def _no_dups(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in seen:
-            raise _Dup(k)
-        seen[k] = v
-    return seen
-
-
-def _reject_constant(literal: str) -> Any:
-    raise _NonFinite(literal)
-
-
-def _diagnose(line: bytes, orjson_msg: str) -> tuple[str, str, str | None, int]:
-    """Why orjson rejected a line: (code, message, hint, column). Only on the error path."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return (
-            "UTF8",
-            f"invalid UTF-8 at byte {exc.start + 1} of the line "
-            f"({line[exc.start : exc.start + 4]!r})",
-            "save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 in.jsonl > out.jsonl",
-            0,
-        )
-    try:
-        json.loads(text, parse_constant=_reject_constant)
-    except _NonFinite as exc:
-        return (
-            "NAN",
-            f"{exc.literal} is not valid JSON (mistral's parsers differ on it)",
-            "write null or a finite number (NaN/Infinity often come from pandas: use "
-            "df.fillna or to_json)",
-            0,
-        )
-    except RecursionError:
-        return ("DEPTH", "JSON nesting too deep to parse", "flatten the structure", 0)
-    except json.JSONDecodeError as exc:
-        return ("JSON", f"invalid JSON: {exc.msg}", _json_hint(exc.msg), exc.colno)
-    except ValueError as exc:  # e.g. an integer with more than 4300 digits
-        return ("JSON", f"invalid JSON: {exc}", None, 0)
-    if "depth" in orjson_msg or "recursion" in orjson_msg:
-        return ("DEPTH", "JSON nesting too deep to parse", "flatten the structure", 0)
-    if "infinity" in orjson_msg or "number" in orjson_msg:
-        return (
-            "NAN",
-            f"a number is out of range ({orjson_msg.split(':')[0]})",
-            "write the number as a string or a finite double",
-            0,
-        )
-    return ("JSON", f"invalid JSON: {orjson_msg}", None, 0)
-
-
-def _json_hint(msg: str) -> str | None:
-    if "Extra data" in msg:
-        return "one JSON object per line: put each sample on its own line"
-    if "Expecting property name" in msg:
-        return "JSON needs double-quoted keys and no trailing commas"
-    if "Unterminated string" in msg or "Invalid control character" in msg:
-        return "a string contains a raw newline or is cut off; escape newlines as \\n"
-    return None
-
-
 class LineValidator:
     """Validates samples line by line and accumulates a :class:`FileReport`.
 
-    Use :meth:`feed` for every line (without its ``\\n``), then :meth:`finish`.
-    ``feed`` returns True when the line is a valid sample (what ``on_invalid: skip`` keeps).
+    Use :meth:`feed` for every line (without its ``\\n``) or :meth:`feed_lines` for all of
+    them, then :meth:`finish`. ``feed`` returns True when the line is a valid sample (what
+    ``on_invalid: skip`` keeps).
 
     Args:
         name: file name used in problem locations.
@@ -563,28 +105,23 @@ class LineValidator:
         self._tokens = token_counter
         self._exact = 0
         self._lineno = 0
-        self._fast_samples = 0
+        self._fast = FastPath()
         self._untyped = True
-        self._fast_bytes = 0
-        self._nuser = self._nassistant = self._nsystem = self._ntool = 0
         # The fast path only knows chat samples; a pretrain file takes the full check.
-        self._fast = True
-        self.last_issues: list[rules.Issue] = []
+        self._fast_on = True
+        self.last_issues: list[Issue] = []
         """Issues of the last fed line (for cleaned-file reports)."""
 
     def _problem(
-        self,
-        code: str,
-        message: str,
-        hint: str | None,
-        line: int,
-        sample: int | None,
-        column: int = 0,
-        severity: str = "error",
+        self, issue: Issue, line: int, sample: int | None, column: int = 0, *, count: bool = True
     ) -> None:
+        """Record ``issue``; ``count``: add it to ``invalid_by_rule`` (when an error)."""
+        code, message, hint = issue
+        severity = RULES[code].severity
         report = self.report
-        if severity == "error":
+        if count and severity is Severity.ERROR:
             report.invalid_by_rule[code] = report.invalid_by_rule.get(code, 0) + 1
+        # FileReport.add, without building a Problem that would not be stored.
         report.problem_count += 1
         if len(report.problems) < MAX_STORED_PROBLEMS:
             report.problems.append(
@@ -598,92 +135,74 @@ class LineValidator:
                 )
             )
 
-    def feed(self, line: bytes, lineno: int, *, terminated: bool = True) -> bool:
-        """Check one line (without ``\\n``); True when it is a valid sample."""
-        self._lineno = lineno
-        return self.feed_slice(line, memoryview(line), 0, len(line), lineno, terminated)
+    def feed_lines(self, lines: Iterable[Line]) -> None:
+        """Check every line of a :class:`~reconciler.data.lines.LineReader`."""
+        feed = self.feed
+        for lineno, (line, size, terminated) in enumerate(lines, 1):
+            if line is None:
+                self.long_line(lineno, size)
+            else:
+                feed(line, lineno, terminated)
 
-    def feed_slice(
-        self, buf: bytes, view: memoryview, start: int, end: int, lineno: int, terminated: bool
-    ) -> bool:
-        """:meth:`feed` for ``buf[start:end]`` without copying it (the streaming hot path).
+    def feed(self, line: bytes, lineno: int, terminated: bool = True) -> bool:
+        """Check one line (without ``\\n``); True when it is a valid sample.
 
-        Plain chat samples (see :func:`_fast_sample`) are checked here with a handful of
-        operations per message; anything else takes the full rule check.
+        Plain chat samples (see :class:`~reconciler.data.fastpath.FastPath`) are accepted
+        with a handful of operations per message; anything else takes the full rule check.
+        ``terminated`` is False for a last line without ``\\n``.
         """
+        self._lineno = lineno
         try:
-            obj = _loads(view[start:end])
+            obj = _loads(line)
         except orjson.JSONDecodeError:
-            return self._feed_full(bytes(view[start:end]), lineno, terminated, _UNPARSED)
-        if self._fast and type(obj) is dict:
-            stats = _fast_sample(obj)
-            if stats is not None:
-                # Duplicate keys: every key is followed by a ':'; colons inside strings are
-                # the only other source. More colons than keys + colons in strings means a
-                # key occurs twice (orjson silently keeps the last): take the full check.
-                nkeys = stats[0]
-                colons = buf.count(b":", start, end)
-                colons -= stats[5]
-                if colons - stats[6] <= nkeys or (
-                    colons - _content_colons(obj["messages"]) <= nkeys
-                ):
-                    # Counters live on self (not in report dicts) on this path: cheaper;
-                    # finish() folds them into the report.
-                    if self._untyped:
-                        self.report.sample_type = "instruct"
-                        self._untyped = False
-                    self._fast_samples += 1
-                    self._fast_bytes += end - start
-                    self._nuser += stats[1]
-                    self._nassistant += stats[2]
-                    self._nsystem += stats[3]
-                    self._ntool += stats[4]
-                    if self._tokens is not None:
-                        self._exact += self._tokens.count(obj, "instruct")
-                    self.last_issues = _NO_ISSUES
-                    return True
-        return self._feed_full(bytes(view[start:end]), lineno, terminated, obj)
+            return self._feed_full(line, lineno, terminated, _UNPARSED)
+        if self._fast_on and type(obj) is dict and self._fast.take(obj, line):
+            if self._untyped:
+                self.report.sample_type = "instruct"
+                self._untyped = False
+            if self._tokens is not None:
+                self._exact += self._tokens.count(obj, "instruct")
+            self.last_issues = _NO_ISSUES
+            return True
+        return self._feed_full(line, lineno, terminated, obj)
 
     def _feed_full(self, line: bytes, lineno: int, terminated: bool, obj: Any) -> bool:
         """Every rule, for any line: blank lines, BOM, parse errors and non-plain samples."""
         report = self.report
-        self._lineno = lineno
-        if line.startswith(_BOM):
+        if line.startswith(_BOM_BYTES):
             # Usually line 1; later lines get one when BOM files were concatenated.
             self._problem(
-                "BOM",
-                "the line starts with a UTF-8 byte order mark",
-                "save the file as UTF-8 without BOM (Python: encoding='utf-8', not 'utf-8-sig')",
+                BOM.issue(
+                    "the line starts with a UTF-8 byte order mark",
+                    "save the file as UTF-8 without BOM (Python: encoding='utf-8', not "
+                    "'utf-8-sig')",
+                ),
                 lineno,
-                report.samples + self._fast_samples,
+                report.samples + self._fast.samples,
             )
             line = line[3:]
             obj = _UNPARSED
         if not line or line.isspace():
-            self.last_issues = [("BLANK", "blank line", None)]
+            self.last_issues = [BLANK.issue("blank line")]
             self._problem(
-                "BLANK",
-                "blank line (every line must hold one JSON sample)",
-                "remove empty lines",
+                BLANK.issue(
+                    "blank line (every line must hold one JSON sample)", "remove empty lines"
+                ),
                 lineno,
                 None,
             )
             return False
-        index = report.samples + self._fast_samples
+        index = report.samples + self._fast.samples
         report.samples += 1
-        issues: list[rules.Issue] = []
+        issues: list[Issue] = []
         self.last_issues = issues
         column = 0
         if obj is _UNPARSED:
             try:
                 obj = _loads(line)
             except orjson.JSONDecodeError as exc:
-                code, message, hint, column = _diagnose(line, str(exc))
-                if code == "JSON" and not terminated:
-                    code = "TRUNCATED"
-                    message = "the last line has no newline and is not valid JSON (cut off?)"
-                    hint = "the file looks truncated: regenerate it or drop the last line"
-                issues.append((code, message, hint))
+                issue, column = syntax.diagnose(line, str(exc), terminated)
+                issues.append(issue)
         if not issues:
             self._check(obj, line, issues)
         if not issues:
@@ -691,44 +210,28 @@ class LineValidator:
             return True
         report.invalid += 1
         seen: set[str] = set()
-        for code, message, hint in issues:
-            if code in seen:
-                # Count a sample once per rule, but still show every occurrence.
-                report.problem_count += 1
-                if len(report.problems) < MAX_STORED_PROBLEMS:
-                    report.problems.append(
-                        Problem(
-                            code,
-                            message,
-                            Location(self._name, lineno, column),
-                            None,
-                            hint,
-                            "error",
-                            {"sample_index": index},
-                        )
-                    )
-                continue
-            seen.add(code)
-            self._problem(code, message, hint, lineno, index, column)
+        for issue in issues:
+            # Count a sample once per rule, but still show every occurrence.
+            self._problem(issue, lineno, index, column, count=issue[0] not in seen)
+            seen.add(issue[0])
         return False
 
-    def _check(self, obj: Any, line: bytes, issues: list[rules.Issue]) -> None:
+    def _check(self, obj: Any, line: bytes, issues: list[Issue]) -> None:
         report = self.report
         if type(obj) is not dict:
             issues.append(
-                (
-                    "F17",
-                    f"the line is a JSON {rules._type_name(obj)}, not an object",
+                rules.F17.issue(
+                    f"the line is a JSON {type_name(obj)}, not an object",
                     'each line must be one sample object: {"messages": [...]}',
                 )
             )
             return
-        # Keys and colons inside strings, for the duplicate-key pre-check (see feed_slice);
-        # a tools list is usually the same in every sample, so its walk is cached.
+        # Keys and colons inside strings, for the duplicate-key pre-check (as in
+        # FastPath.take); a tools list is usually the same in every sample: cached.
         tools_field = (
             "tools" if "tools" in obj else "available_tools" if "available_tools" in obj else ""
         )
-        tool_issues: list[rules.Issue] | None = None
+        tool_issues: list[Issue] | None = None
         try:
             nkeys = len(obj)
             in_strings = 0
@@ -736,46 +239,32 @@ class LineValidator:
                 in_strings += k.count(":")
                 t = type(v)
                 if k == tools_field and t is list:
-                    tkeys, tcolons, tool_issues = _tools_info(v)
+                    tkeys, tcolons, tool_issues = tools_info(v)
                     nkeys += tkeys
                     in_strings += tcolons
                 elif t is dict or t is list:
-                    vkeys, vcolons = _walk(v, 1)
+                    vkeys, vcolons = syntax.walk(v, 1)
                     nkeys += vkeys
                     in_strings += vcolons
                 elif t is str:
                     in_strings += v.count(":")
-        except _TooDeep:
-            issues.append(
-                ("DEPTH", f"JSON nested deeper than {MAX_DEPTH} levels", "flatten the structure")
-            )
+        except syntax.TooDeep:
+            issues.append(syntax.TOO_DEEP_TO_WALK)
             return
-        colons = line.count(b":")
-        if colons - in_strings > nkeys:
-            try:
-                json.loads(line, object_pairs_hook=_no_dups)
-            except _Dup as dup:
-                issues.append(
-                    (
-                        "DUP_KEY",
-                        f"duplicate key {rules._short(dup.key)} in an object (parsers keep "
-                        "only the last one)",
-                        "remove the duplicated key",
-                    )
-                )
-            except Exception:  # noqa: BLE001 - orjson accepted it; only duplicates matter
-                pass
+        if line.count(b":") - in_strings > nkeys:
+            duplicate = syntax.duplicate_key(line)
+            if duplicate is not None:
+                issues.append(duplicate)
         kind = rules.sample_kind(obj)
         if kind is None:
             kind = report.sample_type or "instruct"
         if report.sample_type is None:
             report.sample_type = kind
             self._untyped = False
-            self._fast = kind == "instruct"
+            self._fast_on = kind == "instruct"
         elif kind != report.sample_type:
             issues.append(
-                (
-                    "MIXED",
+                MIXED.issue(
                     f"a {kind} sample in a file of {report.sample_type} samples",
                     "keep chat samples ('messages') and pretrain samples ('text') in "
                     "separate files",
@@ -789,9 +278,11 @@ class LineValidator:
             else:
                 rules.check_pretrain(obj, issues)
         except RecursionError:
-            issues.append(("DEPTH", "JSON nesting too deep to check", "flatten the structure"))
+            issues.append(
+                syntax.DEPTH.issue("JSON nesting too deep to check", "flatten the structure")
+            )
         except Exception as exc:  # noqa: BLE001 - a checker bug must not abort a file
-            issues.append(("CHECK", f"sample could not be checked: {exc!r}", None))
+            issues.append(CHECK.issue(f"sample could not be checked: {exc!r}"))
         if len(issues) == before:
             # Estimate: a quarter of the sample's bytes. Besides the text this counts the
             # JSON around it, which roughly stands for the control tokens of each message.
@@ -803,14 +294,16 @@ class LineValidator:
         """Record a line that was too long to buffer (counted as an invalid sample)."""
         report = self.report
         self._lineno = lineno
-        index = report.samples + self._fast_samples
+        index = report.samples + self._fast.samples
         report.samples += 1
         report.invalid += 1
-        self.last_issues = [("LONG_LINE", "line too long", None)]
+        self.last_issues = [LONG_LINE.issue("line too long")]
         self._problem(
-            "LONG_LINE",
-            f"line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte limit; not checked",
-            "split the sample; no training sample needs this much text",
+            LONG_LINE.issue(
+                f"line of {size:,} bytes is over the {line_splitter.MAX_LINE_BYTES:,}-byte "
+                "limit; not checked",
+                "split the sample; no training sample needs this much text",
+            ),
             lineno,
             index,
         )
@@ -819,107 +312,54 @@ class LineValidator:
         """Add file-level problems (empty file, size warnings) and return the report."""
         report = self.report
         report.num_lines = self._lineno
-        if self._fast_samples:
-            report.samples += self._fast_samples
-            report.valid += self._fast_samples
-            report.approx_tokens += (self._fast_bytes + 3) // 4
-            for role, count in (
-                ("user", self._nuser),
-                ("assistant", self._nassistant),
-                ("system", self._nsystem),
-                ("tool", self._ntool),
-            ):
-                if count:
-                    report.roles[role] = report.roles.get(role, 0) + count
-            self._fast_samples = self._fast_bytes = 0
-            self._nuser = self._nassistant = self._nsystem = self._ntool = 0
+        self._fast.fold_into(report)
         if size is not None:
             report.bytes = size
         report.sha256 = sha256
         if self._tokens is not None:
             report.exact_tokens = self._exact
-        if report.samples == 0:
-            self._problem(
-                "EMPTY",
-                "the file holds no samples"
-                + (" (only whitespace)" if report.bytes else " (it is empty)"),
-                "add one JSON sample per line",
-                1 if report.bytes else 0,
-                None,
-            )
-        if report.role == "validation" and report.bytes > VALIDATION_LIMIT_BYTES:
-            self._problem(
-                "VALIDATION_SIZE",
-                f"validation data is {_human_bytes(report.bytes)}; the API accepts at most 1 MB",
-                "use a smaller validation split (split.max_validation_bytes: 1000000)",
-                0,
-                None,
-                severity="warning",
-            )
-        if report.bytes > FILE_LIMIT_BYTES:
-            self._problem(
-                "FILE_SIZE",
-                f"file is {_human_bytes(report.bytes)}; the API rejects files over 512 MB",
-                "split the data into several datasets (paths of at most 512 MB each)",
-                0,
-                None,
-                severity="warning",
-            )
-        if report.role == "training" and 0 < report.samples < MIN_SAMPLES:
-            self._problem(
-                "FEW_SAMPLES",
-                f"only {report.samples} sample(s); fine-tuning needs many more",
-                None,
-                0,
-                None,
-                severity="warning",
-            )
+        for issue, line in _file_issues(report):
+            self._problem(issue, line, None)
         return report
 
 
-def iter_lines(
-    stream: IO[bytes], hasher: Any | None = None
-) -> Iterator[tuple[bytes | None, int, bool]]:
-    """Yield ``(line, size, terminated)`` for each line of a binary stream, chunk by chunk.
+EMPTY = rule("EMPTY", "no samples")
+VALIDATION_SIZE = rule(
+    "VALIDATION_SIZE", "validation data over the API's 1 MB limit (warning)", Severity.WARNING
+)
+FILE_SIZE = rule("FILE_SIZE", "file over the API's 512 MB limit (warning)", Severity.WARNING)
+FEW_SAMPLES = rule("FEW_SAMPLES", "fewer than 10 training samples (warning)", Severity.WARNING)
 
-    ``line`` is None when the line was longer than :data:`MAX_LINE_BYTES` (then it was not
-    kept in memory and ``size`` is its length). Every chunk read also goes to ``hasher``.
-    """
-    pending: list[bytes] = []
-    pending_size = 0
-    too_long = False
-    read = stream.read
-    while True:
-        chunk = read(CHUNK_SIZE)
-        if not chunk:
-            break
-        if hasher is not None:
-            hasher.update(chunk)
-        parts = chunk.split(b"\n")
-        tail = parts.pop()
-        for i, part in enumerate(parts):
-            if i == 0 and (pending or too_long):
-                size = pending_size + len(part)
-                if too_long or size > MAX_LINE_BYTES:
-                    yield None, size, True
-                else:
-                    pending.append(part)
-                    yield b"".join(pending), size, True
-                pending = []
-                pending_size = 0
-                too_long = False
-            else:
-                yield part, len(part), True
-        if tail:
-            pending_size += len(tail)
-            if too_long or pending_size > MAX_LINE_BYTES:
-                # Stop buffering: the line will be reported as LONG_LINE.
-                too_long = True
-                pending = []
-            else:
-                pending.append(tail)
-    if pending or too_long:
-        yield (None if too_long else b"".join(pending)), pending_size, False
+
+def _file_issues(report: FileReport) -> Iterator[tuple[Issue, int]]:
+    """The whole-file rules on a report whose lines are all counted: (issue, line or 0)."""
+    if report.samples == 0:
+        yield (
+            EMPTY.issue(
+                "the file holds no samples"
+                + (" (only whitespace)" if report.bytes else " (it is empty)"),
+                "add one JSON sample per line",
+            ),
+            1 if report.bytes else 0,
+        )
+    if report.role == "validation" and report.bytes > VALIDATION_LIMIT_BYTES:
+        yield (
+            VALIDATION_SIZE.issue(
+                f"validation data is {human_bytes(report.bytes)}; the API accepts at most 1 MB",
+                "use a smaller validation split (split.max_validation_bytes: 1000000)",
+            ),
+            0,
+        )
+    if report.bytes > FILE_LIMIT_BYTES:
+        yield (
+            FILE_SIZE.issue(
+                f"file is {human_bytes(report.bytes)}; the API rejects files over 512 MB",
+                "split the data into several datasets (paths of at most 512 MB each)",
+            ),
+            0,
+        )
+    if report.role == "training" and 0 < report.samples < MIN_SAMPLES:
+        yield FEW_SAMPLES.issue(f"only {report.samples} sample(s); fine-tuning needs many more"), 0
 
 
 def validate_stream(
@@ -934,70 +374,9 @@ def validate_stream(
     counter = _token_counter() if exact_tokens else None
     validator = LineValidator(name, role=role, token_counter=counter)
     hasher = hashlib.sha256() if hash else None
-    size = scan(stream, validator, hasher)
-    return validator.finish(size=size, sha256=hasher.hexdigest() if hasher else "")
-
-
-def scan(stream: IO[bytes], validator: LineValidator, hasher: Any | None = None) -> int:
-    """Feed every line of a binary stream to ``validator``; returns the bytes read.
-
-    The hot loop: chunks are hashed whole, lines are found with ``bytes.find`` and handed
-    over as slices of the chunk (no copy); only a line that spans chunks is joined.
-    """
-    read = stream.read
-    feed = validator.feed_slice
-    pending: list[bytes] = []
-    pending_size = 0
-    too_long = False
-    lineno = 0
-    size = 0
-    while True:
-        chunk = read(CHUNK_SIZE)
-        if not chunk:
-            break
-        size += len(chunk)
-        if hasher is not None:
-            hasher.update(chunk)
-        find = chunk.find
-        nl = find(b"\n")
-        pos = 0
-        if nl >= 0 and (pending or too_long):
-            lineno += 1
-            total = pending_size + nl
-            if too_long or total > MAX_LINE_BYTES:
-                validator.long_line(lineno, total)
-            else:
-                pending.append(chunk[:nl])
-                line = b"".join(pending)
-                feed(line, memoryview(line), 0, len(line), lineno, True)
-            pending = []
-            pending_size = 0
-            too_long = False
-            pos = nl + 1
-            nl = find(b"\n", pos)
-        view = memoryview(chunk)
-        while nl >= 0:
-            lineno += 1
-            feed(chunk, view, pos, nl, lineno, True)
-            pos = nl + 1
-            nl = find(b"\n", pos)
-        if pos < len(chunk):
-            pending_size += len(chunk) - pos
-            if too_long or pending_size > MAX_LINE_BYTES:
-                # Stop buffering: the line will be reported as LONG_LINE.
-                too_long = True
-                pending = []
-            else:
-                pending.append(chunk[pos:] if pos else chunk)
-    if pending or too_long:
-        lineno += 1
-        if too_long:
-            validator.long_line(lineno, pending_size)
-        else:
-            line = b"".join(pending)
-            feed(line, memoryview(line), 0, len(line), lineno, False)
-    validator._lineno = lineno
-    return size
+    lines = LineReader(stream, hasher)
+    validator.feed_lines(lines)
+    return validator.finish(size=lines.size, sha256=hasher.hexdigest() if hasher else "")
 
 
 def validate_path(
@@ -1062,7 +441,6 @@ def validate_lines(
     counter = _token_counter() if exact_tokens else None
     validator = LineValidator(name, role=role, token_counter=counter)
     size = 0
-    lineno = 0
     for lineno, line in enumerate(lines, 1):
         size += len(line) + 1
         validator.feed(line, lineno)

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from reconciler.errors import Location, Problem, SpecError
+from reconciler.errors import Location, Problem, Severity, SpecError
 from reconciler.spec.models import API_VERSION, KINDS, SecretRef
 from reconciler.spec.resolve import did_you_mean, resolve_documents
 from reconciler.spec.resolved import LoadedDocument, SpecSet
@@ -50,7 +50,7 @@ def load_specs(paths: Sequence[Path | str] = ()) -> SpecSet:
         SpecError: with every problem of the run (errors and warnings), when any is an error.
     """
     specs, problems = check_specs(paths)
-    if specs is None or any(p.severity == "error" for p in problems):
+    if specs is None or any(p.severity is Severity.ERROR for p in problems):
         raise SpecError(problems, summary=_summary(problems))
     return specs
 
@@ -74,14 +74,14 @@ def check_specs(paths: Sequence[Path | str] = ()) -> tuple[SpecSet | None, list[
     problems.extend(resolve_problems)
     # One list in file/line order reads best; Location sorts by (file, line, column).
     problems.sort(key=lambda p: (p.location or Location(""), p.code))
-    if any(p.severity == "error" for p in problems):
+    if any(p.severity is Severity.ERROR for p in problems):
         return None, problems
     return specs, problems
 
 
 def _summary(problems: Sequence[Problem]) -> str:
-    errors = sum(1 for p in problems if p.severity == "error")
-    files = {p.location.file for p in problems if p.location and p.severity == "error"}
+    errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+    files = {p.location.file for p in problems if p.location and p.severity is Severity.ERROR}
     return f"the specs are invalid: {errors} problem(s) in {len(files)} file(s)"
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from data_cases import CASES, CORPUS
 
-from reconciler.data.validator import RULE_TITLES, validate_path
+from reconciler.data.validator import RULES, validate_path
 
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())
 
@@ -25,7 +25,7 @@ def test_every_error_code_has_a_corpus_file() -> None:
     # Warnings and conditions that need special setup are covered in test_validator.
     not_in_corpus = {"CHECK", "LONG_LINE", "VALIDATION_SIZE", "FILE_SIZE", "FEW_SAMPLES"}
     covered = {e["code"] for e in EXPECTED.values()}
-    assert set(RULE_TITLES) - not_in_corpus <= covered
+    assert set(RULES) - not_in_corpus <= covered
 
 
 @pytest.mark.parametrize("filename", sorted(EXPECTED))

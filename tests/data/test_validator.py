@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from data_cases import OK, TOOL, USER, call, calls, line, tool_reply
 
+from reconciler.data import lines as line_splitter
 from reconciler.data import validator
+from reconciler.data.report import MAX_STORED_PROBLEMS, FileReport
 from reconciler.data.validator import (
-    MAX_STORED_PROBLEMS,
-    FileReport,
     validate_lines,
     validate_path,
     validate_stream,
@@ -84,7 +84,7 @@ def test_chunk_boundaries_do_not_matter(tmp_path: Path, monkeypatch: pytest.Monk
     path = _write(tmp_path, content)
     reference = validate_path(path).to_dict()
     for chunk in (1, 7, 64, 4096):
-        monkeypatch.setattr(validator, "CHUNK_SIZE", chunk)
+        monkeypatch.setattr(line_splitter, "CHUNK_SIZE", chunk)
         assert validate_path(path).to_dict() == reference, chunk
 
 
@@ -104,8 +104,8 @@ def test_ten_megabyte_single_line(tmp_path: Path) -> None:
 
 
 def test_long_line_is_skipped_not_buffered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validator, "MAX_LINE_BYTES", 1000)
-    monkeypatch.setattr(validator, "CHUNK_SIZE", 256)
+    monkeypatch.setattr(line_splitter, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(line_splitter, "CHUNK_SIZE", 256)
     long = line({"messages": [USER, {"role": "assistant", "content": "x" * 5000}]})
     path = _write(tmp_path, line(OK) + long + line(OK) + long.rstrip(b"\n"))
     report = validate_path(path)

@@ -13,6 +13,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.sandbox.clock import Clock, SystemClock, check_scale
+
 MIB = 1024 * 1024
 
 #: Fault kinds accepted in a fault spec and what each does to a matching request.
@@ -186,12 +188,15 @@ class SandboxConfig:
         data_dir: directory holding ``sandbox.db`` (SQLite) and ``files/<id>`` (uploaded
             contents); created if missing. Reusing it after a restart keeps every object.
         api_key: bearer token every ``/v1`` request must carry; ``None`` disables auth.
-        time_scale: speed of simulated time; 10 makes jobs progress ten times faster.
+        time_scale: speed of simulated time; 10 makes jobs progress ten times faster
+            (finite, > 0). With a ``clock``, its scale.
         faults: request/job fault injection, or ``None`` for none.
         rate_limit: token-bucket limit in requests per second (burst = max(1, rate)), or
             ``None`` for no limit.
         seed: seed of fault decisions and of the simulated training curves.
         max_upload_bytes: largest accepted upload; larger gets 413.
+        clock: where the sandbox reads the time; ``None`` means the real clock at
+            ``time_scale``. Tests pass a :class:`~.clock.ManualClock` to drive jobs forward.
     """
 
     data_dir: Path
@@ -201,12 +206,20 @@ class SandboxConfig:
     rate_limit: float | None = None
     seed: int = 0
     max_upload_bytes: int = 512 * MIB
+    clock: Clock | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if not self.api_key:
             self.api_key = None  # an empty key would mean "Bearer" with nothing: no auth at all
-        if self.time_scale <= 0:
-            raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
+        if self.clock is None:
+            self.clock = SystemClock(check_scale(self.time_scale))
+        elif self.time_scale not in (1.0, self.clock.scale):
+            raise ValueError(
+                f"time_scale {self.time_scale:g} disagrees with the clock's scale "
+                f"{self.clock.scale:g}: give the scale to the clock only"
+            )
+        else:
+            self.time_scale = self.clock.scale
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError(f"rate_limit must be > 0 requests/s, got {self.rate_limit}")

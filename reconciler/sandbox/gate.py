@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from reconciler.sandbox.clock import Clock
 from reconciler.sandbox.config import FAULT_KINDS, FaultSpec
 from reconciler.sandbox.store import Store
 
@@ -57,20 +58,24 @@ class TokenBucket:
     Attributes:
         rate: refill rate in tokens (requests) per second.
         capacity: the burst size.
+        clock: the time source of the refill (real seconds: the time scale does not apply).
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Clock) -> None:
         self.rate = rate
         self.capacity = max(1.0, rate)
+        self.clock = clock
         self._tokens = self.capacity
-        self._stamp = time.monotonic()
+        self._stamp = clock.now()
         self._lock = threading.Lock()
 
     def take(self) -> tuple[bool, float, float]:
         """Take one token: (allowed, tokens left, seconds until one is available)."""
         with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            now = self.clock.now()
+            # max(0, ...): the wall clock may step back; that must not remove tokens.
+            elapsed = max(0.0, now - self._stamp)
+            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
             self._stamp = now
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
@@ -106,7 +111,7 @@ class Gate:
         self.store = store
         self.api_key = api_key
         self.faults = faults
-        self.bucket = TokenBucket(rate_limit) if rate_limit else None
+        self.bucket = TokenBucket(rate_limit, store.clock) if rate_limit else None
         self.max_upload_bytes = max_upload_bytes
         self.seed = faults.seed if faults is not None and faults.seed is not None else seed
         self._counter = 0
@@ -118,7 +123,8 @@ class Gate:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        started = time.time()
+        started = self.store.clock.now()
+        ticks = time.perf_counter()
         outcome: dict[str, Any] = {"status": None, "fault": None}
         recorded = path.startswith("/sandbox/journal")  # the journal skips itself
 
@@ -136,7 +142,7 @@ class Gate:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 status=outcome["status"],
                 fault=outcome["fault"],
-                duration_ms=(time.time() - started) * 1000,
+                duration_ms=(time.perf_counter() - ticks) * 1000,
             )
 
         async def journaled_send(message: Message) -> None:
@@ -206,7 +212,7 @@ class Gate:
                 await _json(
                     send,
                     413,
-                    {"detail": _too_large_text(self.max_upload_bytes)},
+                    {"detail": too_large_text(self.max_upload_bytes)},
                     [(b"connection", b"close"), *extra_headers],
                 )
                 return
@@ -260,7 +266,7 @@ class Gate:
                         await _json(
                             send,
                             413,
-                            {"detail": _too_large_text(self.max_upload_bytes)},
+                            {"detail": too_large_text(self.max_upload_bytes)},
                             [(b"connection", b"close"), *extra_headers],
                         )
                     return
@@ -307,7 +313,8 @@ class Gate:
         return None
 
 
-def _too_large_text(limit: int) -> str:
+def too_large_text(limit: int) -> str:
+    """The 413 detail for an upload over ``limit`` bytes."""
     return (
         f"Request Entity Too Large: files are limited to {limit // (1024 * 1024)} MiB "
         f"({limit} bytes). Split the dataset into smaller files."

@@ -37,6 +37,17 @@ class _Server(uvicorn.Server):
             # on_tick refreshes the Date header every 10 ticks; 10 ms ticks keep it current.
             await asyncio.sleep(0.01)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn always waits 0.1 s for open connections to wind down; with none open (the
+        # usual case when an embedded sandbox stops) there is nothing to wait for.
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets)
+            return
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+
 
 class SandboxStartError(RuntimeError):
     """The embedded server did not come up (the reason is in the message)."""
@@ -171,15 +182,17 @@ def serve(
 ) -> None:
     """Serve the sandbox on ``host:port`` in the foreground until interrupted, logging requests.
 
-    ``announce`` is called with the base URL once the address is bound (with ``port=0`` the
-    URL carries the port actually chosen). Raises OSError when the address cannot be bound
-    (port in use, bad host).
+    ``announce`` is called with the base URL once the socket listens (with ``port=0`` the
+    URL carries the port actually chosen); connections made from then on wait in the backlog
+    until the server accepts them. Raises OSError when the address cannot be bound (port in
+    use, bad host).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen()
     except OSError:
         sock.close()
         raise

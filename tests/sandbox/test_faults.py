@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from reconciler.sandbox import parse_faults
+from reconciler.sandbox import ManualClock, parse_faults
 from tests.sandbox.conftest import StartSandbox, chat_lines, job_body, uploaded_id, wait_status
 
 
@@ -55,7 +54,9 @@ def test_drop_closes_the_connection_without_acting(start_sandbox: StartSandbox) 
     assert not list((sb.config.data_dir / "files").iterdir())
 
 
-def test_timeout_after_commit_upload_create_start_cancel(start_sandbox: StartSandbox) -> None:
+def test_timeout_after_commit_upload_create_start_cancel(
+    start_sandbox: StartSandbox, clock: ManualClock
+) -> None:
     sb = start_sandbox(faults=parse_faults("timeout_after_commit=1,methods=POST"))
 
     def lost() -> pytest.RaisesExc[httpx.RemoteProtocolError]:
@@ -72,16 +73,16 @@ def test_timeout_after_commit_upload_create_start_cancel(start_sandbox: StartSan
         jobs = client.get("/v1/fine_tuning/jobs", params={"suffix": "ghost"}).json()
         assert jobs["total"] == 1  # so was the create
         job_id = jobs["data"][0]["id"]
-        wait_status(client, job_id, {"VALIDATED"})
+        wait_status(client, clock, job_id, {"VALIDATED"})
         with lost():
             client.post(f"/v1/fine_tuning/jobs/{job_id}/start")
-        assert wait_status(client, job_id, {"SUCCESS"})["status"] == "SUCCESS"
+        assert wait_status(client, clock, job_id, {"SUCCESS"})["status"] == "SUCCESS"
         with lost():
             client.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="other"))
         other = client.get("/v1/fine_tuning/jobs", params={"suffix": "other"}).json()["data"][0]
         with lost():
             client.post(f"/v1/fine_tuning/jobs/{other['id']}/cancel")
-        assert wait_status(client, other["id"], {"CANCELLED"})["status"] == "CANCELLED"
+        assert wait_status(client, clock, other["id"], {"CANCELLED"})["status"] == "CANCELLED"
     posts = [e for e in sb.journal() if e["method"] == "POST"]
     assert len(posts) == 5
     assert all((e["status"], e["fault"]) == (200, "timeout_after_commit") for e in posts)
@@ -139,21 +140,21 @@ def test_server_fault_sequence_repeats_after_restart(start_sandbox: StartSandbox
     assert {200, 500} <= set(first)
 
 
-def test_job_failure_fault(start_sandbox: StartSandbox) -> None:
+def test_job_failure_fault(start_sandbox: StartSandbox, clock: ManualClock) -> None:
     sb = start_sandbox(faults=parse_faults("job_failure=1"))
     with httpx.Client(base_url=sb.base_url) as client:
         fid = uploaded_id(client)
         job = client.post(
             "/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True, suffix="doomed")
         ).json()
-        failed = wait_status(client, job["id"], {"FAILED", "SUCCESS"})
+        failed = wait_status(client, clock, job["id"], {"FAILED", "SUCCESS"})
     assert failed["status"] == "FAILED"
     assert failed["fine_tuned_model"] is None
     assert failed["events"][0]["data"]["status"] == "FAILED"
     assert len(failed["checkpoints"]) < 10
 
 
-def test_rate_limit_token_bucket(start_sandbox: StartSandbox) -> None:
+def test_rate_limit_token_bucket(start_sandbox: StartSandbox, clock: ManualClock) -> None:
     sb = start_sandbox(rate_limit=5.0)
     with httpx.Client(base_url=sb.base_url) as client:
         codes = [client.get("/v1/files") for _ in range(8)]
@@ -172,7 +173,7 @@ def test_rate_limit_token_bucket(start_sandbox: StartSandbox) -> None:
         last = client.get("/v1/files")
         while last.status_code != 429:
             last = client.get("/v1/files")
-        time.sleep(int(last.headers["retry-after-ms"]) / 1000 + 0.02)
+        clock.advance(int(last.headers["retry-after-ms"]) / 1000)
         assert client.get("/v1/files").status_code == 200
     faults = [e["fault"] for e in sb.journal() if e["status"] == 429]
     assert faults and set(faults) == {"rate_limit"}

@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from reconciler.sandbox.asgi import Receive, Scope, Send
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.gate import Gate, Receive, Scope, Send
+from reconciler.sandbox.gate import Gate
 from reconciler.sandbox.routes import ROUTERS
 from reconciler.sandbox.store import Store
 
@@ -69,15 +70,7 @@ def create_app(config: SandboxConfig) -> SandboxAPI:
     )
     api.config = config
     api.store = store
-    api.gate = Gate(
-        api._inner,
-        store=store,
-        api_key=config.api_key,
-        faults=config.faults,
-        rate_limit=config.rate_limit,
-        max_upload_bytes=config.max_upload_bytes,
-        seed=config.seed,
-    )
+    api.gate = Gate(api._inner, store=store, config=config)
     api.state.store = store
     api.state.config = config
     api.state.journal = store.journal

@@ -38,19 +38,24 @@ def check_scale(scale: float) -> float:
     """``scale`` if it is a usable time scale (finite, > 0); else ValueError saying so."""
     if not math.isfinite(scale) or scale <= 0:
         raise ValueError(
-            f"time_scale must be a finite number > 0 (1 is real time, 10 ten times faster), "
+            f"time scale must be a finite number > 0 (1 is real time, 10 ten times faster), "
             f"got {scale!r}"
         )
     return scale
 
 
 def parse_time_scale(text: str) -> float:
-    """Read a time scale written as text (a flag or an environment variable's value)."""
+    """Read a time scale written as text (a flag or an environment variable's value).
+
+    Raises ValueError for anything but a finite number > 0 (``abc``, ``0``, ``-1``, ``inf``,
+    ``nan``), saying what to write instead.
+    """
     try:
         value = float(text.strip())
     except ValueError:
         raise ValueError(
-            f"time scale {text!r} is not a number: write a finite number > 0 such as 1 or 20"
+            f"time scale {text!r} is not a number; write a finite number > 0 such as 1 "
+            "(real time) or 20 (twenty times faster)"
         ) from None
     return check_scale(value)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.sandbox import ManualClock, parse_faults
+from reconciler.sandbox import ManualClock, SandboxConfig, parse_faults
 from tests.sandbox.conftest import StartSandbox, chat_lines, job_body, uploaded_id, wait_status
 
 
@@ -93,38 +93,27 @@ def test_faults_are_deterministic_per_seed(tmp_path: Path) -> None:
     from reconciler.sandbox.store import Store
 
     store = Store(tmp_path)
-    spec = parse_faults("500=0.3,503=0.2")
+
+    async def nothing(*args: object) -> None:
+        return None
+
+    def gate(faults: str, seed: int) -> Gate:
+        config = SandboxConfig(data_dir=tmp_path, faults=parse_faults(faults), seed=seed)
+        return Gate(nothing, store=store, config=config)
 
     def draws(seed: int) -> list[str | None]:
-        gate = Gate(
-            lambda *a: None,
-            store=store,
-            api_key=None,  # type: ignore[arg-type,return-value]
-            faults=spec,
-            rate_limit=None,
-            max_upload_bytes=1,
-            seed=seed,
-        )
-        return [gate._pick_fault("GET", "/v1/files") for _ in range(400)]
+        one = gate("500=0.3,503=0.2", seed)
+        return [one._pick_fault("GET", "/v1/files") for _ in range(400)]
 
     first, again, other = draws(1), draws(1), draws(2)
-    store.close()
     assert first == again
     assert first != other
     assert first.count("500") / 400 == pytest.approx(0.3, abs=0.08)
     assert first.count("503") / 400 == pytest.approx(0.2, abs=0.08)
     # A seed given in the spec wins over the server seed.
-    seeded = parse_faults("500=0.3,503=0.2,seed=1")
-    gate = Gate(
-        lambda *a: None,
-        store=Store(tmp_path / "b"),
-        api_key=None,  # type: ignore[arg-type,return-value]
-        faults=seeded,
-        rate_limit=None,
-        max_upload_bytes=1,
-        seed=99,
-    )
-    assert [gate._pick_fault("GET", "/v1/files") for _ in range(400)] == first
+    seeded = gate("500=0.3,503=0.2,seed=1", 99)
+    assert [seeded._pick_fault("GET", "/v1/files") for _ in range(400)] == first
+    store.close()
 
 
 def test_server_fault_sequence_repeats_after_restart(start_sandbox: StartSandbox) -> None:

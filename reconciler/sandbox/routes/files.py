@@ -17,7 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from reconciler.sandbox.gate import too_large_text
+from reconciler.sandbox.bodies import upload_too_large_text
 from reconciler.sandbox.records import FileRecord
 from reconciler.sandbox.routes.common import ConfigDep, PageQ, PageSizeQ, StoreDep, detail
 from reconciler.sandbox.store import Store
@@ -59,9 +59,13 @@ def upload_file(
     visibility: Annotated[Literal["workspace", "user"], Form()] = "workspace",
     expiry: Annotated[int | None, Form(ge=1)] = None,
 ) -> Any:
-    filename = (file.filename or "").strip()
+    filename = safe_filename(file.filename or "")
     if not filename:
-        return detail(422, "The file part has no filename; send it as file=@name.jsonl.")
+        return detail(
+            422,
+            "The file part has no filename (directories in it are not kept); send it as "
+            "file=@name.jsonl.",
+        )
     purpose = purpose or "fine-tune"
     if purpose == "fine-tune" and not filename.lower().endswith(".jsonl"):
         return detail(
@@ -97,7 +101,7 @@ def upload_file(
             approx_tokens = max(report.approx_tokens, 1)
     except _TooLarge:
         tmp.unlink(missing_ok=True)
-        return detail(413, too_large_text(config.max_upload_bytes))
+        return detail(413, upload_too_large_text(config.max_upload_bytes))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -180,8 +184,11 @@ def delete_file(store: StoreDep, file_id: UUID) -> Any:
 
 
 def _download(store: Store, file: FileRecord) -> FileResponse:
+    # Names are cleaned on upload; cleaned again for files stored by an older sandbox.
     return FileResponse(
-        store.file_path(file.id), media_type="application/octet-stream", filename=file.filename
+        store.file_path(file.id),
+        media_type="application/octet-stream",
+        filename=safe_filename(file.filename) or file.id,
     )
 
 
@@ -194,14 +201,26 @@ def download_file(store: StoreDep, file_id: UUID) -> Any:
 def signed_url(
     request: Request,
     store: StoreDep,
+    config: ConfigDep,
     file_id: UUID,
     expiry: Annotated[int, Query(ge=1, le=168)] = 24,
 ) -> Any:
     _file_or_404(store, file_id)
     expires = int(store.clock.now()) + expiry * 3600
     token = _sign(store.url_secret, str(file_id), expires)
-    base = str(request.base_url).rstrip("/")
+    base = config.public_url or _local_url(request)
     return {"url": f"{base}/sandbox/signed/{file_id}?expires={expires}&token={token}"}
+
+
+def _local_url(request: Request) -> str:
+    """The address this connection reached, from the socket: never the ``Host`` header,
+    which the client writes (a signed URL must not send the file's reader elsewhere)."""
+    server = request.scope.get("server")
+    if not server or server[1] is None:
+        return "http://127.0.0.1"
+    host, port = server
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 @router.get("/sandbox/signed/{file_id}")
@@ -216,6 +235,18 @@ def signed_download(store: StoreDep, file_id: UUID, expires: int, token: str) ->
 
 class _TooLarge(Exception):
     """The upload passed the size limit while being copied."""
+
+
+def safe_filename(name: str) -> str:
+    """The name an uploaded file is stored and served under: its last path component.
+
+    ``../../x.jsonl`` and ``C:\\data\\x.jsonl`` become ``x.jsonl``; control characters
+    (which could split a ``Content-Disposition`` header) are dropped. An empty result (``..``,
+    ``dir/``) means the upload has no usable name.
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    return "" if base in (".", "..") else base
 
 
 def _refusal(filename: str, report: UploadCheck) -> str | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.engine.backends import open_backend
 from reconciler.engine.state_model import StateBackend
+from reconciler.errors import InvalidValueError
 from reconciler.spec.loader import load_specs
 from reconciler.spec.models import SecretRef
 from reconciler.spec.resolved import SpecSet
@@ -94,10 +95,17 @@ class Workspace:
         rate_limit = provider.rate_limit if provider else None
         if self.embedded:
             from reconciler.sandbox.app import SandboxConfig
+            from reconciler.sandbox.clock import parse_time_scale
             from reconciler.sandbox.server import EmbeddedSandbox
 
             key = secrets.token_hex(20)
-            scale = float(os.environ.get(SANDBOX_TIME_SCALE_ENV, "1") or 1)
+            raw_scale = os.environ.get(SANDBOX_TIME_SCALE_ENV, "").strip() or "1"
+            try:
+                scale = parse_time_scale(raw_scale)
+            except ValueError as exc:
+                raise InvalidValueError(
+                    f"environment variable {SANDBOX_TIME_SCALE_ENV}: {exc}; or unset it"
+                ) from None
             self._sandbox = EmbeddedSandbox(
                 SandboxConfig(data_dir=self.sandbox_dir, api_key=key, time_scale=scale)
             )

@@ -1,12 +1,12 @@
 """``reconciler sandbox``: run the local Mistral fine-tuning API server in the foreground.
 
 The server itself lives in :mod:`reconciler.sandbox` (imported only when the command runs,
-so other commands start fast). Bad flag values end with a clear message and exit 1.
+so other commands start fast). Bad flag values end with a clear message and exit 1, and so
+does listening beyond loopback without an API key.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +16,7 @@ from reconciler.cli.app import app
 from reconciler.cli.common import fail, stderr
 
 API_KEY_ENV = "RECONCILER_SANDBOX_API_KEY"
+TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"
 
 HELP = (
     "Run the sandbox: a local server implementing the Mistral files and fine-tuning API "
@@ -27,7 +28,12 @@ HELP = (
 
 @app.command("sandbox", help=HELP)
 def sandbox_command(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Interface to listen on. Anything but a loopback address needs --api-key."
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
     data_dir: Annotated[
         Path,
@@ -42,13 +48,16 @@ def sandbox_command(
             "--api-key",
             envvar=API_KEY_ENV,
             show_envvar=True,
-            help="Require this bearer token on every /v1 request (401 otherwise).",
+            help="Require this bearer token on every /v1 request (401 otherwise). Required "
+            "unless --host is a loopback address; an empty key is an error.",
         ),
     ] = None,
     time_scale: Annotated[
         float,
         typer.Option(
             "--time-scale",
+            envvar=TIME_SCALE_ENV,
+            show_envvar=True,
             help="Simulated-time speed: 10 makes jobs progress ten times faster. At 1 a "
             "10-step job goes from created to SUCCESS in about 4 s.",
         ),
@@ -70,20 +79,37 @@ def sandbox_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of fault decisions and loss curves.")] = 0,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Base URL clients reach this server at, used in signed download URLs "
+            "(e.g. https://sandbox.example.com). Default: the address each client connected "
+            "to; never the request's Host header.",
+        ),
+    ] = None,
 ) -> None:
     from reconciler.sandbox import SandboxConfig, parse_faults, parse_rate, serve
+    from reconciler.sandbox.clock import check_scale
+    from reconciler.sandbox.config import check_exposure
 
+    try:
+        check_scale(time_scale)
+    except ValueError as exc:
+        raise fail(f"--time-scale (or {TIME_SCALE_ENV}): {exc}") from None
     try:
         fault_spec = parse_faults(faults) if faults else None
         rate = parse_rate(rate_limit) if rate_limit else None
         config = SandboxConfig(
             data_dir=data_dir,
-            api_key=api_key or os.environ.get(API_KEY_ENV) or None,
+            api_key=api_key,
             time_scale=time_scale,
             faults=fault_spec,
             rate_limit=rate,
             seed=seed,
+            public_url=public_url,
         )
+        check_exposure(host, config.api_key)
     except ValueError as exc:
         raise fail(f"{exc}") from None
     try:
@@ -99,6 +125,8 @@ def sandbox_command(
         extras.append(f"faults {fault_spec.describe()}")
     if rate:
         extras.append(f"rate limit {rate:g}/s")
+    if config.public_url:
+        extras.append(f"signed URLs on {config.public_url}")
 
     def announce(url: str) -> None:
         stderr.print(

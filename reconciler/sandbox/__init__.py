@@ -8,19 +8,24 @@ It depends only on the API contract (and on :mod:`reconciler.data.validator` for
 rules), never on the reconciler's spec, engine or client.
 
 Public API: :class:`SandboxConfig`, :class:`FaultSpec`, :func:`parse_faults`,
-:func:`parse_rate`, :func:`create_app`, :class:`EmbeddedSandbox`, :func:`serve`.
+:func:`parse_rate`, :func:`create_app`, :class:`EmbeddedSandbox`, :func:`serve`, and the
+clocks (:class:`SystemClock`, :class:`ManualClock` for tests that drive time forward).
 """
 
 from reconciler.sandbox.app import SandboxAPI, create_app
+from reconciler.sandbox.clock import Clock, ManualClock, SystemClock
 from reconciler.sandbox.config import FaultSpec, SandboxConfig, parse_faults, parse_rate
 from reconciler.sandbox.server import EmbeddedSandbox, SandboxStartError, serve
 
 __all__ = [
+    "Clock",
     "EmbeddedSandbox",
+    "ManualClock",
     "FaultSpec",
     "SandboxAPI",
     "SandboxConfig",
     "SandboxStartError",
+    "SystemClock",
     "create_app",
     "parse_faults",
     "parse_rate",

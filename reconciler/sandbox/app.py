@@ -13,9 +13,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from reconciler.sandbox.asgi import Receive, Scope, Send
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.gate import Gate, Receive, Scope, Send
-from reconciler.sandbox.routes import build_router
+from reconciler.sandbox.gate import Gate
+from reconciler.sandbox.routes import ROUTERS
 from reconciler.sandbox.store import Store
 
 __all__ = ["SandboxAPI", "SandboxConfig", "create_app"]
@@ -57,7 +58,8 @@ class SandboxAPI(FastAPI):
 def create_app(config: SandboxConfig) -> SandboxAPI:
     """Build the sandbox application for ``config`` (creates ``config.data_dir`` if needed)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(config.data_dir, time_scale=config.time_scale, seed=config.seed)
+    (config.data_dir / "tmp").mkdir(exist_ok=True)  # uploads in progress
+    store = Store(config.data_dir, clock=config.clock, seed=config.seed)
     api = SandboxAPI(
         title="reconciler sandbox",
         description="A local implementation of the Mistral files and fine-tuning API. "
@@ -68,18 +70,12 @@ def create_app(config: SandboxConfig) -> SandboxAPI:
     )
     api.config = config
     api.store = store
-    api.gate = Gate(
-        api._inner,
-        store=store,
-        api_key=config.api_key,
-        faults=config.faults,
-        rate_limit=config.rate_limit,
-        max_upload_bytes=config.max_upload_bytes,
-        seed=config.seed,
-    )
+    api.gate = Gate(api._inner, store=store, config=config)
     api.state.store = store
+    api.state.config = config
     api.state.journal = store.journal
-    api.include_router(build_router(store, config))
+    for router in ROUTERS:
+        api.include_router(router)
 
     @api.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

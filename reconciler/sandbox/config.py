@@ -1,6 +1,7 @@
-"""Sandbox configuration: the server's knobs and the fault-injection spec.
+"""Sandbox configuration: the server's knobs, its exposure rule and the fault-injection spec.
 
 :class:`SandboxConfig` is what :func:`reconciler.sandbox.app.create_app` takes;
+:func:`check_exposure` refuses to listen beyond loopback without an API key;
 :func:`parse_faults` turns the ``--faults`` text (``"500=0.1,503=0.1,429=0.05,drop=0.05"``)
 into a :class:`FaultSpec`; :func:`parse_rate` reads ``--rate-limit`` (``"5"``, ``"5/s"``,
 ``"120/min"``). Parse errors raise :class:`ValueError` with a message that says what to write
@@ -10,8 +11,13 @@ instead; the command line turns them into clean errors.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from reconciler.sandbox.clock import Clock, SystemClock, check_scale
 
 MIB = 1024 * 1024
 
@@ -186,12 +192,25 @@ class SandboxConfig:
         data_dir: directory holding ``sandbox.db`` (SQLite) and ``files/<id>`` (uploaded
             contents); created if missing. Reusing it after a restart keeps every object.
         api_key: bearer token every ``/v1`` request must carry; ``None`` disables auth.
-        time_scale: speed of simulated time; 10 makes jobs progress ten times faster.
+        time_scale: speed of simulated time; 10 makes jobs progress ten times faster
+            (finite, > 0). With a ``clock``, its scale.
         faults: request/job fault injection, or ``None`` for none.
         rate_limit: token-bucket limit in requests per second (burst = max(1, rate)), or
             ``None`` for no limit.
         seed: seed of fault decisions and of the simulated training curves.
         max_upload_bytes: largest accepted upload; larger gets 413.
+        clock: where the sandbox reads the time; ``None`` means the real clock at
+            ``time_scale``. Tests pass a :class:`~.clock.ManualClock` to drive jobs forward.
+        max_body_bytes: largest body of any other request (JSON); larger gets 413.
+        public_url: base of the signed download URLs, e.g. ``https://sandbox.example:8443``;
+            ``None`` means the address the client connected to (never the ``Host`` header).
+        header_timeout: seconds a connection may take to send a request's headers (from
+            when it opens, or from the previous response); then it is closed.
+        idle_timeout: seconds an idle keep-alive connection stays open.
+        body_timeout: longest silence, in seconds, while a request body arrives (408).
+        max_connections: connections served at once; a request arriving over the limit is
+            answered 503 and its connection closed (lowered to half the process's open-file
+            limit when that is smaller).
     """
 
     data_dir: Path
@@ -201,12 +220,81 @@ class SandboxConfig:
     rate_limit: float | None = None
     seed: int = 0
     max_upload_bytes: int = 512 * MIB
+    clock: Clock | None = None
+    max_body_bytes: int = 4 * MIB
+    public_url: str | None = None
+    header_timeout: float = 10.0
+    idle_timeout: float = 5.0
+    body_timeout: float = 30.0
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
-        if not self.api_key:
-            self.api_key = None  # an empty key would mean "Bearer" with nothing: no auth at all
-        if self.time_scale <= 0:
-            raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
+        if self.api_key is not None and not self.api_key.strip():
+            # An empty key used to mean "no auth" without a word; say so instead.
+            raise ValueError(
+                "the API key is empty: give a non-empty key, or none at all to serve without "
+                "auth (allowed on a loopback address only)"
+            )
+        if self.public_url is not None:
+            self.public_url = check_public_url(self.public_url)
+        for name in ("header_timeout", "idle_timeout", "body_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+        for name in ("max_upload_bytes", "max_body_bytes", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.clock is None:
+            self.clock = SystemClock(check_scale(self.time_scale))
+        elif self.time_scale not in (1.0, self.clock.scale):
+            raise ValueError(
+                f"time_scale {self.time_scale:g} disagrees with the clock's scale "
+                f"{self.clock.scale:g}: give the scale to the clock only"
+            )
+        else:
+            self.time_scale = self.clock.scale
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError(f"rate_limit must be > 0 requests/s, got {self.rate_limit}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address to listen on) is only reachable locally."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
+
+
+def check_exposure(host: str, api_key: str | None) -> None:
+    """Refuse (ValueError) to serve on ``host`` without a key unless it is loopback-only."""
+    if api_key is None and not is_loopback(host):
+        raise ValueError(
+            f"refusing to listen on {host} without an API key: every host that can reach it "
+            "could upload, create and read everything. Give a key (--api-key or "
+            "RECONCILER_SANDBOX_API_KEY), or listen on 127.0.0.1"
+        )
+
+
+def check_public_url(url: str) -> str:
+    """``url`` without its trailing slash if it is a usable public base URL, else ValueError."""
+    parts = urlsplit(url.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(
+            f"public URL {url!r} is not valid: write the base URL clients reach the sandbox "
+            "at, such as http://sandbox.internal:8080 or https://example.com/sandbox "
+            "(http or https, a host, no query)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(f"public URL {url!r} has an invalid port") from None
+    return url.strip().rstrip("/")

@@ -1,10 +1,19 @@
-"""The ASGI layer in front of the API: journal, rate limit, auth, upload size, faults.
+"""The ASGI layer in front of the API: auth, journal, rate limit, body limits, faults.
 
-Order for every HTTP request: rate limit (``/v1/*``; 429 + ``Retry-After``) → bearer auth
-(``/v1/*`` and ``/sandbox/journal`` when a key is set; 401) → upload size (``POST /v1/files``;
-413, checked on ``Content-Length`` and while the body streams in) → injected faults
-(``/v1/*`` matching the fault spec) → the application. Every request except the journal's own
-is recorded in the journal with its status and the fault injected, if any.
+Order for every HTTP request:
+
+1. bearer auth, when a key is set: a ``/v1/*`` or ``/sandbox/journal`` request without the
+   key gets 401 and nothing else happens — it takes no rate-limit token and writes no journal
+   row. Requests to the open paths (``/sandbox/health``, signed downloads) are served, but
+   recorded only when they carry the key;
+2. rate limit (``/v1/*``; 429 + ``Retry-After``);
+3. body limits (:mod:`.bodies`): a declared ``Content-Length`` over the limit is 413 at once;
+4. injected faults (``/v1/*`` matching the fault spec);
+5. the body: an upload streams through to the application, watched for size and stalls;
+   any other body is read whole first (413 over ``max_body_bytes``, 408 when it stalls);
+6. the application.
+
+Every recorded request is in the journal with its status and the fault injected, if any.
 
 A dropped connection is a real one: the socket is aborted without a byte of response (the
 transport is reached through uvicorn's ``send`` callable; without it, e.g. under an in-memory
@@ -15,25 +24,37 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import math
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from reconciler.sandbox.config import FAULT_KINDS, FaultSpec
+from reconciler.sandbox.asgi import (
+    CLOSE,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    abort,
+    header,
+    send_json,
+    transport_of,
+)
+from reconciler.sandbox.bodies import (
+    BodyLimits,
+    BodyProblem,
+    Watch,
+    declared_length,
+    read_body,
+    replay,
+    watched,
+)
+from reconciler.sandbox.clock import Clock
+from reconciler.sandbox.config import FAULT_KINDS, SandboxConfig
 from reconciler.sandbox.store import Store
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-#: Multipart framing allowed on top of the file size before the early 413.
-MULTIPART_SLACK = 1024 * 1024
 
 RATE_LIMITED_BODY = {
     "object": "error",
@@ -50,6 +71,8 @@ _SERVER_ERRORS = {
     504: ("Gateway timeout", "3004"),
 }
 
+Headers = list[tuple[bytes, bytes]]
+
 
 class TokenBucket:
     """A thread-safe token bucket: ``rate`` tokens/s, capacity ``max(1, rate)``.
@@ -57,25 +80,53 @@ class TokenBucket:
     Attributes:
         rate: refill rate in tokens (requests) per second.
         capacity: the burst size.
+        clock: the time source of the refill (real seconds: the time scale does not apply).
     """
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Clock) -> None:
         self.rate = rate
         self.capacity = max(1.0, rate)
+        self.clock = clock
         self._tokens = self.capacity
-        self._stamp = time.monotonic()
+        self._stamp = clock.now()
         self._lock = threading.Lock()
 
     def take(self) -> tuple[bool, float, float]:
         """Take one token: (allowed, tokens left, seconds until one is available)."""
         with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            now = self.clock.now()
+            # max(0, ...): the wall clock may step back; that must not remove tokens.
+            elapsed = max(0.0, now - self._stamp)
+            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
             self._stamp = now
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
                 return True, self._tokens, 0.0
             return False, self._tokens, (1.0 - self._tokens) / self.rate
+
+
+class _Exchange:
+    """One request as the gate handles it: what to record, and how it ended.
+
+    Attributes:
+        method: the HTTP method.
+        path: the request path.
+        status: the status answered, None until (or unless) one is sent.
+        fault: the fault injected or ``rate_limit``, if any.
+        extra_headers: headers added to every answer (the rate-limit counters).
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.status: int | None = None
+        self.fault: str | None = None
+        self.extra_headers: Headers = []
+
+    @property
+    def is_api(self) -> bool:
+        """Whether it is a ``/v1/*`` request."""
+        return self.path.startswith("/v1/")
 
 
 class Gate:
@@ -87,28 +138,23 @@ class Gate:
         api_key: required bearer token, or None.
         faults: fault spec, or None.
         bucket: the rate limiter, or None.
-        max_upload_bytes: upload size limit.
+        limits: the request-body limits.
         seed: seed of the fault decisions.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        store: Store,
-        api_key: str | None,
-        faults: FaultSpec | None,
-        rate_limit: float | None,
-        max_upload_bytes: int,
-        seed: int,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, store: Store, config: SandboxConfig) -> None:
         self.app = app
         self.store = store
-        self.api_key = api_key
-        self.faults = faults
-        self.bucket = TokenBucket(rate_limit) if rate_limit else None
-        self.max_upload_bytes = max_upload_bytes
-        self.seed = faults.seed if faults is not None and faults.seed is not None else seed
+        self.api_key = config.api_key
+        self.faults = config.faults
+        self.bucket = TokenBucket(config.rate_limit, store.clock) if config.rate_limit else None
+        self.limits = BodyLimits(
+            max_body_bytes=config.max_body_bytes,
+            max_upload_bytes=config.max_upload_bytes,
+            body_timeout=config.body_timeout,
+        )
+        faults = config.faults
+        self.seed = faults.seed if faults is not None and faults.seed is not None else config.seed
         self._counter = 0
         self._counter_lock = threading.Lock()
 
@@ -116,11 +162,18 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        method: str = scope["method"]
-        started = time.time()
-        outcome: dict[str, Any] = {"status": None, "fault": None}
-        recorded = path.startswith("/sandbox/journal")  # the journal skips itself
+        ex = _Exchange(scope)
+        authenticated = self._authenticated(scope)
+        if not authenticated and (ex.is_api or ex.path.startswith("/sandbox/journal")):
+            # Before anything else: no token taken, no journal row, no body read.
+            await send_json(
+                send, 401, {"detail": "Unauthorized"}, [(b"www-authenticate", b"Bearer")]
+            )
+            return
+        started = self.store.clock.now()
+        ticks = time.perf_counter()
+        # The journal skips itself, and requests that did not prove who they are.
+        recorded = not authenticated or ex.path.startswith("/sandbox/journal")
 
         async def record() -> None:
             nonlocal recorded
@@ -131,26 +184,24 @@ class Gate:
             await asyncio.to_thread(
                 self.store.journal_add,
                 ts=started,
-                method=method,
-                path=path,
+                method=ex.method,
+                path=ex.path,
                 query=scope.get("query_string", b"").decode("latin-1"),
-                status=outcome["status"],
-                fault=outcome["fault"],
-                duration_ms=(time.time() - started) * 1000,
+                status=ex.status,
+                fault=ex.fault,
+                duration_ms=(time.perf_counter() - ticks) * 1000,
             )
 
         async def journaled_send(message: Message) -> None:
             # Record before the response leaves, so a client that has its answer can
             # already see the request in the journal.
             if message["type"] == "http.response.start":
-                outcome["status"] = message["status"]
+                ex.status = message["status"]
                 await record()
             await send(message)
 
         try:
-            await self._handle(
-                scope, receive, journaled_send, path, method, outcome, record, _transport(send)
-            )
+            await self._handle(scope, receive, journaled_send, ex, record, transport_of(send))
         finally:
             await record()
 
@@ -159,115 +210,56 @@ class Gate:
         scope: Scope,
         receive: Receive,
         send: Send,
-        path: str,
-        method: str,
-        outcome: dict[str, Any],
+        ex: _Exchange,
         record: Callable[[], Awaitable[None]],
         transport: Any,
     ) -> None:
-        is_api = path.startswith("/v1/")
-        extra_headers: list[tuple[bytes, bytes]] = []
-        if is_api and self.bucket is not None:
-            allowed, left, wait = self.bucket.take()
-            per_minute = int(self.bucket.rate * 60)
-            extra_headers = [
-                (b"x-ratelimit-limit-req-minute", str(per_minute).encode()),
-                (b"x-ratelimit-remaining-req-minute", str(max(0, int(left))).encode()),
-            ]
-            if not allowed:
-                outcome.update(status=429, fault="rate_limit")
-                await _json(
-                    send,
-                    429,
-                    RATE_LIMITED_BODY,
-                    [
-                        (b"retry-after", str(max(1, math.ceil(wait))).encode()),
-                        (b"retry-after-ms", str(max(1, math.ceil(wait * 1000))).encode()),
-                        *extra_headers,
-                    ],
-                )
-                return
-        if self.api_key is not None and (is_api or path.startswith("/sandbox/journal")):
-            if not self._authorized(scope):
-                outcome["status"] = 401
-                await _json(
-                    send,
-                    401,
-                    {"detail": "Unauthorized"},
-                    [(b"www-authenticate", b"Bearer"), *extra_headers],
-                )
-                return
-        too_large = {"hit": False}
-        if method == "POST" and path == "/v1/files":
-            length = _content_length(scope)
-            limit = self.max_upload_bytes + MULTIPART_SLACK
-            if length is not None and length > limit:
-                outcome["status"] = 413
-                await _json(
-                    send,
-                    413,
-                    {"detail": _too_large_text(self.max_upload_bytes)},
-                    [(b"connection", b"close"), *extra_headers],
-                )
-                return
-            receive = _counting(receive, limit, too_large)
-        fault = self._pick_fault(method, path)
-        if fault is not None:
-            outcome["fault"] = fault
+        if ex.is_api and self.bucket is not None and not await self._take_token(send, ex):
+            return
+        upload = self.limits.is_upload(ex.method, ex.path)
+        limit = self.limits.limit(upload)
+        length = declared_length(scope)
+        if length is not None and length > limit:
+            await self._refuse_body(send, ex, BodyProblem.TOO_LARGE, upload)
+            return
+        fault = self._pick_fault(ex.method, ex.path)
+        ex.fault = fault
         if fault is not None and fault.isdigit():
-            code = int(fault)
-            outcome["status"] = code
-            if code == 429:
-                assert self.faults is not None
-                retry = self.faults.retry_after
-                await _json(
-                    send,
-                    429,
-                    RATE_LIMITED_BODY,
-                    [
-                        (b"retry-after", str(retry).encode()),
-                        (b"retry-after-ms", str(retry * 1000).encode()),
-                        *extra_headers,
-                    ],
-                )
-            else:
-                message, err_code = _SERVER_ERRORS[code]
-                body = {
-                    "object": "error",
-                    "message": f"{message} (injected fault)",
-                    "type": "server_error",
-                    "param": None,
-                    "code": err_code,
-                }
-                await _json(send, code, body, extra_headers)
+            await self._answer_fault(send, ex, int(fault))
             return
         if fault == "drop":
             await record()
-            await _abort(transport)
+            await abort(transport)
             return
+        watch = Watch()
+        if upload:
+            receive = watched(receive, limit, self.limits.body_timeout, watch)
+        else:
+            body = await read_body(receive, limit, self.limits.body_timeout)
+            if isinstance(body, BodyProblem):
+                if body is not BodyProblem.GONE:
+                    await self._refuse_body(send, ex, body, upload)
+                return
+            receive = replay(body, receive)
 
         swallow = fault == "timeout_after_commit"
+        replaced = False
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal replaced
             if message["type"] == "http.response.start":
-                if too_large["hit"]:
-                    # The body went over the limit mid-stream: whatever the app made of the
-                    # truncated body, the answer is 413.
-                    too_large["hit"] = False
-                    too_large["replaced"] = True
-                    outcome["status"] = 413
+                if watch.problem is not None and not replaced:
+                    # The body was cut mid-stream: whatever the application made of the
+                    # truncated body, the answer is 413 or 408.
+                    replaced = True
+                    ex.status = watch.problem.value
                     if not swallow:
-                        await _json(
-                            send,
-                            413,
-                            {"detail": _too_large_text(self.max_upload_bytes)},
-                            [(b"connection", b"close"), *extra_headers],
-                        )
+                        await self._refuse_body(send, ex, watch.problem, upload)
                     return
-                outcome["status"] = message["status"]
+                ex.status = message["status"]
                 message = dict(message)
-                message["headers"] = [*message.get("headers", []), *extra_headers]
-            if swallow or too_large.get("replaced"):
+                message["headers"] = [*message.get("headers", []), *ex.extra_headers]
+            if swallow or replaced:
                 return
             await send(message)
 
@@ -275,16 +267,73 @@ class Gate:
         if swallow:
             # The work is committed; the client never hears about it.
             await record()
-            await _abort(transport)
+            await abort(transport)
 
-    def _authorized(self, scope: Scope) -> bool:
-        assert self.api_key is not None
-        header = b""
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                header = value
-                break
-        scheme, _, token = header.decode("latin-1").partition(" ")
+    async def _take_token(self, send: Send, ex: _Exchange) -> bool:
+        """Take a rate-limit token, or answer 429 (False)."""
+        assert self.bucket is not None
+        allowed, left, wait = self.bucket.take()
+        ex.extra_headers = [
+            (b"x-ratelimit-limit-req-minute", str(int(self.bucket.rate * 60)).encode()),
+            (b"x-ratelimit-remaining-req-minute", str(max(0, int(left))).encode()),
+        ]
+        if allowed:
+            return True
+        ex.fault = "rate_limit"
+        await send_json(
+            send,
+            429,
+            RATE_LIMITED_BODY,
+            [
+                (b"retry-after", str(max(1, math.ceil(wait))).encode()),
+                (b"retry-after-ms", str(max(1, math.ceil(wait * 1000))).encode()),
+                *ex.extra_headers,
+            ],
+        )
+        return False
+
+    async def _refuse_body(
+        self, send: Send, ex: _Exchange, problem: BodyProblem, upload: bool
+    ) -> None:
+        """Answer 413 or 408 and close: the rest of the body is never read."""
+        await send_json(
+            send,
+            problem.value,
+            {"detail": self.limits.message(problem, upload)},
+            [CLOSE, *ex.extra_headers],
+        )
+
+    async def _answer_fault(self, send: Send, ex: _Exchange, code: int) -> None:
+        """Answer an injected error status without doing anything."""
+        if code == 429:
+            assert self.faults is not None
+            retry = self.faults.retry_after
+            await send_json(
+                send,
+                429,
+                RATE_LIMITED_BODY,
+                [
+                    (b"retry-after", str(retry).encode()),
+                    (b"retry-after-ms", str(retry * 1000).encode()),
+                    *ex.extra_headers,
+                ],
+            )
+            return
+        message, err_code = _SERVER_ERRORS[code]
+        body = {
+            "object": "error",
+            "message": f"{message} (injected fault)",
+            "type": "server_error",
+            "param": None,
+            "code": err_code,
+        }
+        await send_json(send, code, body, ex.extra_headers)
+
+    def _authenticated(self, scope: Scope) -> bool:
+        """Whether the request carries the bearer key (always, when no key is set)."""
+        if self.api_key is None:
+            return True
+        scheme, _, token = (header(scope, b"authorization") or b"").decode("latin-1").partition(" ")
         if scheme.lower() != "bearer":
             return False
         return hmac.compare_digest(token.strip().encode(), self.api_key.encode())
@@ -305,72 +354,3 @@ class Gate:
             if draw < edge:
                 return kind
         return None
-
-
-def _too_large_text(limit: int) -> str:
-    return (
-        f"Request Entity Too Large: files are limited to {limit // (1024 * 1024)} MiB "
-        f"({limit} bytes). Split the dataset into smaller files."
-    )
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _counting(receive: Receive, limit: int, flag: dict[str, bool]) -> Receive:
-    """Wrap ``receive`` to stop the body (as a disconnect) once it passes ``limit`` bytes."""
-    seen = 0
-
-    async def wrapped() -> Message:
-        nonlocal seen
-        if flag["hit"]:
-            return {"type": "http.disconnect"}
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                flag["hit"] = True
-                return {"type": "http.disconnect"}
-        return message
-
-    return wrapped
-
-
-async def _json(
-    send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload, "more_body": False})
-
-
-def _transport(send: Send) -> Any:
-    """The connection's transport behind uvicorn's ``send`` (None under other servers)."""
-    return getattr(getattr(send, "__self__", None), "transport", None)
-
-
-async def _abort(transport: Any) -> None:
-    """Close the client's connection without sending anything."""
-    if transport is None:
-        raise ConnectionAbortedError("injected fault: connection dropped")
-    transport.abort()
-    # Let the server notice the lost connection, so it does not try to answer either.
-    for _ in range(3):
-        await asyncio.sleep(0)

@@ -4,7 +4,10 @@
 ephemeral port (the socket is bound before the thread starts, so the port is known at once)
 and stays quiet; it is how the command line uses the sandbox as its default target.
 :func:`serve` runs the ``reconciler sandbox`` server in the foreground and logs requests.
-Both serve the same application (:func:`~.app.create_app`), so they behave identically.
+Both serve the same application (:func:`~.app.create_app`) with the same connection guards
+(:mod:`.protocol`: header and idle timeouts, a connection limit, accept errors logged once per
+interval), so they behave identically. :func:`serve` refuses to listen beyond loopback
+without an API key.
 """
 
 from __future__ import annotations
@@ -21,14 +24,30 @@ from typing import Any
 import uvicorn
 
 from reconciler.sandbox.app import SandboxAPI, create_app
-from reconciler.sandbox.config import SandboxConfig
+from reconciler.sandbox.config import SandboxConfig, check_exposure
+from reconciler.sandbox.protocol import (
+    AcceptErrorLog,
+    ConnectionGuard,
+    GuardedConfig,
+    connection_limit,
+)
 
 #: How long :meth:`EmbeddedSandbox.start` waits for the server loop to come up.
 START_TIMEOUT = 10.0
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server with a finer main-loop tick, so :meth:`EmbeddedSandbox.stop` is quick."""
+    """uvicorn's server with accept errors rate-limited in the log, and a quick stop.
+
+    A finer main-loop tick and no fixed wait at shutdown make :meth:`EmbeddedSandbox.stop`
+    take milliseconds.
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            AcceptErrorLog(logging.getLogger("uvicorn.error"))
+        )
+        await super().startup(sockets)
 
     async def main_loop(self) -> None:
         counter = 0
@@ -36,6 +55,17 @@ class _Server(uvicorn.Server):
             counter = (counter + 1) % 864000
             # on_tick refreshes the Date header every 10 ticks; 10 ms ticks keep it current.
             await asyncio.sleep(0.01)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn always waits 0.1 s for open connections to wind down; with none open (the
+        # usual case when an embedded sandbox stops) there is nothing to wait for.
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets)
+            return
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
 
 
 class SandboxStartError(RuntimeError):
@@ -87,14 +117,11 @@ class EmbeddedSandbox:
         sock.bind(("127.0.0.1", 0))
         self.port = int(sock.getsockname()[1])
         self._sock = sock
-        config = uvicorn.Config(
+        config = _uvicorn_config(
             self.app,
             log_config=None,
             log_level="info" if self._log_requests else "critical",
             access_log=self._log_requests,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
             timeout_graceful_shutdown=1,
         )
         if not self._log_requests:
@@ -153,6 +180,27 @@ class EmbeddedSandbox:
         self.stop()
 
 
+def _uvicorn_config(app: SandboxAPI, **kwargs: Any) -> GuardedConfig:
+    """uvicorn's settings for a sandbox: h11 with the connection guard, no lifespan.
+
+    Proxy headers are off: nothing in front of the sandbox is trusted to rewrite the client's
+    address or scheme (a public address for signed URLs is configured instead).
+    """
+    config = app.config
+    return GuardedConfig(
+        app,
+        guard=ConnectionGuard(
+            header_timeout=config.header_timeout,
+            max_connections=connection_limit(config.max_connections),
+        ),
+        idle_timeout=config.idle_timeout,
+        lifespan="off",
+        loop="asyncio",
+        proxy_headers=False,
+        **kwargs,
+    )
+
+
 def _quiet() -> None:
     # uvicorn logs through these loggers; without handlers, Python's last-resort handler
     # would print warnings to stderr in the middle of the command's output.
@@ -171,15 +219,18 @@ def serve(
 ) -> None:
     """Serve the sandbox on ``host:port`` in the foreground until interrupted, logging requests.
 
-    ``announce`` is called with the base URL once the address is bound (with ``port=0`` the
-    URL carries the port actually chosen). Raises OSError when the address cannot be bound
-    (port in use, bad host).
+    ``announce`` is called with the base URL once the socket listens (with ``port=0`` the
+    URL carries the port actually chosen); connections made from then on wait in the backlog
+    until the server accepts them. Raises OSError when the address cannot be bound (port in
+    use, bad host), ValueError when ``host`` is not loopback and ``config`` has no API key.
     """
+    check_exposure(host, config.api_key)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen()
     except OSError:
         sock.close()
         raise
@@ -188,16 +239,8 @@ def serve(
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         announce(f"http://{shown}:{bound}")
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="info",
-            access_log=True,
-            lifespan="off",
-            http="h11",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
+    server = _Server(
+        _uvicorn_config(app, log_level="info", access_log=True, timeout_graceful_shutdown=2)
     )
     try:
         server.run(sockets=[sock])

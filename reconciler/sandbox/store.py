@@ -1,11 +1,13 @@
 """The sandbox's persistence: one SQLite database plus uploaded contents on disk.
 
-Layout under ``data_dir``: ``sandbox.db`` (files, jobs, events, checkpoints, models, the
-request journal, and a ``meta`` table with the organisation id and the URL-signing secret)
-and ``files/<file id>`` (uploaded bytes). SQLite runs in WAL mode; one connection is shared
-by the request threads and every operation holds :attr:`Store.lock` inside an explicit
-``BEGIN IMMEDIATE`` transaction, so concurrent requests never interleave half-done writes and a
-crash leaves the database consistent.
+Layout under ``data_dir``: ``sandbox.db`` (the tables of :mod:`.database`) and
+``files/<file id>`` (uploaded bytes). One connection is shared by the request threads and
+every operation holds :attr:`Store.lock` inside an explicit ``BEGIN IMMEDIATE`` transaction,
+so concurrent requests never interleave half-done writes and a crash leaves the database
+consistent.
+
+Rows never leave this module: reads return the typed records of :mod:`.records`. The time
+comes from one injected :class:`~.clock.Clock`.
 
 Jobs advance lazily: :meth:`Store.advance` materialises, for every job whose next transition
 is due, the events, checkpoints, metadata and fine-tuned model that :mod:`.lifecycle` says
@@ -19,137 +21,52 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from reconciler.sandbox import lifecycle
+from reconciler.sandbox.clock import Clock, SystemClock
+from reconciler.sandbox.database import connect
 from reconciler.sandbox.lifecycle import JobPlan
+from reconciler.sandbox.records import (
+    CheckpointRecord,
+    EventRecord,
+    FileRecord,
+    JobRecord,
+    JobSpec,
+    ModelRecord,
+)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    filename TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    purpose TEXT NOT NULL,
-    sample_type TEXT NOT NULL,
-    source TEXT NOT NULL,
-    num_lines INTEGER,
-    mimetype TEXT,
-    signature TEXT,
-    expires_at INTEGER,
-    visibility TEXT,
-    sha256 TEXT NOT NULL,
-    samples INTEGER NOT NULL DEFAULT 0,
-    invalid INTEGER NOT NULL DEFAULT 0,
-    approx_tokens INTEGER NOT NULL DEFAULT 0,
-    deleted INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS files_dedupe ON files (sha256, filename, deleted);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    created REAL NOT NULL,
-    model TEXT NOT NULL,
-    job_type TEXT NOT NULL,
-    auto_start INTEGER NOT NULL,
-    suffix TEXT,
-    status TEXT NOT NULL,
-    modified_at INTEGER NOT NULL,
-    training_files TEXT NOT NULL,
-    validation_files TEXT NOT NULL,
-    hyperparameters TEXT NOT NULL,
-    integrations TEXT,
-    repositories TEXT NOT NULL,
-    classifier_targets TEXT,
-    similarity TEXT NOT NULL,
-    steps INTEGER NOT NULL,
-    tokens_per_step INTEGER NOT NULL,
-    data_tokens INTEGER NOT NULL,
-    validation_error TEXT,
-    fail_step INTEGER,
-    started REAL,
-    cancel_requested REAL,
-    n_events INTEGER NOT NULL DEFAULT 0,
-    n_checkpoints INTEGER NOT NULL DEFAULT 0,
-    validated INTEGER NOT NULL DEFAULT 0,
-    fine_tuned_model TEXT,
-    next_at REAL,
-    wandb_projects TEXT NOT NULL DEFAULT '[]',
-    wandb_names TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS jobs_next ON jobs (next_at);
-CREATE INDEX IF NOT EXISTS jobs_similar ON jobs (similarity, status);
-CREATE TABLE IF NOT EXISTS events (
-    job_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    data TEXT,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (job_id, idx)
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    job_id TEXT NOT NULL,
-    step_number INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    train_loss REAL,
-    valid_loss REAL,
-    valid_mean_token_accuracy REAL,
-    PRIMARY KEY (job_id, step_number)
-);
-CREATE TABLE IF NOT EXISTS models (
-    id TEXT PRIMARY KEY,
-    job_id TEXT NOT NULL,
-    root TEXT NOT NULL,
-    model_type TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    name TEXT,
-    description TEXT,
-    archived INTEGER NOT NULL DEFAULT 0,
-    deleted INTEGER NOT NULL DEFAULT 0,
-    classifier_targets TEXT
-);
-CREATE TABLE IF NOT EXISTS journal (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    method TEXT NOT NULL,
-    path TEXT NOT NULL,
-    query TEXT NOT NULL,
-    status INTEGER,
-    fault TEXT,
-    duration_ms REAL
-);
-"""
-
-#: Price used for the cost estimate: USD per million trained tokens, and the minimum fee.
-USD_PER_MILLION_TOKENS = 2.0
-MINIMUM_FEE_USD = 1.0
+#: Columns of ``files`` that :class:`FileRecord` carries, in its field order.
+_FILE_COLUMNS = (
+    "id, filename, bytes, created_at, purpose, sample_type, source, num_lines, mimetype, "
+    "signature, expires_at, visibility, sha256, samples, invalid, approx_tokens"
+)
 
 
 class Conflict(Exception):
-    """A similar job is already active (becomes HTTP 409)."""
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """An uploaded file.
+    """A similar job is already active (becomes HTTP 409).
 
     Attributes:
-        path: where its bytes are stored.
-        obj: its API object (``FileSchema`` shape).
+        job_id: the active similar job.
+        status: its status.
     """
 
-    path: Path
-    obj: dict[str, Any]
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(job_id, status)
+        self.job_id = job_id
+        self.status = status
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
 
 
 class Store:
@@ -158,32 +75,31 @@ class Store:
     Attributes:
         data_dir: the data directory.
         files_dir: where uploaded contents are stored (``data_dir/files``).
-        time_scale: simulated-time speed used to compute job progress.
+        clock: the time source, with the simulated-time scale.
         seed: server seed (loss curves).
         lock: held around every database operation.
+        org_id: the sandbox's 8-hex organisation id (persisted).
+        url_secret: the key signing file URLs (persisted).
     """
 
-    def __init__(self, data_dir: Path, *, time_scale: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, data_dir: Path, *, clock: Clock | None = None, seed: int = 0) -> None:
         self.data_dir = data_dir
         self.files_dir = data_dir / "files"
         self.files_dir.mkdir(parents=True, exist_ok=True)
-        self.time_scale = time_scale
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self.seed = seed
         self.lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            data_dir / "sandbox.db", check_same_thread=False, isolation_level=None, timeout=30
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        # executescript runs its own COMMIT, so it stays outside tx().
-        with self.lock:
-            self._conn.executescript(SCHEMA)
+        self._conn = connect(data_dir / "sandbox.db")
         with self.tx() as c:
             self.org_id = self._meta(c, "org_id", lambda: secrets.token_hex(4))
             self.url_secret = self._meta(c, "url_secret", lambda: secrets.token_hex(32))
 
     # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def time_scale(self) -> float:
+        """Speed of simulated time (the clock's scale)."""
+        return self.clock.scale
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -197,6 +113,13 @@ class Store:
                 raise
             else:
                 self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _advanced(self) -> Iterator[sqlite3.Connection]:
+        """A transaction in which every due job transition is materialised first."""
+        with self.tx() as c:
+            self._advance(c, self.clock.now())
+            yield c
 
     def close(self) -> None:
         """Close the database connection."""
@@ -214,90 +137,48 @@ class Store:
 
     # -- files ----------------------------------------------------------------------------
 
-    def add_file(
-        self, tmp_path: Path, obj: dict[str, Any], extra: dict[str, Any]
-    ) -> dict[str, Any]:
+    def file_path(self, file_id: str) -> Path:
+        """Where the bytes of a file are stored."""
+        return self.files_dir / file_id
+
+    def add_file(self, tmp_path: Path, file: FileRecord) -> FileRecord:
         """Store an uploaded file, or return the existing one with the same content and name.
 
-        ``tmp_path`` holds the bytes (moved into place, or removed on a dedupe hit); ``obj`` is
-        the API object to store; ``extra`` has ``sha256``, ``samples``, ``invalid`` and
-        ``approx_tokens``.
+        ``tmp_path`` holds the bytes: moved into place, or removed on a dedupe hit.
         """
         with self.tx() as c:
             row = c.execute(
-                "SELECT * FROM files WHERE sha256 = ? AND filename = ? AND deleted = 0 "
-                "ORDER BY seq LIMIT 1",
-                (extra["sha256"], obj["filename"]),
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE sha256 = ? AND filename = ? "
+                "AND deleted = 0 ORDER BY seq LIMIT 1",
+                (file.sha256, file.filename),
             ).fetchone()
             if row is not None:
                 tmp_path.unlink(missing_ok=True)
-                return self._file_obj(row)
+                return FileRecord(*row)
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM files").fetchone()[0]
-            tmp_path.replace(self.files_dir / obj["id"])
+            tmp_path.replace(self.file_path(file.id))
+            values = asdict(file)
             c.execute(
-                "INSERT INTO files (id, seq, filename, bytes, created_at, purpose, sample_type, "
-                "source, num_lines, mimetype, signature, expires_at, visibility, sha256, samples, "
-                "invalid, approx_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    obj["id"],
-                    seq,
-                    obj["filename"],
-                    obj["bytes"],
-                    obj["created_at"],
-                    obj["purpose"],
-                    obj["sample_type"],
-                    obj["source"],
-                    obj["num_lines"],
-                    obj["mimetype"],
-                    obj["signature"],
-                    obj["expires_at"],
-                    obj["visibility"],
-                    extra["sha256"],
-                    extra["samples"],
-                    extra["invalid"],
-                    extra["approx_tokens"],
-                ),
+                f"INSERT INTO files (seq, {_FILE_COLUMNS}) "
+                f"VALUES (?, {','.join('?' * len(values))})",
+                (seq, *values.values()),
             )
-            return dict(obj)
+            return file
 
-    @staticmethod
-    def _file_obj(row: sqlite3.Row) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "object": "file",
-            "bytes": row["bytes"],
-            "created_at": row["created_at"],
-            "filename": row["filename"],
-            "purpose": row["purpose"],
-            "sample_type": row["sample_type"],
-            "source": row["source"],
-            "num_lines": row["num_lines"],
-            "mimetype": row["mimetype"],
-            "signature": row["signature"],
-            "expires_at": row["expires_at"],
-            "visibility": row["visibility"],
-        }
-
-    def get_file(self, file_id: str) -> StoredFile | None:
+    def get_file(self, file_id: str) -> FileRecord | None:
         """The live (not deleted) file with this id."""
-        with self.lock:
-            row = self._conn.execute(
-                "SELECT * FROM files WHERE id = ? AND deleted = 0", (file_id,)
-            ).fetchone()
-        if row is None:
-            return None
-        return StoredFile(self.files_dir / row["id"], self._file_obj(row))
+        return self.files([file_id]).get(file_id)
 
-    def file_rows(self, ids: list[str]) -> dict[str, sqlite3.Row]:
-        """Live file rows by id (missing ids are absent from the result)."""
+    def files(self, ids: list[str]) -> dict[str, FileRecord]:
+        """Live files by id (missing ids are absent from the result)."""
         with self.lock:
-            out: dict[str, sqlite3.Row] = {}
+            out: dict[str, FileRecord] = {}
             for fid in ids:
                 row = self._conn.execute(
-                    "SELECT * FROM files WHERE id = ? AND deleted = 0", (fid,)
+                    f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ? AND deleted = 0", (fid,)
                 ).fetchone()
                 if row is not None:
-                    out[fid] = row
+                    out[fid] = FileRecord(*row)
             return out
 
     def list_files(
@@ -310,7 +191,7 @@ class Store:
         search: str | None,
         purpose: str | None,
         mimetypes: list[str] | None,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[FileRecord], int]:
         """One page of live files, newest first, and the total matching."""
         where = ["deleted = 0"]
         args: list[Any] = []
@@ -335,10 +216,11 @@ class Store:
                 f"SELECT COUNT(*) FROM files WHERE {clause}", args
             ).fetchone()[0]
             rows = self._conn.execute(
-                f"SELECT * FROM files WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"SELECT {_FILE_COLUMNS} FROM files WHERE {clause} "
+                "ORDER BY seq DESC LIMIT ? OFFSET ?",
                 [*args, page_size, page * page_size],
             ).fetchall()
-        return [self._file_obj(r) for r in rows], int(total)
+        return [FileRecord(*r) for r in rows], int(total)
 
     def delete_file(self, file_id: str) -> bool:
         """Delete a live file (row kept as deleted, bytes removed). False if absent."""
@@ -346,85 +228,100 @@ class Store:
             cur = c.execute("UPDATE files SET deleted = 1 WHERE id = ? AND deleted = 0", (file_id,))
             if cur.rowcount == 0:
                 return False
-        (self.files_dir / file_id).unlink(missing_ok=True)
+        self.file_path(file_id).unlink(missing_ok=True)
         return True
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(self, job: dict[str, Any], plan: JobPlan) -> str:
-        """Insert a job unless a similar one is active (raises :class:`Conflict`).
+    def create_job(self, spec: JobSpec) -> JobRecord:
+        """Insert a job unless one with the same similarity key is active.
 
-        ``job`` holds the stored columns (see :data:`SCHEMA`); ``plan`` its fixed future.
+        Raises :class:`Conflict` naming the active one. Checked and inserted in one
+        transaction, so of concurrent similar requests exactly one wins.
         """
-        now = time.time()
+        now = self.clock.now()
         with self.tx() as c:
             self._advance(c, now)
             marks = ",".join("?" * len(lifecycle.ACTIVE))
             similar = c.execute(
                 f"SELECT id, status FROM jobs WHERE similarity = ? AND status IN ({marks}) LIMIT 1",
-                (job["similarity"], *sorted(lifecycle.ACTIVE)),
+                (spec.similarity, *sorted(lifecycle.ACTIVE)),
             ).fetchone()
             if similar is not None:
-                raise Conflict(
-                    f"A similar job is already {similar['status']} (id {similar['id']}): same "
-                    "model, files, hyperparameters, suffix and job type. Cancel it or change the "
-                    "request."
-                )
+                raise Conflict(similar["id"], similar["status"])
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
             columns = {
-                **job,
+                **_job_columns(spec),
                 "seq": seq,
-                "created": plan.created,
                 "status": "QUEUED",
-                "modified_at": int(plan.created),
-                "steps": plan.steps,
-                "validation_error": plan.validation_error,
-                "fail_step": plan.fail_step,
-                "next_at": plan.created,
+                "modified_at": int(spec.plan.created),
+                "next_at": spec.plan.created,
             }
-            names = ",".join(columns)
             c.execute(
-                f"INSERT INTO jobs ({names}) VALUES ({','.join('?' * len(columns))})",
+                f"INSERT INTO jobs ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})",
                 list(columns.values()),
             )
-            self._materialize(
-                c, c.execute("SELECT * FROM jobs WHERE id = ?", (job["id"],)).fetchone(), now
-            )
-        return str(job["id"])
+            return self._materialize(c, self._job(c, spec.id), now)
 
     def advance(self) -> None:
         """Materialise every job transition that is due (see module docstring)."""
-        with self.tx() as c:
-            self._advance(c, time.time())
+        with self._advanced():
+            pass
 
     def _advance(self, c: sqlite3.Connection, now: float) -> None:
         rows = c.execute(
             "SELECT * FROM jobs WHERE next_at IS NOT NULL AND next_at <= ?", (now,)
         ).fetchall()
         for row in rows:
-            self._materialize(c, row, now)
+            self._materialize(c, self._job_record(row), now)
 
-    def plan_of(self, row: sqlite3.Row) -> JobPlan:
-        """The fixed plan of a stored job."""
-        return JobPlan(
-            job_id=row["id"],
-            created=row["created"],
-            steps=row["steps"],
-            auto_start=bool(row["auto_start"]),
-            validation_error=row["validation_error"],
-            fail_step=row["fail_step"],
-            has_validation=bool(json.loads(row["validation_files"])),
-            seed=self.seed,
+    def _job_record(self, row: sqlite3.Row) -> JobRecord:
+        validation_files = tuple(json.loads(row["validation_files"]))
+        return JobRecord(
+            plan=JobPlan(
+                job_id=row["id"],
+                created=row["created"],
+                steps=row["steps"],
+                auto_start=bool(row["auto_start"]),
+                validation_error=row["validation_error"],
+                fail_step=row["fail_step"],
+                has_validation=bool(validation_files),
+                seed=self.seed,
+            ),
+            model=row["model"],
+            job_type=row["job_type"],
+            suffix=row["suffix"],
+            training_files=tuple(json.loads(row["training_files"])),
+            validation_files=validation_files,
+            hyperparameters=json.loads(row["hyperparameters"]),
+            integrations=_loads(row["integrations"]),
+            repositories=json.loads(row["repositories"]),
+            classifier_targets=_loads(row["classifier_targets"]),
+            similarity=row["similarity"],
+            tokens_per_step=int(row["tokens_per_step"]),
+            data_tokens=int(row["data_tokens"]),
+            status=row["status"],
+            modified_at=int(row["modified_at"]),
+            started=row["started"],
+            cancel_requested=row["cancel_requested"],
+            n_events=int(row["n_events"]),
+            n_checkpoints=int(row["n_checkpoints"]),
+            validated=bool(row["validated"]),
+            fine_tuned_model=row["fine_tuned_model"],
         )
 
-    def _materialize(self, c: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
-        plan = self.plan_of(row)
-        scale = self.time_scale
-        transitions = lifecycle.timeline(plan, row["started"], row["cancel_requested"], scale)
-        cps = lifecycle.checkpoints(plan, row["started"], row["cancel_requested"], scale)
-        n_events = row["n_events"]
-        status = row["status"]
-        modified = row["modified_at"]
+    def _job(self, c: sqlite3.Connection, job_id: str) -> JobRecord:
+        return self._job_record(c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+    def _materialize(self, c: sqlite3.Connection, job: JobRecord, now: float) -> JobRecord:
+        """Record the job's transitions and checkpoints up to ``now``; returns it updated."""
+        plan = job.plan
+        scale = self.clock.scale
+        transitions = lifecycle.timeline(plan, job.started, job.cancel_requested, scale)
+        cps = lifecycle.checkpoints(plan, job.started, job.cancel_requested, scale)
+        n_events = job.n_events
+        status = job.status
+        modified = job.modified_at
         for idx, tr in enumerate(transitions[n_events:], start=n_events):
             if tr.at > now:
                 break
@@ -435,12 +332,12 @@ class Store:
                 data["error"] = "The training run failed (injected fault)."
             c.execute(
                 "INSERT INTO events (job_id, idx, name, data, created_at) VALUES (?,?,?,?,?)",
-                (row["id"], idx, "status-updated", _dumps(data), int(tr.at)),
+                (job.id, idx, "status-updated", _dumps(data), int(tr.at)),
             )
             n_events = idx + 1
             status = tr.status
             modified = max(modified, int(tr.at))
-        n_cps = row["n_checkpoints"]
+        n_cps = job.n_checkpoints
         for cp in cps[n_cps:]:
             if cp.at > now:
                 break
@@ -448,7 +345,7 @@ class Store:
                 "INSERT INTO checkpoints (job_id, step_number, created_at, train_loss, valid_loss, "
                 "valid_mean_token_accuracy) VALUES (?,?,?,?,?,?)",
                 (
-                    row["id"],
+                    job.id,
                     cp.step,
                     int(cp.at),
                     cp.train_loss,
@@ -457,72 +354,63 @@ class Store:
                 ),
             )
             n_cps += 1
-        validated = row["validated"] or int(
+        validated = job.validated or (
             status not in ("QUEUED", "VALIDATING", "FAILED_VALIDATION")
             and any(t.status == "VALIDATED" for t in transitions[:n_events])
         )
-        fine_tuned = row["fine_tuned_model"]
+        fine_tuned = job.fine_tuned_model
         if status == "SUCCESS" and fine_tuned is None:
-            fine_tuned = self._create_model(c, row, int(transitions[n_events - 1].at))
+            fine_tuned = self._create_model(c, job, int(transitions[n_events - 1].at))
         future = [t.at for t in transitions[n_events:]] + [cp.at for cp in cps[n_cps:]]
         next_at = min(future) if future else None
         c.execute(
             "UPDATE jobs SET status = ?, modified_at = ?, n_events = ?, n_checkpoints = ?, "
             "validated = ?, fine_tuned_model = ?, next_at = ? WHERE id = ?",
-            (status, modified, n_events, n_cps, validated, fine_tuned, next_at, row["id"]),
+            (status, modified, n_events, n_cps, int(validated), fine_tuned, next_at, job.id),
         )
+        return self._job(c, job.id)
 
-    def _create_model(self, c: sqlite3.Connection, row: sqlite3.Row, at: int) -> str:
+    def _create_model(self, c: sqlite3.Connection, job: JobRecord, at: int) -> str:
         date = time.strftime("%Y%m%d", time.gmtime(at))
-        middle = row["suffix"] or self.org_id
-        prefix = "ft:classifier:" if row["job_type"] == "classifier" else "ft:"
-        model_id = f"{prefix}{row['model']}:{middle}:{date}:{row['id'][:8]}"
+        middle = job.suffix or self.org_id
+        prefix = "ft:classifier:" if job.job_type == "classifier" else "ft:"
+        model_id = f"{prefix}{job.model}:{middle}:{date}:{job.id[:8]}"
+        targets = job.classifier_targets
         c.execute(
             "INSERT OR IGNORE INTO models (id, job_id, root, model_type, created, classifier_targets) "
             "VALUES (?,?,?,?,?,?)",
-            (model_id, row["id"], row["model"], row["job_type"], at, row["classifier_targets"]),
+            (
+                model_id,
+                job.id,
+                job.model,
+                job.job_type,
+                at,
+                json.dumps(targets) if targets is not None else None,
+            ),
         )
         return model_id
 
-    def job_row(self, job_id: str) -> sqlite3.Row | None:
+    def job(self, job_id: str) -> JobRecord | None:
         """The stored job (after advancing), or None."""
-        with self.tx() as c:
-            self._advance(c, time.time())
-            row: sqlite3.Row | None = c.execute(
-                "SELECT * FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
-            return row
+        with self._advanced() as c:
+            row = c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return self._job_record(row) if row is not None else None
 
-    def job_details(self, job_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(events, checkpoints) of a job, newest first, in API shape."""
+    def job_details(self, job_id: str) -> tuple[list[EventRecord], list[CheckpointRecord]]:
+        """(events, checkpoints) of a job, newest first."""
         with self.lock:
             events = self._conn.execute(
-                "SELECT * FROM events WHERE job_id = ? ORDER BY idx DESC", (job_id,)
+                "SELECT name, data, created_at FROM events WHERE job_id = ? ORDER BY idx DESC",
+                (job_id,),
             ).fetchall()
             cps = self._conn.execute(
-                "SELECT * FROM checkpoints WHERE job_id = ? ORDER BY step_number DESC", (job_id,)
+                "SELECT step_number, created_at, train_loss, valid_loss, valid_mean_token_accuracy "
+                "FROM checkpoints WHERE job_id = ? ORDER BY step_number DESC",
+                (job_id,),
             ).fetchall()
         return (
-            [
-                {
-                    "name": e["name"],
-                    "data": json.loads(e["data"]) if e["data"] else None,
-                    "created_at": e["created_at"],
-                }
-                for e in events
-            ],
-            [
-                {
-                    "metrics": {
-                        "train_loss": cp["train_loss"],
-                        "valid_loss": cp["valid_loss"],
-                        "valid_mean_token_accuracy": cp["valid_mean_token_accuracy"],
-                    },
-                    "step_number": cp["step_number"],
-                    "created_at": cp["created_at"],
-                }
-                for cp in cps
-            ],
+            [EventRecord(e["name"], _loads(e["data"]), e["created_at"]) for e in events],
+            [CheckpointRecord(*cp) for cp in cps],
         )
 
     def list_jobs(
@@ -537,7 +425,7 @@ class Store:
         wandb_project: str | None,
         wandb_name: str | None,
         suffix: str | None,
-    ) -> tuple[list[sqlite3.Row], int]:
+    ) -> tuple[list[JobRecord], int]:
         """One page of jobs, newest first, and the total matching (filters combine as AND)."""
         filters: list[tuple[Any, str]] = [
             (model, "model = ?"),
@@ -551,76 +439,89 @@ class Store:
         where = ["1 = 1"] + [sql for value, sql in filters if value is not None]
         args: list[Any] = [value for value, _ in filters if value is not None]
         clause = " AND ".join(where)
-        with self.tx() as c:
-            self._advance(c, time.time())
+        with self._advanced() as c:
             total = c.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args).fetchone()[0]
             rows = c.execute(
                 f"SELECT * FROM jobs WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 [*args, page_size, page * page_size],
             ).fetchall()
-        return rows, int(total)
+        return [self._job_record(r) for r in rows], int(total)
 
-    def start_job(self, job_id: str) -> tuple[sqlite3.Row | None, str | None]:
-        """Start a VALIDATED job. Returns (row, None) or (row/None, why it cannot start)."""
-        now = time.time()
-        with self.tx() as c:
-            self._advance(c, now)
-            row = c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                return None, None
-            if row["status"] != "VALIDATED":
-                return row, (
-                    f"Job {job_id} is {row['status']}; only a VALIDATED job can be started."
-                )
-            c.execute("UPDATE jobs SET started = ?, next_at = ? WHERE id = ?", (now, now, job_id))
-            row = c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            self._materialize(c, row, now)
-            return c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone(), None
+    def start_job(self, job_id: str) -> tuple[JobRecord | None, str | None]:
+        """Start a VALIDATED job. Returns (job, None) or (job or None, why it cannot start)."""
 
-    def cancel_job(self, job_id: str) -> tuple[sqlite3.Row | None, str | None]:
+        def refusal(job: JobRecord) -> str | None:
+            if job.status == "VALIDATED":
+                return None
+            return f"Job {job_id} is {job.status}; only a VALIDATED job can be started."
+
+        return self._stamp(job_id, "started", refusal)
+
+    def cancel_job(self, job_id: str) -> tuple[JobRecord | None, str | None]:
         """Request cancellation of a job that is not finished (see :meth:`start_job`)."""
-        now = time.time()
+
+        def refusal(job: JobRecord) -> str | None:
+            if job.status not in lifecycle.TERMINAL and job.cancel_requested is None:
+                return None
+            return (
+                f"Job {job_id} is {job.status}; only a job that has not finished and is "
+                "not already being cancelled can be cancelled."
+            )
+
+        return self._stamp(job_id, "cancel_requested", refusal)
+
+    def _stamp(
+        self, job_id: str, column: str, refusal: Callable[[JobRecord], str | None]
+    ) -> tuple[JobRecord | None, str | None]:
+        """Set ``column`` (``started`` or ``cancel_requested``) to now, unless refused."""
+        now = self.clock.now()
         with self.tx() as c:
             self._advance(c, now)
             row = c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return None, None
-            if row["status"] in lifecycle.TERMINAL or row["cancel_requested"] is not None:
-                return row, (
-                    f"Job {job_id} is {row['status']}; only a job that has not finished and is "
-                    "not already being cancelled can be cancelled."
-                )
-            c.execute(
-                "UPDATE jobs SET cancel_requested = ?, next_at = ? WHERE id = ?", (now, now, job_id)
-            )
-            row = c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            self._materialize(c, row, now)
-            return c.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone(), None
+            job = self._job_record(row)
+            problem = refusal(job)
+            if problem:
+                return job, problem
+            c.execute(f"UPDATE jobs SET {column} = ?, next_at = ? WHERE id = ?", (now, now, job_id))
+            return self._materialize(c, self._job(c, job_id), now), None
 
     # -- fine-tuned models ----------------------------------------------------------------
 
-    def model_rows(self) -> list[sqlite3.Row]:
+    @staticmethod
+    def _model_record(row: sqlite3.Row) -> ModelRecord:
+        return ModelRecord(
+            id=row["id"],
+            job_id=row["job_id"],
+            root=row["root"],
+            model_type=row["model_type"],
+            created=row["created"],
+            name=row["name"],
+            description=row["description"],
+            archived=bool(row["archived"]),
+            classifier_targets=_loads(row["classifier_targets"]),
+        )
+
+    def models(self) -> list[ModelRecord]:
         """Every live fine-tuned model, oldest first."""
-        with self.tx() as c:
-            self._advance(c, time.time())
-            return c.execute(
+        with self._advanced() as c:
+            rows = c.execute(
                 "SELECT * FROM models WHERE deleted = 0 ORDER BY created, id"
             ).fetchall()
+        return [self._model_record(r) for r in rows]
 
-    def model_row(self, model_id: str) -> sqlite3.Row | None:
+    def model(self, model_id: str) -> ModelRecord | None:
         """A live fine-tuned model by id, or None."""
-        with self.tx() as c:
-            self._advance(c, time.time())
-            row: sqlite3.Row | None = c.execute(
-                "SELECT * FROM models WHERE id = ? AND deleted = 0", (model_id,)
-            ).fetchone()
-            return row
+        return self.update_model(model_id, {})
 
-    def update_model(self, model_id: str, changes: dict[str, Any]) -> sqlite3.Row | None:
-        """Set ``name``/``description``/``archived``/``deleted`` of a live model."""
+    def update_model(self, model_id: str, changes: dict[str, Any]) -> ModelRecord | None:
+        """Set ``name``/``description``/``archived``/``deleted`` of a live model.
+
+        Returns the model as it was left (None if there is no live model with that id).
+        """
         allowed = {"name", "description", "archived", "deleted"}
-        with self.tx() as c:
-            self._advance(c, time.time())
+        with self._advanced() as c:
             row = c.execute(
                 "SELECT * FROM models WHERE id = ? AND deleted = 0", (model_id,)
             ).fetchone()
@@ -632,10 +533,8 @@ class Store:
                     f"UPDATE models SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                     [*sets.values(), model_id],
                 )
-            result: sqlite3.Row = c.execute(
-                "SELECT * FROM models WHERE id = ?", (model_id,)
-            ).fetchone()
-            return result
+                row = c.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
+            return self._model_record(row)
 
     # -- journal --------------------------------------------------------------------------
 
@@ -659,7 +558,7 @@ class Store:
             )
 
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
-        """Recorded requests with id > ``since``, oldest first."""
+        """Recorded requests with id > ``since``, oldest first (the API's JSON objects)."""
         with self.lock:
             rows = self._conn.execute(
                 "SELECT * FROM journal WHERE id > ? ORDER BY id", (since,)
@@ -672,6 +571,32 @@ class Store:
             return int(c.execute("DELETE FROM journal").rowcount)
 
 
-def cost_estimate(train_tokens: int) -> float:
-    """USD estimate for training ``train_tokens`` tokens (rate plus a minimum fee)."""
-    return round(max(MINIMUM_FEE_USD, train_tokens / 1e6 * USD_PER_MILLION_TOKENS), 4)
+def _job_columns(spec: JobSpec) -> dict[str, Any]:
+    """The stored columns of a new job."""
+    plan = spec.plan
+    integrations = spec.integrations or []
+    return {
+        "id": spec.id,
+        "created": plan.created,
+        "model": spec.model,
+        "job_type": spec.job_type,
+        "auto_start": int(plan.auto_start),
+        "suffix": spec.suffix,
+        "training_files": json.dumps(list(spec.training_files)),
+        "validation_files": json.dumps(list(spec.validation_files)),
+        "hyperparameters": json.dumps(spec.hyperparameters),
+        "integrations": json.dumps(spec.integrations) if spec.integrations is not None else None,
+        "repositories": json.dumps(spec.repositories),
+        "classifier_targets": (
+            json.dumps(spec.classifier_targets) if spec.classifier_targets is not None else None
+        ),
+        "similarity": spec.similarity,
+        "steps": plan.steps,
+        "tokens_per_step": spec.tokens_per_step,
+        "data_tokens": spec.data_tokens,
+        "validation_error": plan.validation_error,
+        "fail_step": plan.fail_step,
+        # Denormalised for the list filters (json_each in SQL).
+        "wandb_projects": json.dumps([i["project"] for i in integrations]),
+        "wandb_names": json.dumps([i["name"] for i in integrations if i["name"]]),
+    }

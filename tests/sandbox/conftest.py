@@ -1,14 +1,15 @@
 """Fixtures for the sandbox tests: real servers on 127.0.0.1, real files in tmp_path.
 
-``start_sandbox(**config)`` starts an :class:`EmbeddedSandbox` (stopped at teardown) with a
-fast time scale; ``api`` is an httpx client on a default sandbox with an API key; helpers
-build valid training data and wait for job statuses.
+Time is the test's: every sandbox runs on the test's :class:`ManualClock` (``clock``), which
+only moves when a test advances it, so nothing sleeps and job timing is exact (the durations
+of :mod:`reconciler.sandbox.lifecycle` at scale 1). ``start_sandbox(**config)`` starts an
+:class:`EmbeddedSandbox` (stopped at teardown); ``api`` is an httpx client on a default sandbox
+with an API key; helpers build valid training data and move a job to a status.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.sandbox import EmbeddedSandbox, SandboxConfig
+from reconciler.sandbox import EmbeddedSandbox, ManualClock, SandboxConfig
 
 API_KEY = "sandbox-test-key"
-#: Jobs finish in a fraction of a second at this scale (a 10-step job: ~0.08 s).
-FAST = 50.0
+#: How far :func:`wait_status` moves the clock between two looks at the job (seconds).
+STEP = 0.25
 
 
 def chat_lines(n: int, tag: str = "x") -> bytes:
@@ -48,13 +49,23 @@ StartSandbox = Callable[..., EmbeddedSandbox]
 
 
 @pytest.fixture
-def start_sandbox(tmp_path: Path) -> Iterator[StartSandbox]:
-    """Factory: start a sandbox (default data dir tmp_path/sandbox, fast clock)."""
+def clock() -> ManualClock:
+    """The test's clock (starts at the real time now, then moves only when advanced)."""
+    return ManualClock()
+
+
+@pytest.fixture
+def start_sandbox(tmp_path: Path, clock: ManualClock) -> Iterator[StartSandbox]:
+    """Factory: start a sandbox (default data dir tmp_path/sandbox, the test's clock).
+
+    Passing ``time_scale`` gives the sandbox the real clock at that scale instead.
+    """
     started: list[EmbeddedSandbox] = []
 
     def start(**kwargs: Any) -> EmbeddedSandbox:
         kwargs.setdefault("data_dir", tmp_path / "sandbox")
-        kwargs.setdefault("time_scale", FAST)
+        if "time_scale" not in kwargs:
+            kwargs.setdefault("clock", clock)
         sb = EmbeddedSandbox(SandboxConfig(**kwargs)).start()
         started.append(sb)
         return sb
@@ -110,14 +121,22 @@ def job_body(file_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def wait_status(
-    client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 10.0
+    client: httpx.Client,
+    clock: ManualClock,
+    job_id: str,
+    statuses: set[str],
+    limit: float = 600.0,
 ) -> dict[str, Any]:
-    """Poll GET job until its status is in ``statuses``; returns the job."""
-    deadline = time.monotonic() + timeout
+    """Advance ``clock`` by :data:`STEP` until GET job shows a status in ``statuses``.
+
+    Returns the job. Raises AssertionError if ``limit`` simulated seconds are not enough.
+    """
+    moved = 0.0
     while True:
         job: dict[str, Any] = client.get(f"/v1/fine_tuning/jobs/{job_id}").json()
         if job["status"] in statuses:
             return job
-        if time.monotonic() > deadline:
+        if moved >= limit:
             raise AssertionError(f"job {job_id} stuck in {job['status']}, wanted {statuses}")
-        time.sleep(0.02)
+        clock.advance(STEP)
+        moved += STEP

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.sandbox import EmbeddedSandbox
+from reconciler.sandbox import EmbeddedSandbox, ManualClock
 from tests.sandbox.conftest import API_KEY, chat_lines, job_body, uploaded_id, wait_status
 
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -202,7 +202,7 @@ def _request_cases(
     ]
 
 
-def test_bad_input_table(api: httpx.Client, sandbox: EmbeddedSandbox) -> None:
+def test_bad_input_table(api: httpx.Client, sandbox: EmbeddedSandbox, clock: ManualClock) -> None:
     fid = uploaded_id(api, chat_lines(20))
     finished = api.post(
         "/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True, suffix="done")
@@ -211,8 +211,8 @@ def test_bad_input_table(api: httpx.Client, sandbox: EmbeddedSandbox) -> None:
         "/v1/fine_tuning/jobs",
         json=job_body(fid, auto_start=True, suffix="run", hyperparameters={"training_steps": 5000}),
     ).json()["id"]
-    wait_status(api, finished, {"SUCCESS"})
-    wait_status(api, running, {"RUNNING"})
+    wait_status(api, clock, finished, {"SUCCESS"})
+    wait_status(api, clock, running, {"RUNNING"})
     before_files = api.get("/v1/files").json()["total"]
     before_jobs = api.get("/v1/fine_tuning/jobs").json()["total"]
 

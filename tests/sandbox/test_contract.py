@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.sandbox import EmbeddedSandbox
+from reconciler.sandbox import EmbeddedSandbox, ManualClock
 from tests.sandbox.conftest import (
     API_KEY,
     chat_lines,
@@ -57,7 +57,7 @@ def recorded(sandbox: EmbeddedSandbox) -> Iterator[tuple[httpx.Client, list[http
         yield client, seen
 
 
-def _scenario(api: httpx.Client) -> None:
+def _scenario(api: httpx.Client, clock: ManualClock) -> None:
     train = uploaded_id(api, chat_lines(30, "t"), "train.jsonl")
     valid = uploaded_id(api, chat_lines(5, "v"), "valid.jsonl")
     uploaded_id(api, pretrain_lines(5), "pretrain.jsonl")
@@ -89,9 +89,9 @@ def _scenario(api: httpx.Client) -> None:
     )
     api.post("/v1/fine_tuning/jobs", params={"dry_run": "true"}, json=body)
     job = api.post("/v1/fine_tuning/jobs", json=body).json()
-    wait_status(api, job["id"], {"VALIDATED"})
+    wait_status(api, clock, job["id"], {"VALIDATED"})
     api.post(f"/v1/fine_tuning/jobs/{job['id']}/start")
-    done = wait_status(api, job["id"], {"SUCCESS"})
+    done = wait_status(api, clock, job["id"], {"SUCCESS"})
     api.post("/v1/fine_tuning/jobs", json={**body, "store": True})  # 422 extra_forbidden
 
     # A classifier job, and a completion job cancelled mid-way.
@@ -106,10 +106,10 @@ def _scenario(api: httpx.Client) -> None:
             classifier_targets=[{"name": "mood", "labels": ["a", "b"]}],
         ),
     ).json()
-    wait_status(api, classifier["id"], {"SUCCESS"})
+    wait_status(api, clock, classifier["id"], {"SUCCESS"})
     other = api.post("/v1/fine_tuning/jobs", json=job_body(train, suffix="cancel")).json()
     api.post(f"/v1/fine_tuning/jobs/{other['id']}/cancel")
-    wait_status(api, other["id"], {"CANCELLED"})
+    wait_status(api, clock, other["id"], {"CANCELLED"})
     api.get("/v1/fine_tuning/jobs")
     api.get(
         "/v1/fine_tuning/jobs",
@@ -137,10 +137,10 @@ def _scenario(api: httpx.Client) -> None:
 
 
 def test_every_response_matches_the_contract(
-    contract: Contract, recorded: tuple[httpx.Client, list[httpx.Response]]
+    contract: Contract, recorded: tuple[httpx.Client, list[httpx.Response]], clock: ManualClock
 ) -> None:
     api, seen = recorded
-    _scenario(api)
+    _scenario(api, clock)
     checked: set[tuple[str, str]] = set()
     for response in seen:
         method, path = response.request.method, response.request.url.path

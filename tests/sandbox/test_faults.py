@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from reconciler.sandbox import parse_faults
+from reconciler.sandbox import ManualClock, SandboxConfig, parse_faults
 from tests.sandbox.conftest import StartSandbox, chat_lines, job_body, uploaded_id, wait_status
 
 
@@ -55,7 +54,9 @@ def test_drop_closes_the_connection_without_acting(start_sandbox: StartSandbox) 
     assert not list((sb.config.data_dir / "files").iterdir())
 
 
-def test_timeout_after_commit_upload_create_start_cancel(start_sandbox: StartSandbox) -> None:
+def test_timeout_after_commit_upload_create_start_cancel(
+    start_sandbox: StartSandbox, clock: ManualClock
+) -> None:
     sb = start_sandbox(faults=parse_faults("timeout_after_commit=1,methods=POST"))
 
     def lost() -> pytest.RaisesExc[httpx.RemoteProtocolError]:
@@ -72,16 +73,16 @@ def test_timeout_after_commit_upload_create_start_cancel(start_sandbox: StartSan
         jobs = client.get("/v1/fine_tuning/jobs", params={"suffix": "ghost"}).json()
         assert jobs["total"] == 1  # so was the create
         job_id = jobs["data"][0]["id"]
-        wait_status(client, job_id, {"VALIDATED"})
+        wait_status(client, clock, job_id, {"VALIDATED"})
         with lost():
             client.post(f"/v1/fine_tuning/jobs/{job_id}/start")
-        assert wait_status(client, job_id, {"SUCCESS"})["status"] == "SUCCESS"
+        assert wait_status(client, clock, job_id, {"SUCCESS"})["status"] == "SUCCESS"
         with lost():
             client.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="other"))
         other = client.get("/v1/fine_tuning/jobs", params={"suffix": "other"}).json()["data"][0]
         with lost():
             client.post(f"/v1/fine_tuning/jobs/{other['id']}/cancel")
-        assert wait_status(client, other["id"], {"CANCELLED"})["status"] == "CANCELLED"
+        assert wait_status(client, clock, other["id"], {"CANCELLED"})["status"] == "CANCELLED"
     posts = [e for e in sb.journal() if e["method"] == "POST"]
     assert len(posts) == 5
     assert all((e["status"], e["fault"]) == (200, "timeout_after_commit") for e in posts)
@@ -92,38 +93,27 @@ def test_faults_are_deterministic_per_seed(tmp_path: Path) -> None:
     from reconciler.sandbox.store import Store
 
     store = Store(tmp_path)
-    spec = parse_faults("500=0.3,503=0.2")
+
+    async def nothing(*args: object) -> None:
+        return None
+
+    def gate(faults: str, seed: int) -> Gate:
+        config = SandboxConfig(data_dir=tmp_path, faults=parse_faults(faults), seed=seed)
+        return Gate(nothing, store=store, config=config)
 
     def draws(seed: int) -> list[str | None]:
-        gate = Gate(
-            lambda *a: None,
-            store=store,
-            api_key=None,  # type: ignore[arg-type,return-value]
-            faults=spec,
-            rate_limit=None,
-            max_upload_bytes=1,
-            seed=seed,
-        )
-        return [gate._pick_fault("GET", "/v1/files") for _ in range(400)]
+        one = gate("500=0.3,503=0.2", seed)
+        return [one._pick_fault("GET", "/v1/files") for _ in range(400)]
 
     first, again, other = draws(1), draws(1), draws(2)
-    store.close()
     assert first == again
     assert first != other
     assert first.count("500") / 400 == pytest.approx(0.3, abs=0.08)
     assert first.count("503") / 400 == pytest.approx(0.2, abs=0.08)
     # A seed given in the spec wins over the server seed.
-    seeded = parse_faults("500=0.3,503=0.2,seed=1")
-    gate = Gate(
-        lambda *a: None,
-        store=Store(tmp_path / "b"),
-        api_key=None,  # type: ignore[arg-type,return-value]
-        faults=seeded,
-        rate_limit=None,
-        max_upload_bytes=1,
-        seed=99,
-    )
-    assert [gate._pick_fault("GET", "/v1/files") for _ in range(400)] == first
+    seeded = gate("500=0.3,503=0.2,seed=1", 99)
+    assert [seeded._pick_fault("GET", "/v1/files") for _ in range(400)] == first
+    store.close()
 
 
 def test_server_fault_sequence_repeats_after_restart(start_sandbox: StartSandbox) -> None:
@@ -139,21 +129,21 @@ def test_server_fault_sequence_repeats_after_restart(start_sandbox: StartSandbox
     assert {200, 500} <= set(first)
 
 
-def test_job_failure_fault(start_sandbox: StartSandbox) -> None:
+def test_job_failure_fault(start_sandbox: StartSandbox, clock: ManualClock) -> None:
     sb = start_sandbox(faults=parse_faults("job_failure=1"))
     with httpx.Client(base_url=sb.base_url) as client:
         fid = uploaded_id(client)
         job = client.post(
             "/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True, suffix="doomed")
         ).json()
-        failed = wait_status(client, job["id"], {"FAILED", "SUCCESS"})
+        failed = wait_status(client, clock, job["id"], {"FAILED", "SUCCESS"})
     assert failed["status"] == "FAILED"
     assert failed["fine_tuned_model"] is None
     assert failed["events"][0]["data"]["status"] == "FAILED"
     assert len(failed["checkpoints"]) < 10
 
 
-def test_rate_limit_token_bucket(start_sandbox: StartSandbox) -> None:
+def test_rate_limit_token_bucket(start_sandbox: StartSandbox, clock: ManualClock) -> None:
     sb = start_sandbox(rate_limit=5.0)
     with httpx.Client(base_url=sb.base_url) as client:
         codes = [client.get("/v1/files") for _ in range(8)]
@@ -172,7 +162,7 @@ def test_rate_limit_token_bucket(start_sandbox: StartSandbox) -> None:
         last = client.get("/v1/files")
         while last.status_code != 429:
             last = client.get("/v1/files")
-        time.sleep(int(last.headers["retry-after-ms"]) / 1000 + 0.02)
+        clock.advance(int(last.headers["retry-after-ms"]) / 1000)
         assert client.get("/v1/files").status_code == 200
     faults = [e["fault"] for e in sb.journal() if e["status"] == 429]
     assert faults and set(faults) == {"rate_limit"}

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.sandbox import EmbeddedSandbox
+from reconciler.sandbox import EmbeddedSandbox, ManualClock, SystemClock
 from tests.sandbox.conftest import (
     API_KEY,
     StartSandbox,
@@ -25,7 +25,7 @@ def _statuses(job: dict[str, Any]) -> list[str]:
     return [e["data"]["status"] for e in reversed(job["events"])]
 
 
-def test_lifecycle_with_manual_start(api: httpx.Client) -> None:
+def test_lifecycle_with_manual_start(api: httpx.Client, clock: ManualClock) -> None:
     fid = uploaded_id(api)
     valid = uploaded_id(api, chat_lines(4, "v"), "valid.jsonl")
     created = api.post(
@@ -37,8 +37,8 @@ def test_lifecycle_with_manual_start(api: httpx.Client) -> None:
     assert job["metadata"] is None and job["fine_tuned_model"] is None
     assert job["training_files"] == [fid] and job["validation_files"] == [valid]
 
-    held = wait_status(api, job["id"], {"VALIDATED"})
-    time.sleep(0.1)  # stays VALIDATED: auto_start is false
+    held = wait_status(api, clock, job["id"], {"VALIDATED"})
+    clock.advance(3600)  # stays VALIDATED: auto_start is false
     held = api.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
     assert held["status"] == "VALIDATED"
     assert _statuses(held) == ["QUEUED", "VALIDATING", "VALIDATED"]
@@ -53,7 +53,7 @@ def test_lifecycle_with_manual_start(api: httpx.Client) -> None:
     started = api.post(f"/v1/fine_tuning/jobs/{job['id']}/start")
     assert started.status_code == 200
     assert started.json()["status"] in ("STARTED", "RUNNING")
-    done = wait_status(api, job["id"], {"SUCCESS"})
+    done = wait_status(api, clock, job["id"], {"SUCCESS"})
     assert _statuses(done) == ["QUEUED", "VALIDATING", "VALIDATED", "STARTED", "RUNNING", "SUCCESS"]
     times = [e["created_at"] for e in done["events"]]
     assert times == sorted(times, reverse=True)  # newest first
@@ -79,14 +79,14 @@ def test_lifecycle_with_manual_start(api: httpx.Client) -> None:
 
 
 def test_auto_start_runs_through_and_no_valid_metrics_without_validation_files(
-    api: httpx.Client, sandbox: EmbeddedSandbox
+    api: httpx.Client, sandbox: EmbeddedSandbox, clock: ManualClock
 ) -> None:
     fid = uploaded_id(api)
     job = api.post(
         "/v1/fine_tuning/jobs",
         json=job_body(fid, auto_start=True, hyperparameters={"training_steps": 20}),
     ).json()
-    done = wait_status(api, job["id"], {"SUCCESS"})
+    done = wait_status(api, clock, job["id"], {"SUCCESS"})
     assert "STARTED" in _statuses(done)
     assert [c["step_number"] for c in done["checkpoints"]][::-1] == list(range(2, 21, 2))
     assert all(c["metrics"]["valid_loss"] is None for c in done["checkpoints"])
@@ -95,7 +95,7 @@ def test_auto_start_runs_through_and_no_valid_metrics_without_validation_files(
     assert len(parts) == 5 and len(parts[2]) == 8 and int(parts[2], 16) >= 0
 
 
-def test_defaults_filled_and_secrets_never_returned(api: httpx.Client) -> None:
+def test_defaults_filled_and_secrets_never_returned(api: httpx.Client, clock: ManualClock) -> None:
     fid = uploaded_id(api)
     job = api.post(
         "/v1/fine_tuning/jobs",
@@ -122,23 +122,23 @@ def test_defaults_filled_and_secrets_never_returned(api: httpx.Client) -> None:
         {"type": "wandb", "project": "proj", "name": "n", "run_name": None, "url": None}
     ]
     assert len(job["repositories"][0]["commit_id"]) == 40
-    validated = wait_status(api, job["id"], {"VALIDATED"})
+    validated = wait_status(api, clock, job["id"], {"VALIDATED"})
     assert validated["hyperparameters"]["training_steps"] == 10  # server default
 
 
-def test_epochs_decide_the_steps(api: httpx.Client) -> None:
+def test_epochs_decide_the_steps(api: httpx.Client, clock: ManualClock) -> None:
     fid = uploaded_id(api, chat_lines(2000))
     job = api.post(
         "/v1/fine_tuning/jobs",
         json=job_body(fid, hyperparameters={"epochs": 3, "seq_len": 100}),
     ).json()
-    meta_job = wait_status(api, job["id"], {"VALIDATED"})
+    meta_job = wait_status(api, clock, job["id"], {"VALIDATED"})
     steps = meta_job["hyperparameters"]["training_steps"]
     data_tokens = meta_job["metadata"]["data_tokens"]
     assert steps * 400 >= 3 * data_tokens > (steps - 1) * 400  # 4 sequences of 100 per step
 
 
-def test_similar_active_job_is_409_until_finished(api: httpx.Client) -> None:
+def test_similar_active_job_is_409_until_finished(api: httpx.Client, clock: ManualClock) -> None:
     fid = uploaded_id(api)
     body = job_body(fid, suffix="dup")
     first = api.post("/v1/fine_tuning/jobs", json=body)
@@ -158,7 +158,7 @@ def test_similar_active_job_is_409_until_finished(api: httpx.Client) -> None:
     assert api.post("/v1/fine_tuning/jobs", json=plain).status_code == 409
     # Once the first is cancelled (terminal), the same request is fine again.
     api.post(f"/v1/fine_tuning/jobs/{first.json()['id']}/cancel")
-    wait_status(api, first.json()["id"], {"CANCELLED"})
+    wait_status(api, clock, first.json()["id"], {"CANCELLED"})
     assert api.post("/v1/fine_tuning/jobs", json=body).status_code == 200
     assert api.get("/v1/fine_tuning/jobs").json()["total"] == 5
 
@@ -178,20 +178,19 @@ def test_dry_run_returns_metadata_and_creates_nothing(api: httpx.Client) -> None
     assert api.get("/v1/fine_tuning/jobs").json()["total"] == 1
 
 
-def test_start_and_cancel_rules(start_sandbox: StartSandbox) -> None:
-    # A slower clock (validation takes 0.1 s) so the early start surely comes too early.
-    sb = start_sandbox(time_scale=10)
+def test_start_and_cancel_rules(start_sandbox: StartSandbox, clock: ManualClock) -> None:
+    sb = start_sandbox()
     api = httpx.Client(base_url=sb.base_url)
     fid = uploaded_id(api)
     job = api.post("/v1/fine_tuning/jobs", json=job_body(fid)).json()
     # Start before validation finished: 409 with the reason.
     early = api.post(f"/v1/fine_tuning/jobs/{job['id']}/start")
     assert early.status_code == 409 and "VALIDATED" in early.json()["detail"]
-    wait_status(api, job["id"], {"VALIDATED"})
+    wait_status(api, clock, job["id"], {"VALIDATED"})
     assert api.post(f"/v1/fine_tuning/jobs/{job['id']}/start").status_code == 200
     again = api.post(f"/v1/fine_tuning/jobs/{job['id']}/start")
     assert again.status_code == 409  # already started / running / done
-    wait_status(api, job["id"], {"SUCCESS"})
+    wait_status(api, clock, job["id"], {"SUCCESS"})
     finished = api.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")
     assert finished.status_code == 409 and "SUCCESS" in finished.json()["detail"]
 
@@ -200,28 +199,29 @@ def test_start_and_cancel_rules(start_sandbox: StartSandbox) -> None:
         "/v1/fine_tuning/jobs",
         json=job_body(fid, auto_start=True, hyperparameters={"training_steps": 200}),
     ).json()
-    wait_status(api, long["id"], {"RUNNING"})
-    time.sleep(0.05)
+    wait_status(api, clock, long["id"], {"RUNNING"})
+    clock.advance(13.0)  # two checkpoints into the run (one every 20 steps, 6 s)
     cancelled = api.post(f"/v1/fine_tuning/jobs/{long['id']}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "CANCELLATION_REQUESTED"
-    end = wait_status(api, long["id"], {"CANCELLED"})
+    end = wait_status(api, clock, long["id"], {"CANCELLED"})
     assert _statuses(end)[-2:] == ["CANCELLATION_REQUESTED", "CANCELLED"]
     assert end["fine_tuned_model"] is None
     assert end["trained_tokens"] is not None and end["trained_tokens"] < 200 * 131072
     steps_before = len(end["checkpoints"])
-    time.sleep(0.1)
+    assert steps_before == 2
+    clock.advance(3600)
     assert len(api.get(f"/v1/fine_tuning/jobs/{long['id']}").json()["checkpoints"]) == steps_before
     assert api.post(f"/v1/fine_tuning/jobs/{long['id']}/cancel").status_code == 409
     assert api.post(f"/v1/fine_tuning/jobs/{long['id']}/start").status_code == 409
     api.close()
 
 
-def test_failed_validation_for_invalid_samples(api: httpx.Client) -> None:
+def test_failed_validation_for_invalid_samples(api: httpx.Client, clock: ManualClock) -> None:
     data = chat_lines(9) + b'{"messages": []}\n'  # 10% invalid
     fid = upload(api, data, "tenth-bad.jsonl").json()["id"]
     strict = api.post("/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True)).json()
-    failed = wait_status(api, strict["id"], {"FAILED_VALIDATION", "SUCCESS"})
+    failed = wait_status(api, clock, strict["id"], {"FAILED_VALIDATION", "SUCCESS"})
     assert failed["status"] == "FAILED_VALIDATION"
     assert failed["events"][0]["data"]["status"] == "FAILED_VALIDATION"
     assert "invalid" in failed["events"][0]["data"]["error"]
@@ -230,10 +230,13 @@ def test_failed_validation_for_invalid_samples(api: httpx.Client) -> None:
         "/v1/fine_tuning/jobs",
         json=job_body(fid, auto_start=True, invalid_sample_skip_percentage=0.2, suffix="ok"),
     ).json()
-    assert wait_status(api, lenient["id"], {"FAILED_VALIDATION", "SUCCESS"})["status"] == "SUCCESS"
+    assert (
+        wait_status(api, clock, lenient["id"], {"FAILED_VALIDATION", "SUCCESS"})["status"]
+        == "SUCCESS"
+    )
 
 
-def test_classifier_job(api: httpx.Client) -> None:
+def test_classifier_job(api: httpx.Client, clock: ManualClock) -> None:
     fid = uploaded_id(api)
     body = job_body(
         fid,
@@ -246,7 +249,7 @@ def test_classifier_job(api: httpx.Client) -> None:
     job = api.post("/v1/fine_tuning/jobs", json=body).json()
     assert job["job_type"] == "classifier" and "repositories" not in job
     assert "fim_ratio" not in job["hyperparameters"]
-    done = wait_status(api, job["id"], {"SUCCESS"})
+    done = wait_status(api, clock, job["id"], {"SUCCESS"})
     assert done["classifier_targets"] == [
         {"name": "topic", "labels": ["a", "b"], "weight": 1.0, "loss_function": "single_class"}
     ]
@@ -255,7 +258,7 @@ def test_classifier_job(api: httpx.Client) -> None:
     assert model["model_type"] == "classifier" and model["classifier_targets"]
 
 
-def test_list_filters_and_pagination(api: httpx.Client) -> None:
+def test_list_filters_and_pagination(api: httpx.Client, clock: ManualClock) -> None:
     fid = uploaded_id(api)
     wandb = [{"project": "proj-a", "name": "run-a", "api_key": "k" * 40}]
     a = api.post(
@@ -266,10 +269,10 @@ def test_list_filters_and_pagination(api: httpx.Client) -> None:
         "/v1/fine_tuning/jobs", json=job_body(fid, model="mistral-small-latest", suffix="beta")
     ).json()
     c = api.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="gamma")).json()
-    wait_status(api, a["id"], {"SUCCESS"})
-    wait_status(api, b["id"], {"VALIDATED"})
-    wait_status(api, c["id"], {"VALIDATED"})
-    now = dt.datetime.now(dt.UTC)
+    wait_status(api, clock, a["id"], {"SUCCESS"})
+    wait_status(api, clock, b["id"], {"VALIDATED"})
+    wait_status(api, clock, c["id"], {"VALIDATED"})
+    now = dt.datetime.fromtimestamp(clock.now(), dt.UTC)
     cases: list[tuple[dict[str, Any], list[str]]] = [
         ({}, [c["id"], b["id"], a["id"]]),
         ({"model": "mistral-small-latest"}, [b["id"]]),
@@ -310,8 +313,8 @@ def test_unknown_job_ids(api: httpx.Client) -> None:
         assert r.status_code == 404 and missing in r.json()["detail"]
 
 
-def test_progress_survives_restart_and_follows_time_scale(start_sandbox: StartSandbox) -> None:
-    sb = start_sandbox(time_scale=20)
+def test_progress_survives_restart(start_sandbox: StartSandbox, clock: ManualClock) -> None:
+    sb = start_sandbox()
     client = httpx.Client(base_url=sb.base_url)
     fid = uploaded_id(client)
     job = client.post(
@@ -320,12 +323,31 @@ def test_progress_survives_restart_and_follows_time_scale(start_sandbox: StartSa
     client.close()
     sb.stop()
     # Nothing runs while the server is down; on restart the store catches up from timestamps.
-    time.sleep(0.4)  # at scale 20 the whole 10-step job takes 0.21 s
-    sb2 = start_sandbox(time_scale=20)
+    clock.advance(4.2)  # exactly the whole 10-step job at scale 1
+    sb2 = start_sandbox()
     with httpx.Client(base_url=sb2.base_url) as client2:
         done = client2.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
     assert done["status"] == "SUCCESS"
     assert len(done["checkpoints"]) == 10 and done["fine_tuned_model"]
+    assert job["created_at"] < done["modified_at"] <= clock.now()
+
+
+def test_real_clock_follows_the_time_scale(start_sandbox: StartSandbox) -> None:
+    # The one test on the real clock: at scale 1000 a 10-step job takes 4.2 ms of real time.
+    sb = start_sandbox(time_scale=1000)
+    assert isinstance(sb.config.clock, SystemClock) and sb.config.clock.scale == 1000
+    with httpx.Client(base_url=sb.base_url) as client:
+        fid = uploaded_id(client)
+        job = client.post("/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True)).json()
+        assert job["status"] == "QUEUED"
+        polls = 0
+        while job["status"] != "SUCCESS":
+            polls += 1
+            assert polls < 10_000, f"stuck in {job['status']} on the real clock"
+            job = client.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
+    assert job["metadata"]["expected_duration_seconds"] == 1  # 3.2 ms, rounded up
+    assert len(job["checkpoints"]) == 10
+    assert job["created_at"] <= job["modified_at"] <= time.time()
 
 
 def test_auth_on_jobs(sandbox: EmbeddedSandbox) -> None:

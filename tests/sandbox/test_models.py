@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import httpx
 
+from reconciler.sandbox import ManualClock
 from tests.sandbox.conftest import job_body, uploaded_id, wait_status
 
 
-def _fine_tuned(api: httpx.Client) -> str:
+def _fine_tuned(api: httpx.Client, clock: ManualClock) -> str:
     fid = uploaded_id(api)
     job = api.post("/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True)).json()
-    return str(wait_status(api, job["id"], {"SUCCESS"})["fine_tuned_model"])
+    return str(wait_status(api, clock, job["id"], {"SUCCESS"})["fine_tuned_model"])
 
 
 def test_base_models_listed_and_retrievable(api: httpx.Client) -> None:
@@ -32,8 +33,8 @@ def test_base_models_listed_and_retrievable(api: httpx.Client) -> None:
     ] == ["codestral-latest"]
 
 
-def test_fine_tuned_model_update_archive_delete(api: httpx.Client) -> None:
-    model_id = _fine_tuned(api)
+def test_fine_tuned_model_update_archive_delete(api: httpx.Client, clock: ManualClock) -> None:
+    model_id = _fine_tuned(api, clock)
     card = api.get(f"/v1/models/{model_id}").json()
     assert card["type"] == "fine-tuned" and card["archived"] is False and card["name"] is None
 

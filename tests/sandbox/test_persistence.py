@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from reconciler.sandbox import EmbeddedSandbox, SandboxConfig
+from reconciler.sandbox import EmbeddedSandbox, ManualClock, SandboxConfig
 from tests.sandbox.conftest import (
     API_KEY,
     StartSandbox,
@@ -17,7 +17,7 @@ from tests.sandbox.conftest import (
 )
 
 
-def test_restart_keeps_everything(start_sandbox: StartSandbox) -> None:
+def test_restart_keeps_everything(start_sandbox: StartSandbox, clock: ManualClock) -> None:
     sb = start_sandbox(api_key=API_KEY)
     headers = {"Authorization": f"Bearer {API_KEY}"}
     with httpx.Client(base_url=sb.base_url, headers=headers) as client:
@@ -27,8 +27,8 @@ def test_restart_keeps_everything(start_sandbox: StartSandbox) -> None:
             "/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True, suffix="keep")
         ).json()
         held = client.post("/v1/fine_tuning/jobs", json=job_body(fid, suffix="held")).json()
-        model = wait_status(client, done["id"], {"SUCCESS"})["fine_tuned_model"]
-        wait_status(client, held["id"], {"VALIDATED"})
+        model = wait_status(client, clock, done["id"], {"SUCCESS"})["fine_tuned_model"]
+        wait_status(client, clock, held["id"], {"VALIDATED"})
         client.patch(f"/v1/fine_tuning/models/{model}", json={"name": "kept"})
         before = {
             "files": client.get("/v1/files").json(),

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import pytest
 
-from reconciler.sandbox import EmbeddedSandbox
-from tests.sandbox.conftest import API_KEY, chat_lines
+from reconciler.sandbox import EmbeddedSandbox, ManualClock
+from tests.sandbox.conftest import API_KEY, STEP, chat_lines
 
 mistral_client = pytest.importorskip("mistralai.client", reason="mistralai SDK not installed")
 
 
-def _wait(client: object, job_id: str, statuses: set[str]) -> object:
-    deadline = time.monotonic() + 10
-    while True:
+def _wait(client: object, clock: ManualClock, job_id: str, statuses: set[str]) -> object:
+    """Advance the sandbox's clock until the SDK sees the job in one of ``statuses``."""
+    for _ in range(1000):
         job = client.fine_tuning.jobs.get(job_id=job_id)  # type: ignore[attr-defined]
         if job.status in statuses:
             return job
-        assert time.monotonic() < deadline, f"job stuck in {job.status}"
-        time.sleep(0.02)
+        clock.advance(STEP)
+    raise AssertionError(f"job stuck in {job.status}")
 
 
-def test_sdk_scenario(sandbox: EmbeddedSandbox, tmp_path: Path) -> None:
+def test_sdk_scenario(sandbox: EmbeddedSandbox, clock: ManualClock, tmp_path: Path) -> None:
     client = mistral_client.Mistral(api_key=API_KEY, server_url=sandbox.base_url)
 
     # Files: upload, list, retrieve, (dedupe), delete.
@@ -62,11 +61,11 @@ def test_sdk_scenario(sandbox: EmbeddedSandbox, tmp_path: Path) -> None:
         auto_start=False,
     )
     assert job.status in ("QUEUED", "VALIDATING")
-    validated = _wait(client, job.id, {"VALIDATED"})
+    validated = _wait(client, clock, job.id, {"VALIDATED"})
     assert validated.metadata.cost > 0  # type: ignore[attr-defined]
     started = client.fine_tuning.jobs.start(job_id=job.id)
     assert started.status in ("STARTED", "RUNNING", "SUCCESS")
-    finished = _wait(client, job.id, {"SUCCESS"})
+    finished = _wait(client, clock, job.id, {"SUCCESS"})
     model_id = finished.fine_tuned_model  # type: ignore[attr-defined]
     assert model_id and model_id.startswith("ft:open-mistral-7b:sdk-run:")
     assert finished.checkpoints  # type: ignore[attr-defined]
@@ -80,21 +79,21 @@ def test_sdk_scenario(sandbox: EmbeddedSandbox, tmp_path: Path) -> None:
     )
     cancelled = client.fine_tuning.jobs.cancel(job_id=second.id)
     assert cancelled.status in ("CANCELLATION_REQUESTED", "CANCELLED")
-    _wait(client, second.id, {"CANCELLED"})
+    _wait(client, clock, second.id, {"CANCELLED"})
 
     by_suffix = client.fine_tuning.jobs.list(suffix="sdk-run")
     assert [j.id for j in by_suffix.data] == [job.id] and by_suffix.total == 1
     by_status = client.fine_tuning.jobs.list(status="CANCELLED", model="open-mistral-7b")
     assert [j.id for j in by_status.data] == [second.id]
     window = client.fine_tuning.jobs.list(
-        created_after=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5),
+        created_after=dt.datetime.fromtimestamp(clock.now(), dt.UTC) - dt.timedelta(minutes=5),
         created_by_me=True,
         page=0,
         page_size=1,
     )
     assert window.total == 2 and len(window.data) == 1
     future = client.fine_tuning.jobs.list(
-        created_after=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        created_after=dt.datetime.fromtimestamp(clock.now(), dt.UTC) + dt.timedelta(minutes=5)
     )
     assert future.total == 0
 

@@ -1,0 +1,270 @@
+"""The files resource: upload, list, retrieve, delete, download, signed URLs.
+
+Uploads stream to a temporary file under ``data_dir/tmp`` while they are hashed, are checked
+with the shared training-data rules (:mod:`..validation`) and are then moved into the store,
+or deduplicated on (content, filename). Responses have the contract's ``UploadFileOut``,
+``ListFilesOut``, ``RetrieveFileOut``, ``DeleteFileOut`` and ``FileSignedURL`` shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from reconciler.sandbox.bodies import upload_too_large_text
+from reconciler.sandbox.records import FileRecord
+from reconciler.sandbox.routes.common import ConfigDep, PageQ, PageSizeQ, StoreDep, detail
+from reconciler.sandbox.store import Store
+from reconciler.sandbox.validation import MAX_QUOTED_PROBLEMS, UploadCheck, check_upload
+
+#: Copy uploads in chunks of this size (never the whole file in memory).
+CHUNK = 1024 * 1024
+#: Share of invalid samples above which an upload is refused: no job could skip that many.
+MAX_INVALID_FRACTION = 0.5
+
+router = APIRouter()
+
+
+def file_out(file: FileRecord) -> dict[str, Any]:
+    """A file in the contract's ``FileSchema`` shape."""
+    return {
+        "id": file.id,
+        "object": "file",
+        "bytes": file.bytes,
+        "created_at": file.created_at,
+        "filename": file.filename,
+        "purpose": file.purpose,
+        "sample_type": file.sample_type,
+        "source": file.source,
+        "num_lines": file.num_lines,
+        "mimetype": file.mimetype,
+        "signature": file.signature,
+        "expires_at": file.expires_at,
+        "visibility": file.visibility,
+    }
+
+
+@router.post("/v1/files")
+def upload_file(
+    store: StoreDep,
+    config: ConfigDep,
+    file: Annotated[UploadFile, File()],
+    purpose: Annotated[Literal["fine-tune", "batch", "ocr"] | None, Form()] = None,
+    visibility: Annotated[Literal["workspace", "user"], Form()] = "workspace",
+    expiry: Annotated[int | None, Form(ge=1)] = None,
+) -> Any:
+    filename = safe_filename(file.filename or "")
+    if not filename:
+        return detail(
+            422,
+            "The file part has no filename (directories in it are not kept); send it as "
+            "file=@name.jsonl.",
+        )
+    purpose = purpose or "fine-tune"
+    if purpose == "fine-tune" and not filename.lower().endswith(".jsonl"):
+        return detail(
+            422,
+            f"Invalid file format: {filename!r}. The fine-tuning API only supports .jsonl "
+            "files; rename it or convert it to JSON Lines.",
+        )
+    tmp = store.data_dir / "tmp" / f"upload-{uuid.uuid4().hex}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with tmp.open("wb") as out:
+            while chunk := file.file.read(CHUNK):
+                size += len(chunk)
+                if size > config.max_upload_bytes:
+                    raise _TooLarge
+                digest.update(chunk)
+                out.write(chunk)
+        sample_type = "batch_request"
+        num_lines: int | None = None
+        samples = invalid = 0
+        approx_tokens = size // 4
+        if purpose == "fine-tune":
+            report = check_upload(tmp, filename)
+            refusal = _refusal(filename, report)
+            if refusal:
+                tmp.unlink(missing_ok=True)
+                return detail(422, refusal)
+            assert report.sample_type is not None
+            sample_type = report.sample_type
+            num_lines = report.num_lines
+            samples, invalid = report.samples, report.invalid
+            approx_tokens = max(report.approx_tokens, 1)
+    except _TooLarge:
+        tmp.unlink(missing_ok=True)
+        return detail(413, upload_too_large_text(config.max_upload_bytes))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    sha = digest.hexdigest()
+    created = int(store.clock.now())
+    record = FileRecord(
+        id=str(uuid.uuid4()),
+        filename=filename,
+        bytes=size,
+        created_at=created,
+        purpose=purpose,
+        sample_type=sample_type,
+        source="upload",
+        num_lines=num_lines,
+        mimetype=(
+            "application/jsonl"
+            if filename.lower().endswith(".jsonl")
+            else (file.content_type or "application/octet-stream")
+        ),
+        signature=sha[:16],
+        expires_at=created + expiry * 3600 if expiry else None,
+        visibility=visibility,
+        sha256=sha,
+        samples=samples,
+        invalid=invalid,
+        approx_tokens=approx_tokens,
+    )
+    return file_out(store.add_file(tmp, record))
+
+
+@router.get("/v1/files")
+def list_files(
+    store: StoreDep,
+    page: PageQ = 0,
+    page_size: PageSizeQ = 100,
+    include_total: bool = True,
+    sample_type: Annotated[
+        list[Literal["pretrain", "instruct", "batch_request", "batch_result", "batch_error"]]
+        | None,
+        Query(),
+    ] = None,
+    source: Annotated[list[Literal["upload", "repository", "mistral"]] | None, Query()] = None,
+    search: str | None = None,
+    purpose: Literal["fine-tune", "batch", "ocr"] | None = None,
+    mimetypes: Annotated[list[str] | None, Query()] = None,
+) -> Any:
+    data, total = store.list_files(
+        page=page,
+        page_size=page_size,
+        sample_types=list(sample_type) if sample_type else None,
+        sources=list(source) if source else None,
+        search=search,
+        purpose=purpose,
+        mimetypes=mimetypes,
+    )
+    return {
+        "data": [file_out(f) for f in data],
+        "object": "list",
+        "total": total if include_total else None,
+    }
+
+
+def _file_or_404(store: Store, file_id: UUID) -> FileRecord:
+    file = store.get_file(str(file_id))
+    if file is None:
+        raise HTTPException(404, f"File {file_id} not found (never uploaded, or deleted).")
+    return file
+
+
+@router.get("/v1/files/{file_id}")
+def retrieve_file(store: StoreDep, file_id: UUID) -> Any:
+    return {**file_out(_file_or_404(store, file_id)), "deleted": False}
+
+
+@router.delete("/v1/files/{file_id}")
+def delete_file(store: StoreDep, file_id: UUID) -> Any:
+    if not store.delete_file(str(file_id)):
+        raise HTTPException(404, f"File {file_id} not found (never uploaded, or deleted).")
+    return {"id": str(file_id), "object": "file", "deleted": True}
+
+
+def _download(store: Store, file: FileRecord) -> FileResponse:
+    # Names are cleaned on upload; cleaned again for files stored by an older sandbox.
+    return FileResponse(
+        store.file_path(file.id),
+        media_type="application/octet-stream",
+        filename=safe_filename(file.filename) or file.id,
+    )
+
+
+@router.get("/v1/files/{file_id}/content")
+def download_file(store: StoreDep, file_id: UUID) -> Any:
+    return _download(store, _file_or_404(store, file_id))
+
+
+@router.get("/v1/files/{file_id}/url")
+def signed_url(
+    request: Request,
+    store: StoreDep,
+    config: ConfigDep,
+    file_id: UUID,
+    expiry: Annotated[int, Query(ge=1, le=168)] = 24,
+) -> Any:
+    _file_or_404(store, file_id)
+    expires = int(store.clock.now()) + expiry * 3600
+    token = _sign(store.url_secret, str(file_id), expires)
+    base = config.public_url or _local_url(request)
+    return {"url": f"{base}/sandbox/signed/{file_id}?expires={expires}&token={token}"}
+
+
+def _local_url(request: Request) -> str:
+    """The address this connection reached, from the socket: never the ``Host`` header,
+    which the client writes (a signed URL must not send the file's reader elsewhere)."""
+    server = request.scope.get("server")
+    if not server or server[1] is None:
+        return "http://127.0.0.1"
+    host, port = server
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+@router.get("/sandbox/signed/{file_id}")
+def signed_download(store: StoreDep, file_id: UUID, expires: int, token: str) -> Any:
+    good = _sign(store.url_secret, str(file_id), expires)
+    if not hmac.compare_digest(good, token):
+        return detail(403, "Invalid signature: request a new URL with GET /v1/files/{id}/url.")
+    if expires < store.clock.now():
+        return detail(403, "This signed URL has expired: request a new one.")
+    return _download(store, _file_or_404(store, file_id))
+
+
+class _TooLarge(Exception):
+    """The upload passed the size limit while being copied."""
+
+
+def safe_filename(name: str) -> str:
+    """The name an uploaded file is stored and served under: its last path component.
+
+    ``../../x.jsonl`` and ``C:\\data\\x.jsonl`` become ``x.jsonl``; control characters
+    (which could split a ``Content-Disposition`` header) are dropped. An empty result (``..``,
+    ``dir/``) means the upload has no usable name.
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    return "" if base in (".", "..") else base
+
+
+def _refusal(filename: str, report: UploadCheck) -> str | None:
+    """Why an uploaded fine-tuning file is refused, or None to accept it."""
+    quoted = "; ".join(p.render() for p in report.problems[:MAX_QUOTED_PROBLEMS])
+    more = len(report.problems) - MAX_QUOTED_PROBLEMS
+    if more > 0:
+        quoted += f"; and {more} more"
+    if report.samples == 0:
+        return f"Invalid file format: {filename!r} is empty; it needs one JSON sample per line."
+    if report.sample_type is None or report.invalid_fraction > MAX_INVALID_FRACTION:
+        return (
+            f"Invalid file format: {filename!r}: {report.invalid} of {report.samples} samples "
+            f"break the training-data rules: {quoted}. Fix these lines (run `reconciler "
+            "validate`) and upload again."
+        )
+    return None
+
+
+def _sign(secret: str, file_id: str, expires: int) -> str:
+    return hmac.new(secret.encode(), f"{file_id}:{expires}".encode(), hashlib.sha256).hexdigest()

@@ -250,7 +250,9 @@ def test_github_merge_applies_exactly_the_reviewed_plan_after_approval(
     # The applied plan is byte for byte the one saved by the pull request's last run.
     [reviewed] = flow.github.artifacts(f"reconciler-plan-{flow.heads[1]}")
     [handed_on] = [
-        a for a in flow.github.artifacts("reviewed-plan") if a["workflow_run"]["id"] == flow.apply.run_id
+        a
+        for a in flow.github.artifacts("reviewed-plan")
+        if a["workflow_run"]["id"] == flow.apply.run_id
     ]
     for name in ("plan.json", "plan.md"):
         assert (flow.github.artifact_dir(handed_on) / name).read_bytes() == (

@@ -513,7 +513,8 @@ class GitHubRunner:
         }
         result = JobResult(job_id, "success")
         for index, step in enumerate(job.get("steps", [])):
-            name = step.get("name") or step.get("uses") or f"step {index + 1}"
+            # Unnamed steps are called as on GitHub: the action, or "Run <first line>".
+            name = step.get("name") or step.get("uses") or f"Run {str(step['run']).splitlines()[0]}"
             if not condition(step.get("if"), contexts, result.status):
                 continue
             files = {

@@ -18,7 +18,6 @@ the endpoints; any other request gets 404 and fails the script.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import shutil
@@ -220,10 +219,19 @@ def _variable_expression(expr: str, variables: Mapping[str, str]) -> bool:
     return result
 
 
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A ``rules:changes`` glob as GitLab reads it: ``**/`` is any number of directories
+    (none included), ``*`` and ``?`` stay within one path segment."""
+    out = ""
+    for part in re.split(r"(\*\*/|\*|\?)", pattern):
+        out += {"**/": "(?:.*/)?", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
+    return re.compile(out)
+
+
 def _changes_match(patterns: list[str], changed: list[str] | None) -> bool:
     if changed is None:  # pipelines without a diff (web, schedule): always true, as on GitLab
         return True
-    return any(fnmatch.fnmatch(path, pattern) for pattern in patterns for path in changed)
+    return any(_glob(pattern).fullmatch(path) for pattern in patterns for path in changed)
 
 
 def _rules(

@@ -132,6 +132,27 @@ def test_checker_accepts_an_existing_call(root: Any) -> None:
     assert check_invocation(root, ["validate", "specs/", "--format=github"]) == []
 
 
+# ----------------------------------------------------------------- the distribution name
+
+
+def test_one_distribution_name_in_the_package_its_hints_and_the_docs() -> None:
+    import reconciler
+    from reconciler.engine.backends import POSTGRES_INSTALL_HINT
+
+    name = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+    assert reconciler.DISTRIBUTION == name == "finetune-reconciler"
+    assert reconciler.install_command("postgres") in POSTGRES_INSTALL_HINT
+    installing = (REPO / "README.md").read_text(encoding="utf-8").split("## Installing\n")[1]
+    assert f"pip install '{name}[postgres] @ git+https://github.com/<your-fork>/" in installing
+    # No install command names the other project called `reconciler` (the README warns of it).
+    for path in [REPO / "README.md", *CI.rglob("*"), *(REPO / "docs").glob("*.md")]:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not re.search(r"pip install '?reconciler\b(?!` installs an unrelated)", text), (
+                path
+            )
+
+
 # ----------------------------------------------------------------- every recipe
 
 

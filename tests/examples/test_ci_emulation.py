@@ -320,3 +320,18 @@ def test_gitlab_scoping_rules_and_the_manual_gate(tmp_path: Path) -> None:
         assert pipeline.status == "success" and pipeline.jobs["gate"].stdout == "played\n"
         with pytest.raises(RecipeError):
             runner.play(pipeline, "gate")
+
+
+def test_every_action_the_recipes_use_has_a_documented_stand_in() -> None:
+    import yaml
+    from ci_emulation import REPO
+    from ci_github import ACTION_DOCS, ACTION_INPUTS, ACTION_SHIMS
+
+    used = {
+        step["uses"].partition("@")[0]
+        for path in (REPO / "examples" / "ci" / "github").glob("*.yml")
+        for job in yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"].values()
+        for step in job["steps"]
+        if "uses" in step
+    }
+    assert used == set(ACTION_SHIMS) == set(ACTION_DOCS) == set(ACTION_INPUTS)

@@ -1,6 +1,6 @@
 """The CI recipes, run as shipped: pull request → merge → approved apply → scheduled drift check.
 
-Each platform's flow runs once per module (a fixture) in a throwaway Git repository of specs
+Each platform's flow runs once per module (both at once, in a fixture) in a throwaway Git repository of specs
 (one example directory and a Provider) against a sandbox on 127.0.0.1, every ``run:`` /
 ``script:`` step executed for real by the emulations in ``ci_github.py`` and ``ci_gitlab.py``
 (their module docstrings and ``SHELL_SUBSTITUTIONS`` / ``ACTION_SHIMS`` list what stands in
@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from ci_emulation import REPO, SpecsRepo, copy_tree_files
+from ci_emulation import REPO, SpecsRepo, check_reconciler_calls, copy_tree_files
 from ci_github import Event, FakeGitHub, GitHubRunner, RunResult
 from ci_gitlab import FakeGitLab, GitLabRunner, PipelineResult, Variable
 
@@ -39,6 +40,10 @@ JOB_FILE = f"specs/{EXAMPLE}/anagram-agent.yaml"
 KEY = "ci-recipes-sandbox-key"
 WANDB_KEY = "ci" + "0" * 38
 STALE = "Run 'reconciler plan' again"
+FIRST_STEPS, REVIEWED_STEPS = 150, 200
+"""training_steps of the job in the pull request's first and second push. At 200 steps the
+sandbox's job runs 60 s on the real clock: still running when the flow cancels it, however
+loaded the machine (the example's budget is raised to match)."""
 DRIFT_XFAIL = pytest.mark.xfail(
     strict=True, raises=AssertionError, reason="drift exit code: issue 13"
 )
@@ -92,8 +97,7 @@ def world_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     def make(name: str) -> World:
         base = tmp_path_factory.mktemp(name)
-        # The real clock: the applied job (40 steps) runs about 12 s, long enough to be
-        # cancelled while running, after the first drift check.
+        # The real clock: the applied job runs 60 s (REVIEWED_STEPS).
         sandbox = EmbeddedSandbox(
             SandboxConfig(data_dir=base / "sandbox", api_key=KEY, time_scale=1.0)
         ).start()
@@ -122,7 +126,8 @@ def world_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def _job_spec(steps: int) -> str:
     text = (REPO / JOB_FILE).read_text(encoding="utf-8")
-    assert "training_steps: 10\n" in text
+    assert "training_steps: 10\n" in text and "max_cost: 50\n" in text
+    text = text.replace("max_cost: 50\n", "max_cost: 500\n")
     return text.replace("training_steps: 10\n", f"training_steps: {steps}\n")
 
 
@@ -130,8 +135,32 @@ def _first_push() -> dict[str, str | bytes | None]:
     files: dict[str, str | bytes | None] = dict(
         copy_tree_files(REPO / "specs" / EXAMPLE, f"specs/{EXAMPLE}")
     )
-    files[JOB_FILE] = _job_spec(20)
+    files[JOB_FILE] = _job_spec(FIRST_STEPS)
     return files
+
+
+@pytest.fixture(scope="module")
+def flows(world_factory: Any) -> dict[str, Any]:
+    """Both platforms' flows, run at the same time (each has its own sandbox, repository and
+    state; most of their time is spent waiting on subprocesses)."""
+    worlds = {name: world_factory(name) for name in ("github", "gitlab")}
+    check_reconciler_calls("reconciler validate")  # loads the CLI's command tree once
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        github = pool.submit(_run_github_flow, worlds["github"])
+        gitlab = pool.submit(_run_gitlab_flow, worlds["gitlab"])
+        return {"github": github.result(), "gitlab": gitlab.result()}
+
+
+@pytest.fixture
+def github_flow(flows: dict[str, Any]) -> GitHubFlow:
+    flow: GitHubFlow = flows["github"]
+    return flow
+
+
+@pytest.fixture
+def gitlab_flow(flows: dict[str, Any]) -> GitLabFlow:
+    flow: GitLabFlow = flows["gitlab"]
+    return flow
 
 
 # ----------------------------------------------------------------------------- GitHub
@@ -158,9 +187,7 @@ class GitHubFlow:
     reapply: RunResult | None = None
 
 
-@pytest.fixture(scope="module")
-def github_flow(world_factory: Any) -> GitHubFlow:
-    world = world_factory("github")
+def _run_github_flow(world: World) -> GitHubFlow:
     github = FakeGitHub(world.work / "github")
     runner = GitHubRunner(
         github,
@@ -176,7 +203,7 @@ def github_flow(world_factory: Any) -> GitHubFlow:
     )
 
     # A pull request, then a second push to it: each push plans on the test merge commit.
-    for files in (_first_push(), {JOB_FILE: _job_spec(40)}):
+    for files in (_first_push(), {JOB_FILE: _job_spec(REVIEWED_STEPS)}):
         head = repo.commit("add-agent", files, "Add the function-calling agent")
         flow.heads.append(head)
         github.open_pull(1, head)
@@ -234,8 +261,9 @@ def test_github_pull_request_validates_plans_and_keeps_one_comment(
     first, second = (c[0] for c in flow.comments_after)
     assert first["id"] == second["id"]
     assert second["body"].startswith("<!-- reconciler-plan -->\nPlan for " + flow.heads[1])
-    assert "training_steps=20" in first["body"]
-    assert "training_steps=40" in second["body"] and "training_steps=20" not in second["body"]
+    assert f"training_steps={FIRST_STEPS}" in first["body"]
+    assert f"training_steps={REVIEWED_STEPS}" in second["body"]
+    assert f"training_steps={FIRST_STEPS}" not in second["body"]
 
 
 def test_github_merge_applies_exactly_the_reviewed_plan_after_approval(
@@ -261,7 +289,7 @@ def test_github_merge_applies_exactly_the_reviewed_plan_after_approval(
     applied = flow.apply.jobs["apply"].step("Apply the reviewed plan")
     assert "Apply complete: 2 applied, 0 failed" in applied.stdout
     [remote] = flow.jobs_after_apply
-    assert remote["hyperparameters"]["training_steps"] == 40
+    assert remote["hyperparameters"]["training_steps"] == REVIEWED_STEPS
 
 
 def test_github_scheduled_drift_check_passes_when_nothing_drifted(github_flow: GitHubFlow) -> None:
@@ -325,9 +353,7 @@ class GitLabFlow:
     by_hand: PipelineResult | None = None
 
 
-@pytest.fixture(scope="module")
-def gitlab_flow(world_factory: Any) -> Iterator[GitLabFlow]:
-    world = world_factory("gitlab")
+def _run_gitlab_flow(world: World) -> GitLabFlow:
     with FakeGitLab(token="glpat-recipe-test") as api:
         runner = GitLabRunner(
             api,
@@ -341,14 +367,13 @@ def gitlab_flow(world_factory: Any) -> Iterator[GitLabFlow]:
                 Variable("GITLAB_API_TOKEN", api.token),
             ],
         )
-        flow = GitLabFlow(world, api)
-        yield _gitlab_flow(flow, runner)
+        return _gitlab_flow(GitLabFlow(world, api), runner)
 
 
 def _gitlab_flow(flow: GitLabFlow, runner: GitLabRunner) -> GitLabFlow:
     repo, api, world = flow.world.repo, flow.api, flow.world
     main_before = repo.git("rev-parse", "main")
-    for files in (_first_push(), {JOB_FILE: _job_spec(40)}):
+    for files in (_first_push(), {JOB_FILE: _job_spec(REVIEWED_STEPS)}):
         head = repo.commit("add-agent", files, "Add the function-calling agent")
         flow.heads.append(head)
         api.merge_requests[:] = [{"iid": 1, "sha": head, "state": "opened"}]
@@ -410,7 +435,8 @@ def test_gitlab_merge_request_validates_plans_and_keeps_one_note(gitlab_flow: Gi
     first, second = (n[0] for n in flow.notes_after)
     assert first["id"] == second["id"]
     assert second["body"].startswith("<!-- reconciler-plan -->\nPlan for " + flow.heads[1])
-    assert "training_steps=40" in second["body"] and "training_steps=20" not in second["body"]
+    assert f"training_steps={REVIEWED_STEPS}" in second["body"]
+    assert f"training_steps={FIRST_STEPS}" not in second["body"]
 
 
 def test_gitlab_merge_applies_the_reviewed_plan_after_the_manual_approval(
@@ -423,10 +449,10 @@ def test_gitlab_merge_applies_the_reviewed_plan_after_the_manual_approval(
     assert pipeline.status == "success", pipeline.log
     # The approver read the merge request's last plan in the log of reviewed-plan.
     shown = pipeline.jobs["reviewed-plan"].stdout
-    assert "merge request !1" in shown and "training_steps=40" in shown
+    assert "merge request !1" in shown and f"training_steps={REVIEWED_STEPS}" in shown
     assert "Apply complete: 2 applied, 0 failed" in pipeline.jobs["apply"].stdout
     [remote] = flow.jobs_after_apply
-    assert remote["hyperparameters"]["training_steps"] == 40
+    assert remote["hyperparameters"]["training_steps"] == REVIEWED_STEPS
 
 
 def test_gitlab_scheduled_drift_check_passes_when_nothing_drifted(gitlab_flow: GitLabFlow) -> None:

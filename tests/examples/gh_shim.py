@@ -6,7 +6,7 @@ It answers what the GitHub recipes ask, from the fake GitHub's JSON store named 
 * ``gh api [--method M] [--paginate] [--jq FILTER] [-f k=v] [-F k=v | -F k=@file] ENDPOINT`` for
   ``repos/R/commits/SHA/pulls``, ``repos/R/actions/artifacts?name=N``,
   ``repos/R/issues/N/comments`` (GET, POST) and ``repos/R/issues/comments/ID`` (PATCH);
-* ``gh run download RUN_ID --name NAME --dir DIR``.
+* ``gh run download RUN_ID --name NAME --dir DIR`` (in a checkout, or with ``GH_REPO`` set).
 
 Like GitHub, it wants a token (``GH_TOKEN``) and checks that the job's ``permissions:`` allow
 the call. ``--jq`` filters run through the real ``jq -r`` (gh prints strings raw, as ``-r``
@@ -153,8 +153,13 @@ def run_download(argv: list[str]) -> None:
             run_id = arg
     if run_id is None or name is None:
         fail("gh shim: run download needs a run id and --name")
+    if not os.environ.get("GH_REPO") and not Path(".git").exists():
+        # As gh: outside a checkout it cannot tell which repository is meant.
+        fail("failed to determine base repo: set GH_REPO or run inside a git repository")
     path, data = load()
     require(data, [("actions", "read")])
+    if os.environ.get("GH_REPO", data["repository"]) != data["repository"]:
+        fail(f"HTTP 404: no repository {os.environ['GH_REPO']}")
     found = [
         a
         for a in data["artifacts"]

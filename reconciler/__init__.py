@@ -14,4 +14,17 @@ hashing) → ``client`` / ``engine.state`` / ``engine.fingerprint`` → ``engine
 """
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+DISTRIBUTION = "finetune-reconciler"
+"""The distribution name: what ``pip install`` takes. The import package and the command are
+both ``reconciler``; the package index's ``reconciler`` is an unrelated project."""
+
+__all__ = ["DISTRIBUTION", "__version__", "install_command"]
+
+
+def install_command(extra: str) -> str:
+    """The command that adds the optional extra ``extra``, for error hints.
+
+    ``install_command("postgres")`` is ``pip install 'finetune-reconciler[postgres]'``.
+    """
+    return f"pip install '{DISTRIBUTION}[{extra}]'"

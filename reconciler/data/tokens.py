@@ -1,4 +1,4 @@
-"""Exact token counts with Mistral's own tokenizer (optional extra ``reconciler[tokens]``).
+"""Exact token counts with Mistral's own tokenizer (optional extra ``tokens``).
 
 Counts follow mistral-finetune's ``validate_data`` (reference notes §2.3): the SentencePiece
 v3 tokenizer (``MistralTokenizer.v3()``), the full sequence of a chat sample (BOS,
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler import install_command
 from reconciler.errors import DataError, Problem
 
-INSTALL_HINT = "pip install 'reconciler[tokens]'"
+INSTALL_HINT = install_command("tokens")
 
 
 def _no_text(*args: Any, **kwargs: Any) -> str:

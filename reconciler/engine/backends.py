@@ -1,8 +1,8 @@
 """Opening the configured state backend: the JSON file by default, PostgreSQL for teams.
 
 The Provider document's ``state`` section chooses the backend. The PostgreSQL backend and
-its driver are optional (``pip install 'reconciler[postgres]'``) and imported only when
-configured, so the default install never needs them.
+its driver are optional (the ``postgres`` extra) and imported only when configured, so the
+default install never needs them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler import install_command
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import StateBackend
 from reconciler.errors import SecretError, StateError
@@ -18,6 +19,12 @@ from reconciler.spec.models import SecretRef, StateConfig
 
 DEFAULT_STATE_PATH = Path(".reconciler") / "state.json"
 """Where the file backend keeps the state, relative to the specs' root directory."""
+
+POSTGRES_INSTALL_HINT = (
+    "the postgres state backend needs the psycopg driver, which is not installed: "
+    f"{install_command('postgres')} (or only the driver: pip install 'psycopg[binary]>=3.1')"
+)
+"""The error when psycopg is missing, whether the backend module or its first use finds out."""
 
 
 def default_state_path(root: Path) -> Path:
@@ -64,10 +71,7 @@ def open_backend(
         )
     except ImportError as exc:
         if exc.name and exc.name.split(".")[0] == "psycopg":
-            raise StateError(
-                "the postgres state backend needs the PostgreSQL driver, which is not "
-                "installed: pip install 'reconciler[postgres]'"
-            ) from exc
+            raise StateError(POSTGRES_INSTALL_HINT) from exc
         raise StateError(f"the postgres state backend cannot be loaded: {exc}") from exc
     return backend
 

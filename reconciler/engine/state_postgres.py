@@ -16,8 +16,8 @@ reaches, with the same content and the same guarantees as the file backend
   row in ``reconciler_locks``, trusted only while ``pg_locks`` shows that the advisory lock is
   really held by the connection that wrote the row.
 
-psycopg 3 is an optional dependency (``pip install 'reconciler[postgres]'``); it is imported
-when a backend is first used so the rest of the package works without it.
+psycopg 3 is an optional dependency (the ``postgres`` extra); it is imported when a backend is
+first used so the rest of the package works without it.
 """
 
 from __future__ import annotations
@@ -72,11 +72,6 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Advisory-lock key that serialises schema migrations across all runners of one database.
 _SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"reconciler:schema").digest()[:8]) >> 1
-
-_INSTALL_HINT = (
-    "the postgres state backend needs the psycopg driver: "
-    "pip install 'reconciler[postgres]' (or: pip install 'psycopg[binary]>=3.1')"
-)
 
 
 def lock_key(workspace: str) -> int:
@@ -192,7 +187,9 @@ class PostgresStateBackend(StateBackend):
         try:
             import psycopg
         except ImportError as exc:
-            raise StateError(_INSTALL_HINT) from exc
+            from reconciler.engine.backends import POSTGRES_INSTALL_HINT
+
+            raise StateError(POSTGRES_INSTALL_HINT) from exc
         if self._masked == "<unparsable DSN>":
             source = f" in {self.dsn_source}" if self.dsn_source else ""
             raise StateError(

@@ -5,7 +5,7 @@ validation loss dashed per job; validation mean token accuracy per job), for one
 matrix sweep to compare. :func:`terminal_plot` draws the same curves as text, with plotext
 when it is installed and a built-in unicode sparkline otherwise.
 
-The plotting libraries are an optional extra (``reconciler[plot]``) and are imported only when
+The plotting libraries are an optional extra (``plot``) and are imported only when
 a picture is asked for, so the rest of the tool starts fast and works without them.
 """
 
@@ -16,13 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler import install_command
 from reconciler.errors import ReconcilerError
 from reconciler.observe.progress import metric_series
 
 PLOT_FORMATS = (".png", ".svg")
 """File extensions :func:`plot_jobs` can write."""
 
-_INSTALL_HINT = "install the plotting extra: pip install 'reconciler[plot]'"
+_INSTALL_HINT = f"install the plotting extra: {install_command('plot')}"
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 

@@ -258,7 +258,7 @@ def test_exact_tokens_without_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "mistral_common.tokens.tokenizers.mistral", None)
     with pytest.raises(DataError) as exc:
         validate_path(_write(tmp_path, line(OK)), exact_tokens=True)
-    assert "pip install 'reconciler[tokens]'" in str(exc.value)
+    assert "pip install 'finetune-reconciler[tokens]'" in str(exc.value)
 
 
 def test_file_over_the_upload_limit_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

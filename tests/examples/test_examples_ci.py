@@ -1,8 +1,11 @@
-"""The CI recipes: the GitHub Actions workflow and the pre-commit hook definition.
+"""The CI recipes, read statically: the GitHub Actions workflows, the GitLab CI recipe, the
+pre-commit hook definition, and the docs that quote them.
 
-Both are only ever run on users' machines, so these tests check what would otherwise fail
-there: the files parse, the workflow has the documented shape, and every ``reconciler``
-command they run exists with the flags (and flag values) they pass.
+They only ever run on a CI service, so these tests check what would otherwise fail there: the
+files parse and have the documented shape (triggers, approval gate, concurrency, secrets scoped
+to steps, the commit-pinned install line), every ``reconciler`` command they run exists with
+the flags and flag values they pass, the exit-code handling of the plan steps, and that the
+README quotes the recipes' commands word for word. (test_ci_recipes_run.py runs them.)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ci_emulation import INSTALL_LINE, check_install_requirement
 from examples_cli_lines import (
     check_invocation,
     cli_root,
@@ -25,14 +29,21 @@ from examples_cli_lines import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOW = REPO / "examples" / "ci" / "github-actions.yml"
+CI = REPO / "examples" / "ci"
+GITHUB = sorted((CI / "github").glob("*.yml"))
+GITLAB = CI / "gitlab-ci.yml"
 HOOKS = REPO / ".pre-commit-hooks.yaml"
+SECRET = re.compile(r"\$\{\{\s*secrets\.")
 
 
-def _workflow() -> dict[str, Any]:
-    data = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-    assert isinstance(data, dict), "the workflow must be a YAML mapping"
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name} must be a YAML mapping"
     return data
+
+
+def _workflow(name: str) -> dict[str, Any]:
+    return _load(CI / "github" / f"reconciler-{name}.yml")
 
 
 def _triggers(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -42,22 +53,37 @@ def _triggers(workflow: dict[str, Any]) -> dict[str, Any]:
     return triggers
 
 
-def _run_blocks(workflow: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(job id, step name, run text) of every `run:` step."""
+def _github_steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(job id, job, step) of every step."""
+    return [
+        (job_id, job, step)
+        for job_id, job in workflow["jobs"].items()
+        for step in job.get("steps", [])
+    ]
+
+
+def _gitlab_jobs() -> dict[str, dict[str, Any]]:
+    config = _load(GITLAB)
+    reserved = {"workflow", "stages", "default", "variables"}
+    return {k: v for k, v in config.items() if k not in reserved and not k.startswith(".")}
+
+
+def _gitlab_script(job: dict[str, Any]) -> str:
+    return "\n".join(job["script"])
+
+
+def _shell_texts() -> list[tuple[str, str]]:
+    """(where, shell text) of every step or script of every recipe."""
     out = []
-    for job_id, job in workflow["jobs"].items():
-        for step in job.get("steps", []):
+    for path in GITHUB:
+        for job_id, _, step in _github_steps(_load(path)):
             if "run" in step:
-                out.append((job_id, step.get("name", "?"), step["run"]))
+                out.append((f"{path.name}:{job_id}:{step.get('name')}", step["run"]))
+    config = _load(GITLAB)
+    out.append(("gitlab-ci.yml:default", "\n".join(config["default"]["before_script"])))
+    for name, job in _gitlab_jobs().items():
+        out.append((f"gitlab-ci.yml:{name}", _gitlab_script(job)))
     return out
-
-
-def _job_invocations(workflow: dict[str, Any], job_id: str) -> list[list[str]]:
-    calls: list[list[str]] = []
-    for job, _, run in _run_blocks(workflow):
-        if job == job_id:
-            calls.extend(reconciler_invocations(run))
-    return calls
 
 
 @pytest.fixture(scope="module")
@@ -106,84 +132,248 @@ def test_checker_accepts_an_existing_call(root: Any) -> None:
     assert check_invocation(root, ["validate", "specs/", "--format=github"]) == []
 
 
-# ----------------------------------------------------------------- the workflow
+# ----------------------------------------------------------------- the distribution name
 
 
-def test_workflow_is_valid_yaml_with_both_triggers() -> None:
-    workflow = _workflow()
-    triggers = _triggers(workflow)
-    assert "pull_request" in triggers
-    assert "main" in triggers["push"]["branches"]
-    assert set(workflow["jobs"]) >= {"plan", "apply"}
-    for job_id, job in workflow["jobs"].items():
-        assert job.get("runs-on"), f"job {job_id} needs runs-on"
-        for step in job["steps"]:
-            assert ("uses" in step) != ("run" in step), f"{job_id}: a step has uses or run"
+def test_one_distribution_name_in_the_package_its_hints_and_the_docs() -> None:
+    import reconciler
+    from reconciler.engine.backends import POSTGRES_INSTALL_HINT
+
+    name = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+    assert reconciler.DISTRIBUTION == name == "finetune-reconciler"
+    assert reconciler.install_command("postgres") in POSTGRES_INSTALL_HINT
+    installing = (REPO / "README.md").read_text(encoding="utf-8").split("## Installing\n")[1]
+    assert f"pip install '{name}[postgres] @ git+https://github.com/<your-fork>/" in installing
+    # No install command names the other project called `reconciler` (the README warns of it).
+    for path in [REPO / "README.md", *CI.rglob("*"), *(REPO / "docs").glob("*.md")]:
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not re.search(r"pip install '?reconciler\b(?!` installs an unrelated)", text), (
+                path
+            )
 
 
-def test_every_reconciler_command_in_the_workflow_exists(root: Any) -> None:
-    calls = []
-    for job_id, step, run in _run_blocks(_workflow()):
-        for args in reconciler_invocations(run):
-            calls.append(args)
-            problems = check_invocation(root, args)
-            assert not problems, f"job {job_id}, step {step!r}: {problems}"
-    commands = {args[0] for args in calls}
-    assert {"validate", "plan", "apply"} <= commands
+# ----------------------------------------------------------------- every recipe
 
 
-def test_pull_request_job_validates_plans_and_comments() -> None:
-    workflow = _workflow()
-    calls = _job_invocations(workflow, "plan")
-    assert ["validate", "specs/", "--format", "github"] in calls
-    plan = next(args for args in calls if args[0] == "plan")
-    for flag in ("--out", "--format", "--detailed-exitcode"):
-        assert flag in plan
-    assert plan[plan.index("--format") + 1] == "markdown"
-    job = workflow["jobs"]["plan"]
-    assert job["if"] == "github.event_name == 'pull_request'"
-    uses = [step.get("uses", "") for step in job["steps"]]
-    assert any(u.startswith("actions/github-script@") for u in uses), "posts a PR comment"
-    assert any(u.startswith("actions/upload-artifact@") for u in uses), "keeps the plan"
-    assert job["permissions"]["pull-requests"] == "write"
+def test_recipes_are_valid_yaml_with_their_triggers() -> None:
+    assert [p.name for p in GITHUB] == [
+        "reconciler-apply.yml",
+        "reconciler-drift.yml",
+        "reconciler-plan.yml",
+    ]
+    assert set(_triggers(_workflow("plan"))) == {"pull_request", "workflow_dispatch"}
+    apply = _triggers(_workflow("apply"))
+    assert set(apply) == {"push", "workflow_dispatch"}
+    assert apply["push"]["branches"] == ["main"]
+    assert set(_triggers(_workflow("drift"))) == {"schedule", "workflow_dispatch"}
+    for path in GITHUB:
+        for job_id, job, step in _github_steps(_load(path)):
+            assert job.get("runs-on"), f"{path.name}: job {job_id} needs runs-on"
+            assert ("uses" in step) != ("run" in step), f"{path.name}: {job_id}: uses or run"
+    config = _load(GITLAB)
+    for name, job in _gitlab_jobs().items():
+        assert job["stage"] in config["stages"], name
+        assert job["rules"], f"{name} runs only where its rules say"
 
 
-def test_plan_step_accepts_exit_codes_0_and_2_only(tmp_path: Path) -> None:
-    run = next(
-        run
-        for job, _, run in _run_blocks(_workflow())
-        if job == "plan" and "--detailed-exitcode" in run
+def test_every_reconciler_command_in_the_recipes_exists(root: Any) -> None:
+    commands = set()
+    for where, text in _shell_texts():
+        for args in reconciler_invocations(text):
+            commands.add(args[0])
+            assert check_invocation(root, args) == [], f"{where}: reconciler {' '.join(args)}"
+    assert {"validate", "plan", "apply", "status"} <= commands
+
+
+def test_every_job_installs_the_distribution_from_a_pinned_commit() -> None:
+    installs = []
+    for path in GITHUB:
+        for job_id, job in _load(path)["jobs"].items():
+            texts = [s.get("run", "") for s in job["steps"]]
+            if any(reconciler_invocations(t) for t in texts):
+                lines = [m for t in texts for m in map(INSTALL_LINE.match, t.splitlines()) if m]
+                assert lines, f"{path.name}: job {job_id} runs reconciler without installing it"
+                installs += [m["requirement"] for m in lines]
+    before = _load(GITLAB)["default"]["before_script"]
+    installs += [m["requirement"] for m in map(INSTALL_LINE.match, before) if m]
+    assert len(installs) == 4  # the plan, apply and drift jobs; GitLab's before_script
+    assert len(set(installs)) == 1, "the same pinned requirement everywhere"
+    assert check_install_requirement(installs[0]) == []
+    assert "[postgres]" in installs[0], "the recipes recommend the PostgreSQL backend"
+
+
+def test_no_expression_is_expanded_inside_a_github_script() -> None:
+    # Values reach run: through env:, so a branch name or title cannot inject shell code.
+    for path in GITHUB:
+        for job_id, _, step in _github_steps(_load(path)):
+            assert "${{" not in step.get("run", ""), f"{path.name}: {job_id}: {step.get('name')}"
+
+
+# ----------------------------------------------------------------- secrets
+
+
+def test_github_secrets_reach_only_the_steps_that_need_them() -> None:
+    for path in GITHUB:
+        workflow = _load(path)
+        assert not SECRET.search(yaml.safe_dump(workflow.get("env", {}))), path.name
+        for job_id, job, step in _github_steps(workflow):
+            assert not SECRET.search(yaml.safe_dump(job.get("env", {}))), f"{path.name}:{job_id}"
+            if "uses" in step:
+                assert not SECRET.search(yaml.safe_dump(step.get("with", {}))), step["uses"]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in GITHUB)
+    # No secret is written literally anywhere in the recipes.
+    for match in re.finditer(r"(API_KEY|DSN|TOKEN)\s*:\s*(.+)", text):
+        value = match.group(2).strip()
+        assert value.startswith("${{ secrets.") or value == "${{ github.token }}", match.group(0)
+
+
+def _secrets_of(workflow: dict[str, Any]) -> dict[str, set[str]]:
+    """Job id → the secrets its steps reference."""
+    out: dict[str, set[str]] = {}
+    for job_id, _, step in _github_steps(workflow):
+        found = re.findall(r"secrets\.(\w+)", yaml.safe_dump(step.get("env", {})))
+        out.setdefault(job_id, set()).update(found)
+    return out
+
+
+def test_the_keys_that_create_jobs_reach_only_the_approved_apply_job() -> None:
+    write_keys = {"MISTRAL_API_KEY", "WANDB_API_KEY"}
+    for name in ("plan", "drift"):
+        for job_id, used in _secrets_of(_workflow(name)).items():
+            assert not used & write_keys, f"{name}:{job_id} holds a key that can create jobs"
+            assert used <= {"MISTRAL_PLAN_API_KEY", "RECONCILER_PG_DSN"}, used
+    apply = _workflow("apply")
+    for job_id, used in _secrets_of(apply).items():
+        if used & write_keys:
+            assert apply["jobs"][job_id]["environment"] == "fine-tuning", job_id
+    jobs = _gitlab_jobs()
+    for name in ("plan", "drift"):
+        assert jobs[name]["environment"] == {"name": "fine-tuning-read", "action": "access"}
+    assert jobs["apply"]["environment"] == {"name": "fine-tuning"}
+    for name in ("validate", "reviewed-plan"):
+        assert "environment" not in jobs[name], f"{name} needs no provider key"
+
+
+# ----------------------------------------------------------------- the flow's shape
+
+
+def test_the_apply_waits_for_an_approval_and_never_overlaps() -> None:
+    apply = _workflow("apply")["jobs"]["apply"]
+    assert apply["needs"] == "reviewed-plan"
+    assert apply["environment"] == "fine-tuning"
+    assert apply["concurrency"] == {"group": "reconciler-apply", "cancel-in-progress": False}
+    job = _gitlab_jobs()["apply"]
+    assert {rule.get("when") for rule in job["rules"]} == {"manual"}
+    assert job["allow_failure"] is False, "a manual job that blocks the pipeline: the approval"
+    assert job["resource_group"] == "reconciler-apply"
+
+
+def test_the_apply_runs_the_saved_plan_it_was_handed() -> None:
+    workflow = _workflow("apply")
+    steps = workflow["jobs"]["apply"]["steps"]
+    download = next(s for s in steps if s.get("uses", "").startswith("actions/download-artifact@"))
+    upload = next(
+        s
+        for s in workflow["jobs"]["reviewed-plan"]["steps"]
+        if s.get("uses", "").startswith("actions/upload-artifact@")
     )
-    # Run the step's exit-code handling with a stub `reconciler` returning each code.
-    for code, ok in ((0, True), (2, True), (1, False)):
-        script = f"reconciler() {{ echo '# plan'; return {code}; }}\n{run}"
-        result = subprocess.run(
-            ["bash", "-e", "-c", script],
-            env={
-                "PATH": "/usr/bin:/bin",
-                "GITHUB_OUTPUT": "/dev/null",
-                "GITHUB_STEP_SUMMARY": "/dev/null",
-            },
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert (result.returncode == 0) is ok, (code, result.stdout, result.stderr)
+    assert download["with"]["name"] == upload["with"]["name"]
+    calls = [a for s in steps for a in reconciler_invocations(s.get("run", ""))]
+    assert ["apply", f"{download['with']['path']}/plan.json", "--yes"] in calls
+    # The pull request's plan is saved under the name the apply job looks for.
+    plan_steps = _workflow("plan")["jobs"]["plan"]["steps"]
+    saved = next(s for s in plan_steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert saved["with"]["name"].startswith("reconciler-plan-")
+    assert "reconciler-plan-$sha" in workflow["jobs"]["reviewed-plan"]["steps"][0]["run"]
+    assert "reconciler apply plan.json --yes" in _gitlab_script(_gitlab_jobs()["apply"])
 
 
-def test_merge_job_applies_a_saved_plan_with_secrets_from_the_environment() -> None:
-    workflow = _workflow()
-    calls = _job_invocations(workflow, "apply")
-    plan = next(args for args in calls if args[0] == "plan")
-    saved = plan[plan.index("--out") + 1]
-    assert ["apply", saved, "--yes"] in calls
-    assert workflow["env"]["MISTRAL_API_KEY"] == "${{ secrets.MISTRAL_API_KEY }}"
-    assert workflow["jobs"]["apply"]["if"].startswith("github.event_name == 'push'")
-    # No secret is written literally anywhere in the recipe.
-    text = WORKFLOW.read_text(encoding="utf-8")
-    for match in re.finditer(r"(API_KEY|DSN)\s*:\s*(.+)", text):
-        assert match.group(2).strip().startswith("${{ secrets."), match.group(0)
+def test_pull_request_plans_post_one_comment_found_by_a_marker() -> None:
+    job = _workflow("plan")["jobs"]["plan"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    comment = next(s for s in job["steps"] if "gh api" in s.get("run", ""))
+    marker = "<!-- reconciler-plan -->"
+    assert comment["run"].count(marker) == 2, "written as the first line, then searched for"
+    assert "--method PATCH" in comment["run"] and "--method POST" in comment["run"]
+    gitlab = _gitlab_script(_gitlab_jobs()["plan"])
+    assert gitlab.count(marker) == 2 and "--request PUT" in gitlab
+
+
+def _step_with(workflow: str, flag: str) -> str:
+    return next(
+        s["run"] for _, _, s in _github_steps(_workflow(workflow)) if flag in s.get("run", "")
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "accepted"),
+    [
+        (("plan", "--out"), {0: True, 2: True, 1: False, 3: False}),
+        (("drift", "--detailed-exitcode"), {0: True, 2: False, 1: False}),
+    ],
+    ids=["pull-request plan", "drift check"],
+)
+def test_plan_steps_handle_the_detailed_exit_codes(
+    tmp_path: Path, where: tuple[str, str], accepted: dict[int, bool]
+) -> None:
+    scripts = [_step_with(*where)]
+    gitlab_job = "plan" if where[0] == "plan" else "drift"
+    scripts.append(_gitlab_jobs()[gitlab_job]["script"][0])
+    for run in scripts:
+        # Run the step's exit-code handling with a stand-in `reconciler` returning each code.
+        for code, ok in accepted.items():
+            script = f"reconciler() {{ echo '# plan'; return {code}; }}\n{run}"
+            result = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                env={
+                    "PATH": "/usr/bin:/bin",
+                    "GITHUB_OUTPUT": "/dev/null",
+                    "GITHUB_STEP_SUMMARY": "/dev/null",
+                },
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert (result.returncode == 0) is ok, (code, result.stdout, result.stderr)
+            if not ok:
+                assert result.returncode == code
+
+
+# ----------------------------------------------------------------- the docs quote the recipes
+
+
+def _recipe_command_lines() -> set[str]:
+    """Every line of the recipes that runs reconciler or installs it, as written."""
+    lines = set()
+    for _, text in _shell_texts():
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("reconciler ") or INSTALL_LINE.match(line):
+                lines.add(line)
+    return lines
+
+
+def _ci_section(doc: Path) -> str:
+    text = doc.read_text(encoding="utf-8")
+    if doc.name == "README.md" and doc.parent == REPO:
+        return text.split("## CI recipes\n", 1)[1].split("\n## ", 1)[0]
+    return text
+
+
+@pytest.mark.parametrize("doc", [REPO / "README.md", CI / "README.md"], ids=["README", "ci"])
+def test_the_docs_quote_every_recipe_command_word_for_word(doc: Path) -> None:
+    section = _ci_section(doc)
+    spans = set(re.findall(r"`([^`\n]+)`", section))
+    lines = {line.strip() for line in section.splitlines()}  # code blocks
+    for line in _recipe_command_lines():
+        assert line in spans | lines, f"{doc.relative_to(REPO)} does not quote: {line}"
+    # And what they quote as a reconciler command is what a recipe runs.
+    recipe = _recipe_command_lines()
+    for code in spans:
+        if code.startswith("reconciler ") and code.split()[1] in ("plan", "apply", "validate"):
+            assert code in recipe, f"{doc.relative_to(REPO)} quotes {code!r}, which no recipe runs"
 
 
 # ----------------------------------------------------------------- pre-commit hook
@@ -209,6 +399,39 @@ def test_pre_commit_hook_definition(root: Any) -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert entry[0] in scripts
     assert check_invocation(root, entry[1:] + list(hook.get("args", []))) == []
+
+
+def _documented_configs() -> list[tuple[str, str]]:
+    """(where, YAML) of every .pre-commit-config.yaml example the repository shows."""
+    out = []
+    for doc in (REPO / "README.md", CI / "README.md"):
+        for block in re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.S):
+            if "repos:" in block:
+                out.append((doc.relative_to(REPO).as_posix(), block))
+    header = [
+        line[2:]
+        for line in HOOKS.read_text(encoding="utf-8").splitlines()
+        if line.startswith("#   ") or line == "#"
+    ]
+    out.append((".pre-commit-hooks.yaml", "\n".join(header)))
+    return out
+
+
+@pytest.mark.parametrize("where", [w for w, _ in _documented_configs()])
+def test_documented_pre_commit_configs_pin_a_commit_and_run_validate_only(
+    root: Any, where: str
+) -> None:
+    text = dict(_documented_configs())[where]
+    config = yaml.safe_load(text[text.index("repos:") :])
+    [repo] = config["repos"]
+    assert repo["repo"] == "https://github.com/<your-fork>/reconciler"
+    # A commit, not a tag or branch: the hook's code cannot change under the team.
+    assert repo["rev"] == "<commit>"
+    assert "full commit SHA" in text and "autoupdate --freeze" in text
+    [hook] = repo["hooks"]
+    assert hook["id"] == _hook()["id"]
+    assert _hook()["entry"] == "reconciler validate"
+    assert check_invocation(root, ["validate", *hook["args"]]) == []
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Every example end to end through the real CLI on the embedded sandbox, the README's
-quickstart command as written, and the CI workflow's shell steps.
+"""Every example end to end through the real CLI on the embedded sandbox, and the README's
+quickstart command as written. (The CI recipes run in test_ci_recipes_run.py.)
 
 Each example directory is copied to a temporary directory and driven by subprocesses, as a
 user would: validate → plan (JSON) → apply (following the jobs to the end) → apply again
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from reconciler.spec.loader import load_specs
 
@@ -255,65 +254,3 @@ def test_readme_quickstart_applies_all_examples(tmp_path: Path) -> None:
         assert job.address in output
     state = json.loads((tmp_path / "specs" / ".reconciler" / "state.json").read_text())
     assert len(state["resources"]) == files + len(specs.jobs)
-
-
-# ----------------------------------------------------------------- the CI recipe, run
-
-
-WORKFLOW = REPO / "examples" / "ci" / "github-actions.yml"
-CI_EXAMPLES = ("05-domain-rag", "07-function-calling-agent")
-"""A small subset of the examples as the repository the workflow runs in (keeps it quick).
-(Stale saved plans being refused, the reason the merge job plans again, is covered by the
-engine's own end-to-end tests.)"""
-
-
-def _workflow_steps(job: str) -> list[tuple[str, str]]:
-    """(name, run text) of the workflow job's shell steps, installation steps left out."""
-    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-    return [
-        (step.get("name", "?"), step["run"])
-        for step in workflow["jobs"][job]["steps"]
-        if "run" in step and "pip install" not in step["run"]
-    ]
-
-
-def _run_step(run: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    # GitHub runs `run:` blocks with `bash -e`; a fresh output file per step, as on a runner.
-    (cwd / "github_output").write_text("")
-    return subprocess.run(
-        ["bash", "-e", "-c", run],
-        cwd=cwd,
-        env={**env, "GITHUB_OUTPUT": str(cwd / "github_output")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def test_the_workflow_steps_plan_comment_and_apply(tmp_path: Path) -> None:
-    for example in CI_EXAMPLES:
-        shutil.copytree(SPECS / example, tmp_path / "specs" / example)
-    env = cli_env(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
-        RECONCILER_SANDBOX_TIME_SCALE="20",
-    )
-
-    # Pull request: validate, plan with changes (exit 2 is accepted), keep plan.bin/plan.md.
-    for name, run in _workflow_steps("plan"):
-        proc = _run_step(run, tmp_path, env)
-        assert proc.returncode == 0, f"{name}\n{proc.stdout}\n{proc.stderr}"
-    assert (tmp_path / "github_output").read_text().strip() == "exitcode=2"
-    comment = (tmp_path / "plan.md").read_text(encoding="utf-8")
-    assert 0 < len(comment) < 65_536
-    assert "job.rag-handbook" in comment and "job.agent-anagram" in comment
-    assert (tmp_path / "plan.bin").is_file()
-
-    # Merge: plan again, apply exactly that saved plan, show status.
-    for name, run in _workflow_steps("apply"):
-        proc = _run_step(run, tmp_path, env)
-        assert proc.returncode == 0, f"{name}\n{proc.stdout}\n{proc.stderr}"
-    state = json.loads((tmp_path / "specs" / ".reconciler" / "state.json").read_text())
-    assert {"job.rag-handbook", "job.agent-anagram"} <= set(state["resources"])

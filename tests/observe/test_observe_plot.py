@@ -86,7 +86,7 @@ def test_missing_matplotlib_says_how_to_install(
 ) -> None:
     # A None entry makes the import fail exactly as if the package were not installed.
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ReconcilerError, match=r"pip install 'reconciler\[plot\]'"):
+    with pytest.raises(ReconcilerError, match=r"pip install 'finetune-reconciler\[plot\]'"):
         plot_jobs(SWEEP, tmp_path / "x.png")
 
 

@@ -46,7 +46,10 @@ def server_status() -> tuple[bool, str]:
     try:
         import psycopg
     except ImportError:
-        _reachable = (False, "psycopg is not installed (pip install 'reconciler[postgres]')")
+        _reachable = (
+            False,
+            "psycopg is not installed (pip install 'finetune-reconciler[postgres]')",
+        )
         return _reachable
     try:
         with psycopg.connect(dsn, connect_timeout=5) as conn:

@@ -126,6 +126,6 @@ def test_postgres_without_driver_says_how_to_install(
         backend = open_backend(config, tmp_path, resolve_secret=lambda ref: "postgresql://h/db")
         backend.read()  # a backend that imports its driver lazily fails here instead
     except StateError as exc:
-        assert "pip install 'reconciler[postgres]'" in str(exc)
+        assert "pip install 'finetune-reconciler[postgres]'" in str(exc)
     else:
         raise AssertionError("no error without the driver")

@@ -49,7 +49,7 @@ from reconciler.client.http import (
 )
 from reconciler.client.limits import RateLimiter, RequestStats
 from reconciler.client.multipart import MultipartFileBody
-from reconciler.client.types import JobEstimate, RemoteFile, RemoteJob, RemoteModel
+from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
 from reconciler.errors import (
     ApiError,
     ConflictError,
@@ -75,11 +75,6 @@ that an older identical job (e.g. a failed run being replaced) is taken for the 
 
 RATE_HEADROOM = 0.9
 """Fraction of a server-advertised rate limit the client adopts after a 429."""
-
-JOB_STARTED_STATUSES = frozenset(
-    {"STARTED", "RUNNING", "SUCCESS", "FAILED", "CANCELLATION_REQUESTED", "CANCELLED"}
-)
-"""Statuses proving that a start request (ours, whose answer was lost) took effect."""
 
 
 @dataclass(frozen=True)
@@ -785,7 +780,9 @@ class MistralClient:
 
         def started(err: ApiError) -> RemoteJob | None:
             job = self.get_job(job_id)
-            return job if job.status in JOB_STARTED_STATUSES else None
+            # A start (ours, whose answer was lost) took effect.
+            status = JobStatus.of(job.status)
+            return job if status is not None and status.has_started else None
 
         return self._job_action("start_job", job_id, "start", started)
 
@@ -794,7 +791,8 @@ class MistralClient:
 
         def cancelled(err: ApiError) -> RemoteJob | None:
             job = self.get_job(job_id)
-            return job if job.status in ("CANCELLATION_REQUESTED", "CANCELLED") else None
+            status = JobStatus.of(job.status)
+            return job if status is not None and status.is_cancelled else None
 
         return self._job_action("cancel_job", job_id, "cancel", cancelled)
 

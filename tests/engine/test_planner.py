@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from reconciler.engine.plan import Action
+from reconciler.engine.plan import (
+    Action,
+    Disposition,
+    FieldUpdate,
+    FileAfter,
+    FilePrevious,
+    ModelDisposition,
+)
 from reconciler.engine.planner import PlanOptions, build_plan, matches
 from reconciler.spec.models import FineTunedModelSpec, OnReplace
 from tests.engine.factories import (
@@ -32,7 +39,7 @@ def _actions(plan: Any) -> list[tuple[str, str, str]]:
 def test_first_plan_creates_file_then_job() -> None:
     plan = build_plan(DS, None, observed(), PlanOptions())
     assert _actions(plan) == [(FA, "create", "not-in-state"), (JA, "create", "not-in-state")]
-    assert plan.changes[1].depends_on == [FA]
+    assert plan.changes[1].depends_on == (FA,)
     assert plan.lineage is None and plan.serial is None
 
 
@@ -97,8 +104,8 @@ def test_changed_hyperparameter_forces_replace_and_names_field() -> None:
     plan = build_plan(changed, st, obs, PlanOptions())
     change = plan.changes[1]
     assert (change.action, change.reason) == (Action.REPLACE, "spec-changed")
-    assert change.replace_paths == ["hyperparameters.training_steps"]
-    assert change.previous == {
+    assert change.replace_paths == ("hyperparameters.training_steps",)
+    assert change.previous is not None and change.previous.model_dump(mode="json") == {
         "id": "j1",
         "status": "RUNNING",
         "disposition": "cancel",
@@ -119,9 +126,10 @@ def test_replace_keeps_finished_job_and_honours_keep_policy() -> None:
     )
     plan = build_plan(changed, st, obs, PlanOptions())
     change = plan.changes[1]
-    assert change.action is Action.REPLACE and change.replace_paths == ["suffix"]
-    assert change.previous["disposition"] == "keep"
-    assert change.previous["model_disposition"] == "archive"
+    assert change.action is Action.REPLACE and change.replace_paths == ("suffix",)
+    assert change.previous is not None
+    assert change.previous.disposition is Disposition.KEEP
+    assert change.previous.model_disposition is ModelDisposition.ARCHIVE
 
 
 def test_changed_data_uploads_new_file_and_replaces_job() -> None:
@@ -132,7 +140,7 @@ def test_changed_data_uploads_new_file_and_replaces_job() -> None:
         ("replace", "content-changed"),
         ("replace", "spec-changed"),
     ]
-    assert plan.changes[0].previous == {"id": "f1", "disposition": "keep"}
+    assert plan.changes[0].previous == FilePrevious(id="f1", disposition=Disposition.KEEP)
     assert "training_files[0].sha256" in plan.changes[1].replace_paths
 
 
@@ -148,7 +156,8 @@ def test_identical_remote_file_is_reused_not_reuploaded() -> None:
     obs = observed([remote_file("f9", F)])
     plan = build_plan(DS, None, obs, PlanOptions())
     assert plan.changes[0].reason == "exists-remotely-identical"
-    assert plan.changes[0].after["reuse"] == "f9"
+    after = plan.changes[0].after
+    assert isinstance(after, FileAfter) and after.reuse == "f9"
 
 
 def test_unmanaged_matching_job_is_blocked_as_possible_duplicate() -> None:
@@ -181,8 +190,8 @@ def test_model_metadata_updates_in_place() -> None:
     change = plan.changes[1]
     assert (change.action, change.reason) == (Action.UPDATE, "model-metadata-changed")
     assert change.update_fields == {
-        "name": {"before": None, "after": "dumbledore"},
-        "archived": {"before": False, "after": True},
+        "name": FieldUpdate(before=None, after="dumbledore"),
+        "archived": FieldUpdate(before=False, after=True),
     }
     assert plan.models_kept == 1
 
@@ -191,10 +200,11 @@ def test_removed_from_specs_needs_prune() -> None:
     st, obs = _in_sync_world("RUNNING")
     empty = desired([], [])
     plan = build_plan(empty, st, obs, PlanOptions())
-    assert plan.changes == [] and plan.not_in_spec == [FA, JA]
+    assert plan.changes == () and plan.not_in_spec == (FA, JA)
     pruned = build_plan(empty, st, obs, PlanOptions(prune=True))
     assert [(c.address, c.action.value) for c in pruned.changes] == [(JA, "forget"), (FA, "delete")]
-    assert pruned.changes[0].previous["disposition"] == "cancel"
+    previous = pruned.changes[0].previous
+    assert previous is not None and previous.disposition is Disposition.CANCEL
 
 
 def test_replace_by_request_and_targets() -> None:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from reconciler.engine.plan import (
     Action,
+    CostEstimate,
+    CostSource,
     Disposition,
     FieldUpdate,
     FileAfter,
     FilePrevious,
     ModelDisposition,
+    Reason,
 )
-from reconciler.engine.planner import PlanOptions, build_plan, matches
+from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, matches
 from reconciler.spec.models import FineTunedModelSpec, OnReplace
 from tests.engine.factories import (
     desired,
@@ -149,6 +154,7 @@ def test_file_deleted_remotely_is_drift_and_reuploaded() -> None:
     obs.files.clear()
     plan = build_plan(DS, st, obs, PlanOptions())
     assert plan.changes[0].action is Action.CREATE and plan.changes[0].reason == "deleted-remotely"
+    assert plan.changes[0].force_new  # apply must not take the record as already made
     assert [d.kind for d in plan.drift] == ["deleted"]
 
 
@@ -210,7 +216,7 @@ def test_removed_from_specs_needs_prune() -> None:
 def test_replace_by_request_and_targets() -> None:
     st, obs = _in_sync_world("SUCCESS")
     plan = build_plan(DS, st, obs, PlanOptions(replace=("job.j",)))
-    assert plan.changes[1].reason == "replace-by-request"
+    assert plan.changes[1].reason == "replace-by-request" and plan.changes[1].force_new
     other = resolved_job("k", dataset="e")
     fe = desired_file("e", sha="c" * 64)
     both = desired([F, fe], [J, other])
@@ -240,3 +246,31 @@ def test_second_plan_after_apply_is_noop_and_serializes() -> None:
     assert not plan.has_changes
     data = plan.to_json_dict()
     assert data["summary"]["no-op"] == 2 and data["has_changes"] is False
+
+
+def test_jobs_to_create_names_what_build_plan_creates_and_estimates_land_there() -> None:
+    st, obs = _in_sync_world("SUCCESS")
+    new = resolved_job("new", dataset="d", suffix="n")
+    ds = desired([F], [J, new])
+    options = PlanOptions(replace=("job.j",))
+    assert jobs_to_create(ds, st, obs, options) == ["job.j", "job.new"]
+    estimate = CostEstimate(amount=1.5, currency="USD", source=CostSource.DRY_RUN)
+    plan = build_plan(ds, st, obs, replace(options, estimates={"job.new": estimate}))
+    assert [(c.address, c.action, c.cost) for c in plan.changes] == [
+        (FA, Action.NOOP, None),
+        (JA, Action.REPLACE, None),
+        ("job.new", Action.CREATE, estimate),
+    ]
+    assert not any(c.force_new for c in plan.changes if c.address != JA)
+    assert jobs_to_create(ds, st, obs, PlanOptions(targets=("dataset.d",))) == []
+
+
+def test_the_plan_is_frozen_and_changed_only_by_copies() -> None:
+    plan = build_plan(DS, None, observed(), PlanOptions(notes=("a dataset warning",)))
+    assert plan.warnings == ("a dataset warning",)
+    with pytest.raises(ValidationError):
+        plan.changes[0].reason = Reason.IN_SYNC  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        plan.warnings = ()  # type: ignore[misc]
+    only_jobs = plan.only({Action.CREATE}).model_copy(update={"warnings": ()})
+    assert only_jobs.warnings == () and plan.warnings == ("a dataset warning",)

@@ -777,32 +777,22 @@ class MistralClient:
 
     def start_job(self, job_id: str) -> RemoteJob:
         """Start a VALIDATED job (one created with ``auto_start=false``)."""
-
-        def started(err: ApiError) -> RemoteJob | None:
-            job = self.get_job(job_id)
-            # A start (ours, whose answer was lost) took effect.
-            status = JobStatus.of(job.status)
-            return job if status is not None and status.has_started else None
-
-        return self._job_action("start_job", job_id, "start", started)
+        return self._job_action("start_job", job_id, "start", lambda s: s.has_started)
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         """Request cancellation of a job."""
-
-        def cancelled(err: ApiError) -> RemoteJob | None:
-            job = self.get_job(job_id)
-            status = JobStatus.of(job.status)
-            return job if status is not None and status.is_cancelled else None
-
-        return self._job_action("cancel_job", job_id, "cancel", cancelled)
+        return self._job_action("cancel_job", job_id, "cancel", lambda s: s.is_cancelled)
 
     def _job_action(
-        self,
-        op: str,
-        job_id: str,
-        action: str,
-        resolve: Callable[[ApiError], RemoteJob | None],
+        self, op: str, job_id: str, action: str, took_effect: Callable[[JobStatus], bool]
     ) -> RemoteJob:
+        """POST a job action; a refusal after a lost attempt whose effect shows is success."""
+
+        def resolve(err: ApiError) -> RemoteJob | None:
+            job = self.get_job(job_id)
+            status = JobStatus.of(job.status)
+            return job if status is not None and took_effect(status) else None
+
         call = _Call(
             op, "POST", f"/v1/fine_tuning/jobs/{_seg(job_id)}/{action}", resolve_rejected=resolve
         )

@@ -23,9 +23,9 @@ from __future__ import annotations
 import fnmatch
 import functools
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler import __version__
 from reconciler.address import JOB_PREFIX, Address, ResourceType
@@ -61,6 +61,8 @@ from reconciler.engine.plan import (
     ReplacePolicy,
 )
 from reconciler.engine.state_model import Intent, ResourceState, State
+
+C = TypeVar("C", FileChange, JobChange)
 
 MODEL_STORAGE_COST_PER_MONTH = 2.0
 """USD per fine-tuned model per month (Mistral's published storage price)."""
@@ -350,27 +352,30 @@ def _plan_file(
             previous=FilePrevious(id=res.remote_id, disposition=Disposition.KEEP),
         )
     if res.remote_id not in observed.files:
-        drift.append(
-            _deleted(res, "file was deleted outside reconciler; it will be uploaded again")
-        )
-        return change(
-            action=Action.CREATE,
-            reason=Reason.DELETED_REMOTELY,
+        return _recreate_deleted(
+            change,
+            res,
+            "file was deleted outside reconciler; it will be uploaded again",
+            drift,
             before=before,
             after=after,
-            force_new=True,
         )
     return change(action=Action.NOOP, reason=Reason.IN_SYNC, before=before, after=after)
 
 
-def _deleted(res: ResourceState, message: str) -> Drift:
-    """Drift of a recorded object that is gone remotely (a create restores it)."""
-    return Drift(
-        address=Address(res.address),
-        remote_id=res.remote_id,
-        kind=DriftKind.DELETED,
-        message=message,
+def _recreate_deleted(
+    change: Callable[..., C], res: ResourceState, message: str, drift: list[Drift], **fields: Any
+) -> C:
+    """A recorded object that is gone remotely: drift, and a create that makes it anew."""
+    drift.append(
+        Drift(
+            address=Address(res.address),
+            remote_id=res.remote_id,
+            kind=DriftKind.DELETED,
+            message=message,
+        )
     )
+    return change(action=Action.CREATE, reason=Reason.DELETED_REMOTELY, force_new=True, **fields)
 
 
 def _job_after(job: DesiredJob) -> JobAfter:
@@ -467,9 +472,12 @@ def _plan_job(
             force_new=True,
         )
     if remote is None:
-        drift.append(_deleted(res, "job no longer exists remotely; a new one will be created"))
-        return new_job(
-            action=Action.CREATE, reason=Reason.DELETED_REMOTELY, before=before, force_new=True
+        return _recreate_deleted(
+            new_job,
+            res,
+            "job no longer exists remotely; a new one will be created",
+            drift,
+            before=before,
         )
     if status is JobStatus.CANCELLED and not res.attributes.get("cancelled_by_reconciler"):
         drift.append(

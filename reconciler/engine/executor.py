@@ -502,6 +502,14 @@ class Executor:
     def _forget_job(self, change: JobChange) -> Outcome:
         res = self.recorder.get(change.address)
         cancel = change.previous is not None and change.previous.disposition is Disposition.CANCEL
+        owner = self.recorder.managed_elsewhere(change.address, res.remote_id) if res else None
+        if owner is not None:
+            # A create in this run adopted the job (a 409 resolved by lookup, as when a job
+            # is renamed): it is that address's job now, and is not cancelled.
+            self.recorder.remove(change.address)
+            return self._outcome(
+                change, OutcomeStatus.APPLIED, f"forgotten (the remote job is now {owner}'s)"
+            )
         if res is not None and cancel:
             try:
                 self.client.cancel_job(res.remote_id)

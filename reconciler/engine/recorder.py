@@ -121,6 +121,14 @@ class StateRecorder:
             res = self.state.resources.get(address)
             return res.model_copy(deep=True) if res is not None else None
 
+    def managed_elsewhere(self, address: str, remote_id: str) -> str | None:
+        """Another address that records this remote object, if any."""
+        with self._lock:
+            for other, res in self.state.resources.items():
+                if other != address and res.remote_id == remote_id:
+                    return other
+            return None
+
     def maybe_flush(self, interval: float) -> None:
         """Persist pending results if the last write is older than ``interval`` seconds."""
         with self._lock:

@@ -768,3 +768,27 @@ def test_prune_of_objects_gone_since_the_plan_still_forgets_them(world: World) -
     result = world.executor(desired([], []), state).apply(plan)
     assert outcomes(result) == [(f.address, "delete", "applied"), ("job.j", "forget", "applied")]
     assert world.stored().resources == {}
+
+
+def test_a_renamed_active_job_is_adopted_by_its_new_address_not_cancelled(
+    world: World,
+) -> None:
+    f = world.file("d")
+    world.apply(desired([f], [resolved_job("old-name", dataset="d")]))
+    job = world.api.jobs[0]
+    renamed = desired([f], [resolved_job("new-name", dataset="d")])
+    plan, state = world.plan(renamed, prune=True)
+    assert [(c.address, c.action) for c in plan.actionable] == [
+        ("job.new-name", Action.CREATE),
+        ("job.old-name", Action.FORGET),
+    ]
+    result = world.executor(renamed, state).apply(plan)
+    # The create gets a 409 (the identical job is active) and adopts it; prune then only
+    # forgets the old address.
+    assert outcomes(result) == [
+        ("job.new-name", "create", "applied"),
+        ("job.old-name", "forget", "applied"),
+    ]
+    assert len(world.api.jobs) == 1 and job["status"] == "RUNNING"
+    assert world.stored().resources["job.new-name"].remote_id == job["id"]
+    assert "job.old-name" not in world.stored().resources

@@ -97,10 +97,18 @@ class Address(str):
         return f"Address({str(self)!r})"
 
     @classmethod
+    def _validate(cls, value: Any) -> Address:
+        if isinstance(value, Address):
+            return value
+        if isinstance(value, str):
+            return cls(value)
+        raise ValueError(f"an address is a string, not {type(value).__name__}")
+
+    @classmethod
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        # Validated from (and serialized as) a plain string.
-        return core_schema.no_info_after_validator_function(
-            cls, core_schema.str_schema(), serialization=core_schema.to_string_ser_schema()
+        # Validated from (and serialized as) a plain string; an Address is taken as it is.
+        return core_schema.no_info_plain_validator_function(
+            cls._validate, serialization=core_schema.to_string_ser_schema()
         )

@@ -272,8 +272,6 @@ def apply(
             )
         if result is not None and result.failures:
             raise ApplyError([(o.address, o.message) for o in result.failures])
-        if result is None and not wait:
-            return
         if wait:
             _wait(ws, fmt=fmt, timeout=parse_duration(wait_timeout))
 

@@ -64,14 +64,16 @@ class Action(StrEnum):
     @property
     def makes_new(self) -> bool:
         """Apply makes a new remote object (an upload or a job create): create or replace."""
-        return self in (Action.CREATE, Action.REPLACE)
+        return self in _MAKES_NEW
 
     @property
     def prunes(self) -> bool:
         """Apply removes the address from management: delete or forget."""
-        return self in (Action.DELETE, Action.FORGET)
+        return self in _PRUNES
 
 
+_MAKES_NEW = frozenset({Action.CREATE, Action.REPLACE})
+_PRUNES = frozenset({Action.DELETE, Action.FORGET})
 _SYMBOLS = {
     Action.NOOP: " ",
     Action.CREATE: "+",
@@ -131,13 +133,17 @@ class CostSource(StrEnum):
 
 
 class PlanPart(BaseModel):
-    """Base of every plan value: frozen, no unknown keys.
-
-    A key named in ``OPTIONAL_KEYS`` appears in the JSON form only when it was given when the
-    value was made (or read): the layout has keys that some changes carry and others do not.
-    """
+    """Base of every plan value: frozen, no unknown keys."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PartialPart(PlanPart):
+    """A plan value with keys that some values carry and others do not.
+
+    A key named in ``OPTIONAL_KEYS`` appears in the JSON form only when it was given when the
+    value was made (or read), as the layout has it.
+    """
 
     OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset()
 
@@ -153,7 +159,7 @@ class PlanPart(BaseModel):
 # -- files ------------------------------------------------------------------------------------
 
 
-class FileAfter(PlanPart):
+class FileAfter(PartialPart):
     """The file apply will have uploaded.
 
     Attributes:
@@ -175,7 +181,7 @@ class FileAfter(PlanPart):
     reuse: str | None = None
 
 
-class FileBefore(PlanPart):
+class FileBefore(PartialPart):
     """The uploaded file the state records for the address.
 
     Attributes:
@@ -207,7 +213,7 @@ class FilePrevious(PlanPart):
 # -- jobs -------------------------------------------------------------------------------------
 
 
-class FileRef(PlanPart):
+class FileRef(PartialPart):
     """A file of a job request, named by content.
 
     Attributes:
@@ -315,7 +321,7 @@ class JobAfter(PlanPart):
     source: str
 
 
-class JobBefore(PlanPart):
+class JobBefore(PartialPart):
     """The job the state records for the address, as refreshed.
 
     Attributes:
@@ -340,7 +346,7 @@ class JobBefore(PlanPart):
         return JobStatus.of(self.status)
 
 
-class JobPrevious(PlanPart):
+class JobPrevious(PartialPart):
     """The job a replacement or prune leaves behind, and what happens to it.
 
     Attributes:
@@ -374,7 +380,7 @@ MODEL_FIELDS: tuple[ModelField, ...] = ("name", "description", "archived")
 """Every :data:`ModelField`, in the order plans list them."""
 
 
-class CostEstimate(PlanPart):
+class CostEstimate(PartialPart):
     """A cost estimate for a new or validated job.
 
     Attributes:

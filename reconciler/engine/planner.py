@@ -98,10 +98,11 @@ class PlanOptions:
 
 def matches(address: str, patterns: Iterable[str]) -> bool:
     """Whether an address is selected by any ``--target``/``--replace`` pattern."""
-    addr = Address(address)
+    addr: Address | None = None
     for pattern in patterns:
         if address == pattern or fnmatch.fnmatchcase(address, pattern):
             return True
+        addr = addr or Address(address)
         if addr.base == pattern:
             return True
         # job.x selects its matrix cells job.x-...

@@ -223,9 +223,7 @@ def test_sync_from_the_planners_plan() -> None:
         changes=[
             FileChange(address="dataset.chat[train]", action=Action.NOOP, reason=Reason.IN_SYNC),
             JobChange(address="job.new", action=Action.CREATE, reason=Reason.NOT_IN_STATE),
-            JobChange(
-                address="job.hold", action=Action.START, reason=Reason.VALIDATED_NOT_STARTED
-            ),
+            JobChange(address="job.hold", action=Action.START, reason=Reason.VALIDATED_NOT_STARTED),
             JobChange(address="job.killed", action=Action.NOOP, reason=Reason.IN_SYNC),
             JobChange(address="job.gone", action=Action.FORGET, reason=Reason.NOT_IN_SPEC),
         ],

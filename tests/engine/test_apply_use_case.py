@@ -3,6 +3,7 @@ show, confirm and writes, cancellation, saved plans, and the post-wait model syn
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,19 @@ from reconciler.operations import (
 from reconciler.workspace import open_workspace
 from tests.engine.conftest import SANDBOX_KEY, mutating
 from tests.engine.project import SANDBOX_KEY_ENV, make_project
+from tests.postgres.pg_helpers import DSN_ENV, E2E_DSN_ENV
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables the projects' specs refer to (as ``cli_env`` gives the CLI)."""
+    monkeypatch.setenv(SANDBOX_KEY_ENV, SANDBOX_KEY)
+    if os.environ.get(DSN_ENV):  # the postgres state backend, when the run uses it
+        monkeypatch.setenv(E2E_DSN_ENV, os.environ[DSN_ENV])
 
 
 @pytest.fixture
-def project(tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(SANDBOX_KEY_ENV, SANDBOX_KEY)
+def project(tmp_path: Path, sandbox: Any) -> Path:
     return make_project(tmp_path / "project", endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
 
 
@@ -87,9 +96,8 @@ def test_a_saved_plan_is_applied_without_asking_and_keeps_its_options(
 
 
 def test_sync_models_applies_the_model_metadata_once_the_job_succeeded(
-    tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandbox: Any
 ) -> None:
-    monkeypatch.setenv(SANDBOX_KEY_ENV, SANDBOX_KEY)
     project = make_project(
         tmp_path / "project",
         endpoint=sandbox.base_url,

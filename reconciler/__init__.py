@@ -6,9 +6,10 @@ it so, idempotently and exactly once.
 
 Layers, bottom to top (imports only point downwards):
 
-``errors`` → ``spec`` (models, loader, schema) → ``data`` (training-data rules, preparation,
-hashing) → ``client`` / ``engine.state`` / ``engine.fingerprint`` → ``engine.planner`` /
-``engine.executor`` → ``render`` / ``observe`` → ``cli``.
+``errors`` / ``address`` → ``spec`` (models, loader, schema) → ``data`` (training-data rules,
+preparation, hashing) → ``client`` / ``engine.state`` / ``engine.fingerprint`` →
+``engine.planner`` / ``engine.executor`` → ``operations`` (the plan and apply use cases) /
+``render`` / ``observe`` → ``cli``.
 
 ``sandbox`` implements the remote API contract and depends on nothing above ``data.rules``.
 """

@@ -1,9 +1,11 @@
 """``reconciler plan`` and ``reconciler apply``.
 
 Both print the target on their first line. ``plan`` never writes remotely or to the state;
-``apply`` holds the state lock from refresh to the last write, shows the plan, asks for
-confirmation (unless ``--yes``), then executes it exactly once. A saved plan (``plan --out``)
-is applied exactly as saved, or refused when the state or the specs moved on.
+``apply`` parses its options and hands over to
+:func:`~reconciler.operations.apply_workspace`, which holds the state lock from refresh to
+the last write, has the plan shown and confirmed (unless ``--yes``) by this module, then
+executes it exactly once. A saved plan (``plan --out``) is applied exactly as saved, or
+refused when the state or the specs moved on. This module only renders.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ if TYPE_CHECKING:
 from reconciler.cli.app import app
 from reconciler.cli.common import handle_errors
 from reconciler.engine.duration import parse_duration
-from reconciler.engine.executor import ApplyOptions, Executor, Outcome
-from reconciler.engine.plan import Action, Change, Plan
-from reconciler.errors import ApplyError, PlanError, ReconcilerError
+from reconciler.engine.outcome import Outcome, OutcomeStatus
+from reconciler.engine.plan import Change, Plan
+from reconciler.errors import ApplyError, ReconcilerError
 from reconciler.render.plan import render_json, render_markdown, render_text
 
 PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
@@ -164,9 +166,11 @@ class _CliHooks:
 
     def done(self, outcome: Outcome) -> None:
         took = time.monotonic() - self._started.get(outcome.address, time.monotonic())
-        mark = {"applied": "done", "skipped": "done", "failed": "FAILED"}.get(
-            outcome.status, outcome.status
-        )
+        mark = {
+            OutcomeStatus.APPLIED: "done",
+            OutcomeStatus.SKIPPED: "done",
+            OutcomeStatus.FAILED: "FAILED",
+        }.get(outcome.status, outcome.status)
         self._say(f"{outcome.address}: {mark} — {outcome.message} [{took:.1f}s]")
 
 
@@ -184,17 +188,15 @@ def _is_plan_file(paths: list[str]) -> bool:
     return b'"reconciler-plan"' in head or head.lstrip().startswith(b"{")
 
 
-def _confirm(yes: bool) -> None:
-    if yes:
-        return
+def _confirm(plan: Plan) -> bool:
+    """Ask on the terminal whether to apply the plan just shown."""
     if not sys.stdin.isatty():
         raise ReconcilerError(
             "apply needs confirmation, but there is no terminal to ask on: pass --yes "
             "(after reviewing 'reconciler plan') to apply without asking"
         )
     answer = typer.prompt("Do you want to perform these actions? Only 'yes' will be accepted")
-    if answer.strip() != "yes":
-        raise ReconcilerError("Apply cancelled.")
+    return str(answer).strip() == "yes"
 
 
 @app.command()
@@ -228,135 +230,75 @@ def apply(
     ),
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
-    from reconciler.operations import check_fresh, plan_workspace, prepare
+    from reconciler.operations import ApplyRequest, apply_workspace
     from reconciler.workspace import open_workspace
 
     _check_format(fmt, ("text", "json"))
     given = list(paths or ["."])
-    saved: Plan | None = None
-    if _is_plan_file(given):
-        saved = Plan.load(Path(given[0]))
-        if target or replace or prune:
-            raise PlanError(
-                "--target, --replace and --prune cannot change a saved plan; "
-                "make a new plan with them instead"
-            )
-        spec_paths: tuple[str, ...] = tuple(saved.spec_paths)
-    else:
-        spec_paths = tuple(given)
-    lock_wait = parse_duration(lock_timeout)
+    saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
+    spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
+    request = ApplyRequest(
+        plan=_request(spec_paths, target, replace, prune),
+        saved=saved,
+        lock_timeout=parse_duration(lock_timeout),
+        allow_duplicates=allow_duplicates,
+        start_timeout=parse_duration(start_timeout),
+    )
     with open_workspace(spec_paths, parallelism=parallelism) as ws:
         _emit_target(ws, fmt)
-        if saved is not None and saved.target != ws.target:
-            raise PlanError(
-                f"the saved plan targets {saved.target}, but the specs now target "
-                f"{ws.target}; make a new plan"
-            )
-        with ws.backend.lock("apply", lock_wait):
-            if saved is not None:
-                prepared = prepare(ws)
-                state = ws.backend.read()
-                check_fresh(saved, state, prepared.digest)
-                the_plan = saved
-            else:
-                planned = plan_workspace(ws, _request(spec_paths, target, replace, prune))
-                prepared, state, the_plan = planned.prepared, planned.state, planned.plan
-            if fmt == "text":
-                typer.echo(render_text(the_plan))
-            has_intents = bool(state and state.intents)
-            if not the_plan.has_changes and not has_intents:
-                if fmt == "json":
-                    typer.echo(
-                        json.dumps({"plan": the_plan.to_json_dict(), "result": None}, indent=2)
-                    )
-                if not wait:
-                    return
-                result = None
-            else:
-                if saved is None:
-                    _confirm(yes)
-                executor = Executor(
-                    ws.client(),
-                    ws.backend,
-                    state,
-                    prepared.desired,
-                    options=ApplyOptions(
-                        parallelism=ws.parallelism,
-                        allow_duplicates=allow_duplicates,
-                        start_timeout=parse_duration(start_timeout),
-                    ),
-                    hooks=_CliHooks(quiet=fmt == "json"),
+        applied = apply_workspace(
+            ws,
+            request,
+            show=(lambda p: typer.echo(render_text(p))) if fmt == "text" else None,
+            confirm=None if yes else _confirm,
+            hooks=_CliHooks(quiet=fmt == "json"),
+        )
+        result = applied.result
+        if fmt == "json":
+            typer.echo(
+                json.dumps(
+                    {
+                        "plan": applied.plan.to_json_dict(),
+                        "result": result.to_dict() if result is not None else None,
+                    },
+                    indent=2,
+                    sort_keys=result is not None,
                 )
-                result = executor.apply(the_plan)
-                if fmt == "json":
-                    typer.echo(
-                        json.dumps(
-                            {"plan": the_plan.to_json_dict(), "result": result.to_dict()},
-                            indent=2,
-                            sort_keys=True,
-                        )
-                    )
-                else:
-                    applied = sum(1 for o in result.outcomes if o.status == "applied")
-                    typer.echo(
-                        f"\nApply complete: {applied} applied, "
-                        f"{len(result.failures)} failed, {len(result.recovered)} recovered."
-                    )
-                if result.failures:
-                    raise ApplyError([(o.address, o.message) for o in result.failures])
-        if wait:
-            _wait(
-                ws,
-                prepared_jobs=[a for a in ws.specs.jobs],
-                fmt=fmt,
-                timeout=parse_duration(wait_timeout),
             )
+        elif result is not None:
+            typer.echo(
+                f"\nApply complete: {result.applied} applied, "
+                f"{len(result.failures)} failed, {len(result.recovered)} recovered."
+            )
+        if result is not None and result.failures:
+            raise ApplyError([(o.address, o.message) for o in result.failures])
+        if wait:
+            _wait(ws, fmt=fmt, timeout=parse_duration(wait_timeout))
 
 
-def _wait(ws: Workspace, *, prepared_jobs: list[str], fmt: str, timeout: float) -> None:
+def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:
     from reconciler.observe.progress import failed
     from reconciler.observe.watch import choose_mode, follow_jobs, stop_at_validated
-    from reconciler.operations import job_fetcher
+    from reconciler.operations import job_fetcher, sync_models
 
     state = ws.backend.read()
     if state is None:
         return
-    addresses = {
-        f"job.{n}": state.resources[f"job.{n}"].remote_id
-        for n in prepared_jobs
-        if f"job.{n}" in state.resources
-    }
-    if not addresses:
+    jobs = [j for j in ws.specs.jobs.values() if j.address in state.resources]
+    if not jobs:
         return
-    held = [f"job.{n}" for n in prepared_jobs if not ws.specs.jobs[n].start]
     progress = follow_jobs(
-        job_fetcher(ws, addresses),
+        job_fetcher(ws, {j.address: state.resources[j.address].remote_id for j in jobs}),
         interval=1.0,
         mode=choose_mode(fmt, sys.stdout),
         timeout=timeout or None,
-        until=stop_at_validated(held),
+        until=stop_at_validated([j.address for j in jobs if not j.start]),
     )
     bad = failed(progress)
-    _sync_models_after_wait(ws)
+    result = sync_models(ws, hooks=_CliHooks(quiet=False))
+    if result is not None and result.failures:
+        raise ApplyError([(o.address, o.message) for o in result.failures])
     if bad:
         raise ReconcilerError(
             f"{len(bad)} job(s) did not succeed:\n" + "\n".join(f"  {a}: {r}" for a, r in bad)
         )
-
-
-def _sync_models_after_wait(ws: Workspace) -> None:
-    """Apply fine-tuned model name/description/archived once jobs have succeeded."""
-    from reconciler.operations import PlanRequest, plan_workspace
-
-    with ws.backend.lock("apply", 0.0):
-        planned = plan_workspace(ws, PlanRequest(estimate=False))
-        prepared, state, the_plan = planned.prepared, planned.state, planned.plan
-        updates = [c for c in the_plan.changes if c.action is Action.UPDATE]
-        if not updates:
-            return
-        the_plan.changes = updates
-        result = Executor(
-            ws.client(), ws.backend, state, prepared.desired, hooks=_CliHooks(quiet=False)
-        ).apply(the_plan)
-        if result.failures:
-            raise ApplyError([(o.address, o.message) for o in result.failures])

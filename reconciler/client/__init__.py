@@ -6,11 +6,12 @@ are in :mod:`reconciler.client.types`. Planner and executor code against these n
 
 from reconciler.client.api import DEFAULT_BASE_URL, MistralClient, job_matches_request
 from reconciler.client.limits import RateLimiter, RequestStats
-from reconciler.client.types import JobEstimate, RemoteFile, RemoteJob, RemoteModel
+from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "JobEstimate",
+    "JobStatus",
     "MistralClient",
     "RateLimiter",
     "RemoteFile",

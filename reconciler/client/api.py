@@ -49,7 +49,7 @@ from reconciler.client.http import (
 )
 from reconciler.client.limits import RateLimiter, RequestStats
 from reconciler.client.multipart import MultipartFileBody
-from reconciler.client.types import JobEstimate, RemoteFile, RemoteJob, RemoteModel
+from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
 from reconciler.errors import (
     ApiError,
     ConflictError,
@@ -75,11 +75,6 @@ that an older identical job (e.g. a failed run being replaced) is taken for the 
 
 RATE_HEADROOM = 0.9
 """Fraction of a server-advertised rate limit the client adopts after a 429."""
-
-JOB_STARTED_STATUSES = frozenset(
-    {"STARTED", "RUNNING", "SUCCESS", "FAILED", "CANCELLATION_REQUESTED", "CANCELLED"}
-)
-"""Statuses proving that a start request (ours, whose answer was lost) took effect."""
 
 
 @dataclass(frozen=True)
@@ -782,29 +777,22 @@ class MistralClient:
 
     def start_job(self, job_id: str) -> RemoteJob:
         """Start a VALIDATED job (one created with ``auto_start=false``)."""
-
-        def started(err: ApiError) -> RemoteJob | None:
-            job = self.get_job(job_id)
-            return job if job.status in JOB_STARTED_STATUSES else None
-
-        return self._job_action("start_job", job_id, "start", started)
+        return self._job_action("start_job", job_id, "start", lambda s: s.has_started)
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         """Request cancellation of a job."""
-
-        def cancelled(err: ApiError) -> RemoteJob | None:
-            job = self.get_job(job_id)
-            return job if job.status in ("CANCELLATION_REQUESTED", "CANCELLED") else None
-
-        return self._job_action("cancel_job", job_id, "cancel", cancelled)
+        return self._job_action("cancel_job", job_id, "cancel", lambda s: s.is_cancelled)
 
     def _job_action(
-        self,
-        op: str,
-        job_id: str,
-        action: str,
-        resolve: Callable[[ApiError], RemoteJob | None],
+        self, op: str, job_id: str, action: str, took_effect: Callable[[JobStatus], bool]
     ) -> RemoteJob:
+        """POST a job action; a refusal after a lost attempt whose effect shows is success."""
+
+        def resolve(err: ApiError) -> RemoteJob | None:
+            job = self.get_job(job_id)
+            status = JobStatus.of(job.status)
+            return job if status is not None and took_effect(status) else None
+
         call = _Call(
             op, "POST", f"/v1/fine_tuning/jobs/{_seg(job_id)}/{action}", resolve_rejected=resolve
         )

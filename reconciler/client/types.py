@@ -11,17 +11,80 @@ were seen to deviate (e.g. ``bytes: null`` in the spec's own examples).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ACTIVE_STATUSES = frozenset(
-    {"QUEUED", "VALIDATING", "VALIDATED", "STARTED", "RUNNING", "CANCELLATION_REQUESTED"}
-)
-"""Job statuses from which the job can still move on (and that block a similar create: 409)."""
 
-TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"})
-"""Job statuses that never change again."""
+class JobStatus(StrEnum):
+    """A fine-tuning job's status, as the API names it, with what each one means.
+
+    Remote objects keep their status as the string the server sent (a newer server may send
+    one this version does not know); :meth:`of` reads such a string, and members compare
+    equal to their string, so ``job["status"] == JobStatus.SUCCESS`` works on raw dicts.
+    """
+
+    QUEUED = "QUEUED"
+    VALIDATING = "VALIDATING"
+    VALIDATED = "VALIDATED"
+    STARTED = "STARTED"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    FAILED_VALIDATION = "FAILED_VALIDATION"
+    CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
+    CANCELLED = "CANCELLED"
+
+    @classmethod
+    def of(cls, value: object) -> JobStatus | None:
+        """The status a remote value names (any case); None when missing or unknown."""
+        if isinstance(value, str):
+            try:
+                return cls(value.upper())
+            except ValueError:
+                return None
+        return None
+
+    @property
+    def is_active(self) -> bool:
+        """The job can still move on (and blocks a similar create: 409)."""
+        return self not in _TERMINAL
+
+    @property
+    def is_terminal(self) -> bool:
+        """The remote never changes the job again."""
+        return self in _TERMINAL
+
+    @property
+    def is_failed(self) -> bool:
+        """The job itself failed (training, or validation of its data); not a cancel."""
+        return self in (JobStatus.FAILED, JobStatus.FAILED_VALIDATION)
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Cancelled, or cancellation requested (nothing will train any more)."""
+        return self in (JobStatus.CANCELLATION_REQUESTED, JobStatus.CANCELLED)
+
+    @property
+    def awaits_start(self) -> bool:
+        """Created with ``auto_start=false`` and not started: QUEUED, VALIDATING, VALIDATED."""
+        return self in (JobStatus.QUEUED, JobStatus.VALIDATING, JobStatus.VALIDATED)
+
+    @property
+    def has_started(self) -> bool:
+        """A start took effect: the job ran, runs, or ended after running (or was cancelled)."""
+        return not self.awaits_start and self is not JobStatus.FAILED_VALIDATION
+
+    @property
+    def is_running(self) -> bool:
+        """Training: STARTED (the short step after /start) or RUNNING."""
+        return self in (JobStatus.STARTED, JobStatus.RUNNING)
+
+
+_TERMINAL = frozenset(
+    {JobStatus.SUCCESS, JobStatus.FAILED, JobStatus.FAILED_VALIDATION, JobStatus.CANCELLED}
+)
 
 
 class _Remote(BaseModel):
@@ -131,12 +194,14 @@ class RemoteJob(_Remote):
     @property
     def is_terminal(self) -> bool:
         """True when the status can no longer change (SUCCESS, FAILED, ..., CANCELLED)."""
-        return self.status in TERMINAL_STATUSES
+        status = JobStatus.of(self.status)
+        return status is not None and status.is_terminal
 
     @property
     def is_active(self) -> bool:
         """True for QUEUED/VALIDATING/VALIDATED/STARTED/RUNNING/CANCELLATION_REQUESTED."""
-        return self.status in ACTIVE_STATUSES
+        status = JobStatus.of(self.status)
+        return status is not None and status.is_active
 
 
 class JobEstimate(_Remote):

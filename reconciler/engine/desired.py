@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.address import Address
 from reconciler.engine import fingerprint
 from reconciler.spec.models import FineTunedModelSpec, SecretRef
 from reconciler.spec.resolved import ResolvedJob, SpecSet
@@ -38,7 +39,7 @@ class DesiredFile:
         fingerprint: :func:`~reconciler.engine.fingerprint.file_fingerprint`.
     """
 
-    address: str
+    address: Address
     dataset: str
     part: str
     filename: str
@@ -89,7 +90,7 @@ class DesiredJob:
         integrations: integrations with their key references (resolved at apply).
     """
 
-    address: str
+    address: Address
     job: ResolvedJob
     identity: Mapping[str, Any]
     fingerprint: str
@@ -154,7 +155,7 @@ def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> De
     files: dict[str, DesiredFile] = {}
     for name in sorted(prepared):
         for part, pf in sorted(prepared[name].parts.items()):
-            address = f"dataset.{name}[{part}]"
+            address = Address.dataset(name, part)
             files[address] = DesiredFile(
                 address=address,
                 dataset=name,

@@ -12,12 +12,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from reconciler.client.api import MistralClient
 
-ACTIVE_STATUSES = frozenset(
-    {"QUEUED", "VALIDATING", "VALIDATED", "STARTED", "RUNNING", "CANCELLATION_REQUESTED"}
-)
-FAILED_STATUSES = frozenset({"FAILED", "FAILED_VALIDATION"})
-TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"})
-
 
 @dataclass
 class Observed:

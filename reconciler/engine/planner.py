@@ -23,16 +23,46 @@ from __future__ import annotations
 import fnmatch
 import functools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler import __version__
+from reconciler.address import JOB_PREFIX, Address, ResourceType
+from reconciler.client.types import JobStatus
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths
-from reconciler.engine.observed import ACTIVE_STATUSES, FAILED_STATUSES, Observed
-from reconciler.engine.plan import Action, Change, Drift, Plan
-from reconciler.engine.state_model import ResourceState, State
+from reconciler.engine.observed import Observed
+from reconciler.engine.plan import (
+    Action,
+    BudgetLimit,
+    Change,
+    CostEstimate,
+    CostSource,
+    Disposition,
+    Drift,
+    DriftKind,
+    FieldUpdate,
+    FileAfter,
+    FileBefore,
+    FileChange,
+    FilePrevious,
+    JobAfter,
+    JobBefore,
+    JobChange,
+    JobPrevious,
+    JobRequest,
+    ModelDisposition,
+    ModelField,
+    ModelMetadata,
+    Plan,
+    PlanSettings,
+    Reason,
+    ReplacePolicy,
+)
+from reconciler.engine.state_model import Intent, ResourceState, State
+
+C = TypeVar("C", FileChange, JobChange)
 
 MODEL_STORAGE_COST_PER_MONTH = 2.0
 """USD per fine-tuned model per month (Mistral's published storage price)."""
@@ -51,7 +81,9 @@ class PlanOptions:
         target_description: where it applies (for the plan header).
         spec_paths: the spec paths, as given.
         spec_digest: digest of specs and prepared data.
-        estimates: cost estimates by job address (from ``dry_run``), if any.
+        estimates: cost estimates by job address, for the jobs :func:`jobs_to_create` names.
+        notes: warnings from outside the planner (cost estimation, datasets), listed after
+            the planner's own.
     """
 
     targets: tuple[str, ...] = ()
@@ -60,17 +92,23 @@ class PlanOptions:
     target_description: str = ""
     spec_paths: tuple[str, ...] = ()
     spec_digest: str = ""
-    estimates: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    estimates: Mapping[str, CostEstimate] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def matches(address: str, patterns: Iterable[str]) -> bool:
     """Whether an address is selected by any ``--target``/``--replace`` pattern."""
+    addr: Address | None = None
     for pattern in patterns:
         if address == pattern or fnmatch.fnmatchcase(address, pattern):
             return True
-        base = address.split("[", 1)[0]
-        if base == pattern or (pattern.startswith("job.") and base.startswith(pattern + "-")):
+        addr = addr or Address(address)
+        if addr.base == pattern:
             return True
+        # job.x selects its matrix cells job.x-...
+        if addr.kind is ResourceType.JOB and pattern.startswith(JOB_PREFIX):
+            if address.startswith(pattern + "-"):
+                return True
     return False
 
 
@@ -128,50 +166,85 @@ def _same_number(a: Any, b: Any) -> bool:
 def _managed_job_ids(state: State) -> set[str]:
     ids: set[str] = set()
     for res in state.resources.values():
-        if res.type == "job":
+        if res.type is ResourceType.JOB:
             ids.add(res.remote_id)
             ids.update(str(h.get("remote_id")) for h in res.history)
     return ids
+
+
+@dataclass(frozen=True)
+class _World:
+    """What every address is planned against (derived once from the planner's inputs)."""
+
+    desired: DesiredState
+    current: State
+    observed: Observed
+    options: PlanOptions
+    intents: Mapping[str, Intent]
+    file_ids: Mapping[str, str]
+    managed: frozenset[str]
+    selected: frozenset[str]
+
+
+def _world(
+    desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
+) -> _World:
+    current = state or State(lineage="", serial=0)
+    return _World(
+        desired=desired,
+        current=current,
+        observed=observed,
+        options=options,
+        intents={i.address: i for i in current.intents.values()},
+        file_ids=known_file_ids(desired, current, observed),
+        managed=frozenset(_managed_job_ids(current)),
+        selected=frozenset(_selection(desired, options.targets)),
+    )
+
+
+def _job_changes(world: _World, drift: list[Drift]) -> Iterator[JobChange]:
+    """The change of every selected job (drift found on the way is added to ``drift``)."""
+    for address, job in world.desired.jobs.items():
+        if address in world.selected:
+            yield _plan_job(
+                job,
+                world.current.resources.get(address),
+                world.observed,
+                drift,
+                world.file_ids,
+                world.managed,
+                force_replace=matches(address, world.options.replace),
+                recovering=address in world.intents,
+                estimate=world.options.estimates.get(address),
+            )
+
+
+def jobs_to_create(
+    desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
+) -> list[Address]:
+    """Addresses of the jobs the plan will create or replace (those worth a cost estimate).
+
+    Pure, like :func:`build_plan`, and decided by the same rules: ask for estimates of these,
+    then build the plan once with them (``options.estimates``).
+    """
+    world = _world(desired, state, observed, options)
+    return [c.address for c in _job_changes(world, []) if c.action.makes_new]
 
 
 def build_plan(
     desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
 ) -> Plan:
     """Compute the plan. Pure: reads only its arguments."""
-    current = state or State(lineage="", serial=0)
-    intents_by_address = {i.address: i for i in current.intents.values()}
-    file_ids = known_file_ids(desired, current, observed)
-    managed = _managed_job_ids(current)
-    changes: list[Change] = []
+    world = _world(desired, state, observed, options)
+    current = world.current
     drift: list[Drift] = []
     warnings: list[str] = []
-
-    selected = _selection(desired, options.targets)
-
-    for address, f in desired.files.items():
-        if address not in selected:
-            continue
-        change = _plan_file(f, current.resources.get(address), observed, drift, intents_by_address)
-        changes.append(change)
-
-    for address, job in desired.jobs.items():
-        if address not in selected:
-            continue
-        change = _plan_job(
-            job,
-            current.resources.get(address),
-            observed,
-            drift,
-            file_ids,
-            managed,
-            force_replace=matches(address, options.replace),
-            recovering=address in intents_by_address,
-        )
-        if change.action in (Action.CREATE, Action.REPLACE):
-            estimate = options.estimates.get(address)
-            if estimate is not None:
-                change.cost = estimate
-        changes.append(change)
+    changes: list[FileChange | JobChange] = [
+        _plan_file(f, current.resources.get(address), observed, drift, world.intents)
+        for address, f in desired.files.items()
+        if address in world.selected
+    ]
+    changes.extend(_job_changes(world, drift))
 
     not_in_spec = sorted(
         a for a in current.resources if a not in desired.files and a not in desired.jobs
@@ -180,7 +253,7 @@ def build_plan(
         res = current.resources[address]
         if options.prune and (not options.targets or matches(address, options.targets)):
             changes.append(_plan_prune(res, observed))
-    for address in sorted(set(intents_by_address) - set(desired.files) - set(desired.jobs)):
+    for address in sorted(set(world.intents) - set(desired.files) - set(desired.jobs)):
         warnings.append(
             f"{address}: an interrupted create is recorded but the specs no longer name it; "
             "apply will look it up and forget the intent"
@@ -194,25 +267,20 @@ def build_plan(
             "use it for exceptional cases, not routinely"
         )
 
-    models_kept = _models_kept(current, observed, changes)
     return Plan(
         tool_version=__version__,
         created_at=time.time(),
         target=options.target_description,
-        spec_paths=list(options.spec_paths),
+        spec_paths=options.spec_paths,
         lineage=state.lineage if state is not None else None,
         serial=state.serial if state is not None else None,
         spec_digest=options.spec_digest,
-        changes=_ordered(changes),
-        drift=drift,
-        not_in_spec=not_in_spec,
-        warnings=warnings,
-        options={
-            "targets": list(options.targets),
-            "replace": list(options.replace),
-            "prune": options.prune,
-        },
-        models_kept=models_kept,
+        changes=tuple(_ordered(changes)),
+        drift=tuple(drift),
+        not_in_spec=tuple(Address(a) for a in not_in_spec),
+        warnings=(*warnings, *options.notes),
+        options=PlanSettings(targets=options.targets, replace=options.replace, prune=options.prune),
+        models_kept=_models_kept(current, observed, changes),
         storage_cost_per_model=MODEL_STORAGE_COST_PER_MONTH,
     )
 
@@ -228,15 +296,21 @@ def _selection(desired: DesiredState, targets: tuple[str, ...]) -> set[str]:
     return chosen
 
 
-def _ordered(changes: list[Change]) -> list[Change]:
+def _ordered(changes: list[FileChange | JobChange]) -> list[FileChange | JobChange]:
     """Execution order: file uploads, jobs, then prunes (jobs before files)."""
 
     def key(c: Change) -> tuple[int, str]:
-        if c.action in (Action.DELETE, Action.FORGET):
-            return (2 if c.type == "job" else 3, c.address)
-        return (0 if c.type == "file" else 1, c.address)
+        if c.action.prunes:
+            return (2 if c.type is ResourceType.JOB else 3, c.address)
+        return (0 if c.type is ResourceType.FILE else 1, c.address)
 
     return sorted(changes, key=key)
+
+
+def _file_after(f: DesiredFile, reuse: str | None = None) -> FileAfter:
+    if reuse is None:
+        return FileAfter(**f.summary())
+    return FileAfter(**f.summary(), reuse=reuse)
 
 
 def _plan_file(
@@ -244,89 +318,86 @@ def _plan_file(
     res: ResourceState | None,
     observed: Observed,
     drift: list[Drift],
-    intents: Mapping[str, Any],
-) -> Change:
-    after = f.summary()
-    change = functools.partial(Change, address=f.address, type="file")
+    intents: Mapping[str, Intent],
+) -> FileChange:
+    after = _file_after(f)
+    change = functools.partial(FileChange, address=f.address)
     if res is None:
         if f.address in intents:
+            return change(action=Action.CREATE, reason=Reason.RECOVER_INTENT, after=after)
+        existing = observed.file_by_name(f.filename, f.bytes)
+        if existing is not None:
             return change(
                 action=Action.CREATE,
-                reason="recover-intent",
-                after=after,
+                reason=Reason.EXISTS_REMOTELY_IDENTICAL,
+                after=_file_after(f, reuse=str(existing["id"])),
             )
-        existing = observed.file_by_name(f.filename, f.bytes)
-        reason = "exists-remotely-identical" if existing is not None else "not-in-state"
-        after = {**after, "reuse": existing["id"]} if existing is not None else after
-        return change(action=Action.CREATE, reason=reason, after=after)
-    before = {
-        "id": res.remote_id,
-        **{k: res.attributes.get(k) for k in ("filename", "sha256", "bytes")},
-    }
+        return change(action=Action.CREATE, reason=Reason.NOT_IN_STATE, after=after)
+    before = FileBefore(
+        id=res.remote_id,
+        filename=res.attributes.get("filename"),
+        sha256=res.attributes.get("sha256"),
+        bytes=res.attributes.get("bytes"),
+    )
     if res.fingerprint != f.fingerprint:
         return change(
             action=Action.REPLACE,
-            reason="content-changed",
+            reason=Reason.CONTENT_CHANGED,
             before=before,
             after=after,
-            replace_paths=[
-                p for p in ("filename", "sha256", "bytes") if before.get(p) != after.get(p)
-            ],
-            previous={"id": res.remote_id, "disposition": "keep"},
+            replace_paths=tuple(
+                p
+                for p in ("filename", "sha256", "bytes")
+                if getattr(before, p) != getattr(after, p)
+            ),
+            previous=FilePrevious(id=res.remote_id, disposition=Disposition.KEEP),
         )
     if res.remote_id not in observed.files:
         return _recreate_deleted(
+            change,
             res,
-            "file",
             "file was deleted outside reconciler; it will be uploaded again",
-            before,
-            after,
-            [],
             drift,
+            before=before,
+            after=after,
         )
-    return change(
-        action=Action.NOOP,
-        reason="in-sync",
-        before=before,
-        after=after,
-    )
+    return change(action=Action.NOOP, reason=Reason.IN_SYNC, before=before, after=after)
 
 
 def _recreate_deleted(
-    res: ResourceState,
-    kind: str,
-    message: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    deps: list[str],
-    drift: list[Drift],
-) -> Change:
-    """A recorded object that is gone remotely: drift, and a create to restore it."""
+    change: Callable[..., C], res: ResourceState, message: str, drift: list[Drift], **fields: Any
+) -> C:
+    """A recorded object that is gone remotely: drift, and a create that makes it anew."""
     drift.append(
-        Drift(address=res.address, remote_id=res.remote_id, kind="deleted", message=message)
+        Drift(
+            address=Address(res.address),
+            remote_id=res.remote_id,
+            kind=DriftKind.DELETED,
+            message=message,
+        )
     )
-    return Change(
-        address=res.address,
-        type=kind,
-        action=Action.CREATE,
-        reason="deleted-remotely",
-        before=before,
-        after=after,
-        depends_on=deps,
-    )
+    return change(action=Action.CREATE, reason=Reason.DELETED_REMOTELY, force_new=True, **fields)
 
 
-def _job_after(job: DesiredJob) -> dict[str, Any]:
+def _job_after(job: DesiredJob) -> JobAfter:
     spec = job.job
-    return {
-        "request": _masked_identity(job),
-        "start": spec.start,
-        "budget": spec.budget.model_dump() if spec.budget else None,
-        "fine_tuned_model": spec.fine_tuned_model.model_dump() if spec.fine_tuned_model else None,
-        "on_replace": spec.on_replace.model_dump(),
-        "matrix": dict(spec.matrix_values),
-        "source": spec.source,
-    }
+    model = spec.fine_tuned_model
+    return JobAfter(
+        request=JobRequest.model_validate(_masked_identity(job)),
+        start=spec.start,
+        budget=BudgetLimit(max_cost=spec.budget.max_cost) if spec.budget else None,
+        fine_tuned_model=ModelMetadata(
+            name=model.name, description=model.description, archived=model.archived
+        )
+        if model
+        else None,
+        on_replace=ReplacePolicy(
+            active_job=Disposition(spec.on_replace.active_job),
+            previous_model=ModelDisposition(spec.on_replace.previous_model),
+        ),
+        matrix=dict(spec.matrix_values),
+        source=spec.source,
+    )
 
 
 def _masked_identity(job: DesiredJob) -> dict[str, Any]:
@@ -345,149 +416,149 @@ def _plan_job(
     observed: Observed,
     drift: list[Drift],
     file_ids: Mapping[str, str],
-    managed: set[str],
+    managed: frozenset[str],
     *,
     force_replace: bool,
     recovering: bool,
-) -> Change:
-    after = _job_after(job)
-    deps = list(job.depends_on)
+    estimate: CostEstimate | None,
+) -> JobChange:
     # Every change of this address shares these; each branch adds what is its own.
-    change = functools.partial(Change, address=job.address, type="job", after=after)
+    change = functools.partial(JobChange, address=job.address, after=_job_after(job))
+    # A change that makes a new job waits for its files and carries its cost estimate.
+    new_job = functools.partial(change, depends_on=job.depends_on, cost=estimate)
     if res is None:
         if recovering:
-            return change(
-                action=Action.CREATE,
-                reason="recover-intent",
-                depends_on=deps,
-            )
-        twins = [
-            j
-            for jid, j in observed.jobs.items()
-            if jid not in managed and remote_job_matches(job.identity, j, file_ids)
-        ]
-        blocked = None
-        if twins:
-            twin = max(twins, key=lambda j: j.get("created_at") or 0)
-            blocked = (
-                f"possible duplicate: remote job {twin['id']} ({twin.get('status')}) was created "
-                f"from the same request but is not in the state; adopt it with "
-                f"'reconciler import {job.address} {twin['id']}', or apply with "
-                "--allow-duplicates to create another"
-            )
-        return change(
+            return new_job(action=Action.CREATE, reason=Reason.RECOVER_INTENT)
+        return new_job(
             action=Action.CREATE,
-            reason="not-in-state",
-            depends_on=deps,
-            blocked=blocked,
+            reason=Reason.NOT_IN_STATE,
+            blocked=_possible_duplicate(job, observed, file_ids, managed),
         )
 
     remote = observed.jobs.get(res.remote_id)
-    status = remote.get("status") if remote else None
-    before = {
-        "id": res.remote_id,
-        "status": status,
-        "fine_tuned_model": remote.get("fine_tuned_model") if remote else None,
-        "request": res.attributes.get("identity"),
-    }
-    previous = {
-        "id": res.remote_id,
-        "status": status,
-        "disposition": "cancel"
-        if status in ACTIVE_STATUSES and job.job.on_replace.active_job == "cancel"
-        else "keep",
-        "fine_tuned_model": before["fine_tuned_model"],
-        "model_disposition": job.job.on_replace.previous_model
-        if before["fine_tuned_model"]
-        else None,
-    }
+    raw_status = remote.get("status") if remote else None
+    status = JobStatus.of(raw_status)
+    model = remote.get("fine_tuned_model") if remote else None
+    before = JobBefore(
+        id=res.remote_id,
+        status=raw_status,
+        fine_tuned_model=model,
+        request=res.attributes.get("identity"),
+    )
+    on_replace = job.job.on_replace
+    previous = JobPrevious(
+        id=res.remote_id,
+        status=raw_status,
+        disposition=Disposition.CANCEL
+        if status is not None and status.is_active and on_replace.active_job == "cancel"
+        else Disposition.KEEP,
+        fine_tuned_model=model,
+        model_disposition=ModelDisposition(on_replace.previous_model) if model else None,
+    )
     if res.fingerprint != job.fingerprint:
         paths = changed_paths(res.attributes.get("identity") or {}, dict(job.identity))
-        return change(
+        return new_job(
             action=Action.REPLACE,
-            reason="spec-changed",
+            reason=Reason.SPEC_CHANGED,
             before=before,
-            replace_paths=paths or ["(request)"],
+            replace_paths=tuple(paths or ["(request)"]),
             previous=previous,
-            depends_on=deps,
         )
     if force_replace:
-        return change(
+        return new_job(
             action=Action.REPLACE,
-            reason="replace-by-request",
+            reason=Reason.REPLACE_BY_REQUEST,
             before=before,
             previous=previous,
-            depends_on=deps,
+            force_new=True,
         )
     if remote is None:
         return _recreate_deleted(
+            new_job,
             res,
-            "job",
             "job no longer exists remotely; a new one will be created",
-            before,
-            after,
-            deps,
             drift,
+            before=before,
         )
-    if status == "CANCELLED" and not res.attributes.get("cancelled_by_reconciler"):
+    if status is JobStatus.CANCELLED and not res.attributes.get("cancelled_by_reconciler"):
         drift.append(
             Drift(
                 address=job.address,
                 remote_id=res.remote_id,
-                kind="cancelled",
+                kind=DriftKind.CANCELLED,
                 message="job was cancelled outside reconciler; run it again with "
                 f"--replace {job.address}",
             )
         )
-    elif status in FAILED_STATUSES:
+    elif status is not None and status.is_failed:
         drift.append(
             Drift(
                 address=job.address,
                 remote_id=res.remote_id,
-                kind=str(status).lower().replace("_", "-"),
+                kind=DriftKind.FAILED
+                if status is JobStatus.FAILED
+                else DriftKind.FAILED_VALIDATION,
                 message=f"job {status}; it is not retried automatically (one attempt per "
                 f"spec revision): fix the cause, then --replace {job.address}",
             )
         )
-    if status in ("QUEUED", "VALIDATING", "VALIDATED") and job.job.start:
+    if status is not None and status.awaits_start and job.job.start:
         # Created with auto_start=false and not started yet (an earlier apply stopped at
         # the budget gate or was interrupted): start it once the remote has validated it.
         return change(
             action=Action.START,
-            reason="validated-not-started" if status == "VALIDATED" else "awaiting-validation",
+            reason=Reason.VALIDATED_NOT_STARTED
+            if status is JobStatus.VALIDATED
+            else Reason.AWAITING_VALIDATION,
             before=before,
             cost=_remote_cost(remote),
         )
-    if status == "SUCCESS":
+    if status is JobStatus.SUCCESS:
         fields = _model_updates(job, remote, observed)
         if fields:
             return change(
                 action=Action.UPDATE,
-                reason="model-metadata-changed",
+                reason=Reason.MODEL_METADATA_CHANGED,
                 before=before,
                 update_fields=fields,
             )
-    return change(
-        action=Action.NOOP,
-        reason="in-sync",
-        before=before,
+    return change(action=Action.NOOP, reason=Reason.IN_SYNC, before=before)
+
+
+def _possible_duplicate(
+    job: DesiredJob, observed: Observed, file_ids: Mapping[str, str], managed: frozenset[str]
+) -> str | None:
+    """Why creating this job is blocked: an unmanaged remote job made from the same request."""
+    twins = [
+        j
+        for jid, j in observed.jobs.items()
+        if jid not in managed and remote_job_matches(job.identity, j, file_ids)
+    ]
+    if not twins:
+        return None
+    twin = max(twins, key=lambda j: j.get("created_at") or 0)
+    return (
+        f"possible duplicate: remote job {twin['id']} ({twin.get('status')}) was created "
+        f"from the same request but is not in the state; adopt it with "
+        f"'reconciler import {job.address} {twin['id']}', or apply with "
+        "--allow-duplicates to create another"
     )
 
 
-def _remote_cost(remote: Mapping[str, Any]) -> dict[str, Any] | None:
+def _remote_cost(remote: Mapping[str, Any]) -> CostEstimate | None:
     meta = remote.get("metadata") or {}
     if meta.get("cost") is None:
         return None
-    return {
-        "amount": meta["cost"],
-        "currency": meta.get("cost_currency"),
-        "source": "remote-validation",
-    }
+    return CostEstimate(
+        amount=meta["cost"],
+        currency=meta.get("cost_currency"),
+        source=CostSource.REMOTE_VALIDATION,
+    )
 
 
 def _model_updates(
     job: DesiredJob, remote: Mapping[str, Any], observed: Observed
-) -> dict[str, dict[str, Any]]:
+) -> dict[ModelField, FieldUpdate]:
     spec = job.model_spec
     model_id = remote.get("fine_tuned_model")
     if spec is None or not model_id:
@@ -495,55 +566,54 @@ def _model_updates(
     card = observed.models.get(str(model_id))
     if card is None:
         return {}
-    fields: dict[str, dict[str, Any]] = {}
-    for key in ("name", "description"):
+    fields: dict[ModelField, FieldUpdate] = {}
+    keys: tuple[ModelField, ...] = ("name", "description")
+    for key in keys:
         wanted = getattr(spec, key)
         if wanted is not None and card.get(key) != wanted:
-            fields[key] = {"before": card.get(key), "after": wanted}
+            fields[key] = FieldUpdate(before=card.get(key), after=wanted)
     if bool(card.get("archived")) != spec.archived:
-        fields["archived"] = {"before": bool(card.get("archived")), "after": spec.archived}
+        fields["archived"] = FieldUpdate(before=bool(card.get("archived")), after=spec.archived)
     return fields
 
 
-def _plan_prune(res: ResourceState, observed: Observed) -> Change:
-    if res.type == "file":
+def _plan_prune(res: ResourceState, observed: Observed) -> FileChange | JobChange:
+    address = Address(res.address)
+    if res.type is ResourceType.FILE:
         exists = res.remote_id in observed.files
-        return Change(
-            address=res.address,
-            type="file",
+        return FileChange(
+            address=address,
             action=Action.DELETE if exists else Action.FORGET,
-            reason="not-in-spec",
-            before={"id": res.remote_id, "filename": res.attributes.get("filename")},
+            reason=Reason.NOT_IN_SPEC,
+            before=FileBefore(id=res.remote_id, filename=res.attributes.get("filename")),
         )
     remote = observed.jobs.get(res.remote_id) or {}
-    status = remote.get("status")
-    return Change(
-        address=res.address,
-        type="job",
+    raw_status = remote.get("status")
+    status = JobStatus.of(raw_status)
+    return JobChange(
+        address=address,
         action=Action.FORGET,
-        reason="not-in-spec",
-        before={
-            "id": res.remote_id,
-            "status": status,
-            "fine_tuned_model": remote.get("fine_tuned_model"),
-        },
-        previous={
-            "id": res.remote_id,
-            "status": status,
-            "disposition": "cancel" if status in ACTIVE_STATUSES else "keep",
-            "model_disposition": "keep",
-        },
+        reason=Reason.NOT_IN_SPEC,
+        before=JobBefore(
+            id=res.remote_id, status=raw_status, fine_tuned_model=remote.get("fine_tuned_model")
+        ),
+        previous=JobPrevious(
+            id=res.remote_id,
+            status=raw_status,
+            disposition=Disposition.CANCEL
+            if status is not None and status.is_active
+            else Disposition.KEEP,
+            model_disposition=ModelDisposition.KEEP,
+        ),
     )
 
 
-def _models_kept(state: State, observed: Observed, changes: list[Change]) -> int:
+def _models_kept(state: State, observed: Observed, changes: Sequence[Change]) -> int:
     managed = _managed_job_ids(state)
     existing = {
         str(j["fine_tuned_model"])
         for jid, j in observed.jobs.items()
         if jid in managed and j.get("fine_tuned_model")
     }
-    planned = sum(
-        1 for c in changes if c.type == "job" and c.action in (Action.CREATE, Action.REPLACE)
-    )
+    planned = sum(1 for c in changes if c.type is ResourceType.JOB and c.action.makes_new)
     return len(existing) + planned

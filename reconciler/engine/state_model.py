@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reconciler.address import ResourceType
 from reconciler.errors import StateLockedError
 
 STATE_FORMAT_VERSION = 1
@@ -45,7 +46,7 @@ class ResourceState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     address: str
-    type: Literal["file", "job"]
+    type: ResourceType
     remote_id: str
     fingerprint: str
     attributes: dict[str, Any] = Field(default_factory=dict)

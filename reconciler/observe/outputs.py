@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.address import ResourceType
 from reconciler.engine.state_model import State
 
 OUTPUT_FORMAT_VERSION = 1
@@ -31,7 +32,7 @@ def outputs(state: State | None, jobs: Mapping[str, Mapping[str, Any]]) -> dict[
         return {}
     result: dict[str, Any] = {}
     for address, resource in sorted(state.resources.items()):
-        if resource.type != "job":
+        if resource.type is not ResourceType.JOB:
             continue
         job = jobs.get(address) or jobs.get(resource.remote_id)
         source: Mapping[str, Any] = job if job is not None else resource.attributes

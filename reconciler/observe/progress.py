@@ -12,31 +12,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from reconciler.client.types import JobStatus
+
 # The API's ten statuses folded into the health words users see (PRODUCT.md §3, "sync vs
 # health"). STARTED is the short step between /start and RUNNING: the job is already
 # committed to training, so it reads as running. CANCELLATION_REQUESTED reads as cancelled
-# because nothing will train any more, but it is not terminal (see TERMINAL_STATUSES).
-HEALTH_BY_STATUS: Mapping[str, str] = {
-    "QUEUED": "queued",
-    "VALIDATING": "validating",
-    "VALIDATED": "validated",
-    "STARTED": "running",
-    "RUNNING": "running",
-    "SUCCESS": "succeeded",
-    "FAILED": "failed",
-    "FAILED_VALIDATION": "failed",
-    "CANCELLATION_REQUESTED": "cancelled",
-    "CANCELLED": "cancelled",
+# because nothing will train any more, but it is not terminal (JobStatus.is_terminal).
+HEALTH_BY_STATUS: Mapping[JobStatus, str] = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.VALIDATING: "validating",
+    JobStatus.VALIDATED: "validated",
+    JobStatus.STARTED: "running",
+    JobStatus.RUNNING: "running",
+    JobStatus.SUCCESS: "succeeded",
+    JobStatus.FAILED: "failed",
+    JobStatus.FAILED_VALIDATION: "failed",
+    JobStatus.CANCELLATION_REQUESTED: "cancelled",
+    JobStatus.CANCELLED: "cancelled",
 }
 """API status -> health (queued, validating, validated, running, succeeded, failed, cancelled)."""
 
-TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"}
-)
-"""Statuses after which the remote never changes the job again."""
-
-FAILED_STATUSES: frozenset[str] = frozenset({"FAILED", "FAILED_VALIDATION"})
-"""Statuses that mean the job itself failed (as opposed to being cancelled)."""
+_WITHOUT_MODEL = frozenset({JobStatus.FAILED, JobStatus.FAILED_VALIDATION, JobStatus.CANCELLED})
+"""Statuses of jobs that ended without a model."""
 
 # Keys under which a failure explanation may appear in an event's ``data``. The API only
 # documents ``status``; real servers and the sandbox add a message under one of these.
@@ -89,14 +86,20 @@ class JobProgress:
     modified_at: int | None = None
 
     @property
+    def job_status(self) -> JobStatus | None:
+        """The status as a :class:`JobStatus`; None when unknown to this version."""
+        return JobStatus.of(self.status)
+
+    @property
     def terminal(self) -> bool:
         """True when the remote will not change the job any more."""
-        return self.status in TERMINAL_STATUSES
+        status = self.job_status
+        return status is not None and status.is_terminal
 
     @property
     def failed(self) -> bool:
         """True when the job ended without a model: failed, failed validation or cancelled."""
-        return self.status in FAILED_STATUSES or self.status == "CANCELLED"
+        return self.job_status in _WITHOUT_MODEL
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (all fields, plus ``terminal``)."""
@@ -158,10 +161,10 @@ def metric_series(job: Mapping[str, Any]) -> dict[str, list[tuple[int, float]]]:
 
 def failure_reason(job: Mapping[str, Any]) -> str | None:
     """Why a job ended without a model, from its latest events; ``None`` if it did not."""
-    status = str(job.get("status") or "")
-    if status == "CANCELLED":
+    status = JobStatus.of(job.get("status"))
+    if status is JobStatus.CANCELLED:
         return "cancelled"
-    if status not in FAILED_STATUSES:
+    if status is None or not status.is_failed:
         return None
     for event in events_newest_first(job):
         data = _mapping(event.get("data"))
@@ -176,7 +179,7 @@ def failure_reason(job: Mapping[str, Any]) -> str | None:
         name = event.get("name")
         if isinstance(name, str) and name and name != "status-updated":
             return name
-    what = "validation failed" if status == "FAILED_VALIDATION" else "training failed"
+    what = "validation failed" if status is JobStatus.FAILED_VALIDATION else "training failed"
     return f"{what} (the remote gave no reason; see the job's events)"
 
 
@@ -192,13 +195,15 @@ def _wandb_url(job: Mapping[str, Any]) -> str | None:
 
 def _eta(
     job: Mapping[str, Any],
-    status: str,
+    status: JobStatus | None,
     step: int | None,
     total: int | None,
     now: float | None,
 ) -> float | None:
     # A VALIDATED job waits for /start (or stays held by its spec): no ETA until it runs.
-    if status in TERMINAL_STATUSES or status in {"CANCELLATION_REQUESTED", "VALIDATED"}:
+    if status is not None and (
+        status.is_terminal or status.is_cancelled or status is JobStatus.VALIDATED
+    ):
         return None
     points = checkpoints_by_step(job)
     if total is not None and step is not None and len(points) >= 2:
@@ -228,21 +233,22 @@ def job_progress(job: Mapping[str, Any], now: float | None = None) -> JobProgres
         now: unix seconds; when given, the ETA subtracts the time since the last checkpoint.
     """
     status = str(job.get("status") or "UNKNOWN").upper()
-    health = HEALTH_BY_STATUS.get(status, "unknown")
+    known = JobStatus.of(status)
+    health = HEALTH_BY_STATUS[known] if known is not None else "unknown"
     hyper = _mapping(job.get("hyperparameters"))
     metadata = _mapping(job.get("metadata"))
     total = _int(hyper.get("training_steps")) or _int(metadata.get("training_steps"))
     points = checkpoints_by_step(job)
     latest = points[-1] if points else None
     step = _int(latest.get("step_number")) if latest is not None else None
-    if status == "SUCCESS" and total is not None:
+    if known is JobStatus.SUCCESS and total is not None:
         step = total
     percent: float | None = None
-    if status == "SUCCESS":
+    if known is JobStatus.SUCCESS:
         percent = 100.0
     elif step is not None and total:
         percent = min(100.0, 100.0 * step / total)
-    elif status in {"QUEUED", "VALIDATING", "VALIDATED", "STARTED"} and total:
+    elif known is not None and (known.awaits_start or known is JobStatus.STARTED) and total:
         percent = 0.0
 
     metrics = metric_series(job)
@@ -261,7 +267,7 @@ def job_progress(job: Mapping[str, Any], now: float | None = None) -> JobProgres
         step=step,
         total_steps=total,
         percent=percent,
-        eta_seconds=_eta(job, status, step, total, now),
+        eta_seconds=_eta(job, known, step, total, now),
         train_loss=last("train_loss"),
         valid_loss=last("valid_loss"),
         valid_mean_token_accuracy=last("valid_mean_token_accuracy"),

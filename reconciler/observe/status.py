@@ -20,6 +20,9 @@ from typing import Any
 
 from rich.table import Table
 
+from reconciler.address import Address, ResourceType
+from reconciler.client.types import JobStatus
+from reconciler.engine.plan import Action, Plan
 from reconciler.engine.state_model import ResourceState, State
 from reconciler.observe.progress import (
     JobProgress,
@@ -37,7 +40,7 @@ SYNC_VALUES = ("in sync", "changes pending", "drifted", "not in spec")
 
 # A job that ended this way while the spec still wants it needs attention (PRODUCT.md §3:
 # "a job cancelled or failed outside the tool ... is reported as drift").
-_DRIFT_STATUSES = frozenset({"CANCELLED", "FAILED"})
+_DRIFT_STATUSES = frozenset({JobStatus.CANCELLED, JobStatus.FAILED})
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class StatusRow:
     """
 
     address: str
-    kind: str
+    kind: ResourceType
     sync: str
     health: str | None = None
     remote_id: str | None = None
@@ -89,7 +92,7 @@ class StatusRow:
 
     def progress_text(self) -> str:
         """``30/100 (30%)`` or ``-``."""
-        if self.kind != "job":
+        if self.kind is not ResourceType.JOB:
             return "-"
         return format_steps(
             JobProgress(
@@ -101,10 +104,6 @@ class StatusRow:
                 percent=self.percent,
             )
         )
-
-
-def _kind_of(address: str) -> str:
-    return "job" if address.startswith("job.") else "file"
 
 
 def _lookup(
@@ -129,7 +128,7 @@ def _job_row(
         model = attrs.get("fine_tuned_model")
         return StatusRow(
             address=address,
-            kind="job",
+            kind=ResourceType.JOB,
             sync=sync,
             remote_id=resource.remote_id if resource is not None else None,
             status=status if isinstance(status, str) else None,
@@ -138,7 +137,7 @@ def _job_row(
     p = job_progress(job)
     return StatusRow(
         address=address,
-        kind="job",
+        kind=ResourceType.JOB,
         sync=sync,
         health=p.health,
         remote_id=p.job_id or (resource.remote_id if resource is not None else None),
@@ -173,7 +172,7 @@ def _file_row(
         health = "available" if remote_file is not None else "missing"
     return StatusRow(
         address=address,
-        kind="file",
+        kind=ResourceType.FILE,
         sync=sync,
         health=health,
         remote_id=resource.remote_id if resource is not None else None,
@@ -207,9 +206,9 @@ def build_rows(
     rows = []
     for address in sorted(set(resources) | set(sync)):
         resource = resources.get(address)
-        kind = resource.type if resource is not None else _kind_of(address)
+        kind = resource.type if resource is not None else Address(address).kind
         row_sync = sync.get(address, "in sync" if resource is not None else "changes pending")
-        if kind == "job":
+        if kind is ResourceType.JOB:
             rows.append(_job_row(address, row_sync, resource, _lookup(jobs, address, resource)))
         else:
             remote_file = _lookup(files, address, resource)
@@ -247,19 +246,18 @@ def provisional_sync(
         elif address not in wanted:
             result[address] = "not in spec"
         else:
-            job = _lookup(jobs, address, resource) if resource.type == "job" else None
-            status = str(job.get("status") or "").upper() if job is not None else ""
+            job = _lookup(jobs, address, resource) if resource.type is ResourceType.JOB else None
+            status = JobStatus.of(job.get("status")) if job is not None else None
             result[address] = "drifted" if status in _DRIFT_STATUSES else "in sync"
     return result
 
 
-def sync_from_plan(plan: Any) -> dict[str, str]:
+def sync_from_plan(plan: Plan) -> dict[str, str]:
     """The planner's classification as address -> sync string.
 
-    ``plan`` is a :class:`~reconciler.engine.plan.Plan` (read by attribute: ``changes``
-    with ``address``/``action``, ``drift`` with ``address``, ``not_in_spec``). Precedence when
-    an address appears several times: ``not in spec`` > ``drifted`` > ``changes pending`` >
-    ``in sync``; a change whose action is ``no-op`` is in sync, any other is pending.
+    Precedence when an address appears several times: ``not in spec`` > ``drifted`` >
+    ``changes pending`` > ``in sync``; a change whose action is ``no-op`` is in sync, any
+    other is pending.
     """
     rank = {name: index for index, name in enumerate(SYNC_VALUES)}
     result: dict[str, str] = {}
@@ -268,12 +266,11 @@ def sync_from_plan(plan: Any) -> dict[str, str]:
         if address not in result or rank[value] > rank[result[address]]:
             result[address] = value
 
-    for change in getattr(plan, "changes", ()):
-        action = str(getattr(change.action, "value", change.action))
-        put(change.address, "in sync" if action == "no-op" else "changes pending")
-    for drift in getattr(plan, "drift", ()):
+    for change in plan.changes:
+        put(change.address, "in sync" if change.action is Action.NOOP else "changes pending")
+    for drift in plan.drift:
         put(drift.address, "drifted")
-    for address in getattr(plan, "not_in_spec", ()):
+    for address in plan.not_in_spec:
         put(address, "not in spec")
     return result
 
@@ -306,9 +303,9 @@ def status_problems(rows: list[StatusRow]) -> list[str]:
     """
     lines = []
     for row in rows:
-        if row.kind != "job" or row.health not in {"failed", "cancelled"}:
+        if row.kind is not ResourceType.JOB or row.health not in {"failed", "cancelled"}:
             continue
-        what = "failed validation" if row.status == "FAILED_VALIDATION" else row.health
+        what = "failed validation" if row.status == JobStatus.FAILED_VALIDATION else row.health
         reason = row.failure_reason if row.failure_reason not in (None, "cancelled") else None
         lines.append(f"{row.address}: {what}" + (f": {reason}" if reason else ""))
     return lines
@@ -339,7 +336,7 @@ def render_status_table(rows: list[StatusRow]) -> Table:
     for header in headers:
         table.add_column(header, overflow="fold", no_wrap=header in {"SYNC", "HEALTH"})
     for row in rows:
-        detail = row.fine_tuned_model if row.kind == "job" else row.filename
+        detail = row.fine_tuned_model if row.kind is ResourceType.JOB else row.filename
         cells = [
             escape(row.address),
             f"[{_SYNC_STYLE.get(row.sync, 'white')}]{escape(row.sync)}[/]",
@@ -399,7 +396,7 @@ def render_status_markdown(rows: list[StatusRow]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        detail = row.fine_tuned_model if row.kind == "job" else row.filename
+        detail = row.fine_tuned_model if row.kind is ResourceType.JOB else row.filename
         model = f"`{_md(detail)}`" if detail else "-"
         if row.wandb_url:
             model += f" ([W&B]({row.wandb_url}))"

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal, TextIO
 
+from reconciler.client.types import JobStatus
 from reconciler.errors import ApiError, ReconcilerError
 from reconciler.observe.progress import (
     JobProgress,
@@ -55,7 +56,7 @@ def stop_at_validated(not_started: Collection[str]) -> StopPredicate:
     held = frozenset(not_started)
 
     def predicate(address: str, progress: JobProgress) -> bool:
-        if address in held and progress.status == "VALIDATED":
+        if address in held and progress.job_status is JobStatus.VALIDATED:
             return True
         return progress.terminal
 
@@ -96,7 +97,12 @@ def plain_line(address: str, p: JobProgress) -> str:
         value = getattr(p, name)
         if value is not None:
             parts.append(f"{name} {format_metric(value)}")
-    if p.cost is not None and p.status in {"VALIDATED", "STARTED", "QUEUED", "VALIDATING"}:
+    status = p.job_status
+    if (
+        p.cost is not None
+        and status is not None
+        and (status.awaits_start or status is JobStatus.STARTED)
+    ):
         parts.append(f"cost {format_cost(p)}")
     if p.fine_tuned_model:
         parts.append(f"model {p.fine_tuned_model}")
@@ -207,9 +213,9 @@ class _Renderer:
                 }
             )
             return
-        done = sum(1 for p in progress.values() if p.status == "SUCCESS")
+        done = sum(1 for p in progress.values() if p.job_status is JobStatus.SUCCESS)
         line = f"{done} of {len(progress)} job(s) succeeded"
-        held = sum(1 for p in progress.values() if p.status == "VALIDATED")
+        held = sum(1 for p in progress.values() if p.job_status is JobStatus.VALIDATED)
         if held:
             line += f", {held} validated and not started"
         if failures:

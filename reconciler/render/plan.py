@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.engine.plan import Action, Change, Plan
+from reconciler.engine.plan import MODEL_FIELDS, Action, Disposition, FileChange, JobChange, Plan
 
 GITHUB_COMMENT_LIMIT = 65_536
 MARKDOWN_BUDGET = 60_000
@@ -51,95 +51,87 @@ def total_cost(plan: Plan) -> str:
     """Sum of cost estimates by currency, e.g. ``4.20 USD``; empty when none."""
     totals: dict[str, float] = {}
     for change in plan.changes:
-        if change.cost and change.cost.get("amount") is not None:
-            currency = str(change.cost.get("currency") or "")
-            totals[currency] = totals.get(currency, 0.0) + float(change.cost["amount"])
+        if change.cost is not None:
+            currency = change.cost.currency or ""
+            totals[currency] = totals.get(currency, 0.0) + change.cost.amount
     return ", ".join(f"{v:.2f} {k}".strip() for k, v in sorted(totals.items()))
 
 
-def describe_change(change: Change) -> list[str]:
+def describe_change(change: FileChange | JobChange) -> list[str]:
     """Detail lines of one change (without the address line)."""
-    lines: list[str] = []
-    after = change.after or {}
-    before = change.before or {}
-    if change.type == "file":
-        if change.action in (Action.CREATE, Action.REPLACE):
-            size = after.get("bytes")
-            lines.append(
-                f"upload {after.get('filename')} ({_size(size)}, {after.get('num_lines')} lines)"
-            )
-            if after.get("reuse"):
-                lines.append(
-                    f"identical file already on the remote ({after['reuse']}): reused, not re-sent"
-                )
-        elif change.action is Action.DELETE:
-            lines.append(f"delete remote file {before.get('id')} ({before.get('filename')})")
-        elif change.action is Action.FORGET:
-            lines.append(f"forget {before.get('id')} (already gone remotely)")
-    else:
-        request = after.get("request") or {}
-        if change.action in (Action.CREATE, Action.REPLACE):
-            hyper = ", ".join(f"{k}={v}" for k, v in (request.get("hyperparameters") or {}).items())
-            lines.append(
-                f"{request.get('job_type', 'completion')} job on {request.get('model')}"
-                + (f" ({hyper})" if hyper else "")
-            )
-            files = [f["file"] for f in request.get("training_files") or []]
-            lines.append("training: " + ", ".join(files))
-            if request.get("validation_files"):
-                lines.append(
-                    "validation: " + ", ".join(f["file"] for f in request["validation_files"])
-                )
-            if request.get("suffix"):
-                lines.append(f"suffix: {request['suffix']}")
-            for integration in request.get("integrations") or []:
-                key = integration.get("api_key") or {}
-                ref = ", ".join(f"{k}: {v}" for k, v in key.items())
-                lines.append(f"W&B project {integration.get('project')} (api_key from {{{ref}}})")
-            start = (
-                "then start once validated"
-                if after.get("start")
-                else "leave VALIDATED (start: false)"
-            )
-            budget = after.get("budget")
-            if budget:
-                start += f", if the estimate is within budget {budget['max_cost']}"
-            lines.append(start)
-        if change.action is Action.REPLACE:
-            if change.replace_paths:
-                lines.append("forces new job: " + ", ".join(change.replace_paths))
-            else:
-                lines.append("replacement requested (--replace)")
-            prev = change.previous or {}
-            what = "cancel" if prev.get("disposition") == "cancel" else "keep"
-            lines.append(f"previous job {prev.get('id')} ({prev.get('status')}): {what}")
-            if prev.get("fine_tuned_model"):
-                lines.append(
-                    f"previous model {prev['fine_tuned_model']}: {prev.get('model_disposition') or 'keep'}"
-                )
-        if change.action is Action.START:
-            lines.append(f"start validated job {before.get('id')}")
-        if change.action is Action.UPDATE:
-            for key, diff in change.update_fields.items():
-                lines.append(
-                    f"model {key}: {json.dumps(diff['before'])} -> {json.dumps(diff['after'])}"
-                )
-        if change.action is Action.FORGET:
-            prev = change.previous or {}
-            if prev.get("disposition") == "cancel":
-                lines.append(
-                    f"cancel active job {before.get('id')} ({before.get('status')}), then forget it"
-                )
-            else:
-                lines.append(
-                    f"forget job {before.get('id')} ({before.get('status')}); it and its model are kept remotely"
-                )
-    if change.cost and change.cost.get("amount") is not None:
+    lines = _describe_file(change) if isinstance(change, FileChange) else _describe_job(change)
+    if change.cost is not None:
         lines.append(
-            f"cost estimate: {float(change.cost['amount']):.2f} {change.cost.get('currency') or ''}".rstrip()
+            f"cost estimate: {change.cost.amount:.2f} {change.cost.currency or ''}".rstrip()
         )
     if change.blocked:
         lines.append(f"BLOCKED: {change.blocked}")
+    return lines
+
+
+def _describe_file(change: FileChange) -> list[str]:
+    lines: list[str] = []
+    after, before = change.after, change.before
+    if change.action.makes_new and after is not None:
+        lines.append(f"upload {after.filename} ({_size(after.bytes)}, {after.num_lines} lines)")
+        if after.reuse:
+            lines.append(
+                f"identical file already on the remote ({after.reuse}): reused, not re-sent"
+            )
+    elif change.action is Action.DELETE and before is not None:
+        lines.append(f"delete remote file {before.id} ({before.filename})")
+    elif change.action is Action.FORGET and before is not None:
+        lines.append(f"forget {before.id} (already gone remotely)")
+    return lines
+
+
+def _describe_job(change: JobChange) -> list[str]:
+    lines: list[str] = []
+    after, before, prev = change.after, change.before, change.previous
+    if change.action.makes_new and after is not None:
+        request = after.request
+        hyper = ", ".join(f"{k}={v}" for k, v in request.hyperparameters.items())
+        lines.append(
+            f"{request.job_type} job on {request.model}" + (f" ({hyper})" if hyper else "")
+        )
+        lines.append("training: " + ", ".join(f.file for f in request.training_files))
+        if request.validation_files:
+            lines.append("validation: " + ", ".join(f.file for f in request.validation_files))
+        if request.suffix:
+            lines.append(f"suffix: {request.suffix}")
+        for integration in request.integrations:
+            ref = ", ".join(f"{k}: {v}" for k, v in integration.api_key.items())
+            lines.append(f"W&B project {integration.project} (api_key from {{{ref}}})")
+        start = "then start once validated" if after.start else "leave VALIDATED (start: false)"
+        if after.budget:
+            start += f", if the estimate is within budget {after.budget.max_cost}"
+        lines.append(start)
+    if change.action is Action.REPLACE:
+        if change.replace_paths:
+            lines.append("forces new job: " + ", ".join(change.replace_paths))
+        else:
+            lines.append("replacement requested (--replace)")
+        if prev is not None:
+            lines.append(f"previous job {prev.id} ({prev.status}): {prev.disposition}")
+            if prev.fine_tuned_model:
+                lines.append(
+                    f"previous model {prev.fine_tuned_model}: {prev.model_disposition or 'keep'}"
+                )
+    if change.action is Action.START and before is not None:
+        lines.append(f"start validated job {before.id}")
+    if change.action is Action.UPDATE:
+        # In one fixed order: a plan read back from JSON has its keys sorted.
+        for key in MODEL_FIELDS:
+            diff = change.update_fields.get(key)
+            if diff is not None:
+                lines.append(f"model {key}: {json.dumps(diff.before)} -> {json.dumps(diff.after)}")
+    if change.action is Action.FORGET and before is not None:
+        if prev is not None and prev.disposition is Disposition.CANCEL:
+            lines.append(f"cancel active job {before.id} ({before.status}), then forget it")
+        else:
+            lines.append(
+                f"forget job {before.id} ({before.status}); it and its model are kept remotely"
+            )
     return lines
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from reconciler.address import Address
 from reconciler.errors import Location
 from reconciler.spec.models import (
     Budget,
@@ -72,9 +73,9 @@ class DatasetPart:
     part: str
 
     @property
-    def address(self) -> str:
+    def address(self) -> Address:
         """State address of the uploaded file, e.g. ``dataset.ultrachat[train]``."""
-        return f"dataset.{self.dataset}[{self.part}]"
+        return Address.dataset(self.dataset, self.part)
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,9 @@ class ResolvedJob:
     location: Location
 
     @property
-    def address(self) -> str:
+    def address(self) -> Address:
         """State address, e.g. ``job.dumbledore-v1``."""
-        return f"job.{self.name}"
+        return Address.job(self.name)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """A scripted stand-in for the remote API, served through ``httpx.MockTransport``.
 
-It is a fake of the *remote*, not of our client: it keeps files and jobs, pages lists like the
-real API, and can be told to fail the next matching request in a given way (an error status,
-a dropped connection before or after the object is committed, a timeout).
+It is a fake of the *remote*, not of our client: it keeps files, jobs and fine-tuned models,
+pages lists like the real API, and can be told to fail the next matching request in a given
+way (an error status, a dropped connection before or after the object is committed, a
+timeout). New jobs take the status ``new_job_status`` and the metadata ``new_job_metadata``;
+tests move them on by editing ``jobs``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Fault:
     method: str
     path: str
     kind: str = "status"
+    match: bytes | None = None  # only requests whose body contains these bytes
     status: int = 503
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -48,7 +51,10 @@ class FakeApi:
         self.log: list[tuple[str, str, str]] = []  # (method, path, query)
         self.bodies: list[bytes] = []
         self.content_types: list[str] = []
+        self.models: list[dict[str, Any]] = []
         self.clock = itertools.count(1_800_000_000)
+        self.new_job_status = "VALIDATED"
+        self.new_job_metadata: dict[str, Any] | None = None
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
@@ -71,7 +77,7 @@ class FakeApi:
         body = request.read()
         self.bodies.append(body)
         self.content_types.append(request.headers.get("content-type", ""))
-        fault = self._take_fault(method, path)
+        fault = self._take_fault(method, path, body)
         if fault is not None and fault.kind == "drop-before":
             raise fault.exc("connection dropped", request=request)
         if fault is not None and fault.kind == "status":
@@ -84,8 +90,10 @@ class FakeApi:
             raise fault.exc("connection dropped after commit", request=request)
         return response
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, body: bytes) -> Fault | None:
         for f in self.faults:
+            if f.match is not None and f.match not in body:
+                continue
             if f.method == method and path.startswith(f.path):
                 f.times -= 1
                 if f.times <= 0:
@@ -150,8 +158,25 @@ class FakeApi:
                 if job["status"] != "VALIDATED":
                     return httpx.Response(409, json={"detail": f"Job is {job['status']}"})
                 job["status"] = "RUNNING"
+            if len(parts) == 6 and parts[5] == "cancel":
+                job["status"] = "CANCELLED"
             return httpx.Response(200, json=job)
+        if path == "/v1/models" and method == "GET":
+            return httpx.Response(200, json={"object": "list", "data": self.models})
+        if path.startswith("/v1/fine_tuning/models/"):
+            return self._model(method, path.split("/"), body)
         return httpx.Response(404, json={"detail": "Not Found"})
+
+    def _model(self, method: str, parts: list[str], body: bytes) -> httpx.Response:
+        match = [m for m in self.models if m["id"] == parts[4]]
+        if not match:
+            return httpx.Response(404, json={"detail": "Model not found"})
+        model = match[0]
+        if len(parts) == 6 and parts[5] == "archive":
+            model["archived"] = method == "POST"
+        elif method == "PATCH":
+            model.update(json.loads(body))
+        return httpx.Response(200, json=model)
 
     def _store_file(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
         boundary = request.headers["content-type"].split("boundary=")[1].encode()
@@ -186,7 +211,7 @@ class FakeApi:
         job = {
             "id": str(uuid.uuid4()),
             "object": "job",
-            "status": "VALIDATED" if not req.get("auto_start") else "RUNNING",
+            "status": self.new_job_status if not req.get("auto_start") else "RUNNING",
             "model": req["model"],
             "job_type": req.get("job_type") or "completion",
             "auto_start": bool(req.get("auto_start")),
@@ -201,7 +226,7 @@ class FakeApi:
                 for i in req.get("integrations") or []
             ],
             "fine_tuned_model": None,
-            "metadata": None,
+            "metadata": self.new_job_metadata,
         }
         self.jobs.append(job)
         return job

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reconciler.address import Address
 from reconciler.engine import fingerprint
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState, _desired_job
 from reconciler.engine.observed import Observed
@@ -19,7 +20,7 @@ def desired_file(
 ) -> DesiredFile:
     filename = f"{dataset}-{sha[:12]}.jsonl"
     return DesiredFile(
-        address=f"dataset.{dataset}[{part}]",
+        address=Address.dataset(dataset, part),
         dataset=dataset,
         part=part,
         filename=filename,

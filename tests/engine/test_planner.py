@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from reconciler.engine.plan import Action
-from reconciler.engine.planner import PlanOptions, build_plan, matches
+from reconciler.engine.plan import (
+    Action,
+    CostEstimate,
+    CostSource,
+    Disposition,
+    FieldUpdate,
+    FileAfter,
+    FilePrevious,
+    ModelDisposition,
+    Reason,
+)
+from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, matches
 from reconciler.spec.models import FineTunedModelSpec, OnReplace
 from tests.engine.factories import (
     desired,
@@ -32,7 +44,7 @@ def _actions(plan: Any) -> list[tuple[str, str, str]]:
 def test_first_plan_creates_file_then_job() -> None:
     plan = build_plan(DS, None, observed(), PlanOptions())
     assert _actions(plan) == [(FA, "create", "not-in-state"), (JA, "create", "not-in-state")]
-    assert plan.changes[1].depends_on == [FA]
+    assert plan.changes[1].depends_on == (FA,)
     assert plan.lineage is None and plan.serial is None
 
 
@@ -97,8 +109,8 @@ def test_changed_hyperparameter_forces_replace_and_names_field() -> None:
     plan = build_plan(changed, st, obs, PlanOptions())
     change = plan.changes[1]
     assert (change.action, change.reason) == (Action.REPLACE, "spec-changed")
-    assert change.replace_paths == ["hyperparameters.training_steps"]
-    assert change.previous == {
+    assert change.replace_paths == ("hyperparameters.training_steps",)
+    assert change.previous is not None and change.previous.model_dump(mode="json") == {
         "id": "j1",
         "status": "RUNNING",
         "disposition": "cancel",
@@ -119,9 +131,10 @@ def test_replace_keeps_finished_job_and_honours_keep_policy() -> None:
     )
     plan = build_plan(changed, st, obs, PlanOptions())
     change = plan.changes[1]
-    assert change.action is Action.REPLACE and change.replace_paths == ["suffix"]
-    assert change.previous["disposition"] == "keep"
-    assert change.previous["model_disposition"] == "archive"
+    assert change.action is Action.REPLACE and change.replace_paths == ("suffix",)
+    assert change.previous is not None
+    assert change.previous.disposition is Disposition.KEEP
+    assert change.previous.model_disposition is ModelDisposition.ARCHIVE
 
 
 def test_changed_data_uploads_new_file_and_replaces_job() -> None:
@@ -132,7 +145,7 @@ def test_changed_data_uploads_new_file_and_replaces_job() -> None:
         ("replace", "content-changed"),
         ("replace", "spec-changed"),
     ]
-    assert plan.changes[0].previous == {"id": "f1", "disposition": "keep"}
+    assert plan.changes[0].previous == FilePrevious(id="f1", disposition=Disposition.KEEP)
     assert "training_files[0].sha256" in plan.changes[1].replace_paths
 
 
@@ -141,6 +154,7 @@ def test_file_deleted_remotely_is_drift_and_reuploaded() -> None:
     obs.files.clear()
     plan = build_plan(DS, st, obs, PlanOptions())
     assert plan.changes[0].action is Action.CREATE and plan.changes[0].reason == "deleted-remotely"
+    assert plan.changes[0].force_new  # apply must not take the record as already made
     assert [d.kind for d in plan.drift] == ["deleted"]
 
 
@@ -148,7 +162,8 @@ def test_identical_remote_file_is_reused_not_reuploaded() -> None:
     obs = observed([remote_file("f9", F)])
     plan = build_plan(DS, None, obs, PlanOptions())
     assert plan.changes[0].reason == "exists-remotely-identical"
-    assert plan.changes[0].after["reuse"] == "f9"
+    after = plan.changes[0].after
+    assert isinstance(after, FileAfter) and after.reuse == "f9"
 
 
 def test_unmanaged_matching_job_is_blocked_as_possible_duplicate() -> None:
@@ -181,8 +196,8 @@ def test_model_metadata_updates_in_place() -> None:
     change = plan.changes[1]
     assert (change.action, change.reason) == (Action.UPDATE, "model-metadata-changed")
     assert change.update_fields == {
-        "name": {"before": None, "after": "dumbledore"},
-        "archived": {"before": False, "after": True},
+        "name": FieldUpdate(before=None, after="dumbledore"),
+        "archived": FieldUpdate(before=False, after=True),
     }
     assert plan.models_kept == 1
 
@@ -191,16 +206,17 @@ def test_removed_from_specs_needs_prune() -> None:
     st, obs = _in_sync_world("RUNNING")
     empty = desired([], [])
     plan = build_plan(empty, st, obs, PlanOptions())
-    assert plan.changes == [] and plan.not_in_spec == [FA, JA]
+    assert plan.changes == () and plan.not_in_spec == (FA, JA)
     pruned = build_plan(empty, st, obs, PlanOptions(prune=True))
     assert [(c.address, c.action.value) for c in pruned.changes] == [(JA, "forget"), (FA, "delete")]
-    assert pruned.changes[0].previous["disposition"] == "cancel"
+    previous = pruned.changes[0].previous
+    assert previous is not None and previous.disposition is Disposition.CANCEL
 
 
 def test_replace_by_request_and_targets() -> None:
     st, obs = _in_sync_world("SUCCESS")
     plan = build_plan(DS, st, obs, PlanOptions(replace=("job.j",)))
-    assert plan.changes[1].reason == "replace-by-request"
+    assert plan.changes[1].reason == "replace-by-request" and plan.changes[1].force_new
     other = resolved_job("k", dataset="e")
     fe = desired_file("e", sha="c" * 64)
     both = desired([F, fe], [J, other])
@@ -230,3 +246,31 @@ def test_second_plan_after_apply_is_noop_and_serializes() -> None:
     assert not plan.has_changes
     data = plan.to_json_dict()
     assert data["summary"]["no-op"] == 2 and data["has_changes"] is False
+
+
+def test_jobs_to_create_names_what_build_plan_creates_and_estimates_land_there() -> None:
+    st, obs = _in_sync_world("SUCCESS")
+    new = resolved_job("new", dataset="d", suffix="n")
+    ds = desired([F], [J, new])
+    options = PlanOptions(replace=("job.j",))
+    assert jobs_to_create(ds, st, obs, options) == ["job.j", "job.new"]
+    estimate = CostEstimate(amount=1.5, currency="USD", source=CostSource.DRY_RUN)
+    plan = build_plan(ds, st, obs, replace(options, estimates={"job.new": estimate}))
+    assert [(c.address, c.action, c.cost) for c in plan.changes] == [
+        (FA, Action.NOOP, None),
+        (JA, Action.REPLACE, None),
+        ("job.new", Action.CREATE, estimate),
+    ]
+    assert not any(c.force_new for c in plan.changes if c.address != JA)
+    assert jobs_to_create(ds, st, obs, PlanOptions(targets=("dataset.d",))) == []
+
+
+def test_the_plan_is_frozen_and_changed_only_by_copies() -> None:
+    plan = build_plan(DS, None, observed(), PlanOptions(notes=("a dataset warning",)))
+    assert plan.warnings == ("a dataset warning",)
+    with pytest.raises(ValidationError):
+        plan.changes[0].reason = Reason.IN_SYNC  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        plan.warnings = ()  # type: ignore[misc]
+    only_jobs = plan.only({Action.CREATE}).model_copy(update={"warnings": ()})
+    assert only_jobs.warnings == () and plan.warnings == ("a dataset warning",)

@@ -209,7 +209,7 @@ def test_outputs_without_state_is_empty() -> None:
 
 
 def test_sync_from_the_planners_plan() -> None:
-    from reconciler.engine.plan import Action, Change, Drift, Plan
+    from reconciler.engine.plan import Action, Drift, FileChange, JobChange, Plan, Reason
     from reconciler.observe.status import sync_from_plan
 
     plan = Plan(
@@ -221,11 +221,11 @@ def test_sync_from_the_planners_plan() -> None:
         serial=None,
         spec_digest="d",
         changes=[
-            Change(address="dataset.chat[train]", type="file", action=Action.NOOP, reason="same"),
-            Change(address="job.new", type="job", action=Action.CREATE, reason="not-in-state"),
-            Change(address="job.hold", type="job", action=Action.START, reason="validated"),
-            Change(address="job.killed", type="job", action=Action.NOOP, reason="same"),
-            Change(address="job.gone", type="job", action=Action.FORGET, reason="not-in-spec"),
+            FileChange(address="dataset.chat[train]", action=Action.NOOP, reason=Reason.IN_SYNC),
+            JobChange(address="job.new", action=Action.CREATE, reason=Reason.NOT_IN_STATE),
+            JobChange(address="job.hold", action=Action.START, reason=Reason.VALIDATED_NOT_STARTED),
+            JobChange(address="job.killed", action=Action.NOOP, reason=Reason.IN_SYNC),
+            JobChange(address="job.gone", action=Action.FORGET, reason=Reason.NOT_IN_SPEC),
         ],
         drift=[Drift(address="job.killed", remote_id="x", kind="cancelled", message="m")],
         not_in_spec=["job.gone"],

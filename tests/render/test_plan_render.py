@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.plan import Plan
+from reconciler.engine.plan import CostEstimate, CostSource, Plan
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.render.plan import GITHUB_COMMENT_LIMIT, render_json, render_markdown, render_text
 from reconciler.spec.models import Budget, FineTunedModelSpec
@@ -30,9 +30,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
 def _fixed(plan: Plan) -> Plan:
-    plan.created_at = 1_700_000_000.0
-    plan.tool_version = "0.0.0"
-    return plan
+    return plan.model_copy(update={"created_at": 1_700_000_000.0, "tool_version": "0.0.0"})
 
 
 def sample_plan() -> Plan:
@@ -79,7 +77,9 @@ def sample_plan() -> Plan:
                 spec_paths=("specs",),
                 spec_digest="d" * 64,
                 estimates={
-                    "job.sweep-lr-1e-4": {"amount": 1.25, "currency": "USD", "source": "dry_run"}
+                    "job.sweep-lr-1e-4": CostEstimate(
+                        amount=1.25, currency="USD", source=CostSource.DRY_RUN
+                    )
                 },
             ),
         )
@@ -110,7 +110,7 @@ def test_json_plan_snapshot() -> None:
     text = render_json(sample_plan())
     check_snapshot("plan.json", text + "\n")
     data = json.loads(text)
-    assert data["format_version"] == "1.0"
+    assert data["format_version"] == "1.1"
     assert {c["address"]: c["action"] for c in data["changes"]}["job.budgeted"] == "start"
 
 
@@ -122,6 +122,33 @@ def test_json_plan_round_trips_through_a_plan_file(tmp_path: Path) -> None:
     plan = sample_plan()
     plan.save(tmp_path / "p.plan")
     assert Plan.load(tmp_path / "p.plan") == plan
+
+
+def test_plan_files_of_format_1_0_still_load(tmp_path: Path) -> None:
+    # The sample plan as format 1.0 wrote it (before force_new existed).
+    old = json.loads((SNAPSHOTS / "plan-format-1.0.json").read_text(encoding="utf-8"))
+    (tmp_path / "old.plan").write_text(json.dumps({"kind": "reconciler-plan", **old}))
+    loaded = Plan.load(tmp_path / "old.plan")
+    assert loaded.format_version == "1.0"
+    assert loaded.changes == sample_plan().changes
+    assert render_text(loaded) == render_text(sample_plan())
+
+
+@pytest.mark.parametrize(
+    ("reason", "force_new"),
+    [("deleted-remotely", True), ("replace-by-request", True), ("not-in-state", False)],
+)
+def test_format_1_0_force_new_comes_from_the_reason(
+    tmp_path: Path, reason: str, force_new: bool
+) -> None:
+    data = sample_plan().to_json_dict()
+    data["format_version"] = "1.0"
+    for change in data["changes"]:
+        del change["force_new"]
+    data["changes"][0]["reason"] = reason
+    (tmp_path / "old.plan").write_text(json.dumps({"kind": "reconciler-plan", **data}))
+    loaded = Plan.load(tmp_path / "old.plan")
+    assert [c.force_new for c in loaded.changes] == [force_new] + [False] * 5
 
 
 def test_markdown_stays_under_github_limit_for_hundreds_of_jobs() -> None:

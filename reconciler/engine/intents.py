@@ -1,0 +1,125 @@
+"""Intents: what apply writes before every create, and how an interrupted create is found.
+
+An intent names the address being created and how to recognise the object remotely — a file
+by its content-addressed name and size, a job by its exact request without secrets. It is
+persisted before the request is sent (the executor's rule 1) and replaced by the result once
+that is recorded. :func:`recover_intents` resolves the intents an earlier run left behind
+(rule 2) before anything new is created.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from reconciler.address import ResourceType
+from reconciler.engine.desired import DesiredFile, DesiredJob
+from reconciler.engine.outcome import ApplyHooks
+from reconciler.engine.recorder import StateRecorder
+from reconciler.engine.state_model import Intent, ResourceState
+from reconciler.errors import ApiError
+
+if TYPE_CHECKING:
+    from reconciler.client.api import MistralClient
+
+RECOVERY_SLACK_SECONDS = 300.0
+"""Jobs are searched from this long before an intent's time (clock skew with the remote)."""
+
+
+def job_lookup(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A job request without secrets: what an intent stores to find the job again."""
+    lookup = {k: v for k, v in request.items() if k != "integrations"}
+    lookup["integrations"] = [
+        {k: v for k, v in i.items() if k != "api_key"} for i in request.get("integrations") or []
+    ]
+    return lookup
+
+
+def upload_intent(f: DesiredFile) -> Intent:
+    """The intent of uploading a desired file."""
+    return Intent(
+        address=f.address,
+        operation="upload",
+        fingerprint=f.fingerprint,
+        lookup={
+            "filename": f.filename,
+            "bytes": f.bytes,
+            "sha256": f.sha256,
+            "attributes": f.summary(),
+        },
+        created_at=time.time(),
+    )
+
+
+def job_intent(job: DesiredJob, request: Mapping[str, Any]) -> Intent:
+    """The intent of creating a job with ``request`` (its secrets are not stored)."""
+    return Intent(
+        address=job.address,
+        operation="create_job",
+        fingerprint=job.fingerprint,
+        lookup={"request": job_lookup(request), "attributes": {"identity": dict(job.identity)}},
+        created_at=time.time(),
+    )
+
+
+def refused(exc: ApiError) -> bool:
+    """Whether an error answer means the remote created nothing: a 4xx other than 409/429.
+
+    Transport errors and 5xx do not: the create may have happened, so its intent stays.
+    """
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (409, 429)
+
+
+def recover_intents(client: MistralClient, recorder: StateRecorder, hooks: ApplyHooks) -> list[str]:
+    """Resolve the intents of earlier runs by looking their objects up remotely (rule 2).
+
+    An object that exists is recorded (its intent dropped); an intent whose object the remote
+    never received is dropped. Returns the addresses recovered; the state is flushed.
+    """
+    recovered: list[str] = []
+    for intent in recorder.intents():
+        found_id = _find(client, recorder, intent)
+        if found_id is None:
+            recorder.drop_intent(intent.id)
+            hooks.note(intent.address, "interrupted create was never received remotely")
+        else:
+            recovered.append(intent.address)
+            hooks.note(intent.address, f"recovered interrupted create: {found_id}")
+    recorder.flush()
+    return recovered
+
+
+def _find(client: MistralClient, recorder: StateRecorder, intent: Intent) -> str | None:
+    """Look the intent's object up; record it when found. Returns its remote id."""
+    previous = recorder.get(intent.address)
+    history = list(previous.history) if previous is not None else []
+    attributes = dict(intent.lookup.get("attributes") or {})
+    if intent.operation == "upload":
+        found_file = client.find_file(
+            str(intent.lookup["filename"]), size=intent.lookup.get("bytes")
+        )
+        if found_file is None:
+            return None
+        remote_id, kind = found_file.id, ResourceType.FILE
+    else:
+        since = _dt.datetime.fromtimestamp(intent.created_at - RECOVERY_SLACK_SECONDS, _dt.UTC)
+        jobs = client.find_jobs(dict(intent.lookup["request"]), created_after=since)
+        if not jobs:
+            return None
+        found_job = min(jobs, key=lambda j: j.created_at)
+        remote_id, kind = found_job.id, ResourceType.JOB
+        attributes["status"] = found_job.status
+    recorder.put(
+        ResourceState(
+            address=intent.address,
+            type=kind,
+            remote_id=remote_id,
+            fingerprint=intent.fingerprint,
+            attributes=attributes,
+            history=history,
+        ),
+        intent_id=intent.id,
+    )
+    return remote_id

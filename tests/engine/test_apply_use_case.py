@@ -1,0 +1,127 @@
+"""``operations.apply_workspace`` in-process, against a sandbox on 127.0.0.1: the order of
+show, confirm and writes, cancellation, saved plans, and the post-wait model sync."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.engine.plan import Action, Plan
+from reconciler.errors import PlanError, ReconcilerError, StalePlanError
+from reconciler.operations import (
+    ApplyRequest,
+    PlanRequest,
+    apply_workspace,
+    plan_workspace,
+    sync_models,
+)
+from reconciler.workspace import open_workspace
+from tests.engine.conftest import SANDBOX_KEY, mutating
+from tests.engine.project import SANDBOX_KEY_ENV, make_project
+from tests.postgres.pg_helpers import DSN_ENV, E2E_DSN_ENV
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables the projects' specs refer to (as ``cli_env`` gives the CLI)."""
+    monkeypatch.setenv(SANDBOX_KEY_ENV, SANDBOX_KEY)
+    if os.environ.get(DSN_ENV):  # the postgres state backend, when the run uses it
+        monkeypatch.setenv(E2E_DSN_ENV, os.environ[DSN_ENV])
+
+
+@pytest.fixture
+def project(tmp_path: Path, sandbox: Any) -> Path:
+    return make_project(tmp_path / "project", endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
+
+
+def test_confirm_comes_after_show_and_before_any_write(project: Path, sandbox: Any) -> None:
+    calls: list[str] = []
+
+    def show(plan: Plan) -> None:
+        calls.append(f"show {plan.summary()['create']}")
+
+    def refuse(plan: Plan) -> bool:
+        calls.append("confirm")
+        return False
+
+    with open_workspace([project]) as ws:
+        with pytest.raises(ReconcilerError, match="Apply cancelled"):
+            apply_workspace(ws, ApplyRequest(), show=show, confirm=refuse)
+        assert ws.backend.read() is None
+    assert calls == ["show 2", "confirm"]
+    assert mutating(sandbox.journal()) == []
+
+
+def test_apply_then_nothing_to_do_then_saved_plans(project: Path, sandbox: Any) -> None:
+    with open_workspace([project]) as ws:
+        planned = plan_workspace(ws, PlanRequest(estimate=False))
+        saved = planned.plan
+        applied = apply_workspace(ws, ApplyRequest(start_timeout=30), confirm=lambda p: True)
+        assert applied.result is not None and not applied.result.failures
+        assert applied.result.applied == 2
+        serial = applied.result.serial
+
+        asked: list[Plan] = []
+        again = apply_workspace(ws, ApplyRequest(), confirm=lambda p: asked.append(p) or True)
+        assert again.result is None and not again.plan.has_changes and asked == []
+
+        # A plan saved before that apply is stale now, and nothing is written.
+        with pytest.raises(StalePlanError, match="before any state existed"):
+            apply_workspace(ws, ApplyRequest(saved=saved))
+        state = ws.backend.read()
+        assert state is not None and state.serial == serial
+
+
+def test_a_saved_plan_is_applied_without_asking_and_keeps_its_options(
+    project: Path, sandbox: Any
+) -> None:
+    with open_workspace([project]) as ws:
+        saved = plan_workspace(ws, PlanRequest(estimate=False)).plan
+        with pytest.raises(PlanError, match="cannot change a saved plan"):
+            ApplyRequest(plan=PlanRequest(prune=True), saved=saved)
+        elsewhere = saved.model_copy(update={"target": "sandbox http://elsewhere"})
+        with pytest.raises(PlanError, match="targets sandbox http://elsewhere"):
+            apply_workspace(ws, ApplyRequest(saved=elsewhere))
+
+        def never(plan: Plan) -> bool:
+            raise AssertionError("a saved plan was reviewed when it was saved")
+
+        applied = apply_workspace(ws, ApplyRequest(saved=saved, start_timeout=30), confirm=never)
+        assert applied.plan is saved
+        assert applied.result is not None and applied.result.applied == 2
+
+
+def test_sync_models_applies_the_model_metadata_once_the_job_succeeded(
+    tmp_path: Path, sandbox: Any
+) -> None:
+    project = make_project(
+        tmp_path / "project",
+        endpoint=sandbox.base_url,
+        n_datasets=1,
+        n_jobs=1,
+        steps=2,
+        extra_job_fields="fine_tuned_model: {name: tuned-t0}\n",
+    )
+    with open_workspace([project]) as ws:
+        assert sync_models(ws) is None  # nothing applied yet: no model to update
+        apply_workspace(ws, ApplyRequest(start_timeout=30))
+        state = ws.backend.read()
+        assert state is not None
+        client = ws.client()
+        job_id = state.resources["job.job0"].remote_id
+        deadline = time.monotonic() + 60
+        while client.get_job(job_id).status != "SUCCESS" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        mark = len(sandbox.journal())
+        result = sync_models(ws)
+        assert result is not None and not result.failures
+        assert [(o.address, o.action) for o in result.outcomes] == [("job.job0", Action.UPDATE)]
+        writes = mutating(sandbox.journal()[mark:])
+        assert [(e["method"], e["path"].split("/")[3]) for e in writes] == [("PATCH", "models")]
+        model = client.get_model(str(client.get_job(job_id).fine_tuned_model))
+        assert model.model_dump().get("name") == "tuned-t0"
+        assert sync_models(ws) is None

@@ -14,15 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from rayhead import Head, start_head, stop_head
-from tiny import build_tiny_model, chat_samples, write_jsonl
-
-TRAIN_PACKAGES = ("torch", "transformers", "peft", "tokenizers", "safetensors", "fsspec")
-
-
-def need_train_extra() -> None:
-    """Skip the calling test when a package of the ``train`` extra is missing."""
-    for name in TRAIN_PACKAGES:
-        pytest.importorskip(name, reason=f"{name} is not installed: pip install -e '.[train]'")
+from train_helpers import need_train_extra
+from train_tiny import build_tiny_model, chat_samples, write_jsonl
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_train_cpu import check_training_outputs, tiny_job
+from train_helpers import check_training_outputs, tiny_job
 
 from reconciler.errors import DuplicateSubmissionError, NotFoundError, TransportError
 from reconciler.ray import RayJobsClient, job_status, upload_dataset

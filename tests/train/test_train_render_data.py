@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny import SYSTEM, answer, chat_samples, write_jsonl
+from train_tiny import SYSTEM, answer, chat_samples, write_jsonl
 
 from reconciler.errors import TrainingError
 from reconciler.train.data import Shard, TrainingStream, iter_samples, validation_batches

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 import pydantic
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.job:
         parser.error("the job description is required")
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if main_process else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         job = load_job(args.job)
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     except ReconcilerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"training {result.status}: {result.message or result.adapter_uri}")
+    if main_process:
+        print(f"training {result.status}: {result.message or result.adapter_uri}")
     return 0 if result.status == "succeeded" else 1
 
 

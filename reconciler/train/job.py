@@ -256,6 +256,7 @@ class TrainResult(_Record):
         steps_completed: steps made.
         trained_tokens: tokens seen (all processes).
         skipped_samples: samples left out because no assistant token was left to train on.
+        processes: data-parallel processes that trained (``torchrun``'s world size).
         metrics: the last checkpoint's metrics.
         started_at, finished_at: unix seconds.
         elapsed_seconds: wall time of the whole run, model loading included.
@@ -270,6 +271,7 @@ class TrainResult(_Record):
     steps_completed: int = 0
     trained_tokens: int = 0
     skipped_samples: int = 0
+    processes: int = 1
     metrics: CheckpointMetrics = Field(default_factory=CheckpointMetrics)
     started_at: int = 0
     finished_at: int = 0

@@ -216,6 +216,7 @@ class _Run:
             steps_completed=self.steps,
             trained_tokens=self.tokens,
             skipped_samples=self.skipped,
+            processes=self.dist.world,
             metrics=self.records[-1].metrics if self.records else CheckpointMetrics(),
             started_at=int(self.started),
             finished_at=int(finished),

@@ -122,6 +122,14 @@ def write_bytes(uri: str, data: bytes) -> None:
             fs.pipe_file(path, data)
 
 
+def remove(uri: str) -> None:
+    """Delete the file at ``uri`` if there is one."""
+    fs, path = filesystem(uri)
+    with _storage_errors("delete", uri):
+        if fs.exists(path):
+            fs.rm_file(path)
+
+
 def put_directory(local_dir: Path, uri: str) -> None:
     """Copy the files of ``local_dir`` (not recursive) into the directory ``uri``."""
     fs, path = filesystem(uri)

@@ -55,7 +55,7 @@ from reconciler.train.render import (
     Renderer,
     find_mistral_tokenizer,
 )
-from reconciler.train.storage import put_directory, write_bytes
+from reconciler.train.storage import put_directory, remove, write_bytes
 
 log = logging.getLogger("reconciler.train")
 
@@ -235,6 +235,12 @@ class _Run:
             model.save_pretrained(tmp)
             put_directory(Path(tmp), uri)
 
+    def begin(self) -> None:
+        """Clear what an earlier run on the same output left: its result and metrics."""
+        if self.dist.is_main:
+            remove(self.layout.result)
+            write_bytes(self.layout.metrics, b"")
+
     def add_record(self, record: CheckpointRecord) -> None:
         self.records.append(record)
         if not self.dist.is_main:
@@ -326,11 +332,15 @@ class Trainer:
         except Cancelled as exc:
             log.warning("%s after %d steps", exc, state.steps)
             return state.write_result("cancelled", str(exc), None)
-        except ReconcilerError as exc:
-            state.write_result("failed", str(exc), None)
-            raise
         except Exception as exc:
-            state.write_result("failed", f"{type(exc).__name__}: {exc}", None)
+            message = (
+                str(exc) if isinstance(exc, ReconcilerError) else f"{type(exc).__name__}: {exc}"
+            )
+            try:
+                state.write_result("failed", message, None)
+            except ReconcilerError as write_error:
+                # The cause of the failure matters more than the missing result file.
+                log.error("could not write the result: %s", write_error)
             raise
         finally:
             if state.wandb is not None:
@@ -350,6 +360,7 @@ class Trainer:
                 torch.cuda.set_device(device)
         torch.manual_seed(job.seed)
 
+        state.begin()
         renderer = build_renderer(job)
         state.total = total_steps(job, dist.world)
         checkpoints = set(job.checkpoint_steps(state.total))

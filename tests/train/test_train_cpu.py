@@ -27,7 +27,12 @@ def test_a_failing_run_still_writes_its_result(
     questions.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
     files = {"train": questions, "extra": questions, "valid": questions}
     job = write_job(tmp_path / "job.json", **tiny_job(tiny_model, files, tmp_path / "out"))
+    # What an earlier run on the same output left must not be taken for this run's.
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "metrics.jsonl").write_text('{"step_number": 5}\n')
+    (tmp_path / "out" / "result.json").write_text('{"status": "succeeded"}')
     assert main([str(job)]) == 1
+    assert (tmp_path / "out" / "metrics.jsonl").read_text() == ""
     assert "no sample with an assistant message" in capsys.readouterr().err
     result = TrainResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
     assert result.status == "failed"

@@ -98,27 +98,27 @@ def start_head(num_cpus: int = 2) -> Head:
     raise RuntimeError(f"the Ray dashboard did not answer within {START_TIMEOUT:.0f}s")
 
 
-def stop_head(head: Head, grace: float = 5.0) -> None:
-    """End the head's process group (TERM, then KILL after ``grace`` seconds)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(head.pgid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(head.pgid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-        else:
-            continue
-        break
-    try:  # reap the direct child when it is ours
-        os.waitpid(head.pgid, os.WNOHANG)
+def _group_alive(pgid: int) -> bool:
+    try:  # reap the group leader when it is our child: a zombie still counts as a member
+        os.waitpid(pgid, os.WNOHANG)
     except ChildProcessError:
         pass
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_head(head: Head, grace: float = 2.0) -> None:
+    """End the head's process group (TERM, then KILL after ``grace`` seconds)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not _group_alive(head.pgid):
+            break
+        os.killpg(head.pgid, sig)
+        deadline = time.monotonic() + grace
+        while _group_alive(head.pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
     shutil.rmtree(head.temp_dir, ignore_errors=True)
 
 

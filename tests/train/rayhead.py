@@ -59,8 +59,8 @@ def start_head(num_cpus: int = 2) -> Head:
     ray = ray_executable()
     if ray is None:
         raise RuntimeError("the ray command is not installed (pip install 'reconciler[ray]')")
-    # Ray's socket paths must stay short: a short directory under the system temp dir.
-    temp_dir = tempfile.mkdtemp(prefix="rt-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    # Ray's socket paths must stay short: a short directory name under the system temp dir.
+    temp_dir = tempfile.mkdtemp(prefix="rt-")
     dashboard_port = _free_port()
     command = [
         ray, "start", "--head", "--block", "--disable-usage-stats",

@@ -2,8 +2,9 @@
 
 This is the seed's pandas snippets as data: each row becomes
 ``{"messages": [{"role": "system", ...}?, {"role": ..., "content": ...}, ...]}`` where every
-message takes its text from a ``column``, a ``template`` (``str.format`` over the row) or a
-fixed ``content``, optionally keeping only the text ``after`` a marker (the seed's
+message takes its text from a ``column``, a ``template`` (``{column}`` placeholders, rendered
+by :mod:`reconciler.spec.template`, never by ``str.format``) or a fixed ``content``,
+optionally keeping only the text ``after`` a marker (the seed's
 ``row["Question"].split("Input:")[1]``) and stripping whitespace.
 
 Output is deterministic: compact JSON (no spaces, as ``json.dumps(separators=(",", ":"),
@@ -25,6 +26,7 @@ import orjson
 
 from reconciler.errors import DataError, Location, Problem
 from reconciler.spec.models import Conversion, MessageMapping
+from reconciler.spec.template import parse_template, render_template
 
 # Long text cells (medical notes, documents) exceed csv's default 128 kB field limit.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -70,13 +72,6 @@ def _cell(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-class _Row(dict[str, Any]):
-    """Row mapping for templates: a missing column raises a clear KeyError."""
-
-    def __missing__(self, key: str) -> Any:
-        raise KeyError(key)
-
-
 def _message_text(mapping: MessageMapping, row: dict[str, Any]) -> str:
     """The text of one message for one row; ValueError says what is missing."""
     if mapping.column is not None:
@@ -84,12 +79,12 @@ def _message_text(mapping: MessageMapping, row: dict[str, Any]) -> str:
             raise ValueError(f"no column '{mapping.column}'")
         text = _cell(row[mapping.column])
     elif mapping.template is not None:
+        # The model validated the template, so parsing cannot fail here (and is cached).
+        parts = parse_template(mapping.template)
         try:
-            text = mapping.template.format_map(_Row({k: _cell(v) for k, v in row.items()}))
+            text = render_template(parts, lambda name: _cell(row[name]))
         except KeyError as exc:
             raise ValueError(f"template names column {exc} that the row does not have") from None
-        except (ValueError, IndexError) as exc:
-            raise ValueError(f"template cannot be applied: {exc}") from None
     else:
         text = mapping.content or ""
     if mapping.after is not None:

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reconciler.spec.template import parse_template
+
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 """Document names: lower-case letters, digits and dashes, not starting or ending with a dash."""
 
@@ -94,8 +96,9 @@ class MessageMapping(StrictModel):
     column: str | None = Field(default=None, description="Take the text from this column.")
     template: str | None = Field(
         default=None,
-        description="Build the text from columns with {column} placeholders "
-        "(Python str.format syntax; use {{ and }} for literal braces).",
+        description="Build the text from columns with {column} placeholders; {{ and }} are "
+        "literal braces. Nothing else is allowed: no attribute or item access, format specs, "
+        "conversions or positional fields.",
     )
     content: str | None = Field(default=None, description="A fixed text.")
     after: str | None = Field(
@@ -104,6 +107,14 @@ class MessageMapping(StrictModel):
         "(e.g. 'Input:'); a row without the marker is invalid.",
     )
     strip: bool = Field(default=True, description="Strip surrounding whitespace.")
+
+    @field_validator("template")
+    @classmethod
+    def _plain_placeholders(cls, value: str | None) -> str | None:
+        # Specs may be untrusted: only {column} placeholders, never str.format's language.
+        if value is not None:
+            parse_template(value)
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> MessageMapping:

@@ -14,6 +14,7 @@ is treated as empty.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ class DataCache:
         entry = self._load()["files"].get(self._key(path, role, exact_tokens))
         if (
             not isinstance(entry, dict)
+            or not stat.S_ISREG(st.st_mode)
             or entry.get("size") != st.st_size
             or entry.get("mtime_ns") != st.st_mtime_ns
         ):

@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import os
 import random
+import stat
 import tempfile
 from array import array
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ import orjson
 
 from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
+from reconciler.data.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.data.report import FileReport
 from reconciler.data.validator import LineValidator, validate_path
@@ -172,12 +174,20 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
     for i, rel in enumerate(spec.sources):
         where = doc.locate("path") if spec.path is not None else doc.locate("paths", i)
         path = doc.resolve_path(rel)
-        if path.is_dir():
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISDIR(mode):
             pattern = "*.jsonl"
             if spec.convert is not None and spec.convert.format in ("csv", "json"):
                 pattern = f"*.{spec.convert.format}"
-            found = sorted(p for p in path.rglob(pattern) if p.is_file())
-            if not found:
+            found, others = files_under(path, pattern)
+            problems.extend(
+                _not_regular(doc, where, f"'{display_path(other)}' (in '{rel}')", kind)
+                for other, kind in others
+            )
+            if not found and not others:
                 problems.append(
                     Problem(
                         "READ",
@@ -188,7 +198,7 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
                     )
                 )
             files.extend(found)
-        elif not path.is_file():
+        elif not mode:
             problems.append(
                 Problem(
                     "READ",
@@ -198,11 +208,24 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
                     hint="paths are relative to the spec file that names them",
                 )
             )
+        elif not stat.S_ISREG(mode):
+            problems.append(_not_regular(doc, where, f"data file '{rel}'", kind_of(mode)))
         else:
             files.append(path)
     if problems:
-        raise DataError(problems, summary=f"{doc.subject}: data files missing")
+        raise DataError(problems, summary=f"{doc.subject}: data files missing or unreadable")
     return files
+
+
+def _not_regular(doc: LoadedDocument[Dataset], where: Location, what: str, kind: str) -> Problem:
+    """``NOT_A_FILE`` at the spec: a source is a device, FIFO or socket (never opened)."""
+    return Problem(
+        "NOT_A_FILE",
+        f"{what} is {kind}, not a regular file",
+        where,
+        doc.subject,
+        hint=NOT_A_FILE_HINT,
+    )
 
 
 def cached_validate(
@@ -391,7 +414,7 @@ def _samples(
                 yield row.sample, validator.feed(row.sample, row.line), row.line
         return
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             for lineno, (line, size, terminated) in enumerate(LineReader(fh), 1):
                 if line is None:
                     validator.long_line(lineno, size)

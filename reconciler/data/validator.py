@@ -31,6 +31,7 @@ import orjson
 from reconciler.data import lines as line_splitter
 from reconciler.data import rules, syntax
 from reconciler.data.fastpath import FastPath, tools_info
+from reconciler.data.files import DIRECTORY, NotRegularFile, not_a_file, open_regular
 from reconciler.data.lines import Line, LineReader
 from reconciler.data.registry import RULES, Issue, rule, type_name
 from reconciler.data.report import MAX_STORED_PROBLEMS, FileReport, human_bytes
@@ -397,34 +398,33 @@ def validate_path(
         display_name: how the file is named in problems (default: ``str(path)``).
 
     Raises:
-        DataError: the file cannot be read at all (missing, a directory, no permission).
+        DataError: the file cannot be read at all (missing, no permission), or is not a
+            regular file (a directory, device, FIFO or socket: never opened, so never a hang).
     """
     name = display_name or str(path)
-    if path.is_dir():
-        raise DataError(
-            [
-                Problem(
-                    "NOT_A_FILE",
-                    "is a directory, not a JSONL file",
-                    Location(name),
-                    hint="name the .jsonl files inside it (e.g. DIR/*.jsonl)",
-                )
-            ]
-        )
     try:
-        with path.open("rb") as stream:
+        stream = open_regular(path)
+    except NotRegularFile as exc:
+        hint = (
+            "name the .jsonl files inside it (e.g. DIR/*.jsonl)" if exc.kind == DIRECTORY else None
+        )
+        raise DataError([not_a_file(name, exc.kind, hint)]) from exc
+    except OSError as exc:
+        raise DataError([_read_problem(name, exc)]) from exc
+    try:
+        with stream:
             return validate_stream(stream, name, role=role, exact_tokens=exact_tokens, hash=hash)
     except OSError as exc:
-        raise DataError(
-            [
-                Problem(
-                    "READ",
-                    f"cannot read the file: {exc.strerror or exc}",
-                    Location(name),
-                    hint="check the path (relative to the spec file) and its permissions",
-                )
-            ]
-        ) from exc
+        raise DataError([_read_problem(name, exc)]) from exc
+
+
+def _read_problem(name: str, exc: OSError) -> Problem:
+    return Problem(
+        "READ",
+        f"cannot read the file: {exc.strerror or exc}",
+        Location(name),
+        hint="check the path (relative to the spec file) and its permissions",
+    )
 
 
 def validate_lines(

@@ -229,14 +229,28 @@ def _not_regular(doc: LoadedDocument[Dataset], where: Location, what: str, kind:
 
 
 def cached_validate(
-    cache: DataCache, path: Path, *, role: str, exact_tokens: bool, display_name: str | None = None
+    cache: DataCache,
+    path: Path,
+    *,
+    role: str,
+    exact_tokens: bool,
+    display_name: str | None = None,
+    data_format: str = "chat",
 ) -> FileReport:
     """:func:`validate_path` answered from the cache when the file is unchanged."""
     name = display_name or display_path(path)
-    report = cache.get_report(path, role=role, exact_tokens=exact_tokens, display_name=name)
+    report = cache.get_report(
+        path, role=role, exact_tokens=exact_tokens, display_name=name, data_format=data_format
+    )
     if report is None:
-        report = validate_path(path, role=role, exact_tokens=exact_tokens, display_name=name)
-        cache.put_report(path, report, exact_tokens=exact_tokens)
+        report = validate_path(
+            path,
+            role=role,
+            exact_tokens=exact_tokens,
+            display_name=name,
+            data_format=data_format,
+        )
+        cache.put_report(path, report, exact_tokens=exact_tokens, data_format=data_format)
     return report
 
 
@@ -278,7 +292,9 @@ def _prepare(doc: LoadedDocument[Dataset], cache: DataCache, exact_tokens: bool)
     files = resolve_sources(doc)
     plain = spec.convert is None and spec.split is None and len(files) == 1
     if plain:
-        report = cached_validate(cache, files[0], role="training", exact_tokens=exact_tokens)
+        report = cached_validate(
+            cache, files[0], role="training", exact_tokens=exact_tokens, data_format=spec.format
+        )
         if report.ok:
             part = PreparedFile(
                 part="all",
@@ -321,6 +337,9 @@ def _manifest_key(spec: Dataset, files: list[Path], exact_tokens: bool) -> str:
     settings = spec.model_dump(
         mode="json", include={"name", "convert", "split", "on_invalid", "filename"}
     )
+    if spec.format != "chat":
+        # Chat keys stay as they were before formats existed (no needless re-preparation).
+        settings["format"] = spec.format
     blob = orjson.dumps(
         {"v": PREPARE_VERSION, "sources": sources, "spec": settings, "exact": exact_tokens},
         option=orjson.OPT_SORT_KEYS,
@@ -452,7 +471,7 @@ def _build(
     sources: list[FileReport] = []
     try:
         for path in files:
-            validator = LineValidator(display_path(path), role="training")
+            validator = LineValidator(display_path(path), role="training", data_format=spec.format)
             for line, valid, lineno in _samples(path, doc, validator):
                 if valid:
                     combined.write(_clean(line))
@@ -548,6 +567,7 @@ def _part(
         role=role,
         exact_tokens=exact_tokens,
         display_name=f"{display_path(path)} ({doc.doc.name}[{part}])",
+        data_format=doc.doc.format,
     )
     return PreparedFile(
         part=part,

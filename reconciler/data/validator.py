@@ -29,7 +29,8 @@ from typing import IO, Any, Protocol
 import orjson
 
 from reconciler.data import lines as line_splitter
-from reconciler.data import rules, syntax
+from reconciler.data import preference, rules, syntax
+from reconciler.data.dialect import ChatRules
 from reconciler.data.fastpath import FastPath, tools_info
 from reconciler.data.files import DIRECTORY, NotRegularFile, not_a_file, open_regular
 from reconciler.data.lines import Line, LineReader
@@ -74,6 +75,9 @@ class TokenCounter(Protocol):
     def count(self, obj: dict[str, Any], kind: str) -> int: ...
 
 
+FORMATS = ("chat", "preference")
+"""The data formats a file can be validated as (a Dataset's ``format``)."""
+
 _NO_ISSUES: list[Issue] = []
 """Shared empty issue list of valid samples (never mutated)."""
 _UNPARSED: Any = object()
@@ -92,6 +96,11 @@ class LineValidator:
         name: file name used in problem locations.
         role: 'training' or 'validation'.
         token_counter: counts exact tokens of valid samples, or None.
+        data_format: what the file holds (see :data:`FORMATS`): ``chat`` samples (or
+            pretrain text), or ``preference`` samples (OpenAI's DPO format, checked by
+            :mod:`~reconciler.data.preference`).
+        chat_rules: the dialect of chat samples (:attr:`ChatRules.mistral
+            <reconciler.data.dialect.ChatRules.mistral>` by default).
     """
 
     def __init__(
@@ -100,16 +109,25 @@ class LineValidator:
         *,
         role: str = "training",
         token_counter: TokenCounter | None = None,
+        data_format: str = "chat",
+        chat_rules: ChatRules = ChatRules.mistral,
     ) -> None:
+        if data_format not in FORMATS:
+            raise ValueError(f"unknown data format {data_format!r}")
         self.report = FileReport(path=name, role=role)
         self._name = name
         self._tokens = token_counter
         self._exact = 0
         self._lineno = 0
         self._fast = FastPath()
-        self._untyped = True
-        # The fast path only knows chat samples; a pretrain file takes the full check.
-        self._fast_on = True
+        self._preference = data_format == "preference"
+        self._chat_rules = ChatRules.openai if self._preference else chat_rules
+        self._untyped = not self._preference
+        if self._preference:
+            self.report.sample_type = "preference"
+        # The fast path only knows Mistral chat samples; a pretrain file, a preference file
+        # and another dialect take the full check.
+        self._fast_on = not self._preference and chat_rules is ChatRules.mistral
         self.last_issues: list[Issue] = []
         """Issues of the last fed line (for cleaned-file reports)."""
 
@@ -232,6 +250,8 @@ class LineValidator:
         tools_field = (
             "tools" if "tools" in obj else "available_tools" if "available_tools" in obj else ""
         )
+        if self._preference:
+            tools_field = ""  # they are inside 'input', walked with the rest
         tool_issues: list[Issue] | None = None
         try:
             nkeys = len(obj)
@@ -240,7 +260,7 @@ class LineValidator:
                 in_strings += k.count(":")
                 t = type(v)
                 if k == tools_field and t is list:
-                    tkeys, tcolons, tool_issues = tools_info(v)
+                    tkeys, tcolons, tool_issues = tools_info(v, self._chat_rules)
                     nkeys += tkeys
                     in_strings += tcolons
                 elif t is dict or t is list:
@@ -256,6 +276,9 @@ class LineValidator:
             duplicate = syntax.duplicate_key(line)
             if duplicate is not None:
                 issues.append(duplicate)
+        if self._preference:
+            self._check_sample(obj, line, issues, "preference", None)
+            return
         kind = rules.sample_kind(obj)
         if kind is None:
             kind = report.sample_type or "instruct"
@@ -272,10 +295,24 @@ class LineValidator:
                 )
             )
             return
+        self._check_sample(obj, line, issues, kind, tool_issues)
+
+    def _check_sample(
+        self,
+        obj: dict[str, Any],
+        line: bytes,
+        issues: list[Issue],
+        kind: str,
+        tool_issues: list[Issue] | None,
+    ) -> None:
+        """The per-sample rules of ``kind``; a valid sample counts towards the tokens."""
+        report = self.report
         before = len(issues)
         try:
             if kind == "instruct":
-                rules.check_instruct(obj, report.roles, issues, tool_issues)
+                rules.check_instruct(obj, report.roles, issues, tool_issues, self._chat_rules)
+            elif kind == "preference":
+                preference.check_preference(obj, report.roles, issues)
             else:
                 rules.check_pretrain(obj, issues)
         except RecursionError:
@@ -287,6 +324,7 @@ class LineValidator:
         if len(issues) == before:
             # Estimate: a quarter of the sample's bytes. Besides the text this counts the
             # JSON around it, which roughly stands for the control tokens of each message.
+            # A preference sample's line holds its input and both outputs: all are counted.
             report.approx_tokens += (len(line) + 3) // 4
             if self._tokens is not None:
                 self._exact += self._tokens.count(obj, kind)
@@ -370,10 +408,11 @@ def validate_stream(
     role: str = "training",
     exact_tokens: bool = False,
     hash: bool = True,
+    data_format: str = "chat",
+    chat_rules: ChatRules = ChatRules.mistral,
 ) -> FileReport:
     """Validate (and hash) a binary stream of JSONL; see :func:`validate_path`."""
-    counter = _token_counter() if exact_tokens else None
-    validator = LineValidator(name, role=role, token_counter=counter)
+    validator = _validator(name, role, exact_tokens, data_format, chat_rules)
     hasher = hashlib.sha256() if hash else None
     lines = LineReader(stream, hasher)
     validator.feed_lines(lines)
@@ -387,6 +426,8 @@ def validate_path(
     exact_tokens: bool = False,
     hash: bool = True,
     display_name: str | None = None,
+    data_format: str = "chat",
+    chat_rules: ChatRules = ChatRules.mistral,
 ) -> FileReport:
     """Validate one JSONL file in one streaming pass (rules, statistics and sha256).
 
@@ -396,6 +437,8 @@ def validate_path(
         exact_tokens: also count tokens with Mistral's v3 tokenizer (needs mistral-common).
         hash: compute the sha256 of the file's bytes in the same pass.
         display_name: how the file is named in problems (default: ``str(path)``).
+        data_format: ``chat`` (default) or ``preference`` (see :class:`LineValidator`).
+        chat_rules: the dialect of chat samples (default: Mistral's).
 
     Raises:
         DataError: the file cannot be read at all (missing, no permission), or is not a
@@ -413,7 +456,15 @@ def validate_path(
         raise DataError([_read_problem(name, exc)]) from exc
     try:
         with stream:
-            return validate_stream(stream, name, role=role, exact_tokens=exact_tokens, hash=hash)
+            return validate_stream(
+                stream,
+                name,
+                role=role,
+                exact_tokens=exact_tokens,
+                hash=hash,
+                data_format=data_format,
+                chat_rules=chat_rules,
+            )
     except OSError as exc:
         raise DataError([_read_problem(name, exc)]) from exc
 
@@ -433,13 +484,14 @@ def validate_lines(
     *,
     role: str = "training",
     exact_tokens: bool = False,
+    data_format: str = "chat",
+    chat_rules: ChatRules = ChatRules.mistral,
 ) -> FileReport:
     """Validate lines already split (without ``\\n``), e.g. a small upload held in memory.
 
     No sha256 is computed (the caller has the bytes); ``bytes`` counts each line plus one.
     """
-    counter = _token_counter() if exact_tokens else None
-    validator = LineValidator(name, role=role, token_counter=counter)
+    validator = _validator(name, role, exact_tokens, data_format, chat_rules)
     size = 0
     for lineno, line in enumerate(lines, 1):
         size += len(line) + 1
@@ -460,6 +512,17 @@ def sample_fingerprint(line: bytes) -> bytes:
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         pass
     return hashlib.blake2b(raw, digest_size=12).digest()
+
+
+def _validator(
+    name: str, role: str, exact_tokens: bool, data_format: str, chat_rules: ChatRules
+) -> LineValidator:
+    # Exact counts use Mistral's tokenizer: they mean nothing for OpenAI's preference data,
+    # whose reports keep the estimate only.
+    counter = _token_counter() if exact_tokens and data_format == "chat" else None
+    return LineValidator(
+        name, role=role, token_counter=counter, data_format=data_format, chat_rules=chat_rules
+    )
 
 
 def _token_counter() -> TokenCounter:

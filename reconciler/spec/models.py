@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from reconciler.spec.template import parse_template
 
@@ -173,6 +180,12 @@ class Dataset(DocumentBase):
     paths: list[str] | None = Field(
         default=None, min_length=1, description="Several source files, concatenated in order."
     )
+    format: Literal["chat", "preference"] = Field(
+        default="chat",
+        description="What the samples are: 'chat' conversations (or pretrain text), or "
+        "'preference' comparisons for DPO (OpenAI's format: input, preferred_output, "
+        "non_preferred_output).",
+    )
     convert: Conversion | None = Field(
         default=None, description="Convert CSV/JSON/JSONL rows into chat samples."
     )
@@ -188,6 +201,20 @@ class Dataset(DocumentBase):
         description="Base of the uploaded file name; the content hash is appended. "
         "Default: the dataset name.",
     )
+
+    @field_validator("convert")
+    @classmethod
+    def _chat_only_conversion(
+        cls, value: Conversion | None, info: ValidationInfo
+    ) -> Conversion | None:
+        # 'format' is declared before 'convert', so it is validated (and known) here.
+        if value is not None and info.data.get("format") == "preference":
+            raise ValueError(
+                "'convert' builds chat samples and cannot build preference samples: write the "
+                "preference data as JSONL (one {input, preferred_output, non_preferred_output} "
+                "object per line) and remove 'convert', or set 'format: chat'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _path_or_paths(self) -> Dataset:

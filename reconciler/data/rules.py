@@ -8,6 +8,11 @@ reporting (unknown role, wrong JSON types, non-object values, bad tool ids or na
 messages or tool definitions) we report the rule and go on. Each rule is declared (code,
 title, severity: see :mod:`reconciler.data.registry`) next to the function that checks it.
 
+The checks read a :class:`~reconciler.data.dialect.ChatRules` (default: Mistral's) for what
+differs between providers' chat formats; OpenAI's dialect adds the rules ``O1`` (unknown keys)
+and ``O2`` (tool types). The message-level checks are public, for the preference format of
+:mod:`reconciler.data.preference`.
+
 Unlike mistral-finetune, which stops at the first exception, a sample gets every independent
 problem reported at once; the conversation-structure rules (M1..M5) run only when every
 message has a known role, so one broken message does not cascade into noise.

@@ -4,7 +4,8 @@ A file is read by :class:`~reconciler.data.lines.LineReader`, which also feeds t
 the whole file (so hashing and validation are one pass). Each line is parsed with orjson. A
 plain chat sample is accepted by :mod:`~reconciler.data.fastpath`; any other line is checked
 by every rule: the line-level ones of :mod:`~reconciler.data.syntax`, the per-sample ones of
-:mod:`~reconciler.data.rules` and the ones declared here (byte order marks, blank and
+:mod:`~reconciler.data.rules` (chat and pretrain samples) or :mod:`~reconciler.data.preference`
+(a file validated as ``preference``), and the ones declared here (byte order marks, blank and
 overlong lines, mixed sample types, file-level limits). What is found accumulates in a
 :class:`~reconciler.data.report.FileReport`. Memory stays flat whatever the file size: only
 the current chunk (plus at most ``MAX_STORED_PROBLEMS`` problems) is held.

@@ -13,7 +13,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from reconciler.spec.template import parse_template
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 """Document names: lower-case letters, digits and dashes, not starting or ending with a dash."""
@@ -94,8 +103,9 @@ class MessageMapping(StrictModel):
     column: str | None = Field(default=None, description="Take the text from this column.")
     template: str | None = Field(
         default=None,
-        description="Build the text from columns with {column} placeholders "
-        "(Python str.format syntax; use {{ and }} for literal braces).",
+        description="Build the text from columns with {column} placeholders; {{ and }} are "
+        "literal braces. Nothing else is allowed: no attribute or item access, format specs, "
+        "conversions or positional fields.",
     )
     content: str | None = Field(default=None, description="A fixed text.")
     after: str | None = Field(
@@ -104,6 +114,14 @@ class MessageMapping(StrictModel):
         "(e.g. 'Input:'); a row without the marker is invalid.",
     )
     strip: bool = Field(default=True, description="Strip surrounding whitespace.")
+
+    @field_validator("template")
+    @classmethod
+    def _plain_placeholders(cls, value: str | None) -> str | None:
+        # Specs may be untrusted: only {column} placeholders, never str.format's language.
+        if value is not None:
+            parse_template(value)
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> MessageMapping:
@@ -162,6 +180,12 @@ class Dataset(DocumentBase):
     paths: list[str] | None = Field(
         default=None, min_length=1, description="Several source files, concatenated in order."
     )
+    format: Literal["chat", "preference"] = Field(
+        default="chat",
+        description="What the samples are: 'chat' conversations (or pretrain text), or "
+        "'preference' comparisons for DPO (OpenAI's format: input, preferred_output, "
+        "non_preferred_output).",
+    )
     convert: Conversion | None = Field(
         default=None, description="Convert CSV/JSON/JSONL rows into chat samples."
     )
@@ -177,6 +201,20 @@ class Dataset(DocumentBase):
         description="Base of the uploaded file name; the content hash is appended. "
         "Default: the dataset name.",
     )
+
+    @field_validator("convert")
+    @classmethod
+    def _chat_only_conversion(
+        cls, value: Conversion | None, info: ValidationInfo
+    ) -> Conversion | None:
+        # 'format' is declared before 'convert', so it is validated (and known) here.
+        if value is not None and info.data.get("format") == "preference":
+            raise ValueError(
+                "'convert' builds chat samples and cannot build preference samples: write the "
+                "preference data as JSONL (one {input, preferred_output, non_preferred_output} "
+                "object per line) and remove 'convert', or set 'format: chat'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _path_or_paths(self) -> Dataset:

@@ -21,16 +21,28 @@ if TYPE_CHECKING:
     from reconciler.operations import PlanRequest
     from reconciler.workspace import Workspace
 
-from reconciler.cli.app import app
-from reconciler.cli.common import handle_errors
-from reconciler.engine.duration import parse_duration
+from reconciler.cli.common import (
+    LOCK_TIMEOUT,
+    OutputFormat,
+    duration_option,
+    format_option,
+    handle_errors,
+)
 from reconciler.engine.executor import ApplyOptions, Executor, Outcome
 from reconciler.engine.plan import Action, Change, Plan
 from reconciler.errors import ApplyError, PlanError, ReconcilerError
 from reconciler.render.plan import render_json, render_markdown, render_text
 
+commands = typer.Typer()
+"""``plan`` and ``apply``."""
+
 PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
-FORMAT_OPT = typer.Option("text", "--format", "-f", help="Output: text, json or markdown.")
+FORMAT_OPT = format_option(
+    OutputFormat.text,
+    OutputFormat.json,
+    OutputFormat.markdown,
+    help="Output: text, json or markdown.",
+)
 TARGET_OPT = typer.Option(
     None, "--target", help="Only this address (and what it depends on); repeatable."
 )
@@ -39,11 +51,6 @@ REPLACE_OPT = typer.Option(
 )
 PRUNE_OPT = typer.Option(
     False, "--prune", help="Act on managed objects no longer in the specs (cancel/delete, forget)."
-)
-LOCK_OPT = typer.Option(
-    "0s",
-    "--lock-timeout",
-    help="How long to wait for the state lock (e.g. 30s, 5m).",
 )
 
 
@@ -89,12 +96,12 @@ def _render(plan: Plan, fmt: str) -> str:
     return render_text(plan)
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def plan(
     paths: list[str] | None = PATHS_ARG,
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
-    fmt: str = FORMAT_OPT,
+    fmt: OutputFormat = FORMAT_OPT,
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes present."
     ),
@@ -197,14 +204,16 @@ def _confirm(yes: bool) -> None:
         raise ReconcilerError("Apply cancelled.")
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def apply(
     paths: list[str] | None = typer.Argument(
         None, help="Spec files or directories (default: current directory), or one saved plan file."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    fmt: str = typer.Option("text", "--format", "-f", help="Output: text or json."),
+    fmt: OutputFormat = format_option(
+        OutputFormat.text, OutputFormat.json, help="Output: text or json."
+    ),
     parallelism: int | None = typer.Option(
         None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
     ),
@@ -214,14 +223,14 @@ def apply(
     wait: bool = typer.Option(
         False, "--wait", help="Follow jobs until they finish, with progress and metrics."
     ),
-    wait_timeout: str = typer.Option(
+    wait_timeout: float = duration_option(
         "0", "--wait-timeout", help="Give up waiting after this long (0: never)."
     ),
-    lock_timeout: str = LOCK_OPT,
+    lock_timeout: float = LOCK_TIMEOUT,
     allow_duplicates: bool = typer.Option(
         False, "--allow-duplicates", help="Create jobs the plan flags as possible duplicates."
     ),
-    start_timeout: str = typer.Option(
+    start_timeout: float = duration_option(
         "10m",
         "--start-timeout",
         help="How long to wait for new jobs to be validated before starting them.",
@@ -244,7 +253,7 @@ def apply(
         spec_paths: tuple[str, ...] = tuple(saved.spec_paths)
     else:
         spec_paths = tuple(given)
-    lock_wait = parse_duration(lock_timeout)
+    lock_wait = lock_timeout
     with open_workspace(spec_paths, parallelism=parallelism) as ws:
         _emit_target(ws, fmt)
         if saved is not None and saved.target != ws.target:
@@ -283,7 +292,7 @@ def apply(
                     options=ApplyOptions(
                         parallelism=ws.parallelism,
                         allow_duplicates=allow_duplicates,
-                        start_timeout=parse_duration(start_timeout),
+                        start_timeout=start_timeout,
                     ),
                     hooks=_CliHooks(quiet=fmt == "json"),
                 )
@@ -309,7 +318,7 @@ def apply(
                 ws,
                 prepared_jobs=[a for a in ws.specs.jobs],
                 fmt=fmt,
-                timeout=parse_duration(wait_timeout),
+                timeout=wait_timeout,
             )
 
 

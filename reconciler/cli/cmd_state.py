@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reconciler.cli.app import app
-from reconciler.cli.common import OutputFormat, handle_errors, stderr
-from reconciler.engine.duration import parse_duration
+from reconciler.cli.common import LOCK_TIMEOUT, OutputFormat, format_option, handle_errors
+from reconciler.cli.consoles import stderr
 from reconciler.engine.fingerprint import changed_paths, file_fingerprint, job_fingerprint
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import LockInfo, ResourceState, State, StateBackend
@@ -38,23 +37,11 @@ if TYPE_CHECKING:
 JSON_FORMAT_VERSION = 1
 """Version of the ``--format json`` documents these commands print."""
 
-state_app = typer.Typer(
-    name="state",
-    help="Inspect and edit the state: list, show, rm, lock-info, unlock.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(state_app, name="state")
+commands = typer.Typer()
+"""``import``."""
 
-
-def parse_lock_timeout(value: str | float) -> float:
-    """Typer parser for ``--lock-timeout``: ``30s``, ``5m``, ``1h30m``, ``90``, ``0``."""
-    if isinstance(value, int | float):  # the default arrives already converted
-        return float(value)
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+state_commands = typer.Typer()
+"""``state list``, ``show``, ``rm``, ``lock-info`` and ``unlock``."""
 
 
 PathsOption = Annotated[
@@ -74,18 +61,9 @@ StateFileOption = Annotated[
         dir_okay=False,
     ),
 ]
-LockTimeoutOption = Annotated[
-    float,
-    typer.Option(
-        "--lock-timeout",
-        parser=parse_lock_timeout,
-        metavar="DURATION",
-        help="How long to wait for the state lock (e.g. 30s, 5m; default 0: fail at once).",
-    ),
-]
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output format: text or json.")
-]
+FORMAT_OPTION = format_option(
+    OutputFormat.text, OutputFormat.json, help="Output format: text or json."
+)
 
 
 @contextlib.contextmanager
@@ -137,7 +115,7 @@ def _when(seconds: Any) -> str:
 # ---------------------------------------------------------------------------- list / show
 
 
-@state_app.command("list")
+@state_commands.command("list")
 @handle_errors
 def state_list(
     patterns: Annotated[
@@ -146,7 +124,7 @@ def state_list(
     ] = None,
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: FormatOption = OutputFormat.text,
+    output: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """List the managed objects: address, type, remote id, status."""
     with opened_backend(path, state_file) as backend:
@@ -193,13 +171,13 @@ def state_list(
         )
 
 
-@state_app.command("show")
+@state_commands.command("show")
 @handle_errors
 def state_show(
     address: Annotated[str, typer.Argument(help="Address, e.g. job.dumbledore-v1.")],
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: FormatOption = OutputFormat.text,
+    output: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Show one managed object: remote id, fingerprint, attributes and history."""
     with opened_backend(path, state_file) as backend:
@@ -244,7 +222,7 @@ def state_show(
 # ---------------------------------------------------------------------------- rm
 
 
-@state_app.command(
+@state_commands.command(
     "rm",
     help="Forget objects: they stay on the remote, untouched, and are no longer managed.\n\n"
     "Pending create intents of these addresses are forgotten too. While the specs still "
@@ -256,7 +234,7 @@ def state_rm(
     addresses: Annotated[list[str], typer.Argument(help="Addresses to forget.")],
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    lock_timeout: LockTimeoutOption = 0.0,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Forget objects: they stay on the remote, untouched, and are no longer managed.
 
@@ -305,12 +283,12 @@ def _lock_document(info: LockInfo | None) -> dict[str, Any]:
     return {"locked": info is not None, "lock": info.model_dump(mode="json") if info else None}
 
 
-@state_app.command("lock-info")
+@state_commands.command("lock-info")
 @handle_errors
 def state_lock_info(
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: FormatOption = OutputFormat.text,
+    output: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Show who holds the state lock, if anyone."""
     with opened_backend(path, state_file) as backend:
@@ -323,7 +301,7 @@ def state_lock_info(
         typer.echo(f"The state is locked.\nLock Info:\n{info.describe()}")
 
 
-@state_app.command(
+@state_commands.command(
     "unlock",
     help="Break a stuck lock, only when its holder is gone.\n\n"
     "Locks are released automatically when their holder exits, even when killed; a lock "
@@ -367,7 +345,7 @@ def state_unlock(
 # ---------------------------------------------------------------------------- import
 
 
-@app.command(
+@commands.command(
     "import",
     help="Adopt an existing remote file or job under ADDRESS; nothing changes remotely.\n\n"
     "The address must be declared in the specs. When the remote object matches the spec, "
@@ -381,7 +359,7 @@ def import_(
     ],
     remote_id: Annotated[str, typer.Argument(help="Id of the existing remote file or job.")],
     path: PathsOption = None,
-    lock_timeout: LockTimeoutOption = 0.0,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Adopt an existing remote file or job under ADDRESS (nothing is created or changed remotely).
 

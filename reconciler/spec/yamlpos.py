@@ -44,8 +44,8 @@ _EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"
 _NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 
 
-class _TagCache:
-    """Tag resolution of plain scalars, memoised per loader.
+class _PositionLoading:
+    """What both position loaders add to PyYAML's SafeLoader: memoised plain-scalar tags.
 
     The composer resolves every scalar, keys included, by trying the implicit resolvers'
     regular expressions in turn; a spec tree repeats the same keys and values thousands of
@@ -53,7 +53,9 @@ class _TagCache:
     its text, so the first answer holds for the whole stream.
     """
 
-    _plain_tags: dict[str, str]
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)  # type: ignore[call-arg]
+        self._plain_tags: dict[str, str] = {}
 
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> Any:
         if kind is ScalarNode and implicit[0]:
@@ -66,17 +68,9 @@ class _TagCache:
         return super().resolve(kind, value, implicit)  # type: ignore[misc]
 
 
-class PurePositionLoader(_TagCache, yaml.SafeLoader):
+class PurePositionLoader(_PositionLoading, yaml.SafeLoader):
     """The pure-Python SafeLoader that also reads exponent-only floats such as ``1e-4``."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._plain_tags = {}
-
-
-PurePositionLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789")
-)
 
 # A string: yaml.CSafeLoader only exists where PyYAML was built with libyaml.
 _Loader: TypeAlias = "yaml.SafeLoader | yaml.CSafeLoader"
@@ -86,17 +80,13 @@ PositionLoader: type[_Loader] = PurePositionLoader
 
 if LIBYAML:
 
-    class CPositionLoader(_TagCache, yaml.CSafeLoader):
+    class CPositionLoader(_PositionLoading, yaml.CSafeLoader):
         """libyaml's SafeLoader with the same exponent-float rule as :class:`PurePositionLoader`."""
 
-        def __init__(self, stream: str) -> None:
-            super().__init__(stream)
-            self._plain_tags = {}
-
-    CPositionLoader.add_implicit_resolver(
-        "tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789")
-    )
     PositionLoader = CPositionLoader
+
+for _loader in {PurePositionLoader, PositionLoader}:
+    _loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
 
 _STR_TAG = "tag:yaml.org,2002:str"
 # Scalar tags built by calling their SafeConstructor function directly: construct_object's

@@ -15,7 +15,9 @@ shared machine falls on all of them alike):
 * ``python -m reconciler validate specs/``: the example specs and their datasets (target: at
   most 0.4 s), after one untimed run that fills the dataset cache.
 
-It prints the median wall time of each and its excess over the floor. ``--root`` adds another
+It prints the median wall time of each, its excess over the floor, and the median CPU time
+(user + system) of the process, which other load on the machine disturbs less than the wall
+time. ``--root`` adds another
 checkout (its commands run with that checkout first on ``PYTHONPATH``, in its own directory),
 to compare two versions in the same run.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -61,9 +64,15 @@ start: true
 """
 
 
-def run_once(args: list[str], root: Path) -> float:
-    """Wall time of one fresh ``python ARGS`` in ``root`` (failure stops the benchmark)."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(args: list[str], root: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one fresh ``python ARGS`` in ``root``; a failure stops the run."""
     env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "120"}
+    cpu = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, *args], cwd=root, env=env, stdout=subprocess.DEVNULL, check=False
@@ -71,7 +80,7 @@ def run_once(args: list[str], root: Path) -> float:
     took = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"'python {' '.join(args)}' in {root} exited {done.returncode}")
-    return took
+    return took, _children_cpu() - cpu
 
 
 def yaml_figures(documents: int, repeat: int) -> dict[str, float]:
@@ -80,7 +89,9 @@ def yaml_figures(documents: int, repeat: int) -> dict[str, float]:
     from reconciler.spec import yamlpos
 
     text = "".join(JOB.format(i=i) for i in range(documents))
-    loaders = {"pure Python": yamlpos.PurePositionLoader}
+    loaders: dict[str, type[yamlpos.PurePositionLoader | yamlpos.CPositionLoader]] = {
+        "pure Python": yamlpos.PurePositionLoader
+    }
     if yamlpos.LIBYAML:
         loaders["libyaml"] = yamlpos.CPositionLoader
     figures = {}
@@ -108,24 +119,29 @@ def main() -> None:
 
     for root in roots:  # untimed: fills each checkout's dataset cache and the page cache
         run_once(COMMANDS["validate specs/"], root)
-    floor: list[float] = []
-    times: dict[tuple[Path, str], list[float]] = {(r, c): [] for r in roots for c in COMMANDS}
+    floor: list[tuple[float, float]] = []
+    times: dict[tuple[Path, str], list[tuple[float, float]]] = {
+        (r, c): [] for r in roots for c in COMMANDS
+    }
     for _ in range(args.repeat):
         floor.append(run_once(["-c", "pass"], ROOT))
         for name, command in COMMANDS.items():
             for root in roots:
                 times[(root, name)].append(run_once(command, root))
 
-    base = statistics.median(floor)
-    print(f"python -c pass: {base:.3f} s (median of {args.repeat})")
+    base = statistics.median(wall for wall, _ in floor)
+    base_cpu = statistics.median(cpu for _, cpu in floor)
+    print(f"python -c pass: {base:.3f} s wall, {base_cpu:.3f} s CPU (medians of {args.repeat})")
     for root in roots:
         label = "this checkout" if root == ROOT else str(root)
         print(f"\n{label}:")
         for name in COMMANDS:
-            median = statistics.median(times[(root, name)])
+            runs = times[(root, name)]
+            wall = statistics.median(w for w, _ in runs)
+            cpu = statistics.median(c for _, c in runs)
             print(
-                f"  reconciler {name:<16} {median:.3f} s   (+{median - base:.3f} s over "
-                f"python -c pass; min {min(times[(root, name)]):.3f} s)"
+                f"  reconciler {name:<16} {wall:.3f} s wall (+{wall - base:.3f} s over "
+                f"python -c pass), {cpu:.3f} s CPU"
             )
 
     figures = yaml_figures(args.documents, max(3, args.repeat // 3))

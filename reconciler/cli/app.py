@@ -10,6 +10,7 @@ and exit code 1 — never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -56,6 +57,11 @@ def _root(
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    # pydantic looks for third-party plugins (by scanning every installed distribution's
+    # metadata) before building the first model: a tenth of `validate`'s start-up, for hooks
+    # meant for applications, not for a command line validating its own spec models. A value
+    # the user set is kept.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app(args=argv, standalone_mode=True)
     except ReconcilerError as exc:  # raised outside a command's own handling

@@ -28,10 +28,10 @@ from reconciler.errors import SecretError, StateError
 from reconciler.spec.models import NAME_MAX, NAME_PATTERN
 
 DEFAULT_DSN_ENV = "RECONCILER_PG_DSN"
+_WORKSPACE_NAME = re.compile(NAME_PATTERN)
 
 commands = typer.Typer()
 """``state migrate``."""
-_WORKSPACE_NAME = re.compile(NAME_PATTERN)
 
 
 class BackendKind(StrEnum):

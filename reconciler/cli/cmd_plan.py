@@ -23,16 +23,28 @@ if TYPE_CHECKING:
     from reconciler.operations import PlanRequest
     from reconciler.workspace import Workspace
 
-from reconciler.cli.app import app
-from reconciler.cli.common import handle_errors
-from reconciler.engine.duration import parse_duration
+from reconciler.cli.common import (
+    LOCK_TIMEOUT,
+    OutputFormat,
+    duration_option,
+    format_option,
+    handle_errors,
+)
 from reconciler.engine.outcome import Outcome, OutcomeStatus
 from reconciler.engine.plan import Change, Plan
 from reconciler.errors import ApplyError, ReconcilerError
 from reconciler.render.plan import render_json, render_markdown, render_text
 
+commands = typer.Typer()
+"""``plan`` and ``apply``."""
+
 PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
-FORMAT_OPT = typer.Option("text", "--format", "-f", help="Output: text, json or markdown.")
+FORMAT_OPT = format_option(
+    OutputFormat.text,
+    OutputFormat.json,
+    OutputFormat.markdown,
+    help="Output: text, json or markdown.",
+)
 TARGET_OPT = typer.Option(
     None, "--target", help="Only this address (and what it depends on); repeatable."
 )
@@ -42,17 +54,6 @@ REPLACE_OPT = typer.Option(
 PRUNE_OPT = typer.Option(
     False, "--prune", help="Act on managed objects no longer in the specs (cancel/delete, forget)."
 )
-LOCK_OPT = typer.Option(
-    "0s",
-    "--lock-timeout",
-    help="How long to wait for the state lock (e.g. 30s, 5m).",
-)
-
-
-def _check_format(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise typer.BadParameter(f"must be one of: {', '.join(allowed)}")
-    return value
 
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
@@ -91,12 +92,12 @@ def _render(plan: Plan, fmt: str) -> str:
     return render_text(plan)
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def plan(
     paths: list[str] | None = PATHS_ARG,
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
-    fmt: str = FORMAT_OPT,
+    fmt: OutputFormat = FORMAT_OPT,
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes present."
     ),
@@ -111,7 +112,6 @@ def plan(
     from reconciler.operations import plan_workspace
     from reconciler.workspace import open_workspace
 
-    _check_format(fmt, ("text", "json", "markdown"))
     spec_paths = tuple(paths or ["."])
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
@@ -199,14 +199,16 @@ def _confirm(plan: Plan) -> bool:
     return str(answer).strip() == "yes"
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def apply(
     paths: list[str] | None = typer.Argument(
         None, help="Spec files or directories (default: current directory), or one saved plan file."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    fmt: str = typer.Option("text", "--format", "-f", help="Output: text or json."),
+    fmt: OutputFormat = format_option(
+        OutputFormat.text, OutputFormat.json, help="Output: text or json."
+    ),
     parallelism: int | None = typer.Option(
         None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
     ),
@@ -216,14 +218,14 @@ def apply(
     wait: bool = typer.Option(
         False, "--wait", help="Follow jobs until they finish, with progress and metrics."
     ),
-    wait_timeout: str = typer.Option(
+    wait_timeout: float = duration_option(
         "0", "--wait-timeout", help="Give up waiting after this long (0: never)."
     ),
-    lock_timeout: str = LOCK_OPT,
+    lock_timeout: float = LOCK_TIMEOUT,
     allow_duplicates: bool = typer.Option(
         False, "--allow-duplicates", help="Create jobs the plan flags as possible duplicates."
     ),
-    start_timeout: str = typer.Option(
+    start_timeout: float = duration_option(
         "10m",
         "--start-timeout",
         help="How long to wait for new jobs to be validated before starting them.",
@@ -233,16 +235,15 @@ def apply(
     from reconciler.operations import ApplyRequest, apply_workspace
     from reconciler.workspace import open_workspace
 
-    _check_format(fmt, ("text", "json"))
     given = list(paths or ["."])
     saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
     spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
     request = ApplyRequest(
         plan=_request(spec_paths, target, replace, prune),
         saved=saved,
-        lock_timeout=parse_duration(lock_timeout),
+        lock_timeout=lock_timeout,
         allow_duplicates=allow_duplicates,
-        start_timeout=parse_duration(start_timeout),
+        start_timeout=start_timeout,
     )
     with open_workspace(spec_paths, parallelism=parallelism) as ws:
         _emit_target(ws, fmt)
@@ -273,7 +274,7 @@ def apply(
         if result is not None and result.failures:
             raise ApplyError([(o.address, o.message) for o in result.failures])
         if wait:
-            _wait(ws, fmt=fmt, timeout=parse_duration(wait_timeout))
+            _wait(ws, fmt=fmt, timeout=wait_timeout)
 
 
 def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:

@@ -12,21 +12,23 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.app import app
-from reconciler.cli.common import fail, stderr
+from reconciler.cli.consoles import fail, stderr
 
 API_KEY_ENV = "RECONCILER_SANDBOX_API_KEY"
 TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"
 
 HELP = (
-    "Run the sandbox: a local server implementing the Mistral files and fine-tuning API "
-    "(upload, jobs, start, cancel, fine-tuned models). It NEVER trains a model: jobs move "
+    "Run the sandbox: a local Mistral files and fine-tuning API that NEVER trains a model.\n\n"
+    "It serves uploads, jobs (create, start, cancel) and fine-tuned models; jobs move "
     "through their statuses on a simulated clock and report made-up, plausible losses. "
     "Data persists in --data-dir (SQLite + uploaded files) across restarts."
 )
 
+commands = typer.Typer()
+"""``sandbox``."""
 
-@app.command("sandbox", help=HELP)
+
+@commands.command("sandbox", help=HELP)
 def sandbox_command(
     host: Annotated[
         str,

@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconciler.cli.app import app
-from reconciler.cli.common import handle_errors, make_console
+from reconciler.cli.common import OutputFormat, duration_option, format_option, handle_errors
+from reconciler.cli.consoles import make_console
 from reconciler.engine.state_model import State
 from reconciler.errors import NotFoundError, ReconcilerError
 from reconciler.observe.outputs import outputs, outputs_json, render_outputs_text
@@ -58,6 +58,9 @@ from reconciler.workspace import Workspace, open_workspace
 DETAIL_FORMAT_VERSION = 1
 """``format_version`` of ``status ADDRESS --format json``."""
 
+commands = typer.Typer()
+"""``status`` and ``output``."""
+
 # An argument of `status` is an address when it looks like one and is not an existing path:
 # `status job.a -p specs/` must not try to load a directory named "job.a".
 _ADDRESS = re.compile(r"^(job|dataset)\.[a-z0-9][a-z0-9-]*(\[[a-z]+\])?$")
@@ -71,13 +74,12 @@ ARGS_ARG = typer.Argument(
 PATH_OPT = typer.Option(
     None, "--path", "-p", help="Spec file or directory when ADDRESSes are given; repeatable."
 )
-FORMAT_OPT = typer.Option("text", "--format", "-f", help="Output: text, json or markdown.")
-
-
-def _check_format(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise typer.BadParameter(f"'{value}' is not one of: {', '.join(allowed)}")
-    return value
+FORMAT_OPT = format_option(
+    OutputFormat.text,
+    OutputFormat.json,
+    OutputFormat.markdown,
+    help="Output: text, json or markdown.",
+)
 
 
 def _split_args(args: Sequence[str], paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -318,17 +320,19 @@ def _show_jobs(ws: Workspace, ids: Mapping[str, str], fmt: str, plot: str | None
             _print_detail(console, address, job)
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def status(
     args: list[str] | None = ARGS_ARG,
     path: list[str] | None = PATH_OPT,
-    fmt: str = FORMAT_OPT,
+    fmt: OutputFormat = FORMAT_OPT,
     watch: bool = typer.Option(
         False, "--watch", "-w", help="Follow the jobs until they finish (exit 1 if one fails)."
     ),
-    interval: float = typer.Option(5.0, "--interval", min=0.1, help="Seconds between polls."),
-    watch_timeout: str = typer.Option(
+    interval: float = duration_option(
+        "5s", "--interval", minimum=0.1, help="Time between polls (e.g. 5s, 500ms)."
+    ),
+    watch_timeout: float = duration_option(
         "0", "--timeout", help="With --watch: give up after this long (e.g. 30m; 0: never)."
     ),
     plot: str | None = typer.Option(
@@ -339,19 +343,13 @@ def status(
     ),
 ) -> None:
     """Sync and health of every managed object, or the events and checkpoints of jobs."""
-    from reconciler.engine.duration import parse_duration
-
-    _check_format(fmt, ("text", "json", "markdown"))
     spec_paths, addresses = _split_args(args or [], path or [])
     if plot is not None and not addresses:
         raise ReconcilerError(
             "--plot needs the job(s) to draw: reconciler status job.NAME --plot loss.png "
             "(with -p PATH when the specs are not in the current directory)"
         )
-    try:
-        timeout = parse_duration(watch_timeout) or None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--timeout") from None
+    timeout = watch_timeout or None
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
         state = ws.backend.read()
@@ -388,16 +386,17 @@ def status(
             console.print(line, markup=False)
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def output(
     paths: list[str] | None = typer.Argument(
         None, help="Spec files or directories (default: current directory)."
     ),
-    fmt: str = typer.Option("text", "--format", "-f", help="Output: text or json."),
+    fmt: OutputFormat = format_option(
+        OutputFormat.text, OutputFormat.json, help="Output: text or json."
+    ),
 ) -> None:
     """Fine-tuned model id (and job id, status) of every job, for downstream configuration."""
-    _check_format(fmt, ("text", "json"))
     with open_workspace(paths or []) as ws:
         _emit_target(ws, fmt)
         state = ws.backend.read()

@@ -3,7 +3,7 @@
 One scenario drives every operation of the contract (files, jobs in each variant, models);
 an httpx response hook records every response, and each 200 JSON body is validated against
 its operation's schema, each list-shaped 422 against ``HTTPValidationError``.
-Skipped, with the reason, when the reference document is not available.
+The reference document is vendored under ``tests/reference``: these tests never skip.
 """
 
 from __future__ import annotations
@@ -24,20 +24,14 @@ from tests.sandbox.conftest import (
     uploaded_id,
     wait_status,
 )
-from tests.sandbox.contract import Contract, openapi_path
+from tests.sandbox.contract import Contract, mistral_contract
 
 pytestmark = pytest.mark.contract
 
 
 @pytest.fixture(scope="module")
 def contract() -> Contract:
-    path = openapi_path()
-    if path is None or not path.is_file():
-        pytest.skip(
-            "reference OpenAPI document not found: set RECONCILER_OPENAPI_SPEC or provide "
-            "../shared/reference/mistral-openapi.yaml beside the repository"
-        )
-    return Contract(path)
+    return mistral_contract()
 
 
 @pytest.fixture
@@ -153,13 +147,9 @@ def test_every_response_matches_the_contract(
             checked.add((method, contract.template(path)))
         elif response.status_code == 422 and isinstance(response.json()["detail"], list):
             contract.validate_schema("HTTPValidationError", response.json())
-    wanted = {
-        (m.upper(), p)
-        for p, ops in contract.doc["paths"].items()
-        if p.startswith(("/v1/files", "/v1/fine_tuning", "/v1/models"))
-        for m in ops
-        if m in ("get", "post", "patch", "delete")
-    } - {("GET", "/v1/files/{file_id}/content")}
+    wanted = contract.operations("/v1/files", "/v1/fine_tuning", "/v1/models") - {
+        ("GET", "/v1/files/{file_id}/content")
+    }
     assert wanted <= checked, f"operations never exercised: {sorted(wanted - checked)}"
 
 

@@ -26,10 +26,12 @@ import uvicorn
 from reconciler.sandbox.app import SandboxAPI, create_app
 from reconciler.sandbox.config import SandboxConfig, check_exposure
 from reconciler.sandbox.protocol import (
+    HEADER_TIMEOUT_TEXT,
     AcceptErrorLog,
     ConnectionGuard,
     GuardedConfig,
     connection_limit,
+    raw_response,
 )
 
 #: How long :meth:`EmbeddedSandbox.start` waits for the server loop to come up.
@@ -192,6 +194,9 @@ def _uvicorn_config(app: SandboxAPI, **kwargs: Any) -> GuardedConfig:
         guard=ConnectionGuard(
             header_timeout=config.header_timeout,
             max_connections=connection_limit(config.max_connections),
+            timeout_response=raw_response(
+                b"408 Request Timeout", app.wire.refused(408, HEADER_TIMEOUT_TEXT)
+            ),
         ),
         idle_timeout=config.idle_timeout,
         lifespan="off",

@@ -33,7 +33,13 @@ def reference(name: str) -> Path:
 
 
 def _fix_numbers(node: Any) -> Any:
-    # YAML 1.1 reads "1e-08" (no dot) as a string; the document means a number.
+    """Read bounds as JSON Schema 2020-12 means them.
+
+    YAML 1.1 reads "1e-08" (no dot) as a string; the document means a number. And the OpenAI
+    document writes some exclusive bounds the OpenAPI 3.0 way (``minimum: 0`` with
+    ``exclusiveMinimum: true``), which 2020-12 would read as a bound of 1; they become
+    ``exclusiveMinimum: 0``.
+    """
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
@@ -42,6 +48,10 @@ def _fix_numbers(node: Any) -> Any:
             ):
                 value = float(value)
             out[key] = _fix_numbers(value)
+        for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+            if isinstance(out.get(exclusive), bool):
+                if out.pop(exclusive) and bound in out:
+                    out[exclusive] = out.pop(bound)
         return out
     if isinstance(node, list):
         return [_fix_numbers(v) for v in node]
@@ -185,12 +195,19 @@ def _absolute(node: Any, uri: str) -> Any:
 
 
 def _openai_errata(doc: dict[str, Any]) -> None:
-    """The one correction of the OpenAI document (see tests/reference/README.md): the
-    service answers ``/pause`` with a job whose status is ``paused``, as the document's own
-    example shows, while the status enum omits it."""
-    status = doc["components"]["schemas"]["FineTuningJob"]["properties"]["status"]
+    """The corrections of the OpenAI document (see tests/reference/README.md)."""
+    schemas = doc["components"]["schemas"]
+    # The service answers /pause with a job whose status is "paused", as the document's own
+    # example shows, while the status enum omits it.
+    status = schemas["FineTuningJob"]["properties"]["status"]
     assert "paused" not in status["enum"], "the reference now lists 'paused': drop the erratum"
     status["enum"] = [*status["enum"], "paused"]
+    # An empty list of files has no first or last id: the service sends null, as the
+    # document allows for the list of checkpoints.
+    files = schemas["ListFilesResponse"]["properties"]
+    for key in ("first_id", "last_id"):
+        assert files[key] == {"type": "string", "example": files[key].get("example")}
+        files[key] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 
 
 #: The shape of every OpenAI error answer; the reference document does not declare one.

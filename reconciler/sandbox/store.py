@@ -134,9 +134,9 @@ class Store:
         if owner != dialect:
             self._conn.close()
             raise WrongDialect(
-                f"the data directory {data_dir} holds a {owner} sandbox's files and jobs, "
-                f"which a {dialect} sandbox cannot serve: give it another data directory "
-                f"(or serve this one with the {owner} dialect)"
+                f"the data directory {data_dir} holds the files and jobs of the {owner} "
+                f"dialect, which the {dialect} dialect cannot serve: give it another data "
+                f"directory, or serve this one with the {owner} dialect"
             )
         self.dialect = dialect
 

@@ -4,6 +4,7 @@ validation, refusals, metadata filters, cursors, model names."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -498,3 +499,30 @@ def test_models(oai: httpx.Client, openai_sandbox: EmbeddedSandbox) -> None:
     assert r.status_code == 403 and "base model" in r.json()["error"]["message"]
     r = oai.get("/v1/models/ft:gpt-4o-mini-2024-07-18:sandbox::nothing1")
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+
+
+def test_a_restart_keeps_jobs_pauses_and_file_problems(
+    start_sandbox: StartSandbox, clock: ManualClock, tmp_path: Path
+) -> None:
+    data = tmp_path / "openai"
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    first = start_sandbox(api_key=API_KEY, dialect="openai", data_dir=data)
+    with httpx.Client(base_url=first.base_url, headers=headers) as api:
+        broken = oai_file_id(api, b"[]\n" + chat_lines(11), "broken.jsonl")
+        job = _create(api, training_file=oai_file_id(api), metadata={"k": "v"})
+        wait_status(api, clock, job["id"], {"running"})
+        api.post(f"{JOBS}/{job['id']}/pause")
+        before = api.get(f"{JOBS}/{job['id']}").json()
+        events = _events(api, job["id"])
+    first.stop()
+
+    second = start_sandbox(api_key=API_KEY, dialect="openai", data_dir=data)
+    with httpx.Client(base_url=second.base_url, headers=headers) as api:
+        assert api.get(f"{JOBS}/{job['id']}").json() == before
+        assert _events(api, job["id"]) == events
+        assert api.get(JOBS, params={"metadata[k]": "v"}).json()["data"] == [before]
+        assert api.post(f"{JOBS}/{job['id']}/resume").json()["status"] == "queued"
+        assert wait_status(api, clock, job["id"], {"succeeded"})["fine_tuned_model"]
+        failing = _create(api, training_file=broken)
+        failed = wait_status(api, clock, failing["id"], {"failed"})
+        assert "line 1: the line is a JSON array, not an object" in failed["error"]["message"]

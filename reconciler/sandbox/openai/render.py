@@ -81,7 +81,7 @@ def job_out(store: Store, job: JobRecord) -> dict[str, Any]:
         "id": job.id,
         "model": job.model,
         "created_at": int(plan.created),
-        "finished_at": job.modified_at if status in FINISHED else None,
+        "finished_at": _finished_at(job) if status in FINISHED else None,
         "fine_tuned_model": job.fine_tuned_model,
         "organization_id": organization_id(store.org_id),
         "result_files": [],
@@ -97,6 +97,12 @@ def job_out(store: Store, job: JobRecord) -> dict[str, Any]:
         "metadata": job.metadata,
         "error": error,
     }
+
+
+def _finished_at(job: JobRecord) -> int:
+    """When a finished job finished: a cancelled one when the cancel was asked (it shows
+    ``cancelled`` from then on), any other at its last status change."""
+    return int(job.cancel_requested) if job.cancel_requested is not None else job.modified_at
 
 
 def _timeline(store: Store, job: JobRecord) -> list[Transition]:

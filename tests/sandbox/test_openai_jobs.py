@@ -3,6 +3,7 @@ validation, refusals, metadata filters, cursors, model names."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -526,3 +527,24 @@ def test_a_restart_keeps_jobs_pauses_and_file_problems(
         failing = _create(api, training_file=broken)
         failed = wait_status(api, clock, failing["id"], {"failed"})
         assert "line 1: the line is a JSON array, not an object" in failed["error"]["message"]
+
+
+def test_assistant_weights_in_chat_data(oai: httpx.Client, clock: ManualClock) -> None:
+    def sample(i: int, weight: object) -> dict[str, Any]:
+        return {
+            "messages": [
+                {"role": "user", "content": f"q{i}"},
+                {"role": "assistant", "content": f"draft {i}", "weight": 0},
+                {"role": "user", "content": "again"},
+                {"role": "assistant", "content": f"final {i}", "weight": weight},
+            ]
+        }
+
+    weighted = "\n".join(json.dumps(sample(i, 1)) for i in range(12)).encode()
+    ok = _create(oai, training_file=oai_file_id(oai, weighted, "weighted.jsonl"))
+    assert wait_status(oai, clock, ok["id"], {"succeeded", "failed"})["status"] == "succeeded"
+    bad = "\n".join(json.dumps(sample(i, 2 if i == 3 else 1)) for i in range(12)).encode()
+    job = _create(oai, training_file=oai_file_id(oai, bad, "bad.jsonl"))
+    failed = wait_status(oai, clock, job["id"], {"succeeded", "failed"})
+    assert failed["status"] == "failed" and "line 4: " in failed["error"]["message"]
+    assert "weight must be either 0 or 1" in failed["error"]["message"]

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse
 
 from reconciler.sandbox.records import FileRecord
 from reconciler.sandbox.store import Store
+from reconciler.sandbox.validation import MAX_QUOTED_PROBLEMS, UploadCheck
 
 #: Copy uploads in chunks of this size.
 CHUNK = 1024 * 1024
@@ -64,6 +65,47 @@ def staged(store: Store, upload: UploadFile, limit: int) -> Iterator[Staged]:
         yield Staged(tmp, size, digest.hexdigest())
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_record(
+    upload: Staged,
+    check: UploadCheck | None,
+    *,
+    file_id: str,
+    filename: str,
+    purpose: str,
+    created: int,
+    content_type: str | None,
+    expires_at: int | None,
+    visibility: str | None,
+    untyped: str,
+) -> FileRecord:
+    """What the store keeps about a staged upload: its bytes' size and digest, and what its
+    check found (``check`` is None for a file that is not training data: its sample type is
+    then ``untyped`` and its tokens are estimated from its size)."""
+    return FileRecord(
+        id=file_id,
+        filename=filename,
+        bytes=upload.size,
+        created_at=created,
+        purpose=purpose,
+        sample_type=(check.sample_type or "unknown") if check is not None else untyped,
+        source="upload",
+        num_lines=check.num_lines if check is not None else None,
+        mimetype=mimetype(filename, content_type),
+        signature=upload.sha256[:16],
+        expires_at=expires_at,
+        visibility=visibility,
+        sha256=upload.sha256,
+        samples=check.samples if check is not None else 0,
+        invalid=check.invalid if check is not None else 0,
+        approx_tokens=max(check.approx_tokens, 1) if check is not None else upload.size // 4,
+        problems=(
+            tuple(p.render() for p in check.problems[:MAX_QUOTED_PROBLEMS])
+            if check is not None
+            else ()
+        ),
+    )
 
 
 def safe_filename(name: str) -> str:

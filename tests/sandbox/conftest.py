@@ -97,14 +97,21 @@ def sandbox(start_sandbox: StartSandbox) -> EmbeddedSandbox:
     return start_sandbox(api_key=API_KEY)
 
 
-@pytest.fixture
-def api(sandbox: EmbeddedSandbox) -> Iterator[httpx.Client]:
-    """An authenticated client of ``sandbox``."""
-    with httpx.Client(
+def client_of(sandbox: EmbeddedSandbox, **kwargs: Any) -> httpx.Client:
+    """An httpx client of ``sandbox`` that sends ``API_KEY`` (more client options in
+    ``kwargs``, e.g. ``event_hooks``)."""
+    return httpx.Client(
         base_url=sandbox.base_url,
         headers={"Authorization": f"Bearer {API_KEY}"},
         timeout=10,
-    ) as client:
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def api(sandbox: EmbeddedSandbox) -> Iterator[httpx.Client]:
+    """An authenticated client of ``sandbox``."""
+    with client_of(sandbox) as client:
         yield client
 
 
@@ -117,11 +124,7 @@ def openai_sandbox(start_sandbox: StartSandbox) -> EmbeddedSandbox:
 @pytest.fixture
 def oai(openai_sandbox: EmbeddedSandbox) -> Iterator[httpx.Client]:
     """An authenticated client of ``openai_sandbox``."""
-    with httpx.Client(
-        base_url=openai_sandbox.base_url,
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        timeout=10,
-    ) as client:
+    with client_of(openai_sandbox) as client:
         yield client
 
 

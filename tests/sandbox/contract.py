@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import yaml
 from referencing import Registry, Resource
@@ -241,3 +242,45 @@ def mistral_contract() -> Contract:
 def openai_contract() -> Contract:
     """The OpenAI files, fine-tuning and models contract (loaded once per test run)."""
     return Contract(reference("openai-finetuning-openapi.yaml"), base="/v1", errata=_openai_errata)
+
+
+class Recorder:
+    """An httpx response hook that keeps every response (read) in :attr:`seen`."""
+
+    def __init__(self) -> None:
+        self.seen: list[httpx.Response] = []
+
+    def __call__(self, response: httpx.Response) -> None:
+        response.read()
+        self.seen.append(response)
+
+
+def check_openai_answers(seen: list[httpx.Response]) -> tuple[set[tuple[str, str]], list[int]]:
+    """Validate every answer of an OpenAI-dialect sandbox: a 200 JSON body against its
+    operation (a file's content is no JSON), an error against :data:`OPENAI_ERROR`.
+
+    Returns the (METHOD, template) operations answered 200, and every status seen. Raises
+    AssertionError at the first answer that breaks the contract.
+    """
+    contract = openai_contract()
+    checked: set[tuple[str, str]] = set()
+    statuses: list[int] = []
+    for response in seen:
+        method, path = response.request.method, response.request.url.path
+        statuses.append(response.status_code)
+        if response.status_code == 200 and path.endswith("/content"):
+            continue
+        body = response.json()
+        if response.status_code == 200:
+            contract.validate(method, path, body)
+            checked.add((method, contract.template(path)))
+        else:
+            contract.validate_against(OPENAI_ERROR, body)
+    return checked, statuses
+
+
+def openai_json_operations() -> set[tuple[str, str]]:
+    """(METHOD, template) of every OpenAI operation the sandbox implements, but the download."""
+    return openai_contract().operations("/files", "/fine_tuning/jobs", "/models") - {
+        ("GET", "/files/{file_id}/content")
+    }

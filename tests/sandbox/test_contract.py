@@ -16,15 +16,15 @@ import pytest
 
 from reconciler.sandbox import EmbeddedSandbox, ManualClock
 from tests.sandbox.conftest import (
-    API_KEY,
     chat_lines,
+    client_of,
     job_body,
     pretrain_lines,
     upload,
     uploaded_id,
     wait_status,
 )
-from tests.sandbox.contract import Contract, mistral_contract
+from tests.sandbox.contract import Contract, Recorder, mistral_contract
 
 pytestmark = pytest.mark.contract
 
@@ -36,19 +36,9 @@ def contract() -> Contract:
 
 @pytest.fixture
 def recorded(sandbox: EmbeddedSandbox) -> Iterator[tuple[httpx.Client, list[httpx.Response]]]:
-    seen: list[httpx.Response] = []
-
-    def hook(response: httpx.Response) -> None:
-        response.read()
-        seen.append(response)
-
-    with httpx.Client(
-        base_url=sandbox.base_url,
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        event_hooks={"response": [hook]},
-        timeout=10,
-    ) as client:
-        yield client, seen
+    recorder = Recorder()
+    with client_of(sandbox, event_hooks={"response": [recorder]}) as client:
+        yield client, recorder.seen
 
 
 def _scenario(api: httpx.Client, clock: ManualClock) -> None:

@@ -17,14 +17,20 @@ import pytest
 
 from reconciler.sandbox import EmbeddedSandbox, ManualClock
 from tests.sandbox.conftest import (
-    API_KEY,
     chat_lines,
+    client_of,
     oai_file_id,
     preference_lines,
     upload,
     wait_status,
 )
-from tests.sandbox.contract import OPENAI_ERROR, openai_contract
+from tests.sandbox.contract import (
+    OPENAI_ERROR,
+    Recorder,
+    check_openai_answers,
+    openai_contract,
+    openai_json_operations,
+)
 
 pytestmark = pytest.mark.contract
 
@@ -39,22 +45,10 @@ GRADER = {
 
 
 @pytest.fixture
-def recorded(
-    openai_sandbox: EmbeddedSandbox,
-) -> Iterator[tuple[httpx.Client, list[httpx.Response]]]:
-    seen: list[httpx.Response] = []
-
-    def hook(response: httpx.Response) -> None:
-        response.read()
-        seen.append(response)
-
-    with httpx.Client(
-        base_url=openai_sandbox.base_url,
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        event_hooks={"response": [hook]},
-        timeout=10,
-    ) as client:
-        yield client, seen
+def recorded(openai_sandbox: EmbeddedSandbox) -> Iterator[tuple[httpx.Client, Recorder]]:
+    recorder = Recorder()
+    with client_of(openai_sandbox, event_hooks={"response": [recorder]}) as client:
+        yield client, recorder
 
 
 def _create(api: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -195,28 +189,13 @@ def _scenario(api: httpx.Client, clock: ManualClock) -> None:
 
 
 def test_every_openai_answer_matches_the_contract(
-    recorded: tuple[httpx.Client, list[httpx.Response]], clock: ManualClock
+    recorded: tuple[httpx.Client, Recorder], clock: ManualClock
 ) -> None:
-    api, seen = recorded
+    api, recorder = recorded
     _scenario(api, clock)
-    contract = openai_contract()
-    checked: set[tuple[str, str]] = set()
-    statuses: set[int] = set()
-    for response in seen:
-        method, path = response.request.method, response.request.url.path
-        statuses.add(response.status_code)
-        if response.status_code == 200 and path.endswith("/content"):
-            continue
-        body = response.json()
-        if response.status_code == 200:
-            contract.validate(method, path, body)
-            checked.add((method, contract.template(path)))
-        else:
-            contract.validate_against(OPENAI_ERROR, body)
-    assert statuses == {200, 400, 403, 404, 405}
-    wanted = contract.operations("/files", "/fine_tuning/jobs", "/models") - {
-        ("GET", "/files/{file_id}/content")
-    }
+    checked, statuses = check_openai_answers(recorder.seen)
+    assert set(statuses) == {200, 400, 403, 404, 405}
+    wanted = openai_json_operations()
     assert wanted <= checked, f"operations never exercised: {sorted(wanted - checked)}"
 
 

@@ -14,6 +14,7 @@ from tests.sandbox.conftest import (
     API_KEY,
     StartSandbox,
     chat_lines,
+    client_of,
     oai_file_id,
     preference_lines,
     upload,
@@ -187,9 +188,7 @@ def test_the_gate_speaks_openai(start_sandbox: StartSandbox) -> None:
         r = anon.get("/v1/files", headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
         assert anon.get("/sandbox/health").status_code == 200
-    with httpx.Client(
-        base_url=sandbox.base_url, headers={"Authorization": f"Bearer {API_KEY}"}
-    ) as api:
+    with client_of(sandbox) as api:
         r = api.get("/v1/models")
         assert r.status_code == 500
         assert r.json()["error"]["type"] == "server_error"

@@ -17,6 +17,7 @@ from tests.sandbox.conftest import (
     STEP,
     StartSandbox,
     chat_lines,
+    client_of,
     oai_file_id,
     preference_lines,
     wait_status,
@@ -471,9 +472,7 @@ def test_an_injected_run_failure(start_sandbox: StartSandbox, clock: ManualClock
     from reconciler.sandbox import parse_faults
 
     sandbox = start_sandbox(api_key=API_KEY, dialect="openai", faults=parse_faults("job_failure=1"))
-    with httpx.Client(
-        base_url=sandbox.base_url, headers={"Authorization": f"Bearer {API_KEY}"}
-    ) as api:
+    with client_of(sandbox) as api:
         job = _create(api, training_file=oai_file_id(api))
         failed = wait_status(api, clock, job["id"], {"failed", "succeeded"})
     assert failed["status"] == "failed"
@@ -506,9 +505,8 @@ def test_a_restart_keeps_jobs_pauses_and_file_problems(
     start_sandbox: StartSandbox, clock: ManualClock, tmp_path: Path
 ) -> None:
     data = tmp_path / "openai"
-    headers = {"Authorization": f"Bearer {API_KEY}"}
     first = start_sandbox(api_key=API_KEY, dialect="openai", data_dir=data)
-    with httpx.Client(base_url=first.base_url, headers=headers) as api:
+    with client_of(first) as api:
         broken = oai_file_id(api, b"[]\n" + chat_lines(11), "broken.jsonl")
         job = _create(api, training_file=oai_file_id(api), metadata={"k": "v"})
         wait_status(api, clock, job["id"], {"running"})
@@ -518,7 +516,7 @@ def test_a_restart_keeps_jobs_pauses_and_file_problems(
     first.stop()
 
     second = start_sandbox(api_key=API_KEY, dialect="openai", data_dir=data)
-    with httpx.Client(base_url=second.base_url, headers=headers) as api:
+    with client_of(second) as api:
         assert api.get(f"{JOBS}/{job['id']}").json() == before
         assert _events(api, job["id"]) == events
         assert api.get(JOBS, params={"metadata[k]": "v"}).json()["data"] == [before]

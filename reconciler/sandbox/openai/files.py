@@ -21,8 +21,8 @@ from reconciler.sandbox.openai.render import file_out
 from reconciler.sandbox.records import FileRecord
 from reconciler.sandbox.routes.common import ConfigDep, StoreDep
 from reconciler.sandbox.store import Store, UnknownCursor
-from reconciler.sandbox.uploads import TooLarge, download, mimetype, safe_filename, staged
-from reconciler.sandbox.validation import MAX_QUOTED_PROBLEMS, check_upload
+from reconciler.sandbox.uploads import TooLarge, download, file_record, safe_filename, staged
+from reconciler.sandbox.validation import check_upload
 
 #: Largest ``limit`` of a list (the reference's range for files, used for every list).
 LIMIT_MAX = 10_000
@@ -54,8 +54,7 @@ def upload_file(
         raise invalid("Invalid file format for Fine-Tuning API. Must be .jsonl", "file")
     try:
         with staged(store, file, config.max_upload_bytes) as upload:
-            kind, num_lines, samples, invalid_count, tokens = "none", None, 0, 0, upload.size // 4
-            problems: tuple[str, ...] = ()
+            report = None
             if purpose == "fine-tune":
                 report = check_upload(upload.path, filename, preference=True)
                 if report.samples == 0:
@@ -63,29 +62,18 @@ def upload_file(
                         f"{filename} is empty: a fine-tuning file holds one JSON example per line.",
                         "file",
                     )
-                kind = report.sample_type or "unknown"
-                num_lines, samples, invalid_count = report.num_lines, report.samples, report.invalid
-                tokens = max(report.approx_tokens, 1)
-                problems = tuple(p.render() for p in report.problems[:MAX_QUOTED_PROBLEMS])
             created = int(store.clock.now())
-            record = FileRecord(
-                id=random_id("file-", 22),
+            record = file_record(
+                upload,
+                report,
+                file_id=random_id("file-", 22),
                 filename=filename,
-                bytes=upload.size,
-                created_at=created,
                 purpose=purpose,
-                sample_type=kind,
-                source="upload",
-                num_lines=num_lines,
-                mimetype=mimetype(filename, file.content_type),
-                signature=upload.sha256[:16],
+                created=created,
+                content_type=file.content_type,
                 expires_at=created + seconds if seconds is not None else None,
                 visibility=None,
-                sha256=upload.sha256,
-                samples=samples,
-                invalid=invalid_count,
-                approx_tokens=tokens,
-                problems=problems,
+                untyped="none",
             )
             return file_out(store.add_file(upload.path, record, dedupe=False))
     except TooLarge:

@@ -20,7 +20,7 @@ from reconciler.sandbox.bodies import upload_too_large_text
 from reconciler.sandbox.records import FileRecord
 from reconciler.sandbox.routes.common import ConfigDep, PageQ, PageSizeQ, StoreDep, detail
 from reconciler.sandbox.store import Store
-from reconciler.sandbox.uploads import TooLarge, download, mimetype, safe_filename, staged
+from reconciler.sandbox.uploads import TooLarge, download, file_record, safe_filename, staged
 from reconciler.sandbox.validation import UploadCheck, check_upload, quote
 
 #: Sample types a Mistral fine-tuning file may hold.
@@ -78,38 +78,24 @@ def upload_file(
         )
     try:
         with staged(store, file, config.max_upload_bytes) as upload:
-            sample_type = "batch_request"
-            num_lines: int | None = None
-            samples = invalid = 0
-            approx_tokens = upload.size // 4
+            report = None
             if purpose == "fine-tune":
                 report = check_upload(upload.path, filename)
                 refusal = _refusal(filename, report)
                 if refusal:
                     return detail(422, refusal)
-                assert report.sample_type is not None
-                sample_type = report.sample_type
-                num_lines = report.num_lines
-                samples, invalid = report.samples, report.invalid
-                approx_tokens = max(report.approx_tokens, 1)
             created = int(store.clock.now())
-            record = FileRecord(
-                id=str(uuid.uuid4()),
+            record = file_record(
+                upload,
+                report,
+                file_id=str(uuid.uuid4()),
                 filename=filename,
-                bytes=upload.size,
-                created_at=created,
                 purpose=purpose,
-                sample_type=sample_type,
-                source="upload",
-                num_lines=num_lines,
-                mimetype=mimetype(filename, file.content_type),
-                signature=upload.sha256[:16],
+                created=created,
+                content_type=file.content_type,
                 expires_at=created + expiry * 3600 if expiry else None,
                 visibility=visibility,
-                sha256=upload.sha256,
-                samples=samples,
-                invalid=invalid,
-                approx_tokens=approx_tokens,
+                untyped="batch_request",
             )
             return file_out(store.add_file(upload.path, record))
     except TooLarge:

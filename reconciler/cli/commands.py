@@ -54,7 +54,7 @@ TOP_COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand(
         "sandbox",
         "reconciler.cli.cmd_sandbox",
-        "Run the sandbox: a local Mistral files and fine-tuning API that NEVER trains a model.",
+        "Run the sandbox: a local Mistral or OpenAI fine-tuning API that NEVER trains a model.",
     ),
 )
 """The top-level commands; ``state`` (a group, :data:`STATE_COMMANDS`) follows them."""

@@ -28,6 +28,7 @@ RANKS: dict[str, int] = {
     "data": 2,
     "train": 2,
     "ray": 3,
+    "providers": 3,
     "engine": 4,
     "observe": 5,
     "render": 5,

@@ -31,6 +31,9 @@ IDENTITY_ADDRESS_KEY = "reconciler_address"
 IDENTITY_FINGERPRINT_KEY = "reconciler_fingerprint"
 """Job metadata key carrying the request fingerprint of the spec that created the job."""
 
+IDENTITY_GENERATION_KEY = "reconciler_generation"
+"""Job metadata key carrying the replacement generation (see :class:`JobTag`)."""
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -71,6 +74,30 @@ class Capabilities:
     methods: frozenset[str]
     max_suffix_length: int
     hyperparameters: frozenset[str]
+
+
+@dataclass(frozen=True)
+class JobTag:
+    """Our identity of a job, for services that can carry it (``Capabilities.job_metadata``).
+
+    Attributes:
+        address: the spec address that creates the job, e.g. ``job.tone``.
+        fingerprint: the request fingerprint of that spec revision.
+        generation: how many jobs this address had before (its history length): a
+            ``--replace`` of an unchanged spec is a new generation, so a new identity.
+    """
+
+    address: str
+    fingerprint: str
+    generation: int = 0
+
+    def metadata(self) -> dict[str, str]:
+        """The job metadata that carries this identity (string values only)."""
+        return {
+            IDENTITY_ADDRESS_KEY: self.address,
+            IDENTITY_FINGERPRINT_KEY: self.fingerprint,
+            IDENTITY_GENERATION_KEY: str(self.generation),
+        }
 
 
 @runtime_checkable
@@ -120,8 +147,12 @@ class Provider(Protocol):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any]) -> RemoteJob:
-        """Create a job from a canonical request; never creates it twice."""
+    def create_job(self, request: dict[str, Any], *, tag: JobTag | None = None) -> RemoteJob:
+        """Create a job from a canonical request; never creates it twice.
+
+        ``tag`` is our identity of the job; services with ``job_metadata`` store it on the job
+        (and derive idempotency keys from it), the others ignore it.
+        """
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
         """The service's own cost estimate without creating anything.
@@ -143,9 +174,17 @@ class Provider(Protocol):
         """Cancel a job (idempotent; a finished job is left as it is)."""
 
     def find_jobs(
-        self, request: dict[str, Any], *, created_after: datetime | None = None
+        self,
+        request: dict[str, Any],
+        *,
+        created_after: datetime | None = None,
+        tag: JobTag | None = None,
     ) -> list[RemoteJob]:
-        """Jobs this exact request created (by identity metadata where the service has it)."""
+        """Jobs this exact request created.
+
+        With ``tag`` and ``job_metadata``, by the identity on the job (exact); otherwise by
+        comparing the request with what the remote reports.
+        """
 
     # -- fine-tuned models ----------------------------------------------------------------
 

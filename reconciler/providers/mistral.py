@@ -7,16 +7,32 @@ The sandbox's Mistral dialect is served by the same provider.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from reconciler.client.api import MistralClient
-from reconciler.providers.base import MISTRAL_CAPABILITIES, Capabilities, Provider
+from reconciler.client.types import RemoteJob
+from reconciler.providers.base import MISTRAL_CAPABILITIES, Capabilities, JobTag, Provider
 
 
 class MistralProvider(MistralClient):
     """Mistral's files and fine-tuning API as a :class:`~reconciler.providers.base.Provider`."""
 
     capabilities: Capabilities = MISTRAL_CAPABILITIES
+
+    def create_job(self, request: dict[str, Any], *, tag: JobTag | None = None) -> RemoteJob:
+        """Create a job; Mistral jobs cannot carry ``tag`` (identity is the request)."""
+        return super().create_job(request)
+
+    def find_jobs(
+        self,
+        request: dict[str, Any],
+        *,
+        created_after: datetime | None = None,
+        tag: JobTag | None = None,
+    ) -> list[RemoteJob]:
+        """Jobs whose reported request equals ``request`` (``tag`` cannot be matched here)."""
+        return super().find_jobs(request, created_after=created_after)
 
 
 if TYPE_CHECKING:  # mypy checks that the client really implements the interface

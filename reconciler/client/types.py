@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class JobStatus(StrEnum):
     """A fine-tuning job's status, as the API names it, with what each one means.
 
+    These are Mistral's statuses, plus ``PAUSED`` (OpenAI's ``paused``); providers of other
+    services map their statuses onto them (OpenAI's ``succeeded`` is ``SUCCESS``).
+
     Remote objects keep their status as the string the server sent (a newer server may send
     one this version does not know); :meth:`of` reads such a string, and members compare
     equal to their string, so ``job["status"] == JobStatus.SUCCESS`` works on raw dicts.
@@ -35,6 +38,7 @@ class JobStatus(StrEnum):
     FAILED_VALIDATION = "FAILED_VALIDATION"
     CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
     CANCELLED = "CANCELLED"
+    PAUSED = "PAUSED"
 
     @classmethod
     def of(cls, value: object) -> JobStatus | None:
@@ -80,6 +84,21 @@ class JobStatus(StrEnum):
     def is_running(self) -> bool:
         """Training: STARTED (the short step after /start) or RUNNING."""
         return self in (JobStatus.STARTED, JobStatus.RUNNING)
+
+    @property
+    def is_paused(self) -> bool:
+        """Paused (services with pause/resume): active, started, not training until resumed."""
+        return self is JobStatus.PAUSED
+
+    @property
+    def can_pause(self) -> bool:
+        """A pause request is meaningful: the job has started and not ended (not paused yet)."""
+        return (
+            self.has_started
+            and not self.is_terminal
+            and not self.is_cancelled
+            and (self is not JobStatus.PAUSED)
+        )
 
 
 _TERMINAL = frozenset(
@@ -135,7 +154,7 @@ class RemoteJob(_Remote):
     Attributes:
         id: job id (uuid string).
         status: one of QUEUED, VALIDATING, VALIDATED, STARTED, RUNNING, FAILED_VALIDATION,
-            FAILED, SUCCESS, CANCELLED, CANCELLATION_REQUESTED.
+            FAILED, SUCCESS, CANCELLED, CANCELLATION_REQUESTED, PAUSED.
         model: base model name.
         job_type: ``completion`` or ``classifier`` (``None`` if the server omits it).
         auto_start: whether the job starts by itself after validation.
@@ -150,6 +169,8 @@ class RemoteJob(_Remote):
         fine_tuned_model: the resulting model id once the job succeeded.
         trained_tokens: tokens trained so far / in total.
         metadata: server-computed cost / duration / token estimates (``JobMetadataOut``).
+        user_metadata: string pairs the creator attached to the job (OpenAI's ``metadata``);
+            the identity reconciler tags its jobs with lives there. None on services without.
         events: status events, newest first (detailed form only).
         checkpoints: checkpoints with metrics, newest first (detailed form only).
         classifier_targets: classifier targets (detailed classifier jobs only).
@@ -170,6 +191,7 @@ class RemoteJob(_Remote):
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
     metadata: dict[str, Any] | None = None
+    user_metadata: dict[str, str] | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)
     checkpoints: list[dict[str, Any]] = Field(default_factory=list)
     classifier_targets: list[dict[str, Any]] | None = None
@@ -199,7 +221,7 @@ class RemoteJob(_Remote):
 
     @property
     def is_active(self) -> bool:
-        """True for QUEUED/VALIDATING/VALIDATED/STARTED/RUNNING/CANCELLATION_REQUESTED."""
+        """True for QUEUED/VALIDATING/VALIDATED/STARTED/RUNNING/PAUSED/CANCELLATION_REQUESTED."""
         status = JobStatus.of(self.status)
         return status is not None and status.is_active
 

@@ -64,14 +64,42 @@ class DesiredFile:
 
 @dataclass(frozen=True)
 class IntegrationSpec:
-    """A W&B integration as sent, with its key still a reference."""
+    """A W&B integration as sent, with its key still a reference.
+
+    Attributes:
+        project, name, run_name: as sent (``name`` is the run's display name).
+        api_key: the key's reference; None where the service keeps the key itself (openai).
+        base_dir: directory a ``{file: ...}`` key reference is relative to.
+        subject: ``WandbIntegration/<name>``, for messages.
+        entity, tags: the W&B team/user and run tags (openai), when set.
+    """
 
     project: str
     name: str | None
     run_name: str | None
-    api_key: SecretRef
+    api_key: SecretRef | None
     base_dir: Path
     subject: str
+    entity: str | None = None
+    tags: tuple[str, ...] = ()
+
+    def identity(self) -> dict[str, Any]:
+        """What the create request says about it, without the key (part of the identity).
+
+        ``entity`` and ``tags`` appear only when set, so the identity (and fingerprint) of an
+        integration without them is what it was before they existed.
+        """
+        out: dict[str, Any] = {
+            "type": "wandb",
+            "project": self.project,
+            "name": self.name,
+            "run_name": self.run_name,
+        }
+        if self.entity is not None:
+            out["entity"] = self.entity
+        if self.tags:
+            out["tags"] = list(self.tags)
+        return out
 
 
 @dataclass(frozen=True)
@@ -105,7 +133,12 @@ class DesiredJob:
     def build_request(
         self, file_ids: Mapping[str, str], resolve_secret: Callable[[IntegrationSpec], str]
     ) -> dict[str, Any]:
-        """The JobIn body: files by remote id, secrets resolved, ``auto_start`` false."""
+        """The JobIn body: files by remote id, secrets resolved, ``auto_start`` false.
+
+        This is the canonical request every provider takes (Mistral's ``JobIn`` shape, plus
+        ``method`` and ``seed`` when the spec sets them); providers of other services map it
+        to their own API.
+        """
         identity = self.identity
         request: dict[str, Any] = {
             "model": identity["model"],
@@ -123,17 +156,14 @@ class DesiredJob:
             request["suffix"] = identity["suffix"]
         if self.integrations:
             request["integrations"] = [
-                {
-                    "type": "wandb",
-                    "project": i.project,
-                    "name": i.name,
-                    "run_name": i.run_name,
-                    "api_key": resolve_secret(i),
-                }
+                {**i.identity(), **({"api_key": resolve_secret(i)} if i.api_key else {})}
                 for i in self.integrations
             ]
         if identity.get("classifier_targets"):
             request["classifier_targets"] = [dict(t) for t in identity["classifier_targets"]]
+        for key in ("method", "seed"):
+            if key in identity:
+                request[key] = identity[key]
         return request
 
 
@@ -193,6 +223,8 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
             api_key=i.api_key,
             base_dir=specs.integrations[i.name].base_dir,
             subject=f"WandbIntegration/{i.name}",
+            entity=i.entity,
+            tags=tuple(i.tags),
         )
         for i in job.integrations
     )
@@ -204,12 +236,15 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
         "hyperparameters": {k: v for k, v in sorted(job.hyperparameters.items())},
         "suffix": job.suffix,
         "invalid_sample_skip_percentage": float(job.invalid_sample_skip_percentage),
-        "integrations": [
-            {"type": "wandb", "project": i.project, "name": i.name, "run_name": i.run_name}
-            for i in integrations
-        ],
+        "integrations": [i.identity() for i in integrations],
         "classifier_targets": [t.model_dump(mode="json") for t in job.classifier_targets or ()],
     }
+    # Only when they differ from what requests were before these fields existed, so the
+    # fingerprints of existing jobs stay as they were.
+    if job.method != "supervised":
+        identity["method"] = job.method
+    if job.seed is not None:
+        identity["seed"] = job.seed
     depends = tuple(dict.fromkeys(f["file"] for f in training + validation))
     return DesiredJob(
         address=job.address,

@@ -538,6 +538,8 @@ def _already_made(res: ResourceState | None, fingerprint: str, change: Change) -
 
 def resolve_integration_key(spec: IntegrationSpec) -> str:
     """The W&B key of an integration, resolved from its reference (at apply time only)."""
+    if spec.api_key is None:  # build_request asks only for keys that are set
+        raise SecretError(f"{spec.subject} has no api_key to resolve")
     value = resolve_secret(spec.api_key, spec.base_dir, purpose=f"{spec.subject} api_key")
     if len(value) != WANDB_KEY_LENGTH:
         # Checked here so the message names the reference instead of a 422 per job.

@@ -230,23 +230,29 @@ class FileRef(PartialPart):
     weight: float | None = None
 
 
-class IntegrationRef(PlanPart):
+class IntegrationRef(PartialPart):
     """A W&B integration of a job request, its key shown as the reference only.
 
     Attributes:
         type: ``wandb``.
         project, name, run_name: as sent.
         api_key: where the key comes from, e.g. ``{"env": "WANDB_API_KEY"}``; never a value.
+            Absent where the service keeps the key itself (openai).
+        entity, tags: the W&B team/user and run tags (openai), present when set.
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"api_key", "entity", "tags"})
 
     type: Literal["wandb"] = "wandb"
     project: str
     name: str | None
     run_name: str | None
-    api_key: Mapping[str, str]
+    api_key: Mapping[str, str] | None = None
+    entity: str | None = None
+    tags: tuple[str, ...] = ()
 
 
-class JobRequest(PlanPart):
+class JobRequest(PartialPart):
     """The create request of a job in content form (files by address and hash, no secret).
 
     Attributes:
@@ -256,7 +262,11 @@ class JobRequest(PlanPart):
         integrations: W&B integrations.
         classifier_targets: classifier jobs' targets (``name``, ``labels``, ``weight``,
             ``loss_function``).
+        method: the training method, present when not ``supervised`` (``dpo``).
+        seed: the run's seed, present when set.
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"method", "seed"})
 
     model: str
     job_type: str
@@ -267,6 +277,8 @@ class JobRequest(PlanPart):
     invalid_sample_skip_percentage: float
     integrations: tuple[IntegrationRef, ...]
     classifier_targets: tuple[Mapping[str, Any], ...]
+    method: str = "supervised"
+    seed: int | None = None
 
 
 class BudgetLimit(PlanPart):

@@ -404,7 +404,7 @@ def _masked_identity(job: DesiredJob) -> dict[str, Any]:
     """The identity with each integration's key shown as its reference, never a value."""
     identity = dict(job.identity)
     identity["integrations"] = [
-        {**i, "api_key": spec.api_key.model_dump(exclude_none=True)}
+        {**i, "api_key": spec.api_key.model_dump(exclude_none=True)} if spec.api_key else i
         for i, spec in zip(job.identity["integrations"], job.integrations, strict=True)
     ]
     return identity

@@ -5,8 +5,9 @@ A provider turns its service's API into the canonical shapes of :mod:`reconciler
 (``RemoteFile``, ``RemoteJob`` with a :class:`~reconciler.client.types.JobStatus`,
 ``RemoteModel``): the Mistral client returns them as they come; other providers translate
 (OpenAI's ``succeeded`` becomes ``SUCCESS``, a Ray job's ``STOPPED`` becomes ``CANCELLED``).
-What a service cannot do is declared in :class:`Capabilities`, so the spec checks and the
-planner decide up front instead of discovering it in a 4xx at apply time.
+What a service cannot do is declared in :class:`Capabilities` (defined with the spec models in
+:mod:`reconciler.spec.capabilities`, re-exported here), so the spec checks and the planner
+decide up front instead of discovering it in a 4xx at apply time.
 
 Job requests are the canonical (Mistral ``JobIn``-shaped) request bodies the engine builds
 from a spec; a provider maps them to its own API. Providers whose service can carry our
@@ -16,7 +17,7 @@ identity exactly; the others compare requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from reconciler.client.limits import RequestStats
 from reconciler.client.types import JobEstimate, RemoteFile, RemoteJob, RemoteModel
+from reconciler.spec.capabilities import (
+    MISTRAL_CAPABILITIES,
+    MISTRAL_HYPERPARAMETERS,
+    OPENAI_CAPABILITIES,
+    Capabilities,
+)
 
 IDENTITY_ADDRESS_KEY = "reconciler_address"
 """Job metadata key carrying the address of the spec that created the job."""
@@ -33,47 +40,6 @@ IDENTITY_FINGERPRINT_KEY = "reconciler_fingerprint"
 
 IDENTITY_GENERATION_KEY = "reconciler_generation"
 """Job metadata key carrying the replacement generation (see :class:`JobTag`)."""
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a provider's service supports; the spec checks and the planner read it.
-
-    Attributes:
-        name: the provider type as written in the ``Provider`` document (``mistral``,
-            ``openai``, ``ray``, ``sandbox``), used in error messages ("not supported by
-            openai").
-        auto_start: jobs can be created without starting (``auto_start=false``), so the
-            remote's own cost estimate can gate the start. Without it, jobs start at once and
-            budgets are enforced at plan time only.
-        job_metadata: jobs carry string metadata that can be filtered on when listing, so our
-            identity (address + fingerprint) is exact.
-        pause: jobs can be paused and resumed.
-        absolute_learning_rate: ``learning_rate`` is an absolute rate (Mistral); without it
-            the service takes a multiplier (OpenAI ``learning_rate_multiplier``).
-        multiple_training_files: several (weighted) training files per job.
-        wandb_key_per_job: a W&B API key can travel with each job (Mistral's integration); OpenAI
-            keeps it in the organisation's settings instead.
-        model_updates: a fine-tuned model's name/description can be changed and it can be
-            archived.
-        remote_estimate: the service estimates a job's cost without creating it (``dry_run``).
-        methods: training methods it accepts (``supervised``, ``dpo``, ...).
-        max_suffix_length: longest ``suffix`` it accepts.
-        hyperparameters: hyperparameter names a job may set on this service.
-    """
-
-    name: str
-    auto_start: bool
-    job_metadata: bool
-    pause: bool
-    absolute_learning_rate: bool
-    multiple_training_files: bool
-    wandb_key_per_job: bool
-    model_updates: bool
-    remote_estimate: bool
-    methods: frozenset[str]
-    max_suffix_length: int
-    hyperparameters: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -98,6 +64,24 @@ class JobTag:
             IDENTITY_FINGERPRINT_KEY: self.fingerprint,
             IDENTITY_GENERATION_KEY: str(self.generation),
         }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any] | None) -> JobTag | None:
+        """The tag a job's metadata carries (``RemoteJob.user_metadata``), or None for a job
+        without one (made by hand, or by another tool)."""
+        if not metadata:
+            return None
+        address = metadata.get(IDENTITY_ADDRESS_KEY)
+        fingerprint = metadata.get(IDENTITY_FINGERPRINT_KEY)
+        if not isinstance(address, str) or not isinstance(fingerprint, str):
+            return None
+        raw = metadata.get(IDENTITY_GENERATION_KEY)
+        generation = int(raw) if isinstance(raw, str) and raw.isdigit() else 0
+        return cls(address, fingerprint, generation)
+
+    def same_spec(self, other: JobTag) -> bool:
+        """Same address and fingerprint (whatever the generation): the same spec revision."""
+        return self.address == other.address and self.fingerprint == other.fingerprint
 
 
 @runtime_checkable
@@ -203,30 +187,30 @@ class Provider(Protocol):
         """Unarchive a fine-tuned model (only with ``model_updates``)."""
 
 
-MISTRAL_HYPERPARAMETERS = frozenset(
-    {
-        "training_steps",
-        "learning_rate",
-        "weight_decay",
-        "warmup_fraction",
-        "epochs",
-        "seq_len",
-        "fim_ratio",
-    }
-)
+@runtime_checkable
+class Pausable(Protocol):
+    """A provider whose jobs can be paused and resumed (``Capabilities.pause``).
 
-MISTRAL_CAPABILITIES = Capabilities(
-    name="mistral",
-    auto_start=True,
-    job_metadata=False,
-    pause=False,
-    absolute_learning_rate=True,
-    multiple_training_files=True,
-    wandb_key_per_job=True,
-    model_updates=True,
-    remote_estimate=True,
-    methods=frozenset({"supervised"}),
-    max_suffix_length=18,
-    hyperparameters=MISTRAL_HYPERPARAMETERS,
-)
-"""Mistral's fine-tuning API (and the sandbox's Mistral dialect)."""
+    Kept apart from :class:`Provider` so that services without pause need not implement it;
+    the engine checks ``capabilities.pause`` and this protocol before it pauses anything.
+    """
+
+    def pause_job(self, job_id: str) -> RemoteJob:
+        """Pause a running job (idempotent: a paused job is left as it is)."""
+
+    def resume_job(self, job_id: str) -> RemoteJob:
+        """Resume a paused job (idempotent: a job that is not paused is left as it is)."""
+
+
+__all__ = [
+    "IDENTITY_ADDRESS_KEY",
+    "IDENTITY_FINGERPRINT_KEY",
+    "IDENTITY_GENERATION_KEY",
+    "MISTRAL_CAPABILITIES",
+    "MISTRAL_HYPERPARAMETERS",
+    "OPENAI_CAPABILITIES",
+    "Capabilities",
+    "JobTag",
+    "Pausable",
+    "Provider",
+]

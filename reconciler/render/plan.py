@@ -99,7 +99,14 @@ def _describe_job(change: JobChange) -> list[str]:
             lines.append("validation: " + ", ".join(f.file for f in request.validation_files))
         if request.suffix:
             lines.append(f"suffix: {request.suffix}")
+        if request.method != "supervised":
+            lines.append(f"method: {request.method}")
+        if request.seed is not None:
+            lines.append(f"seed: {request.seed}")
         for integration in request.integrations:
+            if integration.api_key is None:
+                lines.append(f"W&B project {integration.project}")
+                continue
             ref = ", ".join(f"{k}: {v}" for k, v in integration.api_key.items())
             lines.append(f"W&B project {integration.project} (api_key from {{{ref}}})")
         start = "then start once validated" if after.start else "leave VALIDATED (start: false)"

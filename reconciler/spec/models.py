@@ -237,7 +237,14 @@ class Dataset(DocumentBase):
 
 
 class HyperparameterValues(StrictModel):
-    """Training parameters with the API's ranges. Unset fields take the server's defaults."""
+    """Training parameters with the API's ranges. Unset fields take the server's defaults.
+
+    Which of them a job may set depends on its Provider's service: ``training_steps``,
+    ``learning_rate`` (an absolute rate), ``weight_decay``, ``warmup_fraction``, ``seq_len`` and
+    ``fim_ratio`` are Mistral's; ``learning_rate_multiplier``, ``batch_size`` and ``beta`` are
+    OpenAI's; ``epochs`` is both (a whole number for OpenAI, sent as ``n_epochs``). ``validate``
+    names the ones the Provider does not take.
+    """
 
     training_steps: int | None = Field(default=None, ge=1, description="Number of steps (>= 1).")
     learning_rate: float | None = Field(
@@ -256,6 +263,22 @@ class HyperparameterValues(StrictModel):
         ge=0,
         le=1,
         description="Fill-in-the-middle ratio, 0..1 (completion jobs only; server default 0.9).",
+    )
+    learning_rate_multiplier: float | None = Field(
+        default=None,
+        gt=0,
+        description="openai: scaling factor of the service's own learning rate (> 0; default "
+        "chosen by the service).",
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, le=256, description="openai: examples per batch, 1..256."
+    )
+    beta: float | None = Field(
+        default=None,
+        gt=0,
+        le=2,
+        description="openai, method: dpo only: weight of the penalty between the policy and "
+        "the reference model, 0 < beta <= 2.",
     )
 
     def set_values(self) -> dict[str, Any]:
@@ -297,9 +320,18 @@ class WandbIntegration(DocumentBase):
         description="Display name of the run (the API's 'name'); default: the job id.",
     )
     run_name: str | None = Field(default=None, description="W&B run name.")
-    api_key: SecretRef = Field(
-        description="W&B API key (40 characters) as {env: NAME} or {file: PATH}; write-only."
+    api_key: SecretRef | None = Field(
+        default=None,
+        description="W&B API key (40 characters) as {env: NAME} or {file: PATH}; write-only. "
+        "Required by mistral; refused by openai, which keeps the key in the organisation's "
+        "settings.",
     )
+    entity: str | None = Field(
+        default=None,
+        min_length=1,
+        description="openai: the W&B team or user the run belongs to (default: the key's).",
+    )
+    tags: list[str] = Field(default_factory=list, description="openai: tags added to the W&B run.")
 
 
 # --------------------------------------------------------------------------- FineTuningJob
@@ -392,8 +424,10 @@ class FineTuningJob(DocumentBase):
     )
     suffix: str | None = Field(
         default=None,
-        max_length=18,
-        description="Added to the fine-tuned model name (at most 18 characters).",
+        min_length=1,
+        max_length=64,
+        description="Added to the fine-tuned model name (at most 18 characters for mistral, "
+        "64 for openai).",
     )
     invalid_sample_skip_percentage: float = Field(
         default=0, ge=0, le=0.5, description="Share of invalid samples the remote may skip, 0..0.5."
@@ -401,9 +435,27 @@ class FineTuningJob(DocumentBase):
     classifier_targets: list[ClassifierTarget] | None = Field(
         default=None, description="Classifier heads (required for classifier jobs)."
     )
+    method: Literal["supervised", "dpo"] = Field(
+        default="supervised",
+        description="Training method: supervised (default), or dpo (openai: preference "
+        "datasets, hyperparameter beta).",
+    )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2147483647,
+        description="openai: seed of the run, for reproducibility (default: one the service "
+        "draws).",
+    )
     start: bool = Field(
         default=True,
-        description="Start the job once the remote validated it (false: leave it VALIDATED).",
+        description="Start the job once the remote validated it (false: leave it VALIDATED). "
+        "Services that start jobs at once (openai) refuse false.",
+    )
+    paused: bool = Field(
+        default=False,
+        description="openai: pause the running job (true), or resume it (back to false); an "
+        "update in place, not a new job.",
     )
     budget: Budget | None = Field(default=None, description="Cost gate before starting.")
     fine_tuned_model: FineTunedModelSpec | None = Field(
@@ -437,6 +489,8 @@ class FineTuningJob(DocumentBase):
 
     @model_validator(mode="after")
     def _classifier(self) -> FineTuningJob:
+        if self.method == "dpo" and self.job_type == "classifier":
+            raise ValueError("method: dpo trains completion models; remove job_type: classifier")
         if self.job_type == "classifier" and not self.classifier_targets:
             raise ValueError("a classifier job needs 'classifier_targets'")
         if self.job_type == "completion" and self.classifier_targets:
@@ -476,16 +530,28 @@ class Provider(DocumentBase):
     """Where to reconcile. Without a Provider document the embedded sandbox is used."""
 
     kind: Literal["Provider"] = "Provider"
-    type: Literal["mistral", "sandbox"] = Field(description="mistral or sandbox.")
+    type: Literal["mistral", "openai", "sandbox"] = Field(description="mistral, openai or sandbox.")
     endpoint: str | None = Field(
         default=None,
         pattern=r"^https?://",
-        description="API base URL. mistral: default https://api.mistral.ai; sandbox: a running "
-        "'reconciler sandbox' server (default: the embedded one).",
+        description="API base URL. mistral: default https://api.mistral.ai; openai: default "
+        "https://api.openai.com/v1; sandbox: a running 'reconciler sandbox' server. Without "
+        "it, sandbox and openai use an embedded sandbox (openai: in its OpenAI dialect).",
     )
     api_key: SecretRef | None = Field(
         default=None,
-        description="Bearer key; mistral default {env: MISTRAL_API_KEY}.",
+        description="Bearer key; mistral default {env: MISTRAL_API_KEY}, openai default "
+        "{env: OPENAI_API_KEY}.",
+    )
+    organization: str | None = Field(
+        default=None,
+        min_length=1,
+        description="openai: the organisation requests are made for (OpenAI-Organization header).",
+    )
+    project: str | None = Field(
+        default=None,
+        min_length=1,
+        description="openai: the project requests are made for (OpenAI-Project header).",
     )
     state: StateConfig = Field(default_factory=StateConfig, description="State backend.")
     parallelism: int = Field(default=8, ge=1, le=64, description="Concurrent API operations.")

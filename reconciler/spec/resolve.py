@@ -35,6 +35,7 @@ from reconciler.spec.models import (
     TrainingFileRef,
     WandbIntegration,
 )
+from reconciler.spec.provider_checks import provider_problems
 from reconciler.spec.resolved import (
     DatasetPart,
     LoadedDocument,
@@ -53,6 +54,9 @@ MATRIX_ABBREVIATIONS: Mapping[str, str] = {
     "epochs": "epochs",
     "seq_len": "seq",
     "fim_ratio": "fim",
+    "learning_rate_multiplier": "lrm",
+    "batch_size": "batch",
+    "beta": "beta",
     "model": "model",
 }
 """Short forms of matrix keys used in derived job names."""
@@ -400,6 +404,9 @@ class _Resolver:
                     on_replace=doc.on_replace,
                     labels=dict(doc.labels),
                     location=job.location,
+                    method=doc.method,
+                    seed=doc.seed,
+                    paused=doc.paused,
                 )
             )
         return jobs
@@ -487,6 +494,15 @@ def resolve_documents(
                 continue
             jobs[job.name] = job
             job_locations[job.name] = loaded.location
+    resolver.problems.extend(
+        provider_problems(
+            resolver.provider,
+            resolver.job_docs,
+            resolver.profiles,
+            resolver.datasets,
+            resolver.integrations,
+        )
+    )
     problems = sorted(
         resolver.problems, key=lambda p: (p.location or Location(""), p.code, p.message)
     )

@@ -101,6 +101,9 @@ class ResolvedJob:
         integrations: the W&B integration documents, in the order the job names them.
         start, budget, fine_tuned_model, on_replace: lifecycle settings (not sent to the API).
         location: position of the FineTuningJob document.
+        method: the training method (``supervised`` or ``dpo``), as in the create request.
+        seed: the run's seed, when set (as in the create request).
+        paused: keep the job paused (a lifecycle setting, applied in place).
     """
 
     name: str
@@ -121,6 +124,9 @@ class ResolvedJob:
     on_replace: OnReplace
     labels: Mapping[str, str]
     location: Location
+    method: str = "supervised"
+    seed: int | None = None
+    paused: bool = False
 
     @property
     def address(self) -> Address:

@@ -195,9 +195,9 @@ ERROR_CASES = [
         "matrix key that is not a hyperparameter",
         {
             "a.yaml": DS + "---\nkind: FineTuningJob\nname: j\nmodel: m\ntraining_files: [train]\n"
-            "matrix:\n  batch_size: [1, 2]\n"
+            "matrix:\n  dropout: [1, 2]\n"
         },
-        [("invalid-value", "a.yaml:10:3", "FineTuningJob/j", "batch_size")],
+        [("invalid-value", "a.yaml:10:3", "FineTuningJob/j", "dropout")],
     ),
 ]
 

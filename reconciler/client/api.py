@@ -26,7 +26,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import isclose
@@ -210,15 +210,23 @@ def job_matches_request(job: RemoteJob, request: dict[str, Any]) -> bool:
     return True
 
 
-class MistralClient:
-    """Client of the Mistral files / fine-tuning / models API (and the sandbox).
+class HttpApi:
+    """The plumbing every HTTP API client here shares: retries, throttling, error translation.
+
+    A subclass adds the endpoints of one service (:class:`MistralClient`, the OpenAI provider
+    of :mod:`reconciler.providers.openai`) on top of :meth:`_execute`: the retry loop with
+    lost-response resolution, the shared rate limiter and concurrency bound, and translation
+    of every transport failure and error status into :mod:`reconciler.errors`. Page-numbered
+    listing (:meth:`_paginate`) and the streaming upload to ``/v1/files`` (whose lost answer
+    is looked up with the subclass's :meth:`find_file`) are shared too: both services take
+    the same multipart form.
 
     Thread-safe: one instance is meant to be shared by all the parallel work of a command, so
     that the rate limit and the concurrency bound hold for the whole process.
 
     Args:
         base_url: API root, e.g. ``https://api.mistral.ai`` or ``http://127.0.0.1:8765``
-            (a trailing ``/v1`` is tolerated).
+            (a trailing ``/v1`` is tolerated: request paths carry it).
         api_key: bearer key, or ``None`` for a sandbox without a key.
         transport: httpx transport (tests pass ``httpx.MockTransport``).
         max_attempts: attempts per request, including the first.
@@ -229,7 +237,11 @@ class MistralClient:
         upload_timeout: seconds for uploads and downloads (read/write of large bodies).
         sleep: how to wait between attempts (tests pass a recorder).
         user_agent: the ``User-Agent`` header.
+        headers: further headers sent with every request (e.g. OpenAI's organisation).
     """
+
+    compatible = "a Mistral-compatible API"
+    """What the endpoint should be, for messages about answers that do not parse."""
 
     def __init__(
         self,
@@ -245,6 +257,7 @@ class MistralClient:
         upload_timeout: float = 600.0,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = f"reconciler/{__version__}",
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         base = base_url.strip().rstrip("/")
         if base.endswith("/v1"):
@@ -252,7 +265,7 @@ class MistralClient:
         if not re.match(r"^https?://[^/\s]+", base):
             raise ReconcilerError(
                 f"invalid API endpoint {base_url!r}: expected an http(s) URL such as "
-                f"{DEFAULT_BASE_URL} or http://127.0.0.1:8765; fix Provider.endpoint"
+                "https://api.example.com or http://127.0.0.1:8765; fix Provider.endpoint"
             )
         key = api_key.strip() if api_key is not None else None
         if key is not None and (not key or re.search(r"[\s\x00-\x1f\x7f]", key)):
@@ -273,12 +286,12 @@ class MistralClient:
         self._sleep = sleep
         self._limiter = RateLimiter(rate_limit, sleep=sleep)
         self._slots = threading.BoundedSemaphore(concurrency)
-        headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        sent = {"User-Agent": user_agent, "Accept": "application/json", **(headers or {})}
         if key:
-            headers["Authorization"] = f"Bearer {key}"
+            sent["Authorization"] = f"Bearer {key}"
         self._http = httpx.Client(
             base_url=base,
-            headers=headers,
+            headers=sent,
             transport=transport or httpx.HTTPTransport(retries=0),
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -288,7 +301,13 @@ class MistralClient:
     # -- plumbing -----------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return f"MistralClient(base_url={self.base_url!r}, api_key={'<set>' if self.__api_key else None})"
+        key = "<set>" if self.__api_key else None
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
+
+    @property
+    def _secret(self) -> str | None:
+        """The key, for scrubbing it from messages (never for anything else)."""
+        return self.__api_key
 
     def __enter__(self) -> Self:
         return self
@@ -476,7 +495,7 @@ class MistralClient:
             where = ".".join(str(p) for p in first.get("loc", ()))
             raise ApiError(
                 f"unexpected response: {model.__name__}.{where}: {first.get('msg')} "
-                "(is the endpoint a Mistral-compatible API?)",
+                f"(is the endpoint {self.compatible}?)",
                 method=call.method,
                 path=call.path,
                 status=status,
@@ -488,7 +507,7 @@ class MistralClient:
         except ValueError as exc:
             raise ApiError(
                 f"the response is not JSON: {scrub(response.text[:120], self.__api_key)!r} "
-                "(is the endpoint a Mistral-compatible API?)",
+                f"(is the endpoint {self.compatible}?)",
                 method=call.method,
                 path=call.path,
                 status=response.status_code,
@@ -604,6 +623,19 @@ class MistralClient:
             return found
         return self._parse(RemoteFile, self._json(result, call), call, result.status_code)
 
+    def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
+        """The newest file named ``filename`` (and of ``size`` bytes), or None: how a lost
+        upload is looked up. Each service's client lists its files its own way."""
+        raise NotImplementedError
+
+
+class MistralClient(HttpApi):
+    """Client of the Mistral files / fine-tuning / models API (and the sandbox).
+
+    See :class:`HttpApi` for the arguments, the plumbing and the upload; this class adds the
+    rest of Mistral's endpoints and its lost-create lookups.
+    """
+
     def list_files(
         self,
         *,
@@ -654,7 +686,7 @@ class MistralClient:
         response = self._call(call)
         tmp = dest.with_name(f".{dest.name}.part")
         try:
-            with translate_errors("GET", call.path, base_url=self.base_url, secret=self.__api_key):
+            with translate_errors("GET", call.path, base_url=self.base_url, secret=self._secret):
                 with open(tmp, "wb") as fh:
                     for chunk in response.iter_bytes(1024 * 1024):
                         fh.write(chunk)
@@ -881,4 +913,4 @@ class MistralClient:
         )
 
 
-__all__ = ["DEFAULT_BASE_URL", "MistralClient", "job_matches_request"]
+__all__ = ["DEFAULT_BASE_URL", "HttpApi", "MistralClient", "job_matches_request"]

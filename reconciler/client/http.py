@@ -44,8 +44,8 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 _HINTS: dict[int, str] = {
     400: "the request was malformed; check the spec values named above",
-    401: "check the API key: Provider.api_key (default {env: MISTRAL_API_KEY}) or the "
-    "sandbox's --api-key",
+    401: "check the API key: Provider.api_key (default {env: MISTRAL_API_KEY} for mistral, "
+    "{env: OPENAI_API_KEY} for openai) or the sandbox's --api-key",
     403: "the API key lacks permission for this operation (e.g. deleting a base model)",
     404: "the object does not exist (deleted remotely?); run `reconciler plan` to refresh",
     409: "a similar job is already queued, validated or running; wait for it or cancel it",
@@ -104,7 +104,11 @@ def parse_body(response: httpx.Response) -> tuple[str, Any]:
         if "message" in body:
             return _truncate(str(body["message"])), None
         if "error" in body:
-            return _truncate(str(body["error"])), None
+            error = body["error"]
+            # OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                return _truncate(error["message"]), error
+            return _truncate(str(error)), None
     return _truncate(json.dumps(body, default=str)), None
 
 

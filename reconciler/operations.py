@@ -34,6 +34,7 @@ from reconciler.errors import (
     Severity,
     StalePlanError,
 )
+from reconciler.providers.openai_costs import estimate_openai
 from reconciler.workspace import Workspace
 
 MAX_ESTIMATES = 50
@@ -82,8 +83,11 @@ def estimate_costs(
 ) -> tuple[dict[str, CostEstimate], list[str]]:
     """Cost estimates of new jobs, and notes on what could not be estimated.
 
-    Today they come from the remote's ``dry_run``, for jobs whose files are already there.
+    They come from the remote's ``dry_run``, for jobs whose files are already there; on a
+    provider without one (openai), from the local estimate (:func:`local_estimates`).
     """
+    if not ws.client().capabilities.remote_estimate:
+        return local_estimates(ws.provider_type, desired, addresses)
     file_ids = known_file_ids(desired, state or State(lineage="", serial=0), observed)
     candidates: list[DesiredJob] = [
         desired.jobs[a] for a in addresses if all(d in file_ids for d in desired.jobs[a].depends_on)
@@ -115,6 +119,43 @@ def estimate_costs(
         for address, estimate in pool.map(one, candidates):
             if estimate is not None:
                 estimates[address] = estimate
+    return estimates, notes
+
+
+def local_estimates(
+    provider_type: str, desired: DesiredState, addresses: Sequence[str]
+) -> tuple[dict[str, CostEstimate], list[str]]:
+    """Estimates computed here, sending nothing: the training file's tokens × the epochs ×
+    the model's price (:mod:`reconciler.providers.openai_costs`; only ``openai`` has such an
+    estimator yet). Returns the estimates and a note per job that has none."""
+    estimates: dict[str, CostEstimate] = {}
+    notes: list[str] = []
+    for address in addresses:
+        job = desired.jobs[address]
+        identity = job.identity
+        training = [desired.files[f["file"]] for f in identity["training_files"]]
+        estimate = (
+            estimate_openai(
+                str(identity["model"]),
+                tokens=sum(f.approx_tokens for f in training),
+                examples=sum(f.samples for f in training),
+                epochs=identity["hyperparameters"].get("epochs"),
+            )
+            if provider_type == "openai"
+            else None
+        )
+        if estimate is None:
+            notes.append(
+                f"{address}: no cost estimate: {provider_type} has no price for model "
+                f"{identity['model']!r}"
+            )
+            continue
+        estimates[address] = CostEstimate(
+            amount=estimate.amount,
+            currency=estimate.currency,
+            source=CostSource.LOCAL,
+            train_tokens=estimate.train_tokens,
+        )
     return estimates, notes
 
 
@@ -178,6 +219,13 @@ def make_plan(
                 estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
             except ApiError as exc:
                 notes = [f"cost estimates unavailable: {exc}"]
+    caps = ws.client().capabilities
+    if not caps.auto_start and any(j.job.budget for j in prepared.desired.jobs.values()):
+        notes.append(
+            f"{caps.name} starts a job as soon as it is created (there is no start gate): "
+            "budget.max_cost is checked against this plan's local cost estimate before each "
+            "job is created, and a job over its budget (or without an estimate) is not created"
+        )
     options = replace(options, estimates=estimates, notes=(*notes, *prepared.warnings))
     return build_plan(prepared.desired, state, observed, options), observed
 

@@ -1,9 +1,13 @@
-"""The workspace: specs + state backend + API client for one command invocation.
+"""The workspace: specs + state backend + provider for one command invocation.
 
 Commands that talk to the remote open a workspace from their spec PATHs. It decides the
 target from the Provider document — or, without one, the embedded sandbox (a sandbox server
 run inside this process on a loopback port, with its data under ``.reconciler/sandbox``
-beside the specs) — and says so on the first line of every command's output.
+beside the specs) — and says so on the first line of every command's output. The provider
+it builds (:meth:`Workspace.provider`) follows the document's ``type``: Mistral's API (also
+for ``sandbox``), or OpenAI's (``openai``; with neither ``endpoint`` nor ``api_key``, an
+embedded sandbox in its OpenAI dialect, with its own data under
+``.reconciler/sandbox-openai``).
 """
 
 from __future__ import annotations
@@ -19,22 +23,29 @@ from reconciler.engine.backends import open_backend
 from reconciler.engine.state_model import StateBackend
 from reconciler.errors import InvalidValueError
 from reconciler.spec.loader import load_specs
+from reconciler.spec.models import Provider as ProviderDoc
 from reconciler.spec.models import SecretRef
 from reconciler.spec.resolved import SpecSet
 from reconciler.spec.secrets import resolve_secret
 
 if TYPE_CHECKING:
-    from reconciler.client.api import MistralClient
+    from reconciler.providers.base import Provider
     from reconciler.sandbox.server import EmbeddedSandbox
 
 MISTRAL_ENDPOINT = "https://api.mistral.ai"
+OPENAI_ENDPOINT = "https://api.openai.com/v1"
+"""OpenAI's official endpoint: where an ``openai`` Provider with an ``api_key`` and no
+``endpoint`` points (with neither, it uses an embedded sandbox in the OpenAI dialect)."""
 DEFAULT_MISTRAL_KEY = SecretRef(env="MISTRAL_API_KEY")
+DEFAULT_OPENAI_KEY = SecretRef(env="OPENAI_API_KEY")
+DEFAULT_KEYS = {"mistral": DEFAULT_MISTRAL_KEY, "openai": DEFAULT_OPENAI_KEY}
+"""Provider type → the key reference used when the Provider document names none."""
 SANDBOX_TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"
 """Environment variable: time scale of the embedded sandbox (default 1; higher is faster)."""
 
 
 class Workspace:
-    """Specs, state backend and (lazily) an API client.
+    """Specs, state backend and (lazily) the provider of the target.
 
     Attributes:
         specs: the loaded specs.
@@ -54,21 +65,35 @@ class Workspace:
         )
         self.cache_dir = specs.root / ".reconciler" / "cache"
         self.parallelism = parallelism or (provider.parallelism if provider else 8)
-        self._client: MistralClient | None = None
+        self._client: Provider | None = None
         self._sandbox: EmbeddedSandbox | None = None
         if provider is None:
             self.target = f"embedded sandbox ({self._relative(self.sandbox_dir)})"
         elif provider.type == "mistral":
             self.target = f"mistral {provider.endpoint or MISTRAL_ENDPOINT}"
+        elif provider.type == "openai":
+            # Nothing leaves the machine until the document says where or with which key.
+            self.target = (
+                f"openai {provider.endpoint or OPENAI_ENDPOINT}"
+                if provider.endpoint or provider.api_key
+                else f"embedded sandbox, openai dialect ({self._relative(self.sandbox_dir)})"
+            )
         elif provider.endpoint:
             self.target = f"sandbox {provider.endpoint}"
         else:
             self.target = f"embedded sandbox ({self._relative(self.sandbox_dir)})"
 
     @property
+    def provider_type(self) -> str:
+        """The Provider document's ``type`` (``sandbox`` without one)."""
+        return self.specs.provider.doc.type if self.specs.provider else "sandbox"
+
+    @property
     def sandbox_dir(self) -> Path:
-        """Data directory of the embedded sandbox."""
-        return self.specs.root / ".reconciler" / "sandbox"
+        """Data directory of the embedded sandbox (one per dialect: a directory holds one
+        dialect's objects)."""
+        name = "sandbox-openai" if self.provider_type == "openai" else "sandbox"
+        return self.specs.root / ".reconciler" / name
 
     @property
     def embedded(self) -> bool:
@@ -85,13 +110,17 @@ class Workspace:
         base = self.specs.provider.base_dir if self.specs.provider else self.specs.root
         return resolve_secret(ref, base, purpose="Provider state dsn")
 
-    def client(self) -> MistralClient:
-        """The API client for the target (starting the embedded sandbox if needed)."""
+    def client(self) -> Provider:
+        """The provider of the target (an alias of :meth:`provider`)."""
+        return self.provider()
+
+    def provider(self) -> Provider:
+        """The provider of the target, built from the Provider document's ``type`` (starting
+        the embedded sandbox if needed)."""
         if self._client is not None:
             return self._client
-        from reconciler.client.api import MistralClient
-
         provider = self.specs.provider.doc if self.specs.provider else None
+        openai = self.provider_type == "openai"
         rate_limit = provider.rate_limit if provider else None
         if self.embedded:
             from reconciler.sandbox.app import SandboxConfig
@@ -107,22 +136,27 @@ class Workspace:
                     f"environment variable {SANDBOX_TIME_SCALE_ENV}: {exc}; or unset it"
                 ) from None
             self._sandbox = EmbeddedSandbox(
-                SandboxConfig(data_dir=self.sandbox_dir, api_key=key, time_scale=scale)
+                SandboxConfig(
+                    data_dir=self.sandbox_dir,
+                    api_key=key,
+                    time_scale=scale,
+                    dialect="openai" if openai else "mistral",
+                )
             )
             self._sandbox.start()
             base_url = self._sandbox.base_url
             api_key: str | None = key
         else:
             assert provider is not None and self.specs.provider is not None
-            base_url = provider.endpoint or MISTRAL_ENDPOINT
-            ref = provider.api_key or (DEFAULT_MISTRAL_KEY if provider.type == "mistral" else None)
+            base_url = provider.endpoint or (OPENAI_ENDPOINT if openai else MISTRAL_ENDPOINT)
+            ref = provider.api_key or DEFAULT_KEYS.get(provider.type)
             api_key = (
                 resolve_secret(ref, self.specs.provider.base_dir, purpose="Provider api_key")
                 if ref is not None
                 else None
             )
-        self._client = MistralClient(
-            base_url, api_key, rate_limit=rate_limit, concurrency=self.parallelism
+        self._client = _build_provider(
+            provider, base_url, api_key, rate_limit=rate_limit, concurrency=self.parallelism
         )
         return self._client
 
@@ -146,6 +180,31 @@ class Workspace:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _build_provider(
+    doc: ProviderDoc | None,
+    base_url: str,
+    api_key: str | None,
+    *,
+    rate_limit: float | None,
+    concurrency: int,
+) -> Provider:
+    """The provider for the document's ``type`` (Mistral's API without a document)."""
+    if doc is not None and doc.type == "openai":
+        from reconciler.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(
+            base_url,
+            api_key,
+            organization=doc.organization,
+            project=doc.project,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+        )
+    from reconciler.providers.mistral import MistralProvider
+
+    return MistralProvider(base_url, api_key, rate_limit=rate_limit, concurrency=concurrency)
 
 
 def open_workspace(paths: Sequence[str | Path], *, parallelism: int | None = None) -> Workspace:

@@ -293,7 +293,7 @@ def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:
         interval=1.0,
         mode=choose_mode(fmt, sys.stdout),
         timeout=timeout or None,
-        until=stop_at_validated([j.address for j in jobs if not j.start]),
+        until=stop_at_validated([j.address for j in jobs if not j.start or j.paused]),
     )
     bad = failed(progress)
     result = sync_models(ws, hooks=_CliHooks(quiet=False))

@@ -208,7 +208,11 @@ def _watch(
     if not ids:
         typer.echo("No jobs to watch: nothing has been applied yet.", err=fmt != "text")
         return
-    held = [a for a in ids if (j := ws.specs.jobs.get(a.removeprefix("job."))) and not j.start]
+    held = [
+        a
+        for a in ids
+        if (j := ws.specs.jobs.get(a.removeprefix("job."))) and (not j.start or j.paused)
+    ]
     progress = follow_jobs(
         job_fetcher(ws, ids),
         interval=interval,

@@ -13,6 +13,10 @@ Exactly-once rests on three rules:
 3. **Check before create.** Each create first checks whether the state already has the
    object, and a 409 on a job create is resolved by lookup, not by a second job.
 
+On providers whose jobs carry metadata (``capabilities.job_metadata``), every job is created
+with its identity tag (address, fingerprint, generation: :class:`~reconciler.providers.base.
+JobTag`), recorded in its intent, and looked up by it: recognising a job is exact.
+
 :meth:`Executor.apply` runs the stages in this order, each a method of its own:
 
 1. :meth:`~Executor.recover_intents` — rule 2;
@@ -20,8 +24,11 @@ Exactly-once rests on three rules:
 3. :meth:`~Executor.create_jobs` — new and replaced jobs (``auto_start=false``), in
    parallel; a job whose file failed is not attempted; jobs to start are queued;
 4. :meth:`~Executor.start_jobs` — the start and budget gate
-   (:mod:`~reconciler.engine.start_gate`);
-5. :meth:`~Executor.update_models` — fine-tuned model name, description, archived;
+   (:mod:`~reconciler.engine.start_gate`); on providers that start jobs when creating them
+   (no ``auto_start`` capability) there is no gate: a job's budget is held against the plan's
+   local estimate before its create is sent;
+5. :meth:`~Executor.update_models` — fine-tuned model name, description, archived, and
+   pausing or resuming jobs (``paused``) on providers with pause;
 6. :meth:`~Executor.prune` — jobs the specs no longer name (cancelled if active, then
    forgotten), then their files.
 
@@ -40,7 +47,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.address import ResourceType
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState, IntegrationSpec
-from reconciler.engine.intents import job_intent, recover_intents, refused, upload_intent
+from reconciler.engine.intents import (
+    intent_tag,
+    job_intent,
+    recover_intents,
+    refused,
+    upload_intent,
+)
 from reconciler.engine.outcome import (
     ApplyHooks,
     ApplyResult,
@@ -63,10 +76,11 @@ from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.start_gate import StartGate
 from reconciler.engine.state_model import Intent, ResourceState, State, StateBackend
 from reconciler.errors import ApiError, ConflictError, NotFoundError, ReconcilerError, SecretError
+from reconciler.providers.base import JobTag, Pausable
 from reconciler.spec.secrets import resolve_secret
 
 if TYPE_CHECKING:
-    from reconciler.client.api import MistralClient
+    from reconciler.providers.base import Provider
 
 WANDB_KEY_LENGTH = 40
 """Length of every W&B API key (the API rejects any other length)."""
@@ -112,7 +126,7 @@ class Executor:
 
     def __init__(
         self,
-        client: MistralClient,
+        client: Provider,
         backend: StateBackend,
         state: State | None,
         desired: DesiredState,
@@ -124,6 +138,7 @@ class Executor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.capabilities = client.capabilities
         self.recorder = StateRecorder(backend, state, clock=clock)
         self.desired = desired
         self.options = options or ApplyOptions()
@@ -283,9 +298,44 @@ class Executor:
             if dep_res is None:
                 raise ReconcilerError(f"file {dep} is not uploaded")
             file_ids[dep] = dep_res.remote_id
+        self._check_budget(job, change)
         request = job.build_request(file_ids, self._resolve)
         self._requests[job.address] = request  # in memory only: it holds resolved secrets
-        return job_intent(job, request)
+        return job_intent(job, request, self._tag(job, res))
+
+    def _tag(self, job: DesiredJob, res: ResourceState | None) -> JobTag | None:
+        """The identity a new job of ``job`` carries, on providers whose jobs carry one.
+
+        The generation is how many jobs the address had before this one: the recorded job
+        and its history (a ``--replace`` of an unchanged spec is thus a new identity).
+        """
+        if not self.capabilities.job_metadata:
+            return None
+        generation = len(res.history) + 1 if res is not None else 0
+        return JobTag(str(job.address), job.fingerprint, generation)
+
+    def _check_budget(self, job: DesiredJob, change: Change) -> None:
+        """On a provider that starts jobs when creating them there is no start gate: refuse
+        the create when the plan's estimate is over the job's budget, or missing."""
+        budget = job.job.budget
+        if budget is None or self.capabilities.auto_start:
+            return
+        name = self.capabilities.name
+        cost = change.cost
+        if cost is None:
+            raise ReconcilerError(
+                f"{name} starts a job as soon as it is created, and the plan has no cost "
+                f"estimate for this job, so its budget.max_cost {budget.max_cost:g} cannot be "
+                "checked; not created. Remove the budget, or make the job estimable (a known "
+                "model), then apply again"
+            )
+        if cost.amount > budget.max_cost:
+            raise ReconcilerError(
+                f"the plan's estimated cost {cost.amount:.2f} {cost.currency or ''} "
+                f"({cost.source}) is over budget.max_cost {budget.max_cost:g}; not created "
+                f"({name} starts a job as soon as it is created). Raise budget.max_cost or "
+                "train less (fewer epochs or a smaller dataset), then apply again"
+            )
 
     def _run_one(self, work: Callable[[C], Outcome], change: C) -> Outcome:
         try:
@@ -395,7 +445,7 @@ class Executor:
         if intent is None and _already_made(res, job.fingerprint, change):
             # Rule 3: an earlier attempt (or the recovery stage) already made it.
             assert res is not None
-            if job.job.start:
+            if job.job.start and self.capabilities.auto_start:
                 self.gate.queue(job)
             return self._outcome(change, OutcomeStatus.SKIPPED, "already created", res.remote_id)
         if intent is None:
@@ -403,11 +453,12 @@ class Executor:
             return self._outcome(change, OutcomeStatus.FAILED, change.blocked)
         request = self._requests[job.address]
         lookup = intent.lookup["request"]
+        tag = intent_tag(intent)
         history = list(res.history) if res is not None else []
         try:
-            created = self.client.create_job(request)
+            created = self.client.create_job(request, tag=tag)
         except ConflictError as exc:
-            twins = self.client.find_jobs(lookup)
+            twins = self.client.find_jobs(lookup, tag=tag)
             if not twins:
                 self.recorder.drop_intent(intent.id)
                 raise exc.restated(
@@ -444,7 +495,9 @@ class Executor:
         self.hooks.note(job.address, f"created {created.id} ({created.status})")
         if change.action is Action.REPLACE and change.previous is not None:
             self._retire_previous(job, change.previous)
-        if job.job.start:
+        if not self.capabilities.auto_start:
+            self._started.append(job.address)  # the provider started it when creating it
+        elif job.job.start:
             self.gate.queue(job)
         return self._outcome(change, OutcomeStatus.APPLIED, f"created job {created.id}", created.id)
 
@@ -477,10 +530,13 @@ class Executor:
         self.recorder.put(res)
 
     def _update_model(self, change: JobChange) -> Outcome:
+        fields = dict(change.update_fields)
+        paused = fields.pop("paused", None)
+        if paused is not None:
+            return self._pause_or_resume(change, bool(paused.after))
         model_id = change.before.fine_tuned_model if change.before is not None else None
         if not model_id:
             return self._outcome(change, OutcomeStatus.SKIPPED, "no model yet")
-        fields = change.update_fields
         name, description = _new_text(fields.get("name")), _new_text(fields.get("description"))
         if name is not None or description is not None:
             self.client.update_model(model_id, name=name, description=description)
@@ -497,6 +553,26 @@ class Executor:
             OutcomeStatus.APPLIED,
             "updated model " + ", ".join(sorted(fields)),
             model_id,
+        )
+
+    def _pause_or_resume(self, change: JobChange, pause: bool) -> Outcome:
+        """Pause (or resume) the job in place: an update, not a new job."""
+        res = self.recorder.get(change.address)
+        if res is None:
+            return self._outcome(change, OutcomeStatus.SKIPPED, "no job recorded")
+        client = self.client
+        if not self.capabilities.pause or not isinstance(client, Pausable):
+            raise ReconcilerError(
+                f"{self.capabilities.name} cannot pause or resume jobs; remove 'paused' from "
+                "the spec"
+            )
+        job = client.pause_job(res.remote_id) if pause else client.resume_job(res.remote_id)
+        self.recorder.update_attributes(change.address, status=job.status)
+        return self._outcome(
+            change,
+            OutcomeStatus.APPLIED,
+            f"{'paused' if pause else 'resumed'} job {res.remote_id} ({job.status})",
+            res.remote_id,
         )
 
     def _forget_job(self, change: JobChange) -> Outcome:

@@ -98,6 +98,7 @@ class Reason(StrEnum):
     VALIDATED_NOT_STARTED = "validated-not-started"
     AWAITING_VALIDATION = "awaiting-validation"
     MODEL_METADATA_CHANGED = "model-metadata-changed"
+    PAUSED_CHANGED = "paused-changed"
     NOT_IN_SPEC = "not-in-spec"
     IN_SYNC = "in-sync"
 
@@ -128,6 +129,7 @@ class DriftKind(StrEnum):
 class CostSource(StrEnum):
     """Where a cost estimate comes from."""
 
+    LOCAL = "local"
     DRY_RUN = "dry_run"
     REMOTE_VALIDATION = "remote-validation"
 
@@ -385,10 +387,11 @@ class FieldUpdate(PlanPart):
     after: str | bool | None
 
 
-ModelField = Literal["name", "description", "archived"]
-"""The fine-tuned model fields an update changes in place."""
+ModelField = Literal["name", "description", "archived", "paused"]
+"""The fields an update changes in place: the fine-tuned model's name, description and
+archived flag, and whether the job is paused (providers with pause)."""
 
-MODEL_FIELDS: tuple[ModelField, ...] = ("name", "description", "archived")
+MODEL_FIELDS: tuple[ModelField, ...] = ("name", "description", "archived", "paused")
 """Every :data:`ModelField`, in the order plans list them."""
 
 
@@ -398,8 +401,9 @@ class CostEstimate(PartialPart):
     Attributes:
         amount: the estimated cost.
         currency: its currency, when the remote says.
-        source: ``dry_run`` (asked before create) or ``remote-validation`` (the validated
-            job's metadata).
+        source: ``local`` (computed from the prepared data and a price table, sending
+            nothing), ``dry_run`` (asked before create) or ``remote-validation`` (the
+            validated job's metadata).
         train_tokens, expected_duration_seconds: what the dry run also reports (dry runs
             only).
     """

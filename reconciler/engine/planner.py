@@ -11,9 +11,11 @@ Rules (PRODUCT.md §3):
 * A validated job that the spec wants started is planned as ``start`` (the budget gate runs
   at apply). A job that failed or was cancelled outside the tool is drift; it is not retried
   until ``--replace``.
-* The fine-tuned model's name, description and archived flag update in place.
+* The fine-tuned model's name, description and archived flag update in place, and so does
+  ``paused`` (a running job is paused, a paused one resumed).
 * A remote job matching a spec that is not in the state is a possible duplicate: its create
-  is blocked with an ``import`` hint, never silently adopted or duplicated.
+  is blocked with an ``import`` hint, never silently adopted or duplicated. A job that
+  carries an identity tag (providers with job metadata) matches by its tag alone: exact.
 * Addresses in the state that the specs no longer name are listed; only ``prune`` acts on
   them (files deleted remotely, jobs cancelled if active, then forgotten).
 """
@@ -61,6 +63,7 @@ from reconciler.engine.plan import (
     ReplacePolicy,
 )
 from reconciler.engine.state_model import Intent, ResourceState, State
+from reconciler.providers.base import JobTag
 
 C = TypeVar("C", FileChange, JobChange)
 
@@ -502,9 +505,23 @@ def _plan_job(
                 f"spec revision): fix the cause, then --replace {job.address}",
             )
         )
-    if status is not None and status.awaits_start and job.job.start:
+    pause = _pause_update(job, status)
+    if pause is not None:
+        return change(
+            action=Action.UPDATE,
+            reason=Reason.PAUSED_CHANGED,
+            before=before,
+            update_fields={"paused": pause},
+        )
+    if (
+        status is not None
+        and status.awaits_start
+        and job.job.start
+        and not (remote or {}).get("auto_start")
+    ):
         # Created with auto_start=false and not started yet (an earlier apply stopped at
         # the budget gate or was interrupted): start it once the remote has validated it.
+        # A job that starts by itself (auto_start, as every OpenAI job) is left to do so.
         return change(
             action=Action.START,
             reason=Reason.VALIDATED_NOT_STARTED
@@ -525,14 +542,32 @@ def _plan_job(
     return change(action=Action.NOOP, reason=Reason.IN_SYNC, before=before)
 
 
+def _pause_update(job: DesiredJob, status: JobStatus | None) -> FieldUpdate | None:
+    """Pause a job the spec holds paused, resume one it no longer does (None: nothing)."""
+    if status is None:
+        return None
+    if job.job.paused and status.can_pause:
+        return FieldUpdate(before=False, after=True)
+    if not job.job.paused and status.is_paused:
+        return FieldUpdate(before=True, after=False)
+    return None
+
+
+def _same_job(job: DesiredJob, remote: Mapping[str, Any], file_ids: Mapping[str, str]) -> bool:
+    """Whether a remote job is what this spec creates: by the identity tag it carries (exact;
+    any generation), else by comparing the request with what the remote reports."""
+    tag = JobTag.from_metadata(remote.get("user_metadata"))
+    if tag is not None:
+        return tag.same_spec(JobTag(str(job.address), job.fingerprint))
+    return remote_job_matches(job.identity, remote, file_ids)
+
+
 def _possible_duplicate(
     job: DesiredJob, observed: Observed, file_ids: Mapping[str, str], managed: frozenset[str]
 ) -> str | None:
     """Why creating this job is blocked: an unmanaged remote job made from the same request."""
     twins = [
-        j
-        for jid, j in observed.jobs.items()
-        if jid not in managed and remote_job_matches(job.identity, j, file_ids)
+        j for jid, j in observed.jobs.items() if jid not in managed and _same_job(job, j, file_ids)
     ]
     if not twins:
         return None

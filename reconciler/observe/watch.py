@@ -48,15 +48,15 @@ def terminal(address: str, progress: JobProgress) -> bool:
 
 
 def stop_at_validated(not_started: Collection[str]) -> StopPredicate:
-    """A stop predicate for jobs whose spec says not to start them.
+    """A stop predicate for jobs whose spec holds them: not to start, or to stay paused.
 
-    Jobs in ``not_started`` are settled once VALIDATED (they will stay there); every other
-    job is settled when terminal.
+    Jobs in ``not_started`` are settled once VALIDATED or PAUSED (they will stay there);
+    every other job is settled when terminal.
     """
     held = frozenset(not_started)
 
     def predicate(address: str, progress: JobProgress) -> bool:
-        if address in held and progress.job_status is JobStatus.VALIDATED:
+        if address in held and progress.job_status in (JobStatus.VALIDATED, JobStatus.PAUSED):
             return True
         return progress.terminal
 

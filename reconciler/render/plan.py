@@ -130,7 +130,12 @@ def _describe_job(change: JobChange) -> list[str]:
         # In one fixed order: a plan read back from JSON has its keys sorted.
         for key in MODEL_FIELDS:
             diff = change.update_fields.get(key)
-            if diff is not None:
+            if diff is None:
+                continue
+            if key == "paused":
+                job_id = before.id if before is not None else "?"
+                lines.append(f"{'pause' if diff.after else 'resume'} job {job_id} (in place)")
+            else:
                 lines.append(f"model {key}: {json.dumps(diff.before)} -> {json.dumps(diff.after)}")
     if change.action is Action.FORGET and before is not None:
         if prev is not None and prev.disposition is Disposition.CANCEL:

@@ -203,6 +203,14 @@ def _job(
             ("paused",),
             "remove paused",
         )
+    if doc.on_replace.previous_model == "archive" and not caps.model_updates:
+        yield _problem(
+            job,
+            f"on_replace.previous_model: archive is not supported by {name}: its fine-tuned "
+            "models cannot be archived",
+            ("on_replace", "previous_model"),
+            "use previous_model: keep",
+        )
     model = doc.fine_tuned_model
     if model is not None and not caps.model_updates:
         for field in ("name", "description", "archived"):

@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reconciler.client.api import MistralClient
+from reconciler.providers.mistral import MistralProvider
 from tests.engine.conftest import SANDBOX_KEY, Cli, mutating
 from tests.engine.project import WANDB_KEY, make_project
 
 
-def remote(sandbox: Any) -> MistralClient:
-    return MistralClient(sandbox.base_url, SANDBOX_KEY)
+def remote(sandbox: Any) -> MistralProvider:
+    return MistralProvider(sandbox.base_url, SANDBOX_KEY)
 
 
 def state_of(cli: Cli) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from reconciler.address import Address
-from reconciler.client.api import MistralClient
+from reconciler.providers.mistral import MistralProvider
 from reconciler.engine import fingerprint
 from reconciler.engine.desired import DesiredFile, DesiredState, IntegrationSpec
 from reconciler.engine.executor import ApplyOptions, Executor
@@ -72,7 +72,7 @@ class World:
 
     def __post_init__(self) -> None:
         self.backend = FileStateBackend(self.root / "state.json")
-        self.client = MistralClient(
+        self.client = MistralProvider(
             "http://remote.test", KEY, transport=self.api.transport(), sleep=lambda _: None
         )
 
@@ -599,7 +599,7 @@ def test_each_intent_is_on_disk_before_its_upload_is_sent(world: World) -> None:
             seen.append(any(name.encode() in request.read() for name in names))
         return handler(request)
 
-    world.client = MistralClient(
+    world.client = MistralProvider(
         "http://remote.test", KEY, transport=httpx.MockTransport(check_then_handle)
     )
     result = world.apply(ds, parallelism=4)

@@ -34,7 +34,7 @@ from reconciler.errors import (
     Severity,
     StalePlanError,
 )
-from reconciler.providers.openai_costs import estimate_openai
+from reconciler.providers.openai_costs import OPENAI_STORAGE_PER_MONTH, estimate_openai
 from reconciler.workspace import Workspace
 
 MAX_ESTIMATES = 50
@@ -212,21 +212,29 @@ def make_plan(
     )
     estimates: dict[str, CostEstimate] = {}
     notes: list[str] = []
-    if request.estimate:
-        creates = jobs_to_create(prepared.desired, state, observed, options)
-        if creates:
-            try:
-                estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
-            except ApiError as exc:
-                notes = [f"cost estimates unavailable: {exc}"]
+    creates = jobs_to_create(prepared.desired, state, observed, options)
     caps = ws.client().capabilities
-    if not caps.auto_start and any(j.job.budget for j in prepared.desired.jobs.values()):
+    if not caps.auto_start and any(prepared.desired.jobs[a].job.budget for a in creates):
         notes.append(
             f"{caps.name} starts a job as soon as it is created (there is no start gate): "
             "budget.max_cost is checked against this plan's local cost estimate before each "
             "job is created, and a job over its budget (or without an estimate) is not created"
         )
-    options = replace(options, estimates=estimates, notes=(*notes, *prepared.warnings))
+    if request.estimate:
+        if creates:
+            try:
+                estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
+            except ApiError as exc:
+                notes = [f"cost estimates unavailable: {exc}"]
+    options = replace(
+        options,
+        estimates=estimates,
+        notes=(*notes, *prepared.warnings),
+        starts_at_create=not caps.auto_start,
+        storage_cost_per_model=(
+            OPENAI_STORAGE_PER_MONTH if caps.name == "openai" else options.storage_cost_per_model
+        ),
+    )
     return build_plan(prepared.desired, state, observed, options), observed
 
 

@@ -313,12 +313,14 @@ class ReplacePolicy(PlanPart):
     previous_model: ModelDisposition
 
 
-class JobAfter(PlanPart):
+class JobAfter(PartialPart):
     """The job apply will have made, with its lifecycle settings.
 
     Attributes:
         request: the create request in content form.
         start: start it once validated (else leave it VALIDATED).
+        starts_at_create: the provider starts it as soon as it is created (no start gate:
+            its budget is checked against the plan's estimate); present only when true.
         budget: the start gate's budget, if any.
         fine_tuned_model: the wanted model metadata, if any.
         on_replace: what a later replacement does to it.
@@ -333,6 +335,9 @@ class JobAfter(PlanPart):
     on_replace: ReplacePolicy
     matrix: Mapping[str, Any]
     source: str
+    starts_at_create: bool = False
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"starts_at_create"})
 
 
 class JobBefore(PartialPart):

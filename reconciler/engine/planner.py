@@ -87,6 +87,9 @@ class PlanOptions:
         estimates: cost estimates by job address, for the jobs :func:`jobs_to_create` names.
         notes: warnings from outside the planner (cost estimation, datasets), listed after
             the planner's own.
+        starts_at_create: the provider starts jobs as soon as they are created (no
+            ``auto_start``): no job is planned as ``start``, and jobs say so.
+        storage_cost_per_model: the provider's monthly storage price of a fine-tuned model.
     """
 
     targets: tuple[str, ...] = ()
@@ -97,6 +100,8 @@ class PlanOptions:
     spec_digest: str = ""
     estimates: Mapping[str, CostEstimate] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    starts_at_create: bool = False
+    storage_cost_per_model: float = MODEL_STORAGE_COST_PER_MONTH
 
 
 def matches(address: str, patterns: Iterable[str]) -> bool:
@@ -219,6 +224,7 @@ def _job_changes(world: _World, drift: list[Drift]) -> Iterator[JobChange]:
                 force_replace=matches(address, world.options.replace),
                 recovering=address in world.intents,
                 estimate=world.options.estimates.get(address),
+                starts_at_create=world.options.starts_at_create,
             )
 
 
@@ -284,7 +290,7 @@ def build_plan(
         warnings=(*warnings, *options.notes),
         options=PlanSettings(targets=options.targets, replace=options.replace, prune=options.prune),
         models_kept=_models_kept(current, observed, changes),
-        storage_cost_per_model=MODEL_STORAGE_COST_PER_MONTH,
+        storage_cost_per_model=options.storage_cost_per_model,
     )
 
 
@@ -382,10 +388,12 @@ def _recreate_deleted(
     return change(action=Action.CREATE, reason=Reason.DELETED_REMOTELY, force_new=True, **fields)
 
 
-def _job_after(job: DesiredJob) -> JobAfter:
+def _job_after(job: DesiredJob, starts_at_create: bool = False) -> JobAfter:
     spec = job.job
     model = spec.fine_tuned_model
+    started = {"starts_at_create": True} if starts_at_create else {}
     return JobAfter(
+        **started,
         request=JobRequest.model_validate(_masked_identity(job)),
         start=spec.start,
         budget=BudgetLimit(max_cost=spec.budget.max_cost) if spec.budget else None,
@@ -424,9 +432,12 @@ def _plan_job(
     force_replace: bool,
     recovering: bool,
     estimate: CostEstimate | None,
+    starts_at_create: bool = False,
 ) -> JobChange:
     # Every change of this address shares these; each branch adds what is its own.
-    change = functools.partial(JobChange, address=job.address, after=_job_after(job))
+    change = functools.partial(
+        JobChange, address=job.address, after=_job_after(job, starts_at_create)
+    )
     # A change that makes a new job waits for its files and carries its cost estimate.
     new_job = functools.partial(change, depends_on=job.depends_on, cost=estimate)
     if res is None:

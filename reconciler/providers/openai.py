@@ -287,13 +287,11 @@ class OpenAIProvider(HttpApi):
     ) -> list[RemoteJob]:
         """Jobs this request created: by ``tag`` in their metadata (exact), else by comparing
         what the jobs report with the request (created after ``created_after``)."""
-        if tag is not None:
-            return self.list_jobs(metadata=tag.metadata())
-        jobs = self.list_jobs()
+        jobs = self.list_jobs(metadata=tag.metadata() if tag is not None else None)
         if created_after is not None:
             floor = created_after.replace(tzinfo=created_after.tzinfo or UTC).timestamp()
             jobs = [j for j in jobs if j.created_at >= floor]
-        return [j for j in jobs if openai_job_matches(j, request)]
+        return jobs if tag is not None else [j for j in jobs if openai_job_matches(j, request)]
 
     def _job(
         self,

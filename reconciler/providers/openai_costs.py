@@ -39,6 +39,9 @@ OPENAI_TRAINING_PRICES: Mapping[str, float] = {
 e.g. ``gpt-4o-mini`` and ``gpt-4o-mini-2024-07-18``). Supervised and DPO training are billed
 alike per trained token. ``o4-mini`` (reinforcement, billed by the hour) is not listed."""
 
+OPENAI_STORAGE_PER_MONTH = 0.0
+"""OpenAI bills the use of a fine-tuned model, not keeping it (its 2025 pricing)."""
+
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
 MAX_TARGET_EXAMPLES = 25_000

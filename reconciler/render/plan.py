@@ -38,7 +38,9 @@ def summary_line(plan: Plan) -> str:
     cost = total_cost(plan)
     if cost:
         text += f" Estimated cost of new jobs: {cost}."
-    if plan.models_kept:
+    if plan.models_kept and not plan.storage_cost_per_model:
+        text += f" Fine-tuned models kept: {plan.models_kept}."
+    elif plan.models_kept:
         monthly = plan.models_kept * plan.storage_cost_per_model
         text += (
             f" Fine-tuned models kept: {plan.models_kept} "
@@ -109,9 +111,14 @@ def _describe_job(change: JobChange) -> list[str]:
                 continue
             ref = ", ".join(f"{k}: {v}" for k, v in integration.api_key.items())
             lines.append(f"W&B project {integration.project} (api_key from {{{ref}}})")
-        start = "then start once validated" if after.start else "leave VALIDATED (start: false)"
-        if after.budget:
-            start += f", if the estimate is within budget {after.budget.max_cost}"
+        if after.starts_at_create:
+            start = "starts as soon as it is created"
+            if after.budget:
+                start += f"; created only if the estimate is within budget {after.budget.max_cost}"
+        else:
+            start = "then start once validated" if after.start else "leave VALIDATED (start: false)"
+            if after.budget:
+                start += f", if the estimate is within budget {after.budget.max_cost}"
         lines.append(start)
     if change.action is Action.REPLACE:
         if change.replace_paths:

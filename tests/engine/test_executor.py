@@ -22,7 +22,6 @@ import httpx
 import pytest
 
 from reconciler.address import Address
-from reconciler.providers.mistral import MistralProvider
 from reconciler.engine import fingerprint
 from reconciler.engine.desired import DesiredFile, DesiredState, IntegrationSpec
 from reconciler.engine.executor import ApplyOptions, Executor
@@ -33,6 +32,7 @@ from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import Intent, State
+from reconciler.providers.mistral import MistralProvider
 from reconciler.spec.models import Budget, FineTunedModelSpec, OnReplace, SecretRef
 from tests.client.client_fakes import KEY, FakeApi, Fault
 from tests.engine.factories import desired, resolved_job

@@ -32,6 +32,11 @@ SANDBOX_MODELS = {
     "open-mistral-nemo",
     "codestral-latest",
 }
+OPENAI_SANDBOX_MODELS = {"gpt-4o-mini-2024-07-18"}
+OPENAI_EXAMPLES = ["09-openai-tone"]
+"""Examples with an openai Provider: each example directory is a workspace of its own."""
+SANDBOX_EXAMPLES = [e for e in EXAMPLES if e not in OPENAI_EXAMPLES]
+"""Examples without a Provider (the embedded sandbox): they also load together."""
 TOOL_CALL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
 
 # Each example's documents carry its own prefix, so the union of all examples has no clashes.
@@ -44,7 +49,13 @@ PREFIXES = {
     "06-knowledge-distillation": "distill-",
     "07-function-calling-agent": "agent-",
     "08-ultrachat-end-to-end": "ultrachat-",
+    "09-openai-tone": "openai-tone",
 }
+
+
+def _each(examples: list[str] = EXAMPLES) -> list[SpecSet]:
+    """Every example loaded on its own (one workspace each)."""
+    return [load_specs([SPECS / e]) for e in examples]
 
 
 def _copy(example: str, tmp_path: Path) -> Path:
@@ -61,12 +72,37 @@ def test_every_use_case_has_an_example() -> None:
     assert EXAMPLES == sorted(PREFIXES)
 
 
-def test_all_examples_load_together_with_unique_names() -> None:
-    specs = load_specs([SPECS])
-    assert len(specs.datasets) == len(EXAMPLES)
+def test_the_sandbox_examples_load_together_with_unique_names() -> None:
+    specs = load_specs([SPECS / e for e in SANDBOX_EXAMPLES])
+    assert len(specs.datasets) == len(SANDBOX_EXAMPLES)
     # 7 single jobs + the 2 x 2 matrix of the UltraChat sweep.
-    assert len(specs.jobs) == len(EXAMPLES) - 1 + 4
+    assert len(specs.jobs) == len(SANDBOX_EXAMPLES) - 1 + 4
     assert specs.provider is None, "the examples run on the embedded sandbox by default"
+
+
+def test_names_are_unique_across_all_examples() -> None:
+    names = [
+        (kind, name)
+        for specs in _each()
+        for kind, docs in (
+            ("Dataset", specs.datasets),
+            ("Hyperparameters", specs.profiles),
+            ("WandbIntegration", specs.integrations),
+            ("FineTuningJob", specs.job_documents),
+        )
+        for name in docs
+    ]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("example", OPENAI_EXAMPLES)
+def test_the_openai_example_is_a_workspace_of_its_own(example: str) -> None:
+    specs = load_specs([SPECS / example])
+    assert specs.provider is not None and specs.provider.doc.type == "openai"
+    # No endpoint and no key: the embedded sandbox in the OpenAI dialect, nothing sent out.
+    assert specs.provider.doc.endpoint is None and specs.provider.doc.api_key is None
+    with pytest.raises(SpecError, match="not supported by openai"):
+        load_specs([SPECS])  # its Provider would apply to the Mistral examples too
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -86,6 +122,13 @@ def test_example_is_self_contained_and_follows_the_conventions(example: str) -> 
         assert spec_file.read_text(encoding="utf-8").splitlines()[0] == MODELINE, spec_file
     assert specs.jobs
     for job in specs.jobs.values():
+        if example in OPENAI_EXAMPLES:
+            assert job.model in OPENAI_SANDBOX_MODELS
+            assert job.hyperparameters["epochs"] <= 3, job.name  # quick on the sandbox
+            assert job.suffix is None or len(job.suffix) <= 64
+            if job.budget is not None:
+                assert job.budget.max_cost >= 1, "generous enough for the local estimate"
+            continue
         assert job.model in SANDBOX_MODELS
         assert 10 <= job.hyperparameters["training_steps"] <= 20, job.name
         assert job.suffix is None or len(job.suffix) <= 18
@@ -94,10 +137,10 @@ def test_example_is_self_contained_and_follows_the_conventions(example: str) -> 
 
 
 def test_the_examples_cover_the_spec_language() -> None:
-    specs = load_specs([SPECS])
-    profiles = [p.doc for p in specs.profiles.values()]
-    jobs = [j.doc for j in specs.job_documents.values()]
-    datasets: list[Dataset] = [d.doc for d in specs.datasets.values()]
+    each = _each()
+    profiles = [p.doc for specs in each for p in specs.profiles.values()]
+    jobs = [j.doc for specs in each for j in specs.job_documents.values()]
+    datasets: list[Dataset] = [d.doc for specs in each for d in specs.datasets.values()]
     assert any(p.extends for p in profiles), "a profile extends another"
     assert any(
         not isinstance(j.hyperparameters, str) and j.hyperparameters.extends for j in jobs
@@ -111,8 +154,13 @@ def test_the_examples_cover_the_spec_language() -> None:
     assert "Input:" in afters
     [sweep] = [j for j in jobs if j.matrix]
     assert set(sweep.matrix or {}) == {"learning_rate", "training_steps"}
-    [wandb] = [i.doc for i in specs.integrations.values()]
-    assert wandb.api_key.env == "WANDB_API_KEY"
+    integrations = [i.doc for specs in each for i in specs.integrations.values()]
+    [wandb] = [i for i in integrations if i.api_key is not None]
+    assert wandb.api_key is not None and wandb.api_key.env == "WANDB_API_KEY"
+    # The OpenAI example: DPO on preference data, OpenAI's hyperparameters and W&B tags.
+    assert any(j.method == "dpo" for j in jobs) and any(d.format == "preference" for d in datasets)
+    assert any(p.learning_rate_multiplier for p in profiles)
+    assert any(i.api_key is None and i.tags for i in integrations)
 
 
 def _sweep(specs: SpecSet) -> list[str]:
@@ -122,7 +170,7 @@ def _sweep(specs: SpecSet) -> list[str]:
 def test_the_sweep_expands_to_four_jobs_with_stable_names() -> None:
     first = _sweep(load_specs([SPECS / "08-ultrachat-end-to-end"]))
     assert len(first) == 4 and len(set(first)) == 4
-    assert first == _sweep(load_specs([SPECS]))
+    assert first == _sweep(load_specs([SPECS / e for e in SANDBOX_EXAMPLES]))
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -160,9 +208,10 @@ CHAT_FILES = sorted(
     # Files without a conversion are uploaded as they are, so they must be chat samples.
     if not any(
         isinstance(d.doc, Dataset)
-        and d.doc.convert is not None
+        and (d.doc.convert is not None or d.doc.format != "chat")
         and str(path) in map(str, (d.resolve_path(s) for s in d.doc.sources))
-        for d in load_specs([SPECS]).datasets.values()
+        for specs in _each()
+        for d in specs.datasets.values()
     )
 )
 
@@ -172,6 +221,7 @@ def test_chat_files_are_the_unconverted_ones() -> None:
         "01-tone-dumbledore/data/dumbledore.jsonl",
         "07-function-calling-agent/data/anagram_tool_calls.jsonl",
         "08-ultrachat-end-to-end/data/ultrachat_chunk.jsonl",
+        "09-openai-tone/data/dumbledore.jsonl",
     ]
 
 

@@ -102,6 +102,7 @@ class _Call:
             our first attempt did create the job, 404 because our delete did delete) is
             resolved by this; a non-None result means the operation had in fact succeeded.
         stream: leave the response body unread (downloads).
+        accept: the ``Accept`` header, when the answer is not JSON (downloads).
     """
 
     op: str
@@ -114,6 +115,7 @@ class _Call:
     resolve_lost: Callable[[], Any] | None = None
     resolve_rejected: Callable[[ApiError], Any] | None = None
     stream: bool = False
+    accept: str | None = None
 
 
 def _seg(value: str) -> str:
@@ -440,14 +442,14 @@ class MistralClient:
 
     def _send_once(self, call: _Call) -> httpx.Response:
         body = call.body() if call.body is not None else None
-        headers = None
+        headers: dict[str, str] = {}
         content = None
         if body is not None:
-            headers = {
-                "Content-Type": body.content_type,
-                "Content-Length": str(body.content_length),
-            }
+            headers["Content-Type"] = body.content_type
+            headers["Content-Length"] = str(body.content_length)
             content = body
+        if call.accept is not None:
+            headers["Accept"] = call.accept
         with translate_errors(
             call.method, call.path, base_url=self.base_url, secret=self.__api_key
         ):
@@ -457,7 +459,7 @@ class MistralClient:
                 params=tuple(call.params) if call.params else None,
                 json=call.json,
                 content=content,
-                headers=headers,
+                headers=headers or None,
                 timeout=call.timeout or self.timeout,
             )
             response = self._http.send(request, stream=call.stream)
@@ -709,6 +711,9 @@ class MistralClient:
             f"/v1/files/{_seg(file_id)}/content",
             timeout=self.upload_timeout,
             stream=True,
+            # The content is answered as application/octet-stream: a server that negotiates
+            # would refuse the client-wide `Accept: application/json` (406).
+            accept="application/octet-stream, application/json;q=0.5",
         )
         response = self._call(call)
         tmp = dest.with_name(f".{dest.name}.part")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -253,3 +254,20 @@ def test_refresh_survives_odd_cards_and_a_jobs_list_without_data() -> None:
     assert list(observed.files) == [make_file(1)["id"]] and observed.jobs == {}
     assert list(observed.models) == [FT_CARD["id"]]
     assert observed.models[FT_CARD["id"]]["archived"] is False
+
+
+def test_a_download_accepts_what_the_content_endpoint_answers(tmp_path: Path) -> None:
+    # GET /v1/files/{id}/content answers application/octet-stream; the client-wide
+    # `Accept: application/json` would let a negotiating server refuse it (406).
+    accepted: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        accepted.append(request.headers["accept"])
+        return httpx.Response(
+            200, content=b"line\n", headers={"content-type": "application/octet-stream"}
+        )
+
+    with client_with(handler) as client:
+        client.download_file(FILE_ID, tmp_path / "copy.jsonl")
+    assert (tmp_path / "copy.jsonl").read_bytes() == b"line\n"
+    assert accepted[0].split(",")[0] == "application/octet-stream"

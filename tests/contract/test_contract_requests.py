@@ -28,32 +28,13 @@ from reconciler.client import api as client_api
 from reconciler.client.api import MistralClient
 from reconciler.sandbox.app import SandboxConfig
 from reconciler.sandbox.server import EmbeddedSandbox
+from tests.client.client_boundary import tap_clients
 from tests.contract.openapi_check import RequestChecker, Sent, mistral_reference
 
 pytestmark = pytest.mark.contract
 
 REPO = Path(__file__).resolve().parents[2]
 WANDB_KEY = "contract" + "0" * 32  # the API takes exactly 40 characters
-
-
-class Recording(httpx.BaseTransport):
-    """Records each request as sent (its body read in full), then lets ``inner`` send it."""
-
-    def __init__(self, inner: httpx.BaseTransport, sent: list[Sent]) -> None:
-        self.inner = inner
-        self.sent = sent
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-        self.sent.append(
-            Sent.of(
-                request.method, request.url.path, request.url.query.decode(), request.headers, body
-            )
-        )
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +47,14 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
     """The requests of every MistralClient the code under test creates."""
     log: list[Sent] = []
 
-    class RecordingClient(MistralClient):
-        def __init__(self, base_url: str, api_key: str | None, **kw: Any) -> None:
-            kw.setdefault("transport", Recording(httpx.HTTPTransport(retries=0), log))
-            super().__init__(base_url, api_key, **kw)
+    def record(request: httpx.Request, body: bytes) -> None:
+        log.append(
+            Sent.of(
+                request.method, request.url.path, request.url.query.decode(), request.headers, body
+            )
+        )
 
-    # The workspace imports the class when it makes its client: the recording one, here.
-    monkeypatch.setattr(client_api, "MistralClient", RecordingClient)
+    tap_clients(monkeypatch, on_request=record)
     return log
 
 

@@ -664,19 +664,29 @@ class MistralClient:
             resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
         )
         result = self._execute(call)
-        if isinstance(result, _Found):
-            return
+        if not isinstance(result, _Found):
+            self._check_done(result, call, "deleted", True, f"{what} was not deleted")
+
+    def _check_done(
+        self, response: httpx.Response, call: _Call, flag: str, wanted: bool, failure: str
+    ) -> None:
+        """Raise when a 2xx answer's ``flag`` says the action did not happen.
+
+        The contract answers deletes with ``deleted`` and (un)archives with ``archived``;
+        a 2xx whose flag contradicts the action is a refusal, not a success. An answer
+        without the flag (or without JSON) does not contradict its status.
+        """
         try:
-            body = result.json()
+            body = response.json()
         except ValueError:
-            return  # no JSON to contradict the 2xx status
-        if isinstance(body, dict) and body.get("deleted") is False:
+            return
+        if isinstance(body, dict) and body.get(flag) is (not wanted):
             raise ApiError(
-                f"{what} was not deleted: the server answered 'deleted: false'; it still "
-                "exists remotely. Run the command again, or delete it by hand if this persists",
+                f"{failure}: the server answered '{flag}: {str(not wanted).lower()}'. Run the "
+                "command again, or make the change by hand if this persists",
                 method=call.method,
                 path=call.path,
-                status=result.status_code,
+                status=response.status_code,
             )
 
     def get_file(self, file_id: str) -> RemoteFile:
@@ -950,15 +960,19 @@ class MistralClient:
         )
 
     def archive_model(self, model_id: str) -> None:
-        """Archive a fine-tuned model (idempotent)."""
-        self._call(
-            _Call("archive_model", "POST", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        """Archive a fine-tuned model (idempotent); an answer ``archived: false`` fails."""
+        call = _Call("archive_model", "POST", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        self._check_done(
+            self._call(call), call, "archived", True, f"model {model_id} was not archived"
         )
 
     def unarchive_model(self, model_id: str) -> None:
-        """Unarchive a fine-tuned model (idempotent)."""
-        self._call(
-            _Call("unarchive_model", "DELETE", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        """Unarchive a fine-tuned model (idempotent); an answer ``archived: true`` fails."""
+        call = _Call(
+            "unarchive_model", "DELETE", f"/v1/fine_tuning/models/{_seg(model_id)}/archive"
+        )
+        self._check_done(
+            self._call(call), call, "archived", False, f"model {model_id} was not unarchived"
         )
 
 

@@ -180,6 +180,33 @@ def test_a_delete_that_says_deleted_or_says_nothing_succeeds(body: dict[str, Any
         client.delete_model("ft:x")
 
 
+@pytest.mark.parametrize(
+    ("action", "answered", "failure"),
+    [
+        (
+            MistralClient.archive_model,
+            False,
+            "was not archived: the server answered 'archived: false'",
+        ),
+        (
+            MistralClient.unarchive_model,
+            True,
+            "was not unarchived: the server answered 'archived: true'",
+        ),
+    ],
+)
+def test_an_archive_answer_that_contradicts_the_action_is_a_failure(
+    action: Callable[[MistralClient, str], None], answered: bool, failure: str
+) -> None:
+    body = {"id": "ft:x", "object": "model", "archived": answered}
+    with client_with(lambda request: httpx.Response(200, json=body)) as client:
+        with pytest.raises(ApiError, match=f"model ft:x {failure}"):
+            action(client, "ft:x")
+    # ArchiveFTModelOut / UnarchiveFTModelOut default the flag: its absence is success.
+    with client_with(lambda request: httpx.Response(200, json={"id": "ft:x"})) as client:
+        action(client, "ft:x")
+
+
 # -- models -----------------------------------------------------------------------------------
 
 BASE_CARD_WITH_NULLS = {

@@ -377,5 +377,5 @@ def sample(contract: Contract, schema: dict[str, Any], mode: str) -> Any:
     if kind == "number":
         return float(schema.get("minimum", 0.5)) or 0.5
     if kind == "boolean":
-        return False
+        return bool(schema.get("default", False))
     return None

@@ -553,7 +553,8 @@ class MistralClient:
                 # A page of nothing new: the server ignores `page`; stop, do not spin.
                 log.warning("GET %s: page %d repeated earlier results; stopping", path, page - 1)
                 break
-            if len(items) >= total if total is not None else len(data) < page_size:
+            last = len(items) >= total if total is not None else len(data) < page_size
+            if last:
                 break
         return items
 
@@ -561,17 +562,18 @@ class MistralClient:
     def _data_list(body: Any, call: _Call, response: httpx.Response) -> list[Any]:
         """The ``data`` array of a list answer (a JSON object); an absent or null one is an
         empty list (the contract makes ``data`` optional in the jobs and models lists)."""
-        data = body.get("data", []) if isinstance(body, dict) else None
-        if isinstance(body, dict) and data is None:
-            data = []
-        if not isinstance(data, list):
-            raise ApiError(
-                "unexpected response: no 'data' list (is the endpoint a Mistral-compatible API?)",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
-            )
-        return data
+        if isinstance(body, dict):
+            data = body.get("data")
+            if data is None:
+                return []
+            if isinstance(data, list):
+                return data
+        raise ApiError(
+            "unexpected response: no 'data' list (is the endpoint a Mistral-compatible API?)",
+            method=call.method,
+            path=call.path,
+            status=response.status_code,
+        )
 
     # -- files ----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import reconciler.cli.commands  # noqa: F401 - registers the commands
 from reconciler.cli.app import app
 from reconciler.engine.state_file import FileStateBackend
+from tests.engine.project import write_dataset
 
 SPECS = """\
 kind: Dataset
@@ -51,16 +52,7 @@ def cli(*args: str, ok: int = 0) -> str:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "p"
     (root / "data").mkdir(parents=True)
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"q {i}?"},
-                {"role": "assistant", "content": "a."},
-            ]
-        }
-        for i in range(8)
-    ]
-    (root / "data" / "d0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_dataset(root / "data" / "d0.jsonl", "sizes", samples=8)
     (root / "specs.yaml").write_text(SPECS)
     monkeypatch.setenv("RECONCILER_SANDBOX_TIME_SCALE", "50")
     tap_clients(monkeypatch, edit=without_sizes)

@@ -21,10 +21,9 @@ contract does not allow, which real servers send anyway) — for the response-mo
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.parser import BytesParser
@@ -106,37 +105,37 @@ def _pointer(*parts: str) -> str:
     return URI + "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _from_openapi_30(node: Any) -> Any:
-    """OpenAPI 3.0 schema keywords as JSON Schema 2020-12 (``nullable``, boolean bounds)."""
+def _bottom_up(node: Any, fix: Callable[[dict[str, Any]], Any]) -> Any:
+    """``node`` with ``fix`` applied to every object in it, innermost first."""
     if isinstance(node, list):
-        return [_from_openapi_30(v) for v in node]
+        return [_bottom_up(v, fix) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _from_openapi_30(v) for k, v in node.items()}
+    return fix({k: _bottom_up(v, fix) for k, v in node.items()})
+
+
+def _from_openapi_30(schema: dict[str, Any]) -> Any:
+    """An OpenAPI 3.0 schema's keywords as JSON Schema 2020-12 (``nullable``, boolean
+    ``exclusiveMinimum``/``exclusiveMaximum``)."""
     for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(out.get(flag), bool):
-            if out.pop(flag) and bound in out:
-                out[flag] = out.pop(bound)
-    if out.pop("nullable", False) is True:
-        if isinstance(out.get("type"), str):
-            out["type"] = [out["type"], "null"]
-        if "enum" in out:
-            out["enum"] = [*out["enum"], None]
-        if "type" not in out:
-            return {"anyOf": [out, {"type": "null"}]}
-    return out
+        if isinstance(schema.get(flag), bool):
+            if schema.pop(flag) and bound in schema:
+                schema[flag] = schema.pop(bound)
+    if schema.pop("nullable", False) is True:
+        if isinstance(schema.get("type"), str):
+            schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+        if "type" not in schema:
+            return {"anyOf": [schema, {"type": "null"}]}
+    return schema
 
 
-def _closed(node: Any) -> Any:
-    """Every object schema that names its properties takes no others."""
-    if isinstance(node, list):
-        return [_closed(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _closed(v) for k, v in node.items()}
-    if isinstance(out.get("properties"), dict) and "additionalProperties" not in out:
-        out["additionalProperties"] = False
-    return out
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object schema that names its properties takes no others."""
+    if isinstance(schema.get("properties"), dict) and "additionalProperties" not in schema:
+        schema["additionalProperties"] = False
+    return schema
 
 
 def _candidates(value: str) -> list[Any]:
@@ -172,10 +171,10 @@ class RequestChecker:
 
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
-        doc = copy.deepcopy(contract.doc)
+        doc = contract.doc
         if str(doc.get("openapi", "")).startswith("3.0"):
-            doc = _from_openapi_30(doc)
-        self.doc: dict[str, Any] = _closed(doc)
+            doc = _bottom_up(doc, _from_openapi_30)
+        self.doc: dict[str, Any] = _bottom_up(doc, _closed)  # a copy: the contract is shared
         resource = Resource.from_contents(self.doc, default_specification=DRAFT202012)
         self.registry: Registry[Any] = Registry().with_resource(URI, resource)
 

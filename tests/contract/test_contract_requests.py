@@ -30,6 +30,7 @@ from reconciler.sandbox.app import SandboxConfig
 from reconciler.sandbox.server import EmbeddedSandbox
 from tests.client.client_boundary import tap_clients
 from tests.contract.openapi_check import RequestChecker, Sent, mistral_reference
+from tests.sandbox.conftest import chat_lines
 
 pytestmark = pytest.mark.contract
 
@@ -138,18 +139,7 @@ def test_the_examples_send_only_what_the_contract_declares(
 
 
 def chat_file(path: Path, lines: int = 20) -> Path:
-    rows = [
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "user", "content": f"question {i}?"},
-                    {"role": "assistant", "content": f"answer {i}."},
-                ]
-            }
-        )
-        for i in range(lines)
-    ]
-    path.write_text("\n".join(rows) + "\n")
+    path.write_bytes(chat_lines(lines, path.stem))
     return path
 
 

@@ -45,8 +45,10 @@ def test_file_reference_is_relative_to_base_dir_and_stripped(tmp_path: Path) -> 
     (tmp_path / "keys" / "wandb.key").write_text("  abc123\n\n")
     ref = SecretRef(file="keys/wandb.key")
     assert resolve_secret(ref, tmp_path, purpose="p", environ={}) == "abc123"
+    # An absolute path only inside a directory the operator allows.
     absolute = SecretRef(file=str(tmp_path / "keys" / "wandb.key"))
-    assert resolve_secret(absolute, Path("/nonexistent"), purpose="p", environ={}) == "abc123"
+    allowed = {"RECONCILER_ALLOWED_PATHS": str(tmp_path / "keys")}
+    assert resolve_secret(absolute, Path("/nonexistent"), purpose="p", environ=allowed) == "abc123"
 
 
 @pytest.mark.parametrize(

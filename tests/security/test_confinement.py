@@ -21,7 +21,9 @@ from reconciler.spec.models import SecretRef
 from reconciler.spec.secrets import resolve_secret
 from reconciler.spec.trust import PATHS_ENV, SECRETS_ENV
 
-CHAT = '{"messages": [{"role": "user", "content": "CANARY"}, {"role": "assistant", "content": "x"}]}\n'
+CHAT = (
+    '{"messages": [{"role": "user", "content": "CANARY"}, {"role": "assistant", "content": "x"}]}\n'
+)
 
 _opened: list[str] | None = None
 

@@ -57,7 +57,12 @@ ENDPOINT_CASES = [
     ("mistral", "http://proxy.corp.example/mistral", "proxy.corp.example", False),  # host: https
     ("mistral", "https://proxy.corp.example:8443/m", "proxy.corp.example:8443", True),
     ("mistral", "https://proxy.corp.example/m", "proxy.corp.example:8443", False),
-    ("mistral", "https://proxy.corp.example/mistral/v1", "https://proxy.corp.example/mistral", True),
+    (
+        "mistral",
+        "https://proxy.corp.example/mistral/v1",
+        "https://proxy.corp.example/mistral",
+        True,
+    ),
     ("mistral", "https://proxy.corp.example/mistralx", "https://proxy.corp.example/mistral", False),
     ("mistral", "https://proxy.corp.example/other", "https://proxy.corp.example/mistral", False),
     ("mistral", "https://proxy.corp.example.evil.com", "proxy.corp.example", False),

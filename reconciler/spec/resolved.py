@@ -7,6 +7,7 @@ loaded (used to refuse stale saved plans).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,22 +94,51 @@ class LoadedDocument(Generic[D]):
         Raises:
             SpecError: the path is refused, located at the field that names it.
         """
+        return self._confined(relative, at or self._field_of(relative), True, environ)
+
+    def resolve_found_file(
+        self,
+        path: Path,
+        *at: str | int,
+        environ: Mapping[str, str] | None = None,
+    ) -> Path:
+        """A file found inside a directory this document names (the files of a directory
+        dataset), held to the rules of :meth:`resolve_path`: a link in the directory that
+        leads out of the workspace is refused, and so is anything but a regular file.
+
+        Args:
+            path: the file as found (absolute).
+            at: the field that names the directory, for the error's position.
+            environ: environment holding the operator's settings (default ``os.environ``).
+
+        Raises:
+            SpecError: the file is refused, located at ``at``.
+        """
+        return self._confined(os.path.relpath(path, self.base_dir), at, False, environ)
+
+    def _confined(
+        self,
+        written: str,
+        at: tuple[str | int, ...],
+        directories: bool,
+        environ: Mapping[str, str] | None,
+    ) -> Path:
         settings = TrustSettings.from_environ(environ)
         try:
             return confine_path(
-                relative,
+                written,
                 self.base_dir,
                 self.workspace_root,
                 allowed=settings.paths,
-                directories=True,
+                directories=directories,
             )
         except PathRefused as exc:
             raise SpecError(
                 [
                     Problem(
                         "path-not-allowed",
-                        f"'{relative}': {exc.reason}; nothing was read",
-                        self.locate(*(at or self._field_of(relative))),
+                        f"'{written}': {exc.reason}; nothing was read",
+                        self.locate(*at),
                         subject=self.subject,
                         hint=exc.hint,
                     )

@@ -193,3 +193,24 @@ def test_a_huge_secret_file_is_refused(world: dict[str, Path]) -> None:
     big.write_bytes(b"x" * (1024 * 1024))
     with pytest.raises(SecretError, match="larger than"):
         resolve_secret(SecretRef(file="big.key"), big.parent, purpose="p", root=world["ws"])
+
+
+def test_files_found_in_a_dataset_directory_are_held_to_the_same_rules(
+    world: dict[str, Path],
+) -> None:
+    ws = world["ws"]
+    doc = _load_dataset(ws, "data")
+    data = doc.resolve_path("data")
+    assert doc.resolve_found_file(data / "ok.jsonl", "path") == data / "ok.jsonl"
+    assert doc.resolve_found_file(data / "link-in.jsonl", "path") == data / "ok.jsonl"
+    for name, why in [
+        ("link-out.jsonl", "symbolic link"),
+        ("fifo.jsonl", "a FIFO, not a regular file"),
+        ("sub", "a directory, not a regular file"),
+    ]:
+        with opens() as opened, pytest.raises(SpecError) as info:
+            doc.resolve_found_file(data / name, "path")
+        [problem] = info.value.problems
+        assert why in problem.message and f"'data/{name}'" in problem.message
+        assert str(problem.location).endswith("specs.yaml:3:7")
+        assert not [p for p in opened if "outside" in p or "fifo" in p]

@@ -48,13 +48,14 @@ def _environments() -> dict[str, dict[str, str]]:
 def test_the_recipes_set_the_allowlists_this_test_relies_on() -> None:
     envs = _environments()
     assert envs["plan"]["RECONCILER_ALLOWED_ENDPOINTS"] == "https://api.mistral.ai"
-    assert envs["plan"]["RECONCILER_ALLOWED_SECRETS"] == "MISTRAL_API_KEY,RECONCILER_PG_DSN"
     assert envs["plan"]["MISTRAL_API_KEY"] == MISTRAL_PLAN_KEY
-    assert set(envs["apply"]["RECONCILER_ALLOWED_SECRETS"].split(",")) == {
-        "MISTRAL_API_KEY",
-        "WANDB_API_KEY",
-        "RECONCILER_PG_DSN",
-    }
+    assert "WANDB_API_KEY" not in envs["plan"] and envs["apply"]["WANDB_API_KEY"] == WANDB_KEY
+    for command in ("plan", "apply"):
+        assert set(envs[command]["RECONCILER_ALLOWED_SECRETS"].split(",")) == {
+            "MISTRAL_API_KEY",
+            "WANDB_API_KEY",
+            "RECONCILER_PG_DSN",
+        }
 
 
 @pytest.fixture

@@ -34,9 +34,9 @@ _factory_installed = False
 
 
 def _variants(value: str) -> set[str]:
-    """The forms a value can take in text: as is, JSON-escaped, URL-encoded; for a URL with a
-    password (a DSN), the password alone too."""
-    forms = {value, json.dumps(value)[1:-1], quote(value, safe="")}
+    """The forms a value can take in text: as is, JSON-escaped, as in a Python repr (a dict
+    in a log line), URL-encoded; for a URL with a password (a DSN), the password alone too."""
+    forms = {value, json.dumps(value)[1:-1], repr(value)[1:-1], quote(value, safe="")}
     try:
         parts = urlsplit(value)
         password = parts.password if parts.scheme and parts.netloc else None

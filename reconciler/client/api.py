@@ -16,8 +16,9 @@ that plan and apply rely on:
 * **Listing walks pages** (``page``/``page_size``/``total``), with the server-side filters the
   API offers, so a refresh of N objects costs about N/100 requests.
 * **Streaming uploads** from disk in constant memory with a byte-level progress callback.
-* **Secret hygiene**: the key lives in one private attribute and the ``Authorization`` header;
-  it is never in a repr, a log line or an exception message.
+* **Secret hygiene**: the key lives in one private attribute and is attached per request, only
+  to requests for the configured endpoint (:class:`~reconciler.client.http.BearerAuth`); it is
+  never in a repr, a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ import pydantic
 from reconciler import __version__
 from reconciler.client.http import (
     NOT_SENT,
+    BearerAuth,
     backoff_delay,
     parse_rate_limit,
     raise_for_status,
-    scrub,
     translate_errors,
 )
 from reconciler.client.limits import RateLimiter, RequestStats
@@ -57,6 +58,7 @@ from reconciler.errors import (
     RateLimitedError,
     ReconcilerError,
 )
+from reconciler.redact import scrub
 
 log = logging.getLogger("reconciler.client")
 
@@ -282,11 +284,11 @@ class MistralClient:
         self._limiter = RateLimiter(rate_limit, sleep=sleep)
         self._slots = threading.BoundedSemaphore(concurrency)
         headers = {"User-Agent": user_agent, "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
         self._http = httpx.Client(
             base_url=base,
             headers=headers,
+            # Per request and only for this endpoint's origin, never as a default header.
+            auth=BearerAuth(key, base) if key else None,
             transport=transport or httpx.HTTPTransport(retries=0),
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -493,7 +495,7 @@ class MistralClient:
             return response.json()
         except ValueError as exc:
             raise ApiError(
-                f"the response is not JSON: {scrub(response.text[:120], self.__api_key)!r} "
+                f"the response is not JSON: {scrub(response.text, (self.__api_key,))[:120]!r} "
                 "(is the endpoint a Mistral-compatible API?)",
                 method=call.method,
                 path=call.path,

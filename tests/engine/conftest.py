@@ -1,4 +1,10 @@
-"""Fixtures for engine end-to-end tests: a sandbox server on 127.0.0.1 and a CLI runner."""
+"""Fixtures for engine end-to-end tests: a sandbox server on 127.0.0.1 and a CLI runner.
+
+The runner drives the real command line in this process (:func:`tests.cli_inprocess.run_cli`:
+own working directory and environment, captured output, a check that nothing is left
+running); :meth:`Cli.run_process` and :meth:`Cli.popen` start a real ``python -m reconciler``
+child for the few tests that need one (kill -9, concurrent processes).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli_inprocess import run_cli
 from tests.engine.project import SANDBOX_KEY_ENV, WANDB_KEY
 
 SANDBOX_KEY = "sandbox-test-key-4f1c9a"
@@ -20,14 +27,19 @@ MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
 
 @dataclass
 class Cli:
-    """Runs ``python -m reconciler`` in a project directory with the test environment."""
+    """Runs ``reconciler`` in a project directory with the test environment."""
 
     cwd: Path
     env: dict[str, str]
 
-    def run(
+    def run(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
+        """``reconciler ARGS`` in this process; ``check``: the exit code it must end with."""
+        return self._checked(run_cli(args, cwd=self.cwd, env=self.env), check)
+
+    def run_process(
         self, *args: str, timeout: float = 120, check: int | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """``python -m reconciler ARGS`` as a child process."""
         proc = subprocess.run(
             [sys.executable, "-m", "reconciler", *args],
             cwd=self.cwd,
@@ -37,6 +49,12 @@ class Cli:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
+        return self._checked(proc, check)
+
+    @staticmethod
+    def _checked(
+        proc: subprocess.CompletedProcess[str], check: int | None
+    ) -> subprocess.CompletedProcess[str]:
         assert "Traceback" not in proc.stderr, proc.stderr
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"

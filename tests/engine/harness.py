@@ -74,7 +74,7 @@ def check_exact(
 def converge(cli: Cli, attempts: int = 6) -> int:
     """Re-run apply until it succeeds; returns how many runs it took."""
     for attempt in range(1, attempts + 1):
-        proc = cli.run("apply", "--yes", "--lock-timeout", "30s", timeout=300)
+        proc = cli.run("apply", "--yes", "--lock-timeout", "30s")
         if proc.returncode == 0:
             return attempt
     raise AssertionError(

@@ -7,7 +7,9 @@ so command loading and the top-level error handling are the real ones) with:
   for the run and restored after it (the command reads all three);
 * stdin empty and not a terminal, stdout and stderr captured separately (click's
   :class:`~click.testing.CliRunner` isolation), as with ``stdin=DEVNULL`` and pipes;
-* the exit code taken from the ``SystemExit`` the entry point ends with.
+* the exit code taken from the ``SystemExit`` the entry point ends with; an exception that
+  escapes the entry point is printed to stderr as a traceback and gives exit code 1, as the
+  interpreter does for a child process.
 
 Afterwards it checks that the command left nothing running: every thread it started, directly
 or through threads it started (the embedded sandbox's server and its workers, the executor's
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +116,9 @@ def run_cli(
                 code = 0
             except SystemExit as exc:
                 code = _exit_code(exc.code)
+            except Exception:
+                traceback.print_exc()
+                code = 1
             sys.stdout.flush()
             sys.stderr.flush()
             stdout = out.getvalue().decode("utf-8", errors="replace")

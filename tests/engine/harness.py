@@ -9,27 +9,42 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.client.api import MistralClient
-from tests.engine.conftest import SANDBOX_KEY, Cli, cli_env
+from tests.engine.conftest import SANDBOX_KEY, Cli, cli_env, mutating
 from tests.engine.project import make_project
 
 
 @dataclass
 class HarnessReport:
-    """What a harness saw."""
+    """What a harness saw.
+
+    Attributes:
+        trials: runs that were interrupted, faulted or run concurrently (not calibration).
+        killed_at: per kill -9 trial, seconds from the child's start to the kill.
+        killed_after: per kill -9 trial, mutating requests the sandbox had answered by then.
+        reruns: per trial, the applies it took to converge afterwards.
+        duplicates: objects the sandbox held more than once (must stay empty).
+        missing: desired objects the sandbox lacked, or jobs never started (must stay empty).
+        faults: injected faults by (fault, ``METHOD /path`` with ids as ``{id}``).
+    """
 
     trials: int = 0
     killed_at: list[float] = field(default_factory=list)
+    killed_after: list[int] = field(default_factory=list)
     reruns: list[int] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    faults: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -82,48 +97,138 @@ def converge(cli: Cli, attempts: int = 6) -> int:
     )
 
 
+@dataclass
+class _CrashTrial:
+    """One kill -9 trial: its sandbox, project, target and child process."""
+
+    label: str
+    sandbox: Any
+    cli: Cli
+    kill_after: int
+    delay: float
+    proc: Any = None
+    started: float = 0.0
+    seen: int = 0  # mutating requests the sandbox has answered so far
+    journal_id: int = 0  # last journal entry counted
+    killed_at: float = 0.0  # seconds from the start to the kill
+
+
 def crash_trials(
-    workdir: Path, *, trials: int, n_datasets: int, n_jobs: int, seed: int = 1
+    workdir: Path,
+    *,
+    trials: int,
+    n_datasets: int,
+    n_jobs: int,
+    seed: int = 1,
+    parallel: int = 3,
 ) -> HarnessReport:
-    """Apply as a subprocess, kill -9 it at a random moment, re-apply; check exactness."""
+    """Apply as a child process, kill -9 it in the middle of its work, re-apply; check exactness.
+
+    The first trial is an uninterrupted apply (in this process) that counts the mutating
+    requests an apply of this spec makes: uploads, creates, starts. Each later trial starts
+    ``python -m reconciler apply`` against its own fresh sandbox and kills it with SIGKILL
+    once the sandbox has answered a chosen number of those requests, plus up to 30 ms: the
+    kill lands between a remote write and the state write that records it, or between two
+    operations — never during interpreter start-up, where it would prove nothing. The
+    numbers are spread over the whole request sequence: one random pick from each of
+    ``trials - 1`` equal slices of it. Up to ``parallel`` children run at once (each trial
+    has its own sandbox, project and state, so they cannot meet); each kill is timed on its
+    own sandbox's record. Then, trial by trial, apply re-runs in this process until it
+    succeeds and the sandbox must hold exactly the desired objects.
+    """
     rng = random.Random(seed)
     report = HarnessReport()
-    full: float | None = None
-    for trial in range(trials):
-        base = workdir / f"trial{trial}"
-        sb = _sandbox(base / "sandbox")
-        try:
-            cli = Cli(
-                cwd=make_project(
-                    base / "project", endpoint=sb.base_url, n_datasets=n_datasets, n_jobs=n_jobs
-                ),
-                env=cli_env(),
-            )
-            if full is None:  # calibrate on an uninterrupted run, then reset
-                started = time.monotonic()
-                converge(cli)
-                full = time.monotonic() - started
-                check_exact(sb.base_url, n_datasets, n_jobs, report, "calibration")
-                continue
-            proc = cli.popen("apply", "--yes")
-            delay = rng.uniform(0.1, full)
-            time.sleep(delay)
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            report.killed_at.append(round(delay, 2))
-            report.reruns.append(converge(cli))
+    pending: list[_CrashTrial] = []
+    try:
+        calibration = _crash_trial(workdir / "trial0", "calibration", n_datasets, n_jobs)
+        pending.append(calibration)
+        converge(calibration.cli)
+        requests = len(mutating(calibration.sandbox.journal()))
+        check_exact(calibration.sandbox.base_url, n_datasets, n_jobs, report, "calibration")
+        kills = max(0, trials - 1)
+        for number, after in enumerate(_kill_points(rng, requests, kills), start=1):
+            trial = _crash_trial(workdir / f"trial{number}", f"trial {number}", n_datasets, n_jobs)
+            trial.kill_after, trial.delay = after, rng.uniform(0.0, 0.03)
+            pending.append(trial)
+        _kill_all(pending[1:], parallel)
+        for trial in pending[1:]:
+            report.killed_at.append(round(trial.killed_at, 2))
+            report.killed_after.append(trial.kill_after)
+            report.reruns.append(converge(trial.cli))
             report.trials += 1
-            check_exact(sb.base_url, n_datasets, n_jobs, report, f"trial {trial}")
-        finally:
-            sb.stop()
+            check_exact(trial.sandbox.base_url, n_datasets, n_jobs, report, trial.label)
+    finally:
+        for trial in pending:
+            if trial.proc is not None and trial.proc.poll() is None:
+                trial.proc.kill()
+                trial.proc.communicate()
+            trial.sandbox.stop()
     return report
 
 
+def _crash_trial(base: Path, label: str, n_datasets: int, n_jobs: int) -> _CrashTrial:
+    sb = _sandbox(base / "sandbox")
+    project = make_project(
+        base / "project", endpoint=sb.base_url, n_datasets=n_datasets, n_jobs=n_jobs
+    )
+    return _CrashTrial(label, sb, Cli(cwd=project, env=cli_env()), kill_after=0, delay=0.0)
+
+
+def _kill_points(rng: random.Random, requests: int, kills: int) -> list[int]:
+    """One random request count (1-based) from each of ``kills`` equal slices of 1..requests."""
+    points = []
+    for i in range(kills):
+        low = 1 + i * requests // kills
+        high = (i + 1) * requests // kills
+        points.append(rng.randint(low, max(low, high)))
+    return points
+
+
+def _kill_all(trials: list[_CrashTrial], parallel: int, timeout: float = 300) -> None:
+    """Run the trials' applies, ``parallel`` at a time; kill each at its point."""
+    waiting = list(trials)
+    running: list[_CrashTrial] = []
+    deadline = time.monotonic() + timeout
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            trial = waiting.pop(0)
+            trial.started = time.monotonic()
+            trial.proc = trial.cli.popen("apply", "--yes")
+            running.append(trial)
+        for trial in list(running):
+            new = trial.sandbox.journal(trial.journal_id)
+            if new:
+                trial.journal_id = new[-1]["id"]
+                trial.seen += len(mutating(new))
+            if trial.seen >= trial.kill_after or trial.proc.poll() is not None:
+                time.sleep(trial.delay)
+                if trial.proc.poll() is None:
+                    os.kill(trial.proc.pid, signal.SIGKILL)
+                trial.killed_at = time.monotonic() - trial.started
+                trial.proc.communicate(timeout=60)
+                running.remove(trial)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"kill -9 trials did not finish within {timeout:.0f}s")
+        time.sleep(0.002)
+
+
 def fault_runs(
-    workdir: Path, *, faults: str, seeds: list[int], n_datasets: int, n_jobs: int
+    workdir: Path,
+    *,
+    faults: str,
+    seeds: list[int],
+    n_datasets: int,
+    n_jobs: int,
+    backoff_scale: float = 1.0,
 ) -> HarnessReport:
-    """Apply against a sandbox injecting faults at high rates; check it converges exactly."""
+    """Apply against a sandbox injecting faults at high rates; check it converges exactly.
+
+    The applies run in this process. ``backoff_scale`` shortens the client's waits between
+    attempts by that factor (1: the real waits, as the benchmark runs them): the attempts, the
+    lost responses and the lookups that resolve them are what exactly-once depends on, not
+    how long the client pauses in between. ``report.faults`` counts the injected faults by
+    fault and request, so a caller can check the run reached what it means to test.
+    """
     from reconciler.sandbox.config import parse_faults
 
     report = HarnessReport()
@@ -137,8 +242,14 @@ def fault_runs(
                 ),
                 env=cli_env(),
             )
-            report.reruns.append(converge(cli, attempts=10))
+            with _scaled_backoff(backoff_scale):
+                report.reruns.append(converge(cli, attempts=10))
             report.trials += 1
+            report.faults.update(
+                (entry["fault"], f"{entry['method']} {_ID.sub('{id}', entry['path'])}")
+                for entry in sb.journal()
+                if entry["fault"]
+            )
         finally:
             sb.stop()
         # Count on the same data without faults: the check itself must not be faulted.
@@ -148,6 +259,30 @@ def fault_runs(
         finally:
             clean.stop()
     return report
+
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""A remote object id in a request path."""
+
+
+@contextmanager
+def _scaled_backoff(scale: float) -> Iterator[None]:
+    """The API client's retry waits multiplied by ``scale`` (its jitter and growth kept)."""
+    from reconciler.client import api
+
+    if scale == 1.0:
+        yield
+        return
+    real = api.backoff_delay
+
+    def scaled(attempt: int, **kwargs: Any) -> float:
+        return scale * real(attempt, **kwargs)
+
+    api.backoff_delay = scaled
+    try:
+        yield
+    finally:
+        api.backoff_delay = real
 
 
 def concurrent_applies(

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.engine.harness import concurrent_applies, crash_trials, fault_runs
+from tests.postgres.pg_helpers import BACKEND_ENV
 
 pytestmark = pytest.mark.slow
+
+covered_on_postgres = pytest.mark.skipif(
+    os.environ.get(BACKEND_ENV) == "postgres",
+    reason="on the postgres backend, concurrent CLI processes are the subject of "
+    "tests/postgres/test_apply_postgres.py (same scenarios, plus the lock's own checks)",
+)
 
 
 def test_kill_9_at_random_moments_never_duplicates(tmp_path: Path) -> None:
@@ -39,6 +47,7 @@ def test_injected_faults_converge_without_duplicates(tmp_path: Path) -> None:
     assert any(request.startswith("POST ") for request in lost), report.faults
 
 
+@covered_on_postgres
 def test_concurrent_applies_one_proceeds_others_fail_naming_holder(tmp_path: Path) -> None:
     report, results = concurrent_applies(
         tmp_path, processes=3, n_datasets=2, n_jobs=3, lock_timeout="0s"
@@ -51,6 +60,7 @@ def test_concurrent_applies_one_proceeds_others_fail_naming_holder(tmp_path: Pat
             assert "locked" in err and "pid" in err
 
 
+@covered_on_postgres
 def test_concurrent_applies_with_lock_timeout_all_succeed(tmp_path: Path) -> None:
     report, results = concurrent_applies(
         tmp_path, processes=3, n_datasets=2, n_jobs=3, lock_timeout="2m"

@@ -7,7 +7,8 @@ again (nothing to do) → status (JSON). The commands run in this process
 (:func:`tests.cli_inprocess.run_cli`: the example's directory as working directory, its own
 environment, output captured, nothing left running); the eight pipelines run once, in one
 module-scoped fixture, and the tests then check each one's record. The README's quickstart
-and the CI workflow's steps run as written, in a shell calling the installed console script.
+runs as written, in a shell calling the installed console script; the CI workflow's steps
+run in a shell whose ``reconciler`` calls are relayed to this process (tests/cli_relay.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 
 from reconciler.spec.loader import load_specs
 from tests.cli_inprocess import run_cli
+from tests.cli_relay import run_script
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
@@ -271,26 +273,17 @@ def _workflow_steps(job: str) -> list[tuple[str, str]]:
 
 def _run_step(run: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # GitHub runs `run:` blocks with `bash -e`; a fresh output file per step, as on a runner.
+    # The shell is real; its `reconciler` calls run in this process (tests/cli_relay.py).
     (cwd / "github_output").write_text("")
-    return subprocess.run(
-        ["bash", "-e", "-c", run],
-        cwd=cwd,
-        env={**env, "GITHUB_OUTPUT": str(cwd / "github_output")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return run_script(run, cwd=cwd, env={**env, "GITHUB_OUTPUT": str(cwd / "github_output")})
 
 
 def test_the_workflow_steps_plan_comment_and_apply(tmp_path: Path) -> None:
     for example in CI_EXAMPLES:
         shutil.copytree(SPECS / example, tmp_path / "specs" / example)
     env = cli_env(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
-        RECONCILER_SANDBOX_TIME_SCALE="20",
+        RECONCILER_SANDBOX_TIME_SCALE="200",
     )
 
     # Pull request: validate, plan with changes (exit 2 is accepted), keep plan.bin/plan.md.

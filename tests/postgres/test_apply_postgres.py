@@ -48,6 +48,12 @@ def sandbox(tmp_path: Path) -> Any:
     sb.stop()
 
 
+def _finished(proc: Any) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a child, read while it runs (no full-pipe stall)."""
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
 def _exact(sandbox: Any, label: str) -> None:
     report = harness.HarnessReport()
     harness.check_exact(sandbox.base_url, N_DATASETS, N_JOBS, report, label)
@@ -59,7 +65,7 @@ def test_concurrent_applies_one_proceeds_others_name_the_holder(
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
     procs = [cli.popen("apply", "--yes", "--lock-timeout", "0s") for _ in range(3)]
-    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    results = [_finished(p) for p in procs]
     codes = sorted(code for code, _, _ in results)
     assert codes[0] == 0, results
     for code, _, err in results:
@@ -81,7 +87,7 @@ def test_concurrent_applies_with_lock_timeout_all_succeed(
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
     procs = [cli.popen("apply", "--yes", "--lock-timeout", "2m") for _ in range(2)]
-    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    results = [_finished(p) for p in procs]
     assert [code for code, _, _ in results] == [0, 0], results
     _exact(sandbox, "lock-timeout")
     assert backend.lock_info() is None

@@ -2,15 +2,14 @@
 
 The runner drives the real command line in this process (:func:`tests.cli_inprocess.run_cli`:
 own working directory and environment, captured output, a check that nothing is left
-running); :meth:`Cli.run_process` and :meth:`Cli.popen` start a real ``python -m reconciler``
-child for the few tests that need one (kill -9, concurrent processes).
+running). The few tests that need real processes (kill -9, concurrent applies) start them
+with :class:`tests.cli_processes.CliProcesses`.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,42 +33,11 @@ class Cli:
 
     def run(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
         """``reconciler ARGS`` in this process; ``check``: the exit code it must end with."""
-        return self._checked(run_cli(args, cwd=self.cwd, env=self.env), check)
-
-    def run_process(
-        self, *args: str, timeout: float = 120, check: int | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """``python -m reconciler ARGS`` as a child process."""
-        proc = subprocess.run(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        return self._checked(proc, check)
-
-    @staticmethod
-    def _checked(
-        proc: subprocess.CompletedProcess[str], check: int | None
-    ) -> subprocess.CompletedProcess[str]:
+        proc = run_cli(args, cwd=self.cwd, env=self.env)
         assert "Traceback" not in proc.stderr, proc.stderr
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ dataset (by content-addressed name) and one job per spec — zero duplicates.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.client.api import MistralClient
+from tests.cli_processes import CliProcess, CliProcesses
 from tests.engine.conftest import SANDBOX_KEY, Cli, cli_env, mutating
 from tests.engine.project import make_project
 
@@ -32,6 +31,8 @@ class HarnessReport:
         trials: runs that were interrupted, faulted or run concurrently (not calibration).
         killed_at: per kill -9 trial, seconds from the child's start to the kill.
         killed_after: per kill -9 trial, mutating requests the sandbox had answered by then.
+        interrupted: kill -9 trials whose apply was still running when the kill came (a
+            kill after the last request may find it finished).
         reruns: per trial, the applies it took to converge afterwards.
         duplicates: objects the sandbox held more than once (must stay empty).
         missing: desired objects the sandbox lacked, or jobs never started (must stay empty).
@@ -41,6 +42,7 @@ class HarnessReport:
     trials: int = 0
     killed_at: list[float] = field(default_factory=list)
     killed_after: list[int] = field(default_factory=list)
+    interrupted: int = 0
     reruns: list[int] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -106,7 +108,7 @@ class _CrashTrial:
     cli: Cli
     kill_after: int
     delay: float
-    proc: Any = None
+    proc: CliProcess | None = None
     started: float = 0.0
     seen: int = 0  # mutating requests the sandbox has answered so far
     journal_id: int = 0  # last journal entry counted
@@ -126,19 +128,20 @@ def crash_trials(
 
     The first trial is an uninterrupted apply (in this process) that counts the mutating
     requests an apply of this spec makes: uploads, creates, starts. Each later trial starts
-    ``python -m reconciler apply`` against its own fresh sandbox and kills it with SIGKILL
-    once the sandbox has answered a chosen number of those requests, plus up to 30 ms: the
-    kill lands between a remote write and the state write that records it, or between two
-    operations — never during interpreter start-up, where it would prove nothing. The
-    numbers are spread over the whole request sequence: one random pick from each of
-    ``trials - 1`` equal slices of it. Up to ``parallel`` children run at once (each trial
-    has its own sandbox, project and state, so they cannot meet); each kill is timed on its
-    own sandbox's record. Then, trial by trial, apply re-runs in this process until it
-    succeeds and the sandbox must hold exactly the desired objects.
+    ``reconciler apply`` as a child process (:mod:`tests.cli_processes`) against its own
+    fresh sandbox and kills it with SIGKILL once the sandbox has answered a chosen number of
+    those requests, plus up to 5 ms: the kill lands between a remote write and the state
+    write that records it, or between two operations — never during interpreter start-up,
+    where it would prove nothing. The numbers are spread over the whole request sequence: one
+    random pick from each of ``trials - 1`` equal slices of it. Up to ``parallel`` children
+    run at once (each trial has its own sandbox, project and state, so they cannot meet);
+    each kill is timed on its own sandbox's record. Then, trial by trial, apply re-runs in
+    this process until it succeeds and the sandbox must hold exactly the desired objects.
     """
     rng = random.Random(seed)
     report = HarnessReport()
     pending: list[_CrashTrial] = []
+    processes = CliProcesses(cli_env())  # imports while the calibration runs
     try:
         calibration = _crash_trial(workdir / "trial0", "calibration", n_datasets, n_jobs)
         pending.append(calibration)
@@ -148,20 +151,19 @@ def crash_trials(
         kills = max(0, trials - 1)
         for number, after in enumerate(_kill_points(rng, requests, kills), start=1):
             trial = _crash_trial(workdir / f"trial{number}", f"trial {number}", n_datasets, n_jobs)
-            trial.kill_after, trial.delay = after, rng.uniform(0.0, 0.03)
+            trial.kill_after, trial.delay = after, rng.uniform(0.0, 0.005)
             pending.append(trial)
-        _kill_all(pending[1:], parallel)
+        _kill_all(processes, pending[1:], parallel)
         for trial in pending[1:]:
             report.killed_at.append(round(trial.killed_at, 2))
             report.killed_after.append(trial.kill_after)
+            report.interrupted += trial.proc is not None and trial.proc.returncode == -9
             report.reruns.append(converge(trial.cli))
             report.trials += 1
             check_exact(trial.sandbox.base_url, n_datasets, n_jobs, report, trial.label)
     finally:
+        processes.close()  # kills any child still running
         for trial in pending:
-            if trial.proc is not None and trial.proc.poll() is None:
-                trial.proc.kill()
-                trial.proc.communicate()
             trial.sandbox.stop()
     return report
 
@@ -184,7 +186,9 @@ def _kill_points(rng: random.Random, requests: int, kills: int) -> list[int]:
     return points
 
 
-def _kill_all(trials: list[_CrashTrial], parallel: int, timeout: float = 300) -> None:
+def _kill_all(
+    processes: CliProcesses, trials: list[_CrashTrial], parallel: int, timeout: float = 300
+) -> None:
     """Run the trials' applies, ``parallel`` at a time; kill each at its point."""
     waiting = list(trials)
     running: list[_CrashTrial] = []
@@ -193,7 +197,7 @@ def _kill_all(trials: list[_CrashTrial], parallel: int, timeout: float = 300) ->
         while waiting and len(running) < parallel:
             trial = waiting.pop(0)
             trial.started = time.monotonic()
-            trial.proc = trial.cli.popen("apply", "--yes")
+            trial.proc = processes.start(["apply", "--yes"], cwd=trial.cli.cwd, env=trial.cli.env)
             running.append(trial)
         for trial in list(running):
             new = trial.sandbox.journal(trial.journal_id)
@@ -202,8 +206,7 @@ def _kill_all(trials: list[_CrashTrial], parallel: int, timeout: float = 300) ->
                 trial.seen += len(mutating(new))
             if trial.seen >= trial.kill_after or trial.proc.poll() is not None:
                 time.sleep(trial.delay)
-                if trial.proc.poll() is None:
-                    os.kill(trial.proc.pid, signal.SIGKILL)
+                trial.proc.kill()
                 trial.killed_at = time.monotonic() - trial.started
                 trial.proc.communicate(timeout=60)
                 running.remove(trial)
@@ -288,7 +291,10 @@ def _scaled_backoff(scale: float) -> Iterator[None]:
 def concurrent_applies(
     workdir: Path, *, processes: int, n_datasets: int, n_jobs: int, lock_timeout: str
 ) -> tuple[HarnessReport, list[Any]]:
-    """Several applies at once on one state; returns the report and the finished processes."""
+    """Several applies at once, as child processes, on one state; then one more apply.
+
+    Returns the report and each child's (exit code, stdout, stderr).
+    """
     report = HarnessReport()
     sb = _sandbox(workdir / "sandbox")
     try:
@@ -298,13 +304,13 @@ def concurrent_applies(
             ),
             env=cli_env(),
         )
-        procs = [
-            cli.popen("apply", "--yes", "--lock-timeout", lock_timeout) for _ in range(processes)
-        ]
-        results = []
-        for p in procs:
-            out, err = p.communicate(timeout=300)
-            results.append((p.returncode, out, err))
+        with CliProcesses(cli.env) as children:
+            args = ["apply", "--yes", "--lock-timeout", lock_timeout]
+            procs = [children.start(args, cwd=cli.cwd, env=cli.env) for _ in range(processes)]
+            results = []
+            for p in procs:
+                out, err = p.communicate(timeout=300)
+                results.append((p.returncode, out, err))
         converge(cli)
         report.trials = processes
         check_exact(sb.base_url, n_datasets, n_jobs, report, "concurrent")

@@ -20,12 +20,14 @@ covered_on_postgres = pytest.mark.skipif(
 
 
 def test_kill_9_at_random_moments_never_duplicates(tmp_path: Path) -> None:
-    # 3 datasets and 5 jobs: 13 mutating requests (uploads, creates, starts); six kills, one
-    # in each sixth of that sequence, so crashes land after uploads, between creates and
-    # starts, and near the end.
+    # 3 datasets and 5 jobs: 13 mutating requests (3 uploads, 5 creates, 5 starts); six
+    # kills, one in each sixth of that sequence: during the uploads, among the creates, among
+    # the starts and after the last one (where the apply may just have finished).
     report = crash_trials(tmp_path, trials=7, n_datasets=3, n_jobs=5, seed=7)
     assert report.trials == 6
     assert len(set(report.killed_after)) == 6 and min(report.killed_after) >= 1
+    # Every kill before the starts (the first four at least) cut a running apply short.
+    assert report.interrupted >= 4, report
     assert report.ok, (report.duplicates, report.missing)
 
 

@@ -6,9 +6,8 @@ SIGKILL, the sandbox ends with exactly one file per dataset and one job per spec
 
 from __future__ import annotations
 
-import os
-import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from pg_helpers import postgres_state_yaml, unique_workspace
 
 from reconciler.engine.state_postgres import PostgresStateBackend
+from tests.cli_processes import CliProcess, CliProcesses
 
 pytest.importorskip("reconciler.sandbox.server")
 harness = pytest.importorskip("tests.engine.harness")
@@ -48,8 +48,19 @@ def sandbox(tmp_path: Path) -> Any:
     sb.stop()
 
 
-def _finished(proc: Any) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of a child, read while it runs (no full-pipe stall)."""
+@pytest.fixture
+def children() -> Iterator[CliProcesses]:
+    """Starts the applies as real child processes (tests/cli_processes.py)."""
+    with CliProcesses(engine_conftest.cli_env()) as processes:
+        yield processes
+
+
+def _start(children: CliProcesses, cli: Any, *args: str) -> CliProcess:
+    return children.start(args, cwd=cli.cwd, env=cli.env)
+
+
+def _finished(proc: CliProcess) -> tuple[int | None, str, str]:
+    """(exit code, stdout, stderr) of a child once it has ended."""
     out, err = proc.communicate(timeout=300)
     return proc.returncode, out, err
 
@@ -61,10 +72,10 @@ def _exact(sandbox: Any, label: str) -> None:
 
 
 def test_concurrent_applies_one_proceeds_others_name_the_holder(
-    tmp_path: Path, pg_dsn: str, sandbox: Any
+    tmp_path: Path, pg_dsn: str, sandbox: Any, children: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    procs = [cli.popen("apply", "--yes", "--lock-timeout", "0s") for _ in range(3)]
+    procs = [_start(children, cli, "apply", "--yes", "--lock-timeout", "0s") for _ in range(3)]
     results = [_finished(p) for p in procs]
     codes = sorted(code for code, _, _ in results)
     assert codes[0] == 0, results
@@ -83,10 +94,10 @@ def test_concurrent_applies_one_proceeds_others_name_the_holder(
 
 
 def test_concurrent_applies_with_lock_timeout_all_succeed(
-    tmp_path: Path, pg_dsn: str, sandbox: Any
+    tmp_path: Path, pg_dsn: str, sandbox: Any, children: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    procs = [cli.popen("apply", "--yes", "--lock-timeout", "2m") for _ in range(2)]
+    procs = [_start(children, cli, "apply", "--yes", "--lock-timeout", "2m") for _ in range(2)]
     results = [_finished(p) for p in procs]
     assert [code for code, _, _ in results] == [0, 0], results
     _exact(sandbox, "lock-timeout")
@@ -103,20 +114,18 @@ def test_concurrent_applies_with_lock_timeout_all_succeed(
 
 
 def test_apply_killed_while_holding_the_lock_is_recovered(
-    tmp_path: Path, pg_dsn: str, sandbox: Any
+    tmp_path: Path, pg_dsn: str, sandbox: Any, children: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    proc = cli.popen("apply", "--yes")
+    proc = _start(children, cli, "apply", "--yes")
     # Kill it once it holds the lock and has begun writing the state (or when it is done).
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if backend.lock_info() is not None and backend.read() is not None:
             break
         time.sleep(0.02)
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    proc.communicate()
+    proc.kill()
+    proc.communicate(timeout=60)
     # The dead runner's connection is gone, so its lock is too; the next apply converges.
     assert harness.converge(cli) >= 1
     _exact(sandbox, "after kill -9")

@@ -44,7 +44,7 @@ _one_at_a_time = threading.Lock()
 
 @contextmanager
 def process_state(cwd: Path, env: Mapping[str, str], argv0: str = "reconciler") -> Iterator[None]:
-    """Make ``cwd``, ``env`` (the whole environment) and ``[argv0]`` this process's, then restore."""
+    """Make ``cwd``, ``env`` (the whole environment) and ``[argv0]`` the process's; restore."""
     saved_cwd, saved_env, saved_argv = os.getcwd(), dict(os.environ), sys.argv
     os.chdir(cwd)
     os.environ.clear()

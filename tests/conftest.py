@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_processes import CliProcesses
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout under test (tests never depend on the current directory)."""
 
@@ -18,26 +20,12 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-@pytest.fixture(scope="session", autouse=True)
-def shared_bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Child Python processes of the tests share one bytecode cache in a temporary directory.
+@pytest.fixture(scope="session")
+def cli_processes() -> Iterator[CliProcesses]:
+    """Starts ``reconciler`` commands as real child processes (see tests/cli_processes.py).
 
-    Without it, each ``python -m reconciler`` child compiles every module it imports again
-    whenever ``PYTHONDONTWRITEBYTECODE`` is set (as in many CI images), a large part of a
-    short command's cost. The cache lives outside the checkout and goes with the session's
-    temporary directory; the test process itself is unaffected (it read its settings at
-    start-up).
+    One helper for the session: the package is imported once, not once per test that needs
+    real processes (kill -9, concurrent applies).
     """
-    saved = {
-        name: os.environ.get(name) for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
-    }
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    os.environ["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with CliProcesses(os.environ) as processes:
+        yield processes

@@ -12,7 +12,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,7 @@ def crash_trials(
     n_jobs: int,
     seed: int = 1,
     parallel: int = 3,
+    children: CliProcesses | None = None,
 ) -> HarnessReport:
     """Apply as a child process, kill -9 it in the middle of its work, re-apply; check exactness.
 
@@ -137,14 +138,17 @@ def crash_trials(
     run at once (each trial has its own sandbox, project and state, so they cannot meet);
     each kill is timed on its own sandbox's record. Then, trial by trial, apply re-runs in
     this process until it succeeds and the sandbox must hold exactly the desired objects.
+    ``children``: where to start the children (default: a helper of this call's own).
     """
     rng = random.Random(seed)
     report = HarnessReport()
-    pending: list[_CrashTrial] = []
-    processes = CliProcesses(cli_env())  # imports while the calibration runs
-    try:
+    trials_run: list[_CrashTrial] = []
+    with ExitStack() as cleanup:
+        # A helper of this call's own imports while the calibration runs.
+        processes = children or cleanup.enter_context(CliProcesses(cli_env()))
+        cleanup.callback(_stop_all, trials_run)
         calibration = _crash_trial(workdir / "trial0", "calibration", n_datasets, n_jobs)
-        pending.append(calibration)
+        trials_run.append(calibration)
         converge(calibration.cli)
         requests = len(mutating(calibration.sandbox.journal()))
         check_exact(calibration.sandbox.base_url, n_datasets, n_jobs, report, "calibration")
@@ -152,20 +156,24 @@ def crash_trials(
         for number, after in enumerate(_kill_points(rng, requests, kills), start=1):
             trial = _crash_trial(workdir / f"trial{number}", f"trial {number}", n_datasets, n_jobs)
             trial.kill_after, trial.delay = after, rng.uniform(0.0, 0.005)
-            pending.append(trial)
-        _kill_all(processes, pending[1:], parallel)
-        for trial in pending[1:]:
+            trials_run.append(trial)
+        _kill_all(processes, trials_run[1:], parallel)
+        for trial in trials_run[1:]:
             report.killed_at.append(round(trial.killed_at, 2))
             report.killed_after.append(trial.kill_after)
             report.interrupted += trial.proc is not None and trial.proc.returncode == -9
             report.reruns.append(converge(trial.cli))
             report.trials += 1
             check_exact(trial.sandbox.base_url, n_datasets, n_jobs, report, trial.label)
-    finally:
-        processes.close()  # kills any child still running
-        for trial in pending:
-            trial.sandbox.stop()
     return report
+
+
+def _stop_all(trials: list[_CrashTrial]) -> None:
+    """Kill any child still running, stop every sandbox."""
+    for trial in trials:
+        if trial.proc is not None:
+            trial.proc.kill()
+        trial.sandbox.stop()
 
 
 def _crash_trial(base: Path, label: str, n_datasets: int, n_jobs: int) -> _CrashTrial:
@@ -289,11 +297,18 @@ def _scaled_backoff(scale: float) -> Iterator[None]:
 
 
 def concurrent_applies(
-    workdir: Path, *, processes: int, n_datasets: int, n_jobs: int, lock_timeout: str
+    workdir: Path,
+    *,
+    processes: int,
+    n_datasets: int,
+    n_jobs: int,
+    lock_timeout: str,
+    children: CliProcesses | None = None,
 ) -> tuple[HarnessReport, list[Any]]:
     """Several applies at once, as child processes, on one state; then one more apply.
 
-    Returns the report and each child's (exit code, stdout, stderr).
+    Returns the report and each child's (exit code, stdout, stderr). ``children``: where to
+    start the children (default: a helper of this call's own).
     """
     report = HarnessReport()
     sb = _sandbox(workdir / "sandbox")
@@ -304,9 +319,10 @@ def concurrent_applies(
             ),
             env=cli_env(),
         )
-        with CliProcesses(cli.env) as children:
+        with ExitStack() as own:
+            starter = children or own.enter_context(CliProcesses(cli.env))
             args = ["apply", "--yes", "--lock-timeout", lock_timeout]
-            procs = [children.start(args, cwd=cli.cwd, env=cli.env) for _ in range(processes)]
+            procs = [starter.start(args, cwd=cli.cwd, env=cli.env) for _ in range(processes)]
             results = []
             for p in procs:
                 out, err = p.communicate(timeout=300)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_processes import CliProcesses
 from tests.engine.harness import concurrent_applies, crash_trials, fault_runs
 from tests.postgres.pg_helpers import BACKEND_ENV
 
@@ -19,11 +20,15 @@ covered_on_postgres = pytest.mark.skipif(
 )
 
 
-def test_kill_9_at_random_moments_never_duplicates(tmp_path: Path) -> None:
+def test_kill_9_at_random_moments_never_duplicates(
+    tmp_path: Path, cli_processes: CliProcesses
+) -> None:
     # 3 datasets and 5 jobs: 13 mutating requests (3 uploads, 5 creates, 5 starts); six
     # kills, one in each sixth of that sequence: during the uploads, among the creates, among
     # the starts and after the last one (where the apply may just have finished).
-    report = crash_trials(tmp_path, trials=7, n_datasets=3, n_jobs=5, seed=7)
+    report = crash_trials(
+        tmp_path, trials=7, n_datasets=3, n_jobs=5, seed=7, children=cli_processes
+    )
     assert report.trials == 6
     assert len(set(report.killed_after)) == 6 and min(report.killed_after) >= 1
     # Every kill before the starts (the first four at least) cut a running apply short.
@@ -50,9 +55,11 @@ def test_injected_faults_converge_without_duplicates(tmp_path: Path) -> None:
 
 
 @covered_on_postgres
-def test_concurrent_applies_one_proceeds_others_fail_naming_holder(tmp_path: Path) -> None:
+def test_concurrent_applies_one_proceeds_others_fail_naming_holder(
+    tmp_path: Path, cli_processes: CliProcesses
+) -> None:
     report, results = concurrent_applies(
-        tmp_path, processes=3, n_datasets=2, n_jobs=3, lock_timeout="0s"
+        tmp_path, processes=3, n_datasets=2, n_jobs=3, lock_timeout="0s", children=cli_processes
     )
     assert report.ok, (report.duplicates, report.missing)
     codes = sorted(code for code, _, _ in results)
@@ -63,9 +70,11 @@ def test_concurrent_applies_one_proceeds_others_fail_naming_holder(tmp_path: Pat
 
 
 @covered_on_postgres
-def test_concurrent_applies_with_lock_timeout_all_succeed(tmp_path: Path) -> None:
+def test_concurrent_applies_with_lock_timeout_all_succeed(
+    tmp_path: Path, cli_processes: CliProcesses
+) -> None:
     report, results = concurrent_applies(
-        tmp_path, processes=3, n_datasets=2, n_jobs=3, lock_timeout="2m"
+        tmp_path, processes=3, n_datasets=2, n_jobs=3, lock_timeout="2m", children=cli_processes
     )
     assert report.ok, (report.duplicates, report.missing)
     assert [code for code, _, _ in results] == [0, 0, 0]

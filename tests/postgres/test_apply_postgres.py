@@ -7,7 +7,6 @@ SIGKILL, the sandbox ends with exactly one file per dataset and one job per spec
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +47,6 @@ def sandbox(tmp_path: Path) -> Any:
     sb.stop()
 
 
-@pytest.fixture
-def children() -> Iterator[CliProcesses]:
-    """Starts the applies as real child processes (tests/cli_processes.py)."""
-    with CliProcesses(engine_conftest.cli_env()) as processes:
-        yield processes
-
-
 def _start(children: CliProcesses, cli: Any, *args: str) -> CliProcess:
     return children.start(args, cwd=cli.cwd, env=cli.env)
 
@@ -72,10 +64,10 @@ def _exact(sandbox: Any, label: str) -> None:
 
 
 def test_concurrent_applies_one_proceeds_others_name_the_holder(
-    tmp_path: Path, pg_dsn: str, sandbox: Any, children: CliProcesses
+    tmp_path: Path, pg_dsn: str, sandbox: Any, cli_processes: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    procs = [_start(children, cli, "apply", "--yes", "--lock-timeout", "0s") for _ in range(3)]
+    procs = [_start(cli_processes, cli, "apply", "--yes", "--lock-timeout", "0s") for _ in range(3)]
     results = [_finished(p) for p in procs]
     codes = sorted(code for code, _, _ in results)
     assert codes[0] == 0, results
@@ -94,10 +86,10 @@ def test_concurrent_applies_one_proceeds_others_name_the_holder(
 
 
 def test_concurrent_applies_with_lock_timeout_all_succeed(
-    tmp_path: Path, pg_dsn: str, sandbox: Any, children: CliProcesses
+    tmp_path: Path, pg_dsn: str, sandbox: Any, cli_processes: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    procs = [_start(children, cli, "apply", "--yes", "--lock-timeout", "2m") for _ in range(2)]
+    procs = [_start(cli_processes, cli, "apply", "--yes", "--lock-timeout", "2m") for _ in range(2)]
     results = [_finished(p) for p in procs]
     assert [code for code, _, _ in results] == [0, 0], results
     _exact(sandbox, "lock-timeout")
@@ -114,10 +106,10 @@ def test_concurrent_applies_with_lock_timeout_all_succeed(
 
 
 def test_apply_killed_while_holding_the_lock_is_recovered(
-    tmp_path: Path, pg_dsn: str, sandbox: Any, children: CliProcesses
+    tmp_path: Path, pg_dsn: str, sandbox: Any, cli_processes: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    proc = _start(children, cli, "apply", "--yes")
+    proc = _start(cli_processes, cli, "apply", "--yes")
     # Kill it once it holds the lock and has begun writing the state (or when it is done).
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

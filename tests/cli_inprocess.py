@@ -60,12 +60,11 @@ def process_state(cwd: Path, env: Mapping[str, str], argv0: str = "reconciler") 
 
 
 def _exit_code(code: object) -> int:
-    """The process exit status ``sys.exit(code)`` gives."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    return 1  # sys.exit("message") prints the message and exits 1
+    """The process exit status ``sys.exit(code)`` gives (printing a message, as it does)."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)  # sys.exit("message"): printed, exit status 1
+    return 1
 
 
 @contextmanager

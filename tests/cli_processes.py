@@ -155,14 +155,16 @@ class CliProcesses:
         self._tmp = tempfile.TemporaryDirectory(prefix="cli-processes-")
         self._count = 0
         self._started: list[CliProcess] = []
-        self._helper = subprocess.Popen(
-            [sys.executable, "-c", HELPER, *PRELOAD],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=dict(env),
-            text=True,
-        )
+        self._errors = Path(self._tmp.name) / "helper.err"
+        with self._errors.open("w") as errors:
+            self._helper = subprocess.Popen(
+                [sys.executable, "-c", HELPER, *PRELOAD],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=dict(env),
+                text=True,
+            )
         self._ready = False  # the helper imports in the background until the first request
 
     def start(self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> CliProcess:
@@ -187,7 +189,8 @@ class CliProcesses:
         if not self._ready:
             ready = self._read()
             if ready != "READY":
-                raise RuntimeError(f"the process helper did not start: {ready!r}")
+                errors = self._errors.read_text(encoding="utf-8", errors="replace")
+                raise RuntimeError(f"the process helper did not start: {ready!r}\n{errors}")
             self._ready = True
         assert self._helper.stdin is not None
         self._helper.stdin.write(json.dumps(request) + "\n")

@@ -24,8 +24,8 @@ def repo_root() -> Path:
 def cli_processes() -> Iterator[CliProcesses]:
     """Starts ``reconciler`` commands as real child processes (see tests/cli_processes.py).
 
-    One helper for the session: the package is imported once, not once per test that needs
-    real processes (kill -9, concurrent applies).
+    One helper for the whole test run: the package is imported once, not once per test that
+    needs real processes (kill -9, concurrent applies).
     """
     with CliProcesses(os.environ) as processes:
         yield processes

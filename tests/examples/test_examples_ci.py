@@ -10,10 +10,10 @@ README quotes the recipes' commands word for word. (test_ci_recipes_run.py runs 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from examples_cli_lines import (
     reconciler_invocations,
     shell_commands,
 )
+
+from tests.cli_inprocess import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "examples" / "ci"
@@ -489,14 +491,7 @@ def test_pre_commit_hook_command_passes_on_this_repository(tmp_path: Path) -> No
     )
     hook = _hook()
     args = hook["entry"].split()[1:] + list(hook.get("args", []))
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(args, cwd=tmp_path, env=os.environ)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

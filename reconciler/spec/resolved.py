@@ -144,7 +144,7 @@ class LoadedDocument(Generic[D]):
                         hint=exc.hint,
                     )
                 ],
-                summary=f"{self.subject}: a path leaves the workspace",
+                summary=f"{self.subject}: a path is not allowed",
             ) from None
 
     def _field_of(self, written: str) -> tuple[str | int, ...]:

@@ -16,8 +16,9 @@ that plan and apply rely on:
 * **Listing walks pages** (``page``/``page_size``/``total``), with the server-side filters the
   API offers, so a refresh of N objects costs about N/100 requests.
 * **Streaming uploads** from disk in constant memory with a byte-level progress callback.
-* **Secret hygiene**: the key lives in one private attribute and the ``Authorization`` header;
-  it is never in a repr, a log line or an exception message.
+* **Secret hygiene**: the key lives in one private attribute and is attached per request, only
+  to requests for the configured endpoint (:class:`~reconciler.client.http.BearerAuth`); it is
+  never in a repr, a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ import pydantic
 from reconciler import __version__
 from reconciler.client.http import (
     NOT_SENT,
+    BearerAuth,
     backoff_delay,
     parse_rate_limit,
     raise_for_status,
-    scrub,
     translate_errors,
 )
 from reconciler.client.limits import RateLimiter, RequestStats
@@ -57,6 +58,7 @@ from reconciler.errors import (
     RateLimitedError,
     ReconcilerError,
 )
+from reconciler.redact import scrub
 
 log = logging.getLogger("reconciler.client")
 
@@ -102,6 +104,7 @@ class _Call:
             our first attempt did create the job, 404 because our delete did delete) is
             resolved by this; a non-None result means the operation had in fact succeeded.
         stream: leave the response body unread (downloads).
+        accept: the ``Accept`` header, when the answer is not JSON (downloads).
     """
 
     op: str
@@ -114,6 +117,7 @@ class _Call:
     resolve_lost: Callable[[], Any] | None = None
     resolve_rejected: Callable[[ApiError], Any] | None = None
     stream: bool = False
+    accept: str | None = None
 
 
 def _seg(value: str) -> str:
@@ -132,6 +136,12 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+def _first_error(exc: pydantic.ValidationError) -> str:
+    # "field.path: message" of the first problem: enough to see what the server sent wrong.
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
 
 
 def _training_ids(request: dict[str, Any], key: str) -> list[str]:
@@ -237,7 +247,7 @@ class HttpApi:
         upload_timeout: seconds for uploads and downloads (read/write of large bodies).
         sleep: how to wait between attempts (tests pass a recorder).
         user_agent: the ``User-Agent`` header.
-        headers: further headers sent with every request (e.g. OpenAI's organisation).
+        extra_headers: further headers sent with every request (e.g. OpenAI's organisation).
     """
 
     compatible = "a Mistral-compatible API"
@@ -257,7 +267,7 @@ class HttpApi:
         upload_timeout: float = 600.0,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = f"reconciler/{__version__}",
-        headers: Mapping[str, str] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         base = base_url.strip().rstrip("/")
         if base.endswith("/v1"):
@@ -286,12 +296,12 @@ class HttpApi:
         self._sleep = sleep
         self._limiter = RateLimiter(rate_limit, sleep=sleep)
         self._slots = threading.BoundedSemaphore(concurrency)
-        sent = {"User-Agent": user_agent, "Accept": "application/json", **(headers or {})}
-        if key:
-            sent["Authorization"] = f"Bearer {key}"
+        headers = {"User-Agent": user_agent, "Accept": "application/json", **(extra_headers or {})}
         self._http = httpx.Client(
             base_url=base,
-            headers=sent,
+            headers=headers,
+            # Per request and only for this endpoint's origin, never as a default header.
+            auth=BearerAuth(key, base) if key else None,
             transport=transport or httpx.HTTPTransport(retries=0),
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -453,14 +463,14 @@ class HttpApi:
 
     def _send_once(self, call: _Call) -> httpx.Response:
         body = call.body() if call.body is not None else None
-        headers = None
+        headers: dict[str, str] = {}
         content = None
         if body is not None:
-            headers = {
-                "Content-Type": body.content_type,
-                "Content-Length": str(body.content_length),
-            }
+            headers["Content-Type"] = body.content_type
+            headers["Content-Length"] = str(body.content_length)
             content = body
+        if call.accept is not None:
+            headers["Accept"] = call.accept
         with translate_errors(
             call.method, call.path, base_url=self.base_url, secret=self.__api_key
         ):
@@ -470,7 +480,7 @@ class HttpApi:
                 params=tuple(call.params) if call.params else None,
                 json=call.json,
                 content=content,
-                headers=headers,
+                headers=headers or None,
                 timeout=call.timeout or self.timeout,
             )
             response = self._http.send(request, stream=call.stream)
@@ -491,10 +501,8 @@ class HttpApi:
         try:
             return model.model_validate(data)
         except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
             raise ApiError(
-                f"unexpected response: {model.__name__}.{where}: {first.get('msg')} "
+                f"unexpected response: {model.__name__}.{_first_error(exc)} "
                 f"(is the endpoint {self.compatible}?)",
                 method=call.method,
                 path=call.path,
@@ -506,7 +514,7 @@ class HttpApi:
             return response.json()
         except ValueError as exc:
             raise ApiError(
-                f"the response is not JSON: {scrub(response.text[:120], self.__api_key)!r} "
+                f"the response is not JSON: {scrub(response.text, (self.__api_key,))[:120]!r} "
                 f"(is the endpoint {self.compatible}?)",
                 method=call.method,
                 path=call.path,
@@ -534,15 +542,7 @@ class HttpApi:
             )
             response = self._call(call)
             body = self._json(response, call)
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, list):
-                raise ApiError(
-                    "unexpected response: no 'data' list (is the endpoint a Mistral-compatible "
-                    "API?)",
-                    method="GET",
-                    path=path,
-                    status=response.status_code,
-                )
+            data = self._data_list(body, call, response)
             fresh = 0
             for raw in data:
                 obj = self._parse(model, raw, call)
@@ -554,15 +554,47 @@ class HttpApi:
                     fresh += 1
             page += 1
             total = body.get("total")
-            if not data or len(data) < page_size:
+            # `total` (when the server sends one that is not already exceeded) decides whether
+            # more remain: a server may send pages shorter than asked. Without it, a short
+            # page is the last one.
+            if not isinstance(total, int) or isinstance(total, bool) or total < len(items):
+                total = None
+            if not data:
+                if total is not None and len(items) < total:
+                    log.warning(
+                        "GET %s: page %d is empty although the list's total says %d more "
+                        "remain; stopping with the %d objects read",
+                        path,
+                        page - 1,
+                        total - len(items),
+                        len(items),
+                    )
                 break
             if not fresh:
-                # A full page of nothing new: the server ignores `page`; stop, do not spin.
+                # A page of nothing new: the server ignores `page`; stop, do not spin.
                 log.warning("GET %s: page %d repeated earlier results; stopping", path, page - 1)
                 break
-            if isinstance(total, int) and page * page_size >= total:
+            last = len(items) >= total if total is not None else len(data) < page_size
+            if last:
                 break
         return items
+
+    @staticmethod
+    def _data_list(body: Any, call: _Call, response: httpx.Response) -> list[Any]:
+        """The ``data`` array of a list answer (a JSON object); an absent or null one is an
+        empty list (the contract makes ``data`` optional in the jobs and models lists)."""
+        if isinstance(body, dict):
+            data = body.get("data")
+            if data is None:
+                return []
+            if isinstance(data, list):
+                return data
+        raise ApiError(
+            "unexpected response: no 'data' list (is the endpoint a Mistral-compatible API?)",
+            method=call.method,
+            path=call.path,
+            status=response.status_code,
+        )
 
     # -- files ----------------------------------------------------------------------------
 
@@ -655,24 +687,67 @@ class MistralClient(HttpApi):
         params += [("source", v) for v in _as_list(source)]
         return self._paginate("list_files", "/v1/files", params, RemoteFile, page_size)
 
-    def _delete(self, operation: str, path: str) -> None:
-        """DELETE ``path``; a 404 on a retry means the lost first attempt already worked."""
-        self._execute(
-            _Call(
-                operation,
-                "DELETE",
-                path,
-                resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
-            )
+    def _delete(self, operation: str, what: str, path: str) -> None:
+        """DELETE ``path`` (the object ``what``, e.g. ``file 1234``).
+
+        A 404 on a retry means the lost first attempt already worked. An answer that says
+        ``deleted: false`` is a failure: the object is still there.
+        """
+        call = _Call(
+            operation,
+            "DELETE",
+            path,
+            resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
         )
+        result = self._execute(call)
+        if not isinstance(result, _Found):
+            self._check_done(result, call, "deleted", True, f"{what} was not deleted")
+
+    def _check_done(
+        self, response: httpx.Response, call: _Call, flag: str, wanted: bool, failure: str
+    ) -> None:
+        """Raise when a 2xx answer's ``flag`` says the action did not happen.
+
+        The contract answers deletes with ``deleted`` and (un)archives with ``archived``;
+        a 2xx whose flag contradicts the action is a refusal, not a success. An answer
+        without the flag (or without JSON) does not contradict its status.
+        """
+        try:
+            body = response.json()
+        except ValueError:
+            return
+        if isinstance(body, dict) and body.get(flag) is (not wanted):
+            raise ApiError(
+                f"{failure}: the server answered '{flag}: {str(not wanted).lower()}'. Run the "
+                "command again, or make the change by hand if this persists",
+                method=call.method,
+                path=call.path,
+                status=response.status_code,
+            )
 
     def get_file(self, file_id: str) -> RemoteFile:
-        """One file by id (:class:`~reconciler.errors.NotFoundError` if it does not exist)."""
-        return self._one(RemoteFile, _Call("get_file", "GET", f"/v1/files/{_seg(file_id)}"))
+        """One file by id.
+
+        Raises:
+            NotFoundError: it does not exist, or the server returns it marked
+                ``deleted: true`` (a deleted file is gone, whatever else the answer says).
+        """
+        call = _Call("get_file", "GET", f"/v1/files/{_seg(file_id)}")
+        response = self._call(call)
+        found = self._parse(RemoteFile, self._json(response, call), call, response.status_code)
+        if found.deleted:
+            raise NotFoundError(
+                f"file {file_id} was deleted (the server returned it marked 'deleted: true'); "
+                "run `reconciler plan` to refresh",
+                method=call.method,
+                path=call.path,
+                status=response.status_code,
+            )
+        return found
 
     def delete_file(self, file_id: str) -> None:
         """Delete a file. A retry that finds it gone after a lost answer counts as done."""
-        self._delete("delete_file", f"/v1/files/{_seg(file_id)}")
+        self._delete("delete_file", f"file {file_id}", f"/v1/files/{_seg(file_id)}")
 
     def download_file(self, file_id: str, dest: Path) -> None:
         """Stream a file's content to ``dest`` (written to a temporary name, then renamed)."""
@@ -682,6 +757,9 @@ class MistralClient(HttpApi):
             f"/v1/files/{_seg(file_id)}/content",
             timeout=self.upload_timeout,
             stream=True,
+            # The content is answered as application/octet-stream: a server that negotiates
+            # would refuse the client-wide `Accept: application/json` (406).
+            accept="application/octet-stream, application/json;q=0.5",
         )
         response = self._call(call)
         tmp = dest.with_name(f".{dest.name}.part")
@@ -720,11 +798,17 @@ class MistralClient(HttpApi):
         return str(body["url"])
 
     def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
-        """The newest file named exactly ``filename`` (and of ``size`` bytes, if given)."""
+        """The newest file named exactly ``filename`` (and of ``size`` bytes, if given).
+
+        A file whose size the server does not report (``bytes: null``, as in the contract's
+        own examples) matches by name alone: our filenames carry the content hash.
+        """
         candidates = [
             f
             for f in self.list_files(search=filename)
-            if f.filename == filename and (size is None or f.bytes == size) and not f.deleted
+            if f.filename == filename
+            and (size is None or f.bytes is None or f.bytes == size)
+            and not f.deleted
         ]
         return max(candidates, key=lambda f: f.created_at) if candidates else None
 
@@ -872,15 +956,26 @@ class MistralClient(HttpApi):
         call = _Call("list_models", "GET", "/v1/models")
         response = self._call(call)
         body = self._json(response, call)
-        data = body.get("data") if isinstance(body, dict) else body
-        if not isinstance(data, list):
-            raise ApiError(
-                "unexpected response: no 'data' list",
-                method="GET",
-                path=call.path,
-                status=response.status_code,
+        data = body if isinstance(body, list) else self._data_list(body, call, response)
+        models: list[RemoteModel] = []
+        unreadable: list[str] = []
+        for raw in data:
+            try:
+                models.append(RemoteModel.model_validate(raw))
+            except pydantic.ValidationError as exc:
+                # One odd card (say, a new base model's) must not stop a refresh; the cards
+                # reconciler reads are its own fine-tuned models, which it still gets.
+                card = raw.get("id") if isinstance(raw, dict) else None
+                unreadable.append(f"{card or '(no id)'}: {_first_error(exc)}")
+        if unreadable:
+            self.stats.add(skipped_objects=len(unreadable))
+            log.warning(
+                "GET %s: skipped %d model card(s) that do not parse: %s",
+                call.path,
+                len(unreadable),
+                "; ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else ""),
             )
-        return [self._parse(RemoteModel, raw, call) for raw in data]
+        return models
 
     def get_model(self, model_id: str) -> RemoteModel:
         """One model by id."""
@@ -888,7 +983,7 @@ class MistralClient(HttpApi):
 
     def delete_model(self, model_id: str) -> None:
         """Delete a fine-tuned model. A retry finding it gone after a lost answer is done."""
-        self._delete("delete_model", f"/v1/models/{_seg(model_id)}")
+        self._delete("delete_model", f"model {model_id}", f"/v1/models/{_seg(model_id)}")
 
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None
@@ -901,15 +996,19 @@ class MistralClient(HttpApi):
         )
 
     def archive_model(self, model_id: str) -> None:
-        """Archive a fine-tuned model (idempotent)."""
-        self._call(
-            _Call("archive_model", "POST", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        """Archive a fine-tuned model (idempotent); an answer ``archived: false`` fails."""
+        call = _Call("archive_model", "POST", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        self._check_done(
+            self._call(call), call, "archived", True, f"model {model_id} was not archived"
         )
 
     def unarchive_model(self, model_id: str) -> None:
-        """Unarchive a fine-tuned model (idempotent)."""
-        self._call(
-            _Call("unarchive_model", "DELETE", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        """Unarchive a fine-tuned model (idempotent); an answer ``archived: true`` fails."""
+        call = _Call(
+            "unarchive_model", "DELETE", f"/v1/fine_tuning/models/{_seg(model_id)}/archive"
+        )
+        self._check_done(
+            self._call(call), call, "archived", False, f"model {model_id} was not unarchived"
         )
 
 

@@ -158,7 +158,8 @@ def _import_file(
             ("filename", desired.filename, remote.filename),
             ("bytes", desired.bytes, remote.bytes),
         )
-        if want != got
+        # A size the remote does not report (`bytes: null`) differs from nothing.
+        if want != got and got is not None
     ]
     if not differences:
         # Same name (which carries the content hash) and size: the engine's own dedupe rule.

@@ -110,12 +110,12 @@ class OpenAIProvider(HttpApi):
         project: str | None = None,
         **options: Any,
     ) -> None:
-        headers = dict(options.pop("headers", None) or {})
+        headers = dict(options.pop("extra_headers", None) or {})
         if organization:
             headers["OpenAI-Organization"] = organization
         if project:
             headers["OpenAI-Project"] = project
-        super().__init__(base_url, api_key, headers=headers, **options)
+        super().__init__(base_url, api_key, extra_headers=headers, **options)
 
     # -- listing --------------------------------------------------------------------------
 

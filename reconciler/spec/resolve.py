@@ -9,6 +9,7 @@ the field that holds the bad reference.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import itertools
@@ -467,8 +468,10 @@ def resolve_documents(
 ) -> tuple[SpecSet | None, list[Problem]]:
     """Check references and expand matrices; ``(SpecSet, [])`` or ``(None, problems)``.
 
-    ``documents`` must each have passed model validation; ``root`` anchors ``.reconciler/``.
+    ``documents`` must each have passed model validation; ``root`` anchors ``.reconciler/``
+    and is the workspace root every path named in a document must stay in.
     """
+    documents = [dataclasses.replace(d, root=root) for d in documents]
     resolver = _Resolver(documents)
     resolver.check_profile_cycles()
     for name in sorted(resolver.profiles):

@@ -195,6 +195,9 @@ def _run_github_flow(world: World) -> GitHubFlow:
         world.work,
         secrets={"MISTRAL_PLAN_API_KEY": KEY, "RECONCILER_PG_DSN": "unused-by-the-file-state"},
         environments={"fine-tuning": {"MISTRAL_API_KEY": KEY, "WANDB_API_KEY": WANDB_KEY}},
+        # The operator allows the sandbox the Provider points at (the recipes allow only the
+        # official endpoint by default).
+        variables={"RECONCILER_ALLOWED_ENDPOINTS": world.sandbox.base_url},
     )
     flow = GitHubFlow(world, github)
     repo = world.repo
@@ -364,6 +367,8 @@ def _run_gitlab_flow(world: World) -> GitLabFlow:
                 Variable("MISTRAL_API_KEY", KEY, "fine-tuning-read"),
                 Variable("WANDB_API_KEY", WANDB_KEY, "fine-tuning", protected=True),
                 Variable("RECONCILER_PG_DSN", "unused-by-the-file-state"),
+                # The operator allows the sandbox (overrides the recipe's default).
+                Variable("RECONCILER_ALLOWED_ENDPOINTS", world.sandbox.base_url),
                 Variable("GITLAB_API_TOKEN", api.token),
             ],
         )

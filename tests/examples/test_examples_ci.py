@@ -485,14 +485,19 @@ def test_pre_commit_hook_runs_on_spec_and_data_files(path: str, matches: bool) -
 
 def test_pre_commit_hook_command_passes_on_this_repository(tmp_path: Path) -> None:
     # pre-commit runs the entry at the repository root; a copy keeps the check's cache out
-    # of the checkout.
+    # of the checkout. Each example directory is a workspace of its own (09 has an openai
+    # Provider), so the hook runs once per workspace, as a repository with several workspaces
+    # configures it (one hook entry each, with its directory as args).
     shutil.copytree(
         REPO / "specs", tmp_path / "specs", ignore=shutil.ignore_patterns(".reconciler")
     )
     hook = _hook()
-    args = hook["entry"].split()[1:] + list(hook.get("args", []))
-    result = run_cli(args, cwd=tmp_path, env=os.environ)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert hook.get("args") == ["specs/"]
+    workspaces = sorted(p.name for p in (REPO / "specs").iterdir() if p.name[:2].isdigit())
+    for workspace in workspaces:
+        args = [*hook["entry"].split()[1:], f"specs/{workspace}/"]
+        result = run_cli(args, cwd=tmp_path, env=os.environ)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_shell_splitting_keeps_quoted_arguments_whole() -> None:

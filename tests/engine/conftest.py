@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.cli_inprocess import run_cli
-from tests.engine.project import SANDBOX_KEY_ENV, WANDB_KEY
+from tests.engine.project import FLAVOURS, SANDBOX_KEY_ENV, WANDB_KEY, Flavour
 
 SANDBOX_KEY = "sandbox-test-key-4f1c9a"
 MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
@@ -53,6 +53,37 @@ def sandbox(tmp_path: Path) -> Iterator[Any]:
         yield sb
     finally:
         sb.stop()
+
+
+@pytest.fixture(params=list(FLAVOURS.values()), ids=list(FLAVOURS))
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    """Each provider in turn: the sandbox speaking Mistral's API, then OpenAI's."""
+    chosen: Flavour = request.param
+    return chosen
+
+
+@pytest.fixture
+def provider_sandbox(tmp_path: Path, flavour: Flavour) -> Iterator[Any]:
+    """A sandbox server on 127.0.0.1 speaking ``flavour``'s API."""
+    from reconciler.sandbox.app import SandboxConfig
+    from reconciler.sandbox.server import EmbeddedSandbox
+
+    config = SandboxConfig(
+        data_dir=tmp_path / "sandbox-data",
+        api_key=SANDBOX_KEY,
+        time_scale=50.0,
+        dialect=flavour.dialect,
+    )
+    with EmbeddedSandbox(config) as sb:
+        yield sb
+
+
+@pytest.fixture
+def provider_cli(tmp_path: Path, flavour: Flavour, provider_sandbox: Any) -> Cli:
+    """The CLI runner for a project on ``provider_sandbox`` (its endpoint allowed)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    return Cli(cwd=project, env=cli_env(**flavour.env(provider_sandbox.base_url)))
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 Used at small scale by the test suite and at full scale by ``bench/reliability.py``. Every
 harness ends by checking the sandbox holds exactly the desired files and jobs: one file per
-dataset (by content-addressed name) and one job per spec — zero duplicates.
+dataset (by content-addressed name) and one job per spec — zero duplicates. Each runs on a
+provider :class:`~tests.engine.project.Flavour`: the sandbox in Mistral's dialect (default)
+or in OpenAI's, behind an ``openai`` Provider.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.client.api import MistralClient
 from tests.cli_processes import CliProcess, CliProcesses
 from tests.engine.conftest import SANDBOX_KEY, Cli, cli_env, mutating
-from tests.engine.project import make_project
+from tests.engine.project import SANDBOX, Flavour, make_project
 
 
 @dataclass
@@ -53,26 +54,44 @@ class HarnessReport:
         return not self.duplicates and not self.missing
 
 
-def _sandbox(data_dir: Path, **config: Any) -> Any:
+def _sandbox(data_dir: Path, flavour: Flavour = SANDBOX, **config: Any) -> Any:
     from reconciler.sandbox.app import SandboxConfig
     from reconciler.sandbox.server import EmbeddedSandbox
 
     sb = EmbeddedSandbox(
-        SandboxConfig(data_dir=data_dir, api_key=SANDBOX_KEY, time_scale=50.0, **config)
+        SandboxConfig(
+            data_dir=data_dir,
+            api_key=SANDBOX_KEY,
+            time_scale=50.0,
+            dialect=flavour.dialect,
+            **config,
+        )
     )
     sb.start()
     return sb
 
 
 def check_exact(
-    base_url: str, n_datasets: int, n_jobs: int, report: HarnessReport, label: str
+    base_url: str,
+    n_datasets: int,
+    n_jobs: int,
+    report: HarnessReport,
+    label: str,
+    flavour: Flavour = SANDBOX,
 ) -> None:
     """Record duplicates and missing objects on the remote."""
-    with MistralClient(base_url, SANDBOX_KEY) as client:
+    client = flavour.client(base_url, SANDBOX_KEY)
+    try:
         files = Counter(f.filename for f in client.list_files())
         listed = client.list_jobs()
-        jobs = Counter(j.suffix for j in listed)
-    unstarted = [j.suffix for j in listed if j.status in ("QUEUED", "VALIDATING", "VALIDATED")]
+    finally:
+        client.close()
+    jobs = Counter(flavour.job_key(j) for j in listed)
+    waiting = ("QUEUED", "VALIDATING", "VALIDATED")
+    # Jobs that start when created are never "unstarted", whatever their status.
+    unstarted = [
+        flavour.job_key(j) for j in listed if j.status in waiting and not flavour.starts_at_create
+    ]
     if unstarted:
         report.missing.append(f"{label}: jobs never started: {sorted(map(str, unstarted))}")
     for name, count in files.items():
@@ -124,6 +143,7 @@ def crash_trials(
     seed: int = 1,
     parallel: int = 3,
     children: CliProcesses | None = None,
+    flavour: Flavour = SANDBOX,
 ) -> HarnessReport:
     """Apply as a child process, kill -9 it in the middle of its work, re-apply; check exactness.
 
@@ -139,6 +159,7 @@ def crash_trials(
     each kill is timed on its own sandbox's record. Then, trial by trial, apply re-runs in
     this process until it succeeds and the sandbox must hold exactly the desired objects.
     ``children``: where to start the children (default: a helper of this call's own).
+    ``flavour``: the provider (default: the sandbox in Mistral's dialect).
     """
     rng = random.Random(seed)
     report = HarnessReport()
@@ -147,14 +168,18 @@ def crash_trials(
         # A helper of this call's own imports while the calibration runs.
         processes = children or cleanup.enter_context(CliProcesses(cli_env()))
         cleanup.callback(_stop_all, trials_run)
-        calibration = _crash_trial(workdir / "trial0", "calibration", n_datasets, n_jobs)
+        calibration = _crash_trial(workdir / "trial0", "calibration", n_datasets, n_jobs, flavour)
         trials_run.append(calibration)
         converge(calibration.cli)
         requests = len(mutating(calibration.sandbox.journal()))
-        check_exact(calibration.sandbox.base_url, n_datasets, n_jobs, report, "calibration")
+        check_exact(
+            calibration.sandbox.base_url, n_datasets, n_jobs, report, "calibration", flavour
+        )
         kills = max(0, trials - 1)
         for number, after in enumerate(_kill_points(rng, requests, kills), start=1):
-            trial = _crash_trial(workdir / f"trial{number}", f"trial {number}", n_datasets, n_jobs)
+            trial = _crash_trial(
+                workdir / f"trial{number}", f"trial {number}", n_datasets, n_jobs, flavour
+            )
             trial.kill_after, trial.delay = after, rng.uniform(0.0, 0.005)
             trials_run.append(trial)
         _kill_all(processes, trials_run[1:], parallel)
@@ -164,7 +189,7 @@ def crash_trials(
             report.interrupted += trial.proc is not None and trial.proc.returncode == -9
             report.reruns.append(converge(trial.cli))
             report.trials += 1
-            check_exact(trial.sandbox.base_url, n_datasets, n_jobs, report, trial.label)
+            check_exact(trial.sandbox.base_url, n_datasets, n_jobs, report, trial.label, flavour)
     return report
 
 
@@ -176,12 +201,19 @@ def _stop_all(trials: list[_CrashTrial]) -> None:
         trial.sandbox.stop()
 
 
-def _crash_trial(base: Path, label: str, n_datasets: int, n_jobs: int) -> _CrashTrial:
-    sb = _sandbox(base / "sandbox")
+def _crash_trial(
+    base: Path, label: str, n_datasets: int, n_jobs: int, flavour: Flavour
+) -> _CrashTrial:
+    sb = _sandbox(base / "sandbox", flavour)
     project = make_project(
-        base / "project", endpoint=sb.base_url, n_datasets=n_datasets, n_jobs=n_jobs
+        base / "project",
+        endpoint=sb.base_url,
+        n_datasets=n_datasets,
+        n_jobs=n_jobs,
+        flavour=flavour,
     )
-    return _CrashTrial(label, sb, Cli(cwd=project, env=cli_env()), kill_after=0, delay=0.0)
+    env = cli_env(**flavour.env(sb.base_url))
+    return _CrashTrial(label, sb, Cli(cwd=project, env=env), kill_after=0, delay=0.0)
 
 
 def _kill_points(rng: random.Random, requests: int, kills: int) -> list[int]:
@@ -231,6 +263,7 @@ def fault_runs(
     n_datasets: int,
     n_jobs: int,
     backoff_scale: float = 1.0,
+    flavour: Flavour = SANDBOX,
 ) -> HarnessReport:
     """Apply against a sandbox injecting faults at high rates; check it converges exactly.
 
@@ -245,13 +278,17 @@ def fault_runs(
     report = HarnessReport()
     for seed in seeds:
         base = workdir / f"seed{seed}"
-        sb = _sandbox(base / "sandbox", faults=parse_faults(faults), seed=seed)
+        sb = _sandbox(base / "sandbox", flavour, faults=parse_faults(faults), seed=seed)
         try:
             cli = Cli(
                 cwd=make_project(
-                    base / "project", endpoint=sb.base_url, n_datasets=n_datasets, n_jobs=n_jobs
+                    base / "project",
+                    endpoint=sb.base_url,
+                    n_datasets=n_datasets,
+                    n_jobs=n_jobs,
+                    flavour=flavour,
                 ),
-                env=cli_env(),
+                env=cli_env(**flavour.env(sb.base_url)),
             )
             with _scaled_backoff(backoff_scale):
                 report.reruns.append(converge(cli, attempts=10))
@@ -264,9 +301,9 @@ def fault_runs(
         finally:
             sb.stop()
         # Count on the same data without faults: the check itself must not be faulted.
-        clean = _sandbox(base / "sandbox")
+        clean = _sandbox(base / "sandbox", flavour)
         try:
-            check_exact(clean.base_url, n_datasets, n_jobs, report, f"seed {seed}")
+            check_exact(clean.base_url, n_datasets, n_jobs, report, f"seed {seed}", flavour)
         finally:
             clean.stop()
     return report
@@ -304,6 +341,7 @@ def concurrent_applies(
     n_jobs: int,
     lock_timeout: str,
     children: CliProcesses | None = None,
+    flavour: Flavour = SANDBOX,
 ) -> tuple[HarnessReport, list[Any]]:
     """Several applies at once, as child processes, on one state; then one more apply.
 
@@ -311,13 +349,17 @@ def concurrent_applies(
     start the children (default: a helper of this call's own).
     """
     report = HarnessReport()
-    sb = _sandbox(workdir / "sandbox")
+    sb = _sandbox(workdir / "sandbox", flavour)
     try:
         cli = Cli(
             cwd=make_project(
-                workdir / "project", endpoint=sb.base_url, n_datasets=n_datasets, n_jobs=n_jobs
+                workdir / "project",
+                endpoint=sb.base_url,
+                n_datasets=n_datasets,
+                n_jobs=n_jobs,
+                flavour=flavour,
             ),
-            env=cli_env(),
+            env=cli_env(**flavour.env(sb.base_url)),
         )
         with ExitStack() as own:
             starter = children or own.enter_context(CliProcesses(cli.env))
@@ -329,7 +371,7 @@ def concurrent_applies(
                 results.append((p.returncode, out, err))
         converge(cli)
         report.trials = processes
-        check_exact(sb.base_url, n_datasets, n_jobs, report, "concurrent")
+        check_exact(sb.base_url, n_datasets, n_jobs, report, "concurrent", flavour)
         return report, results
     finally:
         sb.stop()

@@ -3,6 +3,9 @@
 Named tests of the product's promises: a second apply is a no-op that sends no mutating
 request; a stale saved plan is refused (including the first-apply case); secrets never reach
 state, plan files or output; spec changes replace jobs naming the fields; the budget gate.
+The promises every provider keeps run on each of them (the ``flavour`` fixture: the sandbox
+speaking Mistral's API, then OpenAI's behind an ``openai`` Provider); the start gate's are
+Mistral's (OpenAI starts jobs when they are created: tests/engine/test_openai_e2e.py).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 from reconciler.providers.mistral import MistralProvider
 from tests.engine.conftest import SANDBOX_KEY, Cli, mutating
-from tests.engine.project import WANDB_KEY, make_project
+from tests.engine.project import WANDB_KEY, Flavour, make_project
 
 
 def remote(sandbox: Any) -> MistralProvider:
@@ -32,17 +35,19 @@ def state_of(cli: Cli) -> dict[str, Any]:
 
 
 def test_apply_then_second_apply_is_noop_with_zero_mutating_requests(
-    cli: Cli, sandbox: Any
+    provider_cli: Cli, provider_sandbox: Any, flavour: Flavour
 ) -> None:
-    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=2, n_jobs=3)
+    cli, sandbox = provider_cli, provider_sandbox
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=2, n_jobs=3, flavour=flavour)
     first = cli.run("apply", "--yes", check=0)
-    assert first.stdout.splitlines()[0] == f"Target: sandbox {sandbox.base_url}"
+    assert first.stdout.splitlines()[0] == flavour.target(sandbox.base_url)
     assert "Apply complete: 5 applied, 0 failed" in first.stdout
-    with remote(sandbox) as client:
+    with flavour.client(sandbox.base_url, SANDBOX_KEY) as client:
         assert len(client.list_files()) == 2
         jobs = client.list_jobs()
-        assert len(jobs) == 3
-        assert all(j.status not in ("QUEUED", "VALIDATING", "VALIDATED") for j in jobs)
+        assert sorted(flavour.job_key(j) for j in jobs) == ["t0", "t1", "t2"]
+        if not flavour.starts_at_create:
+            assert all(j.status not in ("QUEUED", "VALIDATING", "VALIDATED") for j in jobs)
     mark = len(sandbox.journal())
     second = cli.run("apply", "--yes", check=0)
     assert "No changes." in second.stdout
@@ -63,8 +68,11 @@ def test_detailed_exitcode_and_json_plan(cli: Cli, sandbox: Any) -> None:
     assert data["summary"]["create"] == 2 and data["has_changes"] is True
 
 
-def test_saved_plan_applies_exactly_and_stale_plans_are_refused(cli: Cli, sandbox: Any) -> None:
-    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
+def test_saved_plan_applies_exactly_and_stale_plans_are_refused(
+    provider_cli: Cli, provider_sandbox: Any, flavour: Flavour
+) -> None:
+    cli, sandbox = provider_cli, provider_sandbox
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, flavour=flavour)
     cli.run("plan", "--out", "first.plan", check=0)
     cli.run("plan", "--out", "again.plan", check=0)
     applied = cli.run("apply", "first.plan", check=0)
@@ -76,9 +84,7 @@ def test_saved_plan_applies_exactly_and_stale_plans_are_refused(cli: Cli, sandbo
     assert "stale" in other.stderr
     # A plan made on the current state goes stale when the specs change.
     (cli.cwd / "specs.yaml").write_text(
-        (cli.cwd / "specs.yaml")
-        .read_text()
-        .replace("learning_rate: 1.0e-4", "learning_rate: 2.0e-5")
+        (cli.cwd / "specs.yaml").read_text().replace(*flavour.change)
     )
     cli.run("plan", "--out", "fresh.plan", check=0)
     (cli.cwd / "data" / "d0.jsonl").write_text(
@@ -86,28 +92,31 @@ def test_saved_plan_applies_exactly_and_stale_plans_are_refused(cli: Cli, sandbo
     )
     changed = cli.run("apply", "fresh.plan", check=1)
     assert "specs or their datasets changed" in changed.stderr
-    with remote(sandbox) as client:
+    with flavour.client(sandbox.base_url, SANDBOX_KEY) as client:
         assert len(client.list_jobs()) == 1
 
 
-def test_spec_change_replaces_job_naming_the_fields(cli: Cli, sandbox: Any) -> None:
-    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=200)
+def test_spec_change_replaces_job_naming_the_fields(
+    provider_cli: Cli, provider_sandbox: Any, flavour: Flavour
+) -> None:
+    cli, sandbox = provider_cli, provider_sandbox
+    make_project(
+        cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=200, flavour=flavour
+    )
     cli.run("apply", "--yes", check=0)
     old_id = state_of(cli)["resources"]["job.job0"]["remote_id"]
     (cli.cwd / "specs.yaml").write_text(
-        (cli.cwd / "specs.yaml")
-        .read_text()
-        .replace("learning_rate: 1.0e-4", "learning_rate: 2.0e-5")
+        (cli.cwd / "specs.yaml").read_text().replace(*flavour.change)
     )
     plan = cli.run("plan", check=0)
     assert "-/+ job.job0" in plan.stdout
-    assert "forces new job: hyperparameters.learning_rate" in plan.stdout
+    assert f"forces new job: {flavour.changed_field}" in plan.stdout
     assert f"previous job {old_id}" in plan.stdout
     cli.run("apply", "--yes", check=0)
     res = state_of(cli)["resources"]["job.job0"]
     assert res["remote_id"] != old_id
     assert res["history"][0]["remote_id"] == old_id
-    with remote(sandbox) as client:
+    with flavour.client(sandbox.base_url, SANDBOX_KEY) as client:
         old = client.get_job(old_id)
         assert old.status in ("CANCELLED", "CANCELLATION_REQUESTED", "SUCCESS")
     assert "No changes." in cli.run("plan", check=0).stdout
@@ -175,25 +184,39 @@ def test_missing_secret_is_reported_at_apply_not_validate(cli: Cli, sandbox: Any
     assert "WANDB_API_KEY" in proc.stderr
 
 
-def test_prune_cancels_and_forgets(cli: Cli, tmp_path: Path) -> None:
+def test_prune_cancels_and_forgets(tmp_path: Path, flavour: Flavour) -> None:
     from reconciler.sandbox.app import SandboxConfig
     from reconciler.sandbox.server import EmbeddedSandbox
+    from tests.engine.conftest import cli_env
 
     # Real-time scale: the sandbox caps a run at 60 s, so the job is still running at prune.
     with EmbeddedSandbox(
-        SandboxConfig(data_dir=tmp_path / "slow", api_key=SANDBOX_KEY, time_scale=1.0)
+        SandboxConfig(
+            data_dir=tmp_path / "slow",
+            api_key=SANDBOX_KEY,
+            time_scale=1.0,
+            dialect=flavour.dialect,
+        )
     ) as sandbox:
-        make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=2, steps=2000)
+        (tmp_path / "project").mkdir()
+        cli = Cli(cwd=tmp_path / "project", env=cli_env(**flavour.env(sandbox.base_url)))
+
+        def specs(n_jobs: int) -> None:
+            make_project(
+                cli.cwd, endpoint=sandbox.base_url, n_jobs=n_jobs, steps=2000, flavour=flavour
+            )
+
+        specs(2)
         cli.run("apply", "--yes", check=0)
-        make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=2000)
+        specs(1)  # job1 is no longer named
         plan = cli.run("plan", check=0)
         assert "job.job1" in plan.stdout and "--prune" in plan.stdout
         pruned = cli.run("plan", "--prune", check=0)
         assert "cancel active job" in pruned.stdout
         cli.run("apply", "--yes", "--prune", check=0)
         assert "job.job1" not in state_of(cli)["resources"]
-        with remote(sandbox) as client:
-            statuses = {j.suffix: j.status for j in client.list_jobs()}
+        with flavour.client(sandbox.base_url, SANDBOX_KEY) as client:
+            statuses = {flavour.job_key(j): j.status for j in client.list_jobs()}
         assert statuses["t1"] in ("CANCELLED", "CANCELLATION_REQUESTED")
         assert statuses["t0"] not in ("CANCELLED", "CANCELLATION_REQUESTED")
 
@@ -209,19 +232,23 @@ def test_embedded_sandbox_is_the_default_and_says_so(tmp_path: Path) -> None:
     assert "No changes." in cli.run("apply", "--yes", check=0).stdout
 
 
-def test_apply_wait_exits_nonzero_naming_the_failed_job(cli: Cli, tmp_path: Path) -> None:
+def test_apply_wait_exits_nonzero_naming_the_failed_job(tmp_path: Path, flavour: Flavour) -> None:
     from reconciler.sandbox.app import SandboxConfig
     from reconciler.sandbox.config import FaultSpec
     from reconciler.sandbox.server import EmbeddedSandbox
+    from tests.engine.conftest import cli_env
 
     failing = SandboxConfig(
         data_dir=tmp_path / "failing",
         api_key=SANDBOX_KEY,
         time_scale=50.0,
         faults=FaultSpec(job_failure=1.0),
+        dialect=flavour.dialect,
     )
     with EmbeddedSandbox(failing) as sandbox:
-        make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
+        (tmp_path / "project").mkdir()
+        cli = Cli(cwd=tmp_path / "project", env=cli_env(**flavour.env(sandbox.base_url)))
+        make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, flavour=flavour)
         proc = cli.run("apply", "--yes", "--wait", check=1)
         assert "job.job0" in proc.stderr and "did not succeed" in proc.stderr
         assert "FAILED" in proc.stdout + proc.stderr

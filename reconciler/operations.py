@@ -213,19 +213,20 @@ def make_plan(
     estimates: dict[str, CostEstimate] = {}
     notes: list[str] = []
     creates = jobs_to_create(prepared.desired, state, observed, options)
-    caps = ws.client().capabilities
-    if not caps.auto_start and any(prepared.desired.jobs[a].job.budget for a in creates):
-        notes.append(
-            f"{caps.name} starts a job as soon as it is created (there is no start gate): "
-            "budget.max_cost is checked against this plan's local cost estimate before each "
-            "job is created, and a job over its budget (or without an estimate) is not created"
-        )
     if request.estimate:
         if creates:
             try:
                 estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
             except ApiError as exc:
                 notes = [f"cost estimates unavailable: {exc}"]
+    caps = ws.client().capabilities
+    if not caps.auto_start and any(prepared.desired.jobs[a].job.budget for a in creates):
+        notes.insert(
+            0,
+            f"{caps.name} starts a job as soon as it is created (there is no start gate): "
+            "budget.max_cost is checked against this plan's local cost estimate before each "
+            "job is created, and a job over its budget (or without an estimate) is not created",
+        )
     options = replace(
         options,
         estimates=estimates,

@@ -2,7 +2,8 @@
 
 :func:`import_object` looks the remote object up, compares it with what the spec declares and
 records it in the state — nothing is created or changed remotely. When the remote object
-matches the spec it is recorded with the spec's fingerprint, so the next plan shows no change;
+matches the spec (a job that carries this spec's identity tag matches by the tag) it is
+recorded with the spec's fingerprint, so the next plan shows no change;
 when it differs, it is recorded with what the remote shows, so the plan names the differing
 fields and proposes a replacement.
 """
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths, file_fingerprint, job_fingerprint
-from reconciler.engine.planner import remote_job_matches
+from reconciler.engine.planner import same_job
 from reconciler.engine.state_model import ResourceState, State, StateBackend
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError, StateError
 from reconciler.errors import ValidationError as RejectedError
@@ -218,7 +219,7 @@ def _import_job(
         found = client.find_file(files[dep].filename, size=files[dep].bytes)
         if found is not None:
             file_ids[dep] = found.id
-    if remote_job_matches(desired.identity, remote_json, file_ids):
+    if same_job(desired, remote_json, file_ids):
         identity: dict[str, Any] = dict(desired.identity)
         fp = desired.fingerprint
         differences: list[str] = []

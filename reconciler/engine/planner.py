@@ -564,7 +564,7 @@ def _pause_update(job: DesiredJob, status: JobStatus | None) -> FieldUpdate | No
     return None
 
 
-def _same_job(job: DesiredJob, remote: Mapping[str, Any], file_ids: Mapping[str, str]) -> bool:
+def same_job(job: DesiredJob, remote: Mapping[str, Any], file_ids: Mapping[str, str]) -> bool:
     """Whether a remote job is what this spec creates: by the identity tag it carries (exact;
     any generation), else by comparing the request with what the remote reports."""
     tag = JobTag.from_metadata(remote.get("user_metadata"))
@@ -578,7 +578,7 @@ def _possible_duplicate(
 ) -> str | None:
     """Why creating this job is blocked: an unmanaged remote job made from the same request."""
     twins = [
-        j for jid, j in observed.jobs.items() if jid not in managed and _same_job(job, j, file_ids)
+        j for jid, j in observed.jobs.items() if jid not in managed and same_job(job, j, file_ids)
     ]
     if not twins:
         return None

@@ -62,7 +62,8 @@ class Intent(BaseModel):
         operation: ``upload`` or ``create_job``.
         fingerprint: fingerprint of the request.
         lookup: what identifies the object remotely (files: filename, sha256, bytes; jobs:
-            the request without secrets) so recovery can find it.
+            the request without secrets, and the identity tag the job is created with on
+            providers whose jobs carry one) so recovery can find it.
         created_at: unix seconds when the intent was recorded (jobs are searched from here).
     """
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from reconciler.client.types import JobStatus
+from reconciler.providers.base import JobTag
 from reconciler.providers.openai import OpenAIProvider
 from tests.engine.conftest import SANDBOX_KEY, Cli, cli_env, mutating
 from tests.engine.project import OPENAI, make_project
@@ -174,3 +175,46 @@ def _file_id(sandbox: Any) -> str:
     with _provider(sandbox) as client:
         (uploaded,) = client.list_files()
     return str(uploaded.id)
+
+
+def test_an_interrupted_create_is_recovered_by_its_tag(
+    tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job created whose answer the process never recorded (it died after the create): the
+    state holds only the intent, with the job's tag; the next apply finds the job by it."""
+    from reconciler.engine.intents import job_intent
+    from reconciler.engine.state_file import FileStateBackend
+    from reconciler.operations import prepare
+    from reconciler.workspace import open_workspace
+
+    cli = _cli(tmp_path, sandbox)
+    make_project(
+        cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, flavour=OPENAI, state_yaml=""
+    )
+    cli.run("apply", "--yes", check=0)
+    backend = FileStateBackend(cli.cwd / ".reconciler" / "state.json")
+    state = backend.read()
+    assert state is not None
+    made = state.resources.pop("job.job0")
+    with _provider(sandbox) as client:
+        (job,) = client.list_jobs()
+    tag = JobTag.from_metadata(job.user_metadata)
+    assert tag is not None and tag.address == "job.job0" and tag.fingerprint == made.fingerprint
+    for name, value in OPENAI.env(sandbox.base_url).items():
+        monkeypatch.setenv(name, value)
+    with open_workspace([cli.cwd]) as ws:
+        desired = prepare(ws).desired
+    request = {"model": "changed-so-only-the-tag-can-find-it"}  # the request lookup would fail
+    intent = job_intent(desired.jobs["job.job0"], request, tag)
+    state.intents[intent.id] = intent
+    backend.write(state, state.serial)
+
+    mark = len(sandbox.journal())
+    applied = cli.run("apply", "--yes", check=0)
+    assert f"recovered interrupted create: {job.id}" in applied.stdout
+    requests = sandbox.journal()[mark:]
+    assert mutating(requests) == []  # found, not created again
+    assert any("metadata" in (e["query"] or "") for e in requests)
+    state = backend.read()
+    assert state is not None and state.intents == {}
+    assert state.resources["job.job0"].remote_id == job.id

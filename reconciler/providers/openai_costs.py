@@ -13,6 +13,7 @@ a guess.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ OPENAI_TRAINING_PRICES: Mapping[str, float] = {
 """USD per million trained tokens, by base model family (an alias or any of its snapshots,
 e.g. ``gpt-4o-mini`` and ``gpt-4o-mini-2024-07-18``). Supervised and DPO training are billed
 alike per trained token. ``o4-mini`` (reinforcement, billed by the hour) is not listed."""
+
+_SNAPSHOT = re.compile(r"-\d{4}(-\d{2}-\d{2})?$")
+"""A snapshot's date on its family's name (``-2024-07-18``, ``-0125``)."""
 
 OPENAI_STORAGE_PER_MONTH = 0.0
 """OpenAI bills the use of a fine-tuned model, not keeping it (its 2025 pricing)."""
@@ -80,12 +84,8 @@ def training_price(model: str) -> float | None:
     """USD per million trained tokens of ``model`` (a base model or ``ft:`` model of one);
     None when the table has no price for it."""
     base = model.split(":")[1] if model.startswith("ft:") and ":" in model[3:] else model
-    family = max(
-        (f for f in OPENAI_TRAINING_PRICES if base == f or base.startswith(f + "-")),
-        key=len,
-        default=None,
-    )
-    return OPENAI_TRAINING_PRICES[family] if family is not None else None
+    family = _SNAPSHOT.sub("", base)
+    return OPENAI_TRAINING_PRICES.get(family)
 
 
 def auto_epochs(examples: int) -> int:

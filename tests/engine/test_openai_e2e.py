@@ -218,3 +218,26 @@ def test_an_interrupted_create_is_recovered_by_its_tag(
     state = backend.read()
     assert state is not None and state.intents == {}
     assert state.resources["job.job0"].remote_id == job.id
+
+
+def test_a_budget_without_an_estimate_creates_nothing(
+    tmp_path: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.providers import openai_costs
+
+    monkeypatch.setattr(openai_costs, "OPENAI_TRAINING_PRICES", {})  # no model has a price
+    cli = _cli(tmp_path, sandbox)
+    make_project(
+        cli.cwd,
+        endpoint=sandbox.base_url,
+        n_datasets=1,
+        n_jobs=1,
+        flavour=OPENAI,
+        extra_job_fields="budget: {max_cost: 100}\n",
+    )
+    plan = cli.run("plan", check=0)
+    assert "no cost estimate: openai has no price for model" in plan.stdout
+    proc = cli.run("apply", "--yes", check=1)
+    assert "job.job0" in proc.stderr and "no cost estimate" in proc.stderr
+    with _provider(sandbox) as client:
+        assert client.list_jobs() == []

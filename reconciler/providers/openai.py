@@ -129,16 +129,7 @@ class OpenAIProvider(HttpApi):
         while True:
             page = [*params, ("limit", str(limit))] + ([("after", after)] if after else [])
             call = _Call(op, "GET", path, params=page)
-            response = self._call(call)
-            body = self._json(response, call)
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, list):
-                raise ApiError(
-                    f"unexpected response: no 'data' list (is the endpoint {self.compatible}?)",
-                    method="GET",
-                    path=path,
-                    status=response.status_code,
-                )
+            body, data = self._list(call)
             fresh = [o for o in data if isinstance(o, dict) and str(o.get("id")) not in seen]
             for obj in fresh:
                 seen.add(str(obj.get("id")))
@@ -153,6 +144,20 @@ class OpenAIProvider(HttpApi):
                 log.warning("GET %s: a page repeated earlier results; stopping", path)
                 return
             after = str(data[-1].get("id"))
+
+    def _list(self, call: _Call) -> tuple[dict[str, Any], list[Any]]:
+        """A list answer (``{"object": "list", "data": [...]}``) and its ``data``."""
+        response = self._call(call)
+        body = self._json(response, call)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise ApiError(
+                f"unexpected response: no 'data' list (is the endpoint {self.compatible}?)",
+                method=call.method,
+                path=call.path,
+                status=response.status_code,
+            )
+        return body, data
 
     # -- files ----------------------------------------------------------------------------
 
@@ -314,16 +319,7 @@ class OpenAIProvider(HttpApi):
     def list_models(self) -> list[RemoteModel]:
         """Models visible to the key: base models (``type: base``) and fine-tuned ones."""
         call = _Call("list_models", "GET", "/v1/models")
-        response = self._call(call)
-        body = self._json(response, call)
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, list):
-            raise ApiError(
-                f"unexpected response: no 'data' list (is the endpoint {self.compatible}?)",
-                method="GET",
-                path=call.path,
-                status=response.status_code,
-            )
+        _, data = self._list(call)
         return [self._parse(RemoteModel, canonical_model(raw), call) for raw in data]
 
     def delete_model(self, model_id: str) -> None:

@@ -201,19 +201,20 @@ def _stop_all(trials: list[_CrashTrial]) -> None:
         trial.sandbox.stop()
 
 
+def _project(root: Path, sb: Any, n_datasets: int, n_jobs: int, flavour: Flavour) -> Cli:
+    """The CLI in a project of ``flavour`` at ``root`` on the sandbox ``sb``."""
+    project = make_project(
+        root, endpoint=sb.base_url, n_datasets=n_datasets, n_jobs=n_jobs, flavour=flavour
+    )
+    return Cli(cwd=project, env=cli_env(**flavour.env(sb.base_url)))
+
+
 def _crash_trial(
     base: Path, label: str, n_datasets: int, n_jobs: int, flavour: Flavour
 ) -> _CrashTrial:
     sb = _sandbox(base / "sandbox", flavour)
-    project = make_project(
-        base / "project",
-        endpoint=sb.base_url,
-        n_datasets=n_datasets,
-        n_jobs=n_jobs,
-        flavour=flavour,
-    )
-    env = cli_env(**flavour.env(sb.base_url))
-    return _CrashTrial(label, sb, Cli(cwd=project, env=env), kill_after=0, delay=0.0)
+    cli = _project(base / "project", sb, n_datasets, n_jobs, flavour)
+    return _CrashTrial(label, sb, cli, kill_after=0, delay=0.0)
 
 
 def _kill_points(rng: random.Random, requests: int, kills: int) -> list[int]:
@@ -280,16 +281,7 @@ def fault_runs(
         base = workdir / f"seed{seed}"
         sb = _sandbox(base / "sandbox", flavour, faults=parse_faults(faults), seed=seed)
         try:
-            cli = Cli(
-                cwd=make_project(
-                    base / "project",
-                    endpoint=sb.base_url,
-                    n_datasets=n_datasets,
-                    n_jobs=n_jobs,
-                    flavour=flavour,
-                ),
-                env=cli_env(**flavour.env(sb.base_url)),
-            )
+            cli = _project(base / "project", sb, n_datasets, n_jobs, flavour)
             with _scaled_backoff(backoff_scale):
                 report.reruns.append(converge(cli, attempts=10))
             report.trials += 1
@@ -351,16 +343,7 @@ def concurrent_applies(
     report = HarnessReport()
     sb = _sandbox(workdir / "sandbox", flavour)
     try:
-        cli = Cli(
-            cwd=make_project(
-                workdir / "project",
-                endpoint=sb.base_url,
-                n_datasets=n_datasets,
-                n_jobs=n_jobs,
-                flavour=flavour,
-            ),
-            env=cli_env(**flavour.env(sb.base_url)),
-        )
+        cli = _project(workdir / "project", sb, n_datasets, n_jobs, flavour)
         with ExitStack() as own:
             starter = children or own.enter_context(CliProcesses(cli.env))
             args = ["apply", "--yes", "--lock-timeout", lock_timeout]

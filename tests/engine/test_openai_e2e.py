@@ -55,6 +55,20 @@ def _cli(tmp_path: Path, sandbox: Any) -> Cli:
     return Cli(cwd=tmp_path / "project", env=cli_env(**OPENAI.env(sandbox.base_url)))
 
 
+def _budgeted(tmp_path: Path, sandbox: Any, max_cost: float) -> Cli:
+    """The CLI in a project of one job with ``budget.max_cost``."""
+    cli = _cli(tmp_path, sandbox)
+    make_project(
+        cli.cwd,
+        endpoint=sandbox.base_url,
+        n_datasets=1,
+        n_jobs=1,
+        flavour=OPENAI,
+        extra_job_fields=f"budget: {{max_cost: {max_cost}}}\n",
+    )
+    return cli
+
+
 def _provider(sandbox: Any) -> OpenAIProvider:
     return OpenAIProvider(OPENAI.endpoint(sandbox.base_url), SANDBOX_KEY)
 
@@ -70,15 +84,7 @@ def _wait_for(sandbox: Any, job_id: str, status: JobStatus, timeout: float = 60)
 def test_budget_is_held_against_the_local_estimate_before_the_create(
     tmp_path: Path, sandbox: Any
 ) -> None:
-    cli = _cli(tmp_path, sandbox)
-    make_project(
-        cli.cwd,
-        endpoint=sandbox.base_url,
-        n_datasets=1,
-        n_jobs=1,
-        flavour=OPENAI,
-        extra_job_fields="budget: {max_cost: 0.000001}\n",
-    )
+    cli = _budgeted(tmp_path, sandbox, 0.000001)
     plan = cli.run("plan", check=0)
     assert "starts as soon as it is created; created only if the estimate is within" in plan.stdout
     assert "checked against this plan's local cost estimate" in plan.stdout
@@ -226,15 +232,7 @@ def test_a_budget_without_an_estimate_creates_nothing(
     from reconciler.providers import openai_costs
 
     monkeypatch.setattr(openai_costs, "OPENAI_TRAINING_PRICES", {})  # no model has a price
-    cli = _cli(tmp_path, sandbox)
-    make_project(
-        cli.cwd,
-        endpoint=sandbox.base_url,
-        n_datasets=1,
-        n_jobs=1,
-        flavour=OPENAI,
-        extra_job_fields="budget: {max_cost: 100}\n",
-    )
+    cli = _budgeted(tmp_path, sandbox, 100)
     plan = cli.run("plan", check=0)
     assert "no cost estimate: openai has no price for model" in plan.stdout
     proc = cli.run("apply", "--yes", check=1)

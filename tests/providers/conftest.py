@@ -1,50 +1,21 @@
 """Fixtures for the provider tests: the sandbox in its OpenAI dialect on 127.0.0.1, on a
-manual clock (jobs move only when a test advances it), and the OpenAI provider talking to it."""
+manual clock (jobs move only when a test advances it), and the OpenAI provider talking to it.
+The sandbox fixtures are the sandbox tests' own."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from reconciler.providers.openai import OpenAIProvider
-from reconciler.sandbox import EmbeddedSandbox, ManualClock
-from reconciler.sandbox.app import SandboxConfig
+from reconciler.sandbox import EmbeddedSandbox
+from tests.sandbox.conftest import API_KEY as KEY
+from tests.sandbox.conftest import StartSandbox, clock, openai_sandbox, start_sandbox
 
-KEY = "provider-test-key-0c1d"
-
-StartSandbox = Callable[..., EmbeddedSandbox]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def start_openai(tmp_path: Path, clock: ManualClock) -> Iterator[StartSandbox]:
-    """Factory: an OpenAI-dialect sandbox on the test's clock (``SandboxConfig`` options)."""
-    started: list[EmbeddedSandbox] = []
-
-    def start(**options: Any) -> EmbeddedSandbox:
-        options.setdefault("data_dir", tmp_path / f"sandbox{len(started)}")
-        sb = EmbeddedSandbox(
-            SandboxConfig(api_key=KEY, dialect="openai", clock=clock, **options)
-        ).start()
-        started.append(sb)
-        return sb
-
-    yield start
-    for sb in started:
-        sb.stop()
-
-
-@pytest.fixture
-def openai_sandbox(start_openai: StartSandbox) -> EmbeddedSandbox:
-    return start_openai()
+__all__ = ["KEY", "StartSandbox", "chat_file", "clock", "openai_sandbox", "start_sandbox"]
 
 
 @pytest.fixture

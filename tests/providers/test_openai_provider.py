@@ -323,10 +323,10 @@ def test_lists_walk_every_cursor_page(
 
 
 def test_a_lost_create_answer_is_resolved_by_the_metadata_lookup(
-    start_openai: StartSandbox, tmp_path: Path
+    start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
     faults = parse_faults("timeout_after_commit=1.0,methods=POST,paths=/v1/fine_tuning/jobs")
-    sandbox: EmbeddedSandbox = start_openai(faults=faults)
+    sandbox: EmbeddedSandbox = start_sandbox(api_key=KEY, dialect="openai", faults=faults)
     with OpenAIProvider(f"{sandbox.base_url}/v1", KEY, sleep=lambda _: None) as provider:
         train = provider.upload_file(chat_file(tmp_path / "t.jsonl"), "t.jsonl")
         job = provider.create_job(request(train.id), tag=TAG)
@@ -340,10 +340,10 @@ def test_a_lost_create_answer_is_resolved_by_the_metadata_lookup(
 
 
 def test_a_lost_upload_answer_is_resolved_by_name_and_size(
-    start_openai: StartSandbox, tmp_path: Path
+    start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
     faults = parse_faults("timeout_after_commit=1.0,methods=POST,paths=/v1/files")
-    sandbox: EmbeddedSandbox = start_openai(faults=faults)
+    sandbox: EmbeddedSandbox = start_sandbox(api_key=KEY, dialect="openai", faults=faults)
     with OpenAIProvider(f"{sandbox.base_url}/v1", KEY, sleep=lambda _: None) as provider:
         path = chat_file(tmp_path / "t.jsonl")
         uploaded = provider.upload_file(path, "t.jsonl")

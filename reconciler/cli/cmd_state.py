@@ -435,6 +435,11 @@ def import_(
             f"Warning: the remote {kind} differs from the spec in: {', '.join(differences)}. "
             "The next plan proposes replacing it; change the spec to match if you mean to keep it."
         )
+    elif kind == "job":
+        typer.echo(
+            "Note: the remote never shows training-file weights or "
+            "invalid_sample_skip_percentage; they are recorded as the spec sets them."
+        )
 
 
 def _check_importable(
@@ -524,7 +529,7 @@ def _import_job(
     state: State | None,
     files: Mapping[str, DesiredFile],
 ) -> tuple[ResourceState, list[str]]:
-    from reconciler.engine.planner import remote_job_matches
+    from reconciler.identity import RequestIdentity, matches
 
     client = ws.client()
     try:
@@ -542,7 +547,8 @@ def _import_job(
         found = client.find_file(files[dep].filename, size=files[dep].bytes)
         if found is not None:
             file_ids[dep] = found.id
-    if remote_job_matches(desired.identity, remote_json, file_ids):
+    wanted = RequestIdentity.of_content(desired.identity, file_ids)
+    if wanted is not None and matches(wanted, remote_json):
         identity: dict[str, Any] = dict(desired.identity)
         fp = desired.fingerprint
         differences: list[str] = []
@@ -581,6 +587,8 @@ def _identity_from_remote(
     fields the remote never returns (training weights, the skip percentage) are taken as equal,
     so the plan names only real differences.
     """
+    from reconciler.identity import same_number
+
     identity: dict[str, Any] = json.loads(json.dumps(dict(desired.identity)))
     for key in ("model", "suffix"):
         if remote.get(key) != identity.get(key):
@@ -609,7 +617,7 @@ def _identity_from_remote(
     for key, value in list(identity["hyperparameters"].items()):
         if key not in hyper or hyper[key] is None:
             del identity["hyperparameters"][key]
-        elif not _same_value(hyper[key], value):
+        elif not same_number(hyper[key], value):
             identity["hyperparameters"][key] = hyper[key]
     got_integrations = [
         {
@@ -623,10 +631,3 @@ def _identity_from_remote(
     if sorted(map(repr, got_integrations)) != sorted(map(repr, identity["integrations"])):
         identity["integrations"] = got_integrations
     return identity
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    # The remote may echo 1e-4 as 0.00010000000000000002: compare numbers with a tolerance.
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)), abs(float(b)))
-    return bool(a == b)

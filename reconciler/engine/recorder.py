@@ -121,6 +121,11 @@ class StateRecorder:
             res = self.state.resources.get(address)
             return res.model_copy(deep=True) if res is not None else None
 
+    def job_bindings(self) -> tuple[dict[str, str], frozenset[str]]:
+        """:meth:`State.job_bindings` of the working state."""
+        with self._lock:
+            return self.state.job_bindings()
+
     def managed_elsewhere(self, address: str, remote_id: str) -> str | None:
         """Another address that records this remote object, if any."""
         with self._lock:

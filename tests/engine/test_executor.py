@@ -28,7 +28,7 @@ from reconciler.engine.desired import DesiredFile, DesiredState, IntegrationSpec
 from reconciler.engine.executor import ApplyOptions, Executor
 from reconciler.engine.observed import refresh
 from reconciler.engine.outcome import ApplyResult, OutcomeStatus
-from reconciler.engine.plan import Action, FileChange, Plan, Reason
+from reconciler.engine.plan import Action, Disposition, FileChange, Plan, Reason
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.state_file import FileStateBackend
@@ -770,25 +770,32 @@ def test_prune_of_objects_gone_since_the_plan_still_forgets_them(world: World) -
     assert world.stored().resources == {}
 
 
-def test_a_renamed_active_job_is_adopted_by_its_new_address_not_cancelled(
-    world: World,
-) -> None:
+def test_a_renamed_active_job_is_neither_bound_twice_nor_cancelled(world: World) -> None:
+    # Before: the new address's create got a 409 and took the old address's job. Now the plan
+    # blocks the create (the job is the old address's), and the prune only forgets the old
+    # address: the job some spec asks for is not cancelled.
     f = world.file("d")
     world.apply(desired([f], [resolved_job("old-name", dataset="d")]))
     job = world.api.jobs[0]
     renamed = desired([f], [resolved_job("new-name", dataset="d")])
     plan, state = world.plan(renamed, prune=True)
-    assert [(c.address, c.action) for c in plan.actionable] == [
-        ("job.new-name", Action.CREATE),
-        ("job.old-name", Action.FORGET),
-    ]
+    new, old = plan.actionable
+    assert (new.address, new.action, old.address, old.action) == (
+        "job.new-name",
+        Action.CREATE,
+        "job.old-name",
+        Action.FORGET,
+    )
+    assert (
+        new.blocked
+        and f"reconciler state rm job.old-name' then 'reconciler import job.new-name {job['id']}'"
+        in new.blocked
+    )
+    assert old.previous is not None and old.previous.disposition is Disposition.KEEP
     result = world.executor(renamed, state).apply(plan)
-    # The create gets a 409 (the identical job is active) and adopts it; prune then only
-    # forgets the old address.
     assert outcomes(result) == [
-        ("job.new-name", "create", "applied"),
+        ("job.new-name", "create", "failed"),
         ("job.old-name", "forget", "applied"),
     ]
     assert len(world.api.jobs) == 1 and job["status"] == "RUNNING"
-    assert world.stored().resources["job.new-name"].remote_id == job["id"]
-    assert "job.old-name" not in world.stored().resources
+    assert world.stored().resources == {f.address: world.stored().resources[f.address]}

@@ -631,6 +631,61 @@ class Plan(PlanPart):
             raise PlanError(f"{path}: damaged plan file ({exc.__class__.__name__})") from exc
 
 
+APPROVAL_IGNORED = frozenset({"cost", "before.status", "previous.status"})
+"""Change keys :func:`approval_differences` does not compare: the cost (an estimate, not an
+action) and the remote statuses shown for information (what apply does with a previous job
+is its ``disposition``, which is compared)."""
+
+
+def approval_differences(saved: Plan, fresh: Plan) -> list[str]:
+    """Where a plan made now differs from a saved (approved) one, per address and field.
+
+    Empty when apply would do what the reviewer approved: every change that does something in
+    either plan has the same action and the same fields in both, costs and informational
+    statuses aside (:data:`APPROVAL_IGNORED`). Lines read ``address: field: saved → now``.
+    """
+
+    def flat(change: FileChange | JobChange | None) -> dict[str, Any]:
+        if change is None:
+            return {}
+        out: dict[str, Any] = {}
+        _flatten(change.model_dump(mode="json"), "", out)
+        return {k: v for k, v in out.items() if not _ignored(k)}
+
+    old = {c.address: c for c in saved.changes}
+    new = {c.address: c for c in fresh.changes}
+    acting = sorted({c.address for c in saved.actionable} | {c.address for c in fresh.actionable})
+    lines: list[str] = []
+    for address in acting:
+        before, after = flat(old.get(address)), flat(new.get(address))
+        if address not in old or address not in new:
+            where = "the saved plan" if address in old else "the plan made now"
+            action = (old.get(address) or new[address]).action
+            lines.append(f"{address}: only in {where} ({action})")
+            continue
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                lines.append(
+                    f"{address}: {key}: {json.dumps(before.get(key))} → {json.dumps(after.get(key))}"
+                )
+    return lines
+
+
+def _ignored(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in APPROVAL_IGNORED)
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list) and value:
+        for index, item in enumerate(value):
+            _flatten(item, f"{prefix}[{index}]", out)
+    else:
+        out[prefix] = value
+
+
 _FORCE_NEW_REASONS_1_0 = frozenset({Reason.DELETED_REMOTELY, Reason.REPLACE_BY_REQUEST})
 """The reasons that meant "make it again although the state records it" in layout 1.0."""
 

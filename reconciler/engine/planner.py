@@ -580,22 +580,34 @@ def _duplicate_message(job: DesiredJob, twin: Mapping[str, Any], world: _World) 
     adopt = f"'reconciler import {job.address} {twin_id}'"
     owner = world.bound.get(twin_id)
     if owner is not None:
+        status = twin.get("status")
+        if owner in world.desired.jobs and _unchanged(owner, world):
+            return (
+                f"remote job {twin_id} ({status}) of {owner} is what this job asks for as "
+                "far as the remote can tell: the remote cannot tell the two apart; give one "
+                "of them a distinct suffix"
+            )
         where = (
-            "which the specs no longer name"
-            if owner not in world.desired.jobs
-            else ("whose spec now asks for another request")
+            "whose spec now asks for another request"
+            if owner in world.desired.jobs
+            else "which the specs no longer name"
         )
         return (
-            f"possible duplicate: remote job {twin_id} ({twin.get('status')}) was created from "
-            f"the same request and is managed as {owner}, {where}; to keep it under this "
-            f"address, run 'reconciler state rm {owner}' then {adopt}, or apply with "
-            "--allow-duplicates to train another"
+            f"possible duplicate: remote job {twin_id} ({status}) was created from the same "
+            f"request and is managed as {owner}, {where}; to keep it under this address, run "
+            f"'reconciler state rm {owner}' then {adopt}, or apply with --allow-duplicates "
+            "to train another"
         )
     return (
         f"possible duplicate: remote job {twin_id} ({twin.get('status')}) was created "
         f"from the same request but is not in the state; adopt it with {adopt}, or apply "
         "with --allow-duplicates to create another"
     )
+
+
+def _unchanged(address: str, world: _World) -> bool:
+    res = world.current.resources.get(address)
+    return res is not None and res.fingerprint == world.desired.jobs[address].fingerprint
 
 
 def _remote_cost(remote: Mapping[str, Any]) -> CostEstimate | None:

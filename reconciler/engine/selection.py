@@ -107,6 +107,14 @@ def check_selectors(selectors: Iterable[Selector], labelled: Iterable[Mapping[st
         raise PlanError("\n".join(problems))
 
 
+def select_labelled(
+    labels: Mapping[str, Mapping[str, str]], selectors: Sequence[Selector]
+) -> set[str]:
+    """The addresses whose labels satisfy every selector (an error when there are none)."""
+    check_selectors(selectors, labels.values())
+    return {address for address, own in labels.items() if labels_match(own, selectors)}
+
+
 def _some(names: Sequence[str], what: str, limit: int = 8) -> str:
     if not names:
         return f"there are no {what}"

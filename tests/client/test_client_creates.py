@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from client_fakes import KEY, FakeApi, Fault
+from client_fakes import KEY, REQUEST, FakeApi, Fault
 
 from reconciler.client import MistralClient
 from reconciler.errors import (
@@ -21,24 +21,6 @@ from reconciler.errors import (
     ServerError,
     TransportError,
 )
-
-TRAIN = "11111111-1111-1111-1111-111111111111"
-TRAIN2 = "22222222-2222-2222-2222-222222222222"
-VALID = "33333333-3333-3333-3333-333333333333"
-
-REQUEST: dict[str, Any] = {
-    "model": "open-mistral-7b",
-    "job_type": "completion",
-    "training_files": [{"file_id": TRAIN, "weight": 1.0}, {"file_id": TRAIN2, "weight": 0.5}],
-    "validation_files": [VALID],
-    "hyperparameters": {"training_steps": 10, "learning_rate": 0.0001},
-    "suffix": "dumbledore-a1b2",
-    "integrations": [
-        {"type": "wandb", "project": "p", "name": "n", "run_name": None, "api_key": "w" * 40}
-    ],
-    "auto_start": False,
-    "invalid_sample_skip_percentage": 0.0,
-}
 
 
 def client_for(api: FakeApi, sleeps: list[float] | None = None, **kw: Any) -> MistralClient:

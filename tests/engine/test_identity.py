@@ -15,25 +15,7 @@ from reconciler.identity import (
     similar,
     unobservable_differences,
 )
-from tests.client.client_fakes import FakeApi
-
-TRAIN = "11111111-1111-1111-1111-111111111111"
-TRAIN2 = "22222222-2222-2222-2222-222222222222"
-VALID = "33333333-3333-3333-3333-333333333333"
-
-REQUEST: dict[str, Any] = {
-    "model": "open-mistral-7b",
-    "job_type": "completion",
-    "training_files": [{"file_id": TRAIN, "weight": 1.0}, {"file_id": TRAIN2, "weight": 0.5}],
-    "validation_files": [VALID],
-    "hyperparameters": {"training_steps": 10, "learning_rate": 0.0001},
-    "suffix": "dumbledore-a1b2",
-    "integrations": [
-        {"type": "wandb", "project": "p", "name": "n", "run_name": None, "api_key": "w" * 40}
-    ],
-    "auto_start": False,
-    "invalid_sample_skip_percentage": 0.0,
-}
+from tests.client.client_fakes import REQUEST, TRAIN, TRAIN2, FakeApi
 
 _DROP = object()
 
@@ -72,7 +54,13 @@ MATCH_TABLE: list[tuple[str, dict[str, Any], bool]] = [
     ("auto_start differs (decides when, not what)", {"auto_start": True}, True),
     (
         "default written out equals default left out",
-        {"hyperparameters": {"training_steps": 10, "learning_rate": 0.0001, "warmup_fraction": 0.05}},
+        {
+            "hyperparameters": {
+                "training_steps": 10,
+                "learning_rate": 0.0001,
+                "warmup_fraction": 0.05,
+            }
+        },
         True,
     ),
     (

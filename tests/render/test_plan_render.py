@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,23 +71,19 @@ def sample_plan() -> Plan:
     )
     new_job = resolved_job("sweep-lr-1e-4", dataset="evals", suffix="sweep")
     after = desired([f_new, f_eval], [running, done, validated, new_job])
-    return _fixed(
-        build_plan(
-            after,
-            st,
-            obs,
-            PlanOptions(
-                target_description="sandbox http://127.0.0.1:8080",
-                spec_paths=("specs",),
-                spec_digest="d" * 64,
-                estimates={
-                    "job.sweep-lr-1e-4": CostEstimate(
-                        amount=1.25, currency="USD", source=CostSource.DRY_RUN
-                    )
-                },
-            ),
-        )
+    estimate = CostEstimate(amount=1.25, currency="USD", source=CostSource.DRY_RUN)
+    return _planned(after, st, obs, estimates={"job.sweep-lr-1e-4": estimate})
+
+
+def _planned(desired_state: Any, st: Any, obs: Any, **options: Any) -> Plan:
+    """The plan of the snapshots: a fixed target, paths, digest, time and version."""
+    fixed = PlanOptions(
+        target_description="sandbox http://127.0.0.1:8080",
+        spec_paths=("specs",),
+        spec_digest="d" * 64,
+        **options,
     )
+    return _fixed(build_plan(desired_state, st, obs, fixed))
 
 
 def check_snapshot(name: str, text: str) -> None:
@@ -210,19 +207,7 @@ def review_plan() -> Plan:
             twin,
         ],
     )
-    return _fixed(
-        build_plan(
-            after,
-            st,
-            obs,
-            PlanOptions(
-                target_description="sandbox http://127.0.0.1:8080",
-                spec_paths=("specs",),
-                spec_digest="d" * 64,
-                notes=("dataset chats: 2 duplicate samples",),
-            ),
-        )
-    )
+    return _planned(after, st, obs, notes=("dataset chats: 2 duplicate samples",))
 
 
 def test_review_plan_snapshots_list_errors_and_warnings_first() -> None:

@@ -427,7 +427,12 @@ class Executor:
             return self._outcome(change, OutcomeStatus.FAILED, change.blocked)
         request = self._requests[job.address]
         previous = change.previous if change.action is Action.REPLACE else None
-        if change.cancel_first and previous is not None and res is not None:
+        if (
+            change.cancel_first
+            and previous is not None
+            and res is not None
+            and res.remote_id == previous.id
+        ):
             try:
                 self._stop_previous(job.address, res)
             except ReconcilerError:
@@ -488,7 +493,10 @@ class Executor:
         Raises a ReconcilerError when it has not stopped within ``cancel_timeout``: the
         replacement is then not created in this run (the next apply creates it).
         """
-        job = self.client.get_job(res.remote_id)
+        try:
+            job = self.client.get_job(res.remote_id)
+        except NotFoundError:
+            return  # gone remotely: nothing occupies the slot
         status = JobStatus.of(job.status)
         if status is not None and status.is_active and not status.is_cancelled:
             job = self.client.cancel_job(res.remote_id)

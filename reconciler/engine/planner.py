@@ -7,15 +7,22 @@ Rules (PRODUCT.md §3):
   identical content already on the remote under the same name is reused, not re-sent.
 * Jobs are immutable: any change of the create request plans a replacement naming the fields
   that force it; the old job is cancelled if still active (unless ``on_replace.active_job:
-  keep``) and kept as history when finished.
+  keep``) and kept as history when finished. When the remote would refuse the new job while
+  the old one is active (a *similar* request: :func:`reconciler.identity.similar`), the
+  replacement is ``cancel_first``.
 * A validated job that the spec wants started is planned as ``start`` (the budget gate runs
   at apply). A job that failed or was cancelled outside the tool is drift; it is not retried
   until ``--replace``.
 * The fine-tuned model's name, description and archived flag update in place.
-* A remote job matching a spec that is not in the state is a possible duplicate: its create
-  is blocked with an ``import`` hint, never silently adopted or duplicated.
+* A remote job that is what a spec not in the state asks for (:mod:`reconciler.identity`)
+  is a possible duplicate: its create is blocked with an ``import`` hint (or, when another
+  address holds it, the ``state rm`` + ``import`` that moves it), never silently adopted or
+  duplicated. Jobs an address held before a replacement are not duplicates.
 * Addresses in the state that the specs no longer name are listed; only ``prune`` acts on
-  them (files deleted remotely, jobs cancelled if active, then forgotten).
+  them (jobs cancelled if active — unless a spec asks for that very job — then forgotten;
+  files deleted remotely unless another address or a job still uses them).
+* ``--target`` and ``--selector`` restrict the plan (:mod:`~reconciler.engine.selection`);
+  one that matches nothing is an error, as is a state binding one job to two addresses.
 """
 
 from __future__ import annotations

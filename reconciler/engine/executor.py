@@ -49,6 +49,7 @@ from reconciler.client.types import JobStatus
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState, IntegrationSpec
 from reconciler.engine.intents import (
     find_created_job,
+    job_history,
     job_intent,
     job_lookup,
     recover_intents,
@@ -419,6 +420,10 @@ class Executor:
         if intent is None and _already_made(res, job.fingerprint, change):
             # Rule 3: an earlier attempt (or the recovery stage) already made it.
             assert res is not None
+            previous = change.previous if change.action is Action.REPLACE else None
+            if previous is not None and previous.id != res.remote_id:
+                # Recovered a replacement's create: what the plan says of the old job holds.
+                self._retire_previous(job, previous)
             if job.job.start:
                 self.gate.queue(job)
             return self._outcome(change, OutcomeStatus.SKIPPED, "already created", res.remote_id)
@@ -453,16 +458,7 @@ class Executor:
         except ApiError as exc:
             self._drop_intent_if_refused(intent, exc)
             raise
-        history = list(res.history) if res is not None else []
-        if res is not None and res.remote_id != created.id:
-            entry = {
-                "remote_id": res.remote_id,
-                "replaced_at": time.time(),
-                "fine_tuned_model": res.attributes.get("fine_tuned_model"),
-            }
-            if res.attributes.get("cancelled_by_reconciler"):
-                entry["cancelled_by_reconciler"] = True
-            history.append(entry)
+        history = job_history(res, created.id)
         self.recorder.put(
             ResourceState(
                 address=job.address,

@@ -88,6 +88,27 @@ def find_created_job(
     return min(jobs, key=lambda j: j.created_at) if jobs else None
 
 
+def job_history(res: ResourceState | None, new_id: str) -> list[dict[str, Any]]:
+    """A job address's history once ``new_id`` is recorded for it.
+
+    The job it held before is kept there (with its model and whether this tool cancelled it):
+    a job an address held is never taken for another request's job.
+    """
+    if res is None:
+        return []
+    history = [dict(h) for h in res.history]
+    if res.remote_id != new_id:
+        entry: dict[str, Any] = {
+            "remote_id": res.remote_id,
+            "replaced_at": time.time(),
+            "fine_tuned_model": res.attributes.get("fine_tuned_model"),
+        }
+        if res.attributes.get("cancelled_by_reconciler"):
+            entry["cancelled_by_reconciler"] = True
+        history.append(entry)
+    return history
+
+
 def refused(exc: ApiError) -> bool:
     """Whether an error answer means the remote created nothing: a 4xx other than 409/429.
 
@@ -118,7 +139,6 @@ def recover_intents(client: MistralClient, recorder: StateRecorder, hooks: Apply
 def _find(client: MistralClient, recorder: StateRecorder, intent: Intent) -> str | None:
     """Look the intent's object up; record it when found. Returns its remote id."""
     previous = recorder.get(intent.address)
-    history = list(previous.history) if previous is not None else []
     attributes = dict(intent.lookup.get("attributes") or {})
     if intent.operation == "upload":
         found_file = client.find_file(
@@ -127,12 +147,14 @@ def _find(client: MistralClient, recorder: StateRecorder, intent: Intent) -> str
         if found_file is None:
             return None
         remote_id, kind = found_file.id, ResourceType.FILE
+        history = list(previous.history) if previous is not None else []
     else:
         found_job = find_created_job(client, recorder, intent)
         if found_job is None:
             return None
         remote_id, kind = found_job.id, ResourceType.JOB
         attributes["status"] = found_job.status
+        history = job_history(previous, remote_id)
     recorder.put(
         ResourceState(
             address=intent.address,

@@ -995,4 +995,28 @@ def test_one_failing_start_does_not_keep_the_other_jobs_from_starting(world: Wor
     failure = [o for o in result.outcomes if o.status is OutcomeStatus.FAILED][0]
     assert "the start failed" in failure.message and "HTTP 422" in failure.message
     assert set(result.started_jobs) == {"job.b", "job.c"}
-    assert [j["status"] for j in world.api.jobs] == ["VALIDATED", "RUNNING", "RUNNING"]
+    status = {j["id"]: j["status"] for j in world.api.jobs}
+    assert [status[ids[a]] for a in ("job.a", "job.b", "job.c")] == [
+        "VALIDATED",
+        "RUNNING",
+        "RUNNING",
+    ]
+
+
+def test_a_recovered_replacement_still_retires_the_job_it_replaces(world: World) -> None:
+    f, ds = file_and_job(world)
+    world.apply(ds)
+    old = world.api.jobs[0]
+    changed = desired([f], [resolved_job("j", dataset="d", suffix="v2")])
+    world.api.fault(Fault("POST", "/v1/fine_tuning/jobs", kind="drop-after", exc=Crash))
+    world.crash(changed)
+    assert len(world.api.jobs) == 2 and old["status"] == "RUNNING"
+    result = world.apply(changed)
+    assert result.recovered == ("job.j",)
+    new = world.api.jobs[1]
+    assert (old["status"], new["status"]) == ("CANCELLED", "RUNNING")
+    recorded = world.stored().resources["job.j"]
+    assert recorded.remote_id == new["id"]
+    assert [(h["remote_id"], h.get("cancelled_by_reconciler")) for h in recorded.history] == [
+        (old["id"], True)
+    ]

@@ -23,6 +23,7 @@ RANKS: dict[str, int] = {
     "__init__": 0,
     "errors": 1,
     "address": 0,
+    "identity": 0,
     "redact": 0,
     "spec": 2,
     "client": 3,

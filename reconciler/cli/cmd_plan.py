@@ -4,8 +4,10 @@ Both print the target on their first line. ``plan`` never writes remotely or to 
 ``apply`` parses its options and hands over to
 :func:`~reconciler.operations.apply_workspace`, which holds the state lock from refresh to
 the last write, has the plan shown and confirmed (unless ``--yes``) by this module, then
-executes it exactly once. A saved plan (``plan --out``) is applied exactly as saved, or
-refused when the state or the specs moved on. This module only renders.
+executes it exactly once. A saved plan (``plan --out``) is an approval: apply makes the plan
+again and applies it only when it does what the saved one says, else refuses and names the
+differences. ``plan --detailed-exitcode`` exits 2 when the remote differs from the specs in
+any way: changes, drift, or objects no longer in the specs. This module only renders.
 """
 
 from __future__ import annotations
@@ -46,7 +48,16 @@ FORMAT_OPT = format_option(
     help="Output: text, json or markdown.",
 )
 TARGET_OPT = typer.Option(
-    None, "--target", help="Only this address (and what it depends on); repeatable."
+    None,
+    "--target",
+    help="Only this address or glob (and what it depends on); repeatable. "
+    "One that matches nothing is an error.",
+)
+SELECTOR_OPT = typer.Option(
+    None,
+    "--selector",
+    "-l",
+    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
 )
 REPLACE_OPT = typer.Option(
     None, "--replace", help="Create this job anew even if unchanged; repeatable."
@@ -70,14 +81,17 @@ def _request(
     replace: list[str] | None,
     prune: bool,
     *,
+    selector: list[str] | None = None,
     estimate: bool = True,
 ) -> PlanRequest:
     """The planning options of the command line."""
+    from reconciler.engine.selection import parse_selectors
     from reconciler.operations import PlanRequest
 
     return PlanRequest(
         spec_paths=spec_paths,
         targets=tuple(target or ()),
+        selectors=parse_selectors(selector or ()),
         replace=tuple(replace or ()),
         prune=prune,
         estimate=estimate,
@@ -99,9 +113,13 @@ def plan(
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
     fmt: OutputFormat = FORMAT_OPT,
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes present."
+        False,
+        "--detailed-exitcode",
+        help="Exit 0: no changes, 1: error, 2: changes present, or drift, or objects no "
+        "longer in the specs.",
     ),
     target: list[str] | None = TARGET_OPT,
+    selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     estimate: bool = typer.Option(
@@ -116,7 +134,8 @@ def plan(
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
         planned = plan_workspace(
-            ws, _request(spec_paths, target, replace, prune, estimate=estimate)
+            ws,
+            _request(spec_paths, target, replace, prune, selector=selector, estimate=estimate),
         )
         the_plan, observed = planned.plan, planned.observed
         if fmt == "text":
@@ -130,7 +149,7 @@ def plan(
             typer.echo(
                 f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=fmt != "text"
             )
-    if detailed_exitcode and the_plan.has_changes:
+    if detailed_exitcode and the_plan.differs:
         raise typer.Exit(2)
 
 
@@ -213,6 +232,7 @@ def apply(
         None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
     ),
     target: list[str] | None = TARGET_OPT,
+    selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     wait: bool = typer.Option(
@@ -239,7 +259,7 @@ def apply(
     saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
     spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
     request = ApplyRequest(
-        plan=_request(spec_paths, target, replace, prune),
+        plan=_request(spec_paths, target, replace, prune, selector=selector),
         saved=saved,
         lock_timeout=lock_timeout,
         allow_duplicates=allow_duplicates,

@@ -385,3 +385,8 @@ def import_(
             f"{', '.join(result.differences)}. The next plan proposes replacing it; change the "
             "spec to match if you mean to keep it."
         )
+    elif kind == "job":
+        typer.echo(
+            "Note: the remote never shows training-file weights or "
+            "invalid_sample_skip_percentage; they are recorded as the spec sets them."
+        )

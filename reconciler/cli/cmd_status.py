@@ -80,6 +80,12 @@ FORMAT_OPT = format_option(
     OutputFormat.markdown,
     help="Output: text, json or markdown.",
 )
+SELECTOR_OPT = typer.Option(
+    None,
+    "--selector",
+    "-l",
+    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
+)
 
 
 def _split_args(args: Sequence[str], paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -128,6 +134,26 @@ def _spec_addresses(ws: Workspace) -> set[str]:
     for name, loaded in ws.specs.datasets.items():
         addresses.update(f"dataset.{name}[{part}]" for part in loaded.doc.parts)
     return addresses
+
+
+def _selected(
+    ws: Workspace, state: State | None, selector: Sequence[str] | None
+) -> set[str] | None:
+    """The addresses ``--selector`` keeps (None: no selector, everything)."""
+    from reconciler.engine.selection import parse_selectors, select_labelled
+
+    if not selector:
+        return None
+    labels: dict[str, Mapping[str, str]] = {}
+    for address, res in state.resources.items() if state is not None else ():
+        recorded = res.attributes.get("labels")
+        labels[address] = recorded if isinstance(recorded, Mapping) else {}
+    for job in ws.specs.jobs.values():
+        labels[job.address] = job.labels
+    for name, loaded in ws.specs.datasets.items():
+        for part in loaded.doc.parts:
+            labels[f"dataset.{name}[{part}]"] = loaded.doc.labels
+    return select_labelled(labels, parse_selectors(selector))
 
 
 def _sync(
@@ -345,6 +371,7 @@ def status(
         help="With ADDRESSes: draw loss and accuracy curves to FILE.png or FILE.svg, "
         "or '-' to draw them in the terminal.",
     ),
+    selector: list[str] | None = SELECTOR_OPT,
 ) -> None:
     """Sync and health of every managed object, or the events and checkpoints of jobs."""
     spec_paths, addresses = _split_args(args or [], path or [])
@@ -364,14 +391,21 @@ def status(
             else:
                 _show_jobs(ws, ids, fmt, plot)
             return
+        chosen = _selected(ws, state, selector)
         if watch:
             wanted = {f"job.{n}" for n in ws.specs.jobs}
-            ids = {a: i for a, i in _state_jobs(state).items() if a in wanted}
+            ids = {
+                a: i
+                for a, i in _state_jobs(state).items()
+                if a in wanted and (chosen is None or a in chosen)
+            }
             _watch(ws, ids, fmt=fmt, interval=interval, timeout=timeout)
             return
         jobs = _job_details(ws, _state_jobs(state))
         sync, files, note = _sync(ws, state, jobs)
         rows = build_rows(state, jobs, files, sync, files_refreshed=True)
+        if chosen is not None:
+            rows = [r for r in rows if r.address in chosen]
         if fmt == "json":
             document = status_json(rows, target=ws.target, notes=[note] if note else [])
             typer.echo(json.dumps(document, indent=2))
@@ -399,11 +433,13 @@ def output(
     fmt: OutputFormat = format_option(
         OutputFormat.text, OutputFormat.json, help="Output: text or json."
     ),
+    selector: list[str] | None = SELECTOR_OPT,
 ) -> None:
     """Fine-tuned model id (and job id, status) of every job, for downstream configuration."""
     with open_workspace(paths or []) as ws:
         _emit_target(ws, fmt)
         state = ws.backend.read()
+        chosen = _selected(ws, state, selector)
         # The list form carries status and fine_tuned_model: one paginated call suffices.
         wanted = set(_state_jobs(state).values())
         jobs = (
@@ -412,6 +448,8 @@ def output(
             else {}
         )
         values = outputs(state, jobs)
+        if chosen is not None:
+            values = {a: v for a, v in values.items() if a in chosen}
         if fmt == "json":
             typer.echo(json.dumps(outputs_json(values), indent=2))
         elif values:

@@ -17,7 +17,7 @@ identity exactly; the others compare requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from reconciler.client.limits import RequestStats
 from reconciler.client.types import JobEstimate, RemoteFile, RemoteJob, RemoteModel
+from reconciler.identity import TAG_ADDRESS_KEY, TAG_FINGERPRINT_KEY
 from reconciler.spec.capabilities import (
     MISTRAL_CAPABILITIES,
     MISTRAL_HYPERPARAMETERS,
@@ -32,10 +33,10 @@ from reconciler.spec.capabilities import (
     Capabilities,
 )
 
-IDENTITY_ADDRESS_KEY = "reconciler_address"
+IDENTITY_ADDRESS_KEY = TAG_ADDRESS_KEY
 """Job metadata key carrying the address of the spec that created the job."""
 
-IDENTITY_FINGERPRINT_KEY = "reconciler_fingerprint"
+IDENTITY_FINGERPRINT_KEY = TAG_FINGERPRINT_KEY
 """Job metadata key carrying the request fingerprint of the spec that created the job."""
 
 IDENTITY_GENERATION_KEY = "reconciler_generation"
@@ -78,10 +79,6 @@ class JobTag:
         raw = metadata.get(IDENTITY_GENERATION_KEY)
         generation = int(raw) if isinstance(raw, str) and raw.isdigit() else 0
         return cls(address, fingerprint, generation)
-
-    def same_spec(self, other: JobTag) -> bool:
-        """Same address and fingerprint (whatever the generation): the same spec revision."""
-        return self.address == other.address and self.fingerprint == other.fingerprint
 
 
 @runtime_checkable
@@ -131,11 +128,19 @@ class Provider(Protocol):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any], *, tag: JobTag | None = None) -> RemoteJob:
+    def create_job(
+        self,
+        request: dict[str, Any],
+        *,
+        exclude: Collection[str] = (),
+        tag: JobTag | None = None,
+    ) -> RemoteJob:
         """Create a job from a canonical request; never creates it twice.
 
-        ``tag`` is our identity of the job; services with ``job_metadata`` store it on the job
-        (and derive idempotency keys from it), the others ignore it.
+        ``exclude`` are ids of jobs a lost-answer lookup must never take for this one (jobs
+        that an address holds or held). ``tag`` is our identity of the job; services with
+        ``job_metadata`` store it on the job (and derive idempotency keys from it), the others
+        ignore it.
         """
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
@@ -162,9 +167,10 @@ class Provider(Protocol):
         request: dict[str, Any],
         *,
         created_after: datetime | None = None,
+        exclude: Collection[str] = (),
         tag: JobTag | None = None,
     ) -> list[RemoteJob]:
-        """Jobs this exact request created.
+        """Jobs this exact request created (never one whose id is in ``exclude``).
 
         With ``tag`` and ``job_metadata``, by the identity on the job (exact); otherwise by
         comparing the request with what the remote reports.

@@ -30,7 +30,7 @@ between OpenAI's API and the canonical shapes the engine reads:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +40,10 @@ from reconciler.client.api import (
     _Call,  # the plumbing's call record: subclasses of HttpApi build them
     _Found,
     _seg,
-    job_matches_request,
 )
 from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError
+from reconciler.identity import RequestIdentity, matches
 from reconciler.providers.base import OPENAI_CAPABILITIES, Capabilities, JobTag, Provider
 
 log = logging.getLogger("reconciler.providers.openai")
@@ -192,18 +192,24 @@ class OpenAIProvider(HttpApi):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any], *, tag: JobTag | None = None) -> RemoteJob:
+    def create_job(
+        self,
+        request: dict[str, Any],
+        *,
+        exclude: Collection[str] = (),
+        tag: JobTag | None = None,
+    ) -> RemoteJob:
         """Create a job from a canonical request, with ``tag`` as its metadata.
 
         If the answer is lost, the job is looked up — by its tag (exact), or without one by
         its request among jobs created since shortly before — and returned instead of
-        posting again.
+        posting again; a job whose id is in ``exclude`` is never taken for it.
         """
         body = openai_request(request, tag)
         since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
 
         def lookup() -> RemoteJob | None:
-            found = self.find_jobs(request, created_after=since, tag=tag)
+            found = self.find_jobs(request, created_after=since, exclude=exclude, tag=tag)
             return max(found, key=lambda j: j.created_at) if found else None
 
         call = _Call(
@@ -288,11 +294,14 @@ class OpenAIProvider(HttpApi):
         request: dict[str, Any],
         *,
         created_after: datetime | None = None,
+        exclude: Collection[str] = (),
         tag: JobTag | None = None,
     ) -> list[RemoteJob]:
         """Jobs this request created: by ``tag`` in their metadata (exact), else by comparing
-        what the jobs report with the request (created after ``created_after``)."""
-        jobs = self.list_jobs(metadata=tag.metadata() if tag is not None else None)
+        what the jobs report with the request (created after ``created_after``); never one
+        whose id is in ``exclude``."""
+        listed = self.list_jobs(metadata=tag.metadata() if tag is not None else None)
+        jobs = [j for j in listed if j.id not in exclude]
         if created_after is not None:
             floor = created_after.replace(tzinfo=created_after.tzinfo or UTC).timestamp()
             jobs = [j for j in jobs if j.created_at >= floor]
@@ -579,13 +588,12 @@ def openai_job_matches(job: RemoteJob, request: Mapping[str, Any]) -> bool:
     wanted = dict(request)
     if job.suffix is None:
         wanted.pop("suffix", None)
-    wanted.pop("auto_start", None)
     extra = job.model_extra or {}
     if str(extra.get("method") or "supervised") != str(request.get("method") or "supervised"):
         return False
     if request.get("seed") is not None and extra.get("seed") != request["seed"]:
         return False
-    return job_matches_request(job, wanted)
+    return matches(RequestIdentity.of_request(wanted), job.model_dump(mode="json"))
 
 
 def canonical_model(raw: Any) -> Any:

@@ -1,7 +1,7 @@
 """A tap at the client's boundary: see, or edit, what crosses the wire in a real run.
 
-:func:`tap_clients` makes every ``MistralClient`` that the code under test creates (the CLI's
-workspace makes its own) send through a :class:`Tap` around the real HTTP transport. The tap
+:func:`tap_clients` makes every API client that the code under test creates (the CLI's
+workspace makes its own provider) send through a :class:`Tap` around the real HTTP transport. The tap
 can record each request as sent, and rewrite JSON answers — to replay, against the real
 sandbox, an answer the contract allows but the sandbox never gives (``bytes: null``, say).
 Nothing of reconciler is replaced: the client, the engine and the sandbox all run as shipped.
@@ -63,14 +63,20 @@ def tap_clients(
     on_request: OnRequest | None = None,
     edit: Edit | None = None,
 ) -> None:
-    """Every MistralClient made after this call (until the test ends) sends through a tap."""
-    shipped = client_api.MistralClient
+    """Every API client made after this call (until the test ends) sends through a tap: the
+    Mistral client, and the providers the workspace builds (Mistral's and OpenAI's)."""
+    from reconciler.providers import mistral, openai
 
-    class TappedClient(shipped):  # type: ignore[misc, valid-type]
-        def __init__(self, base_url: str, api_key: str | None, **kw: Any) -> None:
-            inner = kw.pop("transport", None) or httpx.HTTPTransport(retries=0)
-            tap = Tap(inner, on_request=on_request, edit=edit)
-            super().__init__(base_url, api_key, transport=tap, **kw)
+    def tapped(shipped: type[Any]) -> type[Any]:
+        class Tapped(shipped):  # type: ignore[misc, valid-type]
+            def __init__(self, base_url: str, api_key: str | None, **kw: Any) -> None:
+                inner = kw.pop("transport", None) or httpx.HTTPTransport(retries=0)
+                tap = Tap(inner, on_request=on_request, edit=edit)
+                super().__init__(base_url, api_key, transport=tap, **kw)
 
-    # The workspace imports the class when it makes its client: the tapped one, here.
-    monkeypatch.setattr(client_api, "MistralClient", TappedClient)
+        return Tapped
+
+    # The workspace imports the classes when it makes its provider: the tapped ones, here.
+    monkeypatch.setattr(client_api, "MistralClient", tapped(client_api.MistralClient))
+    monkeypatch.setattr(mistral, "MistralProvider", tapped(mistral.MistralProvider))
+    monkeypatch.setattr(openai, "OpenAIProvider", tapped(openai.OpenAIProvider))

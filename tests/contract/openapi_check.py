@@ -1,9 +1,10 @@
 """Checks of what the client sends, and samples of what it may receive, from the reference.
 
-:class:`RequestChecker` judges one recorded request against the vendored Mistral OpenAPI
-document (``tests/reference/mistral-openapi.yaml``): the method and path exist, every query
-parameter is declared and its value has the declared type (repeated keys are an exploded
-array, as OpenAPI's default ``form`` style says), a JSON body validates against the
+:class:`RequestChecker` judges one recorded request against a vendored OpenAPI document
+(Mistral's ``tests/reference/mistral-openapi.yaml``, or OpenAI's): the method and path exist,
+every query parameter is declared and its value has the declared type (repeated keys are an
+exploded array, as OpenAPI's default ``form`` style says; ``name[key]=value`` keys make the
+object of a ``deepObject`` parameter), a JSON body validates against the
 operation's ``requestBody`` schema, a multipart body has the declared fields (the file part
 with a filename, the other fields with valid values), the ``Accept`` header admits what the
 operation answers, and the declared bearer authentication is sent. Request schemas are read
@@ -214,7 +215,9 @@ class RequestChecker:
         # Path parameters: the concrete segments, checked like any other value (uuid ids).
         names = re.findall(r"\{([^}]+)\}", template)
         pattern = re.sub(r"\{[^}]+\}", "([^/]+)", template)
-        match = re.fullmatch(pattern, sent.path)
+        base = self.contract.base
+        path = sent.path[len(base) :] if base and sent.path.startswith(base + "/") else sent.path
+        match = re.fullmatch(pattern, path)
         assert match is not None
         for name, value in zip(names, match.groups(), strict=True):
             if ("path", name) not in declared:
@@ -227,6 +230,7 @@ class RequestChecker:
         values: dict[str, list[str]] = {}
         for key, value in sent.query:
             values.setdefault(key, []).append(value)
+        yield from self._deep_objects(values, declared, where)
         for key, given in values.items():
             if ("query", key) not in declared:
                 yield f"query parameter {key!r} is not declared"
@@ -246,6 +250,29 @@ class RequestChecker:
         for (where_in, name), (_, param) in declared.items():
             if where_in == "query" and param.get("required") and name not in values:
                 yield f"required query parameter {name!r} is missing"
+
+    def _deep_objects(
+        self,
+        values: dict[str, list[str]],
+        declared: dict[tuple[str, str], tuple[str, dict[str, Any]]],
+        where: tuple[str, ...],
+    ) -> Iterator[str]:
+        """Query parameters of ``style: deepObject`` (``metadata[k]=v``): the keys of each are
+        gathered into one object (and taken out of ``values``), which the schema judges."""
+        deep = {
+            name: index
+            for (where_in, name), (index, param) in declared.items()
+            if where_in == "query" and param.get("style") == "deepObject"
+        }
+        objects: dict[str, dict[str, str]] = {}
+        for key in list(values):
+            found = re.fullmatch(r"([^\[\]]+)\[([^\[\]]+)\]", key)
+            if found is not None and found.group(1) in deep:
+                objects.setdefault(found.group(1), {})[found.group(2)] = values.pop(key)[-1]
+        for name, value in objects.items():
+            v = self._validator(*where, "parameters", deep[name], "schema")
+            if not v.is_valid(value):
+                yield f"query parameter {name}={value!r}: " + "; ".join(_errors(v, value))
 
     def _headers(self, sent: Sent, operation: dict[str, Any]) -> list[str]:
         problems = []
@@ -296,7 +323,10 @@ class RequestChecker:
         message = BytesParser(policy=HTTP).parsebytes(head + sent.body)
         if not message.is_multipart():
             return ["the multipart body does not parse"]
-        schema = self._resolve(schema)
+        while "$ref" in schema:  # a named form (OpenAI's CreateFileRequest): point at it
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            schema_at = ("components", "schemas", name)
+            schema = self.doc["components"]["schemas"][name]
         properties = schema.get("properties") or {}
         problems: list[str] = []
         seen: set[str] = set()

@@ -138,13 +138,18 @@ def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What the user asked for on the command line."""
+    """What the user asked for on the command line.
+
+    ``rebind``: the workspace moved to another target on purpose; a state bound to the old
+    one is accepted and apply records the new target (:meth:`Workspace.read_state`).
+    """
 
     spec_paths: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
     estimate: bool = True
+    rebind: bool = False
 
 
 def make_plan(
@@ -178,6 +183,11 @@ def make_plan(
                 estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
             except ApiError as exc:
                 notes = [f"cost estimates unavailable: {exc}"]
+    if ws.rebinding and state is not None and state.target is not None:
+        notes.append(
+            f"--rebind: the state belongs to {state.target.describe()}; apply binds it to "
+            f"{ws.binding.describe()}"
+        )
     options = replace(options, estimates=estimates, notes=(*notes, *prepared.warnings))
     return build_plan(prepared.desired, state, observed, options), observed
 
@@ -194,8 +204,8 @@ class Planned:
 
 def plan_workspace(ws: Workspace, request: PlanRequest) -> Planned:
     """Prepare and refresh at once, read the state, and build the plan."""
+    state = ws.read_state(rebind=request.rebind)  # before anything is sent to the target
     prepared, observed = prepare_and_refresh(ws)
-    state = ws.backend.read()
     plan, observed = make_plan(ws, prepared, state, request, observed)
     return Planned(prepared=prepared, state=state, plan=plan, observed=observed)
 
@@ -316,7 +326,7 @@ def apply_workspace(
     with ws.backend.lock("apply", request.lock_timeout):
         if saved is not None:
             prepared = prepare(ws)
-            state = ws.backend.read()
+            state = ws.read_state(rebind=request.plan.rebind)
             check_fresh(saved, state, prepared.digest)
             plan = saved
         else:
@@ -325,6 +335,8 @@ def apply_workspace(
         if show is not None:
             show(plan)
         if not plan.has_changes and not (state is not None and state.intents):
+            if ws.rebinding and state is not None:
+                ws.backend.write(state, state.serial)  # nothing else to write: the new target
             return Applied(plan=plan, result=None)
         if saved is None and confirm is not None and not confirm(plan):
             raise ReconcilerError("Apply cancelled.")

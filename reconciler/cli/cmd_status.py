@@ -31,7 +31,7 @@ from reconciler.cli.common import OutputFormat, duration_option, format_option, 
 from reconciler.cli.consoles import make_console
 from reconciler.engine.state_model import State
 from reconciler.errors import NotFoundError, ReconcilerError
-from reconciler.observe.outputs import outputs, outputs_json, render_outputs_text
+from reconciler.observe.outputs import job_ids, outputs, outputs_json, render_outputs_text
 from reconciler.observe.plot import plot_jobs, terminal_plot
 from reconciler.observe.progress import (
     checkpoints_by_step,
@@ -90,7 +90,7 @@ def _split_args(args: Sequence[str], paths: Sequence[str]) -> tuple[list[str], l
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
     # Machine-readable formats keep stdout parseable: the target line goes to stderr.
-    typer.echo(f"Target: {ws.target}", err=fmt != "text")
+    typer.echo(ws.headline, err=fmt != "text")
 
 
 def _console() -> Console:
@@ -352,7 +352,7 @@ def status(
     timeout = watch_timeout or None
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
-        state = ws.backend.read()
+        state = ws.read_state()
         if addresses:
             ids = _expand(ws, state, addresses)
             if watch:
@@ -399,9 +399,10 @@ def output(
     """Fine-tuned model id (and job id, status) of every job, for downstream configuration."""
     with open_workspace(paths or []) as ws:
         _emit_target(ws, fmt)
-        state = ws.backend.read()
+        state = ws.read_state()
         # The list form carries status and fine_tuned_model: one paginated call suffices.
-        wanted = set(_state_jobs(state).values())
+        # Previous jobs too: an address keeps its last model while a replacement runs.
+        wanted = job_ids(state)
         jobs = (
             {j.id: j.model_dump(mode="json") for j in ws.client().list_jobs() if j.id in wanted}
             if wanted

@@ -47,7 +47,7 @@ class Prepared:
     Attributes:
         desired: the desired state.
         digest: digest of the specs and the prepared data contents (saved-plan freshness).
-        warnings: dataset warnings (rendered, one line each).
+        warnings: warnings of the spec loader and the datasets (rendered, one line each).
     """
 
     desired: DesiredState
@@ -67,7 +67,7 @@ def prepare(ws: Workspace) -> Prepared:
     )
     warnings = tuple(
         ": ".join(str(x) for x in (p.location, p.subject, p.message) if x)
-        for p in check.problems
+        for p in (*ws.specs.warnings, *check.problems)  # the loader's: entries it skipped
         if p.severity is not Severity.ERROR
     )
     return Prepared(desired=desired, digest=digest, warnings=warnings)

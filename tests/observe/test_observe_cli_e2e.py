@@ -122,7 +122,9 @@ def test_status_table_shows_sync_and_health(ws: Workspace) -> None:
     assert code == 0, err
     lines = out.splitlines()
     # The first line names the target and the state (deliberately extended with the state).
-    assert lines[0] == "Target: embedded sandbox (.reconciler/sandbox); state: .reconciler/state.json"
+    assert (
+        lines[0] == "Target: embedded sandbox (.reconciler/sandbox); state: .reconciler/state.json"
+    )
     table = "\n".join(lines)
     for address in SWEEP:
         row = next(line for line in lines if f" {address} " in line)

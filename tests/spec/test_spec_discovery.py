@@ -136,7 +136,12 @@ def test_validate_reports_what_it_skipped(
 
 @pytest.mark.parametrize(
     "content",
-    ["", "# the workspace root\n", "apiVersion: reconciler/v1\n", "---\napiVersion: reconciler/v1\n"],
+    [
+        "",
+        "# the workspace root\n",
+        "apiVersion: reconciler/v1\n",
+        "---\napiVersion: reconciler/v1\n",
+    ],
 )
 def test_the_root_marker_is_not_a_spec(write_tree: WriteTree, content: str) -> None:
     root = write_tree({"reconciler.yaml": content, "specs/own.yaml": DS})

@@ -149,7 +149,9 @@ def check_target_binding(backend: StateBackend) -> None:
     with pytest.raises(StateError) as refused:
         check_target(adopted, new, "the state")
     message = str(refused.value)
-    assert "mistral https://api.mistral.ai" in message and "sandbox http://127.0.0.1:8080" in message
+    assert (
+        "mistral https://api.mistral.ai" in message and "sandbox http://127.0.0.1:8080" in message
+    )
     assert "--rebind" in message
     # Writes never change a recorded target on their own (e.g. `state rm` run elsewhere) ...
     backend.bind(new)

@@ -103,9 +103,7 @@ def test_a_moved_endpoint_is_refused_until_rebind(
     monkeypatch.setenv(SANDBOX_KEY_ENV, KEY)
     project = tmp_path / "project"
     first = remote.start()
-    make_project(
-        project, endpoint=first, n_datasets=1, n_jobs=1, extra_job_fields="start: false\n"
-    )
+    make_project(project, endpoint=first, n_datasets=1, n_jobs=1, extra_job_fields="start: false\n")
     monkeypatch.chdir(project)
     code, out, err = _run("apply", "--yes")
     assert code == 0, out + err
@@ -141,6 +139,4 @@ def test_a_moved_endpoint_is_refused_until_rebind(
 
     code, out, err = _run("plan", "--detailed-exitcode")
     assert code == 0, out + err
-    assert out.splitlines()[0] == (
-        f"Target: sandbox {second}; state: .reconciler/state.json"
-    )
+    assert out.splitlines()[0] == (f"Target: sandbox {second}; state: .reconciler/state.json")

@@ -5,9 +5,11 @@
 fine-tuned model id; ``--watch`` follows the jobs until they settle. ``status ADDRESS... -p
 PATH`` shows the events and checkpoints of jobs, and ``--plot FILE.png|FILE.svg|-`` draws their
 loss and accuracy curves (a matrix job's base name selects all its cells). ``output`` prints
-job address -> fine-tuned model id for downstream configuration.
+job address -> fine-tuned model id for downstream configuration (an address keeps its previous
+model while a replacement runs: :mod:`reconciler.observe.outputs`).
 
-Both are read-only: they never write the state or anything remote, and take no lock.
+Both are read-only: they never write the state or anything remote, and take no lock; both
+refuse a state bound to another target (:meth:`~reconciler.workspace.Workspace.read_state`).
 """
 
 from __future__ import annotations

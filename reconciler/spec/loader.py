@@ -70,7 +70,8 @@ def check_specs(paths: Sequence[Path | str] = ()) -> tuple[SpecSet | None, list[
     files, markers = _collect_files(targets, problems)
     discovery = discover_root(targets, [f.path for f in files])
     root_marker = discovery.root / MARKER_FILE
-    if discovery.found_by is FoundBy.MARKER and root_marker not in markers:
+    seen = {os.path.realpath(m) for m in markers}
+    if discovery.found_by is FoundBy.MARKER and str(root_marker) not in seen:
         markers[root_marker] = os.path.relpath(root_marker)
     for marker, display in markers.items():
         problems.extend(check_marker(marker, display))

@@ -172,6 +172,17 @@ def test_a_root_marker_with_content_is_an_error(
     assert (problem.location.file, problem.location.line) == (str(root / "reconciler.yaml"), line)
 
 
+def test_the_marker_is_checked_once_whatever_the_spelling(
+    write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_tree({"reconciler.yaml": DS, "specs/own.yaml": DS})
+    monkeypatch.chdir(root)
+    for paths in (["."], [], [str(root)], [".", "reconciler.yaml"]):
+        specs, problems = check_specs(paths)
+        assert specs is None
+        assert [p.code for p in problems] == ["invalid-root-marker"], paths
+
+
 def test_the_marker_above_the_paths_is_checked_too(
     write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -63,7 +63,9 @@ def start_head(num_cpus: int = 2) -> Head:
     """Start a head; raises RuntimeError with the reason when it does not come up."""
     ray = ray_executable()
     if ray is None:
-        raise RuntimeError("the ray command is not installed (pip install 'finetune-reconciler[ray]')")
+        raise RuntimeError(
+            "the ray command is not installed (pip install 'finetune-reconciler[ray]')"
+        )
     # Ray's socket paths must stay short: a short directory name under the system temp dir.
     temp_dir = tempfile.mkdtemp(prefix="rt-")
     dashboard_port = _free_port()

@@ -65,14 +65,16 @@ REPLACE_OPT = typer.Option(
 PRUNE_OPT = typer.Option(
     False, "--prune", help="Act on managed objects no longer in the specs (cancel/delete, forget)."
 )
+REBIND_OPT = typer.Option(
+    False,
+    "--rebind",
+    help="The workspace moved to another target on purpose: use the state bound to the old "
+    "one (apply records the new target).",
+)
 
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
-    line = f"Target: {ws.target}"
-    if fmt == "text":
-        typer.echo(line)
-    else:
-        typer.echo(line, err=True)
+    typer.echo(ws.headline, err=fmt != "text")
 
 
 def _request(
@@ -83,6 +85,7 @@ def _request(
     *,
     selector: list[str] | None = None,
     estimate: bool = True,
+    rebind: bool = False,
 ) -> PlanRequest:
     """The planning options of the command line."""
     from reconciler.engine.selection import parse_selectors
@@ -95,6 +98,7 @@ def _request(
         replace=tuple(replace or ()),
         prune=prune,
         estimate=estimate,
+        rebind=rebind,
     )
 
 
@@ -125,6 +129,7 @@ def plan(
     estimate: bool = typer.Option(
         True, "--estimate/--no-estimate", help="Ask the remote for cost estimates of new jobs."
     ),
+    rebind: bool = REBIND_OPT,
 ) -> None:
     """Show what apply would change: refreshes the remote, never writes anything."""
     from reconciler.operations import plan_workspace
@@ -135,7 +140,15 @@ def plan(
         _emit_target(ws, fmt)
         planned = plan_workspace(
             ws,
-            _request(spec_paths, target, replace, prune, selector=selector, estimate=estimate),
+            _request(
+                spec_paths,
+                target,
+                replace,
+                prune,
+                selector=selector,
+                estimate=estimate,
+                rebind=rebind,
+            ),
         )
         the_plan, observed = planned.plan, planned.observed
         if fmt == "text":
@@ -250,6 +263,7 @@ def apply(
         "--start-timeout",
         help="How long to wait for new jobs to be validated before starting them.",
     ),
+    rebind: bool = REBIND_OPT,
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
     from reconciler.operations import ApplyRequest, apply_workspace
@@ -259,7 +273,7 @@ def apply(
     saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
     spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
     request = ApplyRequest(
-        plan=_request(spec_paths, target, replace, prune, selector=selector),
+        plan=_request(spec_paths, target, replace, prune, selector=selector, rebind=rebind),
         saved=saved,
         lock_timeout=lock_timeout,
         allow_duplicates=allow_duplicates,

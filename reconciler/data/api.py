@@ -24,7 +24,6 @@ from typing import Any
 
 from reconciler.data.cache import DataCache
 from reconciler.data.dialect import ChatRules
-from reconciler.data.files import files_under, not_a_file, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.data.prepare import (
     PreparedDataset,
@@ -35,6 +34,7 @@ from reconciler.data.prepare import (
 from reconciler.data.report import FileReport
 from reconciler.data.validator import VALIDATION_LIMIT_BYTES, sample_fingerprint, validate_path
 from reconciler.errors import DataError, Location, Problem, Severity
+from reconciler.files import files_under, not_a_file, open_regular
 from reconciler.spec.capabilities import capabilities_for
 from reconciler.spec.resolved import SpecSet
 

@@ -58,6 +58,15 @@ def _each(examples: list[str] = EXAMPLES) -> list[SpecSet]:
     return [load_specs([SPECS / e]) for e in examples]
 
 
+def _sandbox_examples(tmp_path: Path) -> SpecSet:
+    """The examples without a Provider, loaded together as one workspace (a copy of specs/
+    without the openai example, whose Provider would apply to them all)."""
+    root = tmp_path / "specs"
+    for example in SANDBOX_EXAMPLES:
+        _copy(example, root)
+    return load_specs([root])
+
+
 def _copy(example: str, tmp_path: Path) -> Path:
     target = tmp_path / example
     shutil.copytree(SPECS / example, target, ignore=shutil.ignore_patterns(".reconciler"))
@@ -72,8 +81,8 @@ def test_every_use_case_has_an_example() -> None:
     assert EXAMPLES == sorted(PREFIXES)
 
 
-def test_the_sandbox_examples_load_together_with_unique_names() -> None:
-    specs = load_specs([SPECS / e for e in SANDBOX_EXAMPLES])
+def test_the_sandbox_examples_load_together_with_unique_names(tmp_path: Path) -> None:
+    specs = _sandbox_examples(tmp_path)
     assert len(specs.datasets) == len(SANDBOX_EXAMPLES)
     # 7 single jobs + the 2 x 2 matrix of the UltraChat sweep.
     assert len(specs.jobs) == len(SANDBOX_EXAMPLES) - 1 + 4
@@ -167,10 +176,10 @@ def _sweep(specs: SpecSet) -> list[str]:
     return sorted(n for n, j in specs.jobs.items() if j.source == "ultrachat-sweep")
 
 
-def test_the_sweep_expands_to_four_jobs_with_stable_names() -> None:
+def test_the_sweep_expands_to_four_jobs_with_stable_names(tmp_path: Path) -> None:
     first = _sweep(load_specs([SPECS / "08-ultrachat-end-to-end"]))
     assert len(first) == 4 and len(set(first)) == 4
-    assert first == _sweep(load_specs([SPECS / e for e in SANDBOX_EXAMPLES]))
+    assert first == _sweep(_sandbox_examples(tmp_path))
 
 
 @pytest.mark.parametrize("example", EXAMPLES)

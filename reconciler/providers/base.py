@@ -139,8 +139,8 @@ class Provider(Protocol):
 
         ``exclude`` are ids of jobs a lost-answer lookup must never take for this one (jobs
         that an address holds or held). ``tag`` is our identity of the job; services with
-        ``job_metadata`` store it on the job (and derive idempotency keys from it), the others
-        ignore it.
+        ``job_metadata`` store it on the job (and find a create whose answer was lost by it),
+        the others ignore it.
         """
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:

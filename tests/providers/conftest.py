@@ -4,7 +4,6 @@ The sandbox fixtures are the sandbox tests' own."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from reconciler.providers.openai import OpenAIProvider
 from reconciler.sandbox import EmbeddedSandbox
 from tests.sandbox.conftest import API_KEY as KEY
-from tests.sandbox.conftest import StartSandbox, clock, openai_sandbox, start_sandbox
+from tests.sandbox.conftest import StartSandbox, chat_lines, clock, openai_sandbox, start_sandbox
 
 __all__ = ["KEY", "StartSandbox", "chat_file", "clock", "openai_sandbox", "start_sandbox"]
 
@@ -26,16 +25,5 @@ def provider(openai_sandbox: EmbeddedSandbox) -> Iterator[OpenAIProvider]:
 
 def chat_file(path: Path, n: int = 12, tag: str = "t") -> Path:
     """A JSONL file of ``n`` chat samples (distinct per ``tag``)."""
-    lines = [
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "user", "content": f"question {tag} {i}"},
-                    {"role": "assistant", "content": f"answer {tag} {i}"},
-                ]
-            }
-        )
-        for i in range(n)
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_bytes(chat_lines(n, tag))
     return path

@@ -8,3 +8,4 @@ from reconciler.cli import cmd_status  # noqa: F401
 from reconciler.cli import cmd_state  # noqa: F401
 from reconciler.cli import cmd_state_migrate  # noqa: F401
 from reconciler.cli import cmd_sandbox  # noqa: F401
+from reconciler.cli import cmd_reconcile  # noqa: F401

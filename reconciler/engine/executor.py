@@ -27,11 +27,14 @@ Exactly-once rests on three rules:
 
 Apply decides from the action and the typed fields of each change (``force_new``,
 ``after.reuse``, ``previous.disposition``, ``blocked``), never from its reason. Partial
-failure keeps what succeeded; the next run converges.
+failure keeps what succeeded; the next run converges. A stop request
+(:attr:`ApplyOptions.stop`, set by a signal handler) lets the operations in flight finish and
+be recorded, then skips the remaining stages: the next run picks up from there.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -86,6 +89,8 @@ class ApplyOptions:
         poll_interval: seconds between status polls.
         flush_interval: seconds between state writes of recorded results (intents are
             always written at once).
+        stop: once set (from another thread or a signal handler), no further stage starts and
+            the start gate stops waiting; what is in flight finishes and is recorded.
     """
 
     parallelism: int = 8
@@ -93,6 +98,7 @@ class ApplyOptions:
     start_timeout: float = 600.0
     poll_interval: float = 0.5
     flush_interval: float = 0.5
+    stop: threading.Event | None = None
 
 
 class Executor:
@@ -144,6 +150,7 @@ class Executor:
             note=self.hooks.note,
             sleep=sleep,
             clock=clock,
+            stop=self.options.stop,
         )
 
     # ------------------------------------------------------------------ entry point
@@ -219,6 +226,8 @@ class Executor:
 
     def _run_stage(self, changes: list[C], work: Callable[[C], Outcome]) -> None:
         """Run changes in parallel, their intents written first in one state write."""
+        if self.options.stop is not None and self.options.stop.is_set():
+            return  # stopping: no new stage starts (and no intent is written)
         runnable = self._stage_intents(changes)
         if not runnable:
             return

@@ -156,6 +156,7 @@ def _result(
     left = [] if request.auto_approve else [c for c in plan.actionable if not needs_no_review(c)]
     # A start of a job still being validated needs no review: a later round starts it.
     waiting = [c.address for c in left if c.action is Action.START]
+    planned = {c.address for c in plan.actionable}
     return RoundResult(
         number=number,
         started_at=started_at,
@@ -167,7 +168,8 @@ def _result(
         ),
         awaiting_validation=tuple(waiting),
         drift=plan.drift,
-        not_in_spec=tuple(plan.not_in_spec),
+        # With prune they are changes (awaiting review above), not to be counted twice.
+        not_in_spec=tuple(a for a in plan.not_in_spec if a not in planned),
         stopped=_stopping(stop),
     )
 

@@ -252,6 +252,17 @@ def test_drift_is_reported_every_round(world: World) -> None:
         assert result.exit_code == 2 and not result.acted
 
 
+def test_objects_removed_from_the_specs_are_reported_once(world: World) -> None:
+    world.create_unstarted()
+    world.specs(n_jobs=0)
+    kept = world.round()
+    assert kept.not_in_spec == ("job.job0",) and kept.awaiting_review == ()
+    pruned = world.round(prune=True)
+    assert pruned.awaiting_review == (Pending("job.job0", Action.FORGET, Reason.NOT_IN_SPEC),)
+    assert pruned.not_in_spec == ()
+    assert kept.exit_code == pruned.exit_code == 2 and not pruned.acted
+
+
 def test_the_lock_is_taken_only_to_act(world: World) -> None:
     world.create_unstarted()
     with open_workspace([world.project]) as ws, ws.backend.lock("apply"):

@@ -25,6 +25,7 @@ import typer
 from reconciler.cli.app import app
 from reconciler.cli.common import handle_errors
 from reconciler.engine.duration import parse_duration
+from reconciler.errors import InvalidValueError
 
 if TYPE_CHECKING:
     from reconciler.workspace import Workspace
@@ -102,7 +103,7 @@ def reconcile(
     _check_format(fmt, ("text", "json"))
     seconds = parse_duration(interval)
     if seconds <= 0 and not once:
-        raise typer.BadParameter("must be longer than 0s", param_hint="'--interval'")
+        raise InvalidValueError(f"--interval {interval}: give a time longer than 0s, e.g. 10m")
     request = ReconcileRequest(
         spec_paths=tuple(paths or ["."]),
         auto_approve=auto_approve,

@@ -149,5 +149,10 @@ def retry_delay(interval: float, failed_rounds: int) -> float:
 
 
 def count_failed(previous: int, result: RoundResult) -> int:
-    """Failed rounds in a row after ``result``."""
-    return previous + 1 if result.error is not None or result.failures else 0
+    """Failed rounds in a row after ``result``.
+
+    Only a round that could not run counts (the remote unreachable, the lock held): a change
+    the remote refused (a start over budget) fails again every round until the specs change,
+    and waiting longer would only delay the other jobs' starts and model updates.
+    """
+    return previous + 1 if result.error is not None else 0

@@ -23,8 +23,15 @@ from typer.testing import CliRunner
 
 from reconciler.address import Address
 from reconciler.cli.app import _load_commands, app
+from reconciler.engine.outcome import ApplyResult, Outcome, OutcomeStatus
 from reconciler.engine.plan import Action, DriftKind, FileChange, JobBefore, JobChange, Reason
-from reconciler.engine.rounds import Pending, RoundResult, needs_no_review, retry_delay
+from reconciler.engine.rounds import (
+    Pending,
+    RoundResult,
+    count_failed,
+    needs_no_review,
+    retry_delay,
+)
 from reconciler.errors import SpecError
 from reconciler.operations import ApplyRequest, apply_workspace
 from reconciler.reconcile import ReconcileRequest, run_round
@@ -176,6 +183,14 @@ def test_failed_rounds_back_off_up_to_a_cap(interval: float, failed: int, delay:
     assert retry_delay(interval, failed) == delay
 
 
+def test_only_rounds_that_could_not_run_count_as_failed() -> None:
+    refused = Outcome("job.a", Action.START, OutcomeStatus.FAILED, "over budget")
+    assert count_failed(2, RoundResult(number=3, started_at=0, error="remote down")) == 3
+    assert count_failed(2, RoundResult(number=3, started_at=0)) == 0
+    partly = RoundResult(number=3, started_at=0, applied=ApplyResult(outcomes=(refused,)))
+    assert count_failed(2, partly) == 0 and partly.exit_code == 1
+
+
 # ----------------------------------------------------------------------------- rounds
 
 
@@ -315,9 +330,13 @@ def test_once_exit_codes_and_json_lines(world: World) -> None:
     assert broken.exit_code == 1 and "broken.yaml" in broken.output
 
 
-def test_the_interval_must_be_a_duration(world: World) -> None:
-    result = _invoke(str(world.project), "--interval", "soon")
-    assert result.exit_code == 1 and "invalid duration 'soon'" in result.output
+@pytest.mark.parametrize(
+    ("interval", "message"),
+    [("soon", "invalid duration 'soon'"), ("0s", "--interval 0s: give a time longer than 0s")],
+)
+def test_the_interval_must_be_a_duration(world: World, interval: str, message: str) -> None:
+    result = _invoke(str(world.project), "--interval", interval)
+    assert result.exit_code == 1 and message in result.output
 
 
 # ----------------------------------------------------------------------------- signals

@@ -349,7 +349,8 @@ class Running:
         self.proc = Cli(cwd, cli_env()).popen("reconcile", *args)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -376,9 +377,14 @@ class Running:
         return code, self.proc.stderr.read()
 
     def stop(self) -> None:
+        """Kill it if it still runs; close its pipes once everything was read."""
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.wait()
+        self._reader.join(timeout=30)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.fixture

@@ -22,16 +22,25 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from reconciler.cli.app import app
-from reconciler.cli.common import handle_errors
-from reconciler.engine.duration import parse_duration
-from reconciler.errors import InvalidValueError
+from reconciler.cli.common import (
+    LOCK_TIMEOUT,
+    PARALLELISM,
+    SPEC_PATHS,
+    OutputFormat,
+    duration_option,
+    format_option,
+    handle_errors,
+)
 
 if TYPE_CHECKING:
     from reconciler.workspace import Workspace
 
-PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
+commands = typer.Typer()
+"""``reconcile``."""
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+MIN_INTERVAL = 1.0
+"""The shortest ``--interval``, in seconds: rounds back to back would only load the remote."""
 
 
 @contextmanager
@@ -54,17 +63,21 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def reconcile(
-    paths: list[str] | None = PATHS_ARG,
-    interval: str = typer.Option(
-        "10m", "--interval", help="Time between rounds (e.g. 30s, 10m, 1h)."
+    paths: list[str] | None = SPEC_PATHS,
+    interval: float = duration_option(
+        "10m",
+        "--interval",
+        minimum=MIN_INTERVAL,
+        help="Time between rounds (e.g. 30s, 10m, 1h; at least 1s).",
     ),
     once: bool = typer.Option(
         False,
         "--once",
-        help="Run one round and exit: 0 all fine, 2 something awaits review or drifted, 1 error.",
+        help="Run one round and exit: 0 all fine, 2 something awaits review, drifted or is "
+        "no longer in the specs, 1 error.",
     ),
     auto_approve: bool = typer.Option(
         False,
@@ -78,49 +91,42 @@ def reconcile(
         help="Plan the removal of objects no longer in the specs (applied only with "
         "--auto-approve).",
     ),
-    fmt: str = typer.Option(
-        "text", "--format", "-f", help="Output: text, or json (one object per round)."
+    fmt: OutputFormat = format_option(
+        OutputFormat.text, OutputFormat.json, help="Output: text, or json (one object per round)."
     ),
-    lock_timeout: str = typer.Option(
-        "0s", "--lock-timeout", help="How long a round waits for the state lock (e.g. 30s, 5m)."
-    ),
-    start_timeout: str = typer.Option(
+    lock_timeout: float = LOCK_TIMEOUT,
+    start_timeout: float = duration_option(
         "10m",
         "--start-timeout",
         help="With --auto-approve: how long to wait for new jobs to be validated before "
         "starting them.",
     ),
-    parallelism: int | None = typer.Option(
-        None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
-    ),
+    parallelism: int | None = PARALLELISM,
 ) -> None:
     """Start validated jobs and update models in a loop; report what awaits review and drift."""
-    from reconciler.cli.cmd_plan import _check_format, _CliHooks
+    from reconciler.cli.progress import ProgressHooks
     from reconciler.engine.rounds import count_failed, retry_delay
     from reconciler.reconcile import ReconcileRequest, run_round
     from reconciler.render.reconcile import render_json, render_text
 
-    _check_format(fmt, ("text", "json"))
-    seconds = parse_duration(interval)
-    if seconds <= 0 and not once:
-        raise InvalidValueError(f"--interval {interval}: give a time longer than 0s, e.g. 10m")
     request = ReconcileRequest(
         spec_paths=tuple(paths or ["."]),
         auto_approve=auto_approve,
         prune=prune,
-        lock_timeout=parse_duration(lock_timeout),
-        start_timeout=parse_duration(start_timeout),
+        lock_timeout=lock_timeout,
+        start_timeout=start_timeout,
         parallelism=parallelism,
     )
     stop = threading.Event()
-    hooks = _CliHooks(quiet=fmt == "json")
+    hooks = ProgressHooks(quiet=fmt == OutputFormat.json)
+    render = render_json if fmt == OutputFormat.json else render_text
     targets: list[str] = []
 
     def name_target(ws: Workspace) -> None:
         # On the first line, and again whenever the specs point elsewhere.
         if not targets or targets[-1] != ws.target:
             targets.append(ws.target)
-            typer.echo(f"Target: {ws.target}", err=fmt == "json")
+            typer.echo(f"Target: {ws.target}", err=fmt == OutputFormat.json)
 
     failed = 0
     number = 0
@@ -129,8 +135,7 @@ def reconcile(
             number += 1
             result = run_round(number, request, stop=stop, hooks=hooks, opened=name_target)
             failed = count_failed(failed, result)
-            delay = None if once or stop.is_set() else retry_delay(seconds, failed)
-            render = render_json if fmt == "json" else render_text
+            delay = None if once or stop.is_set() else retry_delay(interval, failed)
             typer.echo(render(result, next_round_in=delay))
             if once:
                 raise typer.Exit(result.exit_code)

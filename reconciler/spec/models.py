@@ -33,6 +33,25 @@ API_VERSION = "reconciler/v1"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX)]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_MAX = 64
+"""Longest ``{env: NAME}`` accepted; real variable names are far shorter, keys are not."""
+
+
+def looks_like_secret_value(name: str) -> bool:
+    """Whether an ``{env: ...}`` name is more likely a pasted secret than a variable name.
+
+    Anything that is not a valid name, or longer than :data:`ENV_NAME_MAX`. From 32 characters
+    on, also the shapes of keys: no ``_`` but digits (hex and base62 tokens); a quarter or more
+    digits; or lower case, upper case and digits mixed. Long real names are words joined by
+    ``_`` (``MY_TEAM_FINE_TUNING_WANDB_API_KEY``) and pass.
+    """
+    if not _ENV_NAME.match(name) or len(name) > ENV_NAME_MAX:
+        return True
+    if len(name) < 32:
+        return False
+    digits = sum(c.isdigit() for c in name)
+    mixed = any(c.islower() for c in name) and any(c.isupper() for c in name) and digits > 0
+    return ("_" not in name and digits > 0) or digits * 4 >= len(name) or mixed
 
 
 class StrictModel(BaseModel):
@@ -64,11 +83,14 @@ class SecretRef(StrictModel):
     def _exactly_one(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
             raise ValueError("a secret reference takes exactly one of 'env' or 'file'")
-        if self.env is not None and not _ENV_NAME.match(self.env):
-            # The value is not repeated: users sometimes paste the secret itself here.
+        if self.env is not None and looks_like_secret_value(self.env):
+            # The value is never repeated: users sometimes paste the secret itself here, and
+            # this message reaches CI logs and pull-request annotations.
             raise ValueError(
-                "'env' must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), "
-                "not the secret itself"
+                "this looks like a secret value, not a variable name: 'env' takes the name of "
+                f"an environment variable ([A-Za-z_][A-Za-z0-9_]*, at most {ENV_NAME_MAX} "
+                "characters) that holds the secret. Never write a secret in a spec; if one was "
+                "committed, revoke it"
             )
         return self
 

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
+import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from reconciler.address import Address
-from reconciler.cli.app import _load_commands, app
 from reconciler.engine.outcome import ApplyResult, Outcome, OutcomeStatus
 from reconciler.engine.plan import Action, DriftKind, FileChange, JobBefore, JobChange, Reason
 from reconciler.engine.rounds import (
@@ -37,7 +36,9 @@ from reconciler.operations import ApplyRequest, apply_workspace
 from reconciler.reconcile import ReconcileRequest, run_round
 from reconciler.sandbox import EmbeddedSandbox, ManualClock, SandboxConfig
 from reconciler.workspace import open_workspace
-from tests.engine.conftest import SANDBOX_KEY, Cli, cli_env, mutating
+from tests.cli_inprocess import run_cli
+from tests.cli_processes import CliProcess, CliProcesses
+from tests.engine.conftest import SANDBOX_KEY, cli_env, mutating
 from tests.engine.project import SANDBOX_KEY_ENV, make_project
 from tests.postgres.pg_helpers import DSN_ENV, E2E_DSN_ENV
 
@@ -301,23 +302,22 @@ def test_bad_specs_end_the_first_round_but_not_a_later_one(world: World) -> None
 # ----------------------------------------------------------------------------- the command
 
 
-def _invoke(*args: str) -> Any:
-    _load_commands()
-    return CliRunner().invoke(app, ["reconcile", *args], catch_exceptions=False)
+def _invoke(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    """``reconciler reconcile ARGS`` in the project directory (in this process)."""
+    return run_cli(["reconcile", *args], cwd=world.project, env=cli_env())
 
 
 def test_once_exit_codes_and_json_lines(world: World) -> None:
-    project = str(world.project)
     world.create_unstarted()
     world.clock.advance(2)
-    started = _invoke(project, "--once")
-    assert started.exit_code == 0, started.output
-    assert "round 1: 1 job started" in started.output
+    started = _invoke(world, ".", "--once")
+    assert started.returncode == 0, started.stderr
+    assert "round 1: 1 job started" in started.stdout
 
     world.specs(n_jobs=2)
-    review = _invoke(project, "--once", "--format", "json")
-    assert review.exit_code == 2, review.output
-    [line] = [x for x in review.stdout.splitlines() if x.startswith("{")]
+    review = _invoke(world, ".", "--once", "--format", "json")
+    assert review.returncode == 2, review.stderr
+    [line] = review.stdout.splitlines()  # the target line goes to stderr
     data = json.loads(line)
     assert data["awaiting_review"] == [
         {"address": "job.job1", "action": "create", "reason": "not-in-state"}
@@ -326,84 +326,87 @@ def test_once_exit_codes_and_json_lines(world: World) -> None:
     assert data["exit_code"] == 2 and data["acted"] is False
 
     (world.project / "broken.yaml").write_text("kind: FineTuningJob\nname: x\n", "utf-8")
-    broken = _invoke(project, "--once")
-    assert broken.exit_code == 1 and "broken.yaml" in broken.output
+    broken = _invoke(world, ".", "--once")
+    assert broken.returncode == 1 and "broken.yaml" in broken.stderr
 
 
-@pytest.mark.parametrize(
-    ("interval", "message"),
-    [("soon", "invalid duration 'soon'"), ("0s", "--interval 0s: give a time longer than 0s")],
-)
-def test_the_interval_must_be_a_duration(world: World, interval: str, message: str) -> None:
-    result = _invoke(str(world.project), "--interval", interval)
-    assert result.exit_code == 1 and message in result.output
+@pytest.mark.parametrize("interval", ["0s", "500ms"])
+def test_the_interval_is_at_least_a_second(world: World, interval: str) -> None:
+    # A bad duration is the usage error every command gives (tests/cli/test_cli_commands.py).
+    result = _invoke(world, ".", "--interval", interval)
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert (
+        f"Invalid value for '--interval': invalid duration '{interval}': it must be at "
+        "least 1s" in message
+    )
 
 
 # ----------------------------------------------------------------------------- signals
 
 
 class Running:
-    """``reconciler reconcile`` in a subprocess, its stdout read line by line."""
+    """``reconciler reconcile`` as a real process (forked by the session's process helper),
+    its output read line by line as it is written."""
 
-    def __init__(self, cwd: Path, *args: str) -> None:
-        self.proc = Cli(cwd, cli_env()).popen("reconcile", *args)
-        self.lines: queue.Queue[str] = queue.Queue()
+    def __init__(self, processes: CliProcesses, cwd: Path, *args: str) -> None:
+        self.proc: CliProcess = processes.start(["reconcile", *args], cwd=cwd, env=cli_env())
         self.seen: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
+    def _lines(self) -> list[str]:
+        """The complete lines written to stdout so far."""
+        text = self.proc.stdout_so_far()
+        return text[: text.rfind("\n") + 1].splitlines()
 
     def wait_for(self, text: str, timeout: float = 60) -> str:
-        """The first line (from now) containing ``text``."""
+        """The first line (from the last one returned) containing ``text``."""
+        deadline = time.monotonic() + timeout
         while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
+            ended = self.proc.poll() is not None
+            for line in self._lines()[len(self.seen) :]:
+                self.seen.append(line)
+                if text in line:
+                    return line
+            if ended or time.monotonic() > deadline:
                 self.stop()
-                raise AssertionError(f"no line with {text!r}; saw {self.seen}") from None
-            self.seen.append(line)
-            if text in line:
-                return line
+                raise AssertionError(f"no line with {text!r}; saw {self.seen}")
+            time.sleep(0.02)
 
     def signal(self, sig: int) -> tuple[int, str]:
         """Send ``sig``; the exit code and stderr once the process ended."""
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
-        assert self.proc.stderr is not None
-        return code, self.proc.stderr.read()
+        os.kill(self.proc.pid, sig)
+        _, stderr = self.proc.communicate(timeout=30)
+        assert self.proc.returncode is not None
+        return self.proc.returncode, stderr
 
     def stop(self) -> None:
-        """Kill it if it still runs; close its pipes once everything was read."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self._reader.join(timeout=30)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        """Kill it if it still runs, and reap it."""
+        self.proc.kill()
+        self.proc.communicate(timeout=30)
 
 
 @pytest.fixture
-def running(world: World) -> Iterator[list[Running]]:
+def running(world: World, cli_processes: CliProcesses) -> Iterator[Callable[..., Running]]:
+    """Starts ``reconciler reconcile ARGS`` in the project; stops what still runs after."""
     started: list[Running] = []
-    yield started
+
+    def start(*args: str) -> Running:
+        started.append(Running(cli_processes, world.project, *args))
+        return started[-1]
+
+    yield start
     for r in started:
         r.stop()
 
 
 def test_sigterm_between_rounds_exits_at_once_and_the_lock_is_free_meanwhile(
-    world: World, running: list[Running]
+    world: World, running: Callable[..., Running]
 ) -> None:
     world.create_unstarted()
     world.clock.advance(2)
     with open_workspace([world.project]) as ws:
         with ws.backend.lock("apply"):
-            loop = Running(world.project, ".", "--interval", "1s")
-            running.append(loop)
+            loop = running(".", "--interval", "1s")
             # A round with work meets the lock: reported, and the loop goes on.
             failed = loop.wait_for("round 1:")
             assert "failed: state is locked" in failed and "next round in 1s" in failed
@@ -417,11 +420,10 @@ def test_sigterm_between_rounds_exits_at_once_and_the_lock_is_free_meanwhile(
 
 
 def test_sigterm_during_an_apply_records_what_was_done_and_releases_the_lock(
-    world: World, running: list[Running]
+    world: World, running: Callable[..., Running]
 ) -> None:
     # --auto-approve creates the job, then waits for its validation (the clock stands still).
-    loop = Running(world.project, ".", "--auto-approve", "--interval", "1h")
-    running.append(loop)
+    loop = running(".", "--auto-approve", "--interval", "1h")
     loop.wait_for("job.job0: created")
     code, stderr = loop.signal(signal.SIGTERM)
     assert code == 0, stderr
@@ -443,9 +445,10 @@ def test_sigterm_during_an_apply_records_what_was_done_and_releases_the_lock(
     assert result.applied is not None and result.applied.started_jobs == ("job.job0",)
 
 
-def test_sigint_while_waiting_stops_with_exit_0(world: World, running: list[Running]) -> None:
-    loop = Running(world.project, ".", "--interval", "1h")
-    running.append(loop)
+def test_sigint_while_waiting_stops_with_exit_0(
+    world: World, running: Callable[..., Running]
+) -> None:
+    loop = running(".", "--interval", "1h")
     assert "create" in loop.wait_for("round 1:")
     code, stderr = loop.signal(signal.SIGINT)
     assert code == 0, stderr

@@ -91,7 +91,7 @@ class World:
         with self.api() as api:
             response = api.post(f"/v1/fine_tuning/jobs/{job_id}/cancel")
         if response.status_code != 200:
-            # Not an assertion: a broken set-up is an error, not a failed drift check.
+            # Not an assertion: a broken set-up must not read as a failed drift check.
             raise RuntimeError(f"cannot cancel {job_id}: {response.status_code} {response.text}")
         return job_id
 
@@ -192,15 +192,24 @@ class GitHubFlow:
     reapply: RunResult | None = None
 
 
-def _run_github_flow(world: World) -> GitHubFlow:
-    github = FakeGitHub(world.work / "github")
-    runner = GitHubRunner(
+def _github_runner(world: World, github: FakeGitHub) -> GitHubRunner:
+    """A runner with the repository's secrets, environments and variables set as the
+    recipes' set-up notes ask."""
+    return GitHubRunner(
         github,
         world.repo,
         world.work,
         secrets={"MISTRAL_PLAN_API_KEY": KEY, "RECONCILER_PG_DSN": "unused-by-the-file-state"},
         environments=GITHUB_ENVIRONMENTS,
+        # The operator allows the sandbox the Provider points at (the recipes allow only the
+        # official endpoint by default).
+        variables={"RECONCILER_ALLOWED_ENDPOINTS": world.sandbox.base_url},
     )
+
+
+def _run_github_flow(world: World) -> GitHubFlow:
+    github = FakeGitHub(world.work / "github")
+    runner = _github_runner(world, github)
     flow = GitHubFlow(world, github)
     repo = world.repo
     plan_wf, apply_wf, drift_wf = (
@@ -357,20 +366,22 @@ class GitLabFlow:
     by_hand: PipelineResult | None = None
 
 
-def _gitlab_variables(api: FakeGitLab) -> list[Variable]:
+def _gitlab_variables(world: World, api: FakeGitLab) -> list[Variable]:
     return [
         Variable("MISTRAL_API_KEY", KEY, "fine-tuning", protected=True),
         Variable("MISTRAL_API_KEY", KEY, "fine-tuning-read"),
         Variable("MISTRAL_API_KEY", KEY, "fine-tuning-reconcile", protected=True),
         Variable("WANDB_API_KEY", WANDB_KEY, "fine-tuning", protected=True),
         Variable("RECONCILER_PG_DSN", "unused-by-the-file-state"),
+        # The operator allows the sandbox (overrides the recipe's default).
+        Variable("RECONCILER_ALLOWED_ENDPOINTS", world.sandbox.base_url),
         Variable("GITLAB_API_TOKEN", api.token),
     ]
 
 
 def _run_gitlab_flow(world: World) -> GitLabFlow:
     with FakeGitLab(token="glpat-recipe-test") as api:
-        runner = GitLabRunner(api, world.repo, world.work, _gitlab_variables(api))
+        runner = GitLabRunner(api, world.repo, world.work, _gitlab_variables(world, api))
         return _gitlab_flow(GitLabFlow(world, api), runner)
 
 
@@ -518,13 +529,7 @@ def test_github_schedule_starts_validated_jobs_and_names_models_without_review(
     world_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world, clock, sha = _schedule_world(world_factory, "github-schedule", monkeypatch)
-    runner = GitHubRunner(
-        FakeGitHub(world.work / "github"),
-        world.repo,
-        world.work,
-        secrets={"MISTRAL_PLAN_API_KEY": KEY, "RECONCILER_PG_DSN": "unused-by-the-file-state"},
-        environments=GITHUB_ENVIRONMENTS,
-    )
+    runner = _github_runner(world, FakeGitHub(world.work / "github"))
     schedule = Event("schedule", sha, "refs/heads/main", {"schedule": "17 6 * * *"})
     drift = GITHUB / "reconciler-drift.yml"
     clock.advance(2)  # validated
@@ -543,7 +548,7 @@ def test_gitlab_schedule_starts_validated_jobs_and_names_models_without_review(
 ) -> None:
     world, clock, sha = _schedule_world(world_factory, "gitlab-schedule", monkeypatch)
     with FakeGitLab(token="glpat-recipe-test") as api:
-        runner = GitLabRunner(api, world.repo, world.work, _gitlab_variables(api))
+        runner = GitLabRunner(api, world.repo, world.work, _gitlab_variables(world, api))
         schedule = {"source": "schedule", "sha": sha, "branch": "main"}
         clock.advance(2)
         started = runner.run(GITLAB, **schedule)

@@ -30,8 +30,14 @@ from dataclasses import dataclass
 
 from reconciler.engine.executor import ApplyOptions, Executor
 from reconciler.engine.outcome import ApplyHooks, ApplyResult
-from reconciler.engine.plan import Action, Plan
-from reconciler.engine.rounds import Pending, RoundResult, needs_no_review, work_of
+from reconciler.engine.plan import Plan
+from reconciler.engine.rounds import (
+    Pending,
+    RoundResult,
+    awaits_validation,
+    left_for_review,
+    work_of,
+)
 from reconciler.errors import (
     AuthError,
     DataError,
@@ -153,23 +159,18 @@ def _result(
     stop: threading.Event | None,
 ) -> RoundResult:
     """What the round reports, from the last plan it made and what it applied."""
-    left = [] if request.auto_approve else [c for c in plan.actionable if not needs_no_review(c)]
-    # A start of a job still being validated needs no review: a later round starts it.
-    waiting = [c.address for c in left if c.action is Action.START]
-    planned = {c.address for c in plan.actionable}
+    left = left_for_review(plan, request.auto_approve)
+    waiting = [] if request.auto_approve else [c for c in plan.actionable if awaits_validation(c)]
     return RoundResult(
         number=number,
         started_at=started_at,
         target=target,
         acted=applied is not None,
         applied=applied,
-        awaiting_review=tuple(
-            Pending(c.address, c.action, c.reason) for c in left if c.action is not Action.START
-        ),
-        awaiting_validation=tuple(waiting),
-        drift=plan.drift,
-        # With prune they are changes (awaiting review above), not to be counted twice.
-        not_in_spec=tuple(a for a in plan.not_in_spec if a not in planned),
+        awaiting_review=tuple(Pending(c.address, c.action, c.reason) for c in left.actionable),
+        awaiting_validation=tuple(c.address for c in waiting),
+        drift=left.drift,
+        not_in_spec=left.unmanaged_leftovers,
         stopped=_stopping(stop),
     )
 

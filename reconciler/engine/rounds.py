@@ -76,14 +76,20 @@ class RoundResult:
 
     @property
     def needs_attention(self) -> bool:
-        """Something awaits review, drifted, or is no longer in the specs."""
+        """Something awaits review, drifted, or is no longer in the specs.
+
+        ``awaiting_review``, ``drift`` and ``not_in_spec`` are the parts of the plan the round
+        left (:func:`left_for_review`), so this is that plan's
+        :attr:`~reconciler.engine.plan.Plan.differs`: the rule of ``plan --detailed-exitcode``.
+        """
         return bool(self.awaiting_review or self.drift or self.not_in_spec)
 
     @property
     def exit_code(self) -> int:
         """``reconcile --once``'s exit code: 1 the round failed or a change failed, 2 something
-        awaits review or drifted (as ``plan --detailed-exitcode``), else 0 (also when a stop
-        cut the round short)."""
+        awaits review, drifted or is no longer in the specs (:attr:`needs_attention`, as
+        ``plan --detailed-exitcode`` after the round), else 0 (also when a stop cut the round
+        short)."""
         if self.error is not None or self.failures:
             return 1
         if self.needs_attention and not self.stopped:
@@ -113,8 +119,9 @@ def needs_no_review(change: FileChange | JobChange) -> bool:
 
     Only changes the reviewed specs already decided: starting a job the remote has validated
     (a reviewed plan created it to be started, and the start gate still checks its budget),
-    and updating a fine-tuned model's name, description or archived flag in place. A job still being validated is left for a later round, so a
-    round never holds the lock while waiting for the remote.
+    and updating a fine-tuned model's name, description or archived flag in place. A job
+    still being validated is left for a later round (:func:`awaits_validation`), so a round
+    never holds the lock while waiting for the remote.
     """
     if not isinstance(change, JobChange):
         return False
@@ -133,6 +140,35 @@ def work_of(plan: Plan, auto_approve: bool) -> Plan:
     if auto_approve:
         return plan
     return plan.model_copy(update={"changes": tuple(c for c in plan.changes if needs_no_review(c))})
+
+
+def awaits_validation(change: FileChange | JobChange) -> bool:
+    """A start of a job the remote is still validating: a later round starts it, no review."""
+    return (
+        isinstance(change, JobChange)
+        and change.action is Action.START
+        and not needs_no_review(change)
+    )
+
+
+def left_for_review(plan: Plan, auto_approve: bool) -> Plan:
+    """What a round leaves to a reviewed ``apply``, as a plan.
+
+    Its changes are those the round neither applies (:func:`work_of`) nor leaves to a later
+    round (:func:`awaits_validation`); none with ``auto_approve``. Drift stays (a round never
+    repairs it), and of the objects the specs no longer declare, those no change acts on
+    (:attr:`~reconciler.engine.plan.Plan.unmanaged_leftovers`; with ``--prune`` their removal
+    is a change). Its :attr:`~reconciler.engine.plan.Plan.differs` is the round's exit code 2,
+    by the rule of ``plan --detailed-exitcode``.
+    """
+    kept = (
+        ()
+        if auto_approve
+        else tuple(
+            c for c in plan.actionable if not needs_no_review(c) and not awaits_validation(c)
+        )
+    )
+    return plan.model_copy(update={"changes": kept, "not_in_spec": plan.unmanaged_leftovers})
 
 
 def retry_delay(interval: float, failed_rounds: int) -> float:

@@ -330,6 +330,36 @@ def test_once_exit_codes_and_json_lines(world: World) -> None:
     assert broken.returncode == 1 and "broken.yaml" in broken.stderr
 
 
+def _plan_exit_code(world: World, *args: str) -> int:
+    """``plan --detailed-exitcode``'s exit code for the project as it is now."""
+    return run_cli(
+        ["plan", ".", "--detailed-exitcode", *args], cwd=world.project, env=cli_env()
+    ).returncode
+
+
+def test_once_exits_2_exactly_when_plan_detailed_exitcode_would_after_the_round(
+    world: World,
+) -> None:
+    # One rule: drift and objects no longer in the specs count for both, as changes do.
+    world.create_unstarted()
+    world.clock.advance(2)
+    assert _invoke(world, ".", "--once").returncode == 0  # starts the job
+    assert _plan_exit_code(world) == 0
+
+    job_id = world.remote_job("job.job0")["id"]
+    world.specs(n_jobs=0)
+    for prune in ([], ["--prune"]):  # not in spec: reported, or its removal awaits review
+        assert _invoke(world, ".", "--once", *prune).returncode == 2
+        assert _plan_exit_code(world, *prune) == 2
+
+    world.specs()
+    with open_workspace([world.project]) as ws:
+        ws.client().cancel_job(job_id)  # behind the tool's back
+    world.clock.advance(5)
+    assert _invoke(world, ".", "--once").returncode == 2
+    assert _plan_exit_code(world) == 2
+
+
 @pytest.mark.parametrize("interval", ["0s", "500ms"])
 def test_the_interval_is_at_least_a_second(world: World, interval: str) -> None:
     # A bad duration is the usage error every command gives (tests/cli/test_cli_commands.py).

@@ -376,7 +376,7 @@ def test_the_interval_is_at_least_a_second(world: World, interval: str) -> None:
 
 
 class Running:
-    """``reconciler reconcile`` as a real process (forked by the session's process helper),
+    """``reconciler reconcile`` as a real process (forked by the test run's process helper),
     its output read line by line as it is written."""
 
     def __init__(self, processes: CliProcesses, cwd: Path, *args: str) -> None:

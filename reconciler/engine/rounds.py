@@ -119,7 +119,8 @@ def needs_no_review(change: FileChange | JobChange) -> bool:
 
     Only changes the reviewed specs already decided: starting a job the remote has validated
     (a reviewed plan created it to be started, and the start gate still checks its budget),
-    and updating a fine-tuned model's name, description or archived flag in place. A job
+    and the updates in place: a fine-tuned model's name, description or archived flag, and
+    pausing or resuming a job (``paused``). A job
     still being validated is left for a later round (:func:`awaits_validation`), so a round
     never holds the lock while waiting for the remote.
     """

@@ -11,13 +11,13 @@ and the multipart upload form).
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from reconciler.providers import openai as providers_openai
 from reconciler.providers.base import JobTag
+from reconciler.sandbox import ManualClock
 from reconciler.sandbox.app import SandboxConfig
 from reconciler.sandbox.server import EmbeddedSandbox
 from tests.client.client_boundary import tap_clients
@@ -84,7 +84,16 @@ def test_every_provider_operation_sends_what_the_contract_declares(
     tmp_path: Path, sent: list[Sent], checker: RequestChecker
 ) -> None:
     key = "contract-key-" + "k" * 20
-    config = SandboxConfig(data_dir=tmp_path / "sb", api_key=key, time_scale=50, dialect="openai")
+    clock = ManualClock()  # jobs move only when the test says: it sees each status it waits for
+    config = SandboxConfig(data_dir=tmp_path / "sb", api_key=key, clock=clock, dialect="openai")
+
+    def advance_until(job_id: str, status: str) -> None:
+        for _ in range(4000):
+            if p.get_job(job_id).status == status:
+                return
+            clock.advance(0.25)
+        raise AssertionError(f"job {job_id} never reached {status}")
+
     tag = JobTag("job.contract", "c" * 64, 1)
     provider_class = providers_openai.OpenAIProvider  # tapped
     with (
@@ -109,15 +118,10 @@ def test_every_provider_operation_sends_what_the_contract_declares(
         job = p.create_job(request, tag=tag)
         assert [j.id for j in p.find_jobs(request, tag=tag)] == [job.id]
         p.find_jobs(request)
-        deadline = time.monotonic() + 60
-        while p.get_job(job.id).status != "RUNNING":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        advance_until(job.id, "RUNNING")
         p.pause_job(job.id)
         p.resume_job(job.id)
-        while p.get_job(job.id).status != "SUCCESS":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        advance_until(job.id, "SUCCESS")
         model = p.get_job(job.id).fine_tuned_model
         assert model is not None
         other = p.create_job({**request, "method": "dpo", "hyperparameters": {"beta": 0.2}})

@@ -109,19 +109,20 @@ def job_files(
     remote_files: Mapping[str, Mapping[str, Any]],
     content: Mapping[str, str],
     recorded: Mapping[str, str] | None = None,
-) -> dict[str, str] | None:
+) -> dict[str, str]:
     """The remote file each of the job's files is, among the files ``remote_job`` uses.
 
     A file address is named by the remote file the state records for it (``recorded``,
     address → id, when the job uses that one), else by a file of the job holding its content
-    (:func:`file_matches`). None when some file of the spec is not among the job's.
+    (:func:`file_matches`). Addresses without such a file are left out: the job is made from
+    the spec's files only when every address of ``job.depends_on`` is named.
 
     Args:
         job: the spec's job.
         remote_job: the remote job (API JSON shape).
         files: the spec's files by address.
-        remote_files: the remote's files by id (those listed; a file the job uses that is
-            gone can only be named through ``recorded``).
+        remote_files: the remote's files by id (a file the job uses that is gone can only be
+            named through ``recorded``).
         content: remote file id → sha256 of its content, as hashed.
         recorded: address → the remote file the state records with the spec's content.
     """
@@ -142,10 +143,25 @@ def job_files(
             ),
             None,
         )
-        if match is None:
-            return None
-        found[address] = match
+        if match is not None:
+            found[address] = match
     return found
+
+
+def recorded_files(
+    files: Mapping[str, DesiredFile], resources: Mapping[str, ResourceState]
+) -> dict[str, str]:
+    """Address → remote id of the spec's files the state records with the spec's content."""
+    return {
+        address: res.remote_id
+        for address, f in files.items()
+        if (res := resources.get(address)) is not None and res.fingerprint == f.fingerprint
+    }
+
+
+def made_from_spec_files(job: DesiredJob, file_ids: Mapping[str, str]) -> bool:
+    """Whether :func:`job_files` named every file of the job."""
+    return all(address in file_ids for address in job.depends_on)
 
 
 def job_differences(

@@ -30,6 +30,8 @@ from reconciler.engine.adopt import (
     job_differences,
     job_files,
     job_record,
+    made_from_spec_files,
+    recorded_files,
 )
 from reconciler.engine.desired import DesiredImport, DesiredState
 from reconciler.engine.moves import move_record
@@ -189,14 +191,9 @@ def _import_job(
     remote_job = observed.jobs.get(declared.remote_id)
     if remote_job is None:
         return "the remote has no such job; check the id and the Provider"
-    recorded = {
-        dep: r.remote_id
-        for dep in job.depends_on
-        if (r := after.resources.get(dep)) is not None
-        and r.fingerprint == desired.files[dep].fingerprint
-    }
+    recorded = recorded_files(desired.files, after.resources)
     file_ids = job_files(job, remote_job, desired.files, observed.files, observed.content, recorded)
-    if file_ids is None:
+    if not made_from_spec_files(job, file_ids):
         return (
             "the job's files are not the spec's datasets (no file it uses holds the prepared "
             "content of " + ", ".join(job.depends_on) + ")"

@@ -655,7 +655,12 @@ class Executor:
             self.hooks.note(job.address, f"archived previous model {model}")
         elif model and previous.model_disposition is ModelDisposition.DELETE:
             # Never now: a later plan deletes it once the replacement has succeeded.
-            self._mark_history(job.address, old_id, model_disposition=ModelDisposition.DELETE)
+            self._mark_history(
+                job.address,
+                old_id,
+                model_disposition=ModelDisposition.DELETE,
+                fine_tuned_model=model,
+            )
             self.hooks.note(
                 job.address, f"previous model {model} is deleted once this job has succeeded"
             )

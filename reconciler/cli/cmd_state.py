@@ -401,10 +401,14 @@ _WEIGHTS_NOTE = (
 @handle_errors
 def import_(
     address: Annotated[
-        str | None, typer.Argument(help="Address declared in the specs, e.g. job.dumbledore-v1.")
+        str | None,
+        typer.Argument(
+            metavar="ADDRESS", help="Address declared in the specs, e.g. job.dumbledore-v1."
+        ),
     ] = None,
     remote_id: Annotated[
-        str | None, typer.Argument(help="Id of the existing remote file or job.")
+        str | None,
+        typer.Argument(metavar="REMOTE_ID", help="Id of the existing remote file or job."),
     ] = None,
     path: PathsOption = None,
     lock_timeout: float = LOCK_TIMEOUT,

@@ -218,23 +218,10 @@ class FakeApi:
         for f in self.files:
             if f["filename"] == filename and f["bytes"] == len(content):
                 return f
-        entry = {
-            "id": str(uuid.uuid4()),
-            "object": "file",
-            "bytes": len(content),
-            "created_at": next(self.clock),
-            "filename": filename,
-            "purpose": "fine-tune",
-            "sample_type": "instruct",
-            "source": "upload",
-            "num_lines": content.count(b"\n"),
-        }
-        self.files.append(entry)
-        self.contents[entry["id"]] = content
-        return entry
+        return self.add_file(filename, content)
 
     def add_file(self, filename: str, content: bytes) -> dict[str, Any]:
-        """A file uploaded outside the tool (by hand, an SDK script), under any name."""
+        """Store a file as uploaded (tests also add files "uploaded by hand" under any name)."""
         entry = {
             "id": str(uuid.uuid4()),
             "object": "file",

@@ -35,6 +35,19 @@ def _wait_for(sdk: Any, job_id: str, status: str, timeout: float = 60.0) -> Any:
         time.sleep(0.1)
 
 
+def _sdk_job(
+    sdk: Any, file_id: str, *, auto_start: bool, steps: int = 10, suffix: str = "t0"
+) -> Any:
+    """A job made with the SDK; with the defaults, job0's exact request (see make_project)."""
+    return sdk.fine_tuning.jobs.create(
+        model="open-mistral-7b",
+        training_files=[{"file_id": file_id, "weight": 1}],
+        hyperparameters={"training_steps": steps, "learning_rate": 0.0001},
+        suffix=suffix,
+        auto_start=auto_start,
+    )
+
+
 def _last_journal_id(sandbox: Any) -> int:
     journal = sandbox.journal()
     return int(journal[-1]["id"]) if journal else 0
@@ -55,22 +68,10 @@ def test_sdk_made_objects_are_adopted_by_discover_without_one_upload_or_create(
         uploaded = sdk.files.upload(
             file={"file_name": "search-queries.jsonl", "content": fh}, purpose="fine-tune"
         )
-    job = sdk.fine_tuning.jobs.create(
-        model="open-mistral-7b",
-        training_files=[{"file_id": uploaded.id, "weight": 1}],
-        hyperparameters={"training_steps": 10, "learning_rate": 0.0001},
-        suffix="t0",
-        auto_start=True,
-    )
+    job = _sdk_job(sdk, uploaded.id, auto_start=True)
     done = _wait_for(sdk, job.id, "SUCCESS")
     # A second SDK job with another request is not adopted by job.job1 (suffix t1).
-    other = sdk.fine_tuning.jobs.create(
-        model="open-mistral-7b",
-        training_files=[{"file_id": uploaded.id, "weight": 1}],
-        hyperparameters={"training_steps": 20, "learning_rate": 0.0001},
-        suffix="t1",
-        auto_start=False,
-    )
+    other = _sdk_job(sdk, uploaded.id, auto_start=False, steps=20, suffix="t1")
     mark = _last_journal_id(sandbox)
 
     found = cli.run("import", "--discover", "--dry-run", check=0)
@@ -119,13 +120,7 @@ def test_import_adopts_a_file_by_content_and_a_job_with_its_files(cli: Cli, sand
     sdk = _sdk(sandbox)
     content = (cli.cwd / "data" / "d0.jsonl").read_bytes()
     uploaded = sdk.files.upload(file={"file_name": "hand-made.jsonl", "content": content})
-    job = sdk.fine_tuning.jobs.create(
-        model="open-mistral-7b",
-        training_files=[{"file_id": uploaded.id, "weight": 1}],
-        hyperparameters={"training_steps": 10, "learning_rate": 0.0001},
-        suffix="t0",
-        auto_start=False,
-    )
+    job = _sdk_job(sdk, uploaded.id, auto_start=False)
     imported = cli.run("import", "job.job0", job.id, check=0)
     assert f"Imported job.job0 = job {job.id}." in imported.stdout
     assert f"Imported dataset.d0[all] = file {uploaded.id} (the job's file" in imported.stdout
@@ -195,13 +190,7 @@ def test_declared_import_of_an_sdk_job_is_reviewed_then_recorded(cli: Cli, sandb
     sdk = _sdk(sandbox)
     content = (cli.cwd / "data" / "d0.jsonl").read_bytes()
     uploaded = sdk.files.upload(file={"file_name": "from-a-notebook.jsonl", "content": content})
-    job = sdk.fine_tuning.jobs.create(
-        model="open-mistral-7b",
-        training_files=[{"file_id": uploaded.id, "weight": 1}],
-        hyperparameters={"training_steps": 10, "learning_rate": 0.0001},
-        suffix="t0",
-        auto_start=True,
-    )
+    job = _sdk_job(sdk, uploaded.id, auto_start=True)
     specs = cli.cwd / "specs.yaml"
     with specs.open("a", encoding="utf-8") as fh:
         fh.write(f"---\nkind: Import\nname: adopt-job0\nto: job.job0\nid: {job.id}\n")

@@ -256,3 +256,32 @@ def test_gc_lists_and_deletes_only_earlier_uploads_no_job_used(cli: Cli, sandbox
     sent = mutating(sandbox.journal(mark))
     assert [(e["method"], e["path"]) for e in sent] == [("DELETE", f"/v1/files/{old_d1}")]
     assert "No changes." in cli.run("plan", "--detailed-exitcode", check=0).stdout
+
+
+def test_a_revert_restores_the_job_that_succeeded_with_that_request(cli: Cli, sandbox: Any) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1, steps=30)
+    cli.run("apply", "--yes", check=0)
+    first = _state(cli)["job.job0"]["remote_id"]
+    _wait_for(_sdk(sandbox), first, "SUCCESS")
+    specs = cli.cwd / "specs.yaml"
+    at_30 = specs.read_text(encoding="utf-8")
+    specs.write_text(at_30.replace("training_steps: 30", "training_steps: 32"), encoding="utf-8")
+    cli.run("apply", "--yes", check=0)
+    second = _state(cli)["job.job0"]["remote_id"]
+    assert second != first
+
+    specs.write_text(at_30, encoding="utf-8")  # the revert
+    mark = _last_journal_id(sandbox)
+    planned = cli.run("plan", check=0)
+    assert "<- job.job0  (restore: previous-job-same-request)" in planned.stdout
+    assert f"restore: previous job {first} had this exact request and SUCCEEDED" in (planned.stdout)
+    assert "Estimated cost" not in planned.stdout and "1 to restore (no cost)" in planned.stdout
+    cli.run("apply", "--yes", check=0)
+    assert _state(cli)["job.job0"]["remote_id"] == first
+    sent = [(e["method"], e["path"]) for e in mutating(sandbox.journal(mark))]
+    # No upload, no create: at most the cancel of the 32-step job if it was still running.
+    assert sent in ([], [("POST", f"/v1/fine_tuning/jobs/{second}/cancel")]), sent
+    assert "No changes." in cli.run("plan", "--detailed-exitcode", check=0).stdout
+    # --replace still asks for a new run.
+    again = json.loads(cli.run("plan", "--replace", "job.job0", "--format", "json").stdout)
+    assert [c["action"] for c in again["changes"] if c["address"] == "job.job0"] == ["replace"]

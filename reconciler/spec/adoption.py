@@ -89,7 +89,9 @@ def check_adoption(
                 )
             )
         if ok:
-            checked_imports.append(DeclaredImport(Address(doc.to), doc.id, loaded.location))
+            checked_imports.append(
+                DeclaredImport(Address(doc.to), doc.id, loaded.location, doc.name)
+            )
 
     checked_moves: list[DeclaredMove] = []
     for moved in moves:
@@ -144,7 +146,7 @@ def check_adoption(
                 )
             )
         if ok and claim(moved, target):
-            checked_moves.append(DeclaredMove(source, target, moved.location))
+            checked_moves.append(DeclaredMove(source, target, moved.location, moved.doc.name))
     return tuple(checked_imports), tuple(checked_moves), problems
 
 

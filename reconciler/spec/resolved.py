@@ -254,11 +254,13 @@ class DeclaredImport:
         address: the declared address it is adopted under.
         remote_id: the remote job or file id.
         location: where the document is.
+        name: the document's name.
     """
 
     address: Address
     remote_id: str
     location: Location
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -269,11 +271,13 @@ class DeclaredMove:
         source: the old address (no longer declared).
         address: the new, declared address.
         location: where the document is.
+        name: the document's name.
     """
 
     source: Address
     address: Address
     location: Location
+    name: str = ""
 
 
 @dataclass(frozen=True)

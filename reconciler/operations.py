@@ -50,7 +50,7 @@ class Prepared:
     Attributes:
         desired: the desired state.
         digest: digest of the specs and the prepared data contents (saved-plan freshness).
-        warnings: dataset warnings (rendered, one line each).
+        warnings: warnings of the spec loader and the datasets (rendered, one line each).
     """
 
     desired: DesiredState
@@ -70,7 +70,7 @@ def prepare(ws: Workspace) -> Prepared:
     )
     warnings = tuple(
         ": ".join(str(x) for x in (p.location, p.subject, p.message) if x)
-        for p in check.problems
+        for p in (*ws.specs.warnings, *check.problems)  # the loader's: entries it skipped
         if p.severity is not Severity.ERROR
     )
     return Prepared(desired=desired, digest=digest, warnings=warnings)
@@ -152,7 +152,11 @@ def verify_imports(
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What the user asked for on the command line (see :class:`PlanOptions`)."""
+    """What the user asked for on the command line (see :class:`PlanOptions`).
+
+    ``rebind``: the workspace moved to another target on purpose; a state bound to the old
+    one is accepted and apply records the new target (:meth:`Workspace.read_state`).
+    """
 
     spec_paths: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
@@ -160,6 +164,7 @@ class PlanRequest:
     replace: tuple[str, ...] = ()
     prune: bool = False
     estimate: bool = True
+    rebind: bool = False
 
     @classmethod
     def of_saved(cls, plan: Plan) -> PlanRequest:
@@ -207,6 +212,11 @@ def make_plan(
                 estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
             except ApiError as exc:
                 notes = [f"cost estimates unavailable: {exc}"]
+    if ws.rebinding and state is not None and state.target is not None:
+        notes.append(
+            f"--rebind: the state belongs to {state.target.describe()}; apply binds it to "
+            f"{ws.binding.describe()}"
+        )
     options = replace(options, estimates=estimates, notes=(*notes, *prepared.warnings))
     return build_plan(prepared.desired, state, observed, options), observed
 
@@ -223,8 +233,8 @@ class Planned:
 
 def plan_workspace(ws: Workspace, request: PlanRequest) -> Planned:
     """Prepare and refresh at once, read the state, and build the plan."""
+    state = ws.read_state(rebind=request.rebind)  # before anything is sent to the target
     prepared, observed = prepare_and_refresh(ws)
-    state = ws.backend.read()
     plan, observed = make_plan(ws, prepared, state, request, observed)
     return Planned(prepared=prepared, state=state, plan=plan, observed=observed)
 
@@ -387,8 +397,8 @@ def apply_workspace(
         )
     with ws.backend.lock("apply", request.lock_timeout):
         if saved is not None:
+            state = ws.read_state(rebind=request.plan.rebind)
             prepared, observed = prepare_and_refresh(ws)
-            state = ws.backend.read()
             check_fresh(saved, state, prepared.digest)
             fresh, _ = make_plan(ws, prepared, state, PlanRequest.of_saved(saved), observed)
             plan = check_approved(saved, fresh)
@@ -398,6 +408,8 @@ def apply_workspace(
         if show is not None:
             show(plan)
         if not plan.has_changes and not (state is not None and state.intents):
+            if ws.rebinding and state is not None:
+                ws.backend.write(state, state.serial)  # nothing else to write: the new target
             return Applied(plan=plan, result=None)
         if saved is None and confirm is not None and not confirm(plan):
             raise ReconcilerError("Apply cancelled.")

@@ -60,7 +60,8 @@ def gc(
     from reconciler.workspace import open_workspace
 
     with open_workspace(list(paths or [Path(".")])) as ws:
-        stderr.print(f"Target: {ws.target}; state: {ws.backend.describe()}", markup=False)
+        stderr.print(ws.headline, markup=False)
+        ws.read_state()  # a state bound to another target is refused before anything is read
         with ws.backend.lock("gc", lock_timeout):
             found = unused_files(ws.backend.read(), refresh(ws.client()), everything=everything)
             deleted = delete_files(found, ws.client().delete_file) if yes else []

@@ -33,11 +33,12 @@ from reconciler.engine.adopt import (
     made_from_spec_files,
     recorded_files,
 )
-from reconciler.engine.desired import DesiredImport, DesiredState
+from reconciler.engine.desired import DesiredState, file_line
 from reconciler.engine.moves import move_record
 from reconciler.engine.observed import Observed
 from reconciler.engine.state_model import State
 from reconciler.errors import PlanError
+from reconciler.spec.resolved import DeclaredImport
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ def adopt_declared(desired: DesiredState, state: State, observed: Observed) -> A
             continue  # already moved, or nothing was ever recorded there
         if address in after.resources:
             errors.append(
-                f"{move.location}: Moved {move.source} -> {address}: both are recorded "
+                f"{file_line(move.location)}: Moved {move.source} -> {address}: both are "
+                "recorded "
                 f"(remote {after.resources[move.source].remote_id} and "
                 f"{after.resources[address].remote_id}); keep one with 'reconciler state rm', "
                 "or remove the Moved document"
@@ -88,7 +90,7 @@ def adopt_declared(desired: DesiredState, state: State, observed: Observed) -> A
         problem = _import(desired, after, observed, declared, imported)
         if problem is not None:
             errors.append(
-                f"{declared.location}: Import {address} = {declared.remote_id}: {problem}"
+                f"{file_line(declared.location)}: Import {address} = {declared.remote_id}: {problem}"
             )
     if errors:
         raise PlanError(
@@ -141,7 +143,7 @@ def _import(
     desired: DesiredState,
     after: State,
     observed: Observed,
-    declared: DesiredImport,
+    declared: DeclaredImport,
     imported: dict[str, str],
 ) -> str | None:
     """Record one Import in ``after`` (and ``imported``); what conflicts, if anything."""
@@ -184,7 +186,7 @@ def _import_job(
     desired: DesiredState,
     after: State,
     observed: Observed,
-    declared: DesiredImport,
+    declared: DeclaredImport,
     imported: dict[str, str],
 ) -> str | None:
     job = desired.jobs[declared.address]

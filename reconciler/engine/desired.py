@@ -23,7 +23,7 @@ from reconciler.address import Address
 from reconciler.engine import fingerprint
 from reconciler.errors import Location
 from reconciler.spec.models import FineTunedModelSpec, SecretRef
-from reconciler.spec.resolved import ResolvedJob, SpecSet
+from reconciler.spec.resolved import DeclaredImport, DeclaredMove, ResolvedJob, SpecSet
 
 if TYPE_CHECKING:
     from reconciler.data.prepare import PreparedDataset
@@ -155,36 +155,6 @@ class DesiredJob:
 
 
 @dataclass(frozen=True)
-class DesiredImport:
-    """An ``Import`` document: adopt remote object ``remote_id`` under ``address``.
-
-    Attributes:
-        address: a declared address.
-        remote_id: the remote job or file.
-        location: ``file:line`` of the document.
-    """
-
-    address: Address
-    remote_id: str
-    location: str
-
-
-@dataclass(frozen=True)
-class DesiredMove:
-    """A ``Moved`` document: the state's record of ``source`` becomes ``address``'s.
-
-    Attributes:
-        source: the old address.
-        address: the new, declared address.
-        location: ``file:line`` of the document.
-    """
-
-    source: Address
-    address: Address
-    location: str
-
-
-@dataclass(frozen=True)
 class DesiredState:
     """Everything the specs ask for, by address, files before jobs.
 
@@ -196,8 +166,8 @@ class DesiredState:
 
     files: Mapping[str, DesiredFile]
     jobs: Mapping[str, DesiredJob]
-    imports: Mapping[str, DesiredImport] = field(default_factory=dict)
-    moves: Mapping[str, DesiredMove] = field(default_factory=dict)
+    imports: Mapping[str, DeclaredImport] = field(default_factory=dict)
+    moves: Mapping[str, DeclaredMove] = field(default_factory=dict)
 
     @property
     def addresses(self) -> list[str]:
@@ -238,14 +208,8 @@ def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> De
     return DesiredState(
         files=files,
         jobs=jobs,
-        imports={
-            i.address: DesiredImport(i.address, i.remote_id, file_line(i.location))
-            for i in specs.imports
-        },
-        moves={
-            m.address: DesiredMove(m.source, m.address, file_line(m.location))
-            for m in specs.moves
-        },
+        imports={i.address: i for i in specs.imports},
+        moves={m.address: m for m in specs.moves},
     )
 
 

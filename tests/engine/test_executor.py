@@ -28,8 +28,6 @@ from reconciler.engine.adopt import ContentHasher
 from reconciler.engine.adoption import remote_files_to_hash
 from reconciler.engine.desired import (
     DesiredFile,
-    DesiredImport,
-    DesiredMove,
     DesiredState,
     IntegrationSpec,
 )
@@ -41,8 +39,9 @@ from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import Intent, State
+from reconciler.errors import Location
 from reconciler.spec.models import Budget, FineTunedModelSpec, OnReplace, SecretRef
-from reconciler.spec.resolved import TrainingInput
+from reconciler.spec.resolved import DeclaredImport, DeclaredMove, TrainingInput
 from tests.client.client_fakes import KEY, FakeApi, Fault
 from tests.engine.factories import desired, resolved_job
 
@@ -1062,7 +1061,11 @@ def test_a_moved_job_is_recorded_under_its_new_address_and_nothing_is_sent(world
     job_id = world.stored().resources["job.j"].remote_id
     renamed = dataclasses.replace(
         desired([f], [resolved_job("tone", dataset="d")]),
-        moves={"job.tone": DesiredMove(Address("job.j"), Address("job.tone"), "specs.yaml:4")},
+        moves={
+            "job.tone": DeclaredMove(
+                Address("job.j"), Address("job.tone"), Location("specs.yaml", 4, 1)
+            )
+        },
     )
     plan, state = world.plan(renamed)
     mark = len(world.api.log)
@@ -1096,7 +1099,8 @@ def test_an_import_records_the_job_and_its_file_by_content_without_a_create(
     f, ds, job_id = _sdk_world(world)
     sdk_file = world.api.files[0]["id"]
     declared = dataclasses.replace(
-        ds, imports={"job.j": DesiredImport(Address("job.j"), job_id, "specs.yaml:7")}
+        ds,
+        imports={"job.j": DeclaredImport(Address("job.j"), job_id, Location("specs.yaml", 7, 1))},
     )
     observed = refresh(world.client)
     hasher = ContentHasher(world.client, world.root / "scratch")

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from reconciler.address import Address
 from reconciler.engine.adoption import remote_files_to_hash
-from reconciler.engine.desired import DesiredImport, DesiredMove
 from reconciler.engine.plan import (
     Action,
     CostEstimate,
@@ -26,10 +25,10 @@ from reconciler.engine.plan import (
     Reason,
 )
 from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, matches
-from reconciler.errors import PlanError, StateError
+from reconciler.errors import Location, PlanError, StateError
 from reconciler.render.plan import describe_change, summary_line
 from reconciler.spec.models import FineTunedModelSpec, OnReplace
-from reconciler.spec.resolved import TrainingInput
+from reconciler.spec.resolved import DeclaredImport, DeclaredMove, TrainingInput
 from tests.engine.factories import (
     desired,
     desired_file,
@@ -502,13 +501,13 @@ SDK_HASHED = {"sdk-f": F.sha256}  # what hashing the remote content found
 
 def _moved(ds: Any, source: str = JA, to: str = NEW) -> Any:
     return dataclasses.replace(
-        ds, moves={to: DesiredMove(Address(source), Address(to), "specs.yaml:9")}
+        ds, moves={to: DeclaredMove(Address(source), Address(to), Location("specs.yaml", 9, 1))}
     )
 
 
 def _imported(ds: Any, remote_id: str, to: str = JA) -> Any:
     return dataclasses.replace(
-        ds, imports={to: DesiredImport(Address(to), remote_id, "specs.yaml:12")}
+        ds, imports={to: DeclaredImport(Address(to), remote_id, Location("specs.yaml", 12, 1))}
     )
 
 

@@ -103,6 +103,17 @@ def _no_such_address(state: State | None, address: str, backend: StateBackend) -
     )
 
 
+def _existing_state(backend: StateBackend, verb: str) -> State:
+    """The stored state, for a command that changes it; an error when there is none yet."""
+    state = backend.read()
+    if state is None:
+        raise StateError(
+            f"there is no state yet ({backend.describe()}): nothing to {verb}. "
+            "Check --path/--state."
+        )
+    return state
+
+
 def _when(seconds: Any) -> str:
     if not isinstance(seconds, int | float) or seconds <= 0:
         return "-"
@@ -240,12 +251,7 @@ def state_rm(
     twin as a possible duplicate, with an import hint).
     """
     with opened_backend(path, state_file) as backend, backend.lock("state rm", lock_timeout):
-        state = backend.read()
-        if state is None:
-            raise StateError(
-                f"there is no state yet ({backend.describe()}): nothing to remove. "
-                "Check --path/--state."
-            )
+        state = _existing_state(backend, "remove")
         missing = [
             a
             for a in addresses
@@ -298,12 +304,7 @@ def state_mv(
     from reconciler.engine.moves import move_record
 
     with opened_backend(path, state_file) as backend, backend.lock("state mv", lock_timeout):
-        state = backend.read()
-        if state is None:
-            raise StateError(
-                f"there is no state yet ({backend.describe()}): nothing to move. "
-                "Check --path/--state."
-            )
+        state = _existing_state(backend, "move")
         new = state.model_copy(deep=True)
         moved = move_record(new, source, target)
         backend.write(new, state.serial)

@@ -1125,10 +1125,10 @@ def test_an_import_records_the_job_and_its_file_by_content_without_a_create(
         declared, world.stored(), refresh(world.client), PlanOptions()
     ).has_changes
     again = world.executor(declared, world.stored()).apply(plan)
-    assert sorted(o.message for o in again.outcomes) == [
-        f"already imported {job_id}",
-        f"already imported {sdk_file}",
-    ]
+    assert {o.address: o.message for o in again.outcomes} == {
+        f.address: f"already imported {sdk_file}",
+        "job.j": f"already imported {job_id}",
+    }
 
 
 def test_a_revert_restores_the_job_that_made_the_request_and_trains_nothing(

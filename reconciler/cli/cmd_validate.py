@@ -152,6 +152,17 @@ class ValidateResult:
             }
             for d in loaded
         ]
+        rows += [
+            {
+                "kind": kind,
+                "name": d.name,
+                "file": d.location.file,
+                "line": d.location.line,
+                "column": d.location.column,
+            }
+            for kind, declared in (("Import", self.specs.imports), ("Moved", self.specs.moves))
+            for d in declared
+        ]
         return sorted(rows, key=lambda r: (r["file"], r["line"], r["column"]))
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -244,6 +255,8 @@ class ValidateResult:
                     f"Dataset/{name}: {', '.join(doc.sources)}{extra} → "
                     f"part(s) {', '.join(doc.parts)}"
                 )
+            out.extend(f"Moved/{m.name}: {m.source} → {m.address}" for m in specs.moves)
+            out.extend(f"Import/{i.name}: {i.remote_id} → {i.address}" for i in specs.imports)
         for report in self.reports:
             out.append(f"Dataset {report.summary_line()}")
         if not self.data_checked and specs is None and self.errors:

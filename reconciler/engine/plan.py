@@ -23,6 +23,10 @@ reject an unknown major). It never contains a secret: W&B keys appear as their r
 * ``1.2``: adds ``labels`` and ``location`` (the document's ``file:line``) to each change,
   ``cancel_first`` to job changes and ``used_by`` to file changes. Older files load with
   their defaults (no labels, no location, ``false``, none).
+* ``1.3``: adds the actions ``import``, ``move`` and ``restore`` (state-only: nothing is
+  created remotely) and the model disposition ``delete``; each change may carry
+  ``moved_from`` and ``import_id``, a job change ``restores`` and ``delete_models``, a job
+  request ``rerun`` (each only when set). Older files load unchanged.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
 from reconciler.errors import PlanError
 
-PLAN_FORMAT_VERSION = "1.2"
+PLAN_FORMAT_VERSION = "1.3"
 
 
 class Action(StrEnum):
@@ -58,6 +62,9 @@ class Action(StrEnum):
     START = "start"
     DELETE = "delete"
     FORGET = "forget"
+    IMPORT = "import"
+    MOVE = "move"
+    RESTORE = "restore"
 
     @property
     def symbol(self) -> str:
@@ -74,9 +81,15 @@ class Action(StrEnum):
         """Apply removes the address from management: delete or forget."""
         return self in _PRUNES
 
+    @property
+    def adopts(self) -> bool:
+        """Apply only records an existing remote object: import, move or restore."""
+        return self in _ADOPTS
+
 
 _MAKES_NEW = frozenset({Action.CREATE, Action.REPLACE})
 _PRUNES = frozenset({Action.DELETE, Action.FORGET})
+_ADOPTS = frozenset({Action.IMPORT, Action.MOVE, Action.RESTORE})
 _SYMBOLS = {
     Action.NOOP: " ",
     Action.CREATE: "+",
@@ -85,6 +98,9 @@ _SYMBOLS = {
     Action.START: ">",
     Action.DELETE: "-",
     Action.FORGET: "-",
+    Action.IMPORT: "<=",
+    Action.MOVE: "->",
+    Action.RESTORE: "<-",
 }
 
 
@@ -103,6 +119,10 @@ class Reason(StrEnum):
     MODEL_METADATA_CHANGED = "model-metadata-changed"
     NOT_IN_SPEC = "not-in-spec"
     IN_SYNC = "in-sync"
+    IMPORT_DECLARED = "import-declared"
+    MOVED = "moved"
+    PREVIOUS_JOB_SAME_REQUEST = "previous-job-same-request"
+    REPLACEMENT_SUCCEEDED = "replacement-succeeded"
 
 
 class Disposition(StrEnum):
@@ -113,10 +133,15 @@ class Disposition(StrEnum):
 
 
 class ModelDisposition(StrEnum):
-    """What happens to the fine-tuned model of a replaced job."""
+    """What happens to the fine-tuned model of a replaced job.
+
+    ``delete`` deletes it only once the replacement has succeeded: a later plan lists it in
+    the address's ``delete_models`` then, never earlier.
+    """
 
     KEEP = "keep"
     ARCHIVE = "archive"
+    DELETE = "delete"
 
 
 class DriftKind(StrEnum):
@@ -249,7 +274,7 @@ class IntegrationRef(PlanPart):
     api_key: Mapping[str, str]
 
 
-class JobRequest(PlanPart):
+class JobRequest(PartialPart):
     """The create request of a job in content form (files by address and hash, no secret).
 
     Attributes:
@@ -259,7 +284,11 @@ class JobRequest(PlanPart):
         integrations: W&B integrations.
         classifier_targets: classifier jobs' targets (``name``, ``labels``, ``weight``,
             ``loss_function``).
+        rerun: the spec's ``rerun`` token (part of the request's identity, never sent;
+            only present when set).
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"rerun"})
 
     model: str
     job_type: str
@@ -270,6 +299,7 @@ class JobRequest(PlanPart):
     invalid_sample_skip_percentage: float
     integrations: tuple[IntegrationRef, ...]
     classifier_targets: tuple[Mapping[str, Any], ...]
+    rerun: str | None = None
 
 
 class BudgetLimit(PlanPart):
@@ -295,7 +325,8 @@ class ReplacePolicy(PlanPart):
 
     Attributes:
         active_job: ``cancel`` or ``keep`` a previous job that is still active.
-        previous_model: ``keep`` or ``archive`` the previous job's model.
+        previous_model: ``keep``, ``archive`` or ``delete`` (once the replacement has
+            succeeded) the previous job's model.
     """
 
     active_job: Disposition
@@ -357,7 +388,8 @@ class JobPrevious(PartialPart):
         status: its remote status.
         disposition: ``cancel`` (still active and the policy says so) or ``keep``.
         fine_tuned_model: its model, if any (absent for prunes).
-        model_disposition: ``keep`` or ``archive`` the model (None when there is none).
+        model_disposition: ``keep``, ``archive`` or ``delete`` the model (None when there is
+            none); ``delete`` waits until the replacement has succeeded.
     """
 
     OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"fine_tuned_model"})
@@ -409,7 +441,7 @@ class CostEstimate(PartialPart):
 # -- changes ----------------------------------------------------------------------------------
 
 
-class Change(PlanPart):
+class Change(PartialPart):
     """One planned change (a :class:`FileChange` or a :class:`JobChange`).
 
     Attributes:
@@ -428,7 +460,14 @@ class Change(PlanPart):
         labels: the labels of the document the address comes from (for selectors and
             policies; empty for prunes of records made before labels were recorded).
         location: ``file:line`` of that document (None for prunes).
+        moved_from: a ``Moved`` document renames this address: apply first moves the
+            state's record of this address there (only present when set).
+        import_id: an ``Import`` document (or the import of the job that uses this file)
+            adopts this remote object: apply first records it for the address (only present
+            when set).
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"moved_from", "import_id"})
 
     address: Address
     type: ResourceType
@@ -442,6 +481,8 @@ class Change(PlanPart):
     force_new: bool = False
     labels: Mapping[str, str] = Field(default_factory=dict)
     location: str | None = None
+    moved_from: Address | None = None
+    import_id: str | None = None
 
 
 class FileChange(Change):
@@ -474,13 +515,25 @@ class JobChange(Change):
             previous one is active (409), so apply cancels the previous job, waits until it
             has stopped, and only then creates the new one — the address has no active job
             in between.
+        restores: for ``restore``: the job of this address's history, SUCCEEDED with exactly
+            this request, that apply re-points the address to (nothing is created; the
+            current job is the ``previous``). Only present when set.
+        delete_models: fine-tuned models of this address's previous jobs that apply
+            deletes: replaced under ``on_replace.previous_model: delete``, and the job that
+            replaced them has SUCCEEDED. Only present when set.
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = Change.OPTIONAL_KEYS | frozenset(
+        {"restores", "delete_models"}
+    )
 
     type: Literal[ResourceType.JOB] = ResourceType.JOB
     before: JobBefore | None = None
     after: JobAfter | None = None
     previous: JobPrevious | None = None
     cancel_first: bool = False
+    restores: str | None = None
+    delete_models: tuple[str, ...] = ()
 
 
 AnyChange = Annotated[FileChange | JobChange, Field(discriminator="type")]
@@ -564,6 +617,11 @@ class Plan(PlanPart):
     def has_changes(self) -> bool:
         """True when apply would change anything."""
         return bool(self.actionable)
+
+    @property
+    def models_deleted(self) -> int:
+        """Fine-tuned models apply deletes (``delete_models`` of every change)."""
+        return sum(len(c.delete_models) for c in self.changes if isinstance(c, JobChange))
 
     @property
     def unmanaged_leftovers(self) -> tuple[Address, ...]:

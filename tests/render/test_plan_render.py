@@ -110,7 +110,7 @@ def test_json_plan_snapshot() -> None:
     text = render_json(sample_plan())
     check_snapshot("plan.json", text + "\n")
     data = json.loads(text)
-    assert data["format_version"] == "1.2"
+    assert data["format_version"] == "1.3"
     assert {c["address"]: c["action"] for c in data["changes"]}["job.budgeted"] == "start"
 
 

@@ -146,18 +146,18 @@ def test_dataset_sources_that_are_not_regular_files(
     doc = dataset(tmp_path, paths=["pipe.jsonl", "zero.jsonl"], **extra)
     with pytest.raises(DataError) as exc:
         prepare_dataset(doc, tmp_path / "cache")
-    assert [(p.code, p.message, p.subject) for p in exc.value.problems] == [
-        (
-            "NOT_A_FILE",
-            "data file 'pipe.jsonl' is a FIFO (named pipe), not a regular file",
-            "Dataset/ds",
-        ),
-        (
-            "NOT_A_FILE",
-            "data file 'zero.jsonl' is a character device, not a regular file",
-            "Dataset/ds",
-        ),
-    ]
+    # Both refused at once, before anything is opened, by the workspace confinement: the FIFO
+    # for what it is, the link to /dev/zero for leading out of the workspace.
+    pipe, zero = exc.value.problems
+    assert (pipe.code, pipe.message, pipe.subject) == (
+        "path-not-allowed",
+        "'pipe.jsonl': it is a FIFO, not a regular file or a directory; nothing was read",
+        "Dataset/ds",
+    )
+    assert (zero.code, zero.subject) == ("path-not-allowed", "Dataset/ds")
+    assert zero.message.startswith(
+        "'zero.jsonl': the path resolves through a symbolic link to /dev/zero, outside"
+    )
     assert all(p.location and p.location.file == "specs.yaml" for p in exc.value.problems)
 
 

@@ -118,3 +118,25 @@ def test_a_fifo_named_as_path_is_refused_not_waited_on(tmp_path: Path) -> None:
         pytest.fail("loading a FIFO as a spec file blocked")
     [error] = outcome
     assert isinstance(error, SpecError) and error.problems[0].code == "not-a-spec-path"
+
+
+def test_a_secret_file_the_up_front_check_passes_is_read_at_apply_too(tmp_path: Path) -> None:
+    # The W&B key lives beside the specs, one directory up from the integration's file: inside
+    # the workspace, so the check at open passes it; the apply must read it under the same root.
+    key = "k" * 8 + "0123456789abcdef" * 2
+    root = write_tree(
+        tmp_path / "ws",
+        {
+            "specs/keys/wandb": key + "\n",
+            "specs/integrations/w.yaml": "kind: WandbIntegration\nname: w\nproject: p\n"
+            "api_key: {file: ../keys/wandb}\n",
+            "specs/data.yaml": "kind: Dataset\nname: d\npath: train.jsonl\n",
+            "specs/train.jsonl": '{"messages": [{"role": "user", "content": "hi"}, '
+            '{"role": "assistant", "content": "ok"}]}\n',
+            "specs/job.yaml": "kind: FineTuningJob\nname: j\nmodel: open-mistral-7b\n"
+            "training_files: [d]\nintegrations: [w]\nhyperparameters: {training_steps: 10}\n",
+        },
+    )
+    result = run_cli(["apply", "specs/", "--yes"], root, {})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert key not in result.stdout + result.stderr

@@ -16,7 +16,7 @@ import pytest
 from pg_helpers import Holder, python_env, sample_state, unique_workspace
 from psycopg import conninfo
 
-from reconciler.engine.state_model import State
+from reconciler.engine.state_model import ResourceState, State
 from reconciler.engine.state_postgres import (
     SCHEMA_VERSION,
     PostgresStateBackend,
@@ -24,6 +24,7 @@ from reconciler.engine.state_postgres import (
     mask_dsn,
 )
 from reconciler.errors import StateError, StateLockedError
+from reconciler.redact import forget_secrets, register_secret
 from tests.cli_inprocess import run_cli
 
 
@@ -473,3 +474,36 @@ def test_mask_dsn_drops_the_password() -> None:
     masked = mask_dsn("postgresql://ci:hunter2@db.internal:6543/state?sslmode=require")
     assert "hunter2" not in masked
     assert masked == "host=db.internal port=6543 dbname=state user=ci"
+
+
+# ---- secrets --------------------------------------------------------------------------------
+
+
+def test_registered_secrets_are_never_stored_in_the_state(backend: PostgresStateBackend) -> None:
+    key = "wandb-" + "0123456789abcdef" * 2
+    forget_secrets()
+    register_secret(key)
+    try:
+        state = sample_state(1)
+        state.resources["job.x"] = ResourceState(
+            address="job.x",
+            type="job",
+            remote_id="j1",
+            fingerprint="f" * 64,
+            attributes={"echo": f"server said: bad key {key}", key: "as a key too"},
+        )
+        backend.write(state, None)
+        with closing(psycopg.connect(backend.dsn)) as conn:
+            (raw,) = conn.execute(
+                "SELECT state::text FROM reconciler_workspaces WHERE workspace = %s",
+                (backend.workspace,),
+            ).fetchone()
+        assert key not in raw and "bad key ***" in raw
+        stored = backend.read()
+        assert stored is not None
+        assert stored.resources["job.x"].attributes == {
+            "echo": "server said: bad key ***",
+            "***": "as a key too",
+        }
+    finally:
+        forget_secrets()

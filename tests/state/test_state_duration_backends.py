@@ -11,7 +11,7 @@ from reconciler.engine.backends import default_state_path, open_backend
 from reconciler.engine.duration import format_duration, parse_duration
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.errors import ReconcilerError, SecretError, StateError
-from reconciler.redact import forget_secrets, scrub
+from reconciler.redact import forget_secrets, register_secret, scrub
 from reconciler.spec.models import SecretRef, StateConfig
 from reconciler.spec.trust import SECRETS_ENV
 
@@ -121,9 +121,9 @@ def test_postgres_default_resolution_is_held_to_the_operators_limits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The default resolver is resolve_secret: allowlist, confinement to the root, scrubbing.
-    monkeypatch.setenv("RECONCILER_TEST_PG_DSN", "postgresql://ci:pg-secret-77@127.0.0.1:1/db")
+    monkeypatch.setenv("RECONCILER_TEST_STATE_DSN", "postgresql://ci:pg-secret-77@127.0.0.1:1/db")
     monkeypatch.setenv(SECRETS_ENV, "RECONCILER_PG_DSN")
-    config = StateConfig(backend="postgres", dsn=SecretRef(env="RECONCILER_TEST_PG_DSN"))
+    config = StateConfig(backend="postgres", dsn=SecretRef(env="RECONCILER_TEST_STATE_DSN"))
     with pytest.raises(
         SecretError, match=f"not among the secrets the operator allows \\({SECRETS_ENV}"
     ):
@@ -155,3 +155,19 @@ def test_postgres_without_driver_says_how_to_install(
         assert "pip install 'finetune-reconciler[postgres]'" in str(exc)
     else:
         raise AssertionError("no error without the driver")
+
+
+def test_postgres_messages_are_scrubbed_of_every_secret_of_the_run() -> None:
+    # Built without connecting: what the backend puts into a driver's message before it
+    # becomes an error is scrubbed of the DSN's password and of every registered secret.
+    from reconciler.engine.state_postgres import PostgresStateBackend
+
+    key = "wandb-" + "0123456789abcdef" * 2
+    backend = PostgresStateBackend("postgresql://ci:pw-31337@127.0.0.1:1/db", "w")
+    forget_secrets()
+    register_secret(key)
+    try:
+        said = backend._scrub(f"server echoed pw-31337 and {key}")
+        assert said == "server echoed *** and ***"
+    finally:
+        forget_secrets()

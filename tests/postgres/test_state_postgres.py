@@ -16,7 +16,7 @@ import pytest
 from pg_helpers import Holder, python_env, sample_state, unique_workspace
 from psycopg import conninfo
 
-from reconciler.engine.state_model import ResourceState, State
+from reconciler.engine.state_model import State
 from reconciler.engine.state_postgres import (
     SCHEMA_VERSION,
     PostgresStateBackend,
@@ -24,8 +24,8 @@ from reconciler.engine.state_postgres import (
     mask_dsn,
 )
 from reconciler.errors import StateError, StateLockedError
-from reconciler.redact import forget_secrets, register_secret
 from tests.cli_inprocess import run_cli
+from tests.state.state_helpers import state_echoing_a_secret
 
 
 @pytest.fixture
@@ -480,18 +480,7 @@ def test_mask_dsn_drops_the_password() -> None:
 
 
 def test_registered_secrets_are_never_stored_in_the_state(backend: PostgresStateBackend) -> None:
-    key = "wandb-" + "0123456789abcdef" * 2
-    forget_secrets()
-    register_secret(key)
-    try:
-        state = sample_state(1)
-        state.resources["job.x"] = ResourceState(
-            address="job.x",
-            type="job",
-            remote_id="j1",
-            fingerprint="f" * 64,
-            attributes={"echo": f"server said: bad key {key}", key: "as a key too"},
-        )
+    with state_echoing_a_secret() as (state, key):
         backend.write(state, None)
         with closing(psycopg.connect(backend.dsn)) as conn:
             (raw,) = conn.execute(
@@ -505,5 +494,3 @@ def test_registered_secrets_are_never_stored_in_the_state(backend: PostgresState
             "echo": "server said: bad key ***",
             "***": "as a key too",
         }
-    finally:
-        forget_secrets()

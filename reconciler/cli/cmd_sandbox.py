@@ -117,8 +117,8 @@ def sandbox_command(
         api_key = ""  # set but empty, which click reads as unset: refused like --api-key ""
     if api_key is not None and not api_key.strip():
         raise fail(
-            f"--api-key (or {API_KEY_ENV}) is empty: give a non-empty key, or unset it to "
-            "serve without auth (allowed on a loopback address only)"
+            f"--api-key (or {API_KEY_ENV}): the API key is empty: give a non-empty key, or "
+            "none at all to serve without auth (allowed on a loopback address only)"
         )
     dialect = dialect.strip().lower()
     if dialect not in DIALECT_NAMES:

@@ -23,8 +23,9 @@ from reconciler.engine.desired import DesiredJob, DesiredState, build_desired
 from reconciler.engine.executor import ApplyOptions, Executor, resolve_integration_key
 from reconciler.engine.observed import Observed, refresh
 from reconciler.engine.outcome import ApplyHooks, ApplyResult
-from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan
+from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan, approval_differences
 from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, known_file_ids
+from reconciler.engine.selection import Selector, parse_selectors
 from reconciler.engine.state_model import State
 from reconciler.errors import (
     ApiError,
@@ -47,7 +48,7 @@ class Prepared:
     Attributes:
         desired: the desired state.
         digest: digest of the specs and the prepared data contents (saved-plan freshness).
-        warnings: dataset warnings (rendered, one line each).
+        warnings: warnings of the spec loader and the datasets (rendered, one line each).
     """
 
     desired: DesiredState
@@ -67,7 +68,7 @@ def prepare(ws: Workspace) -> Prepared:
     )
     warnings = tuple(
         ": ".join(str(x) for x in (p.location, p.subject, p.message) if x)
-        for p in check.problems
+        for p in (*ws.specs.warnings, *check.problems)  # the loader's: entries it skipped
         if p.severity is not Severity.ERROR
     )
     return Prepared(desired=desired, digest=digest, warnings=warnings)
@@ -138,13 +139,31 @@ def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What the user asked for on the command line."""
+    """What the user asked for on the command line (see :class:`PlanOptions`).
+
+    ``rebind``: the workspace moved to another target on purpose; a state bound to the old
+    one is accepted and apply records the new target (:meth:`Workspace.read_state`).
+    """
 
     spec_paths: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    selectors: tuple[Selector, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
     estimate: bool = True
+    rebind: bool = False
+
+    @classmethod
+    def of_saved(cls, plan: Plan) -> PlanRequest:
+        """The request a saved plan was made with (its paths and options; no estimates)."""
+        return cls(
+            spec_paths=plan.spec_paths,
+            targets=plan.options.targets,
+            selectors=parse_selectors(plan.options.selectors),
+            replace=plan.options.replace,
+            prune=plan.options.prune,
+            estimate=False,
+        )
 
 
 def make_plan(
@@ -163,6 +182,7 @@ def make_plan(
         observed = refresh(ws.client())
     options = PlanOptions(
         targets=request.targets,
+        selectors=request.selectors,
         replace=request.replace,
         prune=request.prune,
         target_description=ws.target,
@@ -178,6 +198,11 @@ def make_plan(
                 estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
             except ApiError as exc:
                 notes = [f"cost estimates unavailable: {exc}"]
+    if ws.rebinding and state is not None and state.target is not None:
+        notes.append(
+            f"--rebind: the state belongs to {state.target.describe()}; apply binds it to "
+            f"{ws.binding.describe()}"
+        )
     options = replace(options, estimates=estimates, notes=(*notes, *prepared.warnings))
     return build_plan(prepared.desired, state, observed, options), observed
 
@@ -194,8 +219,8 @@ class Planned:
 
 def plan_workspace(ws: Workspace, request: PlanRequest) -> Planned:
     """Prepare and refresh at once, read the state, and build the plan."""
+    state = ws.read_state(rebind=request.rebind)  # before anything is sent to the target
     prepared, observed = prepare_and_refresh(ws)
-    state = ws.backend.read()
     plan, observed = make_plan(ws, prepared, state, request, observed)
     return Planned(prepared=prepared, state=state, plan=plan, observed=observed)
 
@@ -233,14 +258,51 @@ def check_fresh(plan: Plan, state: State | None, digest: str) -> None:
         )
 
 
+def check_approved(saved: Plan, fresh: Plan) -> Plan:
+    """The plan to apply for a saved plan: ``fresh`` if it does what ``saved`` approved.
+
+    Compared per address and field, costs aside (:func:`approval_differences`): a remote
+    that changed since (a job finished, an identical job appeared, the state was lost) or a
+    saved plan edited by hand is refused, naming what differs. The saved cost estimates are
+    kept on the changes the fresh plan has none for (a fresh plan for apply asks for none).
+
+    Raises:
+        StalePlanError: with every difference, one line each.
+    """
+    differences = approval_differences(saved, fresh)
+    if differences:
+        shown = differences[:40]
+        more = f"\n  ... and {len(differences) - len(shown)} more" if shown != differences else ""
+        raise StalePlanError(
+            "Saved plan does not match what apply would do now (saved → now):\n  "
+            + "\n  ".join(shown)
+            + more
+            + "\nThe remote, the state or the plan file changed since it was reviewed. Run "
+            "'reconciler plan' again."
+        )
+    costs = {c.address: c.cost for c in saved.changes if c.cost is not None}
+    return fresh.model_copy(
+        update={
+            "changes": tuple(
+                c.model_copy(update={"cost": costs[c.address]})
+                if c.cost is None and c.address in costs
+                else c
+                for c in fresh.changes
+            )
+        }
+    )
+
+
 @dataclass(frozen=True)
 class ApplyRequest:
     """What the user asked apply to do.
 
     Attributes:
-        plan: how to plan (a saved plan's options are fixed: giving targets, replacements or
-            prune with one is a :class:`~reconciler.errors.PlanError`).
-        saved: a saved plan (``plan --out``) to apply exactly as saved, once checked fresh.
+        plan: how to plan (a saved plan's options are fixed: giving targets, selectors,
+            replacements or prune with one is a :class:`~reconciler.errors.PlanError`).
+        saved: a saved plan (``plan --out``): an approval. Apply makes the plan again from
+            the specs, the state and the remote, and applies it only if it does what the
+            saved one says (see :func:`check_approved`).
         lock_timeout: seconds to wait for the state lock.
         allow_duplicates: create jobs the plan flags as possible duplicates anyway.
         start_timeout: seconds to wait for new jobs to be validated before starting them.
@@ -253,9 +315,12 @@ class ApplyRequest:
     start_timeout: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.saved is not None and (self.plan.targets or self.plan.replace or self.plan.prune):
+        plan = self.plan
+        if self.saved is not None and (
+            plan.targets or plan.selectors or plan.replace or plan.prune
+        ):
             raise PlanError(
-                "--target, --replace and --prune cannot change a saved plan; "
+                "--target, --selector, --replace and --prune cannot change a saved plan; "
                 "make a new plan with them instead"
             )
 
@@ -285,8 +350,10 @@ def apply_workspace(
 
     Under the state lock, held from the refresh to the last state write:
 
-    1. the plan: made now (:func:`plan_workspace`), or the saved one, checked to target this
-       workspace and to be fresh (:func:`check_fresh`);
+    1. the plan, made now (:func:`plan_workspace`). A saved plan is an approval, not a
+       script: it must target this workspace and be fresh (:func:`check_fresh`), and the plan
+       made now with its options must do what it says (:func:`check_approved`); then the
+       plan made now is applied (with the saved cost estimates);
     2. ``show(plan)``, for the caller to display it;
     3. when there is nothing to do (no change, no interrupted create to resolve), returns
        without a result;
@@ -303,7 +370,8 @@ def apply_workspace(
 
     Raises:
         PlanError: the saved plan targets another remote.
-        StalePlanError: the saved plan's state or specs moved on.
+        StalePlanError: the saved plan's state or specs moved on, or the plan made now
+            differs from it.
         StateLockedError: another process holds the lock.
         ReconcilerError: confirmation refused ("Apply cancelled.").
     """
@@ -315,16 +383,19 @@ def apply_workspace(
         )
     with ws.backend.lock("apply", request.lock_timeout):
         if saved is not None:
-            prepared = prepare(ws)
-            state = ws.backend.read()
+            state = ws.read_state(rebind=request.plan.rebind)
+            prepared, observed = prepare_and_refresh(ws)
             check_fresh(saved, state, prepared.digest)
-            plan = saved
+            fresh, _ = make_plan(ws, prepared, state, PlanRequest.of_saved(saved), observed)
+            plan = check_approved(saved, fresh)
         else:
             planned = plan_workspace(ws, request.plan)
             prepared, state, plan = planned.prepared, planned.state, planned.plan
         if show is not None:
             show(plan)
         if not plan.has_changes and not (state is not None and state.intents):
+            if ws.rebinding and state is not None:
+                ws.backend.write(state, state.serial)  # nothing else to write: the new target
             return Applied(plan=plan, result=None)
         if saved is None and confirm is not None and not confirm(plan):
             raise ReconcilerError("Apply cancelled.")

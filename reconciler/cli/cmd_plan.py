@@ -4,16 +4,16 @@ Both print the target on their first line. ``plan`` never writes remotely or to 
 ``apply`` parses its options and hands over to
 :func:`~reconciler.operations.apply_workspace`, which holds the state lock from refresh to
 the last write, has the plan shown and confirmed (unless ``--yes``) by this module, then
-executes it exactly once. A saved plan (``plan --out``) is applied exactly as saved, or
-refused when the state or the specs moved on. This module only renders.
+executes it exactly once. A saved plan (``plan --out``) is an approval: apply makes the plan
+again and applies it only when it does what the saved one says, else refuses and names the
+differences. ``plan --detailed-exitcode`` exits 2 when the remote differs from the specs in
+any way: changes, drift, or objects no longer in the specs. This module only renders.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,13 +25,15 @@ if TYPE_CHECKING:
 
 from reconciler.cli.common import (
     LOCK_TIMEOUT,
+    PARALLELISM,
+    SPEC_PATHS,
     OutputFormat,
     duration_option,
     format_option,
     handle_errors,
 )
-from reconciler.engine.outcome import Outcome, OutcomeStatus
-from reconciler.engine.plan import Change, Plan
+from reconciler.cli.progress import ProgressHooks
+from reconciler.engine.plan import Plan
 from reconciler.errors import ApplyError, ReconcilerError
 from reconciler.observe.watch import DEFAULT_TIMEOUT as WAIT_TIMEOUT
 from reconciler.render.plan import render_json, render_markdown, render_text
@@ -39,7 +41,6 @@ from reconciler.render.plan import render_json, render_markdown, render_text
 commands = typer.Typer()
 """``plan`` and ``apply``."""
 
-PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
 FORMAT_OPT = format_option(
     OutputFormat.text,
     OutputFormat.json,
@@ -47,7 +48,16 @@ FORMAT_OPT = format_option(
     help="Output: text, json or markdown.",
 )
 TARGET_OPT = typer.Option(
-    None, "--target", help="Only this address (and what it depends on); repeatable."
+    None,
+    "--target",
+    help="Only this address or glob (and what it depends on); repeatable. "
+    "One that matches nothing is an error.",
+)
+SELECTOR_OPT = typer.Option(
+    None,
+    "--selector",
+    "-l",
+    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
 )
 REPLACE_OPT = typer.Option(
     None, "--replace", help="Create this job anew even if unchanged; repeatable."
@@ -55,14 +65,16 @@ REPLACE_OPT = typer.Option(
 PRUNE_OPT = typer.Option(
     False, "--prune", help="Act on managed objects no longer in the specs (cancel/delete, forget)."
 )
+REBIND_OPT = typer.Option(
+    False,
+    "--rebind",
+    help="The workspace moved to another target on purpose: use the state bound to the old "
+    "one (apply records the new target).",
+)
 
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
-    line = f"Target: {ws.target}"
-    if fmt == "text":
-        typer.echo(line)
-    else:
-        typer.echo(line, err=True)
+    typer.echo(ws.headline, err=fmt != "text")
 
 
 def _request(
@@ -71,17 +83,22 @@ def _request(
     replace: list[str] | None,
     prune: bool,
     *,
+    selector: list[str] | None = None,
     estimate: bool = True,
+    rebind: bool = False,
 ) -> PlanRequest:
     """The planning options of the command line."""
+    from reconciler.engine.selection import parse_selectors
     from reconciler.operations import PlanRequest
 
     return PlanRequest(
         spec_paths=spec_paths,
         targets=tuple(target or ()),
+        selectors=parse_selectors(selector or ()),
         replace=tuple(replace or ()),
         prune=prune,
         estimate=estimate,
+        rebind=rebind,
     )
 
 
@@ -96,18 +113,23 @@ def _render(plan: Plan, fmt: str) -> str:
 @commands.command()
 @handle_errors
 def plan(
-    paths: list[str] | None = PATHS_ARG,
+    paths: list[str] | None = SPEC_PATHS,
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
     fmt: OutputFormat = FORMAT_OPT,
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes present."
+        False,
+        "--detailed-exitcode",
+        help="Exit 0: no changes, 1: error, 2: changes present, or drift, or objects no "
+        "longer in the specs.",
     ),
     target: list[str] | None = TARGET_OPT,
+    selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     estimate: bool = typer.Option(
         True, "--estimate/--no-estimate", help="Ask the remote for cost estimates of new jobs."
     ),
+    rebind: bool = REBIND_OPT,
 ) -> None:
     """Show what apply would change: refreshes the remote, never writes anything."""
     from reconciler.operations import plan_workspace
@@ -117,7 +139,16 @@ def plan(
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
         planned = plan_workspace(
-            ws, _request(spec_paths, target, replace, prune, estimate=estimate)
+            ws,
+            _request(
+                spec_paths,
+                target,
+                replace,
+                prune,
+                selector=selector,
+                estimate=estimate,
+                rebind=rebind,
+            ),
         )
         the_plan, observed = planned.plan, planned.observed
         if fmt == "text":
@@ -131,48 +162,8 @@ def plan(
             typer.echo(
                 f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=fmt != "text"
             )
-    if detailed_exitcode and the_plan.has_changes:
+    if detailed_exitcode and the_plan.differs:
         raise typer.Exit(2)
-
-
-class _CliHooks:
-    """Plain progress lines for apply (quiet with --format json)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self._lock = threading.Lock()
-        self._last_pct: dict[str, int] = {}
-        self._started: dict[str, float] = {}
-
-    def _say(self, text: str) -> None:
-        if not self.quiet:
-            with self._lock:
-                typer.echo(text)
-
-    def begin(self, change: Change) -> None:
-        self._started[change.address] = time.monotonic()
-        self._say(f"{change.address}: {change.action.value}...")
-
-    def upload_progress(self, address: str, sent: int, total: int) -> None:
-        if total < 8 * 1024 * 1024:
-            return
-        pct = int(100 * sent / total) if total else 100
-        step = pct // 25 * 25
-        if step > self._last_pct.get(address, -1):
-            self._last_pct[address] = step
-            self._say(f"{address}: uploaded {sent / 1e6:.1f} of {total / 1e6:.1f} MB ({pct}%)")
-
-    def note(self, address: str, message: str) -> None:
-        self._say(f"{address}: {message}")
-
-    def done(self, outcome: Outcome) -> None:
-        took = time.monotonic() - self._started.get(outcome.address, time.monotonic())
-        mark = {
-            OutcomeStatus.APPLIED: "done",
-            OutcomeStatus.SKIPPED: "done",
-            OutcomeStatus.FAILED: "FAILED",
-        }.get(outcome.status, outcome.status)
-        self._say(f"{outcome.address}: {mark} — {outcome.message} [{took:.1f}s]")
 
 
 def _is_plan_file(paths: list[str]) -> bool:
@@ -210,10 +201,9 @@ def apply(
     fmt: OutputFormat = format_option(
         OutputFormat.text, OutputFormat.json, help="Output: text or json."
     ),
-    parallelism: int | None = typer.Option(
-        None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
-    ),
+    parallelism: int | None = PARALLELISM,
     target: list[str] | None = TARGET_OPT,
+    selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     wait: bool = typer.Option(
@@ -233,6 +223,7 @@ def apply(
         "--start-timeout",
         help="How long to wait for new jobs to be validated before starting them.",
     ),
+    rebind: bool = REBIND_OPT,
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
     from reconciler.operations import ApplyRequest, apply_workspace
@@ -242,7 +233,7 @@ def apply(
     saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
     spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
     request = ApplyRequest(
-        plan=_request(spec_paths, target, replace, prune),
+        plan=_request(spec_paths, target, replace, prune, selector=selector, rebind=rebind),
         saved=saved,
         lock_timeout=lock_timeout,
         allow_duplicates=allow_duplicates,
@@ -255,7 +246,7 @@ def apply(
             request,
             show=(lambda p: typer.echo(render_text(p))) if fmt == "text" else None,
             confirm=None if yes else _confirm,
-            hooks=_CliHooks(quiet=fmt == "json"),
+            hooks=ProgressHooks(quiet=fmt == "json"),
         )
         result = applied.result
         if fmt == "json":
@@ -299,7 +290,7 @@ def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:
         until=stop_at_validated([j.address for j in jobs if not j.start]),
     )
     bad = failed(progress)
-    result = sync_models(ws, hooks=_CliHooks(quiet=False))
+    result = sync_models(ws, hooks=ProgressHooks(quiet=False))
     if result is not None and result.failures:
         raise ApplyError([(o.address, o.message) for o in result.failures])
     if bad:

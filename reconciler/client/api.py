@@ -27,10 +27,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from math import isclose
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -58,6 +57,7 @@ from reconciler.errors import (
     RateLimitedError,
     ReconcilerError,
 )
+from reconciler.identity import RequestIdentity, matches
 from reconciler.redact import scrub
 
 log = logging.getLogger("reconciler.client")
@@ -142,82 +142,6 @@ def _first_error(exc: pydantic.ValidationError) -> str:
     # "field.path: message" of the first problem: enough to see what the server sent wrong.
     first = exc.errors()[0]
     return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
-
-
-def _training_ids(request: dict[str, Any], key: str) -> list[str]:
-    out = []
-    for item in request.get(key) or []:
-        out.append(str(item.get("file_id")) if isinstance(item, dict) else str(item))
-    return sorted(out)
-
-
-def _same_number(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-15)
-    return bool(a == b)
-
-
-def _integration_keys(items: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    return sorted(
-        (
-            str(i.get("type") or "wandb"),
-            str(i.get("project") or ""),
-            str(i.get("name") or ""),
-            str(i.get("run_name") or ""),
-        )
-        for i in items
-    )
-
-
-def _targets_match(wanted: Sequence[dict[str, Any]], got: Sequence[dict[str, Any]]) -> bool:
-    if len(wanted) != len(got):
-        return False
-    by_name = {str(t.get("name")): t for t in got}
-    for want in wanted:
-        have = by_name.get(str(want.get("name")))
-        if have is None or sorted(have.get("labels") or []) != sorted(want.get("labels") or []):
-            return False
-        if "weight" in want and not _same_number(want["weight"], have.get("weight", 1.0)):
-            return False
-        lf = want.get("loss_function")
-        if lf is not None and have.get("loss_function") not in (None, lf):
-            return False
-    return True
-
-
-def job_matches_request(job: RemoteJob, request: dict[str, Any]) -> bool:
-    """Whether ``job`` is what ``request`` (a JobIn body) would have created.
-
-    Compares everything the API echoes back: model, job type, training and validation file ids
-    (as *sets*: the API returns plain ids, drops the weights, and does not promise to keep the
-    order), suffix, auto_start, each requested hyperparameter (server-filled extras such as
-    ``epochs`` are ignored unless requested), integrations by type/project/name/run_name (the
-    ``api_key`` is write-only), and classifier targets when the job carries them. Fields the
-    API never returns (weights, ``invalid_sample_skip_percentage``, keys) cannot be compared.
-    """
-    if job.model != request.get("model"):
-        return False
-    if (job.job_type or "completion") != (request.get("job_type") or "completion"):
-        return False
-    if sorted(job.training_files) != _training_ids(request, "training_files"):
-        return False
-    if sorted(job.validation_files) != _training_ids(request, "validation_files"):
-        return False
-    if (job.suffix or None) != (request.get("suffix") or None):
-        return False
-    if request.get("auto_start") is not None and job.auto_start != request["auto_start"]:
-        return False
-    for key, want in (request.get("hyperparameters") or {}).items():
-        if want is not None and not _same_number(want, job.hyperparameters.get(key)):
-            return False
-    if _integration_keys(job.integrations) != _integration_keys(request.get("integrations") or []):
-        return False
-    wanted_targets = request.get("classifier_targets")
-    if wanted_targets and job.classifier_targets is not None:
-        return _targets_match(wanted_targets, job.classifier_targets)
-    return True
 
 
 class MistralClient:
@@ -782,18 +706,24 @@ class MistralClient:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any]) -> RemoteJob:
+    def create_job(self, request: dict[str, Any], *, exclude: Collection[str] = ()) -> RemoteJob:
         """Create a fine-tuning job from a JobIn body; never creates it twice.
 
         If the answer is lost, jobs matching the request exactly and created since shortly
         before the first attempt are looked up; a match is returned instead of posting again.
         A 409 is a :class:`~reconciler.errors.ConflictError` (a similar job is active), unless
         it answers a retry after a lost attempt and the lookup finds that attempt's job.
+
+        Args:
+            request: the JobIn body.
+            exclude: ids of jobs the lookup must never take for this one (the caller's
+                record says another request made them, e.g. the job a replacement replaces,
+                whose readable request may equal this one).
         """
         since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
 
         def lookup() -> RemoteJob | None:
-            found = self.find_jobs(request, created_after=since)
+            found = self.find_jobs(request, created_after=since, exclude=exclude)
             return max(found, key=lambda j: j.created_at) if found else None
 
         call = _Call(
@@ -887,14 +817,20 @@ class MistralClient:
         return self._parse(RemoteJob, self._json(result, call), call, result.status_code)
 
     def find_jobs(
-        self, request: dict[str, Any], *, created_after: datetime | None = None
+        self,
+        request: dict[str, Any],
+        *,
+        created_after: datetime | None = None,
+        exclude: Collection[str] = (),
     ) -> list[RemoteJob]:
-        """Jobs whose readable fields equal what ``request`` (a JobIn body) asks for.
+        """Jobs that are what ``request`` (a JobIn body) would create, as far as readable.
 
         Narrowed server-side by ``model``, ``suffix`` and ``created_after`` so the scan stays a
-        few pages; compared client-side by :func:`job_matches_request`. Classifier jobs whose
-        list entry lacks the targets are fetched individually to compare them.
+        few pages; compared client-side by :func:`reconciler.identity.matches`. Classifier
+        jobs whose list entry lacks the targets are fetched individually to compare them.
+        Jobs whose id is in ``exclude`` are left out.
         """
+        identity = RequestIdentity.of_request(request)
         model = request.get("model")
         jobs = self.list_jobs(
             model=str(model) if model is not None else None,
@@ -908,11 +844,11 @@ class MistralClient:
             jobs = [j for j in jobs if j.created_at >= floor]
         out = []
         for job in jobs:
-            if not job_matches_request(job, request):
+            if job.id in exclude or not matches(identity, job.model_dump(mode="json")):
                 continue
-            if request.get("classifier_targets") and job.classifier_targets is None:
+            if identity.classifier_targets and job.classifier_targets is None:
                 job = self.get_job(job.id)
-                if not job_matches_request(job, request):
+                if not matches(identity, job.model_dump(mode="json")):
                     continue
             out.append(job)
         return out
@@ -980,4 +916,4 @@ class MistralClient:
         )
 
 
-__all__ = ["DEFAULT_BASE_URL", "MistralClient", "job_matches_request"]
+__all__ = ["DEFAULT_BASE_URL", "MistralClient"]

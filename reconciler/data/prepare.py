@@ -42,11 +42,11 @@ import orjson
 
 from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
-from reconciler.data.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.data.report import FileReport
 from reconciler.data.validator import LineValidator, validate_path
 from reconciler.errors import DataError, Location, Problem, Severity, SpecError
+from reconciler.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
 from reconciler.spec.models import Dataset
 from reconciler.spec.resolved import LoadedDocument
 
@@ -174,11 +174,7 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
     for i, rel in enumerate(spec.sources):
         at: tuple[str | int, ...] = ("path",) if spec.path is not None else ("paths", i)
         where = doc.locate(*at)
-        try:
-            path = doc.resolve_path(rel, *at)
-        except SpecError as exc:  # refused by the confinement: reported with the others
-            problems.extend(exc.problems)
-            continue
+        path = doc.resolve_path(rel, *at)
         try:
             mode = os.stat(path).st_mode
         except OSError:

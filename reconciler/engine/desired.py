@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.address import Address
 from reconciler.engine import fingerprint
+from reconciler.errors import Location
 from reconciler.spec.models import FineTunedModelSpec, SecretRef
 from reconciler.spec.resolved import ResolvedJob, SpecSet
 
@@ -37,6 +38,8 @@ class DesiredFile:
         sha256, bytes, num_lines, samples: content facts.
         path: the prepared file on disk (what gets uploaded).
         fingerprint: :func:`~reconciler.engine.fingerprint.file_fingerprint`.
+        labels: the Dataset document's labels (for ``--selector``).
+        location: where the Dataset document is (``file:line``), for plans.
     """
 
     address: Address
@@ -49,6 +52,8 @@ class DesiredFile:
     samples: int
     path: Path
     fingerprint: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    location: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """What plans and state show of this file."""
@@ -108,6 +113,16 @@ class DesiredJob:
     integrations: tuple[IntegrationSpec, ...] = field(default=())
 
     @property
+    def labels(self) -> Mapping[str, str]:
+        """The FineTuningJob document's labels (for ``--selector``)."""
+        return self.job.labels
+
+    @property
+    def location(self) -> str:
+        """Where the FineTuningJob document is (``file:line``), for plans."""
+        return file_line(self.job.location)
+
+    @property
     def model_spec(self) -> FineTunedModelSpec | None:
         """Desired name/description/archived of the resulting model."""
         return self.job.fine_tuned_model
@@ -160,10 +175,16 @@ class DesiredState:
         return sorted(self.files) + sorted(self.jobs)
 
 
+def file_line(location: Location) -> str:
+    """``file:line`` of a document (the line alone points reviewers at it)."""
+    return f"{location.file}:{location.line}" if location.line else location.file
+
+
 def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> DesiredState:
     """Desired state from resolved specs and their prepared datasets."""
     files: dict[str, DesiredFile] = {}
     for name in sorted(prepared):
+        document = specs.datasets.get(name)
         for part, pf in sorted(prepared[name].parts.items()):
             address = Address.dataset(name, part)
             files[address] = DesiredFile(
@@ -177,6 +198,8 @@ def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> De
                 samples=pf.report.valid if pf.report is not None else pf.num_lines,
                 path=pf.path,
                 fingerprint=fingerprint.file_fingerprint(pf.upload_filename, pf.sha256),
+                labels=dict(document.doc.labels) if document is not None else {},
+                location=file_line(document.location) if document is not None else None,
             )
     jobs: dict[str, DesiredJob] = {}
     for job in specs.jobs.values():

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths, file_fingerprint, job_fingerprint
-from reconciler.engine.planner import remote_job_matches
 from reconciler.engine.state_model import ResourceState, State, StateBackend
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError, StateError
 from reconciler.errors import ValidationError as RejectedError
+from reconciler.identity import RequestIdentity, matches, same_number
 
 if TYPE_CHECKING:
     from reconciler.client.api import MistralClient
@@ -218,7 +218,8 @@ def _import_job(
         found = client.find_file(files[dep].filename, size=files[dep].bytes)
         if found is not None:
             file_ids[dep] = found.id
-    if remote_job_matches(desired.identity, remote_json, file_ids):
+    wanted = RequestIdentity.of_content(desired.identity, file_ids)
+    if wanted is not None and matches(wanted, remote_json):
         identity: dict[str, Any] = dict(desired.identity)
         fp = desired.fingerprint
         differences: list[str] = []
@@ -285,7 +286,7 @@ def _identity_from_remote(
     for key, value in list(identity["hyperparameters"].items()):
         if key not in hyper or hyper[key] is None:
             del identity["hyperparameters"][key]
-        elif not _same_value(hyper[key], value):
+        elif not same_number(hyper[key], value):
             identity["hyperparameters"][key] = hyper[key]
     got_integrations = [
         {
@@ -299,10 +300,3 @@ def _identity_from_remote(
     if sorted(map(repr, got_integrations)) != sorted(map(repr, identity["integrations"])):
         identity["integrations"] = got_integrations
     return identity
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    # The remote may echo 1e-4 as 0.00010000000000000002: compare numbers with a tolerance.
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)), abs(float(b)))
-    return bool(a == b)

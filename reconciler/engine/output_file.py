@@ -15,9 +15,9 @@ import os
 import stat
 from pathlib import Path
 
-from reconciler.data.files import kind_of
 from reconciler.engine.state_file import atomic_write_text
 from reconciler.errors import StorageError
+from reconciler.files import kind_of
 
 _ELSEWHERE = "or choose another path"
 

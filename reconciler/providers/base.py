@@ -16,7 +16,7 @@ identity exactly; the others compare requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -147,11 +147,19 @@ class Provider(Protocol):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any], *, tag: JobTag | None = None) -> RemoteJob:
+    def create_job(
+        self,
+        request: dict[str, Any],
+        *,
+        exclude: Collection[str] = (),
+        tag: JobTag | None = None,
+    ) -> RemoteJob:
         """Create a job from a canonical request; never creates it twice.
 
-        ``tag`` is our identity of the job; services with ``job_metadata`` store it on the job
-        (and derive idempotency keys from it), the others ignore it.
+        ``exclude`` are ids of jobs a lost-answer lookup must never take for this one (jobs
+        that an address holds or held). ``tag`` is our identity of the job; services with
+        ``job_metadata`` store it on the job (and derive idempotency keys from it), the others
+        ignore it.
         """
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
@@ -178,9 +186,10 @@ class Provider(Protocol):
         request: dict[str, Any],
         *,
         created_after: datetime | None = None,
+        exclude: Collection[str] = (),
         tag: JobTag | None = None,
     ) -> list[RemoteJob]:
-        """Jobs this exact request created.
+        """Jobs this exact request created (never one whose id is in ``exclude``).
 
         With ``tag`` and ``job_metadata``, by the identity on the job (exact); otherwise by
         comparing the request with what the remote reports.

@@ -36,7 +36,8 @@ def test_apply_then_second_apply_is_noop_with_zero_mutating_requests(
 ) -> None:
     make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=2, n_jobs=3)
     first = cli.run("apply", "--yes", check=0)
-    assert first.stdout.splitlines()[0] == f"Target: sandbox {sandbox.base_url}"
+    # The first line names the target and (deliberately added) the state in use.
+    assert first.stdout.splitlines()[0].startswith(f"Target: sandbox {sandbox.base_url}; state: ")
     assert "Apply complete: 5 applied, 0 failed" in first.stdout
     with remote(sandbox) as client:
         assert len(client.list_files()) == 2
@@ -55,7 +56,7 @@ def test_detailed_exitcode_and_json_plan(cli: Cli, sandbox: Any) -> None:
     make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
     proc = cli.run("plan", "--format", "json", "--detailed-exitcode", check=2)
     data = json.loads(proc.stdout)
-    assert data["format_version"] == "1.1"
+    assert data["format_version"] == "1.2"
     assert [(c["address"], c["action"]) for c in data["changes"]] == [
         ("dataset.d0[all]", "create"),
         ("job.job0", "create"),

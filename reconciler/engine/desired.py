@@ -71,7 +71,16 @@ class DesiredFile:
 
 @dataclass(frozen=True)
 class IntegrationSpec:
-    """A W&B integration as sent, with its key still a reference."""
+    """A W&B integration as sent, with its key still a reference.
+
+    Attributes:
+        project, name, run_name: as in the create request.
+        api_key: the key's reference, resolved at apply.
+        base_dir: directory of the integration's spec file (a relative ``file`` starts here).
+        subject: ``WandbIntegration/<name>``, for messages.
+        root: the workspace root a ``file`` key must stay in — the one the check at open
+            used; None means ``base_dir`` (the narrowest choice).
+    """
 
     project: str
     name: str | None
@@ -79,6 +88,7 @@ class IntegrationSpec:
     api_key: SecretRef
     base_dir: Path
     subject: str
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +241,7 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
             api_key=i.api_key,
             base_dir=specs.integrations[i.name].base_dir,
             subject=f"WandbIntegration/{i.name}",
+            root=specs.integrations[i.name].workspace_root,
         )
         for i in job.integrations
     )

@@ -780,7 +780,9 @@ def _already_made(res: ResourceState | None, fingerprint: str, change: Change) -
 
 def resolve_integration_key(spec: IntegrationSpec) -> str:
     """The W&B key of an integration, resolved from its reference (at apply time only)."""
-    value = resolve_secret(spec.api_key, spec.base_dir, purpose=f"{spec.subject} api_key")
+    value = resolve_secret(
+        spec.api_key, spec.base_dir, purpose=f"{spec.subject} api_key", root=spec.root
+    )
     if len(value) != WANDB_KEY_LENGTH:
         # Checked here so the message names the reference instead of a 422 per job.
         raise SecretError(

@@ -47,7 +47,9 @@ from pydantic import (
 
 from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
+from reconciler.engine.output_file import write_output_file
 from reconciler.errors import PlanError
+from reconciler.redact import scrub
 
 PLAN_FORMAT_VERSION = "1.3"
 
@@ -660,9 +662,14 @@ class Plan(PlanPart):
         return data
 
     def save(self, path: Path) -> None:
-        """Write the plan file (JSON)."""
+        """Write the plan file (JSON), whole or not at all, scrubbed of every secret of the run.
+
+        Raises:
+            StorageError: ``path`` cannot take the file (the message says why and the fix).
+        """
         payload = {"kind": "reconciler-plan", **self.to_json_dict()}
-        path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        text = scrub(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        write_output_file(path, text, what="the plan")
 
     @classmethod
     def load(cls, path: Path) -> Plan:

@@ -574,7 +574,12 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
                 f"spec revision): fix the cause, then --replace {address}",
             )
         )
-    if status is not None and status.awaits_start and job.job.start and not remote.get("auto_start"):
+    if (
+        status is not None
+        and status.awaits_start
+        and job.job.start
+        and not remote.get("auto_start")
+    ):
         # Created with auto_start=false and not started yet (an earlier apply stopped at
         # the budget gate or was interrupted): start it once the remote has validated it.
         # (A job created with auto_start — one made outside and imported — starts itself.)

@@ -3,7 +3,9 @@
 Everything here works on a :class:`~reconciler.workspace.Workspace`; the CLI adds option
 parsing, rendering, the confirmation prompt and exit codes on top:
 
-* :func:`plan_workspace`: prepare the data while the remote is read, read the state, plan;
+* :func:`plan_workspace`: prepare the data while the remote is read, read the state, plan
+  (with local cost estimates and budget checks, :mod:`~reconciler.engine.costs`; a plan
+  sends nothing that writes);
 * :func:`apply_workspace`: under the state lock, plan (or check a saved plan), let the caller
   show and confirm it, and execute it;
 * :func:`sync_models`: after ``apply --wait``, apply the model metadata of jobs that have
@@ -18,12 +20,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.data.api import check_datasets
-from reconciler.engine import fingerprint
+from reconciler.engine import costs, fingerprint
 from reconciler.engine.desired import DesiredJob, DesiredState, build_desired
 from reconciler.engine.executor import ApplyOptions, Executor, resolve_integration_key
 from reconciler.engine.observed import Observed, refresh
 from reconciler.engine.outcome import ApplyHooks, ApplyResult
-from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan
+from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan, RunBudgetLimit
 from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, known_file_ids
 from reconciler.engine.state_model import State
 from reconciler.errors import (
@@ -35,9 +37,6 @@ from reconciler.errors import (
     StalePlanError,
 )
 from reconciler.workspace import Workspace
-
-MAX_ESTIMATES = 50
-"""Cost estimates (``dry_run`` requests) a plan asks for at most."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,13 @@ class Prepared:
     warnings: tuple[str, ...]
 
 
-def prepare(ws: Workspace) -> Prepared:
-    """Validate and prepare every dataset; build the desired state. Raises DataError."""
-    check = check_datasets(ws.specs, cache_dir=ws.cache_dir)
+def prepare(ws: Workspace, *, exact_tokens: bool = False) -> Prepared:
+    """Validate and prepare every dataset; build the desired state. Raises DataError.
+
+    ``exact_tokens`` counts tokens with Mistral's tokenizer (the ``tokens`` extra) for the
+    cost estimates, instead of the validator's approximation.
+    """
+    check = check_datasets(ws.specs, cache_dir=ws.cache_dir, exact_tokens=exact_tokens)
     errors = [p for p in check.problems if p.severity is Severity.ERROR]
     if errors:
         raise DataError(check.problems, summary=f"{len(errors)} problem(s) in the training data")
@@ -73,33 +76,38 @@ def prepare(ws: Workspace) -> Prepared:
     return Prepared(desired=desired, digest=digest, warnings=warnings)
 
 
-def estimate_costs(
+def remote_estimates(
     ws: Workspace,
     desired: DesiredState,
     state: State | None,
     observed: Observed,
     addresses: Sequence[str],
 ) -> tuple[dict[str, CostEstimate], list[str]]:
-    """Cost estimates of new jobs, and notes on what could not be estimated.
+    """The remote's own estimates (``dry_run``) of the jobs at ``addresses`` whose files it
+    already has, and notes on those it gave none for. Only for ``plan --remote-estimate``.
 
-    Today they come from the remote's ``dry_run``, for jobs whose files are already there.
+    ``dry_run`` asks the remote to answer with an estimate and create nothing. Should it
+    answer with a job (a proxy that drops the query parameter, a remote that no longer knows
+    it), that job is cancelled at once and the plan fails (:class:`PlanError`). The first
+    request goes alone, so at most one job is made before that is noticed; the others then go
+    in parallel, and every job among their answers is cancelled too.
     """
     file_ids = known_file_ids(desired, state or State(lineage="", serial=0), observed)
     candidates: list[DesiredJob] = [
         desired.jobs[a] for a in addresses if all(d in file_ids for d in desired.jobs[a].depends_on)
     ]
-    notes: list[str] = []
-    if len(candidates) > MAX_ESTIMATES:
-        notes.append(f"cost estimated for {MAX_ESTIMATES} of {len(candidates)} new jobs")
-        candidates = candidates[:MAX_ESTIMATES]
     client = ws.client()
 
-    def one(job: DesiredJob) -> tuple[str, CostEstimate | None]:
+    def one(job: DesiredJob) -> tuple[str, CostEstimate | str | None]:
+        """(address, estimate | id of a job the remote made | None: no estimate)."""
         try:
             request = job.build_request(file_ids, resolve_integration_key)
             est = client.estimate_job(request)
         except ReconcilerError:
             return job.address, None  # no key yet, or the remote gives no estimate
+        made = (est.model_extra or {}).get("id")
+        if made is not None or est.object == "job":
+            return job.address, str(made)
         if est.cost is None:
             return job.address, None
         return job.address, CostEstimate(
@@ -110,15 +118,43 @@ def estimate_costs(
             expected_duration_seconds=est.expected_duration_seconds,
         )
 
-    estimates: dict[str, CostEstimate] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(ws.parallelism, 8))) as pool:
-        for address, estimate in pool.map(one, candidates):
-            if estimate is not None:
-                estimates[address] = estimate
+    answers = [one(candidates[0])] if candidates else []
+    if answers and not isinstance(answers[0][1], str):
+        with ThreadPoolExecutor(max_workers=max(1, min(ws.parallelism, 8))) as pool:
+            answers.extend(pool.map(one, candidates[1:]))
+    made = {address: answer for address, answer in answers if isinstance(answer, str)}
+    if made:
+        raise PlanError(_cancel_unwanted_jobs(ws, made))
+    estimates = {a: e for a, e in answers if isinstance(e, CostEstimate)}
+    notes = [
+        f"{a}: the remote gave no estimate (its files are not uploaded yet, or it refused); "
+        "the local estimate is shown"
+        for a in addresses
+        if a not in estimates
+    ]
     return estimates, notes
 
 
-def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
+def _cancel_unwanted_jobs(ws: Workspace, made: Mapping[str, str]) -> str:
+    """Cancel the jobs a dry run made; the message that says what happened."""
+    lines = []
+    for address, job_id in sorted(made.items()):
+        try:
+            status = ws.client().cancel_job(job_id).status
+            lines.append(f"  {address}: job {job_id} cancelled ({status})")
+        except ReconcilerError as exc:
+            lines.append(f"  {address}: job {job_id} could NOT be cancelled ({exc}); cancel it")
+    return (
+        "plan --remote-estimate: the remote answered POST /v1/fine_tuning/jobs?dry_run=true "
+        "with a job instead of an estimate — something between here and the remote dropped "
+        "'dry_run' (a proxy?), or the remote no longer supports it. The plan was stopped and "
+        "the job(s) cancelled at once:\n"
+        + "\n".join(lines)
+        + "\nPlan without --remote-estimate: the local estimate sends nothing."
+    )
+
+
+def prepare_and_refresh(ws: Workspace, *, exact_tokens: bool = False) -> tuple[Prepared, Observed]:
     """:func:`prepare` the local data while the remote is read, at the same time.
 
     Hashing and validating files is local work and the refresh is waiting on the network, so
@@ -128,7 +164,7 @@ def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
     with ThreadPoolExecutor(max_workers=1) as pool:
         remote = pool.submit(refresh, client)
         try:
-            prepared = prepare(ws)
+            prepared = prepare(ws, exact_tokens=exact_tokens)
         except BaseException:
             remote.cancel()
             raise
@@ -138,13 +174,26 @@ def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What the user asked for on the command line."""
+    """What the user asked for on the command line.
+
+    Attributes:
+        spec_paths, targets, replace, prune: what to plan.
+        estimate: estimate the cost of the jobs the plan creates, replaces or starts, and
+            check the budgets (locally: nothing is sent).
+        remote_estimate: also ask the remote for its own estimate (``dry_run``) of the new
+            jobs whose files it already has (``plan --remote-estimate``).
+        max_cost: cap on the plan's total estimated cost (``--max-cost``, USD).
+        exact_tokens: count tokens with Mistral's tokenizer for the estimates.
+    """
 
     spec_paths: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
     estimate: bool = True
+    remote_estimate: bool = False
+    max_cost: float | None = None
+    exact_tokens: bool = False
 
 
 def make_plan(
@@ -154,13 +203,17 @@ def make_plan(
     request: PlanRequest,
     observed: Observed | None = None,
 ) -> tuple[Plan, Observed]:
-    """Build the plan (with cost estimates for new jobs), refreshing unless ``observed``.
+    """Build the plan (with cost estimates and budget checks), refreshing unless ``observed``.
 
-    The plan is built once: the planner first names the jobs it will create, their costs
-    are estimated, then the plan is made with the estimates and every warning in it.
+    The plan is built once: the planner first names the jobs it will create, replace or
+    start, their costs are estimated locally (and by the remote too with
+    ``remote_estimate``), then the plan is made with the estimates and every warning in it,
+    and its costs are reviewed against the budgets (:func:`~reconciler.engine.costs.review_costs`).
     """
     if observed is None:
         observed = refresh(ws.client())
+    provider = ws.specs.provider.doc if ws.specs.provider else None
+    estimator = costs.estimator_for(provider)
     options = PlanOptions(
         targets=request.targets,
         replace=request.replace,
@@ -168,18 +221,30 @@ def make_plan(
         target_description=ws.target,
         spec_paths=request.spec_paths,
         spec_digest=prepared.digest,
+        storage_cost_per_model=estimator.storage_per_month,
     )
     estimates: dict[str, CostEstimate] = {}
+    missing: dict[str, str] = {}
     notes: list[str] = []
     if request.estimate:
-        creates = jobs_to_create(prepared.desired, state, observed, options)
-        if creates:
+        priced = jobs_to_create(prepared.desired, state, observed, options)
+        estimates, missing = costs.estimate_jobs(estimator, prepared.desired, priced)
+        if request.remote_estimate and priced:
             try:
-                estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
+                remote, notes = remote_estimates(ws, prepared.desired, state, observed, priced)
             except ApiError as exc:
-                notes = [f"cost estimates unavailable: {exc}"]
+                remote, notes = {}, [f"remote cost estimates unavailable: {exc}"]
+            estimates.update(remote)
+            missing = {a: why for a, why in missing.items() if a not in remote}
     options = replace(options, estimates=estimates, notes=(*notes, *prepared.warnings))
-    return build_plan(prepared.desired, state, observed, options), observed
+    plan = build_plan(prepared.desired, state, observed, options)
+    if not request.estimate:
+        return plan, observed
+    plan = plan.model_copy(
+        update={"options": plan.options.model_copy(update={"max_cost": request.max_cost})}
+    )
+    budget = costs.run_budget(request.max_cost, provider)
+    return costs.review_costs(plan, missing, budget), observed
 
 
 @dataclass(frozen=True)
@@ -194,7 +259,7 @@ class Planned:
 
 def plan_workspace(ws: Workspace, request: PlanRequest) -> Planned:
     """Prepare and refresh at once, read the state, and build the plan."""
-    prepared, observed = prepare_and_refresh(ws)
+    prepared, observed = prepare_and_refresh(ws, exact_tokens=request.exact_tokens)
     state = ws.backend.read()
     plan, observed = make_plan(ws, prepared, state, request, observed)
     return Planned(prepared=prepared, state=state, plan=plan, observed=observed)
@@ -287,7 +352,9 @@ def apply_workspace(
 
     1. the plan: made now (:func:`plan_workspace`), or the saved one, checked to target this
        workspace and to be fresh (:func:`check_fresh`);
-    2. ``show(plan)``, for the caller to display it;
+    2. ``show(plan)``, for the caller to display it; a plan with errors (a budget
+       exceeded, :attr:`~reconciler.engine.plan.Plan.errors`) is refused here, before
+       anything is written;
     3. when there is nothing to do (no change, no interrupted create to resolve), returns
        without a result;
     4. ``confirm(plan)`` — only for a plan made now (a saved plan was reviewed when it was
@@ -302,7 +369,7 @@ def apply_workspace(
         hooks: apply's progress callbacks.
 
     Raises:
-        PlanError: the saved plan targets another remote.
+        PlanError: the saved plan targets another remote, or the plan has errors.
         StalePlanError: the saved plan's state or specs moved on.
         StateLockedError: another process holds the lock.
         ReconcilerError: confirmation refused ("Apply cancelled.").
@@ -324,6 +391,14 @@ def apply_workspace(
             prepared, state, plan = planned.prepared, planned.state, planned.plan
         if show is not None:
             show(plan)
+        errors = list(plan.errors)
+        if saved is not None and request.plan.max_cost is not None:
+            cap = RunBudgetLimit(max_cost=request.plan.max_cost, source="--max-cost")
+            errors += costs.run_cap_errors(plan, cap)
+        if errors:
+            raise PlanError(
+                "apply refuses this plan; nothing was done:\n" + "\n".join(f"  {e}" for e in errors)
+            )
         if not plan.has_changes and not (state is not None and state.intents):
             return Applied(plan=plan, result=None)
         if saved is None and confirm is not None and not confirm(plan):

@@ -20,6 +20,10 @@ reject an unknown major). It never contains a secret: W&B keys appear as their r
 * ``1.1``: adds ``force_new`` to each change. A 1.0 file still loads: its ``force_new`` is
   derived from the reasons that implied it then (``deleted-remotely``,
   ``replace-by-request``).
+* ``1.2``: cost estimates made locally (``source: local``, with their ``basis`` and
+  ``storage_per_month``); the plan's ``errors`` (budgets exceeded: apply refuses the plan),
+  ``unestimated`` (new jobs without an estimate, and why), ``run_budget``, ``options.max_cost``
+  and the computed ``costs`` totals. Older files load with these empty.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
 from reconciler.errors import PlanError
 
-PLAN_FORMAT_VERSION = "1.1"
+PLAN_FORMAT_VERSION = "1.2"
 
 
 class Action(StrEnum):
@@ -128,6 +132,7 @@ class DriftKind(StrEnum):
 class CostSource(StrEnum):
     """Where a cost estimate comes from."""
 
+    LOCAL = "local"
     DRY_RUN = "dry_run"
     REMOTE_VALIDATION = "remote-validation"
 
@@ -380,20 +385,76 @@ MODEL_FIELDS: tuple[ModelField, ...] = ("name", "description", "archived")
 """Every :data:`ModelField`, in the order plans list them."""
 
 
+class FileTokens(PlanPart):
+    """One training file of a local estimate: how much of the run it makes up.
+
+    Attributes:
+        file: the file's address.
+        tokens: its tokens (approximate or exact, as the basis says).
+        weight: its sampling weight.
+        epochs: passes the run makes over it: its share of the trained tokens (its weight
+            over the sum of the weights) divided by its tokens.
+    """
+
+    file: Address
+    tokens: int
+    weight: float
+    epochs: float
+
+
+class CostBasis(PartialPart):
+    """How a local estimate was computed: the training cost is ``max(minimum_fee,
+    train_tokens / 1e6 * price_per_million_tokens)``.
+
+    Attributes:
+        train_tokens: tokens the run trains on: ``steps * tokens_per_step``.
+        steps: training steps (given, derived from ``epochs``, or the provider's default).
+        steps_from: where ``steps`` comes from: ``training_steps``, ``epochs`` or
+            ``default``.
+        tokens_per_step: tokens one step trains on (``seq_len`` times the sequences of a
+            step).
+        data_tokens: tokens of the training files (unweighted sum).
+        token_count: ``approx`` (bytes / 4 of the valid samples) or ``exact`` (Mistral's
+            tokenizer, with the ``tokens`` extra).
+        epochs: passes over the training data the run amounts to
+            (``train_tokens / data_tokens``).
+        training_files: per training file, its tokens, weight and passes.
+        price_per_million_tokens, minimum_fee: the price applied.
+        price_source: where the price comes from (the built-in table and its source, or the
+            Provider's ``prices``).
+    """
+
+    train_tokens: int
+    steps: int
+    steps_from: Literal["training_steps", "epochs", "default"]
+    tokens_per_step: int
+    data_tokens: int
+    token_count: Literal["approx", "exact"]
+    epochs: float
+    training_files: tuple[FileTokens, ...]
+    price_per_million_tokens: float
+    minimum_fee: float
+    price_source: str
+
+
 class CostEstimate(PartialPart):
     """A cost estimate for a new or validated job.
 
     Attributes:
-        amount: the estimated cost.
-        currency: its currency, when the remote says.
-        source: ``dry_run`` (asked before create) or ``remote-validation`` (the validated
-            job's metadata).
-        train_tokens, expected_duration_seconds: what the dry run also reports (dry runs
+        amount: the estimated cost of training (storage is separate).
+        currency: its currency, when known.
+        source: ``local`` (computed from the prepared data and a price table, sending
+            nothing), ``dry_run`` (asked of the remote with ``plan --remote-estimate``) or
+            ``remote-validation`` (the validated job's metadata).
+        train_tokens: tokens the run trains on (local estimates and dry runs).
+        expected_duration_seconds: what a dry run also reports (dry runs only).
+        basis: how a local estimate was computed (local estimates only).
+        storage_per_month: monthly storage of the fine-tuned model it makes (local estimates
             only).
     """
 
     OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"train_tokens", "expected_duration_seconds"}
+        {"train_tokens", "expected_duration_seconds", "basis", "storage_per_month"}
     )
 
     amount: float
@@ -401,6 +462,8 @@ class CostEstimate(PartialPart):
     source: CostSource
     train_tokens: int | None = None
     expected_duration_seconds: int | None = None
+    basis: CostBasis | None = None
+    storage_per_month: float | None = None
 
 
 # -- changes ----------------------------------------------------------------------------------
@@ -493,11 +556,26 @@ class PlanSettings(PlanPart):
         targets: ``--target`` patterns.
         replace: ``--replace`` patterns.
         prune: ``--prune``.
+        max_cost: ``--max-cost`` (None: not given).
     """
 
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
+    max_cost: float | None = None
+
+
+class RunBudgetLimit(PlanPart):
+    """The cap on the whole plan's cost that was checked.
+
+    Attributes:
+        max_cost: the highest acceptable sum of the estimates of the jobs the plan creates or
+            starts (USD).
+        source: where it comes from: ``--max-cost`` or ``Provider budget``.
+    """
+
+    max_cost: float
+    source: str
 
 
 class Plan(PlanPart):
@@ -515,9 +593,14 @@ class Plan(PlanPart):
         drift: objects changed outside reconciler.
         not_in_spec: managed addresses the specs no longer name (acted on only with prune).
         warnings: other things worth reading.
-        options: targets / replace / prune the plan was made with.
+        options: targets / replace / prune / max_cost the plan was made with.
         models_kept: fine-tuned models kept after apply (for the storage-cost line).
         storage_cost_per_model: monthly storage cost of one fine-tuned model (USD).
+        errors: why apply refuses this plan (a job over its budget, the run over its cap);
+            ``plan`` exits 1 when there is any.
+        unestimated: new jobs without a cost estimate, and why (the cost totals are then a
+            lower bound).
+        run_budget: the cap on the whole plan's cost that was checked, if any.
     """
 
     format_version: str = PLAN_FORMAT_VERSION
@@ -535,6 +618,9 @@ class Plan(PlanPart):
     options: PlanSettings = PlanSettings()
     models_kept: int = 0
     storage_cost_per_model: float = 2.0
+    errors: tuple[str, ...] = ()
+    unestimated: Mapping[Address, str] = Field(default_factory=dict)
+    run_budget: RunBudgetLimit | None = None
 
     @property
     def actionable(self) -> list[FileChange | JobChange]:
@@ -553,6 +639,24 @@ class Plan(PlanPart):
             counts[change.action.value] += 1
         return counts
 
+    @property
+    def costly(self) -> list[JobChange]:
+        """The changes that cost money: jobs the plan creates, replaces or starts."""
+        return [
+            c
+            for c in self.changes
+            if isinstance(c, JobChange) and (c.action.makes_new or c.action is Action.START)
+        ]
+
+    def cost_totals(self) -> dict[str, float]:
+        """Sum of the estimates of :attr:`costly` changes, by currency (``""``: unknown)."""
+        totals: dict[str, float] = {}
+        for change in self.costly:
+            if change.cost is not None:
+                currency = change.cost.currency or ""
+                totals[currency] = totals.get(currency, 0.0) + change.cost.amount
+        return totals
+
     def only(self, actions: Collection[Action]) -> Plan:
         """A copy of this plan with only the changes of these actions."""
         return self.model_copy(
@@ -564,6 +668,11 @@ class Plan(PlanPart):
         data: dict[str, Any] = self.model_dump(mode="json")
         data["summary"] = self.summary()
         data["has_changes"] = self.has_changes
+        data["costs"] = {
+            "totals": {k: round(v, 4) for k, v in sorted(self.cost_totals().items())},
+            "complete": not self.unestimated,
+            "unestimated": len(self.unestimated),
+        }
         return data
 
     def save(self, path: Path) -> None:
@@ -586,7 +695,7 @@ class Plan(PlanPart):
                 f"{path}: plan format {data.get('format_version')} is not supported by this "
                 f"version (expects {PLAN_FORMAT_VERSION}); re-run 'reconciler plan'"
             )
-        for key in ("kind", "summary", "has_changes"):
+        for key in ("kind", "summary", "has_changes", "costs"):
             data.pop(key, None)
         if version == "1.0":
             data = _upgrade_1_0(data)

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from reconciler import __version__
 from reconciler.address import JOB_PREFIX, Address, ResourceType
 from reconciler.client.types import JobStatus
+from reconciler.engine.costs import MISTRAL_STORAGE_PER_MONTH
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths
 from reconciler.engine.observed import Observed
@@ -64,9 +65,6 @@ from reconciler.engine.state_model import Intent, ResourceState, State
 
 C = TypeVar("C", FileChange, JobChange)
 
-MODEL_STORAGE_COST_PER_MONTH = 2.0
-"""USD per fine-tuned model per month (Mistral's published storage price)."""
-
 
 @dataclass(frozen=True)
 class PlanOptions:
@@ -82,8 +80,11 @@ class PlanOptions:
         spec_paths: the spec paths, as given.
         spec_digest: digest of specs and prepared data.
         estimates: cost estimates by job address, for the jobs :func:`jobs_to_create` names.
+            A job to start uses the remote's validated figure when there is one.
         notes: warnings from outside the planner (cost estimation, datasets), listed after
             the planner's own.
+        storage_cost_per_model: monthly storage price of one fine-tuned model (USD), for the
+            plan's storage line.
     """
 
     targets: tuple[str, ...] = ()
@@ -94,6 +95,7 @@ class PlanOptions:
     spec_digest: str = ""
     estimates: Mapping[str, CostEstimate] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    storage_cost_per_model: float = MISTRAL_STORAGE_PER_MONTH
 
 
 def matches(address: str, patterns: Iterable[str]) -> bool:
@@ -222,13 +224,16 @@ def _job_changes(world: _World, drift: list[Drift]) -> Iterator[JobChange]:
 def jobs_to_create(
     desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
 ) -> list[Address]:
-    """Addresses of the jobs the plan will create or replace (those worth a cost estimate).
+    """Addresses of the jobs the plan will create, replace or start (those worth a cost
+    estimate).
 
     Pure, like :func:`build_plan`, and decided by the same rules: ask for estimates of these,
     then build the plan once with them (``options.estimates``).
     """
     world = _world(desired, state, observed, options)
-    return [c.address for c in _job_changes(world, []) if c.action.makes_new]
+    return [
+        c.address for c in _job_changes(world, []) if c.action.makes_new or c.action is Action.START
+    ]
 
 
 def build_plan(
@@ -281,7 +286,7 @@ def build_plan(
         warnings=(*warnings, *options.notes),
         options=PlanSettings(targets=options.targets, replace=options.replace, prune=options.prune),
         models_kept=_models_kept(current, observed, changes),
-        storage_cost_per_model=MODEL_STORAGE_COST_PER_MONTH,
+        storage_cost_per_model=options.storage_cost_per_model,
     )
 
 
@@ -511,7 +516,7 @@ def _plan_job(
             if status is JobStatus.VALIDATED
             else Reason.AWAITING_VALIDATION,
             before=before,
-            cost=_remote_cost(remote),
+            cost=_remote_cost(remote) or estimate,
         )
     if status is JobStatus.SUCCESS:
         fields = _model_updates(job, remote, observed)

@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.engine.plan import MODEL_FIELDS, Action, Disposition, FileChange, JobChange, Plan
+from reconciler.engine.plan import (
+    MODEL_FIELDS,
+    Action,
+    CostEstimate,
+    Disposition,
+    FileChange,
+    JobChange,
+    Plan,
+)
 
 GITHUB_COMMENT_LIMIT = 65_536
 MARKDOWN_BUDGET = 60_000
@@ -35,9 +43,9 @@ def summary_line(plan: Plan) -> str:
     else:
         parts = [f"{counts[a.value]} {verb}" for a, verb in _VERBS.items()]
         text = "Plan: " + ", ".join(parts) + "."
-    cost = total_cost(plan)
+    cost = cost_headline(plan)
     if cost:
-        text += f" Estimated cost of new jobs: {cost}."
+        text += f" {cost}"
     if plan.models_kept:
         monthly = plan.models_kept * plan.storage_cost_per_model
         text += (
@@ -49,21 +57,76 @@ def summary_line(plan: Plan) -> str:
 
 def total_cost(plan: Plan) -> str:
     """Sum of cost estimates by currency, e.g. ``4.20 USD``; empty when none."""
-    totals: dict[str, float] = {}
-    for change in plan.changes:
-        if change.cost is not None:
-            currency = change.cost.currency or ""
-            totals[currency] = totals.get(currency, 0.0) + change.cost.amount
-    return ", ".join(f"{v:.2f} {k}".strip() for k, v in sorted(totals.items()))
+    totals = plan.cost_totals()
+    return ", ".join(f"{v:,.2f} {k}".strip() for k, v in sorted(totals.items()))
 
 
-def describe_change(change: FileChange | JobChange) -> list[str]:
-    """Detail lines of one change (without the address line)."""
-    lines = _describe_file(change) if isinstance(change, FileChange) else _describe_job(change)
-    if change.cost is not None:
-        lines.append(
-            f"cost estimate: {change.cost.amount:.2f} {change.cost.currency or ''}".rstrip()
+def cost_headline(plan: Plan) -> str:
+    """``Estimated cost: 4.20 USD for 2 job(s).`` — ``at least``, with how many are missing,
+    when some job has no estimate; the run's cap when there is one. Empty without costs."""
+    jobs, missing = len(plan.costly), len(plan.unestimated)
+    if not jobs:
+        return ""
+    total = total_cost(plan) or "0.00"
+    if missing:
+        text = (
+            f"Estimated cost: at least {total} for {jobs} job(s); {missing} job(s) could not "
+            "be estimated."
         )
+    else:
+        text = f"Estimated cost: {total} for {jobs} job(s)."
+    if plan.run_budget is not None:
+        text += f" Run budget: {plan.run_budget.max_cost:,.2f} USD ({plan.run_budget.source})."
+    return text
+
+
+def describe_cost(change: FileChange | JobChange, plan: Plan | None = None) -> list[str]:
+    """The cost lines of a change: its estimate and how it was made, why it has none, and
+    whether it is over its budget."""
+    cost = change.cost
+    if cost is None:
+        why = plan.unestimated.get(change.address) if plan is not None else None
+        return [f"cost estimate: none ({why})"] if why else []
+    storage = (
+        f" + storage {cost.storage_per_month:.2f} {cost.currency or ''}/month"
+        if cost.storage_per_month is not None
+        else ""
+    )
+    lines = [f"cost estimate: {_amount(cost)} ({cost.source}){storage}"]
+    basis = cost.basis
+    if basis is not None:
+        lines.append(
+            f"  {basis.steps:,} steps ({basis.steps_from}) x {basis.tokens_per_step:,} tokens "
+            f"= {basis.train_tokens:,} tokens at {basis.price_per_million_tokens:g} "
+            f"{cost.currency or ''}/M tokens (minimum {basis.minimum_fee:g})"
+        )
+        lines.append(
+            f"  {basis.epochs:g} epoch(s) of {basis.data_tokens:,} training tokens "
+            f"({basis.token_count})"
+        )
+        if len(basis.training_files) > 1:
+            lines.extend(
+                f"    {f.file}: {f.tokens:,} tokens, weight {f.weight:g}, {f.epochs:g} epoch(s)"
+                for f in basis.training_files
+            )
+        lines.append(f"  price: {basis.price_source}")
+    elif cost.train_tokens is not None:
+        lines.append(f"  {cost.train_tokens:,} trained tokens")
+    budget = change.after.budget if isinstance(change, JobChange) and change.after else None
+    if budget is not None and cost.amount > budget.max_cost:
+        lines.append(f"OVER BUDGET: {_amount(cost)} > budget.max_cost {budget.max_cost:g}")
+    return lines
+
+
+def _amount(cost: CostEstimate) -> str:
+    return f"{cost.amount:,.2f} {cost.currency or ''}".rstrip()
+
+
+def describe_change(change: FileChange | JobChange, plan: Plan | None = None) -> list[str]:
+    """Detail lines of one change (without the address line); ``plan`` says why a job has
+    no cost estimate."""
+    lines = _describe_file(change) if isinstance(change, FileChange) else _describe_job(change)
+    lines.extend(describe_cost(change, plan))
     if change.blocked:
         lines.append(f"BLOCKED: {change.blocked}")
     return lines
@@ -104,7 +167,7 @@ def _describe_job(change: JobChange) -> list[str]:
             lines.append(f"W&B project {integration.project} (api_key from {{{ref}}})")
         start = "then start once validated" if after.start else "leave VALIDATED (start: false)"
         if after.budget:
-            start += f", if the estimate is within budget {after.budget.max_cost}"
+            start += f", if the remote's estimate is within budget {after.budget.max_cost}"
         lines.append(start)
     if change.action is Action.REPLACE:
         if change.replace_paths:
@@ -151,6 +214,9 @@ def _size(n: Any) -> str:
 def render_text(plan: Plan, *, show_noop: bool = False) -> str:
     """Human plan, Terraform-like: symbols, reasons, details, drift, summary line."""
     out: list[str] = []
+    if plan.errors:
+        out.extend(f"Error: {error}" for error in plan.errors)
+        out.append("")
     actionable = plan.actionable
     if actionable:
         out.append("reconciler will perform the following actions:")
@@ -159,7 +225,7 @@ def render_text(plan: Plan, *, show_noop: bool = False) -> str:
             out.append(
                 f"  {change.action.symbol:>3} {change.address}  ({change.action.value}: {change.reason})"
             )
-            out.extend(f"        {line}" for line in describe_change(change))
+            out.extend(f"        {line}" for line in describe_change(change, plan))
             out.append("")
     if show_noop:
         for change in plan.changes:
@@ -195,6 +261,25 @@ def _md_escape(text: str) -> str:
     return text.replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
+UNESTIMATED_NAMED = 5
+"""Addresses named per reason in the Markdown list of jobs without an estimate."""
+
+
+def _unestimated_lines(plan: Plan) -> list[str]:
+    """One line per reason a job has no estimate, naming the first jobs and counting all (a
+    thousand jobs of an unpriced model make one line, and the comment stays short)."""
+    by_reason: dict[str, list[str]] = {}
+    for address, why in plan.unestimated.items():
+        by_reason.setdefault(why, []).append(address)
+    lines = []
+    for why, addresses in by_reason.items():
+        named = ", ".join(f"`{a}`" for a in addresses[:UNESTIMATED_NAMED])
+        more = len(addresses) - UNESTIMATED_NAMED
+        named += f" and {more} more" if more > 0 else ""
+        lines.append(f"- {named}: {_md_escape(why)}")
+    return lines
+
+
 def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     """A PR comment: summary first, details folded, always under ``budget`` characters."""
     counts = plan.summary()
@@ -206,6 +291,19 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         f"Target: `{plan.target}`",
         "",
     ]
+    if plan.errors:
+        head.append(f":x: **{len(plan.errors)} error(s): apply will refuse this plan.**")
+        head.append("")
+        head.extend(f"- {_md_escape(e)}" for e in plan.errors)
+        head.append("")
+    if plan.unestimated:
+        head.append(
+            f":warning: {len(plan.unestimated)} job(s) have no cost estimate, so the estimated "
+            "cost is a lower bound:"
+        )
+        head.append("")
+        head.extend(_unestimated_lines(plan))
+        head.append("")
     head.append("| action | count |")
     head.append("| --- | ---: |")
     for action in Action:
@@ -231,7 +329,7 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     text = "\n".join(head)
     sections: list[str] = []
     for change in plan.actionable:
-        body = "\n".join(describe_change(change))
+        body = "\n".join(describe_change(change, plan))
         sections.append(
             f"<details><summary><code>{_md_escape(change.action.symbol)} {change.address}</code> "
             f"{change.action.value} ({change.reason})</summary>\n\n```\n{body}\n```\n</details>"

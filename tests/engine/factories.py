@@ -16,7 +16,12 @@ from reconciler.spec.resolved import ResolvedJob, SpecSet, TrainingInput
 
 
 def desired_file(
-    dataset: str = "d", part: str = "all", sha: str = "a" * 64, size: int = 100
+    dataset: str = "d",
+    part: str = "all",
+    sha: str = "a" * 64,
+    size: int = 100,
+    tokens: int = 25,
+    exact_tokens: int | None = None,
 ) -> DesiredFile:
     filename = f"{dataset}-{sha[:12]}.jsonl"
     return DesiredFile(
@@ -30,6 +35,8 @@ def desired_file(
         samples=3,
         path=Path("/nonexistent"),
         fingerprint=fingerprint.file_fingerprint(filename, sha),
+        approx_tokens=tokens,
+        exact_tokens=exact_tokens,
     )
 
 

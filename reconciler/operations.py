@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.data.api import check_datasets
@@ -26,7 +26,7 @@ from reconciler.engine.executor import ApplyOptions, Executor, resolve_integrati
 from reconciler.engine.observed import Observed, refresh
 from reconciler.engine.outcome import ApplyHooks, ApplyResult
 from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan, RunBudgetLimit
-from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, known_file_ids
+from reconciler.engine.planner import PlanOptions, build_plan, known_file_ids
 from reconciler.engine.state_model import State
 from reconciler.errors import (
     ApiError,
@@ -205,10 +205,10 @@ def make_plan(
 ) -> tuple[Plan, Observed]:
     """Build the plan (with cost estimates and budget checks), refreshing unless ``observed``.
 
-    The plan is built once: the planner first names the jobs it will create, replace or
-    start, their costs are estimated locally (and by the remote too with
-    ``remote_estimate``), then the plan is made with the estimates and every warning in it,
-    and its costs are reviewed against the budgets (:func:`~reconciler.engine.costs.review_costs`).
+    Every job it creates, replaces or starts is priced as the plan is made (locally:
+    :func:`~reconciler.engine.costs.pricer`; with ``remote_estimate`` the remote's dry runs
+    then replace the local figures of new jobs), and its costs are reviewed against the
+    budgets (:func:`~reconciler.engine.costs.review_costs`).
     """
     if observed is None:
         observed = refresh(ws.client())
@@ -221,30 +221,26 @@ def make_plan(
         target_description=ws.target,
         spec_paths=request.spec_paths,
         spec_digest=prepared.digest,
+        notes=prepared.warnings,
         storage_cost_per_model=estimator.storage_per_month,
+        price=costs.pricer(estimator, prepared.desired) if request.estimate else None,
     )
-    estimates: dict[str, CostEstimate] = {}
-    missing: dict[str, str] = {}
-    notes: list[str] = []
-    if request.estimate:
-        priced = jobs_to_create(prepared.desired, state, observed, options)
-        estimates, missing = costs.estimate_jobs(estimator, prepared.desired, priced)
-        if request.remote_estimate and priced:
-            try:
-                remote, notes = remote_estimates(ws, prepared.desired, state, observed, priced)
-            except ApiError as exc:
-                remote, notes = {}, [f"remote cost estimates unavailable: {exc}"]
-            estimates.update(remote)
-            missing = {a: why for a, why in missing.items() if a not in remote}
-    options = replace(options, estimates=estimates, notes=(*notes, *prepared.warnings))
     plan = build_plan(prepared.desired, state, observed, options)
     if not request.estimate:
         return plan, observed
+    if request.remote_estimate:
+        creates = [c.address for c in plan.costly if c.action.makes_new]
+        try:
+            remote, notes = remote_estimates(ws, prepared.desired, state, observed, creates)
+        except ApiError as exc:
+            remote, notes = {}, [f"remote cost estimates unavailable: {exc}"]
+        plan = costs.with_estimates(plan, remote)
+        plan = plan.model_copy(update={"warnings": (*notes, *plan.warnings)})
     plan = plan.model_copy(
         update={"options": plan.options.model_copy(update={"max_cost": request.max_cost})}
     )
     budget = costs.run_budget(request.max_cost, provider)
-    return costs.review_costs(plan, missing, budget), observed
+    return costs.review_costs(plan, estimator, prepared.desired, budget), observed
 
 
 @dataclass(frozen=True)

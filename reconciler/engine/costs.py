@@ -23,11 +23,11 @@ plan — a job over its ``budget.max_cost``, or the whole plan over the run's ca
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from reconciler.address import Address
+from reconciler.address import Address, ResourceType
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.plan import (
     CostBasis,
@@ -264,9 +264,14 @@ class StepTokenEstimator:
             )
         hyper = identity["hyperparameters"]
         tokens_per_step = int(hyper.get("seq_len") or DEFAULT_SEQ_LEN) * SEQUENCES_PER_STEP
-        training = [(f, files[f["file"]]) for f in identity["training_files"]]
-        exact = all(d.exact_tokens is not None for _, d in training)
-        counts = [_tokens(d, exact) for _, d in training]
+        # Plain loops: a plan prices every new job, and this runs a thousand times in one.
+        training: list[tuple[DesiredFile, float]] = []
+        exact = True
+        for ref in identity["training_files"]:
+            f = files[ref["file"]]
+            training.append((f, float(ref.get("weight") or 1.0)))
+            exact = exact and f.exact_tokens is not None
+        counts = [(f.exact_tokens or 0) if exact else f.approx_tokens for f, _ in training]
         data_tokens = max(1, sum(counts))
         steps_from: Literal["training_steps", "epochs", "default"]
         if hyper.get("training_steps") is not None:
@@ -282,9 +287,9 @@ class StepTokenEstimator:
                 "it trains; set one of them to get an estimate"
             )
         train_tokens = steps * tokens_per_step
-        weights = [float(f.get("weight") or 1.0) for f, _ in training]
-        total_weight = sum(weights) or 1.0
+        shares = _file_shares(training, counts, train_tokens)
         basis = CostBasis(
+            **({"training_files": shares} if shares else {}),
             train_tokens=train_tokens,
             steps=steps,
             steps_from=steps_from,
@@ -292,15 +297,6 @@ class StepTokenEstimator:
             data_tokens=data_tokens,
             token_count="exact" if exact else "approx",
             epochs=round(train_tokens / data_tokens, 4),
-            training_files=tuple(
-                FileTokens(
-                    file=Address(f["file"]),
-                    tokens=count,
-                    weight=weight,
-                    epochs=round(train_tokens * weight / total_weight / max(1, count), 4),
-                )
-                for (f, _), count, weight in zip(training, counts, weights, strict=True)
-            ),
             price_per_million_tokens=rate.train_per_million_tokens,
             minimum_fee=rate.minimum_fee,
             price_source=rate.source,
@@ -316,8 +312,23 @@ class StepTokenEstimator:
         )
 
 
-def _tokens(f: DesiredFile, exact: bool) -> int:
-    return int(f.exact_tokens) if exact and f.exact_tokens is not None else f.approx_tokens
+def _file_shares(
+    training: list[tuple[DesiredFile, float]], counts: list[int], train_tokens: int
+) -> tuple[FileTokens, ...]:
+    """Each training file's tokens, weight and passes, when there are several (with one,
+    the basis's ``data_tokens`` and ``epochs`` say it all)."""
+    if len(training) < 2:
+        return ()
+    per_weight = train_tokens / (sum(w for _, w in training) or 1.0)
+    return tuple(
+        FileTokens(
+            file=f.address,
+            tokens=count,
+            weight=weight,
+            epochs=round(per_weight * weight / max(1, count), 4),
+        )
+        for (f, weight), count in zip(training, counts, strict=True)
+    )
 
 
 ESTIMATORS: dict[str, tuple[PriceTable, int | None]] = {
@@ -340,19 +351,31 @@ def estimator_for(provider: Provider | None) -> CostEstimator:
     return StepTokenEstimator(table, default_steps)
 
 
-def estimate_jobs(
-    estimator: CostEstimator, desired: DesiredState, addresses: Iterable[str]
-) -> tuple[dict[str, CostEstimate], dict[str, str]]:
-    """(estimates, why not) for the jobs at ``addresses``: every one lands in one of the two."""
-    estimates: dict[str, CostEstimate] = {}
-    missing: dict[str, str] = {}
-    for address in addresses:
-        result = estimator.estimate(desired.jobs[address], desired.files)
-        if isinstance(result, Unestimated):
-            missing[address] = result.reason
-        else:
-            estimates[address] = result
-    return estimates, missing
+def pricer(
+    estimator: CostEstimator, desired: DesiredState
+) -> Callable[[DesiredJob], CostEstimate | None]:
+    """The planner's ``price``: a job's local estimate (None when there is none; the reason
+    is found again by :func:`review_costs`)."""
+
+    def price(job: DesiredJob) -> CostEstimate | None:
+        result = estimator.estimate(job, desired.files)
+        return result if isinstance(result, CostEstimate) else None
+
+    return price
+
+
+def with_estimates(plan: Plan, known: Mapping[str, CostEstimate]) -> Plan:
+    """The plan with the estimates in ``known`` (the remote's dry runs) on its new jobs, in
+    place of the local ones."""
+    if not known:
+        return plan
+    changes = tuple(
+        c.model_copy(update={"cost": known[c.address]})
+        if c.address in known and c.type is ResourceType.JOB and c.action.makes_new
+        else c
+        for c in plan.changes
+    )
+    return plan.model_copy(update={"changes": changes})
 
 
 def run_budget(max_cost: float | None, provider: Provider | None) -> RunBudgetLimit | None:
@@ -365,18 +388,22 @@ def run_budget(max_cost: float | None, provider: Provider | None) -> RunBudgetLi
     return min(caps, key=lambda c: c.max_cost) if caps else None
 
 
-def review_costs(plan: Plan, missing: Mapping[str, str], budget: RunBudgetLimit | None) -> Plan:
-    """The plan with its cost review: jobs not estimated, the run's cap, budget errors.
-
-    ``missing`` names jobs without an estimate and why (only those the plan creates,
-    replaces or starts without any cost are kept). The errors (added after the plan's own)
-    are :func:`budget_errors`.
-    """
-    unestimated = {
-        c.address: missing.get(c.address, "no estimate")
-        for c in plan.costly
-        if c.cost is None and c.address in missing
-    }
+def review_costs(
+    plan: Plan,
+    estimator: CostEstimator,
+    desired: DesiredState,
+    budget: RunBudgetLimit | None,
+) -> Plan:
+    """The plan with its cost review: the jobs it creates, replaces or starts without a cost
+    and why (:attr:`~reconciler.engine.plan.Plan.unestimated`), the run's cap, and the budget
+    errors (:func:`budget_errors`, after the plan's own errors)."""
+    unestimated: dict[Address, str] = {}
+    for change in plan.costly:
+        if change.cost is None:
+            result = estimator.estimate(desired.jobs[change.address], desired.files)
+            unestimated[change.address] = (
+                result.reason if isinstance(result, Unestimated) else "not estimated"
+            )
     reviewed = plan.model_copy(update={"unestimated": unestimated, "run_budget": budget})
     errors = budget_errors(reviewed)
     return reviewed.model_copy(update={"errors": (*plan.errors, *errors)}) if errors else reviewed

@@ -418,11 +418,14 @@ class CostBasis(PartialPart):
             tokenizer, with the ``tokens`` extra).
         epochs: passes over the training data the run amounts to
             (``train_tokens / data_tokens``).
-        training_files: per training file, its tokens, weight and passes.
+        training_files: per training file, its tokens, weight and passes (only when the job
+            has several: with one, ``data_tokens`` and ``epochs`` are its own).
         price_per_million_tokens, minimum_fee: the price applied.
         price_source: where the price comes from (the built-in table and its source, or the
             Provider's ``prices``).
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"training_files"})
 
     train_tokens: int
     steps: int
@@ -431,7 +434,7 @@ class CostBasis(PartialPart):
     data_tokens: int
     token_count: Literal["approx", "exact"]
     epochs: float
-    training_files: tuple[FileTokens, ...]
+    training_files: tuple[FileTokens, ...] = ()
     price_per_million_tokens: float
     minimum_fee: float
     price_source: str

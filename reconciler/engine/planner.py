@@ -80,7 +80,9 @@ class PlanOptions:
         spec_paths: the spec paths, as given.
         spec_digest: digest of specs and prepared data.
         estimates: cost estimates by job address, for the jobs :func:`jobs_to_create` names.
-            A job to start uses the remote's validated figure when there is one.
+        price: prices a job the plan creates, replaces or starts (one to start only without
+            the remote's figure) when ``estimates`` has none for it; called for those jobs
+            only, as the plan is made (None: no price).
         notes: warnings from outside the planner (cost estimation, datasets), listed after
             the planner's own.
         storage_cost_per_model: monthly storage price of one fine-tuned model (USD), for the
@@ -94,6 +96,7 @@ class PlanOptions:
     spec_paths: tuple[str, ...] = ()
     spec_digest: str = ""
     estimates: Mapping[str, CostEstimate] = field(default_factory=dict)
+    price: Callable[[DesiredJob], CostEstimate | None] | None = None
     notes: tuple[str, ...] = ()
     storage_cost_per_model: float = MISTRAL_STORAGE_PER_MONTH
 
@@ -217,23 +220,20 @@ def _job_changes(world: _World, drift: list[Drift]) -> Iterator[JobChange]:
                 world.managed,
                 force_replace=matches(address, world.options.replace),
                 recovering=address in world.intents,
-                estimate=world.options.estimates.get(address),
+                estimate=functools.partial(_estimate, world.options, job),
             )
 
 
 def jobs_to_create(
     desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
 ) -> list[Address]:
-    """Addresses of the jobs the plan will create, replace or start (those worth a cost
-    estimate).
+    """Addresses of the jobs the plan will create or replace (those worth a cost estimate).
 
     Pure, like :func:`build_plan`, and decided by the same rules: ask for estimates of these,
     then build the plan once with them (``options.estimates``).
     """
     world = _world(desired, state, observed, options)
-    return [
-        c.address for c in _job_changes(world, []) if c.action.makes_new or c.action is Action.START
-    ]
+    return [c.address for c in _job_changes(world, []) if c.action.makes_new]
 
 
 def build_plan(
@@ -425,12 +425,15 @@ def _plan_job(
     *,
     force_replace: bool,
     recovering: bool,
-    estimate: CostEstimate | None,
+    estimate: Callable[[], CostEstimate | None],
 ) -> JobChange:
     # Every change of this address shares these; each branch adds what is its own.
     change = functools.partial(JobChange, address=job.address, after=_job_after(job))
-    # A change that makes a new job waits for its files and carries its cost estimate.
-    new_job = functools.partial(change, depends_on=job.depends_on, cost=estimate)
+
+    def new_job(**fields: Any) -> JobChange:
+        """A change that makes a new job: it waits for its files and carries its cost."""
+        return change(depends_on=job.depends_on, cost=estimate(), **fields)
+
     if res is None:
         if recovering:
             return new_job(action=Action.CREATE, reason=Reason.RECOVER_INTENT)
@@ -516,7 +519,7 @@ def _plan_job(
             if status is JobStatus.VALIDATED
             else Reason.AWAITING_VALIDATION,
             before=before,
-            cost=_remote_cost(remote) or estimate,
+            cost=_remote_cost(remote) or estimate(),
         )
     if status is JobStatus.SUCCESS:
         fields = _model_updates(job, remote, observed)
@@ -528,6 +531,14 @@ def _plan_job(
                 update_fields=fields,
             )
     return change(action=Action.NOOP, reason=Reason.IN_SYNC, before=before)
+
+
+def _estimate(options: PlanOptions, job: DesiredJob) -> CostEstimate | None:
+    """The cost estimate of a job the plan makes or starts: given, or priced now."""
+    given = options.estimates.get(job.address)
+    if given is not None or options.price is None:
+        return given
+    return options.price(job)
 
 
 def _possible_duplicate(

@@ -3,14 +3,12 @@ jobs that cannot be estimated, budgets per job and per run."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from reconciler.engine import costs
 from reconciler.engine.plan import CostSource, Plan, RunBudgetLimit
-from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create
 from reconciler.spec.models import Budget, ModelPrice, Provider, RunBudget
 from tests.engine.factories import (
     desired,
@@ -18,6 +16,7 @@ from tests.engine.factories import (
     observed,
     remote_job,
     resolved_job,
+    reviewed_plan,
     state_with,
 )
 
@@ -157,15 +156,14 @@ def test_the_sandbox_table_is_the_sandbox_s_own_rate() -> None:
 # ----------------------------------------------------------------- budgets
 
 
-def _reviewed(jobs: list[Any], max_cost: float | None = None, **state: Any) -> Plan:
+def _reviewed(
+    jobs: list[Any],
+    max_cost: float | None = None,
+    estimator: costs.CostEstimator = SANDBOX,
+    **world: Any,
+) -> Plan:
     ds = desired([desired_file("d")], jobs)
-    options = PlanOptions(spec_digest="x")
-    st, obs = state.get("st"), state.get("obs", observed())
-    priced = jobs_to_create(ds, st, obs, options)
-    estimates, missing = costs.estimate_jobs(SANDBOX, ds, priced)
-    plan = build_plan(ds, st, obs, replace(options, estimates=estimates))
-    budget = costs.run_budget(max_cost, None)
-    return costs.review_costs(plan, missing, budget)
+    return reviewed_plan(ds, estimator, budget=costs.run_budget(max_cost, None), **world)
 
 
 def test_a_job_over_its_budget_is_a_plan_error_naming_it_and_the_fix() -> None:
@@ -190,9 +188,9 @@ def test_the_run_cap_counts_every_job_created_or_started() -> None:
         [remote_job("j-1", ds.jobs["job.validated"], ids, "VALIDATED", metadata={"cost": 7.5})],
     )
     jobs = [validated, resolved_job("new", suffix="n")]
-    within = _reviewed(jobs, max_cost=10.2, st=st, obs=obs)
+    within = _reviewed(jobs, max_cost=10.2, state=st, obs=obs)
     assert within.errors == () and within.cost_totals() == {"": 7.5, "USD": 2.6214}
-    over = _reviewed(jobs, max_cost=10.0, st=st, obs=obs)
+    over = _reviewed(jobs, max_cost=10.0, state=st, obs=obs)
     assert over.errors == (
         "the plan's estimated cost, 10.12 USD for 2 job(s), is over the run's cap of "
         "10.00 USD (--max-cost); plan fewer jobs (--target) or raise the cap",
@@ -207,16 +205,25 @@ def test_the_lower_of_max_cost_and_the_provider_budget_is_the_cap() -> None:
 
 
 def test_a_run_cap_with_jobs_not_estimated_says_at_least() -> None:
-    plan = _reviewed([resolved_job(f"j{i}", suffix=f"s{i}") for i in range(3)], max_cost=5)
-    unpriced = plan.model_copy(
-        update={
-            "errors": (),
-            "changes": tuple(
-                c.model_copy(update={"cost": None}) if c.address == "job.j0" else c
-                for c in plan.changes
-            ),
-        }
+    jobs = [resolved_job(f"j{i}", suffix=f"s{i}") for i in range(2)]
+    jobs.append(resolved_job("small", suffix="s", model="mistral-small-latest"))
+    plan = _reviewed(jobs, max_cost=5, estimator=MISTRAL)
+    assert list(plan.unestimated) == ["job.small"]
+    assert "no price for model 'mistral-small-latest'" in plan.unestimated["job.small"]
+    # Two jobs at Mistral's minimum fee of 4 USD, and one more of unknown cost.
+    assert plan.errors == (
+        "the plan's estimated cost, at least 8.00 USD for 3 job(s), is over the run's cap of "
+        "5.00 USD (--max-cost); plan fewer jobs (--target) or raise the cap",
     )
-    reviewed = costs.review_costs(unpriced, {"job.j0": "no price"}, plan.run_budget)
-    assert reviewed.unestimated == {"job.j0": "no price"}
-    assert reviewed.errors[-1].startswith("the plan's estimated cost, at least 5.24 USD for 3")
+
+
+def test_a_job_to_start_is_priced_locally_until_the_remote_has_validated_it() -> None:
+    job = resolved_job("j")
+    ds = desired([desired_file("d")], [job])
+    ids = {"dataset.d[all]": "f-1"}
+    st = state_with(ds, file_ids=ids, job_ids={"job.j": "j-1"})
+    files = [{"id": "f-1", "filename": ds.files["dataset.d[all]"].filename, "bytes": 100}]
+    queued = observed(files, [remote_job("j-1", ds.jobs["job.j"], ids, "VALIDATING")])
+    (start,) = _reviewed([job], state=st, obs=queued).costly
+    assert start.action.value == "start" and start.cost is not None
+    assert start.cost.source is CostSource.LOCAL

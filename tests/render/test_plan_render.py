@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from reconciler.engine import costs
 from reconciler.engine.desired import DesiredFile, DesiredState
 from reconciler.engine.observed import Observed
 from reconciler.engine.plan import CostEstimate, CostSource, Plan, RunBudgetLimit
-from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create
+from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.state_model import State
 from reconciler.render.plan import GITHUB_COMMENT_LIMIT, render_json, render_markdown, render_text
 from reconciler.spec.models import Budget, FineTunedModelSpec
@@ -30,6 +29,7 @@ from tests.engine.factories import (
     remote_file,
     remote_job,
     resolved_job,
+    reviewed_plan,
     state_with,
 )
 
@@ -115,13 +115,9 @@ def sample_plan() -> Plan:
         spec_paths=("specs",),
         spec_digest="d" * 64,
     )
-    priced = jobs_to_create(after, st, obs, options)
-    estimates, missing = costs.estimate_jobs(
-        costs.StepTokenEstimator(costs.MISTRAL_PRICES), after, priced
-    )
-    plan = build_plan(after, st, obs, replace(options, estimates=estimates))
     budget = RunBudgetLimit(max_cost=100.0, source="Provider budget")
-    return _fixed(costs.review_costs(plan, missing, budget))
+    mistral = costs.StepTokenEstimator(costs.MISTRAL_PRICES)
+    return _fixed(reviewed_plan(after, mistral, state=st, obs=obs, options=options, budget=budget))
 
 
 def check_snapshot(name: str, text: str) -> None:
@@ -229,10 +225,7 @@ def _reviewed_plan(jobs: list[ResolvedJob], estimator: costs.CostEstimator = SAN
     """A first plan of ``jobs`` (on one dataset of 30,000 tokens), estimated and reviewed."""
     ds = desired([desired_file("d", tokens=30_000)], jobs)
     options = PlanOptions(target_description="sandbox http://127.0.0.1:8080", spec_digest="f" * 64)
-    priced = jobs_to_create(ds, None, observed(), options)
-    estimates, missing = costs.estimate_jobs(estimator, ds, priced)
-    plan = build_plan(ds, None, observed(), replace(options, estimates=estimates))
-    return _fixed(costs.review_costs(plan, missing, None))
+    return _fixed(reviewed_plan(ds, estimator, options=options))
 
 
 def test_every_new_job_has_a_cost_in_text_json_and_markdown_however_many() -> None:

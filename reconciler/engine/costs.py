@@ -50,8 +50,9 @@ DEFAULT_SEQ_LEN = 32768
 
 SEQUENCES_PER_STEP = 4
 """Sequences one training step trains on. With the default ``seq_len`` a step is 131,072
-tokens: the ``train_tokens_per_step`` of a real Mistral job (open-mistral-7b, July 2024, in the
-API reference notes), and the sandbox's rule."""
+tokens: the ``train_tokens_per_step`` of a real Mistral job (open-mistral-7b, 2024-07-19, in
+Mistral's fine-tuning API cookbook, docs.mistral.ai/cookbook/mistral-fine_tune-mistral_finetune_api),
+and the sandbox's rule."""
 
 MISTRAL_STORAGE_PER_MONTH = 2.0
 """USD per fine-tuned model per month: "a monthly storage fee of $2 for each model"
@@ -128,9 +129,10 @@ def _first(*values: float | None) -> float:
 
 
 _MISTRAL_VERIFIED = (
-    "Mistral, verified: a real job's metadata (open-mistral-7b, July 2024: 1,310,720 trained "
-    "tokens cost 2.6214 USD; API reference notes); $4 minimum and $2/month storage from "
-    "docs.mistral.ai/capabilities/finetuning, read 2026-11-29"
+    "Mistral, verified: a real open-mistral-7b job's metadata (1,310,720 trained tokens cost "
+    "2.6214 USD on 2024-07-19; docs.mistral.ai/cookbook/mistral-fine_tune-mistral_finetune_api); "
+    "$4 minimum and $2/month storage from docs.mistral.ai/capabilities/finetuning, read "
+    "2026-11-29"
 )
 _MISTRAL_UNVERIFIED = (
     "Mistral, NOT verified: recalled from mistral.ai/pricing (fine-tunable models, 2024), "
@@ -159,9 +161,10 @@ MISTRAL_PRICES = PriceTable(
 
 Sources, and what could be checked (2026-11-29):
 
-* **Verified.** ``open-mistral-7b`` at 2 USD per million trained tokens: a real job's
-  metadata recorded in the API reference notes (July 2024) reads ``train_tokens: 1310720,
-  cost: 2.6214`` — exactly 2 USD per million. The minimum fee of 4 USD per job and the storage
+* **Verified.** ``open-mistral-7b`` at 2 USD per million trained tokens: the metadata of a
+  real job in Mistral's fine-tuning API cookbook
+  (docs.mistral.ai/cookbook/mistral-fine_tune-mistral_finetune_api, run 2024-07-19) reads
+  ``train_tokens: 1310720, cost: 2.6214, cost_currency: USD`` — exactly 2 USD per million. The minimum fee of 4 USD per job and the storage
   fee of 2 USD per model per month: docs.mistral.ai/capabilities/finetuning ("Every
   fine-tuning job comes with a minimum fee of $4, and there's a monthly storage fee of $2 for
   each model"). Mistral's own dry-run figure did not include the minimum fee; this table does,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.engine import costs
-from reconciler.engine.desired import DesiredFile, DesiredState
+from reconciler.engine.desired import DesiredFile
 from reconciler.engine.observed import Observed
 from reconciler.engine.plan import CostEstimate, CostSource, Plan, RunBudgetLimit
 from reconciler.engine.planner import PlanOptions, build_plan
@@ -40,10 +41,19 @@ def _fixed(plan: Plan) -> Plan:
     return plan.model_copy(update={"created_at": 1_700_000_000.0, "tool_version": "0.0.0"})
 
 
-def legacy_sample_plan() -> Plan:
-    """The sample plan as layouts 1.0 and 1.1 knew it: a dry-run estimate, no local ones."""
+@dataclass(frozen=True)
+class _Sample:
+    """What both sample plans start from: three jobs in the state, a changed dataset."""
+
+    files: list[DesiredFile]
+    jobs: list[ResolvedJob]
+    state: State
+    observed: Observed
+
+
+def _sample(eval_tokens: int = 25) -> _Sample:
     f_old, f_new = desired_file("chats", sha="a" * 64), desired_file("chats", sha="b" * 64)
-    f_eval = desired_file("evals", sha="c" * 64)
+    f_eval = desired_file("evals", sha="c" * 64, tokens=eval_tokens)
     running = resolved_job("tone", dataset="chats")
     done = resolved_job(
         "format",
@@ -52,22 +62,6 @@ def legacy_sample_plan() -> Plan:
     )
     validated = resolved_job("budgeted", dataset="evals", budget=Budget(max_cost=5))
     before = desired([f_old, f_eval], [running, done, validated])
-    st, obs = _sample_world(before, f_old, f_eval)
-    new_job = resolved_job("sweep-lr-1e-4", dataset="evals")
-    after = desired([f_new, f_eval], [running, done, validated, new_job])
-    estimate = CostEstimate(amount=1.25, currency="USD", source=CostSource.DRY_RUN)
-    options = PlanOptions(
-        target_description="sandbox http://127.0.0.1:8080",
-        spec_paths=("specs",),
-        spec_digest="d" * 64,
-        estimates={"job.sweep-lr-1e-4": estimate},
-    )
-    return _fixed(build_plan(after, st, obs, options))
-
-
-def _sample_world(
-    before: DesiredState, f_old: DesiredFile, f_eval: DesiredFile
-) -> tuple[State, Observed]:
     st = state_with(
         before,
         file_ids={f_old.address: "f-1", f_eval.address: "f-2"},
@@ -89,27 +83,31 @@ def _sample_world(
         ],
         [{"id": "ft:m:2", "name": None, "description": None, "archived": False}],
     )
-    return st, obs
+    new_job = resolved_job("sweep-lr-1e-4", dataset="evals")
+    return _Sample([f_new, f_eval], [running, done, validated, new_job], st, obs)
+
+
+def legacy_sample_plan() -> Plan:
+    """The sample plan as layouts 1.0 and 1.1 knew it: a dry-run estimate, no local ones."""
+    sample = _sample()
+    estimate = CostEstimate(amount=1.25, currency="USD", source=CostSource.DRY_RUN)
+    options = PlanOptions(
+        target_description="sandbox http://127.0.0.1:8080",
+        spec_paths=("specs",),
+        spec_digest="d" * 64,
+        estimates={"job.sweep-lr-1e-4": estimate},
+    )
+    after = desired(sample.files, sample.jobs)
+    return _fixed(build_plan(after, sample.state, sample.observed, options))
 
 
 def sample_plan() -> Plan:
-    f_old, f_new = desired_file("chats", sha="a" * 64), desired_file("chats", sha="b" * 64)
-    f_eval = desired_file("evals", sha="c" * 64, tokens=40_000)
-    running = resolved_job("tone", dataset="chats")
-    done = resolved_job(
-        "format",
-        dataset="evals",
-        fine_tuned_model=FineTunedModelSpec(name="fmt-v1", description="JSON out"),
-    )
-    validated = resolved_job("budgeted", dataset="evals", budget=Budget(max_cost=5))
-    before = desired([f_old, f_eval], [running, done, validated])
-    st, obs = _sample_world(before, f_old, f_eval)
-    new_job = resolved_job("sweep-lr-1e-4", dataset="evals")
-    # Mistral's table has no price for this model: the job is listed as not estimated.
+    """The sample plan priced with Mistral's table, one job of a model it has no price for."""
+    sample = _sample(eval_tokens=40_000)
     unpriced = resolved_job(
         "small", dataset="evals", model="mistral-small-latest", hyperparameters={"epochs": 2.0}
     )
-    after = desired([f_new, f_eval], [running, done, validated, new_job, unpriced])
+    after = desired(sample.files, [*sample.jobs, unpriced])
     options = PlanOptions(
         target_description="mistral https://api.mistral.ai",
         spec_paths=("specs",),
@@ -117,7 +115,10 @@ def sample_plan() -> Plan:
     )
     budget = RunBudgetLimit(max_cost=100.0, source="Provider budget")
     mistral = costs.StepTokenEstimator(costs.MISTRAL_PRICES)
-    return _fixed(reviewed_plan(after, mistral, state=st, obs=obs, options=options, budget=budget))
+    plan = reviewed_plan(
+        after, mistral, state=sample.state, obs=sample.observed, options=options, budget=budget
+    )
+    return _fixed(plan)
 
 
 def check_snapshot(name: str, text: str) -> None:

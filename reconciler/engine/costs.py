@@ -334,24 +334,38 @@ def _file_shares(
     )
 
 
-ESTIMATORS: dict[str, tuple[PriceTable, int | None]] = {
-    "mistral": (MISTRAL_PRICES, None),
-    "sandbox": (SANDBOX_PRICES, 10),
-}
-"""Provider type → (price table, default steps) of its :class:`StepTokenEstimator`.
+EstimatorFactory = Callable[["Provider | None"], CostEstimator]
+"""Makes the estimator of a workspace from its Provider document (None: the embedded sandbox),
+with the Provider's ``prices`` applied."""
 
-The sandbox trains 10 steps when a job sets neither ``training_steps`` nor ``epochs``;
-Mistral does not document its default, so such a job is not estimated there."""
+SANDBOX_DEFAULT_STEPS = 10
+"""Steps the sandbox trains a job that sets neither ``training_steps`` nor ``epochs``."""
+
+
+def _step_tokens(table: PriceTable, default_steps: int | None) -> EstimatorFactory:
+    def make(provider: Provider | None) -> CostEstimator:
+        prices = table.with_overrides(provider.prices) if provider is not None else table
+        return StepTokenEstimator(prices, default_steps)
+
+    return make
+
+
+ESTIMATORS: dict[str, EstimatorFactory] = {
+    "mistral": _step_tokens(MISTRAL_PRICES, None),
+    "sandbox": _step_tokens(SANDBOX_PRICES, SANDBOX_DEFAULT_STEPS),
+}
+"""Provider type → how to make its estimator. Mistral does not document how long a job that
+sets neither ``training_steps`` nor ``epochs`` trains, so such a job is not estimated there.
+
+A provider with another cost model registers its own :class:`CostEstimator` here: e.g. one
+that multiplies training tokens by epochs by a price per token (hosted APIs billed per trained
+token), or GPU-hours by the Provider's price per GPU-hour (a self-hosted cluster)."""
 
 
 def estimator_for(provider: Provider | None) -> CostEstimator:
     """The estimator of the workspace's provider (None: the embedded sandbox), with the
     Provider's ``prices`` applied."""
-    kind = provider.type if provider is not None else "sandbox"
-    table, default_steps = ESTIMATORS[kind]
-    if provider is not None:
-        table = table.with_overrides(provider.prices)
-    return StepTokenEstimator(table, default_steps)
+    return ESTIMATORS[provider.type if provider is not None else "sandbox"](provider)
 
 
 def pricer(

@@ -150,7 +150,7 @@ def test_the_sandbox_table_is_the_sandbox_s_own_rate() -> None:
     assert rate.minimum_fee == job_rules.MINIMUM_FEE_USD
     assert costs.DEFAULT_SEQ_LEN == job_rules.DEFAULT_SEQ_LEN
     assert costs.SEQUENCES_PER_STEP == job_rules.SEQUENCES_PER_STEP
-    assert costs.ESTIMATORS["sandbox"][1] == job_rules.DEFAULT_TRAINING_STEPS
+    assert costs.SANDBOX_DEFAULT_STEPS == job_rules.DEFAULT_TRAINING_STEPS
 
 
 # ----------------------------------------------------------------- budgets

@@ -19,6 +19,7 @@ are translated into this tree at the module boundary where they occur and chaine
     │   ├── AuthError             401 / 403
     │   ├── NotFoundError         404
     │   ├── ConflictError         409
+    │   │   └── DuplicateSubmissionError  a Ray job with this submission_id already exists
     │   ├── PayloadTooLargeError  413
     │   ├── ValidationError       400 / 422, .detail is the server's detail
     │   ├── RateLimitedError      429, .retry_after seconds
@@ -26,10 +27,14 @@ are translated into this tree at the module boundary where they occur and chaine
     │   └── TransportError        connection refused/reset, timeouts; no HTTP status
     ├── ApplyError                partial failure of an apply: .failures
     ├── BudgetExceededError       a job's cost estimate is over its budget
+    ├── StorageError              a storage URI (local path, s3://, ...) cannot be read or written
+    ├── TrainingError             the trainer cannot run the job it was given (bad job, model, data)
     └── InvalidValueError         a malformed command-line value (also a ValueError)
 
 Each error's ``str()`` is a complete user-facing message: what is wrong, where, and how to
-fix it. Messages never contain secret values.
+fix it. Messages never contain secret values: they are built without them, and ``str()`` also
+replaces every secret the run resolved by ``***`` (:mod:`reconciler.redact`), in case one
+arrived inside a foreign message (a server echoing a request, a driver quoting a DSN).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from reconciler.redact import scrub
 
 
 @dataclass(frozen=True, order=True)
@@ -155,9 +162,16 @@ _PROBLEM_KEYS = frozenset(
 
 
 class ReconcilerError(Exception):
-    """Base of every error the CLI reports cleanly (exit code 1)."""
+    """Base of every error the CLI reports cleanly (exit code 1).
+
+    ``str()`` is scrubbed of every registered secret, so every way an error is rendered (the
+    CLI's handler, ``--format json`` outputs, messages recorded in results) is.
+    """
 
     exit_code: int = 1
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
 
 
 class _ProblemsError(ReconcilerError):
@@ -256,6 +270,32 @@ class ConflictError(ApiError):
     """409: e.g. a similar job is already queued, validated or running."""
 
 
+class DuplicateSubmissionError(ConflictError):
+    """A Ray job with the requested ``submission_id`` already exists; nothing was started.
+
+    Ray refuses the second submission of an id (HTTP 500 or 400 whose body says "Job with
+    submission_id ... already exists"), which is what makes a retried submission safe.
+
+    Attributes:
+        submission_id: the id that is taken.
+    """
+
+    def __init__(self, reason: str, *, submission_id: str = "", **kw: Any) -> None:
+        super().__init__(reason, **kw)
+        self.submission_id = submission_id
+
+    def restated(self, reason: str) -> DuplicateSubmissionError:
+        """The same error with another reason, keeping ``submission_id``."""
+        return DuplicateSubmissionError(
+            reason,
+            submission_id=self.submission_id,
+            method=self.method,
+            path=self.path,
+            status=self.status,
+            detail=self.detail,
+        )
+
+
 class PayloadTooLargeError(ApiError):
     """413: the upload is over the server's size limit."""
 
@@ -315,6 +355,16 @@ class ApplyError(ReconcilerError):
 
 class BudgetExceededError(ReconcilerError):
     """A job's cost estimate (from the remote, after validation) is over its ``budget``."""
+
+
+class StorageError(ReconcilerError):
+    """A storage location (a local path or a URI such as ``s3://bucket/prefix``) cannot be
+    read or written: missing, no permission, no filesystem library for its scheme."""
+
+
+class TrainingError(ReconcilerError):
+    """The trainer cannot run the job it was given: an invalid job description, a model or
+    tokenizer that does not load, training data with no usable sample."""
 
 
 class InvalidValueError(ReconcilerError, ValueError):

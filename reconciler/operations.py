@@ -6,8 +6,8 @@ parsing, rendering, the confirmation prompt and exit codes on top:
 * :func:`plan_workspace`: prepare the data while the remote is read, read the state, plan
   (with local cost estimates and budget checks, :mod:`~reconciler.engine.costs`; a plan
   sends nothing that writes);
-* :func:`apply_workspace`: under the state lock, plan (or check a saved plan), let the caller
-  show and confirm it, and execute it;
+* :func:`apply_workspace`: under the state lock, plan (for a saved plan: plan again and check
+  that it does what the saved one says), let the caller show and confirm it, and execute it;
 * :func:`sync_models`: after ``apply --wait``, apply the model metadata of jobs that have
   succeeded meanwhile.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.data.api import check_datasets
@@ -25,8 +25,9 @@ from reconciler.engine.desired import DesiredJob, DesiredState, build_desired
 from reconciler.engine.executor import ApplyOptions, Executor, resolve_integration_key
 from reconciler.engine.observed import Observed, refresh
 from reconciler.engine.outcome import ApplyHooks, ApplyResult
-from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan, RunBudgetLimit
+from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan, approval_differences
 from reconciler.engine.planner import PlanOptions, build_plan, known_file_ids
+from reconciler.engine.selection import Selector, parse_selectors
 from reconciler.engine.state_model import State
 from reconciler.errors import (
     ApiError,
@@ -174,26 +175,48 @@ def prepare_and_refresh(ws: Workspace, *, exact_tokens: bool = False) -> tuple[P
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What the user asked for on the command line.
+    """What the user asked for on the command line (see :class:`PlanOptions`).
 
     Attributes:
-        spec_paths, targets, replace, prune: what to plan.
+        spec_paths, targets, selectors, replace, prune: what to plan.
         estimate: estimate the cost of the jobs the plan creates, replaces or starts, and
             check the budgets (locally: nothing is sent).
         remote_estimate: also ask the remote for its own estimate (``dry_run``) of the new
             jobs whose files it already has (``plan --remote-estimate``).
         max_cost: cap on the plan's total estimated cost (``--max-cost``, USD).
         exact_tokens: count tokens with Mistral's tokenizer for the estimates.
+        approved_costs: estimates already reviewed, by job address (a saved plan's): each
+            stands in for the local one of a job the plan creates where it is higher, or where
+            there is none (:func:`~reconciler.engine.costs.with_approved`).
     """
 
     spec_paths: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    selectors: tuple[Selector, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
     estimate: bool = True
     remote_estimate: bool = False
     max_cost: float | None = None
     exact_tokens: bool = False
+    approved_costs: Mapping[str, CostEstimate] = field(default_factory=dict)
+
+    @classmethod
+    def of_saved(cls, plan: Plan, given: PlanRequest | None = None) -> PlanRequest:
+        """The request to make a saved plan again: its paths and options, its cost
+        estimates, and the lower of its ``max_cost`` and the one ``given`` now (if any)."""
+        now = given.max_cost if given is not None else None
+        caps = [c for c in (plan.options.max_cost, now) if c is not None]
+        return cls(
+            spec_paths=plan.spec_paths,
+            targets=plan.options.targets,
+            selectors=parse_selectors(plan.options.selectors),
+            replace=plan.options.replace,
+            prune=plan.options.prune,
+            max_cost=min(caps) if caps else None,
+            exact_tokens=given.exact_tokens if given is not None else False,
+            approved_costs={c.address: c.cost for c in plan.changes if c.cost is not None},
+        )
 
 
 def make_plan(
@@ -206,9 +229,10 @@ def make_plan(
     """Build the plan (with cost estimates and budget checks), refreshing unless ``observed``.
 
     Every job it creates, replaces or starts is priced as the plan is made (locally:
-    :func:`~reconciler.engine.costs.pricer`; with ``remote_estimate`` the remote's dry runs
-    then replace the local figures of new jobs), and its costs are reviewed against the
-    budgets (:func:`~reconciler.engine.costs.review_costs`).
+    :func:`~reconciler.engine.costs.pricer`; the request's higher ``approved_costs``, then
+    with ``remote_estimate`` the remote's dry runs, replace the local figures of new jobs),
+    and its costs are reviewed against the budgets
+    (:func:`~reconciler.engine.costs.review_costs`).
     """
     if observed is None:
         observed = refresh(ws.client())
@@ -216,6 +240,7 @@ def make_plan(
     estimator = costs.estimator_for(provider)
     options = PlanOptions(
         targets=request.targets,
+        selectors=request.selectors,
         replace=request.replace,
         prune=request.prune,
         target_description=ws.target,
@@ -228,6 +253,7 @@ def make_plan(
     plan = build_plan(prepared.desired, state, observed, options)
     if not request.estimate:
         return plan, observed
+    plan = costs.with_approved(plan, request.approved_costs)
     if request.remote_estimate:
         creates = [c.address for c in plan.costly if c.action.makes_new]
         try:
@@ -294,14 +320,42 @@ def check_fresh(plan: Plan, state: State | None, digest: str) -> None:
         )
 
 
+def check_approved(saved: Plan, fresh: Plan) -> None:
+    """Refuse a plan made now for a saved plan unless it does what ``saved`` approved.
+
+    Compared per address and field, costs aside (:func:`approval_differences`; the plan made
+    now is priced again, keeping a saved estimate where it is higher,
+    :meth:`PlanRequest.of_saved`): a remote that
+    changed since (a job finished, an identical job appeared, the state was lost) or a saved
+    plan edited by hand is refused, naming what differs.
+
+    Raises:
+        StalePlanError: with every difference, one line each.
+    """
+    differences = approval_differences(saved, fresh)
+    if differences:
+        shown = differences[:40]
+        more = f"\n  ... and {len(differences) - len(shown)} more" if shown != differences else ""
+        raise StalePlanError(
+            "Saved plan does not match what apply would do now (saved → now):\n  "
+            + "\n  ".join(shown)
+            + more
+            + "\nThe remote, the state or the plan file changed since it was reviewed. Run "
+            "'reconciler plan' again."
+        )
+
+
 @dataclass(frozen=True)
 class ApplyRequest:
     """What the user asked apply to do.
 
     Attributes:
-        plan: how to plan (a saved plan's options are fixed: giving targets, replacements or
-            prune with one is a :class:`~reconciler.errors.PlanError`).
-        saved: a saved plan (``plan --out``) to apply exactly as saved, once checked fresh.
+        plan: how to plan (a saved plan's options are fixed: giving targets, selectors,
+            replacements or prune with one is a :class:`~reconciler.errors.PlanError`; a
+            ``max_cost`` given with one caps it too).
+        saved: a saved plan (``plan --out``): an approval. Apply makes the plan again from
+            the specs, the state and the remote, and applies it only if it does what the
+            saved one says (see :func:`check_approved`).
         lock_timeout: seconds to wait for the state lock.
         allow_duplicates: create jobs the plan flags as possible duplicates anyway.
         start_timeout: seconds to wait for new jobs to be validated before starting them.
@@ -314,9 +368,12 @@ class ApplyRequest:
     start_timeout: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.saved is not None and (self.plan.targets or self.plan.replace or self.plan.prune):
+        plan = self.plan
+        if self.saved is not None and (
+            plan.targets or plan.selectors or plan.replace or plan.prune
+        ):
             raise PlanError(
-                "--target, --replace and --prune cannot change a saved plan; "
+                "--target, --selector, --replace and --prune cannot change a saved plan; "
                 "make a new plan with them instead"
             )
 
@@ -346,8 +403,11 @@ def apply_workspace(
 
     Under the state lock, held from the refresh to the last state write:
 
-    1. the plan: made now (:func:`plan_workspace`), or the saved one, checked to target this
-       workspace and to be fresh (:func:`check_fresh`);
+    1. the plan, made now (:func:`plan_workspace`). A saved plan is an approval, not a
+       script: it must target this workspace and be fresh (:func:`check_fresh`), and the plan
+       made now with its options must do what it says (:func:`check_approved`); then the
+       plan made now is applied, priced again (a saved estimate counts where it is higher)
+       and its budgets checked again (a ``max_cost`` given now caps it too);
     2. ``show(plan)``, for the caller to display it; a plan with errors (a budget
        exceeded, :attr:`~reconciler.engine.plan.Plan.errors`) is refused here, before
        anything is written;
@@ -366,7 +426,8 @@ def apply_workspace(
 
     Raises:
         PlanError: the saved plan targets another remote, or the plan has errors.
-        StalePlanError: the saved plan's state or specs moved on.
+        StalePlanError: the saved plan's state or specs moved on, or the plan made now
+            differs from it.
         StateLockedError: another process holds the lock.
         ReconcilerError: confirmation refused ("Apply cancelled.").
     """
@@ -378,22 +439,21 @@ def apply_workspace(
         )
     with ws.backend.lock("apply", request.lock_timeout):
         if saved is not None:
-            prepared = prepare(ws)
+            again = PlanRequest.of_saved(saved, request.plan)
+            prepared, observed = prepare_and_refresh(ws, exact_tokens=again.exact_tokens)
             state = ws.backend.read()
             check_fresh(saved, state, prepared.digest)
-            plan = saved
+            plan, _ = make_plan(ws, prepared, state, again, observed)
+            check_approved(saved, plan)
         else:
             planned = plan_workspace(ws, request.plan)
             prepared, state, plan = planned.prepared, planned.state, planned.plan
         if show is not None:
             show(plan)
-        errors = list(plan.errors)
-        if saved is not None and request.plan.max_cost is not None:
-            cap = RunBudgetLimit(max_cost=request.plan.max_cost, source="--max-cost")
-            errors += costs.run_cap_errors(plan, cap)
-        if errors:
+        if plan.errors:
             raise PlanError(
-                "apply refuses this plan; nothing was done:\n" + "\n".join(f"  {e}" for e in errors)
+                "apply refuses this plan; nothing was done:\n"
+                + "\n".join(f"  {e}" for e in plan.errors)
             )
         if not plan.has_changes and not (state is not None and state.intents):
             return Applied(plan=plan, result=None)

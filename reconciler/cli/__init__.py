@@ -1,1 +1,2 @@
-"""Command line: one module per command group, assembled in :mod:`reconciler.cli.app`."""
+"""Command line: one module per command group, listed in :mod:`reconciler.cli.commands` and
+imported by :mod:`reconciler.cli.app` only when one of its commands runs."""

@@ -1,22 +1,37 @@
-"""The ``reconciler`` command: assembles the command modules and maps errors to exit codes.
+"""The ``reconciler`` command: the entry point, its groups, and errors mapped to exit codes.
+
+This module builds the application from the command table (:mod:`reconciler.cli.commands`);
+the command modules never import it. A command's module is imported only when the command
+runs, so ``reconciler --version`` or ``--help`` import none of them.
 
 Every :class:`~reconciler.errors.ReconcilerError` ends the process with its message on stderr
-and exit code 1 — never a traceback. Each command group lives in its own module and registers
-itself with :func:`register` on the shared Typer app.
+and exit code 1 — never a traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 import typer
 
 from reconciler import __version__
+from reconciler.cli.commands import root_commands
+from reconciler.cli.lazy import LazyGroup
 from reconciler.errors import ReconcilerError
+
+
+class _Root(LazyGroup):
+    """The top-level group, built by Typer from :data:`app`: every command, lazily."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(lazy_commands=root_commands(), **attrs)
+
 
 app = typer.Typer(
     name="reconciler",
-    help="Fine-tuning as code: plan and apply Mistral fine-tuning datasets and jobs from YAML.",
+    cls=_Root,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
@@ -40,14 +55,13 @@ def _root(
     """Fine-tuning as code: plan and apply Mistral fine-tuning datasets and jobs from YAML."""
 
 
-def _load_commands() -> None:
-    # Imported for their side effect of registering commands on ``app``.
-    from reconciler.cli import commands  # noqa: F401
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    _load_commands()
+    # pydantic looks for third-party plugins (by scanning every installed distribution's
+    # metadata) before building the first model: a tenth of `validate`'s start-up, for hooks
+    # meant for applications, not for a command line validating its own spec models. A value
+    # the user set is kept.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app(args=argv, standalone_mode=True)
     except ReconcilerError as exc:  # raised outside a command's own handling

@@ -2,12 +2,15 @@
 
 Both print the target on their first line. ``plan`` never writes remotely or to the state
 (its cost estimates are computed locally; ``--remote-estimate`` alone asks the remote, with a
-dry run) and exits 1 when the plan has errors (a budget exceeded), which ``apply`` refuses;
+dry run) and exits 1 when the plan has errors (a budget exceeded, a possible duplicate),
+which ``apply`` refuses;
 ``apply`` parses its options and hands over to
 :func:`~reconciler.operations.apply_workspace`, which holds the state lock from refresh to
 the last write, has the plan shown and confirmed (unless ``--yes``) by this module, then
-executes it exactly once. A saved plan (``plan --out``) is applied exactly as saved, or
-refused when the state or the specs moved on. This module only renders.
+executes it exactly once. A saved plan (``plan --out``) is an approval: apply makes the plan
+again and applies it only when it does what the saved one says, else refuses and names the
+differences. ``plan --detailed-exitcode`` exits 2 when the remote differs from the specs in
+any way: changes, drift, or objects no longer in the specs. This module only renders.
 """
 
 from __future__ import annotations
@@ -25,18 +28,39 @@ if TYPE_CHECKING:
     from reconciler.operations import PlanRequest
     from reconciler.workspace import Workspace
 
-from reconciler.cli.app import app
-from reconciler.cli.common import handle_errors
-from reconciler.engine.duration import parse_duration
+from reconciler.cli.common import (
+    LOCK_TIMEOUT,
+    OutputFormat,
+    duration_option,
+    format_option,
+    handle_errors,
+)
 from reconciler.engine.outcome import Outcome, OutcomeStatus
 from reconciler.engine.plan import Change, Plan
 from reconciler.errors import ApplyError, ReconcilerError
 from reconciler.render.plan import render_json, render_markdown, render_text
 
+commands = typer.Typer()
+"""``plan`` and ``apply``."""
+
 PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
-FORMAT_OPT = typer.Option("text", "--format", "-f", help="Output: text, json or markdown.")
+FORMAT_OPT = format_option(
+    OutputFormat.text,
+    OutputFormat.json,
+    OutputFormat.markdown,
+    help="Output: text, json or markdown.",
+)
 TARGET_OPT = typer.Option(
-    None, "--target", help="Only this address (and what it depends on); repeatable."
+    None,
+    "--target",
+    help="Only this address or glob (and what it depends on); repeatable. "
+    "One that matches nothing is an error.",
+)
+SELECTOR_OPT = typer.Option(
+    None,
+    "--selector",
+    "-l",
+    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
 )
 REPLACE_OPT = typer.Option(
     None, "--replace", help="Create this job anew even if unchanged; repeatable."
@@ -57,17 +81,6 @@ EXACT_TOKENS_OPT = typer.Option(
     help="Count tokens with Mistral's tokenizer for the cost estimates (the 'tokens' extra) "
     "instead of estimating them from the data's size.",
 )
-LOCK_OPT = typer.Option(
-    "0s",
-    "--lock-timeout",
-    help="How long to wait for the state lock (e.g. 30s, 5m).",
-)
-
-
-def _check_format(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise typer.BadParameter(f"must be one of: {', '.join(allowed)}")
-    return value
 
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
@@ -84,16 +97,19 @@ def _request(
     replace: list[str] | None,
     prune: bool,
     *,
+    selector: list[str] | None = None,
     max_cost: float | None = None,
     exact_tokens: bool = False,
     remote_estimate: bool = False,
 ) -> PlanRequest:
     """The planning options of the command line."""
+    from reconciler.engine.selection import parse_selectors
     from reconciler.operations import PlanRequest
 
     return PlanRequest(
         spec_paths=spec_paths,
         targets=tuple(target or ()),
+        selectors=parse_selectors(selector or ()),
         replace=tuple(replace or ()),
         prune=prune,
         remote_estimate=remote_estimate,
@@ -110,16 +126,20 @@ def _render(plan: Plan, fmt: str) -> str:
     return render_text(plan)
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def plan(
     paths: list[str] | None = PATHS_ARG,
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
-    fmt: str = FORMAT_OPT,
+    fmt: OutputFormat = FORMAT_OPT,
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes present."
+        False,
+        "--detailed-exitcode",
+        help="Exit 0: no changes, 1: error, 2: changes present, or drift, or objects no "
+        "longer in the specs.",
     ),
     target: list[str] | None = TARGET_OPT,
+    selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     max_cost: float | None = MAX_COST_OPT,
@@ -139,13 +159,13 @@ def plan(
 ) -> None:
     """Show what apply would change: refreshes the remote, never writes anything.
 
-    Exits 1 when the plan has errors (a job over its budget, the plan over --max-cost or the
-    Provider's budget): apply refuses such a plan.
+    Exits 1 when the plan has errors: a job over its budget or the plan over --max-cost or
+    the Provider's budget (apply refuses the plan), or a change apply refuses (a possible
+    duplicate of a remote job).
     """
     from reconciler.operations import plan_workspace
     from reconciler.workspace import open_workspace
 
-    _check_format(fmt, ("text", "json", "markdown"))
     spec_paths = tuple(paths or ["."])
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
@@ -162,6 +182,7 @@ def plan(
                 target,
                 replace,
                 prune,
+                selector=selector,
                 max_cost=max_cost,
                 exact_tokens=exact_tokens,
                 remote_estimate=remote_estimate,
@@ -179,11 +200,13 @@ def plan(
             typer.echo(
                 f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=fmt != "text"
             )
-    if the_plan.errors:
+    errors = the_plan.all_errors
+    if errors:
+        refused = "it" if the_plan.errors else "those changes"
         raise ReconcilerError(
-            f"the plan has {len(the_plan.errors)} error(s), listed first; apply would refuse it"
+            f"the plan has {len(errors)} error(s), listed first; apply would refuse {refused}"
         )
-    if detailed_exitcode and the_plan.has_changes:
+    if detailed_exitcode and the_plan.differs:
         raise typer.Exit(2)
 
 
@@ -252,33 +275,36 @@ def _confirm(plan: Plan) -> bool:
     return str(answer).strip() == "yes"
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def apply(
     paths: list[str] | None = typer.Argument(
         None, help="Spec files or directories (default: current directory), or one saved plan file."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    fmt: str = typer.Option("text", "--format", "-f", help="Output: text or json."),
+    fmt: OutputFormat = format_option(
+        OutputFormat.text, OutputFormat.json, help="Output: text or json."
+    ),
     parallelism: int | None = typer.Option(
         None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
     ),
     target: list[str] | None = TARGET_OPT,
+    selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     wait: bool = typer.Option(
         False, "--wait", help="Follow jobs until they finish, with progress and metrics."
     ),
-    wait_timeout: str = typer.Option(
+    wait_timeout: float = duration_option(
         "0", "--wait-timeout", help="Give up waiting after this long (0: never)."
     ),
-    lock_timeout: str = LOCK_OPT,
+    lock_timeout: float = LOCK_TIMEOUT,
     max_cost: float | None = MAX_COST_OPT,
     exact_tokens: bool = EXACT_TOKENS_OPT,
     allow_duplicates: bool = typer.Option(
         False, "--allow-duplicates", help="Create jobs the plan flags as possible duplicates."
     ),
-    start_timeout: str = typer.Option(
+    start_timeout: float = duration_option(
         "10m",
         "--start-timeout",
         help="How long to wait for new jobs to be validated before starting them.",
@@ -288,18 +314,23 @@ def apply(
     from reconciler.operations import ApplyRequest, apply_workspace
     from reconciler.workspace import open_workspace
 
-    _check_format(fmt, ("text", "json"))
     given = list(paths or ["."])
     saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
     spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
     request = ApplyRequest(
         plan=_request(
-            spec_paths, target, replace, prune, max_cost=max_cost, exact_tokens=exact_tokens
+            spec_paths,
+            target,
+            replace,
+            prune,
+            selector=selector,
+            max_cost=max_cost,
+            exact_tokens=exact_tokens,
         ),
         saved=saved,
-        lock_timeout=parse_duration(lock_timeout),
+        lock_timeout=lock_timeout,
         allow_duplicates=allow_duplicates,
-        start_timeout=parse_duration(start_timeout),
+        start_timeout=start_timeout,
     )
     with open_workspace(spec_paths, parallelism=parallelism) as ws:
         _emit_target(ws, fmt)
@@ -330,7 +361,7 @@ def apply(
         if result is not None and result.failures:
             raise ApplyError([(o.address, o.message) for o in result.failures])
         if wait:
-            _wait(ws, fmt=fmt, timeout=parse_duration(wait_timeout))
+            _wait(ws, fmt=fmt, timeout=wait_timeout)
 
 
 def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:

@@ -1,8 +1,9 @@
-"""``reconciler sandbox``: run the local Mistral fine-tuning API server in the foreground.
+"""``reconciler sandbox``: run the local fine-tuning API server in the foreground.
 
-The server itself lives in :mod:`reconciler.sandbox` (imported only when the command runs,
-so other commands start fast). Bad flag values end with a clear message and exit 1, and so
-does listening beyond loopback without an API key.
+It speaks the Mistral API, or the OpenAI one with ``--dialect openai``. The server itself
+lives in :mod:`reconciler.sandbox` (imported only when the command runs, so other commands
+start fast). Bad flag values end with a clear message and exit 1, and so do listening beyond
+loopback without an API key and a data directory that holds the other dialect's objects.
 """
 
 from __future__ import annotations
@@ -12,21 +13,25 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.app import app
-from reconciler.cli.common import fail, stderr
+from reconciler.cli.consoles import fail, stderr
 
 API_KEY_ENV = "RECONCILER_SANDBOX_API_KEY"
 TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"
 
 HELP = (
-    "Run the sandbox: a local server implementing the Mistral files and fine-tuning API "
-    "(upload, jobs, start, cancel, fine-tuned models). It NEVER trains a model: jobs move "
-    "through their statuses on a simulated clock and report made-up, plausible losses. "
-    "Data persists in --data-dir (SQLite + uploaded files) across restarts."
+    "Run the sandbox: a local Mistral or OpenAI fine-tuning API that NEVER trains a model.\n\n"
+    "It serves the Mistral files and fine-tuning API (upload, jobs, start, cancel, fine-tuned "
+    "models), or with --dialect openai the OpenAI files, fine-tuning and models API (jobs with "
+    "metadata, events, checkpoints, pause, resume, cancel). Jobs move through their statuses "
+    "on a simulated clock and report made-up, plausible losses. Data persists in --data-dir "
+    "(SQLite + uploaded files) across restarts."
 )
 
+commands = typer.Typer()
+"""``sandbox``."""
 
-@app.command("sandbox", help=HELP)
+
+@commands.command("sandbox", help=HELP)
 def sandbox_command(
     host: Annotated[
         str,
@@ -79,6 +84,15 @@ def sandbox_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of fault decisions and loss curves.")] = 0,
+    dialect: Annotated[
+        str,
+        typer.Option(
+            "--dialect",
+            help="The API to speak: 'mistral' (Mistral's files and fine-tuning API) or "
+            "'openai' (OpenAI's files, fine-tuning and models API). A data directory holds "
+            "one dialect's objects.",
+        ),
+    ] = "mistral",
     public_url: Annotated[
         str | None,
         typer.Option(
@@ -91,12 +105,16 @@ def sandbox_command(
 ) -> None:
     from reconciler.sandbox import SandboxConfig, parse_faults, parse_rate, serve
     from reconciler.sandbox.clock import check_scale
-    from reconciler.sandbox.config import check_exposure
+    from reconciler.sandbox.config import DIALECT_NAMES, check_exposure
+    from reconciler.sandbox.store import WrongDialect
 
     try:
         check_scale(time_scale)
     except ValueError as exc:
         raise fail(f"--time-scale (or {TIME_SCALE_ENV}): {exc}") from None
+    dialect = dialect.strip().lower()
+    if dialect not in DIALECT_NAMES:
+        raise fail(f"--dialect {dialect!r} is not a dialect: use one of {', '.join(DIALECT_NAMES)}")
     try:
         fault_spec = parse_faults(faults) if faults else None
         rate = parse_rate(rate_limit) if rate_limit else None
@@ -108,6 +126,7 @@ def sandbox_command(
             rate_limit=rate,
             seed=seed,
             public_url=public_url,
+            dialect=dialect,
         )
         check_exposure(host, config.api_key)
     except ValueError as exc:
@@ -130,13 +149,15 @@ def sandbox_command(
 
     def announce(url: str) -> None:
         stderr.print(
-            f"Sandbox (never trains a model) on {url}  data: {data_dir}  {auth}  "
-            f"time scale {time_scale:g}" + ("  " + "  ".join(extras) if extras else ""),
+            f"Sandbox (never trains a model) on {url}  {config.dialect} API  data: {data_dir}  "
+            f"{auth}  time scale {time_scale:g}" + ("  " + "  ".join(extras) if extras else ""),
             markup=False,
         )
 
     try:
         serve(config, host=host, port=port, announce=announce)
+    except WrongDialect as exc:
+        raise fail(f"--data-dir: {exc}") from None
     except OSError as exc:
         raise fail(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port"

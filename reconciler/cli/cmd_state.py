@@ -3,7 +3,8 @@
 * ``state list`` / ``state show ADDRESS``: what the state records (read-only, no lock).
 * ``state rm ADDRESS...``: forget objects; the remote is never touched.
 * ``state lock-info`` / ``state unlock LOCK_ID``: who holds the lock; break a stuck one.
-* ``import ADDRESS REMOTE_ID``: adopt an existing remote file or job under an address.
+* ``import ADDRESS REMOTE_ID``: adopt an existing remote file or job under an address (the
+  work is :func:`reconciler.engine.importer.import_object`'s; here it is parsed and reported).
 
 The state is found from the spec PATHs (the Provider document names the backend), or given
 directly with ``--state FILE`` — useful when the specs themselves do not load.
@@ -16,45 +17,26 @@ import datetime as dt
 import difflib
 import fnmatch
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from reconciler.cli.app import app
-from reconciler.cli.common import OutputFormat, handle_errors, stderr
-from reconciler.engine.duration import parse_duration
-from reconciler.engine.fingerprint import changed_paths, file_fingerprint, job_fingerprint
+from reconciler.cli.common import LOCK_TIMEOUT, OutputFormat, format_option, handle_errors
+from reconciler.cli.consoles import stderr
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import LockInfo, ResourceState, State, StateBackend
-from reconciler.errors import ApiError, NotFoundError, ReconcilerError, StateError
-from reconciler.errors import ValidationError as RejectedError
-
-if TYPE_CHECKING:
-    from reconciler.engine.desired import DesiredFile, DesiredJob
-    from reconciler.workspace import Workspace
+from reconciler.errors import ReconcilerError, StateError
 
 JSON_FORMAT_VERSION = 1
 """Version of the ``--format json`` documents these commands print."""
 
-state_app = typer.Typer(
-    name="state",
-    help="Inspect and edit the state: list, show, rm, lock-info, unlock.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-app.add_typer(state_app, name="state")
+commands = typer.Typer()
+"""``import``."""
 
-
-def parse_lock_timeout(value: str | float) -> float:
-    """Typer parser for ``--lock-timeout``: ``30s``, ``5m``, ``1h30m``, ``90``, ``0``."""
-    if isinstance(value, int | float):  # the default arrives already converted
-        return float(value)
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+state_commands = typer.Typer()
+"""``state list``, ``show``, ``rm``, ``lock-info`` and ``unlock``."""
 
 
 PathsOption = Annotated[
@@ -74,18 +56,9 @@ StateFileOption = Annotated[
         dir_okay=False,
     ),
 ]
-LockTimeoutOption = Annotated[
-    float,
-    typer.Option(
-        "--lock-timeout",
-        parser=parse_lock_timeout,
-        metavar="DURATION",
-        help="How long to wait for the state lock (e.g. 30s, 5m; default 0: fail at once).",
-    ),
-]
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output format: text or json.")
-]
+FORMAT_OPTION = format_option(
+    OutputFormat.text, OutputFormat.json, help="Output format: text or json."
+)
 
 
 @contextlib.contextmanager
@@ -137,7 +110,7 @@ def _when(seconds: Any) -> str:
 # ---------------------------------------------------------------------------- list / show
 
 
-@state_app.command("list")
+@state_commands.command("list")
 @handle_errors
 def state_list(
     patterns: Annotated[
@@ -146,7 +119,7 @@ def state_list(
     ] = None,
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: FormatOption = OutputFormat.text,
+    output: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """List the managed objects: address, type, remote id, status."""
     with opened_backend(path, state_file) as backend:
@@ -193,13 +166,13 @@ def state_list(
         )
 
 
-@state_app.command("show")
+@state_commands.command("show")
 @handle_errors
 def state_show(
     address: Annotated[str, typer.Argument(help="Address, e.g. job.dumbledore-v1.")],
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: FormatOption = OutputFormat.text,
+    output: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Show one managed object: remote id, fingerprint, attributes and history."""
     with opened_backend(path, state_file) as backend:
@@ -244,7 +217,7 @@ def state_show(
 # ---------------------------------------------------------------------------- rm
 
 
-@state_app.command(
+@state_commands.command(
     "rm",
     help="Forget objects: they stay on the remote, untouched, and are no longer managed.\n\n"
     "Pending create intents of these addresses are forgotten too. While the specs still "
@@ -256,7 +229,7 @@ def state_rm(
     addresses: Annotated[list[str], typer.Argument(help="Addresses to forget.")],
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    lock_timeout: LockTimeoutOption = 0.0,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Forget objects: they stay on the remote, untouched, and are no longer managed.
 
@@ -305,12 +278,12 @@ def _lock_document(info: LockInfo | None) -> dict[str, Any]:
     return {"locked": info is not None, "lock": info.model_dump(mode="json") if info else None}
 
 
-@state_app.command("lock-info")
+@state_commands.command("lock-info")
 @handle_errors
 def state_lock_info(
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: FormatOption = OutputFormat.text,
+    output: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Show who holds the state lock, if anyone."""
     with opened_backend(path, state_file) as backend:
@@ -323,7 +296,7 @@ def state_lock_info(
         typer.echo(f"The state is locked.\nLock Info:\n{info.describe()}")
 
 
-@state_app.command(
+@state_commands.command(
     "unlock",
     help="Break a stuck lock, only when its holder is gone.\n\n"
     "Locks are released automatically when their holder exits, even when killed; a lock "
@@ -367,7 +340,7 @@ def state_unlock(
 # ---------------------------------------------------------------------------- import
 
 
-@app.command(
+@commands.command(
     "import",
     help="Adopt an existing remote file or job under ADDRESS; nothing changes remotely.\n\n"
     "The address must be declared in the specs. When the remote object matches the spec, "
@@ -381,7 +354,7 @@ def import_(
     ],
     remote_id: Annotated[str, typer.Argument(help="Id of the existing remote file or job.")],
     path: PathsOption = None,
-    lock_timeout: LockTimeoutOption = 0.0,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Adopt an existing remote file or job under ADDRESS (nothing is created or changed remotely).
 
@@ -389,244 +362,31 @@ def import_(
     next plan shows no change for it; when it differs, the plan names the differing fields
     and proposes a replacement.
     """
+    from reconciler.engine.importer import import_kind, import_object
     from reconciler.operations import prepare
     from reconciler.workspace import open_workspace
 
-    if address.startswith("dataset."):
-        kind = "file"
-    elif address.startswith("job."):
-        kind = "job"
-    else:
-        raise ReconcilerError(
-            f"{address}: cannot import this address: import takes a dataset file address "
-            "(dataset.NAME[all|train|validation]) or a job address (job.NAME)."
-        )
+    kind = import_kind(address)  # before loading anything: a wrong address fails at once
     with open_workspace(list(path or [Path(".")])) as ws:
         stderr.print(f"Target: {ws.target}; state: {ws.backend.describe()}", markup=False)
-        _check_importable(ws.backend.read(), address, remote_id, ws.backend)
-        desired = prepare(ws).desired
-        if address not in (desired.files if kind == "file" else desired.jobs):
-            known = sorted(desired.files if kind == "file" else desired.jobs)
-            close = difflib.get_close_matches(address, known, n=1)
-            raise ReconcilerError(
-                f"{address}: not declared in the specs"
-                + (f" (did you mean {close[0]}?)" if close else "")
-                + ". Declare it first, so the plan knows what it should be, then import it."
-            )
-        with ws.backend.lock("import", lock_timeout):
-            state = ws.backend.read()
-            _check_importable(state, address, remote_id, ws.backend)
-            if kind == "file":
-                resource, differences = _import_file(ws, desired.files[address], remote_id)
-            else:
-                resource, differences = _import_job(
-                    ws, desired.jobs[address], remote_id, state, desired.files
-                )
-            new = state.model_copy(deep=True) if state is not None else State()
-            new.resources[address] = resource
-            # The import resolves any pending create of this address: recovery must not
-            # adopt a different object for it later.
-            for intent_id in [k for k, i in new.intents.items() if i.address == address]:
-                del new.intents[intent_id]
-            ws.backend.write(new, state.serial if state is not None else None)
+        result = import_object(
+            address,
+            remote_id,
+            backend=ws.backend,
+            client=ws.client,
+            desired=lambda: prepare(ws).desired,
+            target=ws.target,
+            lock_timeout=lock_timeout,
+        )
     typer.echo(f"Imported {address} = {kind} {remote_id}.")
-    if differences:
+    if result.differences:
         typer.echo(
-            f"Warning: the remote {kind} differs from the spec in: {', '.join(differences)}. "
-            "The next plan proposes replacing it; change the spec to match if you mean to keep it."
+            f"Warning: the remote {kind} differs from the spec in: "
+            f"{', '.join(result.differences)}. The next plan proposes replacing it; change the "
+            "spec to match if you mean to keep it."
         )
-
-
-def _check_importable(
-    state: State | None, address: str, remote_id: str, backend: StateBackend
-) -> None:
-    if state is None:
-        return
-    res = state.resources.get(address)
-    if res is not None:
-        raise StateError(
-            f"{address}: already managed (remote {res.remote_id}) in {backend.describe()}. "
-            f"To manage {remote_id} instead, first run: reconciler state rm {address}"
+    elif kind == "job":
+        typer.echo(
+            "Note: the remote never shows training-file weights or "
+            "invalid_sample_skip_percentage; they are recorded as the spec sets them."
         )
-    for other in state.resources.values():
-        if other.remote_id == remote_id:
-            raise StateError(
-                f"{remote_id}: already managed as {other.address} in {backend.describe()}; one "
-                f"remote object has one address. To move it: reconciler state rm {other.address}, "
-                "then import again."
-            )
-
-
-def _not_found(exc: ApiError, kind: str, remote_id: str, target: str) -> ApiError:
-    why = "the remote rejects it as malformed" if exc.status in (400, 422) else "not found"
-    return NotFoundError(
-        f"there is no {kind} {remote_id} at {target} ({why}): check the id, and that the "
-        "specs' Provider points at the remote that holds it",
-        method=exc.method,
-        path=exc.path,
-        status=exc.status,
-    )
-
-
-def _import_file(
-    ws: Workspace, desired: DesiredFile, remote_id: str
-) -> tuple[ResourceState, list[str]]:
-    try:
-        remote = ws.client().get_file(remote_id)
-    except (NotFoundError, RejectedError) as exc:
-        raise _not_found(exc, "file", remote_id, ws.target) from exc
-    differences = [
-        name
-        for name, want, got in (
-            ("filename", desired.filename, remote.filename),
-            ("bytes", desired.bytes, remote.bytes),
-        )
-        if want != got
-    ]
-    if not differences:
-        # Same name (which carries the content hash) and size: the engine's own dedupe rule.
-        return (
-            ResourceState(
-                address=desired.address,
-                type="file",
-                remote_id=remote.id,
-                fingerprint=desired.fingerprint,
-                attributes={**desired.summary(), "imported": True},
-            ),
-            [],
-        )
-    # Not the spec's content: its hash is unknown without downloading it, and it does not
-    # matter — any fingerprint other than the spec's makes the plan upload the spec's content.
-    return (
-        ResourceState(
-            address=desired.address,
-            type="file",
-            remote_id=remote.id,
-            fingerprint=file_fingerprint(remote.filename, "unknown"),
-            attributes={
-                "dataset": desired.dataset,
-                "part": desired.part,
-                "filename": remote.filename,
-                "sha256": None,
-                "bytes": remote.bytes,
-                "num_lines": remote.num_lines,
-                "imported": True,
-            },
-        ),
-        differences,
-    )
-
-
-def _import_job(
-    ws: Workspace,
-    desired: DesiredJob,
-    remote_id: str,
-    state: State | None,
-    files: Mapping[str, DesiredFile],
-) -> tuple[ResourceState, list[str]]:
-    from reconciler.engine.planner import remote_job_matches
-
-    client = ws.client()
-    try:
-        remote = client.get_job(remote_id)
-    except (NotFoundError, RejectedError) as exc:
-        raise _not_found(exc, "job", remote_id, ws.target) from exc
-    remote_json = remote.model_dump(mode="json")
-    # Remote ids of the spec's files: recorded in the state, else found by name and size.
-    file_ids: dict[str, str] = {}
-    for dep in desired.depends_on:
-        recorded = state.resources.get(dep) if state is not None else None
-        if recorded is not None and recorded.fingerprint == files[dep].fingerprint:
-            file_ids[dep] = recorded.remote_id
-            continue
-        found = client.find_file(files[dep].filename, size=files[dep].bytes)
-        if found is not None:
-            file_ids[dep] = found.id
-    if remote_job_matches(desired.identity, remote_json, file_ids):
-        identity: dict[str, Any] = dict(desired.identity)
-        fp = desired.fingerprint
-        differences: list[str] = []
-    else:
-        identity = _identity_from_remote(desired, remote_json, file_ids, files)
-        fp = job_fingerprint(identity)
-        differences = changed_paths(identity, dict(desired.identity)) or ["(request)"]
-    attributes: dict[str, Any] = {
-        "identity": identity,
-        "status": remote.status,
-        "created_at": remote.created_at,
-        "imported": True,
-    }
-    if remote.fine_tuned_model:
-        attributes["fine_tuned_model"] = remote.fine_tuned_model
-    resource = ResourceState(
-        address=desired.address,
-        type="job",
-        remote_id=remote.id,
-        fingerprint=fp,
-        attributes=attributes,
-    )
-    return resource, differences
-
-
-def _identity_from_remote(
-    desired: DesiredJob,
-    remote: Mapping[str, Any],
-    file_ids: Mapping[str, str],
-    files: Mapping[str, DesiredFile],
-) -> dict[str, Any]:
-    """The identity (see ``DesiredJob``) of a remote job that does not match the spec.
-
-    Starts from the spec's identity and replaces what the remote shows to be different,
-    comparing only what the remote returns (as the planner does): server-filled defaults and
-    fields the remote never returns (training weights, the skip percentage) are taken as equal,
-    so the plan names only real differences.
-    """
-    identity: dict[str, Any] = json.loads(json.dumps(dict(desired.identity)))
-    for key in ("model", "suffix"):
-        if remote.get(key) != identity.get(key):
-            identity[key] = remote.get(key)
-    if (remote.get("job_type") or "completion") != identity["job_type"]:
-        identity["job_type"] = remote.get("job_type")
-    by_id = {remote_file: address for address, remote_file in file_ids.items()}
-
-    def ref(file_id: str) -> dict[str, Any]:
-        address = by_id.get(file_id)
-        if address is None:
-            return {"file": f"remote:{file_id}"}
-        return {
-            "file": address,
-            "filename": files[address].filename,
-            "sha256": files[address].sha256,
-        }
-
-    for key in ("training_files", "validation_files"):
-        wanted = sorted(file_ids.get(f["file"], "?") for f in identity[key])
-        got = [str(f) for f in remote.get(key) or []]
-        if sorted(got) != wanted:
-            weight = {"weight": 1.0} if key == "training_files" else {}
-            identity[key] = [{**ref(f), **weight} for f in got]
-    hyper = remote.get("hyperparameters") or {}
-    for key, value in list(identity["hyperparameters"].items()):
-        if key not in hyper or hyper[key] is None:
-            del identity["hyperparameters"][key]
-        elif not _same_value(hyper[key], value):
-            identity["hyperparameters"][key] = hyper[key]
-    got_integrations = [
-        {
-            "type": "wandb",
-            "project": i.get("project"),
-            "name": i.get("name"),
-            "run_name": i.get("run_name"),
-        }
-        for i in remote.get("integrations") or []
-    ]
-    if sorted(map(repr, got_integrations)) != sorted(map(repr, identity["integrations"])):
-        identity["integrations"] = got_integrations
-    return identity
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    # The remote may echo 1e-4 as 0.00010000000000000002: compare numbers with a tolerance.
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)), abs(float(b)))
-    return bool(a == b)

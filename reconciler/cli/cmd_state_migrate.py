@@ -17,8 +17,9 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.cmd_state import LockTimeoutOption, PathsOption, StateFileOption, state_app
-from reconciler.cli.common import handle_errors, stderr, stdout
+from reconciler.cli.cmd_state import PathsOption, StateFileOption
+from reconciler.cli.common import LOCK_TIMEOUT, handle_errors
+from reconciler.cli.consoles import stderr, stdout
 from reconciler.engine.backends import default_state_path
 from reconciler.engine.migrate import migrate_locked
 from reconciler.engine.state_file import FileStateBackend
@@ -28,6 +29,9 @@ from reconciler.spec.models import NAME_MAX, NAME_PATTERN
 
 DEFAULT_DSN_ENV = "RECONCILER_PG_DSN"
 _WORKSPACE_NAME = re.compile(NAME_PATTERN)
+
+commands = typer.Typer()
+"""``state migrate``."""
 
 
 class BackendKind(StrEnum):
@@ -70,7 +74,7 @@ def _provider_hint(kind: BackendKind, dsn_env: str, workspace: str, file: Path |
     return "state: {backend: file" + (f", path: {file}" if file else "") + "}"
 
 
-@state_app.command("migrate")
+@commands.command("migrate")
 @handle_errors
 def migrate(
     to: Annotated[BackendKind, typer.Option("--to", help="Destination backend: postgres or file.")],
@@ -95,7 +99,7 @@ def migrate(
         bool,
         typer.Option("--force", help="Replace a different, non-empty state at the destination."),
     ] = False,
-    lock_timeout: LockTimeoutOption = 0.0,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> None:
     """Copy the state to another backend exactly (lineage, serial, resources, intents).
 

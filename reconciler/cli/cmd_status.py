@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconciler.cli.app import app
-from reconciler.cli.common import handle_errors, make_console
+from reconciler.cli.common import OutputFormat, duration_option, format_option, handle_errors
+from reconciler.cli.consoles import make_console
 from reconciler.engine.state_model import State
 from reconciler.errors import NotFoundError, ReconcilerError
 from reconciler.observe.outputs import outputs, outputs_json, render_outputs_text
@@ -58,6 +58,9 @@ from reconciler.workspace import Workspace, open_workspace
 DETAIL_FORMAT_VERSION = 1
 """``format_version`` of ``status ADDRESS --format json``."""
 
+commands = typer.Typer()
+"""``status`` and ``output``."""
+
 # An argument of `status` is an address when it looks like one and is not an existing path:
 # `status job.a -p specs/` must not try to load a directory named "job.a".
 _ADDRESS = re.compile(r"^(job|dataset)\.[a-z0-9][a-z0-9-]*(\[[a-z]+\])?$")
@@ -71,13 +74,18 @@ ARGS_ARG = typer.Argument(
 PATH_OPT = typer.Option(
     None, "--path", "-p", help="Spec file or directory when ADDRESSes are given; repeatable."
 )
-FORMAT_OPT = typer.Option("text", "--format", "-f", help="Output: text, json or markdown.")
-
-
-def _check_format(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise typer.BadParameter(f"'{value}' is not one of: {', '.join(allowed)}")
-    return value
+FORMAT_OPT = format_option(
+    OutputFormat.text,
+    OutputFormat.json,
+    OutputFormat.markdown,
+    help="Output: text, json or markdown.",
+)
+SELECTOR_OPT = typer.Option(
+    None,
+    "--selector",
+    "-l",
+    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
+)
 
 
 def _split_args(args: Sequence[str], paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -126,6 +134,26 @@ def _spec_addresses(ws: Workspace) -> set[str]:
     for name, loaded in ws.specs.datasets.items():
         addresses.update(f"dataset.{name}[{part}]" for part in loaded.doc.parts)
     return addresses
+
+
+def _selected(
+    ws: Workspace, state: State | None, selector: Sequence[str] | None
+) -> set[str] | None:
+    """The addresses ``--selector`` keeps (None: no selector, everything)."""
+    from reconciler.engine.selection import parse_selectors, select_labelled
+
+    if not selector:
+        return None
+    labels: dict[str, Mapping[str, str]] = {}
+    for address, res in state.resources.items() if state is not None else ():
+        recorded = res.attributes.get("labels")
+        labels[address] = recorded if isinstance(recorded, Mapping) else {}
+    for job in ws.specs.jobs.values():
+        labels[job.address] = job.labels
+    for name, loaded in ws.specs.datasets.items():
+        for part in loaded.doc.parts:
+            labels[f"dataset.{name}[{part}]"] = loaded.doc.labels
+    return select_labelled(labels, parse_selectors(selector))
 
 
 def _sync(
@@ -318,17 +346,19 @@ def _show_jobs(ws: Workspace, ids: Mapping[str, str], fmt: str, plot: str | None
             _print_detail(console, address, job)
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def status(
     args: list[str] | None = ARGS_ARG,
     path: list[str] | None = PATH_OPT,
-    fmt: str = FORMAT_OPT,
+    fmt: OutputFormat = FORMAT_OPT,
     watch: bool = typer.Option(
         False, "--watch", "-w", help="Follow the jobs until they finish (exit 1 if one fails)."
     ),
-    interval: float = typer.Option(5.0, "--interval", min=0.1, help="Seconds between polls."),
-    watch_timeout: str = typer.Option(
+    interval: float = duration_option(
+        "5s", "--interval", minimum=0.1, help="Time between polls (e.g. 5s, 500ms)."
+    ),
+    watch_timeout: float = duration_option(
         "0", "--timeout", help="With --watch: give up after this long (e.g. 30m; 0: never)."
     ),
     plot: str | None = typer.Option(
@@ -337,21 +367,16 @@ def status(
         help="With ADDRESSes: draw loss and accuracy curves to FILE.png or FILE.svg, "
         "or '-' to draw them in the terminal.",
     ),
+    selector: list[str] | None = SELECTOR_OPT,
 ) -> None:
     """Sync and health of every managed object, or the events and checkpoints of jobs."""
-    from reconciler.engine.duration import parse_duration
-
-    _check_format(fmt, ("text", "json", "markdown"))
     spec_paths, addresses = _split_args(args or [], path or [])
     if plot is not None and not addresses:
         raise ReconcilerError(
             "--plot needs the job(s) to draw: reconciler status job.NAME --plot loss.png "
             "(with -p PATH when the specs are not in the current directory)"
         )
-    try:
-        timeout = parse_duration(watch_timeout) or None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--timeout") from None
+    timeout = watch_timeout or None
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
         state = ws.backend.read()
@@ -362,14 +387,21 @@ def status(
             else:
                 _show_jobs(ws, ids, fmt, plot)
             return
+        chosen = _selected(ws, state, selector)
         if watch:
             wanted = {f"job.{n}" for n in ws.specs.jobs}
-            ids = {a: i for a, i in _state_jobs(state).items() if a in wanted}
+            ids = {
+                a: i
+                for a, i in _state_jobs(state).items()
+                if a in wanted and (chosen is None or a in chosen)
+            }
             _watch(ws, ids, fmt=fmt, interval=interval, timeout=timeout)
             return
         jobs = _job_details(ws, _state_jobs(state))
         sync, files, note = _sync(ws, state, jobs)
         rows = build_rows(state, jobs, files, sync, files_refreshed=True)
+        if chosen is not None:
+            rows = [r for r in rows if r.address in chosen]
         if fmt == "json":
             document = status_json(rows, target=ws.target, notes=[note] if note else [])
             typer.echo(json.dumps(document, indent=2))
@@ -388,19 +420,22 @@ def status(
             console.print(line, markup=False)
 
 
-@app.command()
+@commands.command()
 @handle_errors
 def output(
     paths: list[str] | None = typer.Argument(
         None, help="Spec files or directories (default: current directory)."
     ),
-    fmt: str = typer.Option("text", "--format", "-f", help="Output: text or json."),
+    fmt: OutputFormat = format_option(
+        OutputFormat.text, OutputFormat.json, help="Output: text or json."
+    ),
+    selector: list[str] | None = SELECTOR_OPT,
 ) -> None:
     """Fine-tuned model id (and job id, status) of every job, for downstream configuration."""
-    _check_format(fmt, ("text", "json"))
     with open_workspace(paths or []) as ws:
         _emit_target(ws, fmt)
         state = ws.backend.read()
+        chosen = _selected(ws, state, selector)
         # The list form carries status and fine_tuned_model: one paginated call suffices.
         wanted = set(_state_jobs(state).values())
         jobs = (
@@ -409,6 +444,8 @@ def output(
             else {}
         )
         values = outputs(state, jobs)
+        if chosen is not None:
+            values = {a: v for a, v in values.items() if a in chosen}
         if fmt == "json":
             typer.echo(json.dumps(outputs_json(values), indent=2))
         elif values:

@@ -14,14 +14,12 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from reconciler.cli.app import app
-from reconciler.cli.common import handle_errors
+from reconciler.cli.common import OutputFormat, format_option, handle_errors
 from reconciler.errors import Problem, Severity
 from reconciler.spec.loader import check_specs
 from reconciler.spec.resolved import SpecSet
@@ -36,16 +34,11 @@ from reconciler.spec.schema import (
 FORMAT_VERSION = 1
 """Version of ``validate --format json`` output; bumped on incompatible changes."""
 
-
-class ValidateFormat(StrEnum):
-    """Output formats of ``validate``."""
-
-    text = "text"
-    json = "json"
-    github = "github"
+commands = typer.Typer()
+"""``validate`` and ``schema``."""
 
 
-@app.command(
+@commands.command(
     "validate",
     help="Check specs and the datasets they name, without any network access.\n\n"
     "Reports every problem with file:line:column, the document (Kind/name) and a hint, and "
@@ -62,15 +55,12 @@ def validate_command(
             metavar="PATH",
         ),
     ] = None,
-    output_format: Annotated[
-        ValidateFormat,
-        typer.Option(
-            "--format",
-            "-f",
-            help="text for people, json for tools (format_version 1), github for workflow "
-            "annotations.",
-        ),
-    ] = ValidateFormat.text,
+    output_format: OutputFormat = format_option(
+        OutputFormat.text,
+        OutputFormat.json,
+        OutputFormat.github,
+        help="text for people, json for tools (format_version 1), github for workflow annotations.",
+    ),
     data: Annotated[
         list[Path] | None,
         typer.Option(
@@ -91,9 +81,9 @@ def validate_command(
 ) -> None:
     """``reconciler validate``: load specs, check datasets, print the result; exit 1 if invalid."""
     result = run_validate(paths or [], data or [], exact_tokens=exact_tokens)
-    if output_format is ValidateFormat.json:
+    if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
-    elif output_format is ValidateFormat.github:
+    elif output_format is OutputFormat.github:
         sys.stdout.write("".join(github_annotation(p) + "\n" for p in result.problems))
         sys.stdout.write(result.status_line() + "\n")
     else:
@@ -330,7 +320,7 @@ def github_annotation(problem: Problem) -> str:
 # --------------------------------------------------------------------------- schema
 
 
-@app.command("schema")
+@commands.command("schema")
 @handle_errors
 def schema_command(
     directory: Annotated[

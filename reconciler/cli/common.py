@@ -1,52 +1,113 @@
-"""Shared pieces of the command modules: output formats, error exit, consoles."""
+"""Shared pieces of the command modules: the ``--format`` and duration option types, errors.
+
+Every command that prints in several formats declares its ``--format`` with
+:func:`format_option`, naming the formats it allows; every option that takes a length of time
+(``--lock-timeout``, ``--wait-timeout``, ``--interval``...) is a :func:`duration_option`. So
+values are checked while the command line is parsed, and a bad one gets the same usage error
+(exit 2) from every command.
+
+Kept free of rich: consoles live in :mod:`reconciler.cli.consoles`.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import wraps
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 
+from reconciler.engine.duration import format_duration, parse_duration
 from reconciler.errors import ReconcilerError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PIPE_WIDTH = 220
-"""Width of tables when output is not a terminal (CI logs, files): wide, not rich's 80."""
-
-
-def make_console(*, stderr: bool = False, soft_wrap: bool = True) -> Console:
-    """A console that is as wide as the terminal, or :data:`PIPE_WIDTH` when piped.
-
-    ``COLUMNS`` in the environment still wins, as everywhere in rich.
-    """
-    stream = sys.stderr if stderr else sys.stdout
-    piped = not (hasattr(stream, "isatty") and stream.isatty())
-    width = PIPE_WIDTH if piped and not os.environ.get("COLUMNS") else None
-    return Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap, width=width)
-
-
-stdout = make_console()
-stderr = make_console(stderr=True)
-
 
 class OutputFormat(StrEnum):
-    """Output formats shared by commands."""
+    """Every output format a command may offer; each command allows some of them."""
 
     text = "text"
     json = "json"
+    markdown = "markdown"
+    github = "github"
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``Error: message`` on stderr and return an Exit to raise."""
-    stderr.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
-    return typer.Exit(code)
+@dataclass(frozen=True)
+class FormatParser:
+    """Parses one command's ``--format``: one of ``choices``, else a usage error.
+
+    Attributes:
+        choices: the formats the command allows; the first is the default.
+    """
+
+    choices: tuple[OutputFormat, ...]
+
+    def __call__(self, value: str) -> OutputFormat:
+        if value in self.choices:
+            return OutputFormat(value)
+        allowed = ", ".join(repr(c.value) for c in self.choices)
+        raise typer.BadParameter(f"{value!r} is not one of {allowed}.")
+
+    def complete(self, incomplete: str) -> list[str]:
+        """Shell completion of the value."""
+        return [c.value for c in self.choices if c.value.startswith(incomplete)]
+
+
+def format_option(*choices: OutputFormat, help: str) -> Any:
+    """The ``--format``/``-f`` option of a command that prints in ``choices`` (default: the
+    first); its value is an :class:`OutputFormat`."""
+    parser = FormatParser(choices)
+    return typer.Option(
+        choices[0].value,
+        "--format",
+        "-f",
+        parser=parser,
+        autocompletion=parser.complete,
+        metavar="[" + "|".join(c.value for c in choices) + "]",
+        help=help,
+    )
+
+
+@dataclass(frozen=True)
+class DurationParser:
+    """Parses a duration option (``30s``, ``5m``, ``1h30m``, ``90``) into seconds.
+
+    Attributes:
+        minimum: the shortest duration accepted, in seconds.
+    """
+
+    minimum: float = 0.0
+
+    def __call__(self, value: str) -> float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:  # parse_duration's message shows valid examples
+            raise typer.BadParameter(str(exc)) from None
+        if seconds < self.minimum:
+            raise typer.BadParameter(
+                f"invalid duration {value!r}: it must be at least {format_duration(self.minimum)}"
+            )
+        return seconds
+
+
+def duration_option(default: str, *param_decls: str, help: str, minimum: float = 0.0) -> Any:
+    """An option taking a duration (see :mod:`reconciler.engine.duration`); its value is in
+    seconds (a float). ``default`` is written as a user would (``"10m"``, ``"0"``)."""
+    return typer.Option(
+        default, *param_decls, parser=DurationParser(minimum), metavar="DURATION", help=help
+    )
+
+
+LOCK_TIMEOUT = duration_option(
+    "0s",
+    "--lock-timeout",
+    help="How long to wait for the state lock (e.g. 30s, 5m; default 0: fail at once).",
+)
+"""``--lock-timeout`` of every command that writes the state."""
 
 
 @contextmanager

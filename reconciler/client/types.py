@@ -7,6 +7,15 @@ server sends that we do not know about (``extra="allow"``): the remote evolves, 
 drop silently today could be the one a later version of the planner needs. Only the fields the
 contract marks as required are required here, and even those are lenient where real servers
 were seen to deviate (e.g. ``bytes: null`` in the spec's own examples).
+
+Two rules keep a refresh from breaking on an odd but harmless answer:
+
+* a ``null`` in any field that has a default here means the same as the field being absent
+  (the contract marks most fields optional or nullable, and servers send ``null`` for what
+  they do not fill); fields without a default (ids, a job's ``status`` and ``model``) stay
+  strict, because nothing sensible can replace them;
+* descriptive model-card fields that nothing in reconciler reads (capabilities, aliases,
+  context length, ...) fall back to their default when malformed, instead of failing the card.
 """
 
 from __future__ import annotations
@@ -14,7 +23,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 
 class JobStatus(StrEnum):
@@ -88,9 +106,22 @@ _TERMINAL = frozenset(
 
 
 class _Remote(BaseModel):
-    """Base of the response models: unknown server fields are kept, not rejected."""
+    """Base of the response models: unknown server fields are kept, not rejected, and a
+    ``null`` in a field that has a default is read as the field being absent."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {
+            key: value
+            for key, value in data.items()
+            if value is not None or key not in fields or fields[key].is_required()
+        }
 
 
 class RemoteFile(_Remote):
@@ -179,17 +210,9 @@ class RemoteJob(_Remote):
     def _file_ids(cls, value: Any) -> Any:
         # The contract says plain ids, but a server that echoes the request form
         # ({file_id, weight}) must not break a refresh: normalise to ids.
-        if value is None:
-            return []
         if isinstance(value, list):
             return [v.get("file_id", v.get("id")) if isinstance(v, dict) else v for v in value]
         return value
-
-    @field_validator("integrations", "events", "checkpoints", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        # Nullable arrays in the contract; an absent list and a null one mean the same.
-        return [] if value is None else value
 
     @property
     def is_terminal(self) -> bool:
@@ -273,6 +296,29 @@ class RemoteModel(_Remote):
     aliases: list[str] = Field(default_factory=list)
     max_context_length: int | None = None
     classifier_targets: list[dict[str, Any]] | None = None
+
+    @field_validator(
+        "created",
+        "owned_by",
+        "root",
+        "model_type",
+        "capabilities",
+        "aliases",
+        "max_context_length",
+        "classifier_targets",
+        mode="wrap",
+    )
+    @classmethod
+    def _descriptive(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        # Nothing in reconciler reads these: a malformed one must not cost the whole card
+        # (a base-model card with odd capabilities would otherwise break every refresh).
+        try:
+            return handler(value)
+        except ValidationError:
+            assert info.field_name is not None
+            return cls.model_fields[info.field_name].get_default(call_default_factory=True)
 
     @property
     def is_fine_tuned(self) -> bool:

@@ -6,7 +6,8 @@
   limit, and the same sample in a training and a validation file of one job.
 * :func:`check_files` validates bare JSONL files (``reconciler validate --data FILE...``).
   A directory argument means every ``*.jsonl`` file under it (recursively, sorted), like
-  mistral-finetune's data sources; a directory without any is an error.
+  mistral-finetune's data sources; a directory without any is an error, and so is a
+  ``*.jsonl`` entry that is not a regular file (a FIFO, a device: never opened).
 
 Neither raises for bad data: problems are returned in :class:`DatasetCheck` so that the
 command can print all of them (text, JSON or CI annotations) and pick the exit code.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.data.cache import DataCache
+from reconciler.data.files import files_under, not_a_file, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.data.prepare import (
     PreparedDataset,
@@ -91,8 +93,9 @@ def check_files(paths: Sequence[Path], *, exact_tokens: bool = False) -> Dataset
     for given in paths:
         targets: list[Path]
         if given.is_dir():
-            targets = sorted(p for p in given.rglob("*.jsonl") if p.is_file())
-            if not targets:
+            targets, others = files_under(given, "*.jsonl")
+            check.problems.extend(not_a_file(str(path), kind) for path, kind in others)
+            if not targets and not others:
                 check.problems.append(
                     Problem(
                         "NOT_A_FILE",
@@ -239,10 +242,10 @@ def _overlap(cache: DataCache, train: PreparedFile, val: PreparedFile) -> int:
         return cached
     # The validation file is small (API limit 1 MB); the training file is streamed.
     try:
-        with val.path.open("rb") as fh:
+        with open_regular(val.path) as fh:
             seen = {sample_fingerprint(line) for line, _, _ in LineReader(fh) if line}
         count = 0
-        with train.path.open("rb") as fh:
+        with open_regular(train.path) as fh:
             for line, _, _ in LineReader(fh):
                 if line and sample_fingerprint(line) in seen:
                     count += 1

@@ -14,6 +14,7 @@ is treated as empty.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -59,22 +60,31 @@ class DataCache:
         return self._data
 
     @staticmethod
-    def _key(path: Path, role: str, exact_tokens: bool) -> str:
+    def _key(path: Path, role: str, exact_tokens: bool, data_format: str) -> str:
         # Callers pass resolved paths; abspath only guards a relative one without the
         # syscalls of resolve(), which dominated a warm plan over a thousand datasets.
-        return f"{os.path.abspath(path)}|{role}|{int(exact_tokens)}"
+        key = f"{os.path.abspath(path)}|{role}|{int(exact_tokens)}"
+        # Chat keys are as they were before formats existed, so their entries stay valid.
+        return key if data_format == "chat" else f"{key}|{data_format}"
 
     def get_report(
-        self, path: Path, *, role: str, exact_tokens: bool, display_name: str
+        self,
+        path: Path,
+        *,
+        role: str,
+        exact_tokens: bool,
+        display_name: str,
+        data_format: str = "chat",
     ) -> FileReport | None:
         """The cached report of an unchanged file, renamed to ``display_name``; else None."""
         try:
             st = path.stat()
         except OSError:
             return None
-        entry = self._load()["files"].get(self._key(path, role, exact_tokens))
+        entry = self._load()["files"].get(self._key(path, role, exact_tokens, data_format))
         if (
             not isinstance(entry, dict)
+            or not stat.S_ISREG(st.st_mode)
             or entry.get("size") != st.st_size
             or entry.get("mtime_ns") != st.st_mtime_ns
         ):
@@ -88,7 +98,9 @@ class DataCache:
         self.hits += 1
         return _renamed(report, display_name)
 
-    def put_report(self, path: Path, report: FileReport, *, exact_tokens: bool) -> None:
+    def put_report(
+        self, path: Path, report: FileReport, *, exact_tokens: bool, data_format: str = "chat"
+    ) -> None:
         """Remember a report (its file's current size and mtime make the key)."""
         try:
             st = path.stat()
@@ -96,7 +108,7 @@ class DataCache:
             return
         if st.st_size != report.bytes:
             return  # the file changed while we read it: do not cache a mix
-        self._load()["files"][self._key(path, report.role, exact_tokens)] = {
+        self._load()["files"][self._key(path, report.role, exact_tokens, data_format)] = {
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "report": report.to_dict(),

@@ -2,8 +2,9 @@
 
 This is the seed's pandas snippets as data: each row becomes
 ``{"messages": [{"role": "system", ...}?, {"role": ..., "content": ...}, ...]}`` where every
-message takes its text from a ``column``, a ``template`` (``str.format`` over the row) or a
-fixed ``content``, optionally keeping only the text ``after`` a marker (the seed's
+message takes its text from a ``column``, a ``template`` (``{column}`` placeholders, rendered
+by :mod:`reconciler.spec.template`, never by ``str.format``) or a fixed ``content``,
+optionally keeping only the text ``after`` a marker (the seed's
 ``row["Question"].split("Input:")[1]``) and stripping whitespace.
 
 Output is deterministic: compact JSON (no spaces, as ``json.dumps(separators=(",", ":"),
@@ -15,19 +16,27 @@ line (CSV/JSONL) or record index (JSON) and yields no sample.
 from __future__ import annotations
 
 import csv
-import sys
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
+from reconciler.data import lines as line_splitter
+from reconciler.data.files import NotRegularFile, not_a_file, open_regular
+from reconciler.data.lines import LineReader
 from reconciler.errors import DataError, Location, Problem
 from reconciler.spec.models import Conversion, MessageMapping
+from reconciler.spec.template import parse_template, render_template
 
-# Long text cells (medical notes, documents) exceed csv's default 128 kB field limit.
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+# Long text cells (medical notes, documents) exceed csv's default 128 kB field limit; a cell
+# longer than a sample line may be is refused (a quoted cell can span lines).
+csv.field_size_limit(line_splitter.MAX_LINE_BYTES)
+
+MAX_JSON_BYTES = 512 * 1024 * 1024
+"""Largest ``.json`` source: a JSON document is parsed whole (JSONL sources stream)."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +79,6 @@ def _cell(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-class _Row(dict[str, Any]):
-    """Row mapping for templates: a missing column raises a clear KeyError."""
-
-    def __missing__(self, key: str) -> Any:
-        raise KeyError(key)
-
-
 def _message_text(mapping: MessageMapping, row: dict[str, Any]) -> str:
     """The text of one message for one row; ValueError says what is missing."""
     if mapping.column is not None:
@@ -84,12 +86,12 @@ def _message_text(mapping: MessageMapping, row: dict[str, Any]) -> str:
             raise ValueError(f"no column '{mapping.column}'")
         text = _cell(row[mapping.column])
     elif mapping.template is not None:
+        # The model validated the template, so parsing cannot fail here (and is cached).
+        parts = parse_template(mapping.template)
         try:
-            text = mapping.template.format_map(_Row({k: _cell(v) for k, v in row.items()}))
+            text = render_template(parts, lambda name: _cell(row[name]))
         except KeyError as exc:
             raise ValueError(f"template names column {exc} that the row does not have") from None
-        except (ValueError, IndexError) as exc:
-            raise ValueError(f"template cannot be applied: {exc}") from None
     else:
         text = mapping.content or ""
     if mapping.after is not None:
@@ -114,9 +116,19 @@ def convert_row(conversion: Conversion, row: dict[str, Any]) -> bytes:
     return orjson.dumps({"messages": messages})
 
 
+def _bounded_lines(fh: IO[str]) -> Iterator[str]:
+    """The lines of a text stream, as iterating it gives them, but never one longer than
+    :data:`~reconciler.data.lines.MAX_LINE_BYTES` characters in memory (csv.Error)."""
+    limit = line_splitter.MAX_LINE_BYTES
+    while line := fh.readline(limit + 1):
+        if len(line) > limit and not line.endswith(("\n", "\r")):
+            raise csv.Error(f"a line is longer than {limit:,} characters")
+        yield line
+
+
 def _rows_csv(path: Path, conversion: Conversion) -> Iterator[tuple[int, Any]]:
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, delimiter=conversion.delimiter)
+    with io.TextIOWrapper(open_regular(path), encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(_bounded_lines(fh), delimiter=conversion.delimiter)
         try:
             header = next(reader)
         except StopIteration:
@@ -137,8 +149,17 @@ def _rows_csv(path: Path, conversion: Conversion) -> Iterator[tuple[int, Any]]:
 
 
 def _rows_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
+    with open_regular(path) as fh:
+        for lineno, (raw, size, _) in enumerate(LineReader(fh), 1):
+            if raw is None:
+                yield (
+                    lineno,
+                    ValueError(
+                        f"line of {size:,} bytes is over the "
+                        f"{line_splitter.MAX_LINE_BYTES:,}-byte limit"
+                    ),
+                )
+                continue
             if not raw.strip():
                 continue
             try:
@@ -149,8 +170,22 @@ def _rows_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _rows_json(path: Path, conversion: Conversion, name: str) -> Iterator[tuple[int, Any]]:
     # A JSON document has to be parsed whole; JSONL is the streaming format.
+    with open_regular(path) as fh:
+        blob = fh.read(MAX_JSON_BYTES + 1)
+    if len(blob) > MAX_JSON_BYTES:
+        raise DataError(
+            [
+                Problem(
+                    "CONVERT",
+                    f"the JSON document is over {MAX_JSON_BYTES // (1 << 20):,} MB; a .json "
+                    "source is read whole",
+                    Location(name),
+                    hint="write the records as JSONL (one JSON object per line), which streams",
+                )
+            ]
+        )
     try:
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(blob)
     except orjson.JSONDecodeError as exc:
         raise DataError(
             [
@@ -239,6 +274,8 @@ def convert_file(path: Path, conversion: Conversion, name: str) -> Iterator[Conv
         ) from exc
     except csv.Error as exc:
         raise DataError([Problem("CONVERT", f"CSV error: {exc}", Location(name))]) from exc
+    except NotRegularFile as exc:
+        raise DataError([not_a_file(name, exc.kind)]) from exc
     except OSError as exc:
         raise DataError(
             [Problem("READ", f"cannot read the file: {exc.strerror or exc}", Location(name))]

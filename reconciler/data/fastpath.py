@@ -17,27 +17,31 @@ from typing import Any
 
 import orjson
 
+from reconciler.data.dialect import ChatRules
 from reconciler.data.registry import Issue
 from reconciler.data.report import FileReport
 from reconciler.data.rules import check_tools
 from reconciler.data.syntax import walk
 
-_TOOLS_CACHE: dict[bytes, tuple[int, int, list[Issue]]] = {}
+_TOOLS_CACHE: dict[tuple[ChatRules, bytes], tuple[int, int, list[Issue]]] = {}
 _TOOLS_CACHE_MAX = 1024
 
 
-def tools_info(tools: list[Any]) -> tuple[int, int, list[Issue]]:
-    """(keys, colons in strings, rule issues) of a tools list, cached by its content."""
+def tools_info(
+    tools: list[Any], rules: ChatRules = ChatRules.mistral
+) -> tuple[int, int, list[Issue]]:
+    """(keys, colons in strings, rule issues in dialect ``rules``) of a tools list, cached
+    by its content."""
     try:
-        key = orjson.dumps(tools)
+        key = (rules, orjson.dumps(tools))
     except orjson.JSONEncodeError:  # deeper than orjson serializes: no caching
-        key = b""
+        key = None
     cached = _TOOLS_CACHE.get(key) if key else None
     if cached is not None:
         return cached
     keys, colons = walk(tools, 1)
     issues: list[Issue] = []
-    check_tools(tools, issues)
+    check_tools(tools, issues, rules)
     result = (keys, colons, issues)
     if key:
         if len(_TOOLS_CACHE) >= _TOOLS_CACHE_MAX:

@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import os
 import random
+import stat
 import tempfile
 from array import array
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ import orjson
 
 from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
+from reconciler.data.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.data.report import FileReport
 from reconciler.data.validator import LineValidator, validate_path
@@ -172,12 +174,20 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
     for i, rel in enumerate(spec.sources):
         where = doc.locate("path") if spec.path is not None else doc.locate("paths", i)
         path = doc.resolve_path(rel)
-        if path.is_dir():
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISDIR(mode):
             pattern = "*.jsonl"
             if spec.convert is not None and spec.convert.format in ("csv", "json"):
                 pattern = f"*.{spec.convert.format}"
-            found = sorted(p for p in path.rglob(pattern) if p.is_file())
-            if not found:
+            found, others = files_under(path, pattern)
+            problems.extend(
+                _not_regular(doc, where, f"'{display_path(other)}' (in '{rel}')", kind)
+                for other, kind in others
+            )
+            if not found and not others:
                 problems.append(
                     Problem(
                         "READ",
@@ -188,7 +198,7 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
                     )
                 )
             files.extend(found)
-        elif not path.is_file():
+        elif not mode:
             problems.append(
                 Problem(
                     "READ",
@@ -198,22 +208,49 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
                     hint="paths are relative to the spec file that names them",
                 )
             )
+        elif not stat.S_ISREG(mode):
+            problems.append(_not_regular(doc, where, f"data file '{rel}'", kind_of(mode)))
         else:
             files.append(path)
     if problems:
-        raise DataError(problems, summary=f"{doc.subject}: data files missing")
+        raise DataError(problems, summary=f"{doc.subject}: data files missing or unreadable")
     return files
 
 
+def _not_regular(doc: LoadedDocument[Dataset], where: Location, what: str, kind: str) -> Problem:
+    """``NOT_A_FILE`` at the spec: a source is a device, FIFO or socket (never opened)."""
+    return Problem(
+        "NOT_A_FILE",
+        f"{what} is {kind}, not a regular file",
+        where,
+        doc.subject,
+        hint=NOT_A_FILE_HINT,
+    )
+
+
 def cached_validate(
-    cache: DataCache, path: Path, *, role: str, exact_tokens: bool, display_name: str | None = None
+    cache: DataCache,
+    path: Path,
+    *,
+    role: str,
+    exact_tokens: bool,
+    display_name: str | None = None,
+    data_format: str = "chat",
 ) -> FileReport:
     """:func:`validate_path` answered from the cache when the file is unchanged."""
     name = display_name or display_path(path)
-    report = cache.get_report(path, role=role, exact_tokens=exact_tokens, display_name=name)
+    report = cache.get_report(
+        path, role=role, exact_tokens=exact_tokens, display_name=name, data_format=data_format
+    )
     if report is None:
-        report = validate_path(path, role=role, exact_tokens=exact_tokens, display_name=name)
-        cache.put_report(path, report, exact_tokens=exact_tokens)
+        report = validate_path(
+            path,
+            role=role,
+            exact_tokens=exact_tokens,
+            display_name=name,
+            data_format=data_format,
+        )
+        cache.put_report(path, report, exact_tokens=exact_tokens, data_format=data_format)
     return report
 
 
@@ -255,7 +292,9 @@ def _prepare(doc: LoadedDocument[Dataset], cache: DataCache, exact_tokens: bool)
     files = resolve_sources(doc)
     plain = spec.convert is None and spec.split is None and len(files) == 1
     if plain:
-        report = cached_validate(cache, files[0], role="training", exact_tokens=exact_tokens)
+        report = cached_validate(
+            cache, files[0], role="training", exact_tokens=exact_tokens, data_format=spec.format
+        )
         if report.ok:
             part = PreparedFile(
                 part="all",
@@ -298,6 +337,9 @@ def _manifest_key(spec: Dataset, files: list[Path], exact_tokens: bool) -> str:
     settings = spec.model_dump(
         mode="json", include={"name", "convert", "split", "on_invalid", "filename"}
     )
+    if spec.format != "chat":
+        # Chat keys stay as they were before formats existed (no needless re-preparation).
+        settings["format"] = spec.format
     blob = orjson.dumps(
         {"v": PREPARE_VERSION, "sources": sources, "spec": settings, "exact": exact_tokens},
         option=orjson.OPT_SORT_KEYS,
@@ -391,7 +433,7 @@ def _samples(
                 yield row.sample, validator.feed(row.sample, row.line), row.line
         return
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             for lineno, (line, size, terminated) in enumerate(LineReader(fh), 1):
                 if line is None:
                     validator.long_line(lineno, size)
@@ -429,7 +471,7 @@ def _build(
     sources: list[FileReport] = []
     try:
         for path in files:
-            validator = LineValidator(display_path(path), role="training")
+            validator = LineValidator(display_path(path), role="training", data_format=spec.format)
             for line, valid, lineno in _samples(path, doc, validator):
                 if valid:
                     combined.write(_clean(line))
@@ -525,6 +567,7 @@ def _part(
         role=role,
         exact_tokens=exact_tokens,
         display_name=f"{display_path(path)} ({doc.doc.name}[{part}])",
+        data_format=doc.doc.format,
     )
     return PreparedFile(
         part=part,

@@ -8,6 +8,11 @@ reporting (unknown role, wrong JSON types, non-object values, bad tool ids or na
 messages or tool definitions) we report the rule and go on. Each rule is declared (code,
 title, severity: see :mod:`reconciler.data.registry`) next to the function that checks it.
 
+The checks read a :class:`~reconciler.data.dialect.ChatRules` (default: Mistral's) for what
+differs between providers' chat formats; OpenAI's dialect adds the rules ``O1`` (unknown keys)
+and ``O2`` (tool types). The message-level checks are public, for the preference format of
+:mod:`reconciler.data.preference`.
+
 Unlike mistral-finetune, which stops at the first exception, a sample gets every independent
 problem reported at once; the conversation-structure rules (M1..M5) run only when every
 message has a known role, so one broken message does not cascade into noise.
@@ -23,33 +28,48 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reconciler.data.dialect import ChatRules
 from reconciler.data.registry import Issue, rule, short, type_name
 from reconciler.data.schema import schema_problem
 
 ROLES = frozenset(("system", "user", "assistant", "tool"))
 
-_ID_RE = re.compile(r"[a-zA-Z0-9]{9}")
 _NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
-# Chunk types mistral-common 1.13.1 accepts per role in finetuning requests; anything else is
-# M14. Vision fine-tunes put images in user messages, so those stay allowed there.
-_CHUNK_TYPES: dict[str, frozenset[str]] = {
-    "system": frozenset(("text",)),
-    "user": frozenset(("text", "image_url", "image")),
-    "assistant": frozenset(("text",)),
-    "tool": frozenset(("text",)),
-}
-
-ID_HINT = (
-    "tool call ids must be exactly 9 characters a-z A-Z 0-9 (e.g. 'TX92Jm8Zi'); rewrite ids "
-    "such as 'call_abc123' with a stable 9-character hash of the original id, and use the "
-    "same new id in the answering tool message's tool_call_id"
-)
 NAME_HINT = "use only a-z A-Z 0-9 _ - (1 to 64 characters), e.g. 'get_weather'"
 
 # Type checks run wherever a value is read, so these two are reported all over the module.
 F16 = rule("F16", "wrong JSON type (mistral-finetune crashes)")
 F17 = rule("F17", "line or message not a JSON object (mistral-finetune crashes)")
+
+# Rules of OpenAI's stricter format (ChatRules.openai), checked wherever keys are read.
+O1 = rule("O1", "unknown key (OpenAI's format defines every key)")
+O2 = rule("O2", "tool or tool call without type 'function' (OpenAI)")
+
+
+def check_keys(
+    where: str, obj: dict[str, Any], allowed: frozenset[str] | None, issues: list[Issue]
+) -> None:
+    """O1 on every key of ``obj`` that is not in ``allowed`` (None: any key is fine)."""
+    if allowed is None:
+        return
+    for key in obj:
+        if key not in allowed:
+            issues.append(
+                O1.issue(
+                    f"{where} has the unknown key {short(key)}",
+                    f"remove it; the keys here are: {', '.join(sorted(allowed))}",
+                )
+            )
+
+
+def _check_type(where: str, obj: dict[str, Any], expected: str | None, issues: list[Issue]) -> None:
+    """O2: a tool or tool call's ``type`` is ``expected`` (when the dialect wants one)."""
+    if expected is not None and obj.get("type") != expected:
+        got = f"got {short(obj['type'])}" if "type" in obj else "it has none"
+        issues.append(
+            O2.issue(f"{where}.type must be {expected!r} ({got})", f'add "type": "{expected}"')
+        )
 
 
 # --------------------------------------------------------------------------- instruct
@@ -61,22 +81,26 @@ M12 = rule("M12", "tool parameters not a valid JSON Schema")
 M13 = rule("M13", "bad function name in tools (mistral-finetune crashes)")
 
 
-def check_tools(tools: Any, issues: list[Issue]) -> None:
-    """F4-F6, M12, M13 on a ``tools``/``available_tools`` list."""
+def check_tools(
+    tools: Any, issues: list[Issue], rules: ChatRules = ChatRules.mistral, where: str = "tools"
+) -> None:
+    """F4-F6, M12, M13 (and O2 when the dialect wants a type) on a ``tools``/``available_tools``
+    list, named ``where`` in messages."""
     if type(tools) is not list:
         issues.append(
-            F16.issue(f"'tools' must be an array of tool objects, got {type_name(tools)}", None)
+            F16.issue(f"'{where}' must be an array of tool objects, got {type_name(tools)}", None)
         )
         return
     for i, tool in enumerate(tools):
         if type(tool) is not dict:
-            issues.append(F17.issue(f"tools[{i}] must be an object, got {type_name(tool)}", None))
+            issues.append(F17.issue(f"{where}[{i}] must be an object, got {type_name(tool)}", None))
             continue
+        _check_type(f"{where}[{i}]", tool, rules.tool_type, issues)
         fn = tool.get("function")
         if "function" not in tool:
             issues.append(
                 F4.issue(
-                    f"tools[{i}] does not have a 'function' key",
+                    f"{where}[{i}] does not have a 'function' key",
                     'write tools as {"type": "function", "function": {"name": ..., '
                     '"description": ..., "parameters": {...}}}',
                 )
@@ -84,14 +108,14 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
             continue
         if type(fn) is not dict:
             issues.append(
-                F16.issue(f"tools[{i}].function must be an object, got {type_name(fn)}", None)
+                F16.issue(f"{where}[{i}].function must be an object, got {type_name(fn)}", None)
             )
             continue
-        for key in ("name", "description", "parameters"):
+        for key in rules.tool_function_keys:
             if key not in fn:
                 issues.append(
                     F5.issue(
-                        f"tools[{i}].function does not have a '{key}' key",
+                        f"{where}[{i}].function does not have a '{key}' key",
                         "mistral-finetune requires name, description and parameters "
                         '(use "" / {} when there is nothing to say)'
                         if key != "name"
@@ -101,7 +125,7 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
         name = fn.get("name")
         if "name" in fn:
             if type(name) is not str:
-                issues.append(F16.issue(f"tools[{i}].function.name must be a string", NAME_HINT))
+                issues.append(F16.issue(f"{where}[{i}].function.name must be a string", NAME_HINT))
             elif not _NAME_RE.fullmatch(name):
                 issues.append(
                     M13.issue(
@@ -111,13 +135,13 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
                     )
                 )
         if "description" in fn and type(fn["description"]) is not str:
-            issues.append(F16.issue(f"tools[{i}].function.description must be a string", None))
+            issues.append(F16.issue(f"{where}[{i}].function.description must be a string", None))
         if "parameters" in fn:
             params = fn["parameters"]
             if type(params) is not dict:
                 issues.append(
                     F6.issue(
-                        f"tools[{i}].function.parameters has to be of type dict, but is "
+                        f"{where}[{i}].function.parameters has to be of type dict, but is "
                         f"{type_name(params)}",
                         "if the function has no parameters pass an empty object {}",
                     )
@@ -137,8 +161,13 @@ def check_tools(tools: Any, issues: list[Issue]) -> None:
 M14 = rule("M14", "prefix on the last message / unexpected content chunk type")
 
 
-def _check_content(
-    where: str, role: str, content: Any, issues: list[Issue], key: str = "content"
+def check_content(
+    where: str,
+    role: str,
+    content: Any,
+    issues: list[Issue],
+    key: str = "content",
+    rules: ChatRules = ChatRules.mistral,
 ) -> None:
     """F16/M14 on a message's content: a string, null, or a list of chunks."""
     if content is None or type(content) is str:
@@ -152,7 +181,7 @@ def _check_content(
             )
         )
         return
-    allowed = _CHUNK_TYPES.get(role, _CHUNK_TYPES["user"])
+    allowed = rules.chunk_types.get(role, rules.chunk_types["user"])
     for j, chunk in enumerate(content):
         if type(chunk) is not dict:
             issues.append(
@@ -190,6 +219,7 @@ def check_instruct(
     roles: dict[str, int],
     issues: list[Issue],
     tool_issues: list[Issue] | None = None,
+    rules: ChatRules = ChatRules.mistral,
 ) -> None:
     """Check one chat sample and count its messages per role.
 
@@ -197,17 +227,21 @@ def check_instruct(
         obj: the parsed sample (a dict with ``messages`` or ``interactions``).
         roles: messages per role, updated in place (for the file summary).
         issues: problems are appended here.
-        tool_issues: the result of :func:`check_tools` on the sample's tools when the
-            caller already has it (cached: tools repeat across samples); None to check here.
+        tool_issues: the result of :func:`check_tools` on the sample's tools (in this
+            dialect) when the caller already has it (cached: tools repeat across samples);
+            None to check here.
+        rules: the chat dialect (default: Mistral's).
     """
+    spellings = rules.mistral_spellings
+    check_keys("the sample", obj, rules.sample_keys, issues)
     has_messages = "messages" in obj
-    has_interactions = "interactions" in obj
+    has_interactions = spellings and "interactions" in obj
     if not has_messages and not has_interactions:
         keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
+        wanted = "one of 'messages, interactions' key" if spellings else "a 'messages' key"
         issues.append(
             F1.issue(
-                "the conversation does not contain one of 'messages, interactions' key, "
-                f"but only {keys}",
+                f"the conversation does not contain {wanted}, but only {keys}",
                 'write chat samples as {"messages": [{"role": "user", "content": ...}, '
                 '{"role": "assistant", "content": ...}]}',
             )
@@ -222,7 +256,7 @@ def check_instruct(
             )
         )
         return
-    if "tools" in obj and "available_tools" in obj:
+    if spellings and "tools" in obj and "available_tools" in obj:
         issues.append(
             F3.issue(
                 "the conversation contains both an 'available_tools' and 'tools' key; "
@@ -230,17 +264,20 @@ def check_instruct(
                 "keep 'tools' and remove 'available_tools'",
             )
         )
-    tools = obj.get("tools", obj.get("available_tools"))
+    tools = obj.get("tools", obj.get("available_tools")) if spellings else obj.get("tools")
     if tool_issues is not None:
         issues.extend(tool_issues)
     elif tools is not None:
-        check_tools(tools, issues)
-    system_prompt = obj.get("system_prompt")
-    if system_prompt is not None and type(system_prompt) is not str:
-        issues.append(F16.issue("'system_prompt' must be a string", None))
-    only_last = obj.get("only_last")
-    if only_last is not None and type(only_last) is not bool:
-        issues.append(F16.issue("'only_last' must be true or false", None))
+        check_tools(tools, issues, rules)
+    system_prompt = obj.get("system_prompt") if spellings else None
+    if spellings:
+        if system_prompt is not None and type(system_prompt) is not str:
+            issues.append(F16.issue("'system_prompt' must be a string", None))
+        only_last = obj.get("only_last")
+        if only_last is not None and type(only_last) is not bool:
+            issues.append(F16.issue("'only_last' must be true or false", None))
+    else:
+        check_parallel_tool_calls(obj, issues)
 
     messages = obj["messages"] if has_messages else obj["interactions"]
     key = "messages" if has_messages else "interactions"
@@ -252,11 +289,55 @@ def check_instruct(
             )
         )
         return
+    flow = check_messages(
+        messages, key, roles, issues, rules, system_prompt=system_prompt is not None
+    )
+    if flow is not None:
+        _check_structure(flow, issues)
 
+
+def check_parallel_tool_calls(obj: dict[str, Any], issues: list[Issue]) -> None:
+    """F16 when OpenAI's ``parallel_tool_calls`` is there and not a boolean."""
+    value = obj.get("parallel_tool_calls")
+    if value is not None and type(value) is not bool:
+        issues.append(
+            F16.issue(f"'parallel_tool_calls' must be true or false, got {type_name(value)}", None)
+        )
+
+
+Flow = list[tuple[str, int]]
+"""The roles of a conversation's non-system messages, in order, with their tool-call counts
+(what the structure rules M1-M5 look at)."""
+
+
+def check_messages(
+    messages: list[Any],
+    key: str,
+    roles: dict[str, int],
+    issues: list[Issue],
+    rules: ChatRules = ChatRules.mistral,
+    *,
+    system_prompt: bool = False,
+) -> Flow | None:
+    """The per-message rules (F7-F17, M6-M11, M14, O1, O2) on a list of chat messages.
+
+    Args:
+        messages: the messages.
+        key: how the list is named in messages (``messages``, ``input.messages``).
+        roles: messages per role, updated in place.
+        issues: problems are appended here.
+        rules: the chat dialect.
+        system_prompt: the sample also has Mistral's top-level ``system_prompt`` (F11).
+
+    Returns:
+        The conversation's flow for the structure rules, or None when a message is not an
+        object or has no known role (so one broken message does not cascade into noise).
+    """
+    spellings = rules.mistral_spellings
+    message_keys = rules.message_keys
     structure_ok = True
-    seen_system = system_prompt is not None
-    # Roles of the non-system messages, in order, with their tool-call counts (for M1-M5).
-    flow: list[tuple[str, int]] = []
+    seen_system = system_prompt
+    flow: Flow = []
     last_index = len(messages) - 1
     for i, msg in enumerate(messages):
         where = f"{key}[{i}]"
@@ -281,21 +362,22 @@ def check_instruct(
             continue
         role = msg["role"]
         rname = role if type(role) is str else short(role, 20)
-        if "text" in msg and "content" in msg:
+        if spellings and "text" in msg and "content" in msg:
             issues.append(
                 F8.issue(
                     f"{where}: a {rname} message contains both a 'text' and 'content' key",
                     "keep only 'content'",
                 )
             )
-        ckey = "content" if "content" in msg else "text"
+        ckey = "content" if "content" in msg or not spellings else "text"
         content = msg.get(ckey)
         tool_calls = msg.get("tool_calls")
         if tool_calls is None and content is None:
             mkeys = ", ".join(repr(k) for k in list(msg)[:10])
+            wanted = "one of 'content', 'text'" if spellings else "'content'"
             issues.append(
                 F9.issue(
-                    f"{where}: a {rname} message does not contain one of 'content', 'text' "
+                    f"{where}: a {rname} message does not contain {wanted} "
                     f"(non-null), but only {mkeys}",
                     'give it "content": "..." (an assistant message may have "tool_calls" instead)',
                 )
@@ -315,24 +397,22 @@ def check_instruct(
             structure_ok = False
             continue
         roles[role] = roles.get(role, 0) + 1
-        _check_content(where, role, content, issues, ckey)
+        if message_keys is not None:
+            check_keys(where, msg, message_keys[role], issues)
+        check_content(where, role, content, issues, ckey, rules)
         if role == "system":
-            if seen_system:
+            if seen_system and rules.one_system:
                 issues.append(
                     F11.issue(
                         f"{where}: multiple messages with role 'system' encountered; only one "
                         "is allowed"
-                        + (
-                            " (the sample also sets 'system_prompt')"
-                            if system_prompt is not None
-                            else ""
-                        ),
+                        + (" (the sample also sets 'system_prompt')" if system_prompt else ""),
                         "merge the system prompts into one message",
                     )
                 )
             seen_system = True
             continue
-        if msg.get("prefix") is True and i == last_index:
+        if spellings and msg.get("prefix") is True and i == last_index:
             issues.append(
                 M14.issue(
                     f"{where}: cannot continue final message in finetuning mode (prefix: true)",
@@ -341,13 +421,13 @@ def check_instruct(
             )
         ncalls = 0
         if role == "assistant":
-            ncalls = _check_assistant(where, msg, content, tool_calls, i == last_index, issues)
+            ncalls = check_assistant(
+                where, msg, content, tool_calls, i == last_index, issues, rules
+            )
         elif role == "tool":
-            _check_tool_message(where, msg, issues)
+            _check_tool_message(where, msg, issues, rules)
         flow.append((role, ncalls))
-
-    if structure_ok:
-        _check_structure(flow, issues)
+    return flow if structure_ok else None
 
 
 F12 = rule("F12", "tool call without 'id' or 'function'")
@@ -359,15 +439,19 @@ M8 = rule("M8", "bad tool call id in an assistant message")
 M9 = rule("M9", "bad function name in a tool call")
 
 
-def _check_assistant(
+def check_assistant(
     where: str,
     msg: dict[str, Any],
     content: Any,
     tool_calls: Any,
     is_last: bool,
     issues: list[Issue],
+    rules: ChatRules = ChatRules.mistral,
 ) -> int:
-    """F12-F14, F16, M6-M9 on an assistant message; returns its number of tool calls."""
+    """F12-F14, F16, M6-M9 (and O2) on an assistant message; returns its number of tool calls.
+
+    ``content`` is the message's content (or Mistral's ``text``) and ``tool_calls`` its
+    ``tool_calls``, as the caller read them; ``is_last``: it is the conversation's last."""
     weight = msg.get("weight")
     if weight is not None:
         if type(weight) not in (int, float):
@@ -390,18 +474,25 @@ def _check_assistant(
             F16.issue(f"{where}.tool_calls must be an array, got {type_name(tool_calls)}", None)
         )
         tool_calls = None
-    if bool(content) == bool(tool_calls):
-        if content:
-            text = "has both content and tool_calls"
-            hint = "split it into a message with the text and one with the tool calls"
-        else:
-            text = "has neither content nor tool_calls (empty content)"
-            hint = "give the assistant message a non-empty answer, or drop the sample"
+    if not content and not tool_calls:
+        issues.append(
+            M6.issue(
+                f"{where}: assistant message must have "
+                + (
+                    "content or tool_calls"
+                    if rules.content_with_calls
+                    else "either content or tool_calls, but not both"
+                )
+                + " (has neither content nor tool_calls (empty content))",
+                "give the assistant message a non-empty answer, or drop the sample",
+            )
+        )
+    elif content and tool_calls and not rules.content_with_calls:
         issues.append(
             M6.issue(
                 f"{where}: assistant message must have either content or tool_calls, but not "
-                f"both ({text})",
-                hint,
+                "both (has both content and tool_calls)",
+                "split it into a message with the text and one with the tool calls",
             )
         )
     if not tool_calls:
@@ -416,28 +507,30 @@ def _check_assistant(
                 issues.append(
                     F12.issue(
                         f"{cw}: a tool call of an assistant message does not have a '{key}' key",
-                        ID_HINT if key == "id" else None,
+                        rules.id_hint if key == "id" else None,
                     )
                 )
+        _check_type(cw, call, rules.tool_type, issues)
         if "id" in call:
             cid = call["id"]
             if type(cid) is not str:
-                issues.append(F16.issue(f"{cw}.id must be a string, got {type_name(cid)}", ID_HINT))
-            elif cid == "null":
+                issues.append(
+                    F16.issue(f"{cw}.id must be a string, got {type_name(cid)}", rules.id_hint)
+                )
+            elif cid == "null" and rules.null_id_on_last:
                 if not is_last:
                     issues.append(
                         M8.issue(
                             f"{cw}: tool call id of an assistant message that is not last has "
                             "to be defined in finetuning mode",
-                            ID_HINT,
+                            rules.id_hint,
                         )
                     )
-            elif not _ID_RE.fullmatch(cid):
+            elif not rules.id_pattern.fullmatch(cid):
                 issues.append(
                     M8.issue(
-                        f"{cw}: tool call id was {short(cid)} but must be a-z, A-Z, 0-9, "
-                        "with a length of 9",
-                        ID_HINT,
+                        f"{cw}: tool call id was {short(cid)} but must be {rules.id_text}",
+                        rules.id_hint,
                     )
                 )
         fn = call.get("function")
@@ -484,7 +577,9 @@ M10 = rule("M10", "bad tool_call_id in a tool message (mistral-finetune crashes)
 M11 = rule("M11", "bad name in a tool message (mistral-finetune crashes)")
 
 
-def _check_tool_message(where: str, msg: dict[str, Any], issues: list[Issue]) -> None:
+def _check_tool_message(
+    where: str, msg: dict[str, Any], issues: list[Issue], rules: ChatRules
+) -> None:
     """F15, F16, M10, M11 on a tool message."""
     if "tool_call_id" not in msg:
         keys = ", ".join(repr(k) for k in list(msg)[:10])
@@ -498,14 +593,15 @@ def _check_tool_message(where: str, msg: dict[str, Any], issues: list[Issue]) ->
         tid = msg["tool_call_id"]
         if type(tid) is not str:
             issues.append(
-                F16.issue(f"{where}.tool_call_id must be a string, got {type_name(tid)}", ID_HINT)
+                F16.issue(
+                    f"{where}.tool_call_id must be a string, got {type_name(tid)}", rules.id_hint
+                )
             )
-        elif not _ID_RE.fullmatch(tid):
+        elif not rules.id_pattern.fullmatch(tid):
             issues.append(
                 M10.issue(
-                    f"{where}: tool call id was {short(tid)} but must be a-z, A-Z, 0-9, with "
-                    "a length of 9",
-                    ID_HINT,
+                    f"{where}: tool call id was {short(tid)} but must be {rules.id_text}",
+                    rules.id_hint,
                 )
             )
     name = msg.get("name")
@@ -529,7 +625,7 @@ M4 = rule("M4", "unexpected role order")
 M5 = rule("M5", "tool calls and tool responses do not match")
 
 
-def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
+def _check_structure(flow: Flow, issues: list[Issue]) -> None:
     """M1-M5 on the non-system messages (system messages are pulled out first)."""
     if not flow:
         issues.append(
@@ -548,6 +644,21 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
             )
         )
         return
+    check_order(flow, issues)
+    last = flow[-1][0]
+    if last != "assistant":
+        issues.append(
+            M3.issue(
+                f"expected last role Assistant for finetuning but got {last}",
+                "end each sample with the assistant message to train on; drop trailing "
+                f"{last} messages",
+            )
+        )
+    check_pairs(flow, issues)
+
+
+def check_order(flow: Flow, issues: list[Issue]) -> None:
+    """M4: no tool message right after a user message."""
     prev = ""
     for role, _ in flow:
         # user -> tool is the only order 1.13.1 rejects among known roles.
@@ -560,15 +671,12 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
             )
             break
         prev = role
-    last = flow[-1][0]
-    if last != "assistant":
-        issues.append(
-            M3.issue(
-                f"expected last role Assistant for finetuning but got {last}",
-                "end each sample with the assistant message to train on; drop trailing "
-                f"{last} messages",
-            )
-        )
+
+
+def check_pairs(flow: Flow, issues: list[Issue], *, answered_at_end: bool = False) -> None:
+    """M5: every assistant message's tool calls are answered by as many tool messages before
+    the next assistant message; ``answered_at_end``: also before the end of the flow (a
+    conversation that does not end with the assistant)."""
     pending = 0
     for role, ncalls in flow:
         if role == "assistant":
@@ -588,6 +696,13 @@ def _check_structure(flow: list[tuple[str, int]], issues: list[Issue]) -> None:
         issues.append(
             M5.issue(
                 "more tool responses than tool calls",
+                "answer every tool call with exactly one tool message",
+            )
+        )
+    elif pending > 0 and answered_at_end:
+        issues.append(
+            M5.issue(
+                "not the same number of function calls and responses",
                 "answer every tool call with exactly one tool message",
             )
         )

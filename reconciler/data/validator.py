@@ -4,7 +4,8 @@ A file is read by :class:`~reconciler.data.lines.LineReader`, which also feeds t
 the whole file (so hashing and validation are one pass). Each line is parsed with orjson. A
 plain chat sample is accepted by :mod:`~reconciler.data.fastpath`; any other line is checked
 by every rule: the line-level ones of :mod:`~reconciler.data.syntax`, the per-sample ones of
-:mod:`~reconciler.data.rules` and the ones declared here (byte order marks, blank and
+:mod:`~reconciler.data.rules` (chat and pretrain samples) or :mod:`~reconciler.data.preference`
+(a file validated as ``preference``), and the ones declared here (byte order marks, blank and
 overlong lines, mixed sample types, file-level limits). What is found accumulates in a
 :class:`~reconciler.data.report.FileReport`. Memory stays flat whatever the file size: only
 the current chunk (plus at most ``MAX_STORED_PROBLEMS`` problems) is held.
@@ -29,8 +30,10 @@ from typing import IO, Any, Protocol
 import orjson
 
 from reconciler.data import lines as line_splitter
-from reconciler.data import rules, syntax
+from reconciler.data import preference, rules, syntax
+from reconciler.data.dialect import ChatRules
 from reconciler.data.fastpath import FastPath, tools_info
+from reconciler.data.files import DIRECTORY, NotRegularFile, not_a_file, open_regular
 from reconciler.data.lines import Line, LineReader
 from reconciler.data.registry import RULES, Issue, rule, type_name
 from reconciler.data.report import MAX_STORED_PROBLEMS, FileReport, human_bytes
@@ -73,6 +76,9 @@ class TokenCounter(Protocol):
     def count(self, obj: dict[str, Any], kind: str) -> int: ...
 
 
+FORMATS = ("chat", "preference")
+"""The data formats a file can be validated as (a Dataset's ``format``)."""
+
 _NO_ISSUES: list[Issue] = []
 """Shared empty issue list of valid samples (never mutated)."""
 _UNPARSED: Any = object()
@@ -91,6 +97,11 @@ class LineValidator:
         name: file name used in problem locations.
         role: 'training' or 'validation'.
         token_counter: counts exact tokens of valid samples, or None.
+        data_format: what the file holds (see :data:`FORMATS`): ``chat`` samples (or
+            pretrain text), or ``preference`` samples (OpenAI's DPO format, checked by
+            :mod:`~reconciler.data.preference`).
+        chat_rules: the dialect of chat samples (:attr:`ChatRules.mistral
+            <reconciler.data.dialect.ChatRules.mistral>` by default).
     """
 
     def __init__(
@@ -99,16 +110,25 @@ class LineValidator:
         *,
         role: str = "training",
         token_counter: TokenCounter | None = None,
+        data_format: str = "chat",
+        chat_rules: ChatRules = ChatRules.mistral,
     ) -> None:
+        if data_format not in FORMATS:
+            raise ValueError(f"unknown data format {data_format!r}")
         self.report = FileReport(path=name, role=role)
         self._name = name
         self._tokens = token_counter
         self._exact = 0
         self._lineno = 0
         self._fast = FastPath()
-        self._untyped = True
-        # The fast path only knows chat samples; a pretrain file takes the full check.
-        self._fast_on = True
+        self._preference = data_format == "preference"
+        self._chat_rules = ChatRules.openai if self._preference else chat_rules
+        self._untyped = not self._preference
+        if self._preference:
+            self.report.sample_type = "preference"
+        # The fast path only knows Mistral chat samples; a pretrain file, a preference file
+        # and another dialect take the full check.
+        self._fast_on = not self._preference and chat_rules is ChatRules.mistral
         self.last_issues: list[Issue] = []
         """Issues of the last fed line (for cleaned-file reports)."""
 
@@ -231,6 +251,8 @@ class LineValidator:
         tools_field = (
             "tools" if "tools" in obj else "available_tools" if "available_tools" in obj else ""
         )
+        if self._preference:
+            tools_field = ""  # they are inside 'input', walked with the rest
         tool_issues: list[Issue] | None = None
         try:
             nkeys = len(obj)
@@ -239,7 +261,7 @@ class LineValidator:
                 in_strings += k.count(":")
                 t = type(v)
                 if k == tools_field and t is list:
-                    tkeys, tcolons, tool_issues = tools_info(v)
+                    tkeys, tcolons, tool_issues = tools_info(v, self._chat_rules)
                     nkeys += tkeys
                     in_strings += tcolons
                 elif t is dict or t is list:
@@ -255,6 +277,9 @@ class LineValidator:
             duplicate = syntax.duplicate_key(line)
             if duplicate is not None:
                 issues.append(duplicate)
+        if self._preference:
+            self._check_sample(obj, line, issues, "preference", None)
+            return
         kind = rules.sample_kind(obj)
         if kind is None:
             kind = report.sample_type or "instruct"
@@ -271,10 +296,24 @@ class LineValidator:
                 )
             )
             return
+        self._check_sample(obj, line, issues, kind, tool_issues)
+
+    def _check_sample(
+        self,
+        obj: dict[str, Any],
+        line: bytes,
+        issues: list[Issue],
+        kind: str,
+        tool_issues: list[Issue] | None,
+    ) -> None:
+        """The per-sample rules of ``kind``; a valid sample counts towards the tokens."""
+        report = self.report
         before = len(issues)
         try:
             if kind == "instruct":
-                rules.check_instruct(obj, report.roles, issues, tool_issues)
+                rules.check_instruct(obj, report.roles, issues, tool_issues, self._chat_rules)
+            elif kind == "preference":
+                preference.check_preference(obj, report.roles, issues)
             else:
                 rules.check_pretrain(obj, issues)
         except RecursionError:
@@ -286,6 +325,7 @@ class LineValidator:
         if len(issues) == before:
             # Estimate: a quarter of the sample's bytes. Besides the text this counts the
             # JSON around it, which roughly stands for the control tokens of each message.
+            # A preference sample's line holds its input and both outputs: all are counted.
             report.approx_tokens += (len(line) + 3) // 4
             if self._tokens is not None:
                 self._exact += self._tokens.count(obj, kind)
@@ -369,10 +409,11 @@ def validate_stream(
     role: str = "training",
     exact_tokens: bool = False,
     hash: bool = True,
+    data_format: str = "chat",
+    chat_rules: ChatRules = ChatRules.mistral,
 ) -> FileReport:
     """Validate (and hash) a binary stream of JSONL; see :func:`validate_path`."""
-    counter = _token_counter() if exact_tokens else None
-    validator = LineValidator(name, role=role, token_counter=counter)
+    validator = _validator(name, role, exact_tokens, data_format, chat_rules)
     hasher = hashlib.sha256() if hash else None
     lines = LineReader(stream, hasher)
     validator.feed_lines(lines)
@@ -386,6 +427,8 @@ def validate_path(
     exact_tokens: bool = False,
     hash: bool = True,
     display_name: str | None = None,
+    data_format: str = "chat",
+    chat_rules: ChatRules = ChatRules.mistral,
 ) -> FileReport:
     """Validate one JSONL file in one streaming pass (rules, statistics and sha256).
 
@@ -395,36 +438,45 @@ def validate_path(
         exact_tokens: also count tokens with Mistral's v3 tokenizer (needs mistral-common).
         hash: compute the sha256 of the file's bytes in the same pass.
         display_name: how the file is named in problems (default: ``str(path)``).
+        data_format: ``chat`` (default) or ``preference`` (see :class:`LineValidator`).
+        chat_rules: the dialect of chat samples (default: Mistral's).
 
     Raises:
-        DataError: the file cannot be read at all (missing, a directory, no permission).
+        DataError: the file cannot be read at all (missing, no permission), or is not a
+            regular file (a directory, device, FIFO or socket: never opened, so never a hang).
     """
     name = display_name or str(path)
-    if path.is_dir():
-        raise DataError(
-            [
-                Problem(
-                    "NOT_A_FILE",
-                    "is a directory, not a JSONL file",
-                    Location(name),
-                    hint="name the .jsonl files inside it (e.g. DIR/*.jsonl)",
-                )
-            ]
-        )
     try:
-        with path.open("rb") as stream:
-            return validate_stream(stream, name, role=role, exact_tokens=exact_tokens, hash=hash)
+        stream = open_regular(path)
+    except NotRegularFile as exc:
+        hint = (
+            "name the .jsonl files inside it (e.g. DIR/*.jsonl)" if exc.kind == DIRECTORY else None
+        )
+        raise DataError([not_a_file(name, exc.kind, hint)]) from exc
     except OSError as exc:
-        raise DataError(
-            [
-                Problem(
-                    "READ",
-                    f"cannot read the file: {exc.strerror or exc}",
-                    Location(name),
-                    hint="check the path (relative to the spec file) and its permissions",
-                )
-            ]
-        ) from exc
+        raise DataError([_read_problem(name, exc)]) from exc
+    try:
+        with stream:
+            return validate_stream(
+                stream,
+                name,
+                role=role,
+                exact_tokens=exact_tokens,
+                hash=hash,
+                data_format=data_format,
+                chat_rules=chat_rules,
+            )
+    except OSError as exc:
+        raise DataError([_read_problem(name, exc)]) from exc
+
+
+def _read_problem(name: str, exc: OSError) -> Problem:
+    return Problem(
+        "READ",
+        f"cannot read the file: {exc.strerror or exc}",
+        Location(name),
+        hint="check the path (relative to the spec file) and its permissions",
+    )
 
 
 def validate_lines(
@@ -433,13 +485,14 @@ def validate_lines(
     *,
     role: str = "training",
     exact_tokens: bool = False,
+    data_format: str = "chat",
+    chat_rules: ChatRules = ChatRules.mistral,
 ) -> FileReport:
     """Validate lines already split (without ``\\n``), e.g. a small upload held in memory.
 
     No sha256 is computed (the caller has the bytes); ``bytes`` counts each line plus one.
     """
-    counter = _token_counter() if exact_tokens else None
-    validator = LineValidator(name, role=role, token_counter=counter)
+    validator = _validator(name, role, exact_tokens, data_format, chat_rules)
     size = 0
     for lineno, line in enumerate(lines, 1):
         size += len(line) + 1
@@ -460,6 +513,17 @@ def sample_fingerprint(line: bytes) -> bytes:
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         pass
     return hashlib.blake2b(raw, digest_size=12).digest()
+
+
+def _validator(
+    name: str, role: str, exact_tokens: bool, data_format: str, chat_rules: ChatRules
+) -> LineValidator:
+    # Exact counts use Mistral's tokenizer: they mean nothing for OpenAI's preference data,
+    # whose reports keep the estimate only.
+    counter = _token_counter() if exact_tokens and data_format == "chat" else None
+    return LineValidator(
+        name, role=role, token_counter=counter, data_format=data_format, chat_rules=chat_rules
+    )
 
 
 def _token_counter() -> TokenCounter:

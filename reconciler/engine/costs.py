@@ -395,6 +395,25 @@ def with_estimates(plan: Plan, known: Mapping[str, CostEstimate]) -> Plan:
     return plan.model_copy(update={"changes": changes})
 
 
+def with_approved(plan: Plan, approved: Mapping[str, CostEstimate]) -> Plan:
+    """The plan with the estimates a saved plan was reviewed with (``approved``) on its new
+    jobs, where they are higher than the ones made now or where there is none now.
+
+    Apply makes a saved plan again and checks the budgets on that plan: a figure the reviewer
+    saw (the remote's dry run, say) counts when it is the higher one, so a plan that was over
+    a budget when reviewed is still refused, while a plan file edited to show less than what
+    apply computes now cannot loosen the check.
+    """
+    higher = {
+        c.address: approved[c.address]
+        for c in plan.costly
+        if c.action.makes_new
+        and c.address in approved
+        and (c.cost is None or approved[c.address].amount > c.cost.amount)
+    }
+    return with_estimates(plan, higher)
+
+
 def run_budget(max_cost: float | None, provider: Provider | None) -> RunBudgetLimit | None:
     """The cap on a plan's total: the lower of ``--max-cost`` and the Provider's ``budget``."""
     caps = []

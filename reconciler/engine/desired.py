@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.address import Address
 from reconciler.engine import fingerprint
+from reconciler.errors import Location
 from reconciler.spec.models import FineTunedModelSpec, SecretRef
 from reconciler.spec.resolved import ResolvedJob, SpecSet
 
@@ -40,6 +41,8 @@ class DesiredFile:
         approx_tokens: estimated tokens of its valid samples (bytes / 4; cost estimates).
         exact_tokens: tokens by Mistral's tokenizer, when the data was prepared with exact
             counts (``--exact-tokens``); None otherwise.
+        labels: the Dataset document's labels (for ``--selector``).
+        location: where the Dataset document is (``file:line``), for plans.
     """
 
     address: Address
@@ -54,6 +57,8 @@ class DesiredFile:
     fingerprint: str
     approx_tokens: int = 0
     exact_tokens: int | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    location: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """What plans and state show of this file."""
@@ -101,6 +106,16 @@ class DesiredJob:
     fingerprint: str
     depends_on: tuple[str, ...]
     integrations: tuple[IntegrationSpec, ...] = field(default=())
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The FineTuningJob document's labels (for ``--selector``)."""
+        return self.job.labels
+
+    @property
+    def location(self) -> str:
+        """Where the FineTuningJob document is (``file:line``), for plans."""
+        return file_line(self.job.location)
 
     @property
     def model_spec(self) -> FineTunedModelSpec | None:
@@ -155,10 +170,16 @@ class DesiredState:
         return sorted(self.files) + sorted(self.jobs)
 
 
+def file_line(location: Location) -> str:
+    """``file:line`` of a document (the line alone points reviewers at it)."""
+    return f"{location.file}:{location.line}" if location.line else location.file
+
+
 def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> DesiredState:
     """Desired state from resolved specs and their prepared datasets."""
     files: dict[str, DesiredFile] = {}
     for name in sorted(prepared):
+        document = specs.datasets.get(name)
         for part, pf in sorted(prepared[name].parts.items()):
             address = Address.dataset(name, part)
             files[address] = DesiredFile(
@@ -174,6 +195,8 @@ def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> De
                 fingerprint=fingerprint.file_fingerprint(pf.upload_filename, pf.sha256),
                 approx_tokens=pf.report.approx_tokens if pf.report is not None else 0,
                 exact_tokens=pf.report.exact_tokens if pf.report is not None else None,
+                labels=dict(document.doc.labels) if document is not None else {},
+                location=file_line(document.location) if document is not None else None,
             )
     jobs: dict[str, DesiredJob] = {}
     for job in specs.jobs.values():

@@ -11,19 +11,25 @@ Exactly-once rests on three rules:
    their content-addressed name and size, jobs by their exact request — and records it if it
    exists (:mod:`~reconciler.engine.intents`). Only then is anything created.
 3. **Check before create.** Each create first checks whether the state already has the
-   object, and a 409 on a job create is resolved by lookup, not by a second job.
+   object, and a 409 on a job create is resolved by lookup, not by a second job. A lookup —
+   here, in recovery and in the client after a lost answer — never binds a job that any
+   address holds or held (:mod:`reconciler.identity`: the remote cannot show every field of a
+   request, so only the record says which request made a job).
 
 :meth:`Executor.apply` runs the stages in this order, each a method of its own:
 
 1. :meth:`~Executor.recover_intents` — rule 2;
 2. :meth:`~Executor.upload_files` — new and changed files, in parallel;
 3. :meth:`~Executor.create_jobs` — new and replaced jobs (``auto_start=false``), in
-   parallel; a job whose file failed is not attempted; jobs to start are queued;
+   parallel; a job whose file failed is not attempted; a replacement with ``cancel_first``
+   cancels the previous job and waits for it to stop before it creates; jobs to start are
+   queued;
 4. :meth:`~Executor.start_jobs` — the start and budget gate
-   (:mod:`~reconciler.engine.start_gate`);
+   (:mod:`~reconciler.engine.start_gate`), each job on its own: one failing start does not
+   keep the others from starting;
 5. :meth:`~Executor.update_models` — fine-tuned model name, description, archived;
 6. :meth:`~Executor.prune` — jobs the specs no longer name (cancelled if active, then
-   forgotten), then their files.
+   forgotten), then their files (deleted only when nothing else uses them).
 
 Apply decides from the action and the typed fields of each change (``force_new``,
 ``after.reuse``, ``previous.disposition``, ``blocked``), never from its reason. Partial
@@ -39,8 +45,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.address import ResourceType
+from reconciler.client.types import JobStatus
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState, IntegrationSpec
-from reconciler.engine.intents import job_intent, recover_intents, refused, upload_intent
+from reconciler.engine.intents import (
+    find_created_job,
+    job_history,
+    job_intent,
+    job_lookup,
+    recover_intents,
+    refused,
+    upload_intent,
+)
 from reconciler.engine.outcome import (
     ApplyHooks,
     ApplyResult,
@@ -60,7 +75,7 @@ from reconciler.engine.plan import (
     Plan,
 )
 from reconciler.engine.recorder import StateRecorder
-from reconciler.engine.start_gate import StartGate
+from reconciler.engine.start_gate import MAX_POLL_INTERVAL, StartGate
 from reconciler.engine.state_model import Intent, ResourceState, State, StateBackend
 from reconciler.errors import ApiError, ConflictError, NotFoundError, ReconcilerError, SecretError
 from reconciler.spec.secrets import resolve_secret
@@ -86,6 +101,9 @@ class ApplyOptions:
         poll_interval: seconds between status polls.
         flush_interval: seconds between state writes of recorded results (intents are
             always written at once).
+        cancel_timeout: seconds to wait for a previous job to stop before its replacement
+            is created (changes with ``cancel_first``); the replacement is not created in
+            this run when it has not stopped by then.
     """
 
     parallelism: int = 8
@@ -93,6 +111,7 @@ class ApplyOptions:
     start_timeout: float = 600.0
     poll_interval: float = 0.5
     flush_interval: float = 0.5
+    cancel_timeout: float = 600.0
 
 
 class Executor:
@@ -129,6 +148,8 @@ class Executor:
         self.options = options or ApplyOptions()
         self.hooks: ApplyHooks = hooks or SilentHooks()
         self._resolve = secret_resolver or resolve_integration_key
+        self._sleep = sleep
+        self._clock = clock
         self._outcomes: list[Outcome] = []
         self._recovered: list[str] = []
         self._started: list[str] = []
@@ -360,7 +381,7 @@ class Executor:
                 type=ResourceType.FILE,
                 remote_id=remote_id,
                 fingerprint=f.fingerprint,
-                attributes=f.summary(),
+                attributes={**f.summary(), "labels": dict(f.labels)},
                 history=history,
             ),
             intent_id=intent_id,
@@ -368,17 +389,21 @@ class Executor:
 
     def _remove_file(self, change: FileChange) -> Outcome:
         res = self.recorder.get(change.address)
-        if res is not None and change.action is Action.DELETE:
+        user = self.recorder.managed_elsewhere(change.address, res.remote_id) if res else None
+        if res is not None and change.action is Action.DELETE and user is None:
             try:
                 self.client.delete_file(res.remote_id)
             except NotFoundError:
                 pass  # already gone: the goal is reached
         self.recorder.remove(change.address)
-        return self._outcome(
-            change,
-            OutcomeStatus.APPLIED,
-            "deleted" if change.action is Action.DELETE else "forgotten",
-        )
+        if change.action is Action.DELETE and user is None:
+            message = "deleted"
+        elif change.used_by or user is not None:
+            users = ", ".join(change.used_by) if change.used_by else str(user)
+            message = f"forgotten (the remote file is still used by {users})"
+        else:
+            message = "forgotten"
+        return self._outcome(change, OutcomeStatus.APPLIED, message)
 
     # ------------------------------------------------------------------ jobs
 
@@ -395,6 +420,10 @@ class Executor:
         if intent is None and _already_made(res, job.fingerprint, change):
             # Rule 3: an earlier attempt (or the recovery stage) already made it.
             assert res is not None
+            previous = change.previous if change.action is Action.REPLACE else None
+            if previous is not None and previous.id != res.remote_id:
+                # Recovered a replacement's create: what the plan says of the old job holds.
+                self._retire_previous(job, previous)
             if job.job.start:
                 self.gate.queue(job)
             return self._outcome(change, OutcomeStatus.SKIPPED, "already created", res.remote_id)
@@ -402,30 +431,34 @@ class Executor:
             assert change.blocked is not None
             return self._outcome(change, OutcomeStatus.FAILED, change.blocked)
         request = self._requests[job.address]
-        lookup = intent.lookup["request"]
-        history = list(res.history) if res is not None else []
+        previous = change.previous if change.action is Action.REPLACE else None
+        if (
+            change.cancel_first
+            and previous is not None
+            and res is not None
+            and res.remote_id == previous.id
+        ):
+            try:
+                self._stop_previous(job.address, res)
+            except ReconcilerError:
+                self.recorder.drop_intent(intent.id)  # nothing was sent
+                raise
+            res = self.recorder.get(job.address) or res
+        _, held = self.recorder.job_bindings()
         try:
-            created = self.client.create_job(request)
+            created = self.client.create_job(request, exclude=held)
         except ConflictError as exc:
-            twins = self.client.find_jobs(lookup)
-            if not twins:
+            # Refused: nothing was made. The job that occupies the slot is our own create
+            # only if it is new since the intent and no address holds or held it.
+            found = find_created_job(self.client, self.recorder, intent)
+            if found is None:
                 self.recorder.drop_intent(intent.id)
-                raise exc.restated(
-                    f"{exc.reason}; no job with exactly this request was found, so another job "
-                    "occupies the slot: wait for it or cancel it, then apply again"
-                ) from exc
-            created = min(twins, key=lambda j: j.created_at)
+                raise exc.restated(self._conflict_reason(exc, job.address, request)) from exc
+            created = found
         except ApiError as exc:
             self._drop_intent_if_refused(intent, exc)
             raise
-        if res is not None and res.remote_id != created.id:
-            history.append(
-                {
-                    "remote_id": res.remote_id,
-                    "replaced_at": time.time(),
-                    "fine_tuned_model": res.attributes.get("fine_tuned_model"),
-                }
-            )
+        history = job_history(res, created.id)
         self.recorder.put(
             ResourceState(
                 address=job.address,
@@ -434,6 +467,7 @@ class Executor:
                 fingerprint=job.fingerprint,
                 attributes={
                     "identity": dict(job.identity),
+                    "labels": dict(job.labels),
                     "status": created.status,
                     "created_at": created.created_at,
                 },
@@ -442,20 +476,90 @@ class Executor:
             intent_id=intent.id,
         )
         self.hooks.note(job.address, f"created {created.id} ({created.status})")
-        if change.action is Action.REPLACE and change.previous is not None:
-            self._retire_previous(job, change.previous)
+        if previous is not None:
+            self._retire_previous(job, previous, cancelled=change.cancel_first)
         if job.job.start:
             self.gate.queue(job)
         return self._outcome(change, OutcomeStatus.APPLIED, f"created job {created.id}", created.id)
+
+    def _stop_previous(self, address: str, res: ResourceState) -> None:
+        """Cancel the job a replacement replaces and wait until it has stopped.
+
+        For a replacement the remote would refuse (409) while the previous job is active.
+        Raises a ReconcilerError when it has not stopped within ``cancel_timeout``: the
+        replacement is then not created in this run (the next apply creates it).
+        """
+        try:
+            job = self.client.get_job(res.remote_id)
+        except NotFoundError:
+            return  # gone remotely: nothing occupies the slot
+        status = JobStatus.of(job.status)
+        if status is not None and status.is_active and not status.is_cancelled:
+            job = self.client.cancel_job(res.remote_id)
+            self.hooks.note(address, f"cancelled previous job {res.remote_id} first")
+        self.recorder.update_attributes(address, cancelled_by_reconciler=True)
+        deadline = self._clock() + self.options.cancel_timeout
+        interval = self.options.poll_interval
+        while (status := JobStatus.of(job.status)) is not None and status.is_active:
+            if self._clock() >= deadline:
+                raise ReconcilerError(
+                    f"previous job {res.remote_id} is still {job.status} "
+                    f"{self.options.cancel_timeout:.0f}s after its cancel, and the remote "
+                    "refuses a similar job while it is active: the replacement was not "
+                    "created; apply again once it has stopped"
+                )
+            self._sleep(interval)
+            interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+            job = self.client.get_job(res.remote_id)
+        self.hooks.note(address, f"previous job {res.remote_id} stopped ({job.status})")
+
+    def _conflict_reason(self, exc: ConflictError, address: str, request: dict[str, Any]) -> str:
+        """What a 409 on a create means, and what to do: which job occupies the slot."""
+        bound, held = self.recorder.job_bindings()
+        twins = self.client.find_jobs(job_lookup(request))
+        for twin in twins:
+            owner = bound.get(twin.id)
+            if owner == address:
+                return (
+                    f"{exc.reason}; it is this address's own job {twin.id} ({twin.status}), "
+                    "which the plan did not expect to be active: plan again (the new plan "
+                    "cancels it before creating the replacement)"
+                )
+            if owner is not None:
+                return (
+                    f"{exc.reason}; job {twin.id} ({twin.status}) of {owner} has the same "
+                    f"readable request: the remote cannot tell them apart. Give one of them a "
+                    "distinct suffix"
+                )
+            if twin.id in held:
+                return (
+                    f"{exc.reason}; job {twin.id} ({twin.status}), replaced earlier but still "
+                    "active, has the same readable request: wait for it or cancel it, then "
+                    "apply again"
+                )
+            return (
+                f"{exc.reason}; job {twin.id} ({twin.status}) was made outside this state "
+                "from the same readable request (training-file weights and "
+                "invalid_sample_skip_percentage cannot be read back, so it is not adopted "
+                f"silently): if it is this job, adopt it with 'reconciler import {address} "
+                f"{twin.id}'; otherwise cancel it, then apply again"
+            )
+        return (
+            f"{exc.reason}; no job with exactly this request was found, so another job "
+            "occupies the slot: wait for it or cancel it, then apply again"
+        )
 
     def _drop_intent_if_refused(self, intent: Intent, exc: ApiError) -> None:
         """Forget an intent when the remote's answer means nothing was created."""
         if refused(exc):
             self.recorder.drop_intent(intent.id)
 
-    def _retire_previous(self, job: DesiredJob, previous: JobPrevious) -> None:
+    def _retire_previous(
+        self, job: DesiredJob, previous: JobPrevious, *, cancelled: bool = False
+    ) -> None:
+        """Cancel (unless ``cancelled`` already) and archive what the policy says."""
         old_id = previous.id
-        if previous.disposition is Disposition.CANCEL:
+        if previous.disposition is Disposition.CANCEL and not cancelled:
             try:
                 self.client.cancel_job(old_id)
                 self.hooks.note(job.address, f"cancelled previous job {old_id}")
@@ -502,14 +606,6 @@ class Executor:
     def _forget_job(self, change: JobChange) -> Outcome:
         res = self.recorder.get(change.address)
         cancel = change.previous is not None and change.previous.disposition is Disposition.CANCEL
-        owner = self.recorder.managed_elsewhere(change.address, res.remote_id) if res else None
-        if owner is not None:
-            # A create in this run adopted the job (a 409 resolved by lookup, as when a job
-            # is renamed): it is that address's job now, and is not cancelled.
-            self.recorder.remove(change.address)
-            return self._outcome(
-                change, OutcomeStatus.APPLIED, f"forgotten (the remote job is now {owner}'s)"
-            )
         if res is not None and cancel:
             try:
                 self.client.cancel_job(res.remote_id)

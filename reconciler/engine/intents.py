@@ -5,6 +5,12 @@ by its content-addressed name and size, a job by its exact request without secre
 persisted before the request is sent (the executor's rule 1) and replaced by the result once
 that is recorded. :func:`recover_intents` resolves the intents an earlier run left behind
 (rule 2) before anything new is created.
+
+A job is recognised by :mod:`reconciler.identity` and :func:`find_created_job` binds only a
+job created after the intent was written that no address holds or held: the remote cannot
+show training-file weights or ``invalid_sample_skip_percentage``, so a job an address holds
+(e.g. the one a replacement replaces, whose readable request may be the same) is never taken
+for the one the intent was about.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from reconciler.errors import ApiError
 
 if TYPE_CHECKING:
     from reconciler.client.api import MistralClient
+    from reconciler.client.types import RemoteJob
 
 RECOVERY_SLACK_SECONDS = 300.0
 """Jobs are searched from this long before an intent's time (clock skew with the remote)."""
@@ -47,7 +54,7 @@ def upload_intent(f: DesiredFile) -> Intent:
             "filename": f.filename,
             "bytes": f.bytes,
             "sha256": f.sha256,
-            "attributes": f.summary(),
+            "attributes": {**f.summary(), "labels": dict(f.labels)},
         },
         created_at=time.time(),
     )
@@ -59,9 +66,47 @@ def job_intent(job: DesiredJob, request: Mapping[str, Any]) -> Intent:
         address=job.address,
         operation="create_job",
         fingerprint=job.fingerprint,
-        lookup={"request": job_lookup(request), "attributes": {"identity": dict(job.identity)}},
+        lookup={
+            "request": job_lookup(request),
+            "attributes": {"identity": dict(job.identity), "labels": dict(job.labels)},
+        },
         created_at=time.time(),
     )
+
+
+def find_created_job(
+    client: MistralClient, recorder: StateRecorder, intent: Intent
+) -> RemoteJob | None:
+    """The job an intent's create made, if the remote has it.
+
+    A job matching the intent's request (:func:`reconciler.identity.matches`), created since
+    shortly before the intent was written, that no address holds or held; the earliest.
+    """
+    since = _dt.datetime.fromtimestamp(intent.created_at - RECOVERY_SLACK_SECONDS, _dt.UTC)
+    _, held = recorder.job_bindings()
+    jobs = client.find_jobs(dict(intent.lookup["request"]), created_after=since, exclude=held)
+    return min(jobs, key=lambda j: j.created_at) if jobs else None
+
+
+def job_history(res: ResourceState | None, new_id: str) -> list[dict[str, Any]]:
+    """A job address's history once ``new_id`` is recorded for it.
+
+    The job it held before is kept there (with its model and whether this tool cancelled it):
+    a job an address held is never taken for another request's job.
+    """
+    if res is None:
+        return []
+    history = [dict(h) for h in res.history]
+    if res.remote_id != new_id:
+        entry: dict[str, Any] = {
+            "remote_id": res.remote_id,
+            "replaced_at": time.time(),
+            "fine_tuned_model": res.attributes.get("fine_tuned_model"),
+        }
+        if res.attributes.get("cancelled_by_reconciler"):
+            entry["cancelled_by_reconciler"] = True
+        history.append(entry)
+    return history
 
 
 def refused(exc: ApiError) -> bool:
@@ -94,7 +139,6 @@ def recover_intents(client: MistralClient, recorder: StateRecorder, hooks: Apply
 def _find(client: MistralClient, recorder: StateRecorder, intent: Intent) -> str | None:
     """Look the intent's object up; record it when found. Returns its remote id."""
     previous = recorder.get(intent.address)
-    history = list(previous.history) if previous is not None else []
     attributes = dict(intent.lookup.get("attributes") or {})
     if intent.operation == "upload":
         found_file = client.find_file(
@@ -103,14 +147,14 @@ def _find(client: MistralClient, recorder: StateRecorder, intent: Intent) -> str
         if found_file is None:
             return None
         remote_id, kind = found_file.id, ResourceType.FILE
+        history = list(previous.history) if previous is not None else []
     else:
-        since = _dt.datetime.fromtimestamp(intent.created_at - RECOVERY_SLACK_SECONDS, _dt.UTC)
-        jobs = client.find_jobs(dict(intent.lookup["request"]), created_after=since)
-        if not jobs:
+        found_job = find_created_job(client, recorder, intent)
+        if found_job is None:
             return None
-        found_job = min(jobs, key=lambda j: j.created_at)
         remote_id, kind = found_job.id, ResourceType.JOB
         attributes["status"] = found_job.status
+        history = job_history(previous, remote_id)
     recorder.put(
         ResourceState(
             address=intent.address,

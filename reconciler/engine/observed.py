@@ -30,11 +30,16 @@ class Observed:
     requests: int = 0
 
     def file_by_name(self, filename: str, size: int | None = None) -> dict[str, Any] | None:
-        """An uploaded file with this name (and size), newest first."""
+        """An uploaded file with this name (and size), newest first.
+
+        A file listed without a size (``bytes: null``) matches by name alone: the names we
+        upload under carry the content hash.
+        """
         matches = [
             f
             for f in self.files.values()
-            if f.get("filename") == filename and (size is None or f.get("bytes") == size)
+            if f.get("filename") == filename
+            and (size is None or f.get("bytes") is None or f.get("bytes") == size)
         ]
         matches.sort(key=lambda f: f.get("created_at") or 0, reverse=True)
         return matches[0] if matches else None

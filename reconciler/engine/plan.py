@@ -20,10 +20,14 @@ reject an unknown major). It never contains a secret: W&B keys appear as their r
 * ``1.1``: adds ``force_new`` to each change. A 1.0 file still loads: its ``force_new`` is
   derived from the reasons that implied it then (``deleted-remotely``,
   ``replace-by-request``).
-* ``1.2``: cost estimates made locally (``source: local``, with their ``basis`` and
-  ``storage_per_month``); the plan's ``errors`` (budgets exceeded: apply refuses the plan),
-  ``unestimated`` (new jobs without an estimate, and why), ``run_budget``, ``options.max_cost``
-  and the computed ``costs`` totals. Older files load with these empty.
+* ``1.2``: adds ``labels`` and ``location`` (the document's ``file:line``) to each change,
+  ``cancel_first`` to job changes, ``used_by`` to file changes and ``options.selectors``.
+  Older files load with their defaults (no labels, no location, ``false``, none).
+* ``1.3``: cost estimates made locally (``source: local``, with their ``basis`` and
+  ``storage_per_month``); the plan's ``errors`` (why apply refuses it: a budget exceeded),
+  ``unestimated`` (jobs to pay for without an estimate, and why), ``run_budget``,
+  ``options.max_cost`` and the computed ``costs`` totals. Older files load with these empty
+  (a 1.2 file that already carries some of them keeps them).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
 from reconciler.errors import PlanError
 
-PLAN_FORMAT_VERSION = "1.2"
+PLAN_FORMAT_VERSION = "1.3"
 
 
 class Action(StrEnum):
@@ -488,6 +492,9 @@ class Change(PlanPart):
         force_new: make a new object even though the state records one with this exact
             fingerprint (it was deleted remotely, or ``--replace`` asked for it): the record
             does not count as "already made".
+        labels: the labels of the document the address comes from (for selectors and
+            policies; empty for prunes of records made before labels were recorded).
+        location: ``file:line`` of that document (None for prunes).
     """
 
     address: Address
@@ -500,6 +507,8 @@ class Change(PlanPart):
     cost: CostEstimate | None = None
     blocked: str | None = None
     force_new: bool = False
+    labels: Mapping[str, str] = Field(default_factory=dict)
+    location: str | None = None
 
 
 class FileChange(Change):
@@ -509,12 +518,16 @@ class FileChange(Change):
         before: the recorded file (None for creates of unrecorded files).
         after: the file to upload (None for prunes).
         previous: for replaces, the old upload (kept).
+        used_by: for prunes, the addresses that still use the remote file (another dataset
+            address recording it, or a job trained on it, current or in history): the file
+            is then only forgotten (action ``forget``), never deleted.
     """
 
     type: Literal[ResourceType.FILE] = ResourceType.FILE
     before: FileBefore | None = None
     after: FileAfter | None = None
     previous: FilePrevious | None = None
+    used_by: tuple[Address, ...] = ()
 
 
 class JobChange(Change):
@@ -524,12 +537,17 @@ class JobChange(Change):
         before: the recorded job, as refreshed (None for creates of unrecorded jobs).
         after: the job the specs ask for (None for prunes).
         previous: for replaces and prunes, the old job and what happens to it.
+        cancel_first: for replaces: the remote refuses a second *similar* job while the
+            previous one is active (409), so apply cancels the previous job, waits until it
+            has stopped, and only then creates the new one — the address has no active job
+            in between.
     """
 
     type: Literal[ResourceType.JOB] = ResourceType.JOB
     before: JobBefore | None = None
     after: JobAfter | None = None
     previous: JobPrevious | None = None
+    cancel_first: bool = False
 
 
 AnyChange = Annotated[FileChange | JobChange, Field(discriminator="type")]
@@ -557,12 +575,14 @@ class PlanSettings(PlanPart):
 
     Attributes:
         targets: ``--target`` patterns.
+        selectors: ``--selector`` labels, as ``key=value``.
         replace: ``--replace`` patterns.
         prune: ``--prune``.
         max_cost: ``--max-cost`` (None: not given).
     """
 
     targets: tuple[str, ...] = ()
+    selectors: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
     max_cost: float | None = None
@@ -599,8 +619,10 @@ class Plan(PlanPart):
         options: targets / replace / prune / max_cost the plan was made with.
         models_kept: fine-tuned models kept after apply (for the storage-cost line).
         storage_cost_per_model: monthly storage cost of one fine-tuned model (USD).
-        errors: why apply refuses this plan (a job over its budget, the run over its cap);
-            ``plan`` exits 1 when there is any.
+        errors: why apply refuses this plan as a whole (a job over its budget, the run over
+            its cap). With the changes apply refuses one by one (``blocked``: a possible
+            duplicate, a job the remote cannot tell from another's) they are the plan's
+            :attr:`all_errors`: listed first, and ``plan`` exits 1 when there is any.
         unestimated: new jobs without a cost estimate, and why (the cost totals are then a
             lower bound).
         run_budget: the cap on the whole plan's cost that was checked, if any.
@@ -634,6 +656,28 @@ class Plan(PlanPart):
     def has_changes(self) -> bool:
         """True when apply would change anything."""
         return bool(self.actionable)
+
+    @property
+    def all_errors(self) -> list[str]:
+        """Everything apply refuses: the plan's :attr:`errors`, then each blocked change
+        (``address: why``)."""
+        return [*self.errors, *(f"{c.address}: {c.blocked}" for c in self.changes if c.blocked)]
+
+    @property
+    def unmanaged_leftovers(self) -> tuple[Address, ...]:
+        """Addresses the specs no longer name that this plan does not act on."""
+        acted = {c.address for c in self.changes if c.action.prunes}
+        return tuple(a for a in self.not_in_spec if a not in acted)
+
+    @property
+    def differs(self) -> bool:
+        """The remote differs from the specs: changes, drift, or objects no longer in spec.
+
+        What ``plan --detailed-exitcode`` reports as 2: a drift check in CI must fail on a
+        job cancelled outside the tool or a leftover the specs dropped, even when apply
+        would not act on them.
+        """
+        return self.has_changes or bool(self.drift) or bool(self.unmanaged_leftovers)
 
     def summary(self) -> dict[str, int]:
         """Counts per action (all actions present, zeros included)."""
@@ -706,6 +750,61 @@ class Plan(PlanPart):
             return cls.model_validate(data)
         except Exception as exc:  # pydantic.ValidationError: a damaged or edited file
             raise PlanError(f"{path}: damaged plan file ({exc.__class__.__name__})") from exc
+
+
+APPROVAL_IGNORED = frozenset({"cost", "before.status", "previous.status"})
+"""Change keys :func:`approval_differences` does not compare: the cost (an estimate, not an
+action) and the remote statuses shown for information (what apply does with a previous job
+is its ``disposition``, which is compared)."""
+
+
+def approval_differences(saved: Plan, fresh: Plan) -> list[str]:
+    """Where a plan made now differs from a saved (approved) one, per address and field.
+
+    Empty when apply would do what the reviewer approved: every change that does something in
+    either plan has the same action and the same fields in both, costs and informational
+    statuses aside (:data:`APPROVAL_IGNORED`). Lines read ``address: field: saved → now``.
+    """
+
+    def flat(change: FileChange | JobChange | None) -> dict[str, Any]:
+        if change is None:
+            return {}
+        out: dict[str, Any] = {}
+        _flatten(change.model_dump(mode="json"), "", out)
+        return {k: v for k, v in out.items() if not _ignored(k)}
+
+    old = {c.address: c for c in saved.changes}
+    new = {c.address: c for c in fresh.changes}
+    acting = sorted({c.address for c in saved.actionable} | {c.address for c in fresh.actionable})
+    lines: list[str] = []
+    for address in acting:
+        before, after = flat(old.get(address)), flat(new.get(address))
+        if address not in old or address not in new:
+            where = "the saved plan" if address in old else "the plan made now"
+            action = (old.get(address) or new[address]).action
+            lines.append(f"{address}: only in {where} ({action})")
+            continue
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                lines.append(
+                    f"{address}: {key}: {json.dumps(before.get(key))} → {json.dumps(after.get(key))}"
+                )
+    return lines
+
+
+def _ignored(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in APPROVAL_IGNORED)
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list) and value:
+        for index, item in enumerate(value):
+            _flatten(item, f"{prefix}[{index}]", out)
+    else:
+        out[prefix] = value
 
 
 _FORCE_NEW_REASONS_1_0 = frozenset({Reason.DELETED_REMOTELY, Reason.REPLACE_BY_REQUEST})

@@ -2,8 +2,9 @@
 
 Jobs are created with ``auto_start=false``. The gate waits for the remote to validate each
 queued job, checks its budget against the remote's cost estimate, and starts it — or leaves
-it VALIDATED and reports why (over budget, no estimate, not validated in time). A job left
-unstarted is planned as ``start`` by the next plan.
+it VALIDATED and reports why (over budget, no estimate, not validated in time, the remote
+refused the start). Each job is gated on its own: a failure is that job's outcome, and the
+other jobs still start. A job left unstarted is planned as ``start`` by the next plan.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from reconciler.engine.desired import DesiredJob
 from reconciler.engine.outcome import Outcome, OutcomeStatus
 from reconciler.engine.plan import Action
 from reconciler.engine.recorder import StateRecorder
+from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
     from reconciler.client.api import MistralClient
@@ -82,7 +84,11 @@ class StartGate:
                     waiting.pop(address)
                     continue
                 by_id[res.remote_id] = address
-            for job_id, job_data in self._poll(set(by_id)).items():
+            polled, errors = self._poll(set(by_id))
+            for job_id, error in errors.items():
+                waiting.pop(by_id[job_id])
+                self._refuse(by_id[job_id], f"its status could not be read: {error}")
+            for job_id, job_data in polled.items():
                 address = by_id[job_id]
                 raw_status = job_data.get("status")
                 self._recorder.update_attributes(address, status=raw_status)
@@ -117,12 +123,19 @@ class StartGate:
     def _refuse(self, address: str, message: str) -> None:
         self._report(Outcome(address, Action.START, OutcomeStatus.FAILED, message))
 
-    def _poll(self, job_ids: set[str]) -> dict[str, dict[str, Any]]:
-        if len(job_ids) <= 3:
-            return {jid: self._client.get_job(jid).model_dump(mode="json") for jid in job_ids}
-        return {
-            j.id: j.model_dump(mode="json") for j in self._client.list_jobs() if j.id in job_ids
-        }
+    def _poll(self, job_ids: set[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """(job id → job, job id → why it could not be read) of the jobs still waiting."""
+        if len(job_ids) > 3:
+            listed = self._client.list_jobs()
+            return {j.id: j.model_dump(mode="json") for j in listed if j.id in job_ids}, {}
+        found: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        for jid in job_ids:
+            try:
+                found[jid] = self._client.get_job(jid).model_dump(mode="json")
+            except ReconcilerError as exc:
+                errors[jid] = str(exc)  # this job stops waiting; the others go on
+        return found, errors
 
     def _gate_and_start(self, job: DesiredJob, job_data: Mapping[str, Any]) -> bool:
         """Check the budget and start the job; False when the gate keeps it VALIDATED."""
@@ -147,7 +160,11 @@ class StartGate:
                     "Raise budget.max_cost or reduce training_steps, then apply again",
                 )
                 return False
-        started = self._client.start_job(str(job_data["id"]))
+        try:
+            started = self._client.start_job(str(job_data["id"]))
+        except ReconcilerError as exc:
+            self._refuse(address, f"the start failed: {exc}; the next apply starts it again")
+            return False
         self._recorder.update_attributes(address, status=started.status)
         cost_text = f" (estimate {float(cost):.2f} {currency})" if cost is not None else ""
         self._note(address, f"started{cost_text}")

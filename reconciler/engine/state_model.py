@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.address import ResourceType
-from reconciler.errors import StateLockedError
+from reconciler.errors import StateError, StateLockedError
 
 STATE_FORMAT_VERSION = 1
 
@@ -100,6 +100,49 @@ class State(BaseModel):
     def content_equal(self, other: State) -> bool:
         """True when resources and intents are the same (serial is not compared)."""
         return self.resources == other.resources and self.intents == other.intents
+
+    def job_bindings(self) -> tuple[dict[str, str], frozenset[str]]:
+        """(remote job id → the address that holds it, every job id any address holds or held).
+
+        The ids held before (history) are jobs replaced under an address: their record says
+        which request made them, so they are never taken for another request's job.
+        """
+        bound: dict[str, str] = {}
+        held: set[str] = set()
+        for res in self.resources.values():
+            if res.type is ResourceType.JOB:
+                bound[res.remote_id] = res.address
+                held.add(res.remote_id)
+                held.update(str(h.get("remote_id")) for h in res.history)
+        return bound, frozenset(held)
+
+    def check_bindings(self) -> None:
+        """Refuse a state in which two addresses hold one remote job (names both).
+
+        Each address plans, replaces and cancels its job on its own, so a job bound to two
+        addresses would be cancelled by one address's change while the other counts on it.
+        (Files may be shared: an upload is content-addressed and never changes.)
+
+        Raises:
+            StateError: with every shared job, its addresses, and the ``state rm`` fix.
+        """
+        owners: dict[str, list[str]] = {}
+        for res in self.resources.values():
+            if res.type is ResourceType.JOB:
+                owners.setdefault(res.remote_id, []).append(res.address)
+        shared = sorted((jid, sorted(a)) for jid, a in owners.items() if len(a) > 1)
+        if not shared:
+            return
+        lines = [f"  remote job {jid}: held by {' and '.join(a)}" for jid, a in shared]
+        addresses = shared[0][1]
+        raise StateError(
+            "the state binds one remote job to several addresses, but a remote job belongs to "
+            "exactly one:\n"
+            + "\n".join(lines)
+            + f"\nKeep it under one address and forget it under the others, e.g. 'reconciler "
+            f"state rm {addresses[-1]}' to keep it as {addresses[0]} (the remote job is "
+            "untouched), then plan again."
+        )
 
 
 class LockInfo(BaseModel):

@@ -1,14 +1,19 @@
 """Plan rendering: Terraform-like text, versioned JSON, and Markdown for PR comments.
 
 Rendering reads a :class:`~reconciler.engine.plan.Plan` and nothing else; it never decides.
-The Markdown form puts the summary first and folds details, and stays under GitHub's
-65,536-character comment limit however many jobs the plan has (details are cut, with a
-note, before the summary ever is).
+Plans are for review: errors (a budget exceeded, changes apply will refuse) and warnings come
+first in text and Markdown and are never cut; every job to pay for shows its cost estimate and
+how it was made, and the headline says "at least" when some have none; a replacement shows
+the old and new value of each field that forces it. The Markdown form puts the summary first and folds details, and stays under
+GitHub's 65,536-character comment limit however many jobs the plan has (details are cut,
+with a note, before the summary, the errors or the warnings ever are).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.engine.plan import (
@@ -36,13 +41,25 @@ _VERBS = {
 
 
 def summary_line(plan: Plan) -> str:
-    """``Plan: 3 to add, 0 to change, ...`` — or ``No changes.``"""
+    """``Plan: 3 to add, 0 to change, ...`` — or ``No changes.`` — with drift and leftovers.
+
+    ``No changes to apply; 1 drifted, 1 not in spec.`` when apply would do nothing but the
+    remote still differs from the specs (what ``--detailed-exitcode`` reports as 2). Then the
+    estimated cost (:func:`cost_headline`: ``at least``, with how many jobs have no estimate,
+    when some have none) and the monthly storage of the models kept.
+    """
     counts = plan.summary()
+    attention = _attention(plan)
     if not plan.has_changes:
-        text = "No changes. Remote objects match the specs."
+        if attention:
+            text = f"No changes to apply; {attention}."
+        else:
+            text = "No changes. Remote objects match the specs."
     else:
         parts = [f"{counts[a.value]} {verb}" for a, verb in _VERBS.items()]
         text = "Plan: " + ", ".join(parts) + "."
+        if attention:
+            text += f" Also {attention}."
     cost = cost_headline(plan)
     if cost:
         text += f" {cost}"
@@ -53,6 +70,16 @@ def summary_line(plan: Plan) -> str:
             f"(storage ~${monthly:.2f}/month at ${plan.storage_cost_per_model:.2f} each)."
         )
     return text
+
+
+def _attention(plan: Plan) -> str:
+    """``1 drifted, 2 not in spec`` (empty when neither)."""
+    parts = []
+    if plan.drift:
+        parts.append(f"{len(plan.drift)} drifted")
+    if plan.unmanaged_leftovers:
+        parts.append(f"{len(plan.unmanaged_leftovers)} not in spec")
+    return ", ".join(parts)
 
 
 def total_cost(plan: Plan) -> str:
@@ -144,7 +171,13 @@ def _describe_file(change: FileChange) -> list[str]:
     elif change.action is Action.DELETE and before is not None:
         lines.append(f"delete remote file {before.id} ({before.filename})")
     elif change.action is Action.FORGET and before is not None:
-        lines.append(f"forget {before.id} (already gone remotely)")
+        if change.used_by:
+            lines.append(
+                f"forget {before.id} ({before.filename}); the remote file is kept: still used "
+                f"by {', '.join(change.used_by)}"
+            )
+        else:
+            lines.append(f"forget {before.id} (already gone remotely)")
     return lines
 
 
@@ -172,9 +205,16 @@ def _describe_job(change: JobChange) -> list[str]:
     if change.action is Action.REPLACE:
         if change.replace_paths:
             lines.append("forces new job: " + ", ".join(change.replace_paths))
+            lines.extend(f"  {line}" for line in _old_to_new(change))
         else:
             lines.append("replacement requested (--replace)")
-        if prev is not None:
+        if prev is not None and change.cancel_first:
+            lines.append(
+                f"cancel before create: previous job {prev.id} ({prev.status}) is cancelled "
+                "and apply waits until it has stopped before creating the new one (the remote "
+                "refuses a similar job while it is active): no job runs in between"
+            )
+        elif prev is not None:
             lines.append(f"previous job {prev.id} ({prev.status}): {prev.disposition}")
             if prev.fine_tuned_model:
                 lines.append(
@@ -198,6 +238,45 @@ def _describe_job(change: JobChange) -> list[str]:
     return lines
 
 
+def _old_to_new(change: JobChange) -> list[str]:
+    """``path: old → new`` for each field that forces a replacement (values as JSON)."""
+    if change.before is None or change.before.request is None or change.after is None:
+        return []
+    old, new = change.before.request, change.after.request.model_dump(mode="json")
+    lines = []
+    for path in change.replace_paths:
+        found_old, found_new = value_at(old, path), value_at(new, path)
+        if found_old is _MISSING and found_new is _MISSING:
+            continue
+        lines.append(f"{path}: {_shown(found_old)} → {_shown(found_new)}")
+    return lines
+
+
+_MISSING = object()
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def value_at(data: Any, path: str) -> Any:
+    """The value at a dotted path such as ``training_files[0].weight`` (or a marker)."""
+    if path in ("", "."):
+        return data
+    for name, index in _PATH_PART.findall(path):
+        if name and isinstance(data, Mapping) and name in data:
+            data = data[name]
+        elif index and isinstance(data, list | tuple) and int(index) < len(data):
+            data = data[int(index)]
+        else:
+            return _MISSING
+    return data
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    if value is _MISSING:
+        return "(absent)"
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _size(n: Any) -> str:
     if not isinstance(n, int):
         return "? bytes"
@@ -212,10 +291,18 @@ def _size(n: Any) -> str:
 
 
 def render_text(plan: Plan, *, show_noop: bool = False) -> str:
-    """Human plan, Terraform-like: symbols, reasons, details, drift, summary line."""
+    """Human plan, Terraform-like: errors and warnings first, then symbols, reasons,
+    details, drift, and the summary line."""
     out: list[str] = []
-    if plan.errors:
-        out.extend(f"Error: {error}" for error in plan.errors)
+    errors = plan.all_errors
+    if errors:
+        scope = "this plan" if plan.errors else "these changes"
+        out.append(f"Errors (apply will refuse {scope}):")
+        out.extend(f"   x  {e}" for e in errors)
+        out.append("")
+    for warning in plan.warnings:
+        out.append(f"Warning: {warning}")
+    if plan.warnings:
         out.append("")
     actionable = plan.actionable
     if actionable:
@@ -236,16 +323,10 @@ def render_text(plan: Plan, *, show_noop: bool = False) -> str:
         for d in plan.drift:
             out.append(f"   !  {d.address} [{d.kind}] {d.message}")
         out.append("")
-    if plan.not_in_spec:
-        acted = {c.address for c in plan.changes if c.action in (Action.DELETE, Action.FORGET)}
-        rest = [a for a in plan.not_in_spec if a not in acted]
-        if rest:
-            out.append("Managed but no longer in the specs (use --prune to act on them):")
-            out.extend(f"   ?  {a}" for a in rest)
-            out.append("")
-    for warning in plan.warnings:
-        out.append(f"Warning: {warning}")
-    if plan.warnings:
+    rest = plan.unmanaged_leftovers
+    if rest:
+        out.append("Managed but no longer in the specs (use --prune to act on them):")
+        out.extend(f"   ?  {a}" for a in rest)
         out.append("")
     out.append(summary_line(plan))
     return "\n".join(out)
@@ -291,18 +372,18 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         f"Target: `{plan.target}`",
         "",
     ]
+    # Errors come first, then the counts; errors and warnings come before any detail and are
+    # never cut.
+    blocked = [c for c in plan.changes if c.blocked]
     if plan.errors:
-        head.append(f":x: **{len(plan.errors)} error(s): apply will refuse this plan.**")
+        count = len(plan.errors) + len(blocked)
+        head.append(f":x: **{count} error(s): apply will refuse this plan.**")
+    elif blocked:
+        head.append(f"**:x: Errors: apply will refuse {len(blocked)} change(s)**")
+    if plan.errors or blocked:
         head.append("")
         head.extend(f"- {_md_escape(e)}" for e in plan.errors)
-        head.append("")
-    if plan.unestimated:
-        head.append(
-            f":warning: {len(plan.unestimated)} job(s) have no cost estimate, so the estimated "
-            "cost is a lower bound:"
-        )
-        head.append("")
-        head.extend(_unestimated_lines(plan))
+        head.extend(f"- `{c.address}`: {_md_escape(str(c.blocked))}" for c in blocked)
         head.append("")
     head.append("| action | count |")
     head.append("| --- | ---: |")
@@ -311,11 +392,18 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
             head.append(f"| {action.value} | {counts[action.value]} |")
     head.append(f"| no-op | {counts['no-op']} |")
     head.append("")
-    blocked = [c for c in plan.changes if c.blocked]
-    if blocked:
+    if plan.unestimated:
         head.append(
-            f":warning: {len(blocked)} change(s) blocked as possible duplicates; see details."
+            f":warning: {len(plan.unestimated)} job(s) have no cost estimate, so the estimated "
+            "cost is a lower bound:"
         )
+        head.append("")
+        head.extend(_unestimated_lines(plan))
+        head.append("")
+    if plan.warnings:
+        head.append(f"**:warning: Warnings ({len(plan.warnings)})**")
+        head.append("")
+        head.extend(f"- {_md_escape(w)}" for w in plan.warnings)
         head.append("")
     if plan.drift:
         head.append(f":warning: {len(plan.drift)} object(s) drifted outside reconciler.")
@@ -338,11 +426,6 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         drift = "\n".join(f"- `{d.address}` **{d.kind}**: {d.message}" for d in plan.drift)
         sections.append(
             f"<details><summary>Drift ({len(plan.drift)})</summary>\n\n{drift}\n</details>"
-        )
-    if plan.warnings:
-        notes = "\n".join(f"- {_md_escape(w)}" for w in plan.warnings)
-        sections.append(
-            f"<details><summary>Warnings ({len(plan.warnings)})</summary>\n\n{notes}\n</details>"
         )
     if plan.not_in_spec:
         rest = "\n".join(f"- `{a}`" for a in plan.not_in_spec)

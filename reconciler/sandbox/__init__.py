@@ -1,8 +1,10 @@
-"""The sandbox: a local server implementing the Mistral files and fine-tuning API.
+"""The sandbox: a local server implementing the Mistral files and fine-tuning API, or (with
+``SandboxConfig(dialect="openai")``) OpenAI's files, fine-tuning and models API.
 
 It persists in SQLite under its data directory, validates uploads with the shared
 training-data rules, runs a simulated job lifecycle on a configurable time scale, and can
-inject faults and enforce a rate limit. It never trains a model.
+inject faults and enforce a rate limit. It never trains a model. Both dialects share that
+core; each has its own routers (:mod:`.routes`, :mod:`.openai`; see :mod:`.dialects`).
 
 It depends only on the API contract (and on :mod:`reconciler.data.validator` for the data
 rules), never on the reconciler's spec, engine or client.

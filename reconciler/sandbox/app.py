@@ -1,8 +1,9 @@
-"""Assembles one sandbox: the store, the FastAPI routes and the ASGI gate in front.
+"""Assembles one sandbox: the store, the routes of its dialect and the ASGI gate in front.
 
 :func:`create_app` is the only entry point; :mod:`.server` runs its result with uvicorn,
 either embedded in the calling process or as the ``reconciler sandbox`` server. The sandbox
-implements the Mistral files and fine-tuning API contract; it never trains a model.
+implements the Mistral files and fine-tuning API, or the OpenAI one (``dialect``; see
+:mod:`.dialects`); it never trains a model.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 from reconciler.sandbox.asgi import Receive, Scope, Send
 from reconciler.sandbox.config import SandboxConfig
+from reconciler.sandbox.dialects import DIALECTS
 from reconciler.sandbox.gate import Gate
-from reconciler.sandbox.routes import ROUTERS
 from reconciler.sandbox.store import Store
+from reconciler.sandbox.wire import Wire
 
 __all__ = ["SandboxAPI", "SandboxConfig", "create_app"]
 
@@ -34,11 +38,13 @@ class SandboxAPI(FastAPI):
         config: the configuration it was built from.
         store: its persistence (also ``state.store``).
         gate: the outer ASGI layer.
+        wire: how its dialect words errors.
     """
 
     config: SandboxConfig
     store: Store
     gate: Gate
+    wire: Wire
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.gate(scope, receive, send)
@@ -56,34 +62,45 @@ class SandboxAPI(FastAPI):
 
 
 def create_app(config: SandboxConfig) -> SandboxAPI:
-    """Build the sandbox application for ``config`` (creates ``config.data_dir`` if needed)."""
+    """Build the sandbox application for ``config`` (creates ``config.data_dir`` if needed).
+
+    Raises :class:`~.store.WrongDialect` when the data directory holds another dialect's
+    objects.
+    """
+    dialect = DIALECTS[config.dialect]
     config.data_dir.mkdir(parents=True, exist_ok=True)
     (config.data_dir / "tmp").mkdir(exist_ok=True)  # uploads in progress
-    store = Store(config.data_dir, clock=config.clock, seed=config.seed)
+    store = Store(config.data_dir, clock=config.clock, seed=config.seed, dialect=dialect.name)
     api = SandboxAPI(
         title="reconciler sandbox",
-        description="A local implementation of the Mistral files and fine-tuning API. "
-        "It never trains a model.",
+        description=f"A local implementation of {dialect.title}. It never trains a model.",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
+    wire = dialect.wire
     api.config = config
     api.store = store
-    api.gate = Gate(api._inner, store=store, config=config)
+    api.wire = wire
+    api.gate = Gate(api._inner, store=store, config=config, wire=wire)
     api.state.store = store
     api.state.config = config
     api.state.journal = store.journal
-    for router in ROUTERS:
+    for router in dialect.routers:
         api.include_router(router)
 
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return await wire.invalid_request(request, exc.errors())
+
+    @api.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        return await wire.http_error(request, exc)
+
     @api.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    async def _internal(request: Request, exc: Exception) -> Response:
         # A bug, never bad input: answer in the API's error shape rather than plain text.
         log.exception("sandbox error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"detail": f"Internal sandbox error ({type(exc).__name__}); see the server log."},
-            status_code=500,
-        )
+        return await wire.internal(request, exc)
 
     return api

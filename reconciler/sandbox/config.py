@@ -36,6 +36,9 @@ FAULT_KINDS: dict[str, str] = {
 #: Job-level fault: probability that a started job ends FAILED instead of SUCCESS.
 JOB_FAILURE = "job_failure"
 
+#: The API dialects a sandbox can speak (see :mod:`.dialects`); the first is the default.
+DIALECT_NAMES = ("mistral", "openai")
+
 
 @dataclass(frozen=True)
 class FaultSpec:
@@ -211,6 +214,9 @@ class SandboxConfig:
         max_connections: connections served at once; a request arriving over the limit is
             answered 503 and its connection closed (lowered to half the process's open-file
             limit when that is smaller).
+        dialect: the API it speaks: ``mistral`` (the Mistral files and fine-tuning API) or
+            ``openai`` (OpenAI's files, fine-tuning and models API). A data directory holds
+            one dialect's objects.
     """
 
     data_dir: Path
@@ -227,9 +233,14 @@ class SandboxConfig:
     idle_timeout: float = 5.0
     body_timeout: float = 30.0
     max_connections: int = 512
+    dialect: str = DIALECT_NAMES[0]
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.dialect not in DIALECT_NAMES:
+            raise ValueError(
+                f"unknown dialect {self.dialect!r}: use one of {', '.join(DIALECT_NAMES)}"
+            )
         if self.api_key is not None and not self.api_key.strip():
             # An empty key used to mean "no auth" without a word; say so instead.
             raise ValueError(

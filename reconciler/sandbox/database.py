@@ -1,15 +1,19 @@
 """The sandbox's SQLite database: its tables, and how a connection to it is opened.
 
-Tables: ``meta`` (the organisation id and the URL-signing secret), ``files``, ``jobs``,
-``events``, ``checkpoints``, ``models`` and ``journal`` (recorded requests). The schema only
-ever grows by ``CREATE ... IF NOT EXISTS``, so a data directory written by an older sandbox
-opens unchanged. :mod:`.store` is the only user.
+Tables: ``meta`` (the organisation id, the URL-signing secret and the API dialect the data
+belongs to), ``files``, ``jobs``, ``events``, ``checkpoints``, ``models`` and ``journal``
+(recorded requests). The schema only ever grows — by ``CREATE ... IF NOT EXISTS`` and by the
+columns of :data:`ADDED_COLUMNS`, added when missing — so a data directory written by an
+older sandbox opens unchanged. :mod:`.store` is the only user.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+
+#: Largest integer SQLite stores: request numbers beyond it are refused before they reach it.
+INT64_MAX = 2**63 - 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -110,6 +114,41 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 
 
+#: Columns added after the first release, per table: name -> declaration. Every one has a
+#: default, so rows written before it existed read as that default.
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "files": {
+        # The first problems found in the file, rendered (JSON list of strings).
+        "problems": "TEXT NOT NULL DEFAULT '[]'",
+    },
+    "jobs": {
+        # Pauses of the run (JSON list of [paused_at, resumed_at or null]).
+        "pauses": "TEXT NOT NULL DEFAULT '[]'",
+        # The fine-tuned model's id when it is decided at creation, else NULL.
+        "model_name": "TEXT",
+        # User metadata (JSON object of strings), or NULL.
+        "metadata": "TEXT",
+        # What only one API dialect knows about the job (JSON object).
+        "extra": "TEXT NOT NULL DEFAULT '{}'",
+    },
+}
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Add the columns of :data:`ADDED_COLUMNS` that a table lacks."""
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns.items():
+            if name in present:
+                continue
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+            except sqlite3.OperationalError as exc:
+                # Another process opening the same directory added it first.
+                if "duplicate column" not in str(exc):
+                    raise
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path``: WAL mode, rows by name, autocommit.
 
@@ -122,4 +161,5 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     # executescript runs its own COMMIT, so it runs before any transaction of the store.
     conn.executescript(SCHEMA)
+    _add_columns(conn)
     return conn

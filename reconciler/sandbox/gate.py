@@ -14,6 +14,7 @@ Order for every HTTP request:
 6. the application.
 
 Every recorded request is in the journal with its status and the fault injected, if any.
+Whatever the gate answers itself is worded by the dialect's :class:`~.wire.Wire`.
 
 A dropped connection is a real one: the socket is aborted without a byte of response (the
 transport is reached through uvicorn's ``send`` callable; without it, e.g. under an in-memory
@@ -54,24 +55,9 @@ from reconciler.sandbox.bodies import (
 )
 from reconciler.sandbox.clock import Clock
 from reconciler.sandbox.config import FAULT_KINDS, SandboxConfig
+from reconciler.sandbox.routes.common import MistralWire
 from reconciler.sandbox.store import Store
-
-RATE_LIMITED_BODY = {
-    "object": "error",
-    "message": "Rate limit exceeded",
-    "type": "rate_limited",
-    "param": None,
-    "code": "1300",
-}
-
-_SERVER_ERRORS = {
-    500: ("Internal server error", "3000"),
-    502: ("Bad gateway", "3002"),
-    503: ("Service unavailable", "3003"),
-    504: ("Gateway timeout", "3004"),
-}
-
-Headers = list[tuple[bytes, bytes]]
+from reconciler.sandbox.wire import Headers, Wire
 
 
 class TokenBucket:
@@ -140,11 +126,16 @@ class Gate:
         bucket: the rate limiter, or None.
         limits: the request-body limits.
         seed: seed of the fault decisions.
+        wire: how the dialect words the gate's own answers (the Mistral dialect's by
+            default).
     """
 
-    def __init__(self, app: ASGIApp, *, store: Store, config: SandboxConfig) -> None:
+    def __init__(
+        self, app: ASGIApp, *, store: Store, config: SandboxConfig, wire: Wire | None = None
+    ) -> None:
         self.app = app
         self.store = store
+        self.wire: Wire = wire if wire is not None else MistralWire()
         self.api_key = config.api_key
         self.faults = config.faults
         self.bucket = TokenBucket(config.rate_limit, store.clock) if config.rate_limit else None
@@ -166,8 +157,9 @@ class Gate:
         authenticated = self._authenticated(scope)
         if not authenticated and (ex.is_api or ex.path.startswith("/sandbox/journal")):
             # Before anything else: no token taken, no journal row, no body read.
+            provided = header(scope, b"authorization") is not None
             await send_json(
-                send, 401, {"detail": "Unauthorized"}, [(b"www-authenticate", b"Bearer")]
+                send, 401, self.wire.unauthorized(provided), [(b"www-authenticate", b"Bearer")]
             )
             return
         started = self.store.clock.now()
@@ -273,17 +265,14 @@ class Gate:
         """Take a rate-limit token, or answer 429 (False)."""
         assert self.bucket is not None
         allowed, left, wait = self.bucket.take()
-        ex.extra_headers = [
-            (b"x-ratelimit-limit-req-minute", str(int(self.bucket.rate * 60)).encode()),
-            (b"x-ratelimit-remaining-req-minute", str(max(0, int(left))).encode()),
-        ]
+        ex.extra_headers = self.wire.rate_headers(int(self.bucket.rate * 60), max(0, int(left)))
         if allowed:
             return True
         ex.fault = "rate_limit"
         await send_json(
             send,
             429,
-            RATE_LIMITED_BODY,
+            self.wire.rate_limited(),
             [
                 (b"retry-after", str(max(1, math.ceil(wait))).encode()),
                 (b"retry-after-ms", str(max(1, math.ceil(wait * 1000))).encode()),
@@ -299,7 +288,7 @@ class Gate:
         await send_json(
             send,
             problem.value,
-            {"detail": self.limits.message(problem, upload)},
+            self.wire.refused(problem.value, self.limits.message(problem, upload)),
             [CLOSE, *ex.extra_headers],
         )
 
@@ -311,7 +300,7 @@ class Gate:
             await send_json(
                 send,
                 429,
-                RATE_LIMITED_BODY,
+                self.wire.rate_limited(),
                 [
                     (b"retry-after", str(retry).encode()),
                     (b"retry-after-ms", str(retry * 1000).encode()),
@@ -319,15 +308,7 @@ class Gate:
                 ],
             )
             return
-        message, err_code = _SERVER_ERRORS[code]
-        body = {
-            "object": "error",
-            "message": f"{message} (injected fault)",
-            "type": "server_error",
-            "param": None,
-            "code": err_code,
-        }
-        await send_json(send, code, body, ex.extra_headers)
+        await send_json(send, code, self.wire.injected(code), ex.extra_headers)
 
     def _authenticated(self, scope: Scope) -> bool:
         """Whether the request carries the bearer key (always, when no key is set)."""

@@ -21,15 +21,20 @@ from typing import Any
 
 from reconciler.sandbox import lifecycle
 from reconciler.sandbox.config import FaultSpec
+from reconciler.sandbox.database import INT64_MAX
 from reconciler.sandbox.lifecycle import JobPlan
 from reconciler.sandbox.records import FileRecord, JobSpec
-from reconciler.sandbox.schemas import BASE_MODELS, JobIn, TrainingFileIn
+from reconciler.sandbox.schemas import (
+    BASE_MODELS,
+    SEQUENCES_PER_STEP,
+    JobIn,
+    TrainingFileIn,
+)
 
 #: Training steps when the request gives neither ``training_steps`` nor ``epochs``.
 DEFAULT_TRAINING_STEPS = 10
 #: Default sequence length; a step trains 4 sequences (the real service's 131072 tokens/step).
 DEFAULT_SEQ_LEN = 32768
-SEQUENCES_PER_STEP = 4
 #: Price used for the cost estimate: USD per million trained tokens, and the minimum fee.
 USD_PER_MILLION_TOKENS = 2.0
 MINIMUM_FEE_USD = 1.0
@@ -90,7 +95,16 @@ def new_job(
     if hp.training_steps is not None:
         steps = hp.training_steps
     elif hp.epochs is not None:
-        steps = max(1, math.ceil(hp.epochs * data_tokens / tokens_per_step))
+        wanted = hp.epochs * data_tokens / tokens_per_step
+        if not wanted <= INT64_MAX:  # also catches the product overflowing to infinity
+            return Refusal(
+                422,
+                f"epochs {hp.epochs:g} over {data_tokens} tokens would take {wanted:.3g} steps, "
+                "more than a job can have; ask for fewer epochs.",
+                ("body", "hyperparameters", "epochs"),
+                hp.epochs,
+            )
+        steps = max(1, math.ceil(wanted))
     else:
         steps = DEFAULT_TRAINING_STEPS
     requested_hp = hp.model_dump()

@@ -1,12 +1,17 @@
 """The simulated job lifecycle, as pure functions of time.
 
 A job's whole future is fixed when it is created (:class:`JobPlan`: step count, whether
-validation fails, whether and where the run fails) plus two moments that only requests can
-set: when it was started (``auto_start`` starts it at validation) and when cancellation was
-requested. From those, :func:`timeline` gives every status transition with its time and
-:func:`checkpoints` every checkpoint with its metrics. The store materialises the part of
-the timeline that lies in the past on every read, so progress looks the same in-process, as
-a server, and after a restart — it never depends on a background thread.
+validation fails, whether and where the run fails) plus the moments that only requests can
+set: when it was started (``auto_start`` starts it at validation), when it was paused and
+resumed (:class:`Pause`), and when cancellation was requested. From those, :func:`timeline`
+gives every status transition with its time and :func:`checkpoints` every checkpoint with
+its metrics. The store materialises the part of the timeline that lies in the past on every
+read, so progress looks the same in-process, as a server, and after a restart — it never
+depends on a background thread. A request only ever adds a moment at the present, so the
+part of the timeline already materialised never changes.
+
+A paused job trains no further; resumed, it goes through STARTED again (queued for a
+worker) to RUNNING and continues where it stopped.
 
 Nothing is trained: the losses are a deterministic, plausible decreasing curve seeded by the
 job id and the server seed.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 QUEUED_SECONDS = 0.3
@@ -31,7 +37,7 @@ CANCEL_SECONDS = 0.5
 #: Statuses after which nothing changes any more.
 TERMINAL = frozenset({"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"})
 #: Statuses that make a similar new job a 409 conflict.
-ACTIVE = frozenset({"QUEUED", "VALIDATING", "VALIDATED", "STARTED", "RUNNING"})
+ACTIVE = frozenset({"QUEUED", "VALIDATING", "VALIDATED", "STARTED", "RUNNING", "PAUSED"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,34 @@ class JobPlan:
     fail_step: int | None = None
     has_validation: bool = False
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A pause of a running job.
+
+    Attributes:
+        at: when the pause was requested, UNIX seconds.
+        resumed: when the job was resumed, or None while it stays paused.
+    """
+
+    at: float
+    resumed: float | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of a run: from a start (or a resume) to the next pause.
+
+    Attributes:
+        queued: when the job started (or resumed): STARTED.
+        running: when it runs (RUNNING) and trains from.
+        until: when it was paused (PAUSED), or infinity.
+    """
+
+    queued: float
+    running: float
+    until: float
 
 
 @dataclass(frozen=True)
@@ -114,8 +148,40 @@ def start_time(plan: JobPlan, started: float | None, scale: float) -> float | No
     return started
 
 
+def segments(
+    plan: JobPlan, started: float | None, pauses: Sequence[Pause], scale: float
+) -> list[Segment]:
+    """The stretches of the run, oldest first: one, plus one per resume (none before start)."""
+    begin = start_time(plan, started, scale)
+    if begin is None:
+        return []
+    starts = [begin, *(p.resumed for p in pauses if p.resumed is not None)]
+    return [
+        Segment(
+            queued=start,
+            running=start + STARTING_SECONDS / scale,
+            until=pauses[i].at if i < len(pauses) else math.inf,
+        )
+        for i, start in enumerate(starts)
+    ]
+
+
+def _trained_at(parts: list[Segment], seconds: float) -> float | None:
+    """When the run has trained ``seconds`` in all, or None if not before a pause that lasts."""
+    for part in parts:
+        length = max(0.0, part.until - part.running)
+        if seconds <= length:
+            return part.running + seconds
+        seconds -= length
+    return None
+
+
 def timeline(
-    plan: JobPlan, started: float | None, cancel_requested: float | None, scale: float
+    plan: JobPlan,
+    started: float | None,
+    cancel_requested: float | None,
+    scale: float,
+    pauses: Sequence[Pause] = (),
 ) -> list[Transition]:
     """Every status transition of the job, oldest first, including future ones."""
     out = [
@@ -127,16 +193,20 @@ def timeline(
         out.append(Transition(v_at, "FAILED_VALIDATION"))
     else:
         out.append(Transition(v_at, "VALIDATED"))
-        begin = start_time(plan, started, scale)
-        if begin is not None:
-            running = begin + STARTING_SECONDS / scale
-            out.append(Transition(begin, "STARTED"))
-            out.append(Transition(running, "RUNNING"))
-            step = _step_seconds(plan, scale)
-            if plan.fail_step is not None:
-                out.append(Transition(running + plan.fail_step * step, "FAILED"))
-            else:
-                out.append(Transition(running + plan.steps * step, "SUCCESS"))
+        parts = segments(plan, started, pauses, scale)
+        for part in parts:
+            out.append(Transition(part.queued, "STARTED"))
+            if part.running <= part.until:
+                out.append(Transition(part.running, "RUNNING"))
+            if part.until < math.inf:
+                out.append(Transition(part.until, "PAUSED"))
+        if parts:
+            last = plan.fail_step if plan.fail_step is not None else plan.steps
+            end = _trained_at(parts, last * _step_seconds(plan, scale))
+            if end is not None:
+                out.append(Transition(end, "FAILED" if plan.fail_step is not None else "SUCCESS"))
+        # Stable: transitions at the same moment keep the order they were added in.
+        out.sort(key=lambda t: t.at)
     if cancel_requested is not None:
         # "<=" like the store's materialisation (transitions at <= now are in the past), so
         # what was already recorded before the cancel is always kept.
@@ -161,23 +231,26 @@ def checkpoint_steps(steps: int) -> list[int]:
 
 
 def checkpoints(
-    plan: JobPlan, started: float | None, cancel_requested: float | None, scale: float
+    plan: JobPlan,
+    started: float | None,
+    cancel_requested: float | None,
+    scale: float,
+    pauses: Sequence[Pause] = (),
 ) -> list[Checkpoint]:
     """Every checkpoint the run produces, oldest first, including future ones."""
-    begin = start_time(plan, started, scale)
-    if begin is None:
+    parts = segments(plan, started, pauses, scale)
+    if not parts:
         return []
-    running = begin + STARTING_SECONDS / scale
     step_s = _step_seconds(plan, scale)
     last = plan.fail_step if plan.fail_step is not None else plan.steps
     curve = loss_curve(plan)
     out: list[Checkpoint] = []
     for step in checkpoint_steps(plan.steps):
-        at = running + step * step_s
         # A failing run dies at its fail step; a cancelled one keeps what came before.
         if step > last or (step == last and plan.fail_step is not None):
             break
-        if cancel_requested is not None and at > cancel_requested:
+        at = _trained_at(parts, step * step_s)
+        if at is None or (cancel_requested is not None and at > cancel_requested):
             break
         train, valid, acc = curve[step]
         out.append(Checkpoint(at, step, train, valid, acc))
@@ -214,17 +287,27 @@ def loss_curve(plan: JobPlan) -> dict[int, tuple[float, float | None, float | No
     return out
 
 
+def token_accuracy(loss: float) -> float:
+    """A plausible mean token accuracy for a loss: higher as the loss falls, below 1."""
+    return round(min(0.99, 1.1 / (1.0 + loss)), 6)
+
+
 def steps_done(
-    plan: JobPlan, started: float | None, cancel_requested: float | None, scale: float, now: float
+    plan: JobPlan,
+    started: float | None,
+    cancel_requested: float | None,
+    scale: float,
+    now: float,
+    pauses: Sequence[Pause] = (),
 ) -> int:
     """How many training steps are complete at ``now``."""
-    begin = start_time(plan, started, scale)
-    if begin is None:
-        return 0
-    running = begin + STARTING_SECONDS / scale
     until = now if cancel_requested is None else min(now, cancel_requested)
-    if until <= running:
+    trained = sum(
+        max(0.0, min(until, part.until) - part.running)
+        for part in segments(plan, started, pauses, scale)
+    )
+    if trained <= 0:
         return 0
-    done = int((until - running) / _step_seconds(plan, scale) + 1e-9)
+    done = int(trained / _step_seconds(plan, scale) + 1e-9)
     last = plan.fail_step if plan.fail_step is not None else plan.steps
     return max(0, min(done, last))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import math
 import resource
@@ -34,19 +35,21 @@ OVER_LIMIT_GRACE = 1.0
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-def _raw_response(status: bytes, detail: str) -> bytes:
+def raw_response(status: bytes, body: dict[str, Any]) -> bytes:
     """A complete JSON error response, written straight to a connection before it closes."""
-    body = b'{"detail": "' + detail.encode() + b'"}'
+    payload = json.dumps(body).encode()
     return (
         b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
-        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"content-length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload
     )
 
 
-#: What a connection too slow to send its request headers gets before it is closed.
-REQUEST_TIMEOUT = _raw_response(
-    b"408 Request Timeout", "Request Timeout: the request headers did not arrive in time."
-)
+#: Why a connection gets the 408 of :attr:`ConnectionGuard.timeout_response`.
+HEADER_TIMEOUT_TEXT = "Request Timeout: the request headers did not arrive in time."
+
+#: What a connection too slow to send its request headers gets before it is closed, unless
+#: the dialect words it otherwise.
+REQUEST_TIMEOUT = raw_response(b"408 Request Timeout", {"detail": HEADER_TIMEOUT_TEXT})
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,12 @@ class ConnectionGuard:
         header_timeout: seconds to send a request's headers, from when the connection opens
             or the previous response ends.
         max_connections: connections served at once.
+        timeout_response: the raw 408 response written to a connection that was too slow.
     """
 
     header_timeout: float = 10.0
     max_connections: int = 512
+    timeout_response: bytes = REQUEST_TIMEOUT
 
 
 def connection_limit(wanted: int) -> int:
@@ -148,7 +153,7 @@ class GuardedH11Protocol(H11Protocol):
             self.cycle is not None and not self.cycle.response_complete
         ):
             return
-        self.transport.write(REQUEST_TIMEOUT)
+        self.transport.write(self.guard.timeout_response)
         self.transport.close()
 
 

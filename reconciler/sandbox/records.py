@@ -7,10 +7,10 @@ API's shape is the routes' job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.sandbox.lifecycle import JobPlan
+from reconciler.sandbox.lifecycle import JobPlan, Pause
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class FileRecord:
         samples: number of samples.
         invalid: how many samples break a training-data rule.
         approx_tokens: approximate token count (cost estimates).
+        problems: the first problems found in it, rendered (``line 3: ... [code]``); empty
+            for a file without any (or one stored before problems were kept).
     """
 
     id: str
@@ -52,9 +54,10 @@ class FileRecord:
     samples: int
     invalid: int
     approx_tokens: int
+    problems: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JobSpec:
     """Everything fixed about a job when it is created (what the store inserts).
 
@@ -72,6 +75,11 @@ class JobSpec:
         similarity: the key of the "similar active job" rule (see :mod:`.job_rules`).
         tokens_per_step: trained tokens per step.
         data_tokens: approximate tokens in the training files.
+        model_name: the fine-tuned model's id when the dialect decides it at creation (the
+            OpenAI one); None to name it when the job succeeds (the Mistral way, with the
+            date of success).
+        metadata: the user's metadata (string pairs, filterable when listing), or None.
+        extra: what only the dialect that created the job knows and shows (JSON-ready).
     """
 
     plan: JobPlan
@@ -87,6 +95,9 @@ class JobSpec:
     similarity: str
     tokens_per_step: int
     data_tokens: int
+    model_name: str | None = None
+    metadata: dict[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -99,7 +110,7 @@ class JobSpec:
         return self.plan.auto_start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JobRecord(JobSpec):
     """A stored job: its spec plus how far its lifecycle has been materialised.
 
@@ -108,6 +119,7 @@ class JobRecord(JobSpec):
         modified_at: time of the last status change, UNIX seconds.
         started: when ``/start`` was called, or None.
         cancel_requested: when ``/cancel`` was called, or None.
+        pauses: its pauses, oldest first (only the last may be unresumed).
         n_events: events recorded so far.
         n_checkpoints: checkpoints recorded so far.
         validated: whether validation has passed (metadata and epochs are then shown).
@@ -122,6 +134,7 @@ class JobRecord(JobSpec):
     n_checkpoints: int
     validated: bool
     fine_tuned_model: str | None
+    pauses: tuple[Pause, ...] = ()
 
 
 @dataclass(frozen=True)

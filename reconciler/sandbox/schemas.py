@@ -4,6 +4,8 @@ The pydantic models mirror ``JobIn`` and ``UpdateFTModelIn`` of the Mistral Open
 with ``extra="forbid"`` everywhere so unknown fields give FastAPI's 422 ``extra_forbidden``
 exactly like the real service, and with the contract's ranges (suffix ≤ 18 characters, W&B
 key of exactly 40, ``invalid_sample_skip_percentage`` in [0, 0.5], hyperparameter bounds).
+Numbers the sandbox could not store are refused too: no infinity or NaN (JSON has neither,
+but Python's parser reads them), and no integer beyond SQLite's 64 bits.
 One deliberate tolerance: ``training_files`` items may be plain file ids as well as
 ``{file_id, weight}`` objects, as the public curl examples send them.
 """
@@ -15,7 +17,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_STRICT = ConfigDict(extra="forbid")
+from reconciler.sandbox.database import INT64_MAX
+
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+#: Sequences per training step (a step's tokens are ``seq_len`` times this).
+SEQUENCES_PER_STEP = 4
 
 
 class TrainingFileIn(BaseModel):
@@ -108,12 +115,12 @@ class HyperparametersIn(BaseModel):
 
     model_config = _STRICT
 
-    training_steps: int | None = Field(None, ge=1)
+    training_steps: int | None = Field(None, ge=1, le=INT64_MAX)
     learning_rate: float = Field(0.0001, ge=1e-8, le=1)
     weight_decay: float | None = Field(0.1, ge=0, le=1)
     warmup_fraction: float | None = Field(0.05, ge=0, le=1)
     epochs: float | None = Field(None, gt=0)
-    seq_len: int | None = Field(None, ge=100)
+    seq_len: int | None = Field(None, ge=100, le=INT64_MAX // SEQUENCES_PER_STEP)
     fim_ratio: float | None = Field(0.9, ge=0, le=1)
 
 

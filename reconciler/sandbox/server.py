@@ -26,10 +26,12 @@ import uvicorn
 from reconciler.sandbox.app import SandboxAPI, create_app
 from reconciler.sandbox.config import SandboxConfig, check_exposure
 from reconciler.sandbox.protocol import (
+    HEADER_TIMEOUT_TEXT,
     AcceptErrorLog,
     ConnectionGuard,
     GuardedConfig,
     connection_limit,
+    raw_response,
 )
 
 #: How long :meth:`EmbeddedSandbox.start` waits for the server loop to come up.
@@ -192,6 +194,9 @@ def _uvicorn_config(app: SandboxAPI, **kwargs: Any) -> GuardedConfig:
         guard=ConnectionGuard(
             header_timeout=config.header_timeout,
             max_connections=connection_limit(config.max_connections),
+            timeout_response=raw_response(
+                b"408 Request Timeout", app.wire.refused(408, HEADER_TIMEOUT_TEXT)
+            ),
         ),
         idle_timeout=config.idle_timeout,
         lifespan="off",
@@ -222,9 +227,11 @@ def serve(
     ``announce`` is called with the base URL once the socket listens (with ``port=0`` the
     URL carries the port actually chosen); connections made from then on wait in the backlog
     until the server accepts them. Raises OSError when the address cannot be bound (port in
-    use, bad host), ValueError when ``host`` is not loopback and ``config`` has no API key.
+    use, bad host), ValueError when ``host`` is not loopback and ``config`` has no API key,
+    :class:`~.store.WrongDialect` when the data directory holds another dialect's objects.
     """
     check_exposure(host, config.api_key)
+    app = create_app(config)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -233,8 +240,8 @@ def serve(
         sock.listen()
     except OSError:
         sock.close()
+        app.close()
         raise
-    app = create_app(config)
     if announce is not None:
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host

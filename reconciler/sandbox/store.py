@@ -7,7 +7,11 @@ so concurrent requests never interleave half-done writes and a crash leaves the 
 consistent.
 
 Rows never leave this module: reads return the typed records of :mod:`.records`. The time
-comes from one injected :class:`~.clock.Clock`.
+comes from one injected :class:`~.clock.Clock`. A data directory belongs to one API dialect
+(recorded in it): opening it for another is refused, since the ids and shapes differ.
+
+Lists come two ways: by page (``page``/``page_size``, with a total) for the Mistral dialect,
+and by cursor (``after`` an object id, ``limit``, ``has_more``) for the OpenAI one.
 
 Jobs advance lazily: :meth:`Store.advance` materialises, for every job whose next transition
 is due, the events, checkpoints, metadata and fine-tuned model that :mod:`.lifecycle` says
@@ -21,16 +25,16 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from reconciler.sandbox import lifecycle
 from reconciler.sandbox.clock import Clock, SystemClock
 from reconciler.sandbox.database import connect
-from reconciler.sandbox.lifecycle import JobPlan
+from reconciler.sandbox.lifecycle import JobPlan, Pause
 from reconciler.sandbox.records import (
     CheckpointRecord,
     EventRecord,
@@ -41,10 +45,7 @@ from reconciler.sandbox.records import (
 )
 
 #: Columns of ``files`` that :class:`FileRecord` carries, in its field order.
-_FILE_COLUMNS = (
-    "id, filename, bytes, created_at, purpose, sample_type, source, num_lines, mimetype, "
-    "signature, expires_at, visibility, sha256, samples, invalid, approx_tokens"
-)
+_FILE_FIELDS = tuple(f.name for f in fields(FileRecord))
 
 
 class Conflict(Exception):
@@ -59,6 +60,26 @@ class Conflict(Exception):
         super().__init__(job_id, status)
         self.job_id = job_id
         self.status = status
+
+
+class UnknownCursor(Exception):
+    """A list's ``after`` names no object of that list (becomes HTTP 400).
+
+    Attributes:
+        cursor: the id given.
+    """
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(cursor)
+        self.cursor = cursor
+
+
+class WrongDialect(ValueError):
+    """The data directory holds another API dialect's objects."""
+
+
+#: A job's answer to a request that changes its course: (job or None when unknown, refusal).
+Outcome = tuple[JobRecord | None, str | None]
 
 
 def _dumps(value: Any) -> str:
@@ -80,9 +101,17 @@ class Store:
         lock: held around every database operation.
         org_id: the sandbox's 8-hex organisation id (persisted).
         url_secret: the key signing file URLs (persisted).
+        dialect: the API dialect whose objects the directory holds (persisted).
     """
 
-    def __init__(self, data_dir: Path, *, clock: Clock | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        clock: Clock | None = None,
+        seed: int = 0,
+        dialect: str = "mistral",
+    ) -> None:
         self.data_dir = data_dir
         self.files_dir = data_dir / "files"
         self.files_dir.mkdir(parents=True, exist_ok=True)
@@ -90,9 +119,26 @@ class Store:
         self.seed = seed
         self.lock = threading.RLock()
         self._conn = connect(data_dir / "sandbox.db")
-        with self.tx() as c:
-            self.org_id = self._meta(c, "org_id", lambda: secrets.token_hex(4))
-            self.url_secret = self._meta(c, "url_secret", lambda: secrets.token_hex(32))
+        try:
+            with self.tx() as c:
+                self.org_id = self._meta(c, "org_id", lambda: secrets.token_hex(4))
+                self.url_secret = self._meta(c, "url_secret", lambda: secrets.token_hex(32))
+                # A directory written before dialects existed holds Mistral objects, if any.
+                used = c.execute(
+                    "SELECT EXISTS (SELECT 1 FROM files) OR EXISTS (SELECT 1 FROM jobs)"
+                ).fetchone()[0]
+                owner = self._meta(c, "dialect", lambda: "mistral" if used else dialect)
+        except BaseException:
+            self._conn.close()
+            raise
+        if owner != dialect:
+            self._conn.close()
+            raise WrongDialect(
+                f"the data directory {data_dir} holds the files and jobs of the {owner} "
+                f"dialect, which the {dialect} dialect cannot serve: give it another data "
+                f"directory, or serve this one with the {owner} dialect"
+            )
+        self.dialect = dialect
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -141,25 +187,31 @@ class Store:
         """Where the bytes of a file are stored."""
         return self.files_dir / file_id
 
-    def add_file(self, tmp_path: Path, file: FileRecord) -> FileRecord:
-        """Store an uploaded file, or return the existing one with the same content and name.
+    def add_file(self, tmp_path: Path, file: FileRecord, *, dedupe: bool = True) -> FileRecord:
+        """Store an uploaded file.
 
-        ``tmp_path`` holds the bytes: moved into place, or removed on a dedupe hit.
+        With ``dedupe`` (the Mistral way), an upload with the content and name of a live file
+        returns that file instead. ``tmp_path`` holds the bytes: moved into place, or removed
+        on a dedupe hit.
         """
         with self.tx() as c:
-            row = c.execute(
-                f"SELECT {_FILE_COLUMNS} FROM files WHERE sha256 = ? AND filename = ? "
-                "AND deleted = 0 ORDER BY seq LIMIT 1",
-                (file.sha256, file.filename),
-            ).fetchone()
+            row = (
+                c.execute(
+                    "SELECT * FROM files WHERE sha256 = ? AND filename = ? "
+                    "AND deleted = 0 ORDER BY seq LIMIT 1",
+                    (file.sha256, file.filename),
+                ).fetchone()
+                if dedupe
+                else None
+            )
             if row is not None:
                 tmp_path.unlink(missing_ok=True)
-                return FileRecord(*row)
+                return _file_record(row)
             seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM files").fetchone()[0]
             tmp_path.replace(self.file_path(file.id))
-            values = asdict(file)
+            values = {**asdict(file), "problems": json.dumps(list(file.problems))}
             c.execute(
-                f"INSERT INTO files (seq, {_FILE_COLUMNS}) "
+                f"INSERT INTO files (seq, {', '.join(values)}) "
                 f"VALUES (?, {','.join('?' * len(values))})",
                 (seq, *values.values()),
             )
@@ -175,10 +227,10 @@ class Store:
             out: dict[str, FileRecord] = {}
             for fid in ids:
                 row = self._conn.execute(
-                    f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ? AND deleted = 0", (fid,)
+                    "SELECT * FROM files WHERE id = ? AND deleted = 0", (fid,)
                 ).fetchone()
                 if row is not None:
-                    out[fid] = FileRecord(*row)
+                    out[fid] = _file_record(row)
             return out
 
     def list_files(
@@ -216,11 +268,48 @@ class Store:
                 f"SELECT COUNT(*) FROM files WHERE {clause}", args
             ).fetchone()[0]
             rows = self._conn.execute(
-                f"SELECT {_FILE_COLUMNS} FROM files WHERE {clause} "
-                "ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"SELECT * FROM files WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 [*args, page_size, page * page_size],
             ).fetchall()
-        return [FileRecord(*r) for r in rows], int(total)
+        return [_file_record(r) for r in rows], int(total)
+
+    def files_after(
+        self, *, after: str | None, limit: int, purpose: str | None, newest_first: bool
+    ) -> tuple[list[FileRecord], bool]:
+        """Up to ``limit`` live files after the file ``after`` (a cursor), and whether more
+        follow. Raises :class:`UnknownCursor` when ``after`` names no file."""
+        where, args = ["deleted = 0"], []
+        if purpose is not None:
+            where.append("purpose = ?")
+            args.append(purpose)
+        with self.lock:
+            rows, more = self._page(self._conn, "files", where, args, after, limit, newest_first)
+        return [_file_record(r) for r in rows], more
+
+    @staticmethod
+    def _page(
+        c: sqlite3.Connection,
+        table: str,
+        where: list[str],
+        args: list[Any],
+        after: str | None,
+        limit: int,
+        newest_first: bool,
+    ) -> tuple[list[sqlite3.Row], bool]:
+        """One cursor page of ``table`` in creation order: rows after ``after``, more?"""
+        if after is not None:
+            # A deleted object's row stays, so its id still marks a place in the list.
+            row = c.execute(f"SELECT seq FROM {table} WHERE id = ?", (after,)).fetchone()
+            if row is None:
+                raise UnknownCursor(after)
+            where = [*where, "seq < ?" if newest_first else "seq > ?"]
+            args = [*args, row["seq"]]
+        rows = c.execute(
+            f"SELECT * FROM {table} WHERE {' AND '.join(where)} "
+            f"ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ?",
+            [*args, limit + 1],
+        ).fetchall()
+        return rows[:limit], len(rows) > limit
 
     def delete_file(self, file_id: str) -> bool:
         """Delete a live file (row kept as deleted, bytes removed). False if absent."""
@@ -277,6 +366,7 @@ class Store:
 
     def _job_record(self, row: sqlite3.Row) -> JobRecord:
         validation_files = tuple(json.loads(row["validation_files"]))
+        pauses = tuple(Pause(at, resumed) for at, resumed in json.loads(row["pauses"]))
         return JobRecord(
             plan=JobPlan(
                 job_id=row["id"],
@@ -300,6 +390,9 @@ class Store:
             similarity=row["similarity"],
             tokens_per_step=int(row["tokens_per_step"]),
             data_tokens=int(row["data_tokens"]),
+            model_name=row["model_name"],
+            metadata=_loads(row["metadata"]),
+            extra=json.loads(row["extra"]),
             status=row["status"],
             modified_at=int(row["modified_at"]),
             started=row["started"],
@@ -308,6 +401,7 @@ class Store:
             n_checkpoints=int(row["n_checkpoints"]),
             validated=bool(row["validated"]),
             fine_tuned_model=row["fine_tuned_model"],
+            pauses=pauses,
         )
 
     def _job(self, c: sqlite3.Connection, job_id: str) -> JobRecord:
@@ -317,8 +411,8 @@ class Store:
         """Record the job's transitions and checkpoints up to ``now``; returns it updated."""
         plan = job.plan
         scale = self.clock.scale
-        transitions = lifecycle.timeline(plan, job.started, job.cancel_requested, scale)
-        cps = lifecycle.checkpoints(plan, job.started, job.cancel_requested, scale)
+        transitions = lifecycle.timeline(plan, job.started, job.cancel_requested, scale, job.pauses)
+        cps = lifecycle.checkpoints(plan, job.started, job.cancel_requested, scale, job.pauses)
         n_events = job.n_events
         status = job.status
         modified = job.modified_at
@@ -371,10 +465,14 @@ class Store:
         return self._job(c, job.id)
 
     def _create_model(self, c: sqlite3.Connection, job: JobRecord, at: int) -> str:
-        date = time.strftime("%Y%m%d", time.gmtime(at))
-        middle = job.suffix or self.org_id
-        prefix = "ft:classifier:" if job.job_type == "classifier" else "ft:"
-        model_id = f"{prefix}{job.model}:{middle}:{date}:{job.id[:8]}"
+        model_id = job.model_name
+        if model_id is None:
+            date = time.strftime("%Y%m%d", time.gmtime(at))
+            middle = job.suffix or self.org_id
+            prefix = "ft:classifier:" if job.job_type == "classifier" else "ft:"
+            model_id = f"{prefix}{job.model}:{middle}:{date}:{job.id[:8]}"
+        # The base the model descends from (the base's own root when it is fine-tuned too).
+        root = job.extra.get("root", job.model)
         targets = job.classifier_targets
         c.execute(
             "INSERT OR IGNORE INTO models (id, job_id, root, model_type, created, classifier_targets) "
@@ -382,7 +480,7 @@ class Store:
             (
                 model_id,
                 job.id,
-                job.model,
+                root,
                 job.job_type,
                 at,
                 json.dumps(targets) if targets is not None else None,
@@ -447,7 +545,26 @@ class Store:
             ).fetchall()
         return [self._job_record(r) for r in rows], int(total)
 
-    def start_job(self, job_id: str) -> tuple[JobRecord | None, str | None]:
+    def jobs_after(
+        self, *, after: str | None, limit: int, metadata: Mapping[str, str] | None
+    ) -> tuple[list[JobRecord], bool]:
+        """Up to ``limit`` jobs after the job ``after`` (a cursor), newest first, and whether
+        more follow. ``metadata``: only jobs carrying every pair; an empty mapping means jobs
+        without metadata. Raises :class:`UnknownCursor` when ``after`` names no job."""
+        where: list[str] = ["1 = 1"]
+        args: list[Any] = []
+        if metadata is not None and not metadata:
+            where.append("metadata IS NULL")
+        for key, value in (metadata or {}).items():
+            where.append(
+                "EXISTS (SELECT 1 FROM json_each(jobs.metadata) WHERE key = ? AND value = ?)"
+            )
+            args.extend([key, value])
+        with self._advanced() as c:
+            rows, more = self._page(c, "jobs", where, args, after, limit, True)
+        return [self._job_record(r) for r in rows], more
+
+    def start_job(self, job_id: str) -> Outcome:
         """Start a VALIDATED job. Returns (job, None) or (job or None, why it cannot start)."""
 
         def refusal(job: JobRecord) -> str | None:
@@ -455,9 +572,9 @@ class Store:
                 return None
             return f"Job {job_id} is {job.status}; only a VALIDATED job can be started."
 
-        return self._stamp(job_id, "started", refusal)
+        return self._change(job_id, refusal, lambda job, now: {"started": now})
 
-    def cancel_job(self, job_id: str) -> tuple[JobRecord | None, str | None]:
+    def cancel_job(self, job_id: str) -> Outcome:
         """Request cancellation of a job that is not finished (see :meth:`start_job`)."""
 
         def refusal(job: JobRecord) -> str | None:
@@ -468,12 +585,42 @@ class Store:
                 "not already being cancelled can be cancelled."
             )
 
-        return self._stamp(job_id, "cancel_requested", refusal)
+        return self._change(job_id, refusal, lambda job, now: {"cancel_requested": now})
 
-    def _stamp(
-        self, job_id: str, column: str, refusal: Callable[[JobRecord], str | None]
-    ) -> tuple[JobRecord | None, str | None]:
-        """Set ``column`` (``started`` or ``cancel_requested``) to now, unless refused."""
+    def pause_job(self, job_id: str) -> Outcome:
+        """Pause a RUNNING job (see :meth:`start_job`)."""
+
+        def refusal(job: JobRecord) -> str | None:
+            if job.status == "RUNNING" and job.cancel_requested is None:
+                return None
+            return f"Job {job_id} is {job.status}; only a RUNNING job can be paused."
+
+        return self._change(
+            job_id, refusal, lambda job, now: {"pauses": _pauses([*job.pauses, Pause(now)])}
+        )
+
+    def resume_job(self, job_id: str) -> Outcome:
+        """Resume a PAUSED job (see :meth:`start_job`)."""
+
+        def refusal(job: JobRecord) -> str | None:
+            if job.status == "PAUSED" and job.cancel_requested is None:
+                return None
+            return f"Job {job_id} is {job.status}; only a PAUSED job can be resumed."
+
+        def resumed(job: JobRecord, now: float) -> dict[str, Any]:
+            *before, last = job.pauses
+            return {"pauses": _pauses([*before, Pause(last.at, now)])}
+
+        return self._change(job_id, refusal, resumed)
+
+    def _change(
+        self,
+        job_id: str,
+        refusal: Callable[[JobRecord], str | None],
+        change: Callable[[JobRecord, float], dict[str, Any]],
+    ) -> Outcome:
+        """Record a request that changes a job's course now (the columns ``change`` gives
+        for the job and the time), unless ``refusal`` says why the job's status forbids it."""
         now = self.clock.now()
         with self.tx() as c:
             self._advance(c, now)
@@ -484,7 +631,11 @@ class Store:
             problem = refusal(job)
             if problem:
                 return job, problem
-            c.execute(f"UPDATE jobs SET {column} = ?, next_at = ? WHERE id = ?", (now, now, job_id))
+            sets = {**change(job, now), "next_at": now}
+            c.execute(
+                f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                [*sets.values(), job_id],
+            )
             return self._materialize(c, self._job(c, job_id), now), None
 
     # -- fine-tuned models ----------------------------------------------------------------
@@ -571,6 +722,16 @@ class Store:
             return int(c.execute("DELETE FROM journal").rowcount)
 
 
+def _file_record(row: sqlite3.Row) -> FileRecord:
+    values = {name: row[name] for name in _FILE_FIELDS}
+    values["problems"] = tuple(json.loads(values["problems"]))
+    return FileRecord(**values)
+
+
+def _pauses(pauses: list[Pause]) -> str:
+    return json.dumps([[p.at, p.resumed] for p in pauses])
+
+
 def _job_columns(spec: JobSpec) -> dict[str, Any]:
     """The stored columns of a new job."""
     plan = spec.plan
@@ -597,6 +758,9 @@ def _job_columns(spec: JobSpec) -> dict[str, Any]:
         "validation_error": plan.validation_error,
         "fail_step": plan.fail_step,
         # Denormalised for the list filters (json_each in SQL).
-        "wandb_projects": json.dumps([i["project"] for i in integrations]),
-        "wandb_names": json.dumps([i["name"] for i in integrations if i["name"]]),
+        "wandb_projects": json.dumps([i["project"] for i in integrations if "project" in i]),
+        "wandb_names": json.dumps([i["name"] for i in integrations if i.get("name")]),
+        "model_name": spec.model_name,
+        "metadata": json.dumps(spec.metadata) if spec.metadata is not None else None,
+        "extra": json.dumps(spec.extra),
     }

@@ -4,16 +4,25 @@ One function, :func:`check_upload`, runs the shared training-data rules
 (:mod:`reconciler.data.validator`, the same library ``reconciler validate`` uses) over a file
 already written to disk and reduces the report to what the API needs: the detected
 ``sample_type``, ``num_lines``, how many samples are invalid, an approximate token count,
-and the first problems (line + rule) for a precise 422 message.
+and the first problems (line + rule) for a precise error message.
 
-This module is the sandbox's only dependency on the rest of the package.
+DPO preference files (``input``/``preferred_output``/``non_preferred_output``, the OpenAI
+dialect's ``dpo`` method) are checked by :mod:`.preference` as long as the shared rules do
+not know that format.
+
+This module and :mod:`.preference` are the sandbox's only dependencies on the rest of the
+package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
+from reconciler.data.lines import LineReader
 from reconciler.data.validator import validate_path
 
 #: How many problems an error message quotes; the rest are counted.
@@ -66,11 +75,27 @@ class UploadCheck:
         return self.invalid / self.samples if self.samples else 1.0
 
 
-def check_upload(path: Path, display_name: str | None = None) -> UploadCheck:
+def quote(problems: Sequence[UploadProblem]) -> str:
+    """The first problems for an error message: ``line 3: ... [code]; ...; and 4 more``."""
+    text = "; ".join(p.render() for p in problems[:MAX_QUOTED_PROBLEMS])
+    more = len(problems) - MAX_QUOTED_PROBLEMS
+    return text + (f"; and {more} more" if more > 0 else "")
+
+
+def check_upload(
+    path: Path, display_name: str | None = None, *, preference: bool = False
+) -> UploadCheck:
     """Validate the training file at ``path`` with the shared rules (see module docstring).
 
-    ``display_name`` (the uploaded filename) is how problems name the file.
+    ``display_name`` (the uploaded filename) is how problems name the file. With
+    ``preference``, a file whose first sample has the DPO preference keys is checked as a
+    preference file (``sample_type`` ``preference``).
     """
+    if preference and _looks_like_preference(path):
+        # Imported here: only the OpenAI dialect's uploads need it.
+        from reconciler.sandbox.preference import check_preference
+
+        return check_preference(path, display_name or path.name)
     report = validate_path(path, hash=False, display_name=display_name)
     problems = [
         UploadProblem(
@@ -91,3 +116,21 @@ def check_upload(path: Path, display_name: str | None = None) -> UploadCheck:
         approx_tokens=int(report.approx_tokens or 0),
         problems=problems,
     )
+
+
+#: Keys only a DPO preference sample has.
+PREFERENCE_KEYS = frozenset({"preferred_output", "non_preferred_output"})
+
+
+def _looks_like_preference(path: Path) -> bool:
+    """Whether the first non-blank line of the file is a JSON object with preference keys."""
+    with path.open("rb") as stream:
+        for line, _, _ in LineReader(stream):
+            if line is not None and not line.strip():
+                continue
+            try:
+                first = orjson.loads(line) if line is not None else None
+            except orjson.JSONDecodeError:
+                return False
+            return isinstance(first, dict) and not PREFERENCE_KEYS.isdisjoint(first)
+    return False

@@ -176,29 +176,34 @@ def _walk(top: Path, problems: list[Problem]) -> list[Path]:
     return found
 
 
+# (errno values, code, message, hint) of the ways a PATH cannot be read.
+_PATH_ERRORS = (
+    (
+        (errno.ELOOP,),
+        "symlink-loop",
+        "symbolic link loop: the path resolves to itself",
+        "remove the looping link or point it at a real file",
+    ),
+    (
+        (errno.ENOENT, errno.ENOTDIR),
+        "path-not-found",
+        "path does not exist",
+        "check the spelling; PATH is relative to the current directory",
+    ),
+    (
+        (errno.EACCES, errno.EPERM),
+        "unreadable-file",
+        "permission denied",
+        "make it readable (chmod) or leave it out of PATH",
+    ),
+)
+
+
 def _path_problem(path: Path, exc: OSError) -> Problem:
     where = Location(str(path))
-    if exc.errno == errno.ELOOP:
-        return Problem(
-            "symlink-loop",
-            "symbolic link loop: the path resolves to itself",
-            where,
-            hint="remove the looping link or point it at a real file",
-        )
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        return Problem(
-            "path-not-found",
-            "path does not exist",
-            where,
-            hint="check the spelling; PATH is relative to the current directory",
-        )
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return Problem(
-            "unreadable-file",
-            "permission denied",
-            where,
-            hint="make it readable (chmod) or leave it out of PATH",
-        )
+    for numbers, code, message, hint in _PATH_ERRORS:
+        if exc.errno in numbers:
+            return Problem(code, message, where, hint=hint)
     return Problem("unreadable-file", f"cannot read: {exc.strerror or exc}", where)
 
 
@@ -265,41 +270,10 @@ def validate_document(
         )
         return None
     subject = _subject(data)
-    kind = data.get("kind")
-    if kind is None:
-        problems.append(
-            Problem(
-                "missing-field",
-                "document has no 'kind'",
-                ydoc.location,
-                subject=subject,
-                hint=f"add 'kind:' with one of: {', '.join(KINDS)}",
-            )
-        )
+    model = _model_of(data.get("kind"), ydoc, subject)
+    if isinstance(model, Problem):
+        problems.append(model)
         return None
-    if not isinstance(kind, str):
-        problems.append(
-            Problem(
-                "unknown-kind",
-                f"'kind' must be a string, not {_type_name(kind)}",
-                ydoc.value_locations.get(("kind",), ydoc.location),
-                subject=subject,
-                hint=f"kinds are: {', '.join(KINDS)}",
-            )
-        )
-        return None
-    if kind not in KINDS:
-        problems.append(
-            Problem(
-                "unknown-kind",
-                f"unknown kind '{kind}'",
-                ydoc.value_locations.get(("kind",), ydoc.location),
-                subject=subject,
-                hint=did_you_mean(kind, KINDS, f"kinds are: {', '.join(KINDS)}"),
-            )
-        )
-        return None
-    model = KINDS[kind]
     secret_paths = _secret_paths(model)
     literal_secret_paths = _literal_secrets(ydoc, secret_paths, subject, problems)
     try:
@@ -330,6 +304,27 @@ def validate_document(
         base_dir=base_dir,
         field_locations=_field_locations(ydoc),
     )
+
+
+def _model_of(kind: Any, ydoc: YamlDocument, subject: str) -> type[BaseModel] | Problem:
+    """The model of a document's ``kind``, or the problem that it names none."""
+    if kind is None:
+        return Problem(
+            "missing-field",
+            "document has no 'kind'",
+            ydoc.location,
+            subject=subject,
+            hint=f"add 'kind:' with one of: {', '.join(KINDS)}",
+        )
+    where = ydoc.value_locations.get(("kind",), ydoc.location)
+    known = f"kinds are: {', '.join(KINDS)}"
+    if not isinstance(kind, str):
+        message = f"'kind' must be a string, not {_type_name(kind)}"
+        return Problem("unknown-kind", message, where, subject=subject, hint=known)
+    if kind not in KINDS:
+        hint = did_you_mean(kind, KINDS, known)
+        return Problem("unknown-kind", f"unknown kind '{kind}'", where, subject=subject, hint=hint)
+    return KINDS[kind]
 
 
 def _field_locations(ydoc: YamlDocument) -> dict[FieldPath, Location]:
@@ -633,19 +628,21 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+# How messages name a YAML value's type; bool before int (a bool is an int in Python).
+_TYPE_NAMES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (dict, "a mapping"),
+)
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "empty (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
+    for kind, name in _TYPE_NAMES:
+        if isinstance(value, kind):
+            return name
     return type(value).__name__

@@ -13,7 +13,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from reconciler.spec.template import parse_template
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 """Document names: lower-case letters, digits and dashes, not starting or ending with a dash."""
@@ -24,6 +33,25 @@ API_VERSION = "reconciler/v1"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX)]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_MAX = 64
+"""Longest ``{env: NAME}`` accepted; real variable names are far shorter, keys are not."""
+
+
+def looks_like_secret_value(name: str) -> bool:
+    """Whether an ``{env: ...}`` name is more likely a pasted secret than a variable name.
+
+    Anything that is not a valid name, or longer than :data:`ENV_NAME_MAX`. From 32 characters
+    on, also the shapes of keys: no ``_`` but digits (hex and base62 tokens); a quarter or more
+    digits; or lower case, upper case and digits mixed. Long real names are words joined by
+    ``_`` (``MY_TEAM_FINE_TUNING_WANDB_API_KEY``) and pass.
+    """
+    if not _ENV_NAME.match(name) or len(name) > ENV_NAME_MAX:
+        return True
+    if len(name) < 32:
+        return False
+    digits = sum(c.isdigit() for c in name)
+    mixed = any(c.islower() for c in name) and any(c.isupper() for c in name) and digits > 0
+    return ("_" not in name and digits > 0) or digits * 4 >= len(name) or mixed
 
 
 class StrictModel(BaseModel):
@@ -55,11 +83,14 @@ class SecretRef(StrictModel):
     def _exactly_one(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
             raise ValueError("a secret reference takes exactly one of 'env' or 'file'")
-        if self.env is not None and not _ENV_NAME.match(self.env):
-            # The value is not repeated: users sometimes paste the secret itself here.
+        if self.env is not None and looks_like_secret_value(self.env):
+            # The value is never repeated: users sometimes paste the secret itself here, and
+            # this message reaches CI logs and pull-request annotations.
             raise ValueError(
-                "'env' must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), "
-                "not the secret itself"
+                "this looks like a secret value, not a variable name: 'env' takes the name of "
+                f"an environment variable ([A-Za-z_][A-Za-z0-9_]*, at most {ENV_NAME_MAX} "
+                "characters) that holds the secret. Never write a secret in a spec; if one was "
+                "committed, revoke it"
             )
         return self
 
@@ -94,8 +125,9 @@ class MessageMapping(StrictModel):
     column: str | None = Field(default=None, description="Take the text from this column.")
     template: str | None = Field(
         default=None,
-        description="Build the text from columns with {column} placeholders "
-        "(Python str.format syntax; use {{ and }} for literal braces).",
+        description="Build the text from columns with {column} placeholders; {{ and }} are "
+        "literal braces. Nothing else is allowed: no attribute or item access, format specs, "
+        "conversions or positional fields.",
     )
     content: str | None = Field(default=None, description="A fixed text.")
     after: str | None = Field(
@@ -104,6 +136,14 @@ class MessageMapping(StrictModel):
         "(e.g. 'Input:'); a row without the marker is invalid.",
     )
     strip: bool = Field(default=True, description="Strip surrounding whitespace.")
+
+    @field_validator("template")
+    @classmethod
+    def _plain_placeholders(cls, value: str | None) -> str | None:
+        # Specs may be untrusted: only {column} placeholders, never str.format's language.
+        if value is not None:
+            parse_template(value)
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> MessageMapping:
@@ -162,6 +202,12 @@ class Dataset(DocumentBase):
     paths: list[str] | None = Field(
         default=None, min_length=1, description="Several source files, concatenated in order."
     )
+    format: Literal["chat", "preference"] = Field(
+        default="chat",
+        description="What the samples are: 'chat' conversations (or pretrain text), or "
+        "'preference' comparisons for DPO (OpenAI's format: input, preferred_output, "
+        "non_preferred_output).",
+    )
     convert: Conversion | None = Field(
         default=None, description="Convert CSV/JSON/JSONL rows into chat samples."
     )
@@ -177,6 +223,20 @@ class Dataset(DocumentBase):
         description="Base of the uploaded file name; the content hash is appended. "
         "Default: the dataset name.",
     )
+
+    @field_validator("convert")
+    @classmethod
+    def _chat_only_conversion(
+        cls, value: Conversion | None, info: ValidationInfo
+    ) -> Conversion | None:
+        # 'format' is declared before 'convert', so it is validated (and known) here.
+        if value is not None and info.data.get("format") == "preference":
+            raise ValueError(
+                "'convert' builds chat samples and cannot build preference samples: write the "
+                "preference data as JSONL (one {input, preferred_output, non_preferred_output} "
+                "object per line) and remove 'convert', or set 'format: chat'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _path_or_paths(self) -> Dataset:

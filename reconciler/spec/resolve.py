@@ -3,12 +3,14 @@
 Works on documents that each passed their model's validation; checks what a single document
 cannot: names unique per kind, references between documents (jobs → datasets, profiles,
 integrations; profiles → ``extends``), ``extends`` cycles, dataset parts, matrix values against
-the hyperparameter ranges, and collisions of derived matrix job names. Every problem points at
-the field that holds the bad reference.
+the hyperparameter ranges, collisions of derived matrix job names, and jobs whose requests the
+remote cannot tell apart (one remote job would be bound to both). Every problem points at the
+field that holds the bad reference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import itertools
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError as PydanticValidationError
 
 from reconciler.errors import Location, Problem
+from reconciler.identity import RequestIdentity
 from reconciler.spec.models import (
     NAME_MAX,
     Dataset,
@@ -437,6 +440,74 @@ class _Resolver:
         return values
 
 
+def _dataset_key(loaded: LoadedDocument[Dataset]) -> str:
+    """What decides a dataset's uploaded files: sources, preparation and upload name.
+
+    Two datasets with equal keys upload the same files (uploads are named by ``filename``
+    or the dataset name, plus the content hash), so jobs using them use the same remote files.
+    """
+    spec = loaded.doc
+    base = (spec.filename or spec.name).removesuffix(".jsonl")
+    preparation = spec.model_dump(
+        mode="json",
+        exclude={"apiVersion", "name", "labels", "description", "path", "paths", "filename"},
+    )
+    sources = [str(loaded.resolve_path(p)) for p in spec.sources]
+    return json.dumps([base, sources, preparation], sort_keys=True)
+
+
+def indistinguishable_jobs(
+    jobs: Iterable[ResolvedJob], datasets: Mapping[str, LoadedDocument[Dataset]]
+) -> list[Problem]:
+    """A problem for each job whose request the remote cannot tell from an earlier job's.
+
+    Compared as :mod:`reconciler.identity` compares requests with what the remote shows
+    (hyperparameter defaults filled in; training-file weights and
+    ``invalid_sample_skip_percentage`` are never shown), with each dataset named by its
+    spec: a create would be answered with the other job (409, or a lookup finding it), and
+    one remote job would be bound to two addresses.
+    """
+
+    def ref(part: DatasetPart) -> str:
+        return f"{_dataset_key(datasets[part.dataset])}[{part.part}]"
+
+    first: dict[Any, ResolvedJob] = {}
+    problems: list[Problem] = []
+    for job in jobs:
+        request = {
+            "model": job.model,
+            "job_type": job.job_type,
+            "training_files": [{"file_id": ref(t), "weight": t.weight} for t in job.training_files],
+            "validation_files": [ref(v) for v in job.validation_files],
+            "hyperparameters": dict(job.hyperparameters),
+            "suffix": job.suffix,
+            "integrations": [
+                {"project": i.project, "name": i.run_display_name, "run_name": i.run_name}
+                for i in job.integrations
+            ],
+            "classifier_targets": [t.model_dump(mode="json") for t in job.classifier_targets or ()],
+        }
+        key = RequestIdentity.of_request(request).observable
+        other = first.setdefault(key, job)
+        if other is job:
+            continue
+        problems.append(
+            Problem(
+                "indistinguishable-jobs",
+                f"{job.address} ({job.location}) and {other.address} ({other.location}) ask for "
+                "the same request as far as the remote can tell (model, data, hyperparameters "
+                "with their defaults, suffix, integrations; training-file weights and "
+                "invalid_sample_skip_percentage are not readable back): the remote cannot tell "
+                "their jobs apart, so one remote job would be bound to both",
+                job.location,
+                subject=f"FineTuningJob/{job.source}",
+                hint=f"give one of them a distinct suffix (e.g. suffix: {job.name[:18]})",
+                extra={"other": str(other.location)},
+            )
+        )
+    return problems
+
+
 def _field_ordered(values: Mapping[str, Any]) -> dict[str, Any]:
     order = list(HyperparameterValues.model_fields)
     return {k: values[k] for k in order if k in values}
@@ -460,8 +531,10 @@ def resolve_documents(
 ) -> tuple[SpecSet | None, list[Problem]]:
     """Check references and expand matrices; ``(SpecSet, [])`` or ``(None, problems)``.
 
-    ``documents`` must each have passed model validation; ``root`` anchors ``.reconciler/``.
+    ``documents`` must each have passed model validation; ``root`` anchors ``.reconciler/``
+    and is the workspace root every path named in a document must stay in.
     """
+    documents = [dataclasses.replace(d, root=root) for d in documents]
     resolver = _Resolver(documents)
     resolver.check_profile_cycles()
     for name in sorted(resolver.profiles):
@@ -487,6 +560,7 @@ def resolve_documents(
                 continue
             jobs[job.name] = job
             job_locations[job.name] = loaded.location
+    resolver.problems.extend(indistinguishable_jobs(jobs.values(), resolver.datasets))
     problems = sorted(
         resolver.problems, key=lambda p: (p.location or Location(""), p.code, p.message)
     )

@@ -7,13 +7,14 @@ loaded (used to refuse stale saved plans).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from reconciler.address import Address
-from reconciler.errors import Location
+from reconciler.errors import Location, Problem, SpecError
 from reconciler.spec.models import (
     Budget,
     ClassifierTarget,
@@ -24,8 +25,11 @@ from reconciler.spec.models import (
     Hyperparameters,
     OnReplace,
     Provider,
+    SecretRef,
     WandbIntegration,
 )
+from reconciler.spec.secrets import resolve_secret
+from reconciler.spec.trust import PathRefused, TrustSettings, confine_path
 
 D = TypeVar("D", bound=DocumentBase)
 
@@ -40,17 +44,25 @@ class LoadedDocument(Generic[D]):
         base_dir: directory of the file that holds it; relative paths in the document are
             relative to it.
         field_locations: positions of fields by path, e.g. ``("training_files", 0, "dataset")``.
+        root: the workspace root that paths named in the document must stay in; None means
+            ``base_dir`` (the narrowest choice), for documents built outside a spec set.
     """
 
     doc: D
     location: Location
     base_dir: Path
     field_locations: Mapping[tuple[str | int, ...], Location] = field(default_factory=dict)
+    root: Path | None = None
 
     @property
     def subject(self) -> str:
         """``Kind/name``, as used in messages."""
         return f"{type(self.doc).__name__}/{self.doc.name}"
+
+    @property
+    def workspace_root(self) -> Path:
+        """The directory paths named in this document must stay in."""
+        return self.root if self.root is not None else self.base_dir
 
     def locate(self, *path: str | int) -> Location:
         """Best position for a field path: the deepest known prefix, else the document."""
@@ -60,9 +72,113 @@ class LoadedDocument(Generic[D]):
                 return loc
         return self.location
 
-    def resolve_path(self, relative: str) -> Path:
-        """A path named in this document, made absolute against the document's file."""
-        return (self.base_dir / relative).resolve()
+    def resolve_path(
+        self,
+        relative: str,
+        *at: str | int,
+        environ: Mapping[str, str] | None = None,
+    ) -> Path:
+        """A path named in this document: made absolute against the document's file, every
+        symbolic link resolved, and confined to the workspace.
+
+        The one place where spec paths become file system paths. The path must stay inside
+        the workspace root (or a directory the operator allows with
+        ``RECONCILER_ALLOWED_PATHS``) lexically and after resolving links, and name a regular
+        file or a directory if it exists (:func:`~reconciler.spec.trust.confine_path`).
+
+        Args:
+            relative: the path as written.
+            at: the field that holds it, for the error's position; by default found among a
+                Dataset's ``path``/``paths``.
+            environ: environment holding the operator's settings (default ``os.environ``).
+
+        Raises:
+            SpecError: the path is refused, located at the field that names it.
+        """
+        return self._confined(relative, at or self._field_of(relative), True, environ)
+
+    def resolve_found_file(
+        self,
+        path: Path,
+        *at: str | int,
+        environ: Mapping[str, str] | None = None,
+    ) -> Path:
+        """A file found inside a directory this document names (the files of a directory
+        dataset), held to the rules of :meth:`resolve_path`: a link in the directory that
+        leads out of the workspace is refused, and so is anything but a regular file.
+
+        Args:
+            path: the file as found (absolute).
+            at: the field that names the directory, for the error's position.
+            environ: environment holding the operator's settings (default ``os.environ``).
+
+        Raises:
+            SpecError: the file is refused, located at ``at``.
+        """
+        return self._confined(os.path.relpath(path, self.base_dir), at, False, environ)
+
+    def _confined(
+        self,
+        written: str,
+        at: tuple[str | int, ...],
+        directories: bool,
+        environ: Mapping[str, str] | None,
+    ) -> Path:
+        settings = TrustSettings.from_environ(environ)
+        try:
+            return confine_path(
+                written,
+                self.base_dir,
+                self.workspace_root,
+                allowed=settings.paths,
+                directories=directories,
+            )
+        except PathRefused as exc:
+            raise SpecError(
+                [
+                    Problem(
+                        "path-not-allowed",
+                        f"'{written}': {exc.reason}; nothing was read",
+                        self.locate(*at),
+                        subject=self.subject,
+                        hint=exc.hint,
+                    )
+                ],
+                summary=f"{self.subject}: a path is not allowed",
+            ) from None
+
+    def _field_of(self, written: str) -> tuple[str | int, ...]:
+        sources = getattr(self.doc, "paths", None)
+        if getattr(self.doc, "path", None) == written or not isinstance(sources, list):
+            return ("path",)
+        return ("paths", sources.index(written)) if written in sources else ()
+
+    def secret_ref(self, *at: str | int) -> SecretRef:
+        """The secret reference at field path ``at``, e.g. ``("state", "dsn")``."""
+        value: Any = self.doc
+        for part in at:
+            value = getattr(value, str(part))
+        if not isinstance(value, SecretRef):
+            raise TypeError(f"{self.subject}: {'.'.join(map(str, at))} is not a secret reference")
+        return value
+
+    def resolve_secret(
+        self, *at: str | int, ref: SecretRef | None = None, environ: Mapping[str, str] | None = None
+    ) -> str:
+        """The value of the secret reference at ``at`` (or ``ref``, a default for that field).
+
+        Raises:
+            SecretError: refused, unset, missing or unreadable
+                (see :func:`~reconciler.spec.secrets.resolve_secret`).
+        """
+        return resolve_secret(
+            ref or self.secret_ref(*at),
+            self.base_dir,
+            purpose=f"{self.subject} {'.'.join(map(str, at))}",
+            root=self.workspace_root,
+            location=self.locate(*at),
+            environ=environ,
+        )
 
 
 @dataclass(frozen=True)

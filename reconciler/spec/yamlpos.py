@@ -1,6 +1,7 @@
 """YAML loading with source positions.
 
-PyYAML's SafeLoader composes each document into a node tree that knows where every node starts;
+PyYAML's SafeLoader composes each document into a node tree that knows where every node starts
+(with libyaml's C parser when PyYAML has it, else in pure Python: the same nodes and marks);
 this module turns that tree into plain Python data *and* a map from field paths to 1-based
 :class:`~reconciler.errors.Location` values, so every later problem can name file:line:column.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -30,23 +31,77 @@ FieldPath = tuple[str | int, ...]
 # Guards against alias bombs ("billion laughs"): a spec never legitimately needs this many values.
 _MAX_VALUES = 200_000
 
-
-# libyaml's parser is an order of magnitude faster than the pure-Python one (1,000s of
-# documents in a plan-sized spec tree); both give the same nodes and marks.
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class PositionLoader(_SafeLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader that also reads exponent-only floats such as ``1e-4``."""
-
+LIBYAML: bool = hasattr(yaml, "CSafeLoader")
+"""Whether PyYAML was built with libyaml: its C parser composes the node tree (with the same
+nodes and marks) several times faster than the pure-Python one, which is the fallback."""
 
 # YAML 1.1 (and thus PyYAML) requires a dot in floats, so ``1e-4`` would be the *string* "1e-4";
 # every user writing a learning rate expects a number.
-PositionLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+# The reader's own definition of the characters YAML allows. Checked before parsing so that both
+# parsers report the same position: libyaml counts it in UTF-8 bytes, PyYAML in characters.
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+
+
+class _PositionLoading:
+    """What both position loaders add to PyYAML's SafeLoader: memoised plain-scalar tags.
+
+    The composer resolves every scalar, keys included, by trying the implicit resolvers'
+    regular expressions in turn; a spec tree repeats the same keys and values thousands of
+    times. Without path resolvers (none are registered) a plain scalar's tag depends only on
+    its text, so the first answer holds for the whole stream.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)  # type: ignore[call-arg]
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> Any:
+        if kind is ScalarNode and implicit[0]:
+            try:
+                return self._plain_tags[value]
+            except KeyError:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[misc]
+                self._plain_tags[value] = tag
+                return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[misc]
+
+
+class PurePositionLoader(_PositionLoading, yaml.SafeLoader):
+    """The pure-Python SafeLoader that also reads exponent-only floats such as ``1e-4``."""
+
+
+# A string: yaml.CSafeLoader only exists where PyYAML was built with libyaml.
+_Loader: TypeAlias = "yaml.SafeLoader | yaml.CSafeLoader"
+
+PositionLoader: type[_Loader] = PurePositionLoader
+"""The loader :func:`load_yaml_text` uses: libyaml's when available, else the pure-Python one."""
+
+if LIBYAML:
+
+    class CPositionLoader(_PositionLoading, yaml.CSafeLoader):
+        """libyaml's SafeLoader with the same exponent-float rule as :class:`PurePositionLoader`."""
+
+    PositionLoader = CPositionLoader
+
+for _loader in {PurePositionLoader, PositionLoader}:
+    _loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+
+_STR_TAG = "tag:yaml.org,2002:str"
+# Scalar tags built by calling their SafeConstructor function directly: construct_object's
+# bookkeeping (recursion guard, per-node cache) is for collections and doubles the cost of a
+# spec's scalars. Every other tag, unknown ones included, goes through construct_object.
+_SCALAR_CONSTRUCTORS = {
+    tag: yaml.SafeLoader.yaml_constructors[tag]
+    for tag in (
+        "tag:yaml.org,2002:null",
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+        "tag:yaml.org,2002:timestamp",
+    )
+}
 
 
 @dataclass
@@ -74,69 +129,95 @@ class YamlDocument:
 class _Builder:
     """Turns one composed node tree into data plus location maps, collecting problems."""
 
-    loader: PositionLoader
+    loader: _Loader
     file: str
     problems: list[Problem]
     key_locations: dict[FieldPath, Location] = field(default_factory=dict)
     value_locations: dict[FieldPath, Location] = field(default_factory=dict)
     count: int = 0
+    # Collections being built (by node id), to refuse an alias that points into itself.
+    active: set[int] = field(default_factory=set)
 
     def loc(self, node: Node) -> Location:
-        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+        mark = node.start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
 
-    def build(self, node: Node, path: FieldPath, active: frozenset[int]) -> Any:
+    def scalar(self, node: ScalarNode) -> Any:
+        tag = node.tag
+        if tag == _STR_TAG:
+            return node.value
+        construct = _SCALAR_CONSTRUCTORS.get(tag)
+        if construct is not None:
+            return construct(self.loader, node)
+        return self.loader.construct_object(node, deep=True)
+
+    def build(self, node: Node, path: FieldPath, where: Location) -> Any:
+        """The data of ``node`` (at ``where``), recording the locations below ``path``."""
         self.count += 1
         if self.count > _MAX_VALUES:
-            raise _TooLarge(self.loc(node))
-        self.value_locations.setdefault(path, self.loc(node))
-        if id(node) in active:
+            raise _TooLarge(where)
+        if path not in self.value_locations:
+            self.value_locations[path] = where
+        if isinstance(node, ScalarNode):
+            return self.scalar(node)
+        if id(node) in self.active:
             # An alias that points into itself (``&a [*a]``): plain data cannot hold it.
             self.problems.append(
                 Problem(
                     "yaml-syntax",
                     "recursive YAML alias: a value contains itself",
-                    self.loc(node),
+                    where,
                     hint="remove the alias that refers to its own anchor",
                 )
             )
             return None
-        if isinstance(node, ScalarNode):
-            return self.loader.construct_object(node, deep=True)
-        inner = active | {id(node)}
-        if isinstance(node, SequenceNode):
-            items = []
-            for i, child in enumerate(node.value):
-                self.key_locations.setdefault((*path, i), self.loc(child))
-                items.append(self.build(child, (*path, i), inner))
-            return items
-        if isinstance(node, MappingNode):
-            # Expands ``<<: *anchor`` merge keys the way SafeLoader does.
-            self.loader.flatten_mapping(node)
-            result: dict[Any, Any] = {}
-            seen: dict[Any, Location] = {}
-            for key_node, value_node in node.value:
-                key = self._key(key_node)
-                if key is _BAD_KEY:
-                    continue
-                where = self.loc(key_node)
-                if key in seen:
-                    self.problems.append(
-                        Problem(
-                            "duplicate-key",
-                            f"duplicate key '{key}' (first at line {seen[key].line}, "
-                            f"column {seen[key].column})",
-                            where,
-                            hint="keys must be unique within a mapping; remove or rename one of them",
-                            extra={"first": str(seen[key])},
-                        )
-                    )
-                    continue
-                seen[key] = where
-                child_path = (*path, key) if isinstance(key, str | int) else (*path, str(key))
-                self.key_locations.setdefault(child_path, where)
-                result[key] = self.build(value_node, child_path, inner)
-            return result
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return self._sequence(node, path)
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+        finally:
+            self.active.discard(id(node))
         raise AssertionError(f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
+
+    def _sequence(self, node: SequenceNode, path: FieldPath) -> list[Any]:
+        items = []
+        for i, child in enumerate(node.value):
+            child_path = (*path, i)
+            where = self.loc(child)
+            self.key_locations.setdefault(child_path, where)
+            items.append(self.build(child, child_path, where))
+        return items
+
+    def _mapping(self, node: MappingNode, path: FieldPath) -> dict[Any, Any]:
+        # Expands ``<<: *anchor`` merge keys the way SafeLoader does.
+        self.loader.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        seen: dict[Any, Location] = {}
+        for key_node, value_node in node.value:
+            key = self._key(key_node)
+            if key is _BAD_KEY:
+                continue
+            where = self.loc(key_node)
+            if key in seen:
+                first = seen[key]
+                self.problems.append(
+                    Problem(
+                        "duplicate-key",
+                        f"duplicate key '{key}' (first at line {first.line}, "
+                        f"column {first.column})",
+                        where,
+                        hint="keys must be unique within a mapping; remove or rename one of them",
+                        extra={"first": str(first)},
+                    )
+                )
+                continue
+            seen[key] = where
+            child_path = (*path, key) if isinstance(key, str | int) else (*path, str(key))
+            self.key_locations.setdefault(child_path, where)
+            result[key] = self.build(value_node, child_path, self.loc(value_node))
+        return result
 
     def _key(self, node: Node) -> Any:
         if not isinstance(node, ScalarNode):
@@ -148,7 +229,7 @@ class _Builder:
                 )
             )
             return _BAD_KEY
-        return self.loader.construct_object(node, deep=True)
+        return self.scalar(node)
 
 
 class _TooLarge(Exception):
@@ -201,18 +282,22 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Probl
     """
     problems: list[Problem] = []
     docs: list[YamlDocument] = []
-    loader: PositionLoader | None = None
+    bad = _NON_PRINTABLE.search(text)
+    if bad is not None:
+        # Like PyYAML's reader, refuse the whole file: nothing in it is read.
+        return docs, [_non_printable(text, bad.start(), ord(bad.group()), file)]
+    loader: _Loader | None = None
     index = 0
     try:
-        # The reader checks for non-printable characters in its constructor.
         loader = PositionLoader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:  # pragma: no cover - check_node said there is one
                 break
             builder = _Builder(loader, file, problems)
+            location = builder.loc(node)
             try:
-                data = builder.build(node, (), frozenset())
+                data = builder.build(node, (), location)
             except _TooLarge as big:
                 problems.append(
                     Problem(
@@ -228,7 +313,7 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Probl
                 docs.append(
                     YamlDocument(
                         data=data,
-                        location=builder.loc(node),
+                        location=location,
                         index=index,
                         key_locations=builder.key_locations,
                         value_locations=builder.value_locations,
@@ -242,23 +327,27 @@ def load_yaml_text(text: str, file: str) -> tuple[list[YamlDocument], list[Probl
         problems.append(
             Problem("yaml-syntax", f"YAML syntax error: {what}", where, hint=_syntax_hint(what))
         )
-    except yaml.reader.ReaderError as exc:
-        line, column = _position(text, exc.position)
-        problems.append(
-            Problem(
-                "binary-file",
-                f"file contains a non-printable character (#x{exc.character:04x}); "
-                "it is not YAML text",
-                Location(file, line, column),
-                hint="remove the character, or the file if it is not a spec",
-            )
-        )
+    except yaml.reader.ReaderError as exc:  # pragma: no cover - _NON_PRINTABLE finds it first
+        index = exc.position
+        if not isinstance(loader, PurePositionLoader):  # libyaml counts UTF-8 bytes
+            index = len(text.encode("utf-8")[:index].decode("utf-8", "ignore"))
+        problems.append(_non_printable(text, index, exc.character, file))
     except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML error above is marked
         problems.append(Problem("yaml-syntax", f"YAML error: {exc}", Location(file)))
     finally:
         if loader is not None:
             loader.dispose()
     return docs, problems
+
+
+def _non_printable(text: str, index: int, character: int, file: str) -> Problem:
+    line, column = _position(text, index)
+    return Problem(
+        "binary-file",
+        f"file contains a non-printable character (#x{character:04x}); it is not YAML text",
+        Location(file, line, column),
+        hint="remove the character, or the file if it is not a spec",
+    )
 
 
 def _syntax_hint(what: str) -> str | None:

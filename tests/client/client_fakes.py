@@ -19,6 +19,25 @@ import httpx
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 
+# A create request (JobIn body) of the shape the engine sends, with file ids of its own.
+TRAIN = "11111111-1111-1111-1111-111111111111"
+TRAIN2 = "22222222-2222-2222-2222-222222222222"
+VALID = "33333333-3333-3333-3333-333333333333"
+
+REQUEST: dict[str, Any] = {
+    "model": "open-mistral-7b",
+    "job_type": "completion",
+    "training_files": [{"file_id": TRAIN, "weight": 1.0}, {"file_id": TRAIN2, "weight": 0.5}],
+    "validation_files": [VALID],
+    "hyperparameters": {"training_steps": 10, "learning_rate": 0.0001},
+    "suffix": "dumbledore-a1b2",
+    "integrations": [
+        {"type": "wandb", "project": "p", "name": "n", "run_name": None, "api_key": "w" * 40}
+    ],
+    "auto_start": False,
+    "invalid_sample_skip_percentage": 0.0,
+}
+
 
 @dataclass
 class Fault:

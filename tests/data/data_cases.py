@@ -8,6 +8,7 @@ a test keeps them equal to this table.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -218,14 +219,91 @@ CASES: dict[str, tuple[bytes, str, int]] = {
 }
 
 
-def write_corpus() -> None:
-    """Write every case to ``corpus/<name>.jsonl`` plus ``expected.json``."""
-    CORPUS.mkdir(exist_ok=True)
+# --------------------------------------------------------------------------- preference
+
+PREFERRED = {"role": "assistant", "content": "The weather in Paris is 21 degrees Celsius."}
+NON_PREFERRED = {"role": "assistant", "content": "It is warm."}
+PREF_OK = {
+    "input": {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]},
+    "preferred_output": [PREFERRED],
+    "non_preferred_output": [NON_PREFERRED],
+}
+OPENAI_TOOL = {"type": "function", "function": {"name": "get_weather"}}
+
+
+def openai_call(cid: str = "call_abc123") -> dict:
+    return {"id": cid, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+
+
+def pref(*messages: dict, input_extra: Any = None, **top: Any) -> bytes:
+    """A preference file: one valid sample, then one with these input messages (default: a
+    user question) and these top-level keys over the valid sample's (line 2)."""
+    sample: dict[str, Any] = copy.deepcopy(PREF_OK)
+    if messages:
+        sample["input"]["messages"] = list(messages)
+    sample["input"].update(input_extra or {})
+    sample.update(top)
+    return line(PREF_OK) + line(sample)
+
+
+QUESTION = PREF_OK["input"]["messages"][0]
+
+# name -> (file content, code, line), validated with format: preference
+PREFERENCE_CASES: dict[str, tuple[bytes, str, int]] = {
+    "D1": (
+        line(PREF_OK) + line({"input": PREF_OK["input"], "preferred_output": [PREFERRED]}),
+        "D1",
+        2,
+    ),
+    "D1-chat-sample": (line(PREF_OK) + line(OK), "D1", 2),
+    "D2": (pref(input={"messages": []}), "D2", 2),
+    "D2-no-messages": (pref(input={}), "D2", 2),
+    "D3": (pref(QUESTION, PREFERRED), "D3", 2),
+    "D4": (pref(non_preferred_output=[]), "D4", 2),
+    "D4-two": (pref(preferred_output=[PREFERRED, PREFERRED]), "D4", 2),
+    "D5": (pref(preferred_output=[{"role": "user", "content": "x"}]), "D5", 2),
+    "D6": (pref(non_preferred_output=[dict(PREFERRED)]), "D6", 2),
+    "O1": (pref(score=1), "O1", 2),
+    "O1-output-weight": (pref(preferred_output=[{**PREFERRED, "weight": 1}]), "O1", 2),
+    "O1-message": (pref({**QUESTION, "text": "x"}), "O1", 2),
+    "O2": (pref(input_extra={"tools": [{"function": {"name": "get_weather"}}]}), "O2", 2),
+    "F5": (pref(input_extra={"tools": [{"type": "function", "function": {}}]}), "F5", 2),
+    "F10": (pref({"role": "bot", "content": "x"}, QUESTION), "F10", 2),
+    "F16": (pref(input="What is the weather?"), "F16", 2),
+    "F16-parallel": (pref(input_extra={"parallel_tool_calls": "yes"}), "F16", 2),
+    "F17": (pref(preferred_output=["The weather is fine."]), "F17", 2),
+    "M5": (
+        pref(QUESTION, calls(openai_call()), QUESTION, input_extra={"tools": [OPENAI_TOOL]}),
+        "M5",
+        2,
+    ),
+    "M6": (pref(preferred_output=[{"role": "assistant", "content": ""}]), "M6", 2),
+    "M8": (pref(preferred_output=[calls(openai_call(cid=""))]), "M8", 2),
+    "M14": (
+        pref(preferred_output=[{"role": "assistant", "content": [{"type": "image_url"}]}]),
+        "M14",
+        2,
+    ),
+}
+
+PREFERENCE_CORPUS = CORPUS / "preference"
+
+
+def _write(directory: Path, cases: dict[str, tuple[bytes, str, int]]) -> None:
+    directory.mkdir(exist_ok=True)
     expected = {}
-    for name, (content, code, lineno) in CASES.items():
-        (CORPUS / f"{name}.jsonl").write_bytes(content)
+    for name, (content, code, lineno) in cases.items():
+        (directory / f"{name}.jsonl").write_bytes(content)
         expected[f"{name}.jsonl"] = {"code": code, "line": lineno}
-    (CORPUS / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    text = json.dumps(expected, indent=1, sort_keys=True) + "\n"
+    (directory / "expected.json").write_text(text)
+
+
+def write_corpus() -> None:
+    """Write every case to ``corpus/<name>.jsonl`` plus ``expected.json``, and the
+    preference cases to ``corpus/preference/``."""
+    _write(CORPUS, CASES)
+    _write(PREFERENCE_CORPUS, PREFERENCE_CASES)
 
 
 if __name__ == "__main__":

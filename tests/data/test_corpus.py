@@ -1,24 +1,34 @@
 """The committed bad-input corpus: one file per rule and crash case, each with its code and
-line (``corpus/expected.json``), none crashing the validator."""
+line (``corpus/expected.json``), none crashing the validator; the preference format's cases
+are in ``corpus/preference/``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from data_cases import CASES, CORPUS
+from data_cases import CASES, CORPUS, PREFERENCE_CASES, PREFERENCE_CORPUS
 
 from reconciler.data.validator import RULES, validate_path
 
-EXPECTED = json.loads((CORPUS / "expected.json").read_text())
+# corpus directory -> (its cases, the data format its files are validated as)
+CORPORA = {CORPUS: (CASES, "chat"), PREFERENCE_CORPUS: (PREFERENCE_CASES, "preference")}
+EXPECTED = {
+    (directory, name): expected
+    for directory in CORPORA
+    for name, expected in json.loads((directory / "expected.json").read_text()).items()
+}
 
 
-def test_corpus_matches_the_case_table() -> None:
-    files = sorted(p.name for p in CORPUS.glob("*.jsonl"))
-    assert files == sorted(f"{name}.jsonl" for name in CASES)
-    for name, (content, code, line) in CASES.items():
-        assert (CORPUS / f"{name}.jsonl").read_bytes() == content, name
-        assert EXPECTED[f"{name}.jsonl"] == {"code": code, "line": line}
+@pytest.mark.parametrize("directory", CORPORA, ids=lambda d: d.name)
+def test_corpus_matches_the_case_table(directory: Path) -> None:
+    cases, _ = CORPORA[directory]
+    files = sorted(p.name for p in directory.glob("*.jsonl"))
+    assert files == sorted(f"{name}.jsonl" for name in cases)
+    for name, (content, code, line) in cases.items():
+        assert (directory / f"{name}.jsonl").read_bytes() == content, name
+        assert EXPECTED[directory, f"{name}.jsonl"] == {"code": code, "line": line}
 
 
 def test_every_error_code_has_a_corpus_file() -> None:
@@ -28,10 +38,14 @@ def test_every_error_code_has_a_corpus_file() -> None:
     assert set(RULES) - not_in_corpus <= covered
 
 
-@pytest.mark.parametrize("filename", sorted(EXPECTED))
-def test_corpus_file(filename: str) -> None:
-    expected = EXPECTED[filename]
-    report = validate_path(CORPUS / filename, display_name=filename)
+@pytest.mark.parametrize(
+    ("directory", "filename"), sorted(EXPECTED), ids=lambda x: getattr(x, "name", x)
+)
+def test_corpus_file(directory: Path, filename: str) -> None:
+    expected = EXPECTED[directory, filename]
+    report = validate_path(
+        directory / filename, display_name=filename, data_format=CORPORA[directory][1]
+    )
     hits = [
         p
         for p in report.problems
@@ -40,4 +54,4 @@ def test_corpus_file(filename: str) -> None:
         and p.severity == "error"
     ]
     assert hits, report.problems
-    assert report.sha256 and report.bytes == (CORPUS / filename).stat().st_size
+    assert report.sha256 and report.bytes == (directory / filename).stat().st_size

@@ -1,10 +1,15 @@
-"""Fixtures for engine end-to-end tests: a sandbox server on 127.0.0.1 and a CLI runner."""
+"""Fixtures for engine end-to-end tests: a sandbox server on 127.0.0.1 and a CLI runner.
+
+The runner drives the real command line in this process (:func:`tests.cli_inprocess.run_cli`:
+own working directory and environment, captured output, a check that nothing is left
+running). The few tests that need real processes (kill -9, concurrent applies) start them
+with :class:`tests.cli_processes.CliProcesses`.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli_inprocess import run_cli
 from tests.engine.project import SANDBOX_KEY_ENV, WANDB_KEY
 
 SANDBOX_KEY = "sandbox-test-key-4f1c9a"
@@ -20,38 +26,18 @@ MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
 
 @dataclass
 class Cli:
-    """Runs ``python -m reconciler`` in a project directory with the test environment."""
+    """Runs ``reconciler`` in a project directory with the test environment."""
 
     cwd: Path
     env: dict[str, str]
 
-    def run(
-        self, *args: str, timeout: float = 120, check: int | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+    def run(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
+        """``reconciler ARGS`` in this process; ``check``: the exit code it must end with."""
+        proc = run_cli(args, cwd=self.cwd, env=self.env)
         assert "Traceback" not in proc.stderr, proc.stderr
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
 
 
 @pytest.fixture

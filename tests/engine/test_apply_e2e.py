@@ -57,7 +57,7 @@ def test_detailed_exitcode_and_json_plan(cli: Cli, sandbox: Any) -> None:
     make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
     proc = cli.run("plan", "--format", "json", "--detailed-exitcode", check=2)
     data = json.loads(proc.stdout)
-    assert data["format_version"] == "1.2"
+    assert data["format_version"] == "1.3"
     assert [(c["address"], c["action"]) for c in data["changes"]] == [
         ("dataset.d0[all]", "create"),
         ("job.job0", "create"),
@@ -130,8 +130,9 @@ def test_a_job_over_its_budget_is_a_plan_error_and_apply_refuses_it_before_anyth
         proc = cli.run(*args, check=1)
         assert "the plan has 1 error(s), listed first; apply would refuse it" in proc.stderr
     text = cli.run("plan", check=1).stdout.splitlines()
-    assert text[3].startswith("Error: job.job0: estimated cost 2.62 USD (local: 10 steps")
-    assert "over its budget.max_cost 0.0001" in text[3]
+    assert text[3] == "Errors (apply will refuse this plan):"
+    assert text[4].startswith("   x  job.job0: estimated cost 2.62 USD (local: 10 steps")
+    assert "over its budget.max_cost 0.0001" in text[4]
     applied = cli.run("apply", "--yes", check=1)
     assert "apply refuses this plan; nothing was done" in applied.stderr
     assert mutating(sandbox.journal()[mark:]) == []

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from reconciler.engine import costs
-from reconciler.engine.plan import CostSource, Plan, RunBudgetLimit
+from reconciler.engine.plan import CostEstimate, CostSource, Plan, RunBudgetLimit
 from reconciler.spec.models import Budget, ModelPrice, Provider, RunBudget
 from tests.engine.factories import (
     desired,
@@ -227,3 +227,25 @@ def test_a_job_to_start_is_priced_locally_until_the_remote_has_validated_it() ->
     (start,) = _reviewed([job], state=st, obs=queued).costly
     assert start.action.value == "start" and start.cost is not None
     assert start.cost.source is CostSource.LOCAL
+
+
+def test_saved_estimates_count_on_new_jobs_only_where_higher_or_missing() -> None:
+    # A saved plan's figures, applied to the plan made now: they can make the budget check
+    # stricter (a higher remote figure, a job not estimated now), never looser.
+    jobs = [
+        resolved_job("higher", suffix="h"),
+        resolved_job("lower", suffix="l"),
+        resolved_job("unpriced", suffix="u", model="mistral-small-latest"),
+        resolved_job("unsaved", suffix="n"),
+    ]
+    plan = _reviewed(jobs, estimator=MISTRAL)
+    saved = {
+        "job.higher": CostEstimate(amount=9.0, currency="USD", source=CostSource.DRY_RUN),
+        "job.lower": CostEstimate(amount=0.5, currency="USD", source=CostSource.DRY_RUN),
+        "job.unpriced": CostEstimate(amount=3.0, currency="USD", source=CostSource.DRY_RUN),
+    }
+    kept = {c.address: c.cost for c in costs.with_approved(plan, saved).costly}
+    assert kept["job.higher"] == saved["job.higher"]
+    assert kept["job.unpriced"] == saved["job.unpriced"]
+    assert kept["job.lower"] is not None and kept["job.lower"].amount == 4.0  # the minimum fee
+    assert kept["job.unsaved"] is not None and kept["job.unsaved"].source is CostSource.LOCAL

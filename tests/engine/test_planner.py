@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
 from typing import Any
 
 import pytest
@@ -15,12 +15,16 @@ from reconciler.engine.plan import (
     Disposition,
     FieldUpdate,
     FileAfter,
+    FileChange,
     FilePrevious,
+    JobChange,
     ModelDisposition,
     Reason,
 )
-from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, matches
+from reconciler.engine.planner import PlanOptions, build_plan, matches
+from reconciler.errors import PlanError, StateError
 from reconciler.spec.models import FineTunedModelSpec, OnReplace
+from reconciler.spec.resolved import TrainingInput
 from tests.engine.factories import (
     desired,
     desired_file,
@@ -248,21 +252,32 @@ def test_second_plan_after_apply_is_noop_and_serializes() -> None:
     assert data["summary"]["no-op"] == 2 and data["has_changes"] is False
 
 
-def test_jobs_to_create_names_what_build_plan_creates_and_estimates_land_there() -> None:
+def test_only_the_jobs_the_plan_pays_for_are_priced_and_their_estimates_land_there() -> None:
     st, obs = _in_sync_world("SUCCESS")
     new = resolved_job("new", dataset="d", suffix="n")
     ds = desired([F], [J, new])
-    options = PlanOptions(replace=("job.j",))
-    assert jobs_to_create(ds, st, obs, options) == ["job.j", "job.new"]
-    estimate = CostEstimate(amount=1.5, currency="USD", source=CostSource.DRY_RUN)
-    plan = build_plan(ds, st, obs, replace(options, estimates={"job.new": estimate}))
+    estimate = CostEstimate(amount=1.5, currency="USD", source=CostSource.LOCAL)
+    priced: list[str] = []
+
+    def price(job: Any) -> CostEstimate | None:
+        priced.append(job.address)
+        return estimate if job.address == "job.new" else None
+
+    plan = build_plan(ds, st, obs, PlanOptions(replace=("job.j",), price=price))
+    assert sorted(priced) == ["job.j", "job.new"]
     assert [(c.address, c.action, c.cost) for c in plan.changes] == [
         (FA, Action.NOOP, None),
         (JA, Action.REPLACE, None),
         ("job.new", Action.CREATE, estimate),
     ]
     assert not any(c.force_new for c in plan.changes if c.address != JA)
-    assert jobs_to_create(ds, st, obs, PlanOptions(targets=("dataset.d",))) == []
+    # A job in sync costs nothing and is not priced; nor is a job the targets leave out.
+    priced.clear()
+    build_plan(ds, st, obs, PlanOptions(price=price))
+    assert priced == ["job.new"]
+    priced.clear()
+    build_plan(ds, st, obs, PlanOptions(targets=("dataset.d",), price=price))
+    assert priced == []
 
 
 def test_the_plan_is_frozen_and_changed_only_by_copies() -> None:
@@ -274,3 +289,210 @@ def test_the_plan_is_frozen_and_changed_only_by_copies() -> None:
         plan.warnings = ()  # type: ignore[misc]
     only_jobs = plan.only({Action.CREATE}).model_copy(update={"warnings": ()})
     assert only_jobs.warnings == () and plan.warnings == ("a dataset warning",)
+
+
+# -- one identity (issue 13, problem 1) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reported", "blocked"),
+    [({}, True), ({"warmup_fraction": 0.05}, True), ({"warmup_fraction": 0.2}, False)],
+    ids=["default not reported", "default reported", "another warmup"],
+)
+def test_a_possible_duplicate_is_compared_with_the_remotes_defaults(
+    reported: dict[str, Any], blocked: bool
+) -> None:
+    # The spec leaves warmup_fraction to the remote (default 0.05): a job trained with 0.2 is
+    # not the job it asks for, one reporting the default is.
+    st = state_with(DS, file_ids={FA: "f1"}, job_ids={})
+    remote = remote_job("j7", DS.jobs[JA], {FA: "f1"}, "SUCCESS")
+    remote["hyperparameters"].update(reported)
+    plan = build_plan(DS, st, observed([remote_file("f1", F)], [remote]), PlanOptions())
+    assert bool(plan.changes[1].blocked) is blocked
+
+
+def test_a_job_an_address_held_before_is_not_a_duplicate_but_one_an_orphan_holds_is() -> None:
+    other = resolved_job("other", dataset="d", suffix="o")
+    ds = desired([F], [J, other])
+    st = state_with(ds, file_ids={FA: "f1"}, job_ids={"job.other": "j2"})
+    # job.other replaced j1 (made from job.j's request) earlier: j1 is its history.
+    st.resources["job.other"].history.append({"remote_id": "j1"})
+    obs = observed(
+        [remote_file("f1", F)],
+        [
+            remote_job("j1", ds.jobs[JA], {FA: "f1"}, "SUCCESS"),
+            remote_job("j2", ds.jobs["job.other"], {FA: "f1"}, "RUNNING"),
+        ],
+    )
+    assert build_plan(ds, st, obs, PlanOptions()).changes[1].blocked is None
+    # job.other leaves the specs while job.j asks for its exact request: the create is
+    # blocked with the way to move the job, and the prune does not cancel it.
+    renamed = desired([F], [resolved_job("j", dataset="d", suffix="o")])
+    plan = build_plan(renamed, st, obs, PlanOptions(prune=True))
+    create, forget = plan.changes[1], plan.changes[2]
+    assert create.blocked is not None
+    assert "managed as job.other, which the specs no longer name" in create.blocked
+    assert "'reconciler state rm job.other' then 'reconciler import job.j j2'" in create.blocked
+    assert (forget.address, forget.action) == ("job.other", Action.FORGET)
+    assert forget.previous is not None and forget.previous.disposition is Disposition.KEEP
+
+
+def test_a_state_binding_one_job_to_two_addresses_is_refused() -> None:
+    two = desired([F], [J, resolved_job("k", dataset="d", suffix="k")])
+    st = state_with(two, file_ids={FA: "f1"}, job_ids={JA: "j1", "job.k": "j1"})
+    with pytest.raises(StateError) as caught:
+        build_plan(two, st, observed(), PlanOptions())
+    message = str(caught.value)
+    assert "remote job j1: held by job.j and job.k" in message
+    assert "reconciler state rm job.k" in message
+
+
+# -- replacement and 409 (problem 6) ----------------------------------------------------------
+
+_WEIGHT = (TrainingInput(dataset="d", part="all", weight=2.0),)
+
+CANCEL_FIRST_CASES: list[tuple[str, dict[str, Any], tuple[str, ...], str, bool, bool]] = [
+    # (name, spec change, --replace, remote status, cancel_first, blocked)
+    ("--replace of a running job", {}, ("job.j",), "RUNNING", True, False),
+    ("only a training-file weight", {"training_files": _WEIGHT}, (), "RUNNING", True, False),
+    (
+        "only the skip percentage",
+        {"invalid_sample_skip_percentage": 0.2},
+        (),
+        "VALIDATED",
+        True,
+        False,
+    ),
+    (
+        "other steps: not similar",
+        {"hyperparameters": {"training_steps": 20, "learning_rate": 1e-4}},
+        (),
+        "RUNNING",
+        False,
+        False,
+    ),
+    ("a finished job does not block", {"training_files": _WEIGHT}, (), "SUCCESS", False, False),
+    (
+        "keep policy: cannot be created while it runs",
+        {"training_files": _WEIGHT, "on_replace": OnReplace(active_job="keep")},
+        (),
+        "RUNNING",
+        False,
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "replace", "status", "cancel_first", "blocked"),
+    CANCEL_FIRST_CASES,
+    ids=[c[0] for c in CANCEL_FIRST_CASES],
+)
+def test_a_replacement_the_remote_would_refuse_cancels_first(
+    name: str,
+    spec: dict[str, Any],
+    replace: tuple[str, ...],
+    status: str,
+    cancel_first: bool,
+    blocked: bool,
+) -> None:
+    st, obs = _in_sync_world(status)
+    plan = build_plan(desired([F], [resolved_job(**spec)]), st, obs, PlanOptions(replace=replace))
+    change = plan.changes[1]
+    assert change.action is Action.REPLACE
+    assert isinstance(change, JobChange) and change.cancel_first is cancel_first
+    assert bool(change.blocked) is blocked
+    if blocked:
+        assert "on_replace.active_job" in str(change.blocked)
+
+
+# -- shared files (problem 8) -----------------------------------------------------------------
+
+
+def test_a_file_another_address_or_a_job_still_uses_is_forgotten_not_deleted() -> None:
+    # dataset.a and dataset.b resolve to one remote file (same content and filename).
+    fa = dataclasses.replace(desired_file("a"), filename=F.filename, fingerprint=F.fingerprint)
+    fb = dataclasses.replace(desired_file("b"), filename=F.filename, fingerprint=F.fingerprint)
+    on_b = resolved_job("j", dataset="b")
+    before = desired([fa, fb], [on_b])
+    st = state_with(before, file_ids={fa.address: "f1", fb.address: "f1"}, job_ids={JA: "j1"})
+    obs = observed([remote_file("f1", fb)], [remote_job("j1", before.jobs[JA], {fb.address: "f1"})])
+    plan = build_plan(desired([fb], [on_b]), st, obs, PlanOptions(prune=True))
+    prune = plan.changes[-1]
+    assert isinstance(prune, FileChange)
+    assert (prune.address, prune.action) == (fa.address, Action.FORGET)
+    assert prune.used_by == (fb.address, JA)
+    # Only a job in history still uses it: kept too.
+    moved = desired([F], [J])
+    st2 = state_with(moved, file_ids={FA: "f2"}, job_ids={JA: "j2"})
+    st2.resources[fa.address] = st.resources[fa.address]
+    st2.resources[JA].history.append({"remote_id": "j1"})
+    obs2 = observed(
+        [remote_file("f1", fb), remote_file("f2", F)],
+        [
+            remote_job("j1", before.jobs[JA], {fb.address: "f1"}, "SUCCESS"),
+            remote_job("j2", moved.jobs[JA], {FA: "f2"}, "SUCCESS"),
+        ],
+    )
+    prune = build_plan(moved, st2, obs2, PlanOptions(prune=True)).changes[-1]
+    assert isinstance(prune, FileChange) and prune.action is Action.FORGET
+    assert prune.used_by == (JA,)
+    # Nothing uses it any more: deleted.
+    del st2.resources[JA].history[0]
+    prune = build_plan(moved, st2, obs2, PlanOptions(prune=True)).changes[-1]
+    assert isinstance(prune, FileChange) and prune.action is Action.DELETE
+
+
+# -- selectors (problem 10) -------------------------------------------------------------------
+
+
+def _labelled() -> Any:
+    fe = desired_file("e", sha="c" * 64)
+    search = resolved_job("search", dataset="e", labels={"team": "search"})
+    tone = resolved_job("tone", dataset="d", labels={"team": "tone"}, suffix="t")
+    return desired([F, fe], [search, tone])
+
+
+@pytest.mark.parametrize(
+    ("targets", "selectors", "expected"),
+    [
+        (("job.search",), (), ["dataset.e[all]", "job.search"]),
+        (("job.*",), (), ["dataset.d[all]", "dataset.e[all]", "job.search", "job.tone"]),
+        (("dataset.*[all]",), (), ["dataset.d[all]", "dataset.e[all]"]),
+        ((), (("team", "tone"),), ["dataset.d[all]", "job.tone"]),
+        (("job.*",), (("team", "search"),), ["dataset.e[all]", "job.search"]),
+    ],
+    ids=["address", "glob", "glob with a literal part", "selector", "glob and selector"],
+)
+def test_targets_and_selectors_choose_addresses(
+    targets: tuple[str, ...], selectors: tuple[tuple[str, str], ...], expected: list[str]
+) -> None:
+    plan = build_plan(
+        _labelled(), None, observed(), PlanOptions(targets=targets, selectors=selectors)
+    )
+    assert [c.address for c in plan.changes] == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (PlanOptions(targets=("job.serch",)), "--target job.serch matches no address"),
+        (PlanOptions(targets=("job.serch",)), "did you mean job.search?"),
+        (PlanOptions(selectors=(("team", "serch"),)), "did you mean team=search?"),
+        (PlanOptions(selectors=(("owner", "x"),)), "no object has the label 'owner'"),
+    ],
+    ids=["target", "target hint", "selector value", "selector key"],
+)
+def test_a_target_or_selector_that_matches_nothing_is_an_error(
+    options: PlanOptions, message: str
+) -> None:
+    with pytest.raises(PlanError) as caught:
+        build_plan(_labelled(), None, observed(), options)
+    assert message in str(caught.value)
+
+
+def test_each_change_carries_its_labels_and_source_location() -> None:
+    plan = build_plan(_labelled(), None, observed(), PlanOptions())
+    data = {c["address"]: c for c in plan.to_json_dict()["changes"]}
+    assert data["job.tone"]["labels"] == {"team": "tone"}
+    assert data["job.tone"]["location"] == "specs.yaml:1"

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from reconciler.cli.app import _load_commands, app
+from reconciler.cli.app import app
 
 CONTROL = {"&&", "||", ";", "|", "&", "(", ")", "|&", ";;"}
 """Shell tokens that end one simple command."""
@@ -26,12 +26,12 @@ number before one, as in ``2>&1``, stays an ordinary token: never an option.)"""
 
 
 def cli_root() -> Any:
-    """The command group behind the ``reconciler`` console script, every command loaded.
+    """The command group behind the ``reconciler`` console script.
 
     Typer builds it on its own copy of click, so commands, options and choices are recognised
-    by their attributes (``commands``, ``opts``, ``choices``), not by click's classes.
+    by their attributes (``commands``, ``opts``, ``choices``), not by click's classes. A
+    group's ``commands`` mapping imports a command's module when the command is looked up.
     """
-    _load_commands()
     root = typer.main.get_command(app)
     assert hasattr(root, "commands"), "the reconciler app is expected to be a command group"
     return root
@@ -128,6 +128,9 @@ def _choices(option: Any) -> list[str] | None:
     if click_type is not None and hasattr(click_type, "choices"):
         return [str(c) for c in click_type.choices]
     descriptor = getattr(option, "type_descriptor", None)
+    parser = getattr(getattr(descriptor, "parameter_info", None), "parser", None)
+    if parser is not None and hasattr(parser, "choices"):  # e.g. each command's --format
+        return [str(c) for c in parser.choices]
     annotation = getattr(descriptor, "annotation", None)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return [str(member.value) for member in annotation]

@@ -10,10 +10,10 @@ README quotes the recipes' commands word for word. (test_ci_recipes_run.py runs 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from examples_cli_lines import (
     reconciler_invocations,
     shell_commands,
 )
+
+from tests.cli_inprocess import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "examples" / "ci"
@@ -255,6 +257,37 @@ def test_the_keys_that_create_jobs_reach_only_the_approved_apply_job() -> None:
         assert "environment" not in jobs[name], f"{name} needs no provider key"
 
 
+def test_jobs_that_reach_the_remote_set_the_operators_trust_settings() -> None:
+    # SECURITY.md: the endpoint allowlist defaults to the official endpoint (a repository or
+    # project variable can widen it, a spec cannot), and specs may name only the secrets the
+    # recipes hand out: one list for every job, since plan resolves a W&B reference too (for
+    # cost estimates) and must not refuse specs that apply accepts.
+    default = "${{ vars.RECONCILER_ALLOWED_ENDPOINTS || 'https://api.mistral.ai' }}"
+    handed_out = {"MISTRAL_API_KEY", "WANDB_API_KEY", "RECONCILER_PG_DSN"}
+    checked = 0
+    for path in GITHUB:
+        for job_id, job in _load(path)["jobs"].items():
+            steps = job.get("steps", [])
+            calls = [a for s in steps for a in reconciler_invocations(s.get("run", ""))]
+            if not any(call[0] != "validate" for call in calls):
+                continue
+            checked += 1
+            env = job.get("env", {})
+            assert env.get("RECONCILER_ALLOWED_ENDPOINTS") == default, f"{path.name}:{job_id}"
+            given = {
+                name
+                for step in steps
+                for name, value in step.get("env", {}).items()
+                if SECRET.search(str(value))
+            }
+            allowed = set(env.get("RECONCILER_ALLOWED_SECRETS", "").split(","))
+            assert given <= allowed == handed_out, f"{path.name}:{job_id}: {allowed}"
+    assert checked == 3  # plan, apply, drift
+    variables = _load(GITLAB)["variables"]
+    assert variables["RECONCILER_ALLOWED_ENDPOINTS"] == "https://api.mistral.ai"
+    assert set(variables["RECONCILER_ALLOWED_SECRETS"].split(",")) == handed_out
+
+
 # ----------------------------------------------------------------- the flow's shape
 
 
@@ -458,14 +491,7 @@ def test_pre_commit_hook_command_passes_on_this_repository(tmp_path: Path) -> No
     )
     hook = _hook()
     args = hook["entry"].split()[1:] + list(hook.get("args", []))
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli(args, cwd=tmp_path, env=os.environ)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -54,7 +54,7 @@ def applied(tmp_path: Path, sandbox: EmbeddedSandbox) -> Cli:
         encoding="utf-8",
     )
     cli = Cli(cwd=specs, env=cli_env())
-    proc = cli.run("apply", "--yes", timeout=300, check=0)
+    proc = cli.run("apply", "--yes", check=0)
     assert "0 failed" in proc.stdout
     return cli
 
@@ -79,7 +79,7 @@ def test_read_only_commands_send_no_write_on_the_examples(
     ]
     for args, codes in commands:
         mark = len(sandbox.journal())
-        proc = applied.run(*args, timeout=300)
+        proc = applied.run(*args)
         assert proc.returncode in codes, f"{args}: exit {proc.returncode}\n{proc.stderr}"
         writes: list[dict[str, Any]] = mutating(sandbox.journal()[mark:])
         assert writes == [], f"reconciler {' '.join(args)} wrote: {writes}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from pg_helpers import Holder, postgres_state_yaml, python_env, sample_state, un
 from psycopg import conninfo
 
 from reconciler.engine.state_postgres import PostgresStateBackend
+from tests.cli_inprocess import run_cli
 
 
 def _project(tmp_path: Path, workspace: str) -> Path:
@@ -26,15 +27,7 @@ def _project(tmp_path: Path, workspace: str) -> Path:
 
 
 def _run(cwd: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "state", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=python_env({"TEAM_PG_DSN": dsn}),
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_cli(["state", *args], cwd=cwd, env=python_env({"TEAM_PG_DSN": dsn}))
     if "No such command" in result.stderr:
         pytest.skip("the `state` command group is not registered")
     assert "Traceback" not in result.stderr, result.stderr
@@ -46,7 +39,8 @@ def test_lock_info_and_unlock_through_the_cli(
 ) -> None:
     workspace = unique_workspace()
     _project(tmp_path, workspace)
-    PostgresStateBackend(pg_dsn, workspace).write(sample_state(), None)
+    with closing(PostgresStateBackend(pg_dsn, workspace)) as backend:
+        backend.write(sample_state(), None)
 
     result = _run(tmp_path, pg_dsn, "lock-info", "-p", "specs", "--format", "json")
     assert result.returncode == 0, result.stderr

@@ -22,7 +22,7 @@ from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.state_model import State
 from reconciler.render.plan import GITHUB_COMMENT_LIMIT, render_json, render_markdown, render_text
 from reconciler.spec.models import Budget, FineTunedModelSpec
-from reconciler.spec.resolved import ResolvedJob
+from reconciler.spec.resolved import ResolvedJob, TrainingInput
 from tests.engine.factories import (
     desired,
     desired_file,
@@ -35,6 +35,8 @@ from tests.engine.factories import (
 )
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
+SANDBOX_RATE = costs.estimator_for(None)
+MISTRAL_RATES = costs.StepTokenEstimator(costs.MISTRAL_PRICES)
 
 
 def _fixed(plan: Plan) -> Plan:
@@ -60,7 +62,9 @@ def _sample(eval_tokens: int = 25) -> _Sample:
         dataset="evals",
         fine_tuned_model=FineTunedModelSpec(name="fmt-v1", description="JSON out"),
     )
-    validated = resolved_job("budgeted", dataset="evals", budget=Budget(max_cost=5))
+    validated = resolved_job(
+        "budgeted", dataset="evals", budget=Budget(max_cost=5), suffix="budget"
+    )
     before = desired([f_old, f_eval], [running, done, validated])
     st = state_with(
         before,
@@ -83,22 +87,40 @@ def _sample(eval_tokens: int = 25) -> _Sample:
         ],
         [{"id": "ft:m:2", "name": None, "description": None, "archived": False}],
     )
-    new_job = resolved_job("sweep-lr-1e-4", dataset="evals")
+    new_job = resolved_job("sweep-lr-1e-4", dataset="evals", suffix="sweep")
     return _Sample([f_new, f_eval], [running, done, validated, new_job], st, obs)
 
 
+def _planned(
+    desired_state: Any,
+    st: State | None,
+    obs: Observed,
+    *,
+    estimator: costs.CostEstimator | None = None,
+    budget: RunBudgetLimit | None = None,
+    target: str = "sandbox http://127.0.0.1:8080",
+    **options: Any,
+) -> Plan:
+    """A plan of the snapshots: a fixed target, paths, digest, time and version; priced by
+    ``estimator`` and reviewed against ``budget`` as ``make_plan`` does (no estimator: no
+    costs)."""
+    fixed = PlanOptions(
+        target_description=target, spec_paths=("specs",), spec_digest="d" * 64, **options
+    )
+    if estimator is None:
+        return _fixed(build_plan(desired_state, st, obs, fixed))
+    reviewed = reviewed_plan(
+        desired_state, estimator, state=st, obs=obs, options=fixed, budget=budget
+    )
+    return _fixed(reviewed)
+
+
 def legacy_sample_plan() -> Plan:
-    """The sample plan as layouts 1.0 and 1.1 knew it: a dry-run estimate, no local ones."""
+    """The sample plan as layouts 1.0 to 1.2 knew it: a dry-run estimate, no local ones."""
     sample = _sample()
     estimate = CostEstimate(amount=1.25, currency="USD", source=CostSource.DRY_RUN)
-    options = PlanOptions(
-        target_description="sandbox http://127.0.0.1:8080",
-        spec_paths=("specs",),
-        spec_digest="d" * 64,
-        estimates={"job.sweep-lr-1e-4": estimate},
-    )
-    after = desired(sample.files, sample.jobs)
-    return _fixed(build_plan(after, sample.state, sample.observed, options))
+    plan = _planned(desired(sample.files, sample.jobs), sample.state, sample.observed)
+    return costs.with_estimates(plan, {"job.sweep-lr-1e-4": estimate})
 
 
 def sample_plan() -> Plan:
@@ -108,17 +130,14 @@ def sample_plan() -> Plan:
         "small", dataset="evals", model="mistral-small-latest", hyperparameters={"epochs": 2.0}
     )
     after = desired(sample.files, [*sample.jobs, unpriced])
-    options = PlanOptions(
-        target_description="mistral https://api.mistral.ai",
-        spec_paths=("specs",),
-        spec_digest="d" * 64,
+    return _planned(
+        after,
+        sample.state,
+        sample.observed,
+        estimator=MISTRAL_RATES,
+        budget=RunBudgetLimit(max_cost=100.0, source="Provider budget"),
+        target="mistral https://api.mistral.ai",
     )
-    budget = RunBudgetLimit(max_cost=100.0, source="Provider budget")
-    mistral = costs.StepTokenEstimator(costs.MISTRAL_PRICES)
-    plan = reviewed_plan(
-        after, mistral, state=sample.state, obs=sample.observed, options=options, budget=budget
-    )
-    return _fixed(plan)
 
 
 def check_snapshot(name: str, text: str) -> None:
@@ -149,7 +168,7 @@ def test_json_plan_snapshot() -> None:
     text = render_json(sample_plan())
     check_snapshot("plan.json", text + "\n")
     data = json.loads(text)
-    assert data["format_version"] == "1.2"
+    assert data["format_version"] == "1.3"
     changes = {c["address"]: c for c in data["changes"]}
     assert changes["job.budgeted"]["action"] == "start"
     assert changes["job.budgeted"]["cost"]["source"] == "remote-validation"
@@ -160,6 +179,11 @@ def test_json_plan_snapshot() -> None:
     assert data["unestimated"] == {"job.small": data["unestimated"]["job.small"]}
     assert data["costs"] == {"totals": {"USD": 11.5}, "complete": False, "unestimated": 1}
     assert data["errors"] == [] and data["run_budget"]["max_cost"] == 100.0
+    # What the reviewer reads next to the costs: labels, the document's place, cancel_first.
+    assert changes["job.sweep-lr-1e-4"]["location"] == "specs.yaml:1"
+    assert changes["job.sweep-lr-1e-4"]["labels"] == {}
+    assert changes["job.tone"]["cancel_first"] is False
+    assert data["options"]["selectors"] == [] and data["options"]["max_cost"] is None
 
 
 def test_markdown_plan_snapshot() -> None:
@@ -172,17 +196,28 @@ def test_json_plan_round_trips_through_a_plan_file(tmp_path: Path) -> None:
     assert Plan.load(tmp_path / "p.plan") == plan
 
 
-@pytest.mark.parametrize("version", ["1.0", "1.1"])
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2", "1.2-costs"])
 def test_plan_files_of_older_formats_still_load(tmp_path: Path, version: str) -> None:
-    # The sample plan as format 1.0 wrote it (before force_new existed), and as 1.1 wrote it
-    # (before local estimates, errors and the run budget existed).
+    # The sample plan as format 1.0 wrote it (before force_new existed), as 1.1 wrote it
+    # (before labels and locations, local estimates, errors and the run budget existed), as
+    # 1.2 wrote it with labels and locations, and a 1.2 file that already carries the cost
+    # keys of 1.3 (the sample priced with Mistral's table), without labels and locations.
     old = json.loads((SNAPSHOTS / f"plan-format-{version}.json").read_text(encoding="utf-8"))
     (tmp_path / "old.plan").write_text(json.dumps({"kind": "reconciler-plan", **old}))
     loaded = Plan.load(tmp_path / "old.plan")
-    assert loaded.format_version == version
-    assert loaded.changes == legacy_sample_plan().changes
-    assert not loaded.errors and not loaded.unestimated and loaded.run_budget is None
-    assert render_text(loaded) == render_text(legacy_sample_plan())
+    assert loaded.format_version == version.split("-")[0]
+    expected = sample_plan() if version.endswith("-costs") else legacy_sample_plan()
+    if version != "1.2":
+        # Keys a layout did not have take their defaults (labels, location: 1.2).
+        unlocated = tuple(c.model_copy(update={"location": None}) for c in expected.changes)
+        expected = expected.model_copy(update={"changes": unlocated})
+    assert loaded.changes == expected.changes
+    if version.endswith("-costs"):
+        assert loaded.model_copy(update={"format_version": "1.3"}) == expected
+    else:
+        # Keys added in 1.3 take their defaults: no errors, nothing unestimated, no run budget.
+        assert not loaded.errors and not loaded.unestimated and loaded.run_budget is None
+    assert render_text(loaded) == render_text(expected)
 
 
 @pytest.mark.parametrize(
@@ -212,10 +247,6 @@ def test_markdown_stays_under_github_limit_for_hundreds_of_jobs() -> None:
     assert len(md) < GITHUB_COMMENT_LIMIT
     assert md.startswith("### reconciler plan") and "1200 to add" in md
     assert "more section(s) not shown" in md
-
-
-SANDBOX_RATE = costs.estimator_for(None)
-MISTRAL_RATES = costs.StepTokenEstimator(costs.MISTRAL_PRICES)
 
 
 def _cells(n_jobs: int, **job: Any) -> list[ResolvedJob]:
@@ -262,9 +293,124 @@ def test_budget_errors_come_first_in_text_and_markdown() -> None:
     assert len(plan.errors) == 3
     text, md = render_text(plan), render_markdown(plan)
     assert text.startswith(
-        "Error: job.cell-0: estimated cost 2.62 USD (local: 10 steps x 131,072 tokens x 2 USD/M) "
+        "Errors (apply will refuse this plan):\n"
+        "   x  job.cell-0: estimated cost 2.62 USD (local: 10 steps x 131,072 tokens x 2 USD/M) "
         "is over its budget.max_cost 2; raise budget.max_cost in cell-0 or train less"
     )
     assert "OVER BUDGET: 2.62 USD > budget.max_cost 2" in text
     assert md.index(":x: **3 error(s): apply will refuse this plan.**") < md.index("| action |")
     assert json.loads(render_json(plan))["errors"] == list(plan.errors)
+
+
+def review_plan() -> Plan:
+    """A plan with everything a reviewer must not miss: errors of both kinds (a job over its
+    budget, a possible duplicate), warnings, a job without a cost estimate, a cancel-first
+    replacement, a changed hyperparameter, drift and a leftover."""
+    f = desired_file("chats", sha="a" * 64)
+    old = desired_file("old", sha="e" * 64)
+    tone = resolved_job("tone", dataset="chats")
+    heavy = resolved_job("heavy", dataset="chats", suffix="heavy")
+    gone = resolved_job("gone", dataset="chats", suffix="gone")
+    before = desired([f, old], [tone, heavy, gone])
+    ids = {f.address: "f-1", old.address: "f-9"}
+    st = state_with(
+        before,
+        file_ids=ids,
+        job_ids={"job.tone": "j-1", "job.heavy": "j-2", "job.gone": "j-3"},
+    )
+    twin = resolved_job("twin", dataset="chats", suffix="twin")
+    obs = observed(
+        [remote_file("f-1", f), remote_file("f-9", old)],
+        [
+            remote_job("j-1", before.jobs["job.tone"], ids, "RUNNING"),
+            remote_job("j-2", before.jobs["job.heavy"], ids, "RUNNING"),
+            remote_job("j-3", before.jobs["job.gone"], ids, "CANCELLED"),
+            remote_job("j-7", desired([f], [twin]).jobs["job.twin"], ids, "SUCCESS"),
+        ],
+    )
+    after = desired(
+        [f],
+        [
+            resolved_job(
+                "tone",
+                dataset="chats",
+                hyperparameters={"training_steps": 12, "learning_rate": 1e-4},
+                budget=Budget(max_cost=1),
+            ),
+            resolved_job(
+                "heavy",
+                suffix="heavy",
+                training_files=(TrainingInput(dataset="chats", part="all", weight=2.0),),
+            ),
+            gone,
+            twin,
+            resolved_job("small", dataset="chats", model="mistral-small-latest", suffix="small"),
+        ],
+    )
+    return _planned(
+        after,
+        st,
+        obs,
+        estimator=MISTRAL_RATES,
+        target="mistral https://api.mistral.ai",
+        notes=("dataset chats: 2 duplicate samples",),
+    )
+
+
+def test_review_plan_snapshots_list_errors_and_warnings_first() -> None:
+    plan = review_plan()
+    text = render_text(plan)
+    check_snapshot("plan-review.txt", text)
+    md = render_markdown(plan)
+    check_snapshot("plan-review.md", md)
+    # Both kinds of errors in one list, the plan's own (a budget) first, then the warnings,
+    # all before any action.
+    (twin,) = [c for c in plan.changes if c.blocked]
+    assert len(plan.errors) == 1 and twin.address == "job.twin"
+    assert plan.all_errors == [*plan.errors, f"job.twin: {twin.blocked}"]
+    for rendered, actions in ((text, "will perform the following actions"), (md, "<details>")):
+        budget = rendered.index("job.tone: estimated cost 4.00 USD")
+        error = rendered.index("reconciler import job.twin j-7")
+        warning = rendered.index("2 duplicate samples")
+        assert budget < error < warning < rendered.index(actions)
+    assert text.startswith("Errors (apply will refuse this plan):\n   x  job.tone: estimated")
+    assert ":x: **2 error(s): apply will refuse this plan.**" in md
+    assert "hyperparameters.training_steps: 10 → 12" in text
+    assert "training_files[0].weight: 1.0 → 2.0" in text
+    assert "cancel before create: previous job j-2 (RUNNING)" in text
+    # The headline: what apply does, what else differs, and the cost as a lower bound.
+    headline = (
+        "to forget. Also 1 drifted, 1 not in spec. Estimated cost: at least 12.00 USD for "
+        "4 job(s); 1 job(s) could not be estimated."
+    )
+    assert headline in text.splitlines()[-1]
+    assert headline in md
+    data = json.loads(render_json(plan))
+    heavy = next(c for c in data["changes"] if c["address"] == "job.heavy")
+    assert heavy["cancel_first"] is True
+
+
+def test_no_changes_with_drift_or_leftovers_says_so() -> None:
+    plan = review_plan()
+    quiet = plan.model_copy(update={"changes": ()})
+    assert not quiet.has_changes and quiet.differs
+    last = render_text(quiet).splitlines()[-1]
+    assert last.startswith("No changes to apply; 1 drifted, 1 not in spec.")
+    clean = quiet.model_copy(update={"drift": (), "not_in_spec": ()})
+    assert not clean.differs
+    last = render_text(clean).splitlines()[-1]
+    assert last.startswith("No changes. Remote objects match the specs.")
+
+
+def test_markdown_never_cuts_errors_or_warnings() -> None:
+    files = [desired_file(f"d{i}", sha=f"{i:064x}") for i in range(600)]
+    jobs = [resolved_job(f"job-{i}", dataset=f"d{i}", suffix=f"s{i}") for i in range(600)]
+    notes = tuple(f"warning number {i}" for i in range(60))
+    plan = _fixed(
+        build_plan(
+            desired(files, jobs), None, observed(), PlanOptions(spec_digest="e" * 64, notes=notes)
+        )
+    )
+    md = render_markdown(plan)
+    assert len(md) < GITHUB_COMMENT_LIMIT and "more section(s) not shown" in md
+    assert all(f"- warning number {i}\n" in md for i in range(60))

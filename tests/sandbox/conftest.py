@@ -4,7 +4,8 @@ Time is the test's: every sandbox runs on the test's :class:`ManualClock` (``clo
 only moves when a test advances it, so nothing sleeps and job timing is exact (the durations
 of :mod:`reconciler.sandbox.lifecycle` at scale 1). ``start_sandbox(**config)`` starts an
 :class:`EmbeddedSandbox` (stopped at teardown); ``api`` is an httpx client on a default sandbox
-with an API key; helpers build valid training data and move a job to a status.
+with an API key, ``oai`` one on an OpenAI-dialect sandbox; helpers build valid training data
+and move a job to a status.
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ def chat_lines(n: int, tag: str = "x") -> bytes:
                     {"role": "user", "content": f"question {tag} {i}"},
                     {"role": "assistant", "content": f"answer {tag} {i}"},
                 ]
+            }
+        )
+        for i in range(n)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def preference_lines(n: int, tag: str = "x") -> bytes:
+    """``n`` valid DPO preference samples (distinct per ``tag``)."""
+    lines = [
+        json.dumps(
+            {
+                "input": {"messages": [{"role": "user", "content": f"question {tag} {i}"}]},
+                "preferred_output": [{"role": "assistant", "content": f"good {tag} {i}"}],
+                "non_preferred_output": [{"role": "assistant", "content": f"bad {tag} {i}"}],
             }
         )
         for i in range(n)
@@ -81,15 +97,49 @@ def sandbox(start_sandbox: StartSandbox) -> EmbeddedSandbox:
     return start_sandbox(api_key=API_KEY)
 
 
-@pytest.fixture
-def api(sandbox: EmbeddedSandbox) -> Iterator[httpx.Client]:
-    """An authenticated client of ``sandbox``."""
-    with httpx.Client(
+def client_of(sandbox: EmbeddedSandbox, **kwargs: Any) -> httpx.Client:
+    """An httpx client of ``sandbox`` that sends ``API_KEY`` (more client options in
+    ``kwargs``, e.g. ``event_hooks``)."""
+    return httpx.Client(
         base_url=sandbox.base_url,
         headers={"Authorization": f"Bearer {API_KEY}"},
         timeout=10,
-    ) as client:
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def api(sandbox: EmbeddedSandbox) -> Iterator[httpx.Client]:
+    """An authenticated client of ``sandbox``."""
+    with client_of(sandbox) as client:
         yield client
+
+
+@pytest.fixture
+def openai_sandbox(start_sandbox: StartSandbox) -> EmbeddedSandbox:
+    """A running OpenAI-dialect sandbox requiring ``API_KEY``."""
+    return start_sandbox(api_key=API_KEY, dialect="openai")
+
+
+@pytest.fixture
+def oai(openai_sandbox: EmbeddedSandbox) -> Iterator[httpx.Client]:
+    """An authenticated client of ``openai_sandbox``."""
+    with client_of(openai_sandbox) as client:
+        yield client
+
+
+def oai_file_id(
+    client: httpx.Client,
+    content: bytes | None = None,
+    filename: str = "train.jsonl",
+    purpose: str = "fine-tune",
+) -> str:
+    """Upload to an OpenAI-dialect sandbox (valid chat data by default); the file id."""
+    r = upload(
+        client, content if content is not None else chat_lines(20), filename, purpose=purpose
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
 
 
 def upload(

@@ -10,6 +10,8 @@ from reconciler.sandbox import EmbeddedSandbox, ManualClock
 from tests.sandbox.conftest import API_KEY, chat_lines, job_body, uploaded_id, wait_status
 
 MISSING = "00000000-0000-4000-8000-000000000000"
+#: A number no SQLite integer holds.
+HUGE = str(10**20)
 
 
 def _request_cases(
@@ -82,6 +84,17 @@ def _request_cases(
         ("GET /v1/fine_tuning/jobs?page_size=-5", {}, 422, "greater_than_equal"),
         ("GET /v1/fine_tuning/jobs?page_size=99999999999999999999", {}, 422, "page_size"),
         ("GET /v1/fine_tuning/jobs?status=DONE", {}, 422, "literal_error"),
+        # Numbers too large for the database: refused, never a 500.
+        (f"GET /v1/files?page={HUGE}", {}, 422, "less_than_equal"),
+        (f"GET /v1/fine_tuning/jobs?page={HUGE}", {}, 422, "less_than_equal"),
+        (f"GET /v1/files?page={2**62}", {}, 422, "less_than_equal"),
+        (f"GET /sandbox/journal?since={HUGE}", {}, 422, "less_than_equal"),
+        (
+            "POST /v1/files",
+            {"files": {"file": ("t.jsonl", chat_lines(3))}, "data": {"expiry": HUGE}},
+            422,
+            "less_than_equal",
+        ),
         ("GET /v1/fine_tuning/jobs?created_after=yesterday", {}, 422, "created_after"),
         ("GET /v1/files?sample_type=poetry", {}, 422, "literal_error"),
         # Job bodies.
@@ -137,6 +150,34 @@ def _request_cases(
             {"json": {**ok, "hyperparameters": {"epochs": 0}}},
             422,
             "greater_than",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "hyperparameters": {"training_steps": int(HUGE)}}},
+            422,
+            "less_than_equal",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "hyperparameters": {"seq_len": int(HUGE)}}},
+            422,
+            "less_than_equal",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {"json": {**ok, "hyperparameters": {"epochs": 1e300}}},
+            422,
+            "more than a job can have",
+        ),
+        (
+            "POST /v1/fine_tuning/jobs",
+            {
+                "content": b'{"model": "open-mistral-7b", "training_files": ["%s"], '
+                b'"hyperparameters": {"epochs": Infinity}}' % fid.encode(),
+                "headers": {"content-type": "application/json"},
+            },
+            422,
+            "finite_number",
         ),
         ("POST /v1/fine_tuning/jobs", {"json": {**ok, "suffix": "x" * 19}}, 422, "string_too_long"),
         (

@@ -28,7 +28,7 @@ KEY = "cli-test-key"
 class _Server:
     """``reconciler sandbox --port 0`` in a subprocess; its banner says where it listens."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
         env = {**os.environ, "RECONCILER_SANDBOX_API_KEY": KEY}
         self.proc = subprocess.Popen(
             [
@@ -44,6 +44,7 @@ class _Server:
                 "50",
                 "--rate-limit",
                 "1000/s",
+                *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -92,6 +93,36 @@ def test_serves_on_a_port_and_survives_restart(server_dir: Path) -> None:
             assert client.get(f"/v1/files/{fid}/content").content == chat_lines(5)
 
 
+def test_serves_the_openai_dialect(server_dir: Path) -> None:
+    server = _Server(server_dir, "--dialect", "openai")
+    headers = {"Authorization": f"Bearer {KEY}"}
+    try:
+        with httpx.Client(base_url=server.url, headers=headers) as client:
+            denied = client.get("/v1/files", headers={"Authorization": "Bearer x"})
+            assert denied.status_code == 401 and denied.json()["error"]["code"] == "invalid_api_key"
+            uploaded = client.post(
+                "/v1/files",
+                files={"file": ("t.jsonl", chat_lines(12))},
+                data={"purpose": "fine-tune"},
+            ).json()
+            assert uploaded["id"].startswith("file-") and uploaded["status"] == "processed"
+            job = client.post(
+                "/v1/fine_tuning/jobs",
+                json={"model": "gpt-4o-mini", "training_file": uploaded["id"]},
+            ).json()
+            assert job["object"] == "fine_tuning.job" and job["status"] == "validating_files"
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
+    assert "openai API" in err and "Traceback" not in err
+
+    # The directory now holds OpenAI objects: a Mistral sandbox refuses it, saying why.
+    r = runner.invoke(app, ["sandbox", "--data-dir", str(server_dir), "--port", "0"])
+    assert r.exit_code == 1
+    assert "--data-dir" in r.stderr and "of the openai dialect" in r.stderr
+    assert "another data directory" in r.stderr
+
+
 def test_help_says_it_never_trains() -> None:
     r = runner.invoke(app, ["sandbox", "--help"], env={"COLUMNS": "200"})
     assert r.exit_code == 0
@@ -106,6 +137,7 @@ def test_help_says_it_never_trains() -> None:
         "--faults",
         "--rate-limit",
         "--seed",
+        "--dialect",
     ):
         assert flag in text
 
@@ -116,6 +148,7 @@ def test_help_says_it_never_trains() -> None:
         (["--faults", "teapot=1"], "unknown key"),
         (["--rate-limit", "fast"], "requests per second"),
         (["--time-scale", "0"], "--time-scale"),
+        (["--dialect", "anthropic"], "use one of mistral, openai"),
     ],
 )
 def test_bad_flags_exit_1_cleanly(tmp_path: Path, args: list[str], fragment: str) -> None:

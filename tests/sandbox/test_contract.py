@@ -3,7 +3,7 @@
 One scenario drives every operation of the contract (files, jobs in each variant, models);
 an httpx response hook records every response, and each 200 JSON body is validated against
 its operation's schema, each list-shaped 422 against ``HTTPValidationError``.
-Skipped, with the reason, when the reference document is not available.
+The reference document is vendored under ``tests/reference``: these tests never skip.
 """
 
 from __future__ import annotations
@@ -16,45 +16,29 @@ import pytest
 
 from reconciler.sandbox import EmbeddedSandbox, ManualClock
 from tests.sandbox.conftest import (
-    API_KEY,
     chat_lines,
+    client_of,
     job_body,
     pretrain_lines,
     upload,
     uploaded_id,
     wait_status,
 )
-from tests.sandbox.contract import Contract, openapi_path
+from tests.sandbox.contract import Contract, Recorder, mistral_contract
 
 pytestmark = pytest.mark.contract
 
 
 @pytest.fixture(scope="module")
 def contract() -> Contract:
-    path = openapi_path()
-    if path is None or not path.is_file():
-        pytest.skip(
-            "reference OpenAPI document not found: set RECONCILER_OPENAPI_SPEC or provide "
-            "../shared/reference/mistral-openapi.yaml beside the repository"
-        )
-    return Contract(path)
+    return mistral_contract()
 
 
 @pytest.fixture
 def recorded(sandbox: EmbeddedSandbox) -> Iterator[tuple[httpx.Client, list[httpx.Response]]]:
-    seen: list[httpx.Response] = []
-
-    def hook(response: httpx.Response) -> None:
-        response.read()
-        seen.append(response)
-
-    with httpx.Client(
-        base_url=sandbox.base_url,
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        event_hooks={"response": [hook]},
-        timeout=10,
-    ) as client:
-        yield client, seen
+    recorder = Recorder()
+    with client_of(sandbox, event_hooks={"response": [recorder]}) as client:
+        yield client, recorder.seen
 
 
 def _scenario(api: httpx.Client, clock: ManualClock) -> None:
@@ -153,13 +137,9 @@ def test_every_response_matches_the_contract(
             checked.add((method, contract.template(path)))
         elif response.status_code == 422 and isinstance(response.json()["detail"], list):
             contract.validate_schema("HTTPValidationError", response.json())
-    wanted = {
-        (m.upper(), p)
-        for p, ops in contract.doc["paths"].items()
-        if p.startswith(("/v1/files", "/v1/fine_tuning", "/v1/models"))
-        for m in ops
-        if m in ("get", "post", "patch", "delete")
-    } - {("GET", "/v1/files/{file_id}/content")}
+    wanted = contract.operations("/v1/files", "/v1/fine_tuning", "/v1/models") - {
+        ("GET", "/v1/files/{file_id}/content")
+    }
     assert wanted <= checked, f"operations never exercised: {sorted(wanted - checked)}"
 
 

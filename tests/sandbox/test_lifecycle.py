@@ -6,6 +6,7 @@ import pytest
 
 from reconciler.sandbox.lifecycle import (
     JobPlan,
+    Pause,
     checkpoint_steps,
     checkpoints,
     loss_curve,
@@ -106,3 +107,70 @@ def test_checkpoints_stop_at_failure_and_cancel() -> None:
         checkpoints(JobPlan(job_id="f", created=0.0, steps=10, auto_start=False), None, None, 1.0)
         == []
     )
+
+
+def test_a_pause_shifts_the_rest_of_the_run() -> None:
+    # Runs from 1.2 s, 0.3 s per step: paused at 2.1 (3 steps done) for 10 s, resumed at
+    # 12.1, queued 0.2 s, running again from 12.3; the 7 steps left end at 14.4.
+    plan = JobPlan(job_id="p", created=0.0, steps=10, auto_start=True)
+    pauses = [Pause(2.1, 12.1)]
+    tl = timeline(plan, None, None, 1.0, pauses)
+    assert [(t.status, round(t.at, 6)) for t in tl] == [
+        ("QUEUED", 0.0),
+        ("VALIDATING", 0.3),
+        ("VALIDATED", 1.0),
+        ("STARTED", 1.0),
+        ("RUNNING", 1.2),
+        ("PAUSED", 2.1),
+        ("STARTED", 12.1),
+        ("RUNNING", 12.3),
+        ("SUCCESS", 14.4),
+    ]
+    assert [steps_done(plan, None, None, 1.0, t, pauses) for t in (2.1, 12.2, 12.6, 99)] == [
+        3,
+        3,
+        4,
+        10,
+    ]
+    with_pause = checkpoints(plan, None, None, 1.0, pauses)
+    without = checkpoints(plan, None, None, 1.0)
+    # The same checkpoints with the same metrics; those after the pause come 10.2 s later.
+    assert [c.step for c in with_pause] == [c.step for c in without]
+    assert [c.train_loss for c in with_pause] == [c.train_loss for c in without]
+    assert [round(b.at - a.at, 6) for a, b in zip(without, with_pause, strict=True)] == [
+        0.0
+    ] * 3 + [10.2] * 7
+
+
+def test_a_job_paused_for_good_never_finishes() -> None:
+    plan = JobPlan(job_id="p", created=0.0, steps=10, auto_start=True)
+    pauses = [Pause(2.1)]
+    assert [t.status for t in timeline(plan, None, None, 1.0, pauses)][-1] == "PAUSED"
+    assert [c.step for c in checkpoints(plan, None, None, 1.0, pauses)] == [1, 2, 3]
+    assert steps_done(plan, None, None, 1.0, 1e9, pauses) == 3
+    # Cancelled while paused: cancelled, with what it trained.
+    tl = timeline(plan, None, 50.0, 1.0, pauses)
+    assert [t.status for t in tl][-3:] == ["PAUSED", "CANCELLATION_REQUESTED", "CANCELLED"]
+
+
+def test_two_pauses() -> None:
+    plan = JobPlan(job_id="p", created=0.0, steps=10, auto_start=True, fail_step=9)
+    pauses = [Pause(1.5, 3.0), Pause(4.0, 5.0)]
+    tl = timeline(plan, None, None, 1.0, pauses)
+    assert [t.status for t in tl] == [
+        "QUEUED",
+        "VALIDATING",
+        "VALIDATED",
+        "STARTED",
+        "RUNNING",
+        "PAUSED",
+        "STARTED",
+        "RUNNING",
+        "PAUSED",
+        "STARTED",
+        "RUNNING",
+        "FAILED",
+    ]
+    # 0.3 s trained before the first pause, 0.8 s before the second, 1.6 s after: 2.7 s.
+    assert tl[-1].at == pytest.approx(5.2 + 1.6)
+    assert [c.step for c in checkpoints(plan, None, None, 1.0, pauses)] == list(range(1, 9))

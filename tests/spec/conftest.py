@@ -10,7 +10,6 @@ from click.testing import Result
 from spec_helpers import EXAMPLE_SPECS, VALID_CHAT_LINE, WriteTree
 from typer.testing import CliRunner
 
-import reconciler.cli.cmd_validate  # noqa: F401  (registers validate/schema on the app)
 from reconciler.cli.app import app
 
 

@@ -20,6 +20,7 @@ from click.testing import Result
 from spec_helpers import VALID_CHAT_LINE, WriteTree
 
 from reconciler.spec.schema import SCHEMA_FILENAME, schema_text, spec_reference_markdown
+from tests.cli_inprocess import run_cli
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 Cli = Callable[..., Result]
@@ -269,6 +270,7 @@ def test_committed_schema_passes_check(cli: Cli, repo_root: Path) -> None:
 
 
 def test_console_entry_point_runs_validate(example_dir: Path, repo_root: Path) -> None:
+    # The one run through the interpreter: `python -m reconciler` reaches the command.
     env = {**os.environ, "PYTHONPATH": str(repo_root)}
     ok = subprocess.run(
         [sys.executable, "-m", "reconciler", "validate", "specs.yaml"],
@@ -281,16 +283,9 @@ def test_console_entry_point_runs_validate(example_dir: Path, repo_root: Path) -
     )
     assert ok.returncode == 0, ok.stderr
     assert "FineTuningJob/dumbledore-v1 → job.dumbledore-v1" in ok.stdout
+    # Bad input through the same entry point, in this process: a clean error, exit 1.
     (example_dir / "bad.yaml").write_bytes(b"kind: Dataset\n\x00\x01garbage")
-    bad = subprocess.run(
-        [sys.executable, "-m", "reconciler", "validate", "."],
-        cwd=example_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    bad = run_cli(["validate", "."], cwd=example_dir, env=env)
     assert bad.returncode == 1
     assert "bad.yaml:2:1: error: file contains NUL bytes" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr

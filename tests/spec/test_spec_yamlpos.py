@@ -1,11 +1,42 @@
-"""YAML reading with positions: floats, duplicate keys, syntax errors, unreadable bytes."""
+"""YAML reading with positions: floats, duplicate keys, syntax errors, unreadable bytes.
+
+Every test runs with the pure-Python loader and, where PyYAML has it, libyaml's.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.errors import Location
+from reconciler.spec import yamlpos
 from reconciler.spec.yamlpos import decode_text, load_yaml_text
+
+REPO = Path(__file__).resolve().parents[2]
+LOADERS = [yamlpos.PurePositionLoader]
+if yamlpos.LIBYAML:
+    LOADERS.append(yamlpos.CPositionLoader)
+
+
+@pytest.fixture(autouse=True, params=LOADERS, ids=lambda loader: loader.__name__)
+def position_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run the test with this loader class."""
+    monkeypatch.setattr(yamlpos, "PositionLoader", request.param)
+    return request.param
+
+
+def _repository_yaml_texts() -> list[Any]:
+    """(path, text) of every YAML file of the repository's specs, examples and corpus."""
+    found = []
+    for root in ("specs", "examples", "tests/spec/corpus"):
+        for path in sorted((REPO / root).rglob("*.y*ml")):
+            name = str(path.relative_to(REPO))
+            text, _ = decode_text(path.read_bytes(), name)
+            if text is not None:  # the corpus holds binary files on purpose
+                found.append(pytest.param(name, text, id=name))
+    return found
 
 
 @pytest.mark.parametrize(
@@ -123,3 +154,53 @@ def test_non_string_keys_are_kept_and_complex_keys_reported() -> None:
     docs, problems = load_yaml_text("1: a\n? [x]\n: b\n", "k.yaml")
     assert docs[0].data == {1: "a"}
     assert [p.code for p in problems] == ["yaml-syntax"]
+
+
+def test_non_printable_character_is_located_by_character_not_byte() -> None:
+    # libyaml reports the offset in UTF-8 bytes; the column must count characters.
+    docs, problems = load_yaml_text("a: 1\nb: ééé😀\x07\n", "u.yaml")
+    assert docs == []
+    assert [(p.code, p.location) for p in problems] == [("binary-file", Location("u.yaml", 2, 8))]
+    assert "#x0007" in problems[0].message
+
+
+def test_columns_count_characters_after_non_ascii_text() -> None:
+    docs, problems = load_yaml_text("name: é😀\nx: [ça, 1]\n", "c.yaml")
+    assert problems == []
+    assert docs[0].value_locations[("x", 1)] == Location("c.yaml", 2, 9)
+
+
+def test_unknown_tags_are_syntax_problems_and_known_ones_construct() -> None:
+    docs, problems = load_yaml_text("a: !!binary aGk=\nb: 2001-12-14\nc: ~\nd: yes\n", "t.yaml")
+    assert problems == []
+    assert docs[0].data["a"] == b"hi" and str(docs[0].data["b"]) == "2001-12-14"
+    assert docs[0].data["c"] is None and docs[0].data["d"] is True
+    _, problems = load_yaml_text("a: !custom x\n", "t.yaml")
+    assert [(p.code, p.location) for p in problems] == [("yaml-syntax", Location("t.yaml", 1, 4))]
+
+
+def test_libyaml_is_used_when_available() -> None:
+    # The fast path must not silently fall back when PyYAML has libyaml.
+    assert yamlpos.LIBYAML == hasattr(__import__("yaml"), "CSafeLoader")
+    if yamlpos.LIBYAML:
+        assert issubclass(yamlpos.CPositionLoader, __import__("yaml").CSafeLoader)
+
+
+@pytest.mark.skipif(not yamlpos.LIBYAML, reason="PyYAML without libyaml")
+@pytest.mark.parametrize(("name", "text"), _repository_yaml_texts())
+def test_both_loaders_read_the_repository_specs_alike(
+    name: str, text: str, position_loader: Any
+) -> None:
+    # Same data and locations; only syntax error wording is the parser's own.
+    docs, problems = load_yaml_text(text, name)
+    other = (
+        yamlpos.CPositionLoader
+        if position_loader is yamlpos.PurePositionLoader
+        else yamlpos.PurePositionLoader
+    )
+    yamlpos.PositionLoader = other  # restored by the autouse fixture
+    other_docs, other_problems = load_yaml_text(text, name)
+    assert docs == other_docs
+    assert [(p.code, p.location) for p in problems] == [
+        (p.code, p.location) for p in other_problems
+    ]

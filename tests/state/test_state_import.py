@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import reconciler.cli.commands  # noqa: F401 - registers the commands
 from reconciler.cli.app import app
+from reconciler.engine.importer import import_object
 from reconciler.engine.state_file import FileStateBackend
+from reconciler.errors import StateError
 
 KEY_ENV = "RECONCILER_TEST_STATE_SANDBOX_KEY"
 KEY = "state-import-test-key"
@@ -175,3 +176,33 @@ def test_import_errors_change_nothing(
     assert code == 1
     assert message in err
     assert state_file.read_bytes() == before
+
+
+def test_import_checks_the_state_before_preparing_data_or_connecting(
+    tmp_path: Path, applied: Path
+) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(applied, project, ignore=shutil.ignore_patterns("*.lock"))
+    backend = FileStateBackend(project / ".reconciler" / "state.json")
+    state = backend.read()
+    assert state is not None
+    job_id = state.resources["job.job0"].remote_id
+    called: list[str] = []
+
+    def never(what: str) -> Any:
+        def build() -> Any:
+            called.append(what)
+            raise AssertionError(f"{what} built before the state check")
+
+        return build
+
+    with pytest.raises(StateError, match=f"{job_id}: already managed as job.job0"):
+        import_object(
+            "job.other",
+            job_id,
+            backend=backend,
+            client=never("client"),
+            desired=never("desired state"),
+            target="the sandbox",
+        )
+    assert called == []

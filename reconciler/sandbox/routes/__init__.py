@@ -1,4 +1,5 @@
-"""The sandbox's HTTP endpoints: one router per resource, plus the sandbox's own hooks.
+"""The Mistral dialect's HTTP endpoints: one router per resource, plus the sandbox's own
+hooks (which the OpenAI dialect, :mod:`..openai`, mounts too).
 
 Every response body has the exact shape of the Mistral OpenAPI contract. Errors:
 ``{"detail": "..."}`` for 401/403/404/409/413 and business-rule 422s, FastAPI's

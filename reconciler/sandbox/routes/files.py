@@ -1,6 +1,6 @@
 """The files resource: upload, list, retrieve, delete, download, signed URLs.
 
-Uploads stream to a temporary file under ``data_dir/tmp`` while they are hashed, are checked
+Uploads stream to a temporary file (:mod:`..uploads`) while they are hashed, are checked
 with the shared training-data rules (:mod:`..validation`) and are then moved into the store,
 or deduplicated on (content, filename). Responses have the contract's ``UploadFileOut``,
 ``ListFilesOut``, ``RetrieveFileOut``, ``DeleteFileOut`` and ``FileSignedURL`` shapes.
@@ -15,18 +15,21 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse
 
 from reconciler.sandbox.bodies import upload_too_large_text
 from reconciler.sandbox.records import FileRecord
 from reconciler.sandbox.routes.common import ConfigDep, PageQ, PageSizeQ, StoreDep, detail
 from reconciler.sandbox.store import Store
-from reconciler.sandbox.validation import MAX_QUOTED_PROBLEMS, UploadCheck, check_upload
+from reconciler.sandbox.uploads import TooLarge, download, file_record, safe_filename, staged
+from reconciler.sandbox.validation import UploadCheck, check_upload, quote
 
-#: Copy uploads in chunks of this size (never the whole file in memory).
-CHUNK = 1024 * 1024
+#: Sample types a Mistral fine-tuning file may hold.
+SAMPLE_TYPES = ("instruct", "pretrain")
 #: Share of invalid samples above which an upload is refused: no job could skip that many.
 MAX_INVALID_FRACTION = 0.5
+#: Longest ``expiry`` of an upload, in hours (a hundred years); the contract sets no bound,
+#: but the expiry time must stay a number the database holds.
+MAX_EXPIRY_HOURS = 876_600
 
 router = APIRouter()
 
@@ -57,7 +60,7 @@ def upload_file(
     file: Annotated[UploadFile, File()],
     purpose: Annotated[Literal["fine-tune", "batch", "ocr"] | None, Form()] = None,
     visibility: Annotated[Literal["workspace", "user"], Form()] = "workspace",
-    expiry: Annotated[int | None, Form(ge=1)] = None,
+    expiry: Annotated[int | None, Form(ge=1, le=MAX_EXPIRY_HOURS)] = None,
 ) -> Any:
     filename = safe_filename(file.filename or "")
     if not filename:
@@ -73,63 +76,30 @@ def upload_file(
             f"Invalid file format: {filename!r}. The fine-tuning API only supports .jsonl "
             "files; rename it or convert it to JSON Lines.",
         )
-    tmp = store.data_dir / "tmp" / f"upload-{uuid.uuid4().hex}"
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with tmp.open("wb") as out:
-            while chunk := file.file.read(CHUNK):
-                size += len(chunk)
-                if size > config.max_upload_bytes:
-                    raise _TooLarge
-                digest.update(chunk)
-                out.write(chunk)
-        sample_type = "batch_request"
-        num_lines: int | None = None
-        samples = invalid = 0
-        approx_tokens = size // 4
-        if purpose == "fine-tune":
-            report = check_upload(tmp, filename)
-            refusal = _refusal(filename, report)
-            if refusal:
-                tmp.unlink(missing_ok=True)
-                return detail(422, refusal)
-            assert report.sample_type is not None
-            sample_type = report.sample_type
-            num_lines = report.num_lines
-            samples, invalid = report.samples, report.invalid
-            approx_tokens = max(report.approx_tokens, 1)
-    except _TooLarge:
-        tmp.unlink(missing_ok=True)
+        with staged(store, file, config.max_upload_bytes) as upload:
+            report = None
+            if purpose == "fine-tune":
+                report = check_upload(upload.path, filename)
+                refusal = _refusal(filename, report)
+                if refusal:
+                    return detail(422, refusal)
+            created = int(store.clock.now())
+            record = file_record(
+                upload,
+                report,
+                file_id=str(uuid.uuid4()),
+                filename=filename,
+                purpose=purpose,
+                created=created,
+                content_type=file.content_type,
+                expires_at=created + expiry * 3600 if expiry else None,
+                visibility=visibility,
+                untyped="batch_request",
+            )
+            return file_out(store.add_file(upload.path, record))
+    except TooLarge:
         return detail(413, upload_too_large_text(config.max_upload_bytes))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    sha = digest.hexdigest()
-    created = int(store.clock.now())
-    record = FileRecord(
-        id=str(uuid.uuid4()),
-        filename=filename,
-        bytes=size,
-        created_at=created,
-        purpose=purpose,
-        sample_type=sample_type,
-        source="upload",
-        num_lines=num_lines,
-        mimetype=(
-            "application/jsonl"
-            if filename.lower().endswith(".jsonl")
-            else (file.content_type or "application/octet-stream")
-        ),
-        signature=sha[:16],
-        expires_at=created + expiry * 3600 if expiry else None,
-        visibility=visibility,
-        sha256=sha,
-        samples=samples,
-        invalid=invalid,
-        approx_tokens=approx_tokens,
-    )
-    return file_out(store.add_file(tmp, record))
 
 
 @router.get("/v1/files")
@@ -183,18 +153,9 @@ def delete_file(store: StoreDep, file_id: UUID) -> Any:
     return {"id": str(file_id), "object": "file", "deleted": True}
 
 
-def _download(store: Store, file: FileRecord) -> FileResponse:
-    # Names are cleaned on upload; cleaned again for files stored by an older sandbox.
-    return FileResponse(
-        store.file_path(file.id),
-        media_type="application/octet-stream",
-        filename=safe_filename(file.filename) or file.id,
-    )
-
-
 @router.get("/v1/files/{file_id}/content")
 def download_file(store: StoreDep, file_id: UUID) -> Any:
-    return _download(store, _file_or_404(store, file_id))
+    return download(store, _file_or_404(store, file_id))
 
 
 @router.get("/v1/files/{file_id}/url")
@@ -230,38 +191,23 @@ def signed_download(store: StoreDep, file_id: UUID, expires: int, token: str) ->
         return detail(403, "Invalid signature: request a new URL with GET /v1/files/{id}/url.")
     if expires < store.clock.now():
         return detail(403, "This signed URL has expired: request a new one.")
-    return _download(store, _file_or_404(store, file_id))
-
-
-class _TooLarge(Exception):
-    """The upload passed the size limit while being copied."""
-
-
-def safe_filename(name: str) -> str:
-    """The name an uploaded file is stored and served under: its last path component.
-
-    ``../../x.jsonl`` and ``C:\\data\\x.jsonl`` become ``x.jsonl``; control characters
-    (which could split a ``Content-Disposition`` header) are dropped. An empty result (``..``,
-    ``dir/``) means the upload has no usable name.
-    """
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(ch for ch in base if ch.isprintable()).strip()
-    return "" if base in (".", "..") else base
+    return download(store, _file_or_404(store, file_id))
 
 
 def _refusal(filename: str, report: UploadCheck) -> str | None:
     """Why an uploaded fine-tuning file is refused, or None to accept it."""
-    quoted = "; ".join(p.render() for p in report.problems[:MAX_QUOTED_PROBLEMS])
-    more = len(report.problems) - MAX_QUOTED_PROBLEMS
-    if more > 0:
-        quoted += f"; and {more} more"
     if report.samples == 0:
         return f"Invalid file format: {filename!r} is empty; it needs one JSON sample per line."
     if report.sample_type is None or report.invalid_fraction > MAX_INVALID_FRACTION:
         return (
             f"Invalid file format: {filename!r}: {report.invalid} of {report.samples} samples "
-            f"break the training-data rules: {quoted}. Fix these lines (run `reconciler "
-            "validate`) and upload again."
+            f"break the training-data rules: {quote(report.problems)}. Fix these lines (run "
+            "`reconciler validate`) and upload again."
+        )
+    if report.sample_type not in SAMPLE_TYPES:
+        return (
+            f"Invalid file format: {filename!r} holds {report.sample_type} samples; Mistral "
+            "fine-tuning takes chat samples ('messages') or pretrain samples ('text')."
         )
     return None
 

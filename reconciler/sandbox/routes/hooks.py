@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from reconciler.sandbox.database import INT64_MAX
 from reconciler.sandbox.routes.common import StoreDep
 
 router = APIRouter()
@@ -17,7 +18,7 @@ def health() -> Any:
 
 
 @router.get("/sandbox/journal")
-def journal(store: StoreDep, since: Annotated[int, Query(ge=0)] = 0) -> Any:
+def journal(store: StoreDep, since: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0) -> Any:
     return store.journal(since)
 
 

@@ -171,7 +171,7 @@ def render_job(store: Store, job: JobRecord, *, detailed: bool) -> dict[str, Any
             trained_tokens = job_rules.train_tokens(job)
         elif lifecycle.start_time(plan, job.started, scale) is not None:
             done = lifecycle.steps_done(
-                plan, job.started, job.cancel_requested, scale, store.clock.now()
+                plan, job.started, job.cancel_requested, scale, store.clock.now(), job.pauses
             )
             trained_tokens = done * job.tokens_per_step
     out: dict[str, Any] = {

@@ -1,0 +1,1 @@
+"""Fine-tuning services behind one interface (:mod:`reconciler.providers.base`)."""

@@ -1,0 +1,128 @@
+"""Real LoRA training of the tiny Mistral model on the CPU, through the trainer's entrypoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from train_helpers import check_training_outputs, need_train_extra, tiny_job, write_job
+
+from reconciler.train.__main__ import main
+from reconciler.train.job import TrainJob, TrainResult
+
+
+def test_training_lowers_the_loss_and_writes_adapters_that_load(
+    tiny_model: Path, chat_files: dict[str, Path], tmp_path: Path
+) -> None:
+    job = write_job(tmp_path / "job.json", **tiny_job(tiny_model, chat_files, tmp_path / "out"))
+    assert main([str(job)]) == 0
+    check_training_outputs(tmp_path / "out", tiny_model)
+
+
+def test_a_failing_run_still_writes_its_result(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    files = {"train": questions, "extra": questions, "valid": questions}
+    job = write_job(tmp_path / "job.json", **tiny_job(tiny_model, files, tmp_path / "out"))
+    # What an earlier run on the same output left must not be taken for this run's.
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "metrics.jsonl").write_text('{"step_number": 5}\n')
+    (tmp_path / "out" / "result.json").write_text('{"status": "succeeded"}')
+    assert main([str(job)]) == 1
+    assert (tmp_path / "out" / "metrics.jsonl").read_text() == ""
+    assert "no sample with an assistant message" in capsys.readouterr().err
+    result = TrainResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
+    assert result.status == "failed"
+    assert result.message is not None and "questions.jsonl" in result.message
+    assert result.steps_completed == 0
+
+
+def test_an_invalid_job_description_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = write_job(
+        tmp_path / "job.json",
+        base_model="m",
+        training_files=[{"uri": "t.jsonl"}],
+        hyperparameters={"learning_rate": 1e-4},
+        output_uri=str(tmp_path / "out"),
+    )
+    assert main([str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "not a valid training job description" in err
+    assert "exactly one of 'training_steps' and 'epochs'" in err
+    assert not (tmp_path / "out").exists()
+    assert main([str(tmp_path / "missing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_schema_is_printable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "TrainJob"
+    assert {"base_model", "training_files", "hyperparameters", "output_uri"} <= set(
+        schema["required"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "factor"),
+    [(0, 0.5), (1, 1.0), (2, 1.0), (11, 0.5), (19, 1 / 18), (20, 0.0)],
+)
+def test_learning_rate_warms_up_then_decays_linearly(step: int, factor: float) -> None:
+    need_train_extra()
+    from reconciler.train.trainer import lr_factor
+
+    # 20 steps, warmup_fraction 0.1: two warm-up steps, then 18 steps down to zero.
+    assert lr_factor(step, 20, 0.1) == pytest.approx(factor)
+
+
+def test_epochs_become_steps(chat_files: dict[str, Path], tmp_path: Path) -> None:
+    need_train_extra()
+    from reconciler.train.trainer import total_steps
+
+    job = TrainJob.model_validate(
+        {
+            "base_model": "m",
+            "training_files": [
+                {"uri": str(chat_files["train"])},
+                {"uri": str(chat_files["extra"])},
+            ],
+            "hyperparameters": {"epochs": 1.5, "batch_size": 4},
+            "output_uri": str(tmp_path),
+        }
+    )
+    # 52 samples * 1.5 epochs / (4 per step * 2 processes) = 9.75 -> 10 steps
+    assert total_steps(job, world=2) == 10
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_data_parallel_processes(
+    tiny_model: Path, chat_files: dict[str, Path], tmp_path: Path, repo_root: Path
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    job = write_job(tmp_path / "job.json", **tiny_job(tiny_model, chat_files, tmp_path / "out"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2"]
+    done = subprocess.run(
+        [*torchrun, "--master-addr=127.0.0.1", f"--master-port={port}"]
+        + ["-m", "reconciler.train", str(job)],
+        env={**os.environ, "PYTHONPATH": str(repo_root), "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("training succeeded") == 1  # rank 0 alone reports
+    check_training_outputs(tmp_path / "out", tiny_model)
+    result = TrainResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
+    assert result.processes == 2

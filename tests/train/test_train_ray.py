@@ -1,0 +1,134 @@
+"""The Ray Jobs API client against a real local Ray head, with the trainer as the job."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from train_helpers import check_training_outputs, tiny_job
+
+from reconciler.errors import DuplicateSubmissionError, NotFoundError, TransportError
+from reconciler.ray import RayJobsClient, job_status, upload_dataset
+from reconciler.train.job import RunLayout, TrainResult
+from reconciler.train.storage import write_bytes
+
+FAKE_KEY = "wandbkey0000000000000000000000000000000000"
+"""Stands for a secret travelling in the runtime environment; must never come back."""
+
+
+@pytest.mark.parametrize(
+    ("ray", "ours"),
+    [
+        ("PENDING", "QUEUED"),
+        ("RUNNING", "RUNNING"),
+        ("SUCCEEDED", "SUCCESS"),
+        ("FAILED", "FAILED"),
+        ("STOPPED", "CANCELLED"),
+        ("stopped", "CANCELLED"),
+        ("SOMETHING_NEW", "UNKNOWN"),
+    ],
+)
+def test_status_mapping(ray: str, ours: str) -> None:
+    assert job_status(ray) == ours
+
+
+def test_an_unreachable_head_is_a_transport_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens
+    with RayJobsClient(f"http://127.0.0.1:{port}", timeout=5) as client:
+        with pytest.raises(TransportError, match="could not connect"):
+            client.version()
+
+
+def _submit_trainer(
+    client: RayJobsClient, job: dict[str, object], storage: Path, repo_root: Path
+) -> tuple[str, RunLayout]:
+    """Write the job description to storage and submit the trainer on it."""
+    submission_id = f"reconciler-test-{uuid.uuid4().hex[:12]}"
+    layout = RunLayout(str(storage / "runs" / submission_id))
+    write_bytes(layout.job, json.dumps({**job, "output_uri": layout.output_uri}).encode())
+    client.submit(
+        f"{shlex.quote(sys.executable)} -m reconciler.train {shlex.quote(layout.job)}",
+        submission_id=submission_id,
+        runtime_env={
+            # The code under test (a checkout need not be the installed one), no hub access.
+            "env_vars": {
+                "PYTHONPATH": str(repo_root),
+                "HF_HUB_OFFLINE": "1",
+                "WANDB_API_KEY": FAKE_KEY,
+            }
+        },
+        metadata={"address": "job.tiny", "fingerprint": "abc123"},
+        entrypoint_num_cpus=1,
+    )
+    return submission_id, layout
+
+
+def test_the_trainer_runs_as_a_ray_job_exactly_once(
+    ray_address: str,
+    tiny_model: Path,
+    chat_files: dict[str, Path],
+    tmp_path: Path,
+    repo_root: Path,
+) -> None:
+    storage = tmp_path / "storage"
+    stored = {name: upload_dataset(path, str(storage)) for name, path in chat_files.items()}
+    assert all(s.uri.startswith(f"{storage}/datasets/") for s in stored.values())
+    files = {name: Path(s.uri) for name, s in stored.items()}
+    with RayJobsClient(ray_address) as client:
+        submission_id, layout = _submit_trainer(
+            client, tiny_job(tiny_model, files, storage), storage, repo_root
+        )
+        with pytest.raises(DuplicateSubmissionError) as info:
+            client.submit("echo a second run", submission_id=submission_id)
+        assert info.value.submission_id == submission_id
+        assert info.value.status == 500
+
+        job = client.wait(submission_id, timeout=300)
+        logs = client.logs(submission_id)
+        assert job.status == "SUCCEEDED", logs[-3000:]
+        assert job.reconciler_status == "SUCCESS"
+        assert job.metadata == {"address": "job.tiny", "fingerprint": "abc123"}
+        assert job.runtime_env["env_vars"]["WANDB_API_KEY"] == "***"
+        assert FAKE_KEY not in job.model_dump_json()
+        same = [j for j in client.list_jobs() if j.submission_id == submission_id]
+        assert len(same) == 1 and "reconciler.train" in same[0].entrypoint
+        assert "checkpoint 20" in logs and "a second run" not in logs
+        assert FAKE_KEY not in logs
+        with pytest.raises(NotFoundError):
+            client.get(f"{submission_id}-missing")
+    check_training_outputs(Path(layout.output_uri), tiny_model)
+
+
+def test_stopping_the_ray_job_cancels_the_run(
+    ray_address: str,
+    tiny_model: Path,
+    chat_files: dict[str, Path],
+    tmp_path: Path,
+    repo_root: Path,
+) -> None:
+    job = tiny_job(tiny_model, chat_files, tmp_path)
+    job["hyperparameters"] = {**job["hyperparameters"], "training_steps": 100_000}
+    with RayJobsClient(ray_address) as client:
+        submission_id, layout = _submit_trainer(client, job, tmp_path / "storage", repo_root)
+        deadline = time.monotonic() + 180
+        while "step " not in client.logs(submission_id):
+            assert time.monotonic() < deadline, client.logs(submission_id)[-3000:]
+            assert not client.get(submission_id).is_terminal, client.logs(submission_id)[-3000:]
+            time.sleep(1)
+        assert client.stop(submission_id) is True
+        stopped = client.wait(submission_id, timeout=60)
+        assert stopped.status == "STOPPED"
+        assert stopped.reconciler_status == "CANCELLED"
+        assert client.stop(submission_id) is False
+    result = TrainResult.model_validate_json(Path(layout.result).read_text())
+    assert result.status == "cancelled"
+    assert result.message == "stopped by signal SIGTERM"
+    assert 0 < result.steps_completed < 100_000

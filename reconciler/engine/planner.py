@@ -17,7 +17,8 @@ Rules (PRODUCT.md §3):
 * A remote job that is what a spec not in the state asks for (:mod:`reconciler.identity`)
   is a possible duplicate: its create is blocked with an ``import`` hint (or, when another
   address holds it, the ``state rm`` + ``import`` that moves it), never silently adopted or
-  duplicated. Jobs an address held before a replacement are not duplicates.
+  duplicated. Jobs an address held before a replacement are not duplicates, nor are
+  cancelled jobs (they train nothing).
 * Every job the plan creates, replaces or starts carries its cost estimate
   (``options.price``, called for those jobs only; a validated job keeps the remote's figure).
 * Addresses in the state that the specs no longer name are listed; only ``prune`` acts on
@@ -567,7 +568,9 @@ def _twin(job: DesiredJob, world: _World) -> dict[str, Any] | None:
     """A remote job this job's request would make, that no record says was made otherwise.
 
     Jobs an address held before a replacement (history) are not twins: their record says
-    which request made them. The newest twin is returned.
+    which request made them. Nor are cancelled jobs: they train nothing and make no model,
+    so a new job duplicates nothing (e.g. the job a proxy made of a ``dry_run`` request,
+    cancelled at once by ``plan --remote-estimate``). The newest twin is returned.
     """
     identity = RequestIdentity.of_content(job.identity, world.file_ids)
     if identity is None:
@@ -575,9 +578,16 @@ def _twin(job: DesiredJob, world: _World) -> dict[str, Any] | None:
     twins = [
         j
         for jid, j in world.observed.jobs.items()
-        if (jid in world.bound or jid not in world.held) and remote_is(identity, j)
+        if (jid in world.bound or jid not in world.held)
+        and not _cancelled(j)
+        and remote_is(identity, j)
     ]
     return max(twins, key=lambda j: j.get("created_at") or 0) if twins else None
+
+
+def _cancelled(remote: Mapping[str, Any]) -> bool:
+    status = JobStatus.of(remote.get("status"))
+    return status is not None and status.is_cancelled
 
 
 def _duplicate_message(job: DesiredJob, twin: Mapping[str, Any], world: _World) -> str:

@@ -321,3 +321,7 @@ def test_remote_estimate_is_opt_in_and_a_job_answered_instead_is_cancelled(
         (made,) = client.list_jobs()
     assert f"job.job0: job {made.id} cancelled" in failed.stderr
     assert made.status in ("CANCELLED", "CANCELLATION_REQUESTED")
+    # That cancelled job trained nothing: it is no possible duplicate of the job to create.
+    specs.write_text(specs.read_text().replace(proxy.base_url, sandbox.base_url))
+    again = cli.run("plan", "--detailed-exitcode", check=2)
+    assert "+ job.job0" in again.stdout and "possible duplicate" not in again.stdout

@@ -311,6 +311,26 @@ def test_a_possible_duplicate_is_compared_with_the_remotes_defaults(
     assert bool(plan.changes[1].blocked) is blocked
 
 
+@pytest.mark.parametrize(
+    ("status", "blocked"),
+    [
+        ("SUCCESS", True),
+        ("RUNNING", True),
+        ("FAILED", True),
+        ("CANCELLATION_REQUESTED", False),
+        ("CANCELLED", False),
+    ],
+)
+def test_a_cancelled_remote_job_is_not_a_possible_duplicate(status: str, blocked: bool) -> None:
+    # A job that a proxy made of a dry_run request, which plan --remote-estimate cancelled at
+    # once, trained nothing: it must not block the create of the job it was priced for.
+    st = state_with(DS, file_ids={FA: "f1"}, job_ids={})
+    remote = remote_job("j7", DS.jobs[JA], {FA: "f1"}, status)
+    plan = build_plan(DS, st, observed([remote_file("f1", F)], [remote]), PlanOptions())
+    assert plan.changes[1].action is Action.CREATE
+    assert bool(plan.changes[1].blocked) is blocked
+
+
 def test_a_job_an_address_held_before_is_not_a_duplicate_but_one_an_orphan_holds_is() -> None:
     other = resolved_job("other", dataset="d", suffix="o")
     ds = desired([F], [J, other])

@@ -8,12 +8,12 @@ uploads are not supported: upload without the proxy).
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
+
+from tests.local_http import LocalHTTPServer
 
 _HOP_BY_HOP = {
     "connection",
@@ -26,11 +26,11 @@ _HOP_BY_HOP = {
 }
 
 
-class DroppingProxy:
+class DroppingProxy(LocalHTTPServer):
     """Forwards to ``upstream``, without the query parameters named in ``drop``.
 
     Attributes:
-        base_url: where it listens (valid once entered).
+        base_url: where it listens (served once entered).
         dropped: how many requests lost a parameter.
     """
 
@@ -39,12 +39,7 @@ class DroppingProxy:
         self.drop = drop
         self.dropped = 0
         self._client = httpx.Client(base_url=upstream, timeout=30)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler())
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -76,16 +71,6 @@ class DroppingProxy:
 
         return Handler
 
-    def __enter__(self) -> DroppingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def close(self) -> None:
+        """Close the client to the upstream."""
         self._client.close()

@@ -404,7 +404,7 @@ def with_approved(plan: Plan, approved: Mapping[str, CostEstimate]) -> Plan:
     a budget when reviewed is still refused, while a plan file edited to show less than what
     apply computes now cannot loosen the check.
     """
-    higher = {
+    higher: dict[str, CostEstimate] = {
         c.address: approved[c.address]
         for c in plan.costly
         if c.action.makes_new

@@ -47,7 +47,7 @@ class Prepared:
     Attributes:
         desired: the desired state.
         digest: digest of the specs and the prepared data contents (saved-plan freshness).
-        warnings: dataset warnings (rendered, one line each).
+        warnings: warnings of the spec loader and the datasets (rendered, one line each).
     """
 
     desired: DesiredState
@@ -71,7 +71,7 @@ def prepare(ws: Workspace, *, exact_tokens: bool = False) -> Prepared:
     )
     warnings = tuple(
         ": ".join(str(x) for x in (p.location, p.subject, p.message) if x)
-        for p in check.problems
+        for p in (*ws.specs.warnings, *check.problems)  # the loader's: entries it skipped
         if p.severity is not Severity.ERROR
     )
     return Prepared(desired=desired, digest=digest, warnings=warnings)
@@ -188,6 +188,8 @@ class PlanRequest:
         approved_costs: estimates already reviewed, by job address (a saved plan's): each
             stands in for the local one of a job the plan creates where it is higher, or where
             there is none (:func:`~reconciler.engine.costs.with_approved`).
+        rebind: the workspace moved to another target on purpose; a state bound to the old
+            one is accepted and apply records the new target (:meth:`Workspace.read_state`).
     """
 
     spec_paths: tuple[str, ...] = ()
@@ -200,11 +202,13 @@ class PlanRequest:
     max_cost: float | None = None
     exact_tokens: bool = False
     approved_costs: Mapping[str, CostEstimate] = field(default_factory=dict)
+    rebind: bool = False
 
     @classmethod
     def of_saved(cls, plan: Plan, given: PlanRequest | None = None) -> PlanRequest:
         """The request to make a saved plan again: its paths and options, its cost
-        estimates, and the lower of its ``max_cost`` and the one ``given`` now (if any)."""
+        estimates, the lower of its ``max_cost`` and the one ``given`` now (if any), and the
+        token counting and ``rebind`` given now."""
         now = given.max_cost if given is not None else None
         caps = [c for c in (plan.options.max_cost, now) if c is not None]
         return cls(
@@ -216,6 +220,7 @@ class PlanRequest:
             max_cost=min(caps) if caps else None,
             exact_tokens=given.exact_tokens if given is not None else False,
             approved_costs={c.address: c.cost for c in plan.changes if c.cost is not None},
+            rebind=given.rebind if given is not None else False,
         )
 
 
@@ -238,6 +243,14 @@ def make_plan(
         observed = refresh(ws.client())
     provider = ws.specs.provider.doc if ws.specs.provider else None
     estimator = costs.estimator_for(provider)
+    rebound = (
+        [
+            f"--rebind: the state belongs to {state.target.describe()}; apply binds it to "
+            f"{ws.binding.describe()}"
+        ]
+        if ws.rebinding and state is not None and state.target is not None
+        else []
+    )
     options = PlanOptions(
         targets=request.targets,
         selectors=request.selectors,
@@ -246,7 +259,7 @@ def make_plan(
         target_description=ws.target,
         spec_paths=request.spec_paths,
         spec_digest=prepared.digest,
-        notes=prepared.warnings,
+        notes=(*rebound, *prepared.warnings),
         storage_cost_per_model=estimator.storage_per_month,
         price=costs.pricer(estimator, prepared.desired) if request.estimate else None,
     )
@@ -281,8 +294,8 @@ class Planned:
 
 def plan_workspace(ws: Workspace, request: PlanRequest) -> Planned:
     """Prepare and refresh at once, read the state, and build the plan."""
+    state = ws.read_state(rebind=request.rebind)  # before anything is sent to the target
     prepared, observed = prepare_and_refresh(ws, exact_tokens=request.exact_tokens)
-    state = ws.backend.read()
     plan, observed = make_plan(ws, prepared, state, request, observed)
     return Planned(prepared=prepared, state=state, plan=plan, observed=observed)
 
@@ -440,8 +453,8 @@ def apply_workspace(
     with ws.backend.lock("apply", request.lock_timeout):
         if saved is not None:
             again = PlanRequest.of_saved(saved, request.plan)
+            state = ws.read_state(rebind=again.rebind)  # before anything is sent to the target
             prepared, observed = prepare_and_refresh(ws, exact_tokens=again.exact_tokens)
-            state = ws.backend.read()
             check_fresh(saved, state, prepared.digest)
             plan, _ = make_plan(ws, prepared, state, again, observed)
             check_approved(saved, plan)
@@ -456,6 +469,8 @@ def apply_workspace(
                 + "\n".join(f"  {e}" for e in plan.errors)
             )
         if not plan.has_changes and not (state is not None and state.intents):
+            if ws.rebinding and state is not None:
+                ws.backend.write(state, state.serial)  # nothing else to write: the new target
             return Applied(plan=plan, result=None)
         if saved is None and confirm is not None and not confirm(plan):
             raise ReconcilerError("Apply cancelled.")

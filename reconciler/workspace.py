@@ -1,31 +1,47 @@
 """The workspace: specs + state backend + API client for one command invocation.
 
-Commands that talk to the remote open a workspace from their spec PATHs. It decides the
-target from the Provider document — or, without one, the embedded sandbox (a sandbox server
-run inside this process on a loopback port, with its data under ``.reconciler/sandbox``
-beside the specs) — and says so on the first line of every command's output.
+Commands that talk to the remote open a workspace from their spec PATHs. Its root is found
+like git finds a repository (:mod:`reconciler.spec.root`); the state is
+``ROOT/.reconciler/state.json`` unless the Provider's ``state`` section says otherwise. It
+decides the target from the Provider document — or, without one, the embedded sandbox (a
+sandbox server run inside this process on a loopback port, with its data under
+``ROOT/.reconciler/sandbox``) — and every command says both on its first line
+(:attr:`Workspace.headline`).
 
 Opening a workspace first holds the specs against the operator's trust settings
 (:func:`check_trust`): the Provider's endpoint, every secret reference and every dataset path.
 Anything refused stops the command before a file is read or a request is sent.
+
+The state is bound to its target (:class:`~reconciler.engine.state_model.StateTarget`):
+:meth:`Workspace.read_state` refuses a state recorded for another remote unless the move is
+intended (``--rebind``), and writes record the target.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.engine.backends import open_backend
-from reconciler.engine.state_model import StateBackend
-from reconciler.errors import InvalidValueError, Location, Problem, SecretError, SpecError
+from reconciler.engine.state_file import FileStateBackend
+from reconciler.engine.state_model import EMBEDDED, State, StateBackend, StateTarget, check_target
+from reconciler.errors import (
+    InvalidValueError,
+    Location,
+    Problem,
+    SecretError,
+    SpecError,
+    StateError,
+)
 from reconciler.spec.loader import load_specs
 from reconciler.spec.models import Provider, SecretRef
 from reconciler.spec.resolved import LoadedDocument, SpecSet
+from reconciler.spec.root import MARKER_FILE, STATE_DIR, RootDiscovery
 from reconciler.spec.secrets import check_secret_ref
 from reconciler.spec.trust import ENDPOINTS_ENV, OFFICIAL_ENDPOINTS, TrustSettings, parse_endpoint
 
@@ -47,16 +63,27 @@ class Workspace:
         backend: the state backend the Provider names (file by default).
         target: one-line description of where commands act, e.g.
             ``embedded sandbox (.reconciler/sandbox)``.
+        binding: the remote the state is bound to when this workspace writes it.
         cache_dir: where prepared datasets and the hash cache live.
+        rebinding: whether :meth:`read_state` accepted a state bound to another target
+            (``--rebind``); the next write records :attr:`binding`.
+
+    Raises:
+        StateError: the PATHs reach more than one workspace, or the state would be created
+            although the specs already have one elsewhere (see :func:`check_one_state`).
     """
 
     def __init__(self, specs: SpecSet, *, parallelism: int | None = None) -> None:
+        # PATHs of several workspaces first: their files would otherwise be refused one by one
+        # as paths outside "the" workspace, which hides the real mistake.
+        check_one_state(specs.discovery, None)
         check_trust(specs)
         self.specs = specs
         provider = specs.provider.doc if specs.provider else None
         self.backend: StateBackend = open_backend(
             provider.state if provider else None,
-            specs.provider.base_dir if specs.provider else specs.root,
+            specs.root,
+            base_dir=specs.provider.base_dir if specs.provider else None,
             resolve_secret=self._resolve_provider_secret,
         )
         self.cache_dir = specs.root / ".reconciler" / "cache"
@@ -64,13 +91,56 @@ class Workspace:
         self._client: MistralClient | None = None
         self._sandbox: EmbeddedSandbox | None = None
         if provider is None:
-            self.target = f"embedded sandbox ({self._relative(self.sandbox_dir)})"
+            self.target = f"embedded sandbox ({_shown(self.sandbox_dir)})"
+            self.binding = StateTarget(provider="sandbox", endpoint=EMBEDDED)
         elif provider.type == "mistral":
-            self.target = f"mistral {provider.endpoint or MISTRAL_ENDPOINT}"
+            endpoint = provider.endpoint or MISTRAL_ENDPOINT
+            self.target = f"mistral {endpoint}"
+            self.binding = StateTarget(provider="mistral", endpoint=normalize_endpoint(endpoint))
         elif provider.endpoint:
             self.target = f"sandbox {provider.endpoint}"
+            self.binding = StateTarget(
+                provider="sandbox", endpoint=normalize_endpoint(provider.endpoint)
+            )
         else:
-            self.target = f"embedded sandbox ({self._relative(self.sandbox_dir)})"
+            self.target = f"embedded sandbox ({_shown(self.sandbox_dir)})"
+            self.binding = StateTarget(provider="sandbox", endpoint=EMBEDDED)
+        self.backend.bind(self.binding)
+        self.rebinding = False
+        try:
+            check_one_state(specs.discovery, self.backend)
+        except StateError:
+            self.backend.close()
+            raise
+
+    @property
+    def state_label(self) -> str:
+        """Which state this workspace uses: the file (relative to the current directory, and
+        ``(new)`` while it does not exist yet) or the backend's description."""
+        if isinstance(self.backend, FileStateBackend):
+            label = _shown(self.backend.path)
+            return label if self.backend.path.exists() else f"{label} (new)"
+        return self.backend.describe()
+
+    @property
+    def headline(self) -> str:
+        """The first line of every command: ``Target: ...; state: ...``."""
+        return f"Target: {self.target}; state: {self.state_label}"
+
+    def read_state(self, *, rebind: bool = False) -> State | None:
+        """The stored state, refused when it belongs to another target (unless ``rebind``).
+
+        With ``rebind`` (the user moved the workspace on purpose), a state bound elsewhere is
+        accepted, :attr:`rebinding` is set and the next write records the new target.
+
+        Raises:
+            StateError: the state is bound to another target and ``rebind`` is False.
+        """
+        state = self.backend.read()
+        if check_target(state, self.binding, self.state_label, rebind=rebind):
+            self.rebinding = True
+            self.backend.bind(self.binding, rebind=True)
+        return state
 
     @property
     def sandbox_dir(self) -> Path:
@@ -81,12 +151,6 @@ class Workspace:
     def embedded(self) -> bool:
         """Whether the target is the in-process sandbox."""
         return self.target.startswith("embedded sandbox")
-
-    def _relative(self, path: Path) -> str:
-        try:
-            return os.path.relpath(path)
-        except ValueError:
-            return str(path)
 
     def _resolve_provider_secret(self, ref: SecretRef) -> str:
         if self.specs.provider is None:  # no Provider, no postgres backend: never reached
@@ -231,25 +295,53 @@ def _secret_refs(
     return found
 
 
-def _check_spec_paths(paths: Sequence[Path]) -> None:
-    """Every PATH must be a directory of specs or a spec file (not a device, FIFO, socket)."""
-    problems = []
-    for path in paths:
-        try:
-            mode = path.stat().st_mode
-        except OSError:
-            continue  # a missing path: the loader says so in its words
-        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-            problems.append(
-                Problem(
-                    "not-a-spec-path",
-                    "neither a directory of specs nor a spec file",
-                    Location(str(path)),
-                    hint="name the directory that holds your specs, or a .yaml file",
-                )
-            )
-    if problems:
-        raise SpecError(problems, summary="nothing to load")
+def normalize_endpoint(url: str) -> str:
+    """An API base URL as a state records it: scheme and host lower-cased, no trailing ``/``."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+def check_one_state(discovery: RootDiscovery | None, backend: StateBackend | None) -> None:
+    """Refuse to use (and so perhaps create) a state when the specs have another one.
+
+    Without ``backend``, only whether the PATHs span several workspaces is checked.
+
+    Raises:
+        StateError: the PATHs span several workspaces; or the default state file does not
+            exist yet while some of the specs belong to a workspace below that has one.
+    """
+    if discovery is None:
+        return
+    here = _shown(discovery.root)
+    if discovery.conflicts:
+        others = ", ".join(_shown(r) for r in discovery.conflicts)
+        raise StateError(
+            f"the PATHs belong to different workspaces: {here} and {others}. Each workspace "
+            "has its own state; run the command once per workspace (give PATHs of one)."
+        )
+    default = isinstance(backend, FileStateBackend) and backend.path == discovery.state_file
+    if backend is None:
+        return
+    if not discovery.nested or not default or discovery.state_file.exists():
+        return
+    states = ", ".join(_shown(r / STATE_DIR) for r in discovery.nested)
+    first = _shown(discovery.nested[0])
+    raise StateError(
+        f"no state in {_shown(discovery.root / STATE_DIR)}, but the specs given belong to a "
+        f"workspace that has one: {states}. A second state is never created silently. Run "
+        f"the command on that workspace (e.g. 'reconciler plan {first}', or cd {first}); to "
+        f"make {here} the workspace instead, move that state here (mv {first}/{STATE_DIR} "
+        f"{here}/) or, to start a separate one on purpose, mark it with an empty "
+        f"{here}/{MARKER_FILE} and give only the PATHs that belong to it."
+    )
+
+
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
 
 
 def open_workspace(paths: Sequence[str | Path], *, parallelism: int | None = None) -> Workspace:
@@ -260,6 +352,5 @@ def open_workspace(paths: Sequence[str | Path], *, parallelism: int | None = Non
             specs are invalid, or the operator's trust settings refuse something they ask for.
     """
     targets = [Path(p) for p in paths] or [Path.cwd()]
-    _check_spec_paths(targets)
     specs = load_specs(targets)
     return Workspace(specs, parallelism=parallelism)

@@ -22,23 +22,24 @@ PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 RANKS: dict[str, int] = {
     "__init__": 0,
     "errors": 1,
+    "files": 2,
     "address": 0,
     "identity": 0,
     "redact": 0,
-    "spec": 2,
-    "client": 3,
-    "data": 3,
-    "train": 3,
-    "ray": 4,
-    "providers": 4,
-    "engine": 5,
-    "observe": 6,
-    "render": 6,
-    "sandbox": 6,
-    "workspace": 7,
-    "operations": 8,
-    "cli": 9,
-    "__main__": 10,
+    "spec": 3,
+    "client": 4,
+    "data": 4,
+    "train": 4,
+    "ray": 5,
+    "providers": 5,
+    "engine": 6,
+    "observe": 7,
+    "render": 7,
+    "sandbox": 7,
+    "workspace": 8,
+    "operations": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 """Rank of each unit: a unit may import units of a lower rank only (and itself)."""
 
@@ -119,4 +120,4 @@ def test_the_check_catches_an_upward_import(
     )
     (fake / "engine" / "plan.py").write_text("import reconciler.spec.models\n", encoding="utf-8")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
-    assert _violations() == ["reconciler/spec/models.py:1: spec (rank 2) imports engine (rank 5)"]
+    assert _violations() == ["reconciler/spec/models.py:1: spec (rank 3) imports engine (rank 6)"]

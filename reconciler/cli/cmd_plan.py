@@ -81,14 +81,16 @@ EXACT_TOKENS_OPT = typer.Option(
     help="Count tokens with Mistral's tokenizer for the cost estimates (the 'tokens' extra) "
     "instead of estimating them from the data's size.",
 )
+REBIND_OPT = typer.Option(
+    False,
+    "--rebind",
+    help="The workspace moved to another target on purpose: use the state bound to the old "
+    "one (apply records the new target).",
+)
 
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
-    line = f"Target: {ws.target}"
-    if fmt == "text":
-        typer.echo(line)
-    else:
-        typer.echo(line, err=True)
+    typer.echo(ws.headline, err=fmt != "text")
 
 
 def _request(
@@ -101,6 +103,7 @@ def _request(
     max_cost: float | None = None,
     exact_tokens: bool = False,
     remote_estimate: bool = False,
+    rebind: bool = False,
 ) -> PlanRequest:
     """The planning options of the command line."""
     from reconciler.engine.selection import parse_selectors
@@ -115,6 +118,7 @@ def _request(
         remote_estimate=remote_estimate,
         max_cost=max_cost,
         exact_tokens=exact_tokens,
+        rebind=rebind,
     )
 
 
@@ -156,6 +160,7 @@ def plan(
         hidden=True,
         help="Ignored: costs are estimated locally, sending nothing.",
     ),
+    rebind: bool = REBIND_OPT,
 ) -> None:
     """Show what apply would change: refreshes the remote, never writes anything.
 
@@ -186,6 +191,7 @@ def plan(
                 max_cost=max_cost,
                 exact_tokens=exact_tokens,
                 remote_estimate=remote_estimate,
+                rebind=rebind,
             ),
         )
         the_plan, observed = planned.plan, planned.observed
@@ -309,6 +315,7 @@ def apply(
         "--start-timeout",
         help="How long to wait for new jobs to be validated before starting them.",
     ),
+    rebind: bool = REBIND_OPT,
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
     from reconciler.operations import ApplyRequest, apply_workspace
@@ -326,6 +333,7 @@ def apply(
             selector=selector,
             max_cost=max_cost,
             exact_tokens=exact_tokens,
+            rebind=rebind,
         ),
         saved=saved,
         lock_timeout=lock_timeout,

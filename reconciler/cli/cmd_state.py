@@ -75,9 +75,7 @@ def opened_backend(paths: Sequence[Path] | None, state_file: Path | None) -> Ite
     from reconciler.workspace import open_workspace
 
     with open_workspace(list(paths or [Path(".")])) as workspace:
-        stderr.print(
-            f"Target: {workspace.target}; state: {workspace.backend.describe()}", markup=False
-        )
+        stderr.print(workspace.headline, markup=False)
         yield workspace.backend
 
 
@@ -368,7 +366,8 @@ def import_(
 
     kind = import_kind(address)  # before loading anything: a wrong address fails at once
     with open_workspace(list(path or [Path(".")])) as ws:
-        stderr.print(f"Target: {ws.target}; state: {ws.backend.describe()}", markup=False)
+        stderr.print(ws.headline, markup=False)
+        ws.read_state()  # a state bound to another target is refused before anything is read
         result = import_object(
             address,
             remote_id,

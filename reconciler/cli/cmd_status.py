@@ -5,9 +5,11 @@
 fine-tuned model id; ``--watch`` follows the jobs until they settle. ``status ADDRESS... -p
 PATH`` shows the events and checkpoints of jobs, and ``--plot FILE.png|FILE.svg|-`` draws their
 loss and accuracy curves (a matrix job's base name selects all its cells). ``output`` prints
-job address -> fine-tuned model id for downstream configuration.
+job address -> fine-tuned model id for downstream configuration (an address keeps its previous
+model while a replacement runs: :mod:`reconciler.observe.outputs`).
 
-Both are read-only: they never write the state or anything remote, and take no lock.
+Both are read-only: they never write the state or anything remote, and take no lock; both
+refuse a state bound to another target (:meth:`~reconciler.workspace.Workspace.read_state`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from reconciler.cli.common import OutputFormat, duration_option, format_option, 
 from reconciler.cli.consoles import make_console
 from reconciler.engine.state_model import State
 from reconciler.errors import NotFoundError, ReconcilerError
-from reconciler.observe.outputs import outputs, outputs_json, render_outputs_text
+from reconciler.observe.outputs import job_ids, outputs, outputs_json, render_outputs_text
 from reconciler.observe.plot import plot_jobs, terminal_plot
 from reconciler.observe.progress import (
     checkpoints_by_step,
@@ -96,7 +98,7 @@ def _split_args(args: Sequence[str], paths: Sequence[str]) -> tuple[list[str], l
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
     # Machine-readable formats keep stdout parseable: the target line goes to stderr.
-    typer.echo(f"Target: {ws.target}", err=fmt != "text")
+    typer.echo(ws.headline, err=fmt != "text")
 
 
 def _console() -> Console:
@@ -379,7 +381,7 @@ def status(
     timeout = watch_timeout or None
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
-        state = ws.backend.read()
+        state = ws.read_state()
         if addresses:
             ids = _expand(ws, state, addresses)
             if watch:
@@ -434,10 +436,11 @@ def output(
     """Fine-tuned model id (and job id, status) of every job, for downstream configuration."""
     with open_workspace(paths or []) as ws:
         _emit_target(ws, fmt)
-        state = ws.backend.read()
+        state = ws.read_state()
         chosen = _selected(ws, state, selector)
         # The list form carries status and fine_tuned_model: one paginated call suffices.
-        wanted = set(_state_jobs(state).values())
+        # Previous jobs too: an address keeps its last model while a replacement runs.
+        wanted = job_ids(state)
         jobs = (
             {j.id: j.model_dump(mode="json") for j in ws.client().list_jobs() if j.id in wanted}
             if wanted

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.data.cache import DataCache
-from reconciler.data.files import files_under, not_a_file, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.data.prepare import (
     PreparedDataset,
@@ -33,6 +32,7 @@ from reconciler.data.prepare import (
 from reconciler.data.report import FileReport
 from reconciler.data.validator import VALIDATION_LIMIT_BYTES, sample_fingerprint, validate_path
 from reconciler.errors import DataError, Location, Problem, Severity
+from reconciler.files import files_under, not_a_file, open_regular
 from reconciler.spec.resolved import SpecSet
 
 FORMAT_VERSION = 1

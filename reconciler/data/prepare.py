@@ -42,11 +42,11 @@ import orjson
 
 from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
-from reconciler.data.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.data.report import FileReport
 from reconciler.data.validator import LineValidator, validate_path
 from reconciler.errors import DataError, Location, Problem, Severity
+from reconciler.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
 from reconciler.spec.models import Dataset
 from reconciler.spec.resolved import LoadedDocument
 

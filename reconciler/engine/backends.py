@@ -16,9 +16,10 @@ from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import StateBackend
 from reconciler.errors import SecretError, StateError
 from reconciler.spec.models import SecretRef, StateConfig
+from reconciler.spec.root import DEFAULT_STATE_FILE
 
-DEFAULT_STATE_PATH = Path(".reconciler") / "state.json"
-"""Where the file backend keeps the state, relative to the specs' root directory."""
+DEFAULT_STATE_PATH = DEFAULT_STATE_FILE
+"""Where the file backend keeps the state, relative to the workspace root."""
 
 POSTGRES_INSTALL_HINT = (
     "the postgres state backend needs the psycopg driver, which is not installed: "
@@ -36,31 +37,37 @@ def open_backend(
     config: StateConfig | None,
     root: Path,
     *,
+    base_dir: Path | None = None,
     resolve_secret: Callable[[SecretRef], str] | None = None,
 ) -> StateBackend:
     """The backend ``config`` names (None: the file backend at its default path).
 
     Args:
         config: the Provider's ``state`` section, or None without a Provider.
-        root: the specs' root directory; a relative ``config.path`` is taken from here.
+        root: the workspace root; the file backend's default path is
+            ``root/.reconciler/state.json``.
+        base_dir: the directory of the Provider's file: a relative ``config.path`` (and a
+            ``file`` reference of the postgres ``dsn``) is taken from here, as every path in
+            a spec is relative to the file that names it. Default: ``root``.
         resolve_secret: turns the postgres ``dsn`` reference into its value; by default an
             ``env`` reference is read from the environment and a ``file`` reference relative
-            to ``root``.
+            to ``base_dir``.
 
     Raises:
         StateError: the postgres backend is configured but its driver is not installed.
         SecretError: the postgres ``dsn`` cannot be resolved.
     """
+    base = base_dir or root
     if config is None or config.backend == "file":
         if config is not None and config.path:
             path = Path(config.path).expanduser()
-            path = path if path.is_absolute() else root / path
+            path = path if path.is_absolute() else base / path
         else:
             path = default_state_path(root)
         return FileStateBackend(path)
     if config.dsn is None:  # the model forbids it; kept for a clear message regardless
         raise StateError("the postgres state backend needs 'dsn' in the Provider's state section")
-    resolve = resolve_secret or (lambda ref: _resolve_default(ref, root))
+    resolve = resolve_secret or (lambda ref: _resolve_default(ref, base))
     dsn = resolve(config.dsn)
     try:
         # Imported here so the default install (no driver) never loads it.

@@ -231,13 +231,15 @@ class FileStateBackend(StateBackend):
             os.close(fd)  # closing releases the flock
 
     def write(self, state: State, expected_serial: int | None) -> State:
-        """Compare-and-swap write: stores ``state`` with serial ``expected + 1`` (new state: 1).
+        """Compare-and-swap write: stores ``state`` with serial ``expected + 1`` (new state: 1)
+        and the bound target (:meth:`~StateBackend.store_target`).
 
         Raises:
             StateError: the stored serial is not ``expected_serial``, the stored state has
                 another lineage, or the file cannot be written.
         """
-        new = state.model_copy(update={"serial": (expected_serial or 0) + 1}, deep=True)
+        serial = (expected_serial or 0) + 1
+        new = self.store_target(state).model_copy(update={"serial": serial}, deep=True)
         return self._store(new, expected_serial, same_lineage=True)
 
     def store_exact(self, state: State, expected_serial: int | None) -> State:

@@ -76,6 +76,34 @@ class Intent(BaseModel):
     created_at: float
 
 
+class StateTarget(BaseModel):
+    """The remote a state belongs to: its remote ids mean something only there.
+
+    No account identity is recorded: the remotes this tool talks to expose none short of a
+    fine-tuned model's ``workspace_id``, and never the key itself belongs in a state.
+
+    Attributes:
+        provider: the Provider's type, ``mistral`` or ``sandbox``.
+        endpoint: the API base URL (scheme and host lower-cased, no trailing ``/``), or
+            :data:`EMBEDDED` for the embedded sandbox, which lives beside the state.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str
+    endpoint: str
+
+    def describe(self) -> str:
+        """E.g. ``mistral https://api.mistral.ai`` or ``embedded sandbox``."""
+        if self.endpoint == EMBEDDED:
+            return "embedded sandbox"
+        return f"{self.provider} {self.endpoint}"
+
+
+EMBEDDED = "embedded"
+"""The :attr:`StateTarget.endpoint` of the embedded sandbox."""
+
+
 class State(BaseModel):
     """The whole state of one workspace.
 
@@ -85,6 +113,8 @@ class State(BaseModel):
             another lineage is refused.
         serial: incremented on every write that changes content; a saved plan made at another
             serial is refused.
+        target: the remote the state is bound to, recorded at the first write (and at the
+            next write for a state written before targets were recorded); None until then.
         resources: managed objects by address.
         intents: unresolved creates by intent id.
     """
@@ -94,12 +124,17 @@ class State(BaseModel):
     format_version: int = STATE_FORMAT_VERSION
     lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
     serial: int = 0
+    target: StateTarget | None = None
     resources: dict[str, ResourceState] = Field(default_factory=dict)
     intents: dict[str, Intent] = Field(default_factory=dict)
 
     def content_equal(self, other: State) -> bool:
-        """True when resources and intents are the same (serial is not compared)."""
-        return self.resources == other.resources and self.intents == other.intents
+        """True when target, resources and intents are the same (serial is not compared)."""
+        return (
+            self.target == other.target
+            and self.resources == other.resources
+            and self.intents == other.intents
+        )
 
     def job_bindings(self) -> tuple[dict[str, str], frozenset[str]]:
         """(remote job id → the address that holds it, every job id any address holds or held).
@@ -195,6 +230,37 @@ class LockInfo(BaseModel):
         )
 
 
+def check_target(
+    state: State | None, target: StateTarget, where: str, *, rebind: bool = False
+) -> bool:
+    """Refuse to use a state bound to another remote; True when ``rebind`` moves it.
+
+    A state without a recorded target (none yet, or written before targets were recorded)
+    is accepted: it is bound at its next write.
+
+    Args:
+        state: the stored state (None: none yet).
+        target: the remote this run acts on.
+        where: the state's description for the message (e.g. ``.reconciler/state.json``).
+        rebind: the user moved the workspace to ``target`` on purpose.
+
+    Raises:
+        StateError: the state is bound to another target and ``rebind`` is False.
+    """
+    if state is None or state.target is None or state.target == target:
+        return False
+    if rebind:
+        return True
+    raise StateError(
+        f"the state ({where}) belongs to {state.target.describe()}, but the specs now "
+        f"target {target.describe()}: its remote ids mean nothing there, and planning would "
+        "treat every object as deleted remotely. If the workspace moved on purpose, run "
+        "'reconciler plan --rebind' to review and 'reconciler apply --rebind' to bind the "
+        "state to the new target; otherwise fix the Provider (endpoint, type) or use the "
+        "state of that target."
+    )
+
+
 def locked_error(
     holder: LockInfo | None, where: str, timeout: float, unlock_note: str
 ) -> StateLockedError:
@@ -238,7 +304,37 @@ class StateBackend(abc.ABC):
       released by the operating system / database when the holder dies; when held by another
       live process it waits up to ``timeout`` seconds, then raises
       :class:`~reconciler.errors.StateLockedError` naming the holder.
+    * ``write`` records the target given to :meth:`bind` in a state that has none (or, after
+      ``bind(..., rebind=True)``, in place of the recorded one); :meth:`store_target` is the
+      one place that decides it.
     """
+
+    bound_target: StateTarget | None = None
+    """The remote this run acts on (see :meth:`bind`); None: writes record no target."""
+
+    rebinding: bool = False
+    """Whether writes replace a state's recorded target with :attr:`bound_target`."""
+
+    def bind(self, target: StateTarget | None, *, rebind: bool = False) -> None:
+        """Tell the backend which remote this run acts on, for the writes to record.
+
+        ``rebind`` replaces a recorded target (after an intended move, checked by the caller
+        with :func:`check_target`); without it a recorded target is never changed.
+        """
+        self.bound_target = target
+        self.rebinding = rebind
+
+    def store_target(self, state: State) -> State:
+        """``state`` with the bound target recorded, when the state has none (or on rebind).
+
+        Every backend's ``write`` passes the state through here.
+        """
+        target = self.bound_target
+        if target is None or state.target == target:
+            return state
+        if state.target is not None and not self.rebinding:
+            return state
+        return state.model_copy(update={"target": target})
 
     @abc.abstractmethod
     def describe(self) -> str:

@@ -307,12 +307,14 @@ class PostgresStateBackend(StateBackend):
             ) from None
 
     def write(self, state: State, expected_serial: int | None) -> State:
-        """Compare-and-swap: store ``state`` with serial ``expected_serial + 1``.
+        """Compare-and-swap: store ``state`` with serial ``expected_serial + 1`` and the bound
+        target (:meth:`~reconciler.engine.state_model.StateBackend.store_target`).
 
         Raises StateError when the stored serial (or lineage) is not the expected one;
         nothing is written then.
         """
-        stored = state.model_copy(update={"serial": (expected_serial or 0) + 1})
+        serial = (expected_serial or 0) + 1
+        stored = self.store_target(state).model_copy(update={"serial": serial})
         return self._store(stored, expected_serial, check_lineage=True)
 
     def store_exact(self, state: State, expected_serial: int | None) -> State:

@@ -478,7 +478,7 @@ class StateConfig(StrictModel):
     path: str | None = Field(
         default=None,
         description="file backend: state file path, relative to the spec "
-        "(default .reconciler/state.json beside the specs).",
+        "(default .reconciler/state.json at the workspace root).",
     )
     dsn: SecretRef | None = Field(
         default=None, description="postgres backend: connection string as a secret reference."

@@ -28,6 +28,7 @@ from reconciler.spec.models import (
     SecretRef,
     WandbIntegration,
 )
+from reconciler.spec.root import RootDiscovery
 from reconciler.spec.secrets import resolve_secret
 from reconciler.spec.trust import PathRefused, TrustSettings, confine_path
 
@@ -249,13 +250,16 @@ class SpecSet:
     """Everything loaded from the PATHs of one command, checked and resolved.
 
     Attributes:
-        root: directory that anchors ``.reconciler/`` (the first PATH if it is a directory,
-            else the directory of the first file).
+        root: the workspace root: the directory that anchors ``.reconciler/``, found from the
+            PATHs like git finds a repository (:mod:`reconciler.spec.root`).
         files: every spec file read, in load order.
         datasets / profiles / integrations: documents by name.
         jobs: resolved jobs by (derived) name, in a stable order.
         provider: the Provider document, or None for the embedded sandbox.
         digest: sha256 over the canonical form of every document (spec digest of saved plans).
+        discovery: how ``root`` was found and which other workspaces the PATHs reach; None
+            for a spec set not made by the loader (its root is then taken as given).
+        warnings: the loader's warnings (entries of a spec directory that were skipped).
     """
 
     root: Path
@@ -267,3 +271,5 @@ class SpecSet:
     jobs: Mapping[str, ResolvedJob]
     provider: LoadedDocument[Provider] | None
     digest: str
+    discovery: RootDiscovery | None = None
+    warnings: tuple[Problem, ...] = ()

@@ -17,15 +17,16 @@ from data_helpers import dataset
 from typer.testing import CliRunner
 
 import reconciler.cli.cmd_validate  # noqa: F401  (registers validate on the app)
+from reconciler import files
 from reconciler.cli.app import app
-from reconciler.data import convert, files
+from reconciler.data import convert
 from reconciler.data import lines as line_splitter
 from reconciler.data.api import check_files
-from reconciler.data.files import NotRegularFile, files_under, kind_of, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.data.prepare import prepare_dataset
 from reconciler.data.validator import validate_path
 from reconciler.errors import DataError, SpecError
+from reconciler.files import NotRegularFile, files_under, kind_of, open_regular
 
 # A FIFO without a writer blocks a plain open() forever: these tests must fail, not hang.
 pytestmark = pytest.mark.timeout(60)

@@ -38,7 +38,8 @@ def test_apply_then_second_apply_is_noop_with_zero_mutating_requests(
 ) -> None:
     make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=2, n_jobs=3)
     first = cli.run("apply", "--yes", check=0)
-    assert first.stdout.splitlines()[0] == f"Target: sandbox {sandbox.base_url}"
+    # The first line names the target and (deliberately added) the state in use.
+    assert first.stdout.splitlines()[0].startswith(f"Target: sandbox {sandbox.base_url}; state: ")
     assert "Apply complete: 5 applied, 0 failed" in first.stdout
     with remote(sandbox) as client:
         assert len(client.list_files()) == 2
@@ -311,8 +312,9 @@ def test_remote_estimate_is_opt_in_and_a_job_answered_instead_is_cancelled(
     specs = cli.cwd / "specs.yaml"
     with DroppingProxy(sandbox.base_url, frozenset({"dry_run"})) as proxy:
         specs.write_text(specs.read_text().replace(sandbox.base_url, proxy.base_url))
-        failed = cli.run("plan", "--remote-estimate", check=1)
-        assert proxy.dropped == 1
+        # The state is bound to the sandbox's address: --rebind plans through the proxy.
+        failed = cli.run("plan", "--remote-estimate", "--rebind", check=1)
+        assert proxy.dropped == 1, failed.stderr
     assert (
         "the remote answered POST /v1/fine_tuning/jobs?dry_run=true with a job instead of an "
         "estimate" in failed.stderr

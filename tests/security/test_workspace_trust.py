@@ -94,7 +94,7 @@ def test_apply_dev_null_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
     existed = Path("/dev/.reconciler").exists()
     result = run_cli(["apply", "/dev/null", "--yes"], tmp_path, {})
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "/dev/null: error: neither a directory of specs nor a spec file" in result.stderr
+    assert "/dev/null: error: not a directory of specs or a spec file" in result.stderr
     assert existed or not Path("/dev/.reconciler").exists()
 
 

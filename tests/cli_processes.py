@@ -126,6 +126,14 @@ class CliProcess:
         if self.poll() is None:
             os.kill(self.pid, signal.SIGKILL)
 
+    def stdout_so_far(self) -> str:
+        """What the process has written to stdout until now (it may still be running; right
+        after the fork, its output file may not exist yet)."""
+        try:
+            return self._stdout.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def communicate(self, timeout: float = 300) -> tuple[str, str]:
         """Wait for the end (killing it after ``timeout`` s); its (stdout, stderr)."""
         deadline = time.monotonic() + timeout

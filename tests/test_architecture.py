@@ -38,8 +38,10 @@ RANKS: dict[str, int] = {
     "sandbox": 7,
     "workspace": 8,
     "operations": 9,
-    "cli": 10,
-    "__main__": 11,
+    # Continuous reconcile: rounds of the operations' plan and apply.
+    "reconcile": 10,
+    "cli": 11,
+    "__main__": 12,
 }
 """Rank of each unit: a unit may import units of a lower rank only (and itself)."""
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,20 +28,21 @@ if TYPE_CHECKING:
 
 from reconciler.cli.common import (
     LOCK_TIMEOUT,
+    PARALLELISM,
+    SPEC_PATHS,
     OutputFormat,
     duration_option,
     format_option,
     handle_errors,
 )
-from reconciler.engine.outcome import Outcome, OutcomeStatus
-from reconciler.engine.plan import Change, Plan
+from reconciler.cli.progress import ProgressHooks
+from reconciler.engine.plan import Plan
 from reconciler.errors import ApplyError, ReconcilerError
 from reconciler.render.plan import render_json, render_markdown, render_text
 
 commands = typer.Typer()
 """``plan`` and ``apply``."""
 
-PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
 FORMAT_OPT = format_option(
     OutputFormat.text,
     OutputFormat.json,
@@ -133,7 +132,7 @@ def _render(plan: Plan, fmt: str) -> str:
 @commands.command()
 @handle_errors
 def plan(
-    paths: list[str] | None = PATHS_ARG,
+    paths: list[str] | None = SPEC_PATHS,
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
     fmt: OutputFormat = FORMAT_OPT,
     detailed_exitcode: bool = typer.Option(
@@ -216,46 +215,6 @@ def plan(
         raise typer.Exit(2)
 
 
-class _CliHooks:
-    """Plain progress lines for apply (quiet with --format json)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self._lock = threading.Lock()
-        self._last_pct: dict[str, int] = {}
-        self._started: dict[str, float] = {}
-
-    def _say(self, text: str) -> None:
-        if not self.quiet:
-            with self._lock:
-                typer.echo(text)
-
-    def begin(self, change: Change) -> None:
-        self._started[change.address] = time.monotonic()
-        self._say(f"{change.address}: {change.action.value}...")
-
-    def upload_progress(self, address: str, sent: int, total: int) -> None:
-        if total < 8 * 1024 * 1024:
-            return
-        pct = int(100 * sent / total) if total else 100
-        step = pct // 25 * 25
-        if step > self._last_pct.get(address, -1):
-            self._last_pct[address] = step
-            self._say(f"{address}: uploaded {sent / 1e6:.1f} of {total / 1e6:.1f} MB ({pct}%)")
-
-    def note(self, address: str, message: str) -> None:
-        self._say(f"{address}: {message}")
-
-    def done(self, outcome: Outcome) -> None:
-        took = time.monotonic() - self._started.get(outcome.address, time.monotonic())
-        mark = {
-            OutcomeStatus.APPLIED: "done",
-            OutcomeStatus.SKIPPED: "done",
-            OutcomeStatus.FAILED: "FAILED",
-        }.get(outcome.status, outcome.status)
-        self._say(f"{outcome.address}: {mark} — {outcome.message} [{took:.1f}s]")
-
-
 def _is_plan_file(paths: list[str]) -> bool:
     if len(paths) != 1:
         return False
@@ -291,9 +250,7 @@ def apply(
     fmt: OutputFormat = format_option(
         OutputFormat.text, OutputFormat.json, help="Output: text or json."
     ),
-    parallelism: int | None = typer.Option(
-        None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
-    ),
+    parallelism: int | None = PARALLELISM,
     target: list[str] | None = TARGET_OPT,
     selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
@@ -347,7 +304,7 @@ def apply(
             request,
             show=(lambda p: typer.echo(render_text(p))) if fmt == "text" else None,
             confirm=None if yes else _confirm,
-            hooks=_CliHooks(quiet=fmt == "json"),
+            hooks=ProgressHooks(quiet=fmt == "json"),
         )
         result = applied.result
         if fmt == "json":
@@ -391,7 +348,7 @@ def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:
         until=stop_at_validated([j.address for j in jobs if not j.start]),
     )
     bad = failed(progress)
-    result = sync_models(ws, hooks=_CliHooks(quiet=False))
+    result = sync_models(ws, hooks=ProgressHooks(quiet=False))
     if result is not None and result.failures:
         raise ApplyError([(o.address, o.message) for o in result.failures])
     if bad:

@@ -37,6 +37,11 @@ TOP_COMMANDS: tuple[LazyCommand, ...] = (
         "Make the remote match the specs: upload files, create and start jobs, exactly once.",
     ),
     LazyCommand(
+        "reconcile",
+        "reconciler.cli.cmd_reconcile",
+        "Start validated jobs and update models in a loop; report what awaits review and drift.",
+    ),
+    LazyCommand(
         "status",
         _STATUS,
         "Sync and health of every managed object, or the events and checkpoints of jobs.",

@@ -33,11 +33,15 @@ Exactly-once rests on three rules:
 
 Apply decides from the action and the typed fields of each change (``force_new``,
 ``after.reuse``, ``previous.disposition``, ``blocked``), never from its reason. Partial
-failure keeps what succeeded; the next run converges.
+failure keeps what succeeded; the next run converges. A stop request
+(:attr:`ApplyOptions.stop`, set by a signal handler) lets the operations in flight finish and
+be recorded, then skips the remaining stages and stops every wait (for a previous job to stop,
+for new jobs to be validated): the next run picks up from there.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -104,6 +108,10 @@ class ApplyOptions:
         cancel_timeout: seconds to wait for a previous job to stop before its replacement
             is created (changes with ``cancel_first``); the replacement is not created in
             this run when it has not stopped by then.
+        stop: once set (from another thread or a signal handler), no further stage starts,
+            the start gate stops waiting, and a replacement waiting for its previous job to
+            stop is not created (it fails, for the next run); what is in flight finishes and
+            is recorded.
     """
 
     parallelism: int = 8
@@ -112,6 +120,7 @@ class ApplyOptions:
     poll_interval: float = 0.5
     flush_interval: float = 0.5
     cancel_timeout: float = 600.0
+    stop: threading.Event | None = None
 
 
 class Executor:
@@ -165,6 +174,7 @@ class Executor:
             note=self.hooks.note,
             sleep=sleep,
             clock=clock,
+            stop=self.options.stop,
         )
 
     # ------------------------------------------------------------------ entry point
@@ -238,8 +248,15 @@ class Executor:
 
     # ------------------------------------------------------------------ running a stage
 
+    @property
+    def _stopping(self) -> bool:
+        """A stop was requested (:attr:`ApplyOptions.stop`): start nothing new, wait no more."""
+        return self.options.stop is not None and self.options.stop.is_set()
+
     def _run_stage(self, changes: list[C], work: Callable[[C], Outcome]) -> None:
         """Run changes in parallel, their intents written first in one state write."""
+        if self._stopping:
+            return  # no new stage starts (and no intent is written)
         runnable = self._stage_intents(changes)
         if not runnable:
             return
@@ -501,6 +518,12 @@ class Executor:
         deadline = self._clock() + self.options.cancel_timeout
         interval = self.options.poll_interval
         while (status := JobStatus.of(job.status)) is not None and status.is_active:
+            if self._stopping:
+                raise ReconcilerError(
+                    f"stopped while previous job {res.remote_id} was still {job.status} after "
+                    "its cancel: the replacement was not created; the next run creates it "
+                    "once the previous job has stopped"
+                )
             if self._clock() >= deadline:
                 raise ReconcilerError(
                     f"previous job {res.remote_id} is still {job.status} "

@@ -38,6 +38,8 @@ class StartGate:
         report: called with the outcome of each job the gate refuses to start.
         note: called with (address, message) for each job it starts.
         sleep, clock: how to wait and what time it is (monotonic seconds).
+        stop: once set, the gate stops waiting; the jobs not started yet stay unstarted (the
+            next plan shows them as ``start``).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class StartGate:
         note: Callable[[str, str], None],
         sleep: Callable[[float], None],
         clock: Callable[[], float],
+        stop: threading.Event | None = None,
     ) -> None:
         self._client = client
         self._recorder = recorder
@@ -60,6 +63,7 @@ class StartGate:
         self._note = note
         self._sleep = sleep
         self._clock = clock
+        self._stop = stop
         self._queued: dict[str, DesiredJob] = {}
         self._lock = threading.Lock()
 
@@ -76,7 +80,7 @@ class StartGate:
             return started
         deadline = self._clock() + self._start_timeout
         interval = self._poll_interval
-        while waiting:
+        while waiting and not (self._stop is not None and self._stop.is_set()):
             by_id = {}
             for address in list(waiting):
                 res = self._recorder.get(address)

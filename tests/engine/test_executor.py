@@ -903,13 +903,19 @@ def test_replace_of_a_running_job_by_request_cancels_first(world: World) -> None
     assert world.stored().resources["job.j"].remote_id == world.api.jobs[1]["id"]
 
 
+def _replacing_a_job_that_will_not_stop(world: World) -> DesiredState:
+    """A running job applied, and the specs of its replacement (cancel first); the remote
+    leaves the job CANCELLATION_REQUESTED after its cancel."""
+    f = world.file("d")
+    world.apply(desired([f], [_weighted(1.0)]))
+    CancelLater(world, sleeps=None)
+    return desired([f], [_weighted(2.0)])
+
+
 def test_a_previous_job_that_does_not_stop_in_time_is_not_replaced_in_this_run(
     world: World,
 ) -> None:
-    f = world.file("d")
-    world.apply(desired([f], [_weighted(1.0)]))
-    heavier = desired([f], [_weighted(2.0)])
-    CancelLater(world, sleeps=None)  # stays CANCELLATION_REQUESTED
+    heavier = _replacing_a_job_that_will_not_stop(world)
     result = world.apply(heavier, cancel_timeout=30.0)
     failure = [o for o in result.outcomes if o.status is OutcomeStatus.FAILED]
     assert [o.address for o in failure] == ["job.j"]
@@ -920,6 +926,19 @@ def test_a_previous_job_that_does_not_stop_in_time_is_not_replaced_in_this_run(
     plan, _ = world.plan(heavier)
     assert plan.drift == () and plan.changes[1].action is Action.REPLACE
     assert not plan.changes[1].cancel_first
+
+
+def test_a_stop_while_waiting_for_the_previous_job_leaves_the_replacement_to_the_next_run(
+    world: World,
+) -> None:
+    heavier = _replacing_a_job_that_will_not_stop(world)
+    stop = threading.Event()
+    world.clock.on_sleep = lambda n: stop.set()  # a signal arrives during the wait
+    result = world.apply(heavier, stop=stop)
+    [failure] = [o for o in result.outcomes if o.status is OutcomeStatus.FAILED]
+    assert failure.address == "job.j" and failure.message.startswith("stopped while previous")
+    assert len(world.clock.sleeps) == 1  # it did not wait out cancel_timeout
+    assert len(world.api.jobs) == 1 and world.stored().intents == {}
 
 
 def test_a_409_never_binds_the_job_the_address_holds(world: World) -> None:

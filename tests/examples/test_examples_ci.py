@@ -241,20 +241,36 @@ def _secrets_of(workflow: dict[str, Any]) -> dict[str, set[str]]:
 
 def test_the_keys_that_create_jobs_reach_only_the_approved_apply_job() -> None:
     write_keys = {"MISTRAL_API_KEY", "WANDB_API_KEY"}
-    for name in ("plan", "drift"):
-        for job_id, used in _secrets_of(_workflow(name)).items():
-            assert not used & write_keys, f"{name}:{job_id} holds a key that can create jobs"
-            assert used <= {"MISTRAL_PLAN_API_KEY", "RECONCILER_PG_DSN"}, used
+    for job_id, used in _secrets_of(_workflow("plan")).items():
+        assert not used & write_keys, f"plan:{job_id} holds a key that can create jobs"
+        assert used <= {"MISTRAL_PLAN_API_KEY", "RECONCILER_PG_DSN"}, used
     apply = _workflow("apply")
     for job_id, used in _secrets_of(apply).items():
         if used & write_keys:
             assert apply["jobs"][job_id]["environment"] == "fine-tuning", job_id
     jobs = _gitlab_jobs()
-    for name in ("plan", "drift"):
-        assert jobs[name]["environment"] == {"name": "fine-tuning-read", "action": "access"}
+    assert jobs["plan"]["environment"] == {"name": "fine-tuning-read", "action": "access"}
     assert jobs["apply"]["environment"] == {"name": "fine-tuning"}
     for name in ("validate", "reviewed-plan"):
         assert "environment" not in jobs[name], f"{name} needs no provider key"
+
+
+def test_the_schedule_holds_a_key_of_its_own_and_never_approves() -> None:
+    # The scheduled reconcile starts validated jobs and updates models, so it needs a key that
+    # can; an environment of its own gives it one (never the W&B key), and without
+    # --auto-approve it creates, replaces and deletes nothing.
+    drift = _workflow("drift")
+    for job_id, used in _secrets_of(drift).items():
+        assert used <= {"MISTRAL_API_KEY", "RECONCILER_PG_DSN"}, used
+        if "MISTRAL_API_KEY" in used:
+            assert drift["jobs"][job_id]["environment"] == "fine-tuning-reconcile", job_id
+    gitlab = _gitlab_jobs()["drift"]
+    assert gitlab["environment"] == {"name": "fine-tuning-reconcile", "action": "access"}
+    texts = [s.get("run", "") for _, _, s in _github_steps(drift)] + [_gitlab_script(gitlab)]
+    calls = [args for text in texts for args in reconciler_invocations(text)]
+    assert len(calls) == 2
+    for args in calls:
+        assert args[0] == "reconcile" and "--once" in args and "--auto-approve" not in args
 
 
 def test_jobs_that_reach_the_remote_set_the_operators_trust_settings() -> None:
@@ -343,7 +359,7 @@ def _step_with(workflow: str, flag: str) -> str:
     ("where", "accepted"),
     [
         (("plan", "--out"), {0: True, 2: True, 1: False, 3: False}),
-        (("drift", "--detailed-exitcode"), {0: True, 2: False, 1: False}),
+        (("drift", "--once"), {0: True, 2: False, 1: False}),
     ],
     ids=["pull-request plan", "drift check"],
 )

@@ -333,6 +333,20 @@ def check_fresh(plan: Plan, state: State | None, digest: str) -> None:
         )
 
 
+def refuse_errors(plan: Plan, command: str) -> None:
+    """Refuse a plan with errors (a budget exceeded: :attr:`Plan.errors`) before anything is
+    written.
+
+    Raises:
+        PlanError: naming ``command`` and every error.
+    """
+    if plan.errors:
+        raise PlanError(
+            f"{command} refuses this plan; nothing was done:\n"
+            + "\n".join(f"  {e}" for e in plan.errors)
+        )
+
+
 def check_approved(saved: Plan, fresh: Plan) -> None:
     """Refuse a plan made now for a saved plan unless it does what ``saved`` approved.
 
@@ -463,11 +477,7 @@ def apply_workspace(
             prepared, state, plan = planned.prepared, planned.state, planned.plan
         if show is not None:
             show(plan)
-        if plan.errors:
-            raise PlanError(
-                "apply refuses this plan; nothing was done:\n"
-                + "\n".join(f"  {e}" for e in plan.errors)
-            )
+        refuse_errors(plan, "apply")
         if not plan.has_changes and not (state is not None and state.intents):
             if ws.rebinding and state is not None:
                 ws.backend.write(state, state.serial)  # nothing else to write: the new target

@@ -21,6 +21,8 @@ from typing import Any
 
 from reconciler.data.api import check_datasets
 from reconciler.engine import costs, fingerprint
+from reconciler.engine.adopt import ContentHasher
+from reconciler.engine.adoption import remote_files_to_hash
 from reconciler.engine.desired import DesiredJob, DesiredState, build_desired
 from reconciler.engine.executor import ApplyOptions, Executor, resolve_integration_key
 from reconciler.engine.observed import Observed, refresh
@@ -173,6 +175,17 @@ def prepare_and_refresh(ws: Workspace, *, exact_tokens: bool = False) -> tuple[P
     return prepared, observed
 
 
+def verify_imports(
+    ws: Workspace, desired: DesiredState, state: State | None, observed: Observed
+) -> None:
+    """Hash the content of the remote files that ``Import`` documents not applied yet need
+    compared by content (into ``observed.content``), for the planner to decide on."""
+    wanted = remote_files_to_hash(desired, state, observed) - observed.content.keys()
+    if wanted:
+        hasher = ContentHasher(ws.client(), ws.cache_dir / "remote-content")
+        observed.content.update(hasher.hashes(sorted(wanted)))
+
+
 @dataclass(frozen=True)
 class PlanRequest:
     """What the user asked for on the command line (see :class:`PlanOptions`).
@@ -241,6 +254,7 @@ def make_plan(
     """
     if observed is None:
         observed = refresh(ws.client())
+    verify_imports(ws, prepared.desired, state, observed)
     provider = ws.specs.provider.doc if ws.specs.provider else None
     estimator = costs.estimator_for(provider)
     rebound = (

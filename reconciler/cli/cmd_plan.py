@@ -38,6 +38,7 @@ from reconciler.cli.common import (
 from reconciler.cli.progress import ProgressHooks
 from reconciler.engine.plan import Plan
 from reconciler.errors import ApplyError, ReconcilerError
+from reconciler.observe.watch import DEFAULT_TIMEOUT as WAIT_TIMEOUT
 from reconciler.render.plan import render_json, render_markdown, render_text
 
 commands = typer.Typer()
@@ -259,7 +260,9 @@ def apply(
         False, "--wait", help="Follow jobs until they finish, with progress and metrics."
     ),
     wait_timeout: float = duration_option(
-        "0", "--wait-timeout", help="Give up waiting after this long (0: never)."
+        WAIT_TIMEOUT,
+        "--wait-timeout",
+        help=f"Give up waiting after this long (default {WAIT_TIMEOUT}; 0: never).",
     ),
     lock_timeout: float = LOCK_TIMEOUT,
     max_cost: float | None = MAX_COST_OPT,

@@ -4,7 +4,9 @@ Built from the resolved specs and the prepared datasets (pure; no network):
 
 * one :class:`DesiredFile` per prepared dataset part, address ``dataset.<name>[<part>]``;
 * one :class:`DesiredJob` per resolved job, address ``job.<name>``, whose ``identity`` is the
-  create request with files named by content instead of remote id.
+  create request with files named by content instead of remote id (and the spec's ``rerun``
+  token, when set: part of the fingerprint, never sent);
+* the ``Import`` and ``Moved`` documents, by the address they adopt into.
 
 The job's create request itself (:meth:`DesiredJob.build_request`) is only assembled at apply
 time, once the file ids are known and secrets are resolved.
@@ -21,7 +23,7 @@ from reconciler.address import Address
 from reconciler.engine import fingerprint
 from reconciler.errors import Location
 from reconciler.spec.models import FineTunedModelSpec, SecretRef
-from reconciler.spec.resolved import ResolvedJob, SpecSet
+from reconciler.spec.resolved import DeclaredImport, DeclaredMove, ResolvedJob, SpecSet
 
 if TYPE_CHECKING:
     from reconciler.data.prepare import PreparedDataset
@@ -74,7 +76,16 @@ class DesiredFile:
 
 @dataclass(frozen=True)
 class IntegrationSpec:
-    """A W&B integration as sent, with its key still a reference."""
+    """A W&B integration as sent, with its key still a reference.
+
+    Attributes:
+        project, name, run_name: as in the create request.
+        api_key: the key's reference, resolved at apply.
+        base_dir: directory of the integration's spec file (a relative ``file`` starts here).
+        subject: ``WandbIntegration/<name>``, for messages.
+        root: the workspace root a ``file`` key must stay in — the one the check at open
+            used; None means ``base_dir`` (the narrowest choice).
+    """
 
     project: str
     name: str | None
@@ -82,6 +93,7 @@ class IntegrationSpec:
     api_key: SecretRef
     base_dir: Path
     subject: str
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -159,10 +171,18 @@ class DesiredJob:
 
 @dataclass(frozen=True)
 class DesiredState:
-    """Everything the specs ask for, by address, files before jobs."""
+    """Everything the specs ask for, by address, files before jobs.
+
+    Attributes:
+        files, jobs: the objects, by address.
+        imports: ``Import`` documents by the address they adopt into.
+        moves: ``Moved`` documents by the address they move to.
+    """
 
     files: Mapping[str, DesiredFile]
     jobs: Mapping[str, DesiredJob]
+    imports: Mapping[str, DeclaredImport] = field(default_factory=dict)
+    moves: Mapping[str, DeclaredMove] = field(default_factory=dict)
 
     @property
     def addresses(self) -> list[str]:
@@ -202,7 +222,12 @@ def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> De
     for job in specs.jobs.values():
         desired = _desired_job(job, files, specs)
         jobs[desired.address] = desired
-    return DesiredState(files=files, jobs=jobs)
+    return DesiredState(
+        files=files,
+        jobs=jobs,
+        imports={i.address: i for i in specs.imports},
+        moves={m.address: m for m in specs.moves},
+    )
 
 
 def _file_ref(files: Mapping[str, DesiredFile], address: str) -> dict[str, Any]:
@@ -223,6 +248,7 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
             api_key=i.api_key,
             base_dir=specs.integrations[i.name].base_dir,
             subject=f"WandbIntegration/{i.name}",
+            root=specs.integrations[i.name].workspace_root,
         )
         for i in job.integrations
     )
@@ -240,6 +266,9 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
         ],
         "classifier_targets": [t.model_dump(mode="json") for t in job.classifier_targets or ()],
     }
+    if job.rerun is not None:
+        # Only when set: the fingerprints of jobs without one stay what they were.
+        identity["rerun"] = job.rerun
     depends = tuple(dict.fromkeys(f["file"] for f in training + validation))
     return DesiredJob(
         address=job.address,

@@ -23,11 +23,22 @@ reject an unknown major). It never contains a secret: W&B keys appear as their r
 * ``1.2``: adds ``labels`` and ``location`` (the document's ``file:line``) to each change,
   ``cancel_first`` to job changes, ``used_by`` to file changes and ``options.selectors``.
   Older files load with their defaults (no labels, no location, ``false``, none).
-* ``1.3``: cost estimates made locally (``source: local``, with their ``basis`` and
-  ``storage_per_month``); the plan's ``errors`` (why apply refuses it: a budget exceeded),
-  ``unestimated`` (jobs to pay for without an estimate, and why), ``run_budget``,
-  ``options.max_cost`` and the computed ``costs`` totals. Older files load with these empty
-  (a 1.2 file that already carries some of them keeps them).
+* ``1.3`` names two layouts made side by side, each 1.2 plus one set of keys; both load:
+
+  - *costs*: cost estimates made locally (``source: local``, with their ``basis`` and
+    ``storage_per_month``); the plan's ``errors`` (why apply refuses it: a budget exceeded),
+    ``unestimated`` (jobs to pay for without an estimate, and why), ``run_budget``,
+    ``options.max_cost`` and the computed ``costs`` totals. (Some 1.2 files already carry
+    part of these: they keep them.)
+  - *adoption*: the actions ``import``, ``move`` and ``restore`` (state-only: nothing is
+    created remotely) and the model disposition ``delete``; each change may carry
+    ``moved_from`` and ``import_id``, a job change ``restores`` and ``delete_models``, a job
+    request ``rerun`` (each only when set).
+* ``1.4``: both sets of keys of 1.3 in one layout. The adoption actions cost nothing: they
+  carry no ``cost``, count in no ``costs`` total and no budget.
+
+Each newer layout only adds keys, so an older file loads with the keys it lacks at their
+defaults (no errors, no estimates missing, no budget; no adoption).
 """
 
 from __future__ import annotations
@@ -48,9 +59,11 @@ from pydantic import (
 
 from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
+from reconciler.engine.output_file import write_output_file
 from reconciler.errors import PlanError
+from reconciler.redact import scrub
 
-PLAN_FORMAT_VERSION = "1.3"
+PLAN_FORMAT_VERSION = "1.4"
 
 
 class Action(StrEnum):
@@ -63,6 +76,9 @@ class Action(StrEnum):
     START = "start"
     DELETE = "delete"
     FORGET = "forget"
+    IMPORT = "import"
+    MOVE = "move"
+    RESTORE = "restore"
 
     @property
     def symbol(self) -> str:
@@ -79,9 +95,15 @@ class Action(StrEnum):
         """Apply removes the address from management: delete or forget."""
         return self in _PRUNES
 
+    @property
+    def adopts(self) -> bool:
+        """Apply only records an existing remote object: import, move or restore."""
+        return self in _ADOPTS
+
 
 _MAKES_NEW = frozenset({Action.CREATE, Action.REPLACE})
 _PRUNES = frozenset({Action.DELETE, Action.FORGET})
+_ADOPTS = frozenset({Action.IMPORT, Action.MOVE, Action.RESTORE})
 _SYMBOLS = {
     Action.NOOP: " ",
     Action.CREATE: "+",
@@ -90,6 +112,9 @@ _SYMBOLS = {
     Action.START: ">",
     Action.DELETE: "-",
     Action.FORGET: "-",
+    Action.IMPORT: "<=",
+    Action.MOVE: "->",
+    Action.RESTORE: "<-",
 }
 
 
@@ -108,6 +133,10 @@ class Reason(StrEnum):
     MODEL_METADATA_CHANGED = "model-metadata-changed"
     NOT_IN_SPEC = "not-in-spec"
     IN_SYNC = "in-sync"
+    IMPORT_DECLARED = "import-declared"
+    MOVED = "moved"
+    PREVIOUS_JOB_SAME_REQUEST = "previous-job-same-request"
+    REPLACEMENT_SUCCEEDED = "replacement-succeeded"
 
 
 class Disposition(StrEnum):
@@ -118,10 +147,15 @@ class Disposition(StrEnum):
 
 
 class ModelDisposition(StrEnum):
-    """What happens to the fine-tuned model of a replaced job."""
+    """What happens to the fine-tuned model of a replaced job.
+
+    ``delete`` deletes it only once the replacement has succeeded: a later plan lists it in
+    the address's ``delete_models`` then, never earlier.
+    """
 
     KEEP = "keep"
     ARCHIVE = "archive"
+    DELETE = "delete"
 
 
 class DriftKind(StrEnum):
@@ -255,7 +289,7 @@ class IntegrationRef(PlanPart):
     api_key: Mapping[str, str]
 
 
-class JobRequest(PlanPart):
+class JobRequest(PartialPart):
     """The create request of a job in content form (files by address and hash, no secret).
 
     Attributes:
@@ -265,7 +299,11 @@ class JobRequest(PlanPart):
         integrations: W&B integrations.
         classifier_targets: classifier jobs' targets (``name``, ``labels``, ``weight``,
             ``loss_function``).
+        rerun: the spec's ``rerun`` token (part of the request's identity, never sent;
+            only present when set).
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"rerun"})
 
     model: str
     job_type: str
@@ -276,6 +314,7 @@ class JobRequest(PlanPart):
     invalid_sample_skip_percentage: float
     integrations: tuple[IntegrationRef, ...]
     classifier_targets: tuple[Mapping[str, Any], ...]
+    rerun: str | None = None
 
 
 class BudgetLimit(PlanPart):
@@ -301,7 +340,8 @@ class ReplacePolicy(PlanPart):
 
     Attributes:
         active_job: ``cancel`` or ``keep`` a previous job that is still active.
-        previous_model: ``keep`` or ``archive`` the previous job's model.
+        previous_model: ``keep``, ``archive`` or ``delete`` (once the replacement has
+            succeeded) the previous job's model.
     """
 
     active_job: Disposition
@@ -363,7 +403,8 @@ class JobPrevious(PartialPart):
         status: its remote status.
         disposition: ``cancel`` (still active and the policy says so) or ``keep``.
         fine_tuned_model: its model, if any (absent for prunes).
-        model_disposition: ``keep`` or ``archive`` the model (None when there is none).
+        model_disposition: ``keep``, ``archive`` or ``delete`` the model (None when there is
+            none); ``delete`` waits until the replacement has succeeded.
     """
 
     OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"fine_tuned_model"})
@@ -476,7 +517,7 @@ class CostEstimate(PartialPart):
 # -- changes ----------------------------------------------------------------------------------
 
 
-class Change(PlanPart):
+class Change(PartialPart):
     """One planned change (a :class:`FileChange` or a :class:`JobChange`).
 
     Attributes:
@@ -495,7 +536,14 @@ class Change(PlanPart):
         labels: the labels of the document the address comes from (for selectors and
             policies; empty for prunes of records made before labels were recorded).
         location: ``file:line`` of that document (None for prunes).
+        moved_from: a ``Moved`` document renames this address: apply first moves the
+            state's record of this address there (only present when set).
+        import_id: an ``Import`` document (or the import of the job that uses this file)
+            adopts this remote object: apply first records it for the address (only present
+            when set).
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"moved_from", "import_id"})
 
     address: Address
     type: ResourceType
@@ -509,6 +557,8 @@ class Change(PlanPart):
     force_new: bool = False
     labels: Mapping[str, str] = Field(default_factory=dict)
     location: str | None = None
+    moved_from: Address | None = None
+    import_id: str | None = None
 
 
 class FileChange(Change):
@@ -541,13 +591,25 @@ class JobChange(Change):
             previous one is active (409), so apply cancels the previous job, waits until it
             has stopped, and only then creates the new one — the address has no active job
             in between.
+        restores: for ``restore``: the job of this address's history, SUCCEEDED with exactly
+            this request, that apply re-points the address to (nothing is created; the
+            current job is the ``previous``). Only present when set.
+        delete_models: fine-tuned models of this address's previous jobs that apply
+            deletes: replaced under ``on_replace.previous_model: delete``, and the job that
+            replaced them has SUCCEEDED. Only present when set.
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = Change.OPTIONAL_KEYS | frozenset(
+        {"restores", "delete_models"}
+    )
 
     type: Literal[ResourceType.JOB] = ResourceType.JOB
     before: JobBefore | None = None
     after: JobAfter | None = None
     previous: JobPrevious | None = None
     cancel_first: bool = False
+    restores: str | None = None
+    delete_models: tuple[str, ...] = ()
 
 
 AnyChange = Annotated[FileChange | JobChange, Field(discriminator="type")]
@@ -664,6 +726,11 @@ class Plan(PlanPart):
         return [*self.errors, *(f"{c.address}: {c.blocked}" for c in self.changes if c.blocked)]
 
     @property
+    def models_deleted(self) -> int:
+        """Fine-tuned models apply deletes (``delete_models`` of every change)."""
+        return sum(len(c.delete_models) for c in self.changes if isinstance(c, JobChange))
+
+    @property
     def unmanaged_leftovers(self) -> tuple[Address, ...]:
         """Addresses the specs no longer name that this plan does not act on."""
         acted = {c.address for c in self.changes if c.action.prunes}
@@ -723,9 +790,14 @@ class Plan(PlanPart):
         return data
 
     def save(self, path: Path) -> None:
-        """Write the plan file (JSON)."""
+        """Write the plan file (JSON), whole or not at all, scrubbed of every secret of the run.
+
+        Raises:
+            StorageError: ``path`` cannot take the file (the message says why and the fix).
+        """
         payload = {"kind": "reconciler-plan", **self.to_json_dict()}
-        path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        text = scrub(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        write_output_file(path, text, what="the plan")
 
     @classmethod
     def load(cls, path: Path) -> Plan:

@@ -26,6 +26,15 @@ Rules (PRODUCT.md §3):
   files deleted remotely unless another address or a job still uses them).
 * ``--target`` and ``--selector`` restrict the plan (:mod:`~reconciler.engine.selection`);
   one that matches nothing is an error, as is a state binding one job to two addresses.
+* ``Import`` and ``Moved`` documents are planned against the state they make
+  (:mod:`~reconciler.engine.adoption`): a change of such an address carries ``import_id`` or
+  ``moved_from``, and is the action ``import`` or ``move`` (no cost) when nothing else
+  changes.
+* A job whose request is that of an earlier job of its address that SUCCEEDED (and whose
+  model still exists) is re-pointed to it (``restore``, no cost) instead of trained again,
+  unless ``--replace`` asks for a new run.
+* Once an address's job has SUCCEEDED, the models of the jobs it replaced under
+  ``on_replace.previous_model: delete`` are deleted (``delete_models``).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from typing import Any, TypeVar
 from reconciler import __version__
 from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
+from reconciler.engine.adoption import Adoption, adopt_declared
 from reconciler.engine.costs import MISTRAL_STORAGE_PER_MONTH
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths
@@ -139,6 +149,9 @@ class _World:
     """What every address is planned against (derived once from the planner's inputs).
 
     Attributes:
+        current: the state as apply will find it once Import and Moved documents are
+            applied (``adoption.state``).
+        adoption: what those documents do.
         bound: remote job id → the address that holds it now.
         held: every job id an address holds or held (history).
         selected: the addresses the plan covers (targets, selectors, dependencies).
@@ -146,6 +159,7 @@ class _World:
 
     desired: DesiredState
     current: State
+    adoption: Adoption
     observed: Observed
     options: PlanOptions
     intents: Mapping[str, Intent]
@@ -158,8 +172,10 @@ class _World:
 def _world(
     desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
 ) -> _World:
-    current = state or State(lineage="", serial=0)
-    current.check_bindings()
+    stored = state or State(lineage="", serial=0)
+    stored.check_bindings()
+    adoption = adopt_declared(desired, stored, observed)
+    current = adoption.state
     if options.targets:
         check_targets(options.targets, [*desired.files, *desired.jobs, *current.resources])
     if options.selectors:
@@ -175,6 +191,7 @@ def _world(
     return _World(
         desired=desired,
         current=current,
+        adoption=adoption,
         observed=observed,
         options=options,
         intents={i.address: i for i in current.intents.values()},
@@ -217,6 +234,7 @@ def build_plan(
     ]
     job_changes = list(_job_changes(world, drift))
     changes.extend(job_changes)
+    changes = [_adopted(c, world.adoption) for c in changes]
 
     not_in_spec = sorted(
         a for a in current.resources if a not in desired.files and a not in desired.jobs
@@ -279,6 +297,26 @@ def build_plan(
         models_kept=_models_kept(world, changes),
         storage_cost_per_model=options.storage_cost_per_model,
     )
+
+
+def _adopted(change: FileChange | JobChange, adoption: Adoption) -> FileChange | JobChange:
+    """A change with what the Import and Moved documents do to its address.
+
+    Apply records the import or the move first, then does the rest of the change; a change
+    that does nothing else is the ``import`` or ``move`` itself.
+    """
+    update: dict[str, Any] = {}
+    source = adoption.moved.get(change.address)
+    if source is not None:
+        update["moved_from"] = source
+        if change.action is Action.NOOP:
+            update.update(action=Action.MOVE, reason=Reason.MOVED)
+    remote_id = adoption.imported.get(change.address)
+    if remote_id is not None:
+        update["import_id"] = remote_id
+        if change.action is Action.NOOP:
+            update.update(action=Action.IMPORT, reason=Reason.IMPORT_DECLARED)
+    return change.model_copy(update=update) if update else change
 
 
 def _selection(desired: DesiredState, options: PlanOptions) -> set[str]:
@@ -489,10 +527,22 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
         if conflicts and previous.disposition is Disposition.KEEP
         else None,
     )
+    rerun = matches(address, world.options.replace)
     if res.fingerprint != job.fingerprint:
+        earlier = None if rerun else _restorable(job, res, world)
+        if earlier is not None:
+            # A revert: an earlier job of this address made exactly this request and
+            # succeeded. Point the address back at it instead of training again.
+            return change(
+                action=Action.RESTORE,
+                reason=Reason.PREVIOUS_JOB_SAME_REQUEST,
+                before=before,
+                previous=previous,
+                restores=earlier,
+            )
         paths = changed_paths(recorded or {}, dict(job.identity))
         return replace(reason=Reason.SPEC_CHANGED, replace_paths=tuple(paths or ["(request)"]))
-    if matches(address, world.options.replace):
+    if rerun:
         return replace(reason=Reason.REPLACE_BY_REQUEST, force_new=True)
     if remote is None:
         return _recreate_deleted(
@@ -524,9 +574,10 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
                 f"spec revision): fix the cause, then --replace {address}",
             )
         )
-    if status is not None and status.awaits_start and job.job.start:
+    if status is not None and status.awaits_start and job.job.start and not remote.get("auto_start"):
         # Created with auto_start=false and not started yet (an earlier apply stopped at
         # the budget gate or was interrupted): start it once the remote has validated it.
+        # (A job created with auto_start — one made outside and imported — starts itself.)
         return change(
             action=Action.START,
             reason=Reason.VALIDATED_NOT_STARTED
@@ -537,14 +588,49 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
         )
     if status is JobStatus.SUCCESS:
         fields = _model_updates(job, remote, world.observed)
-        if fields:
+        retired = _models_to_delete(res, world.observed, model)
+        if fields or retired:
+            extra: dict[str, Any] = {"delete_models": retired} if retired else {}
             return change(
                 action=Action.UPDATE,
-                reason=Reason.MODEL_METADATA_CHANGED,
+                reason=Reason.MODEL_METADATA_CHANGED if fields else Reason.REPLACEMENT_SUCCEEDED,
                 before=before,
                 update_fields=fields,
+                **extra,
             )
     return change(action=Action.NOOP, reason=Reason.IN_SYNC, before=before)
+
+
+def _restorable(job: DesiredJob, res: ResourceState, world: _World) -> str | None:
+    """An earlier job of this address that made exactly this job's request and SUCCEEDED,
+    whose model still exists (the newest such), if any."""
+    for entry in reversed(res.history):
+        job_id = str(entry.get("remote_id"))
+        if entry.get("fingerprint") != job.fingerprint or job_id in world.bound:
+            continue
+        remote = world.observed.jobs.get(job_id)
+        if remote is None or JobStatus.of(remote.get("status")) is not JobStatus.SUCCESS:
+            continue
+        model = remote.get("fine_tuned_model")
+        if model and str(model) in world.observed.models:
+            return job_id
+    return None
+
+
+def _models_to_delete(
+    res: ResourceState, observed: Observed, current_model: str | None
+) -> tuple[str, ...]:
+    """Models of the jobs this address replaced under ``previous_model: delete`` that still
+    exist: deleted now that the address's job has SUCCEEDED (never before)."""
+    found: list[str] = []
+    for entry in res.history:
+        if entry.get("model_disposition") != ModelDisposition.DELETE:
+            continue
+        earlier = observed.jobs.get(str(entry.get("remote_id"))) or {}
+        model = entry.get("fine_tuned_model") or earlier.get("fine_tuned_model")
+        if model and str(model) in observed.models and model != current_model:
+            found.append(str(model))
+    return tuple(dict.fromkeys(found))
 
 
 def _similar_to_record(job: DesiredJob, recorded: Mapping[str, Any] | None) -> bool:
@@ -722,5 +808,6 @@ def _models_kept(world: _World, changes: Sequence[Change]) -> int:
         for jid, j in world.observed.jobs.items()
         if jid in world.held and j.get("fine_tuned_model")
     }
+    deleted = {m for c in changes if isinstance(c, JobChange) for m in c.delete_models}
     planned = sum(1 for c in changes if c.type is ResourceType.JOB and c.action.makes_new)
-    return len(existing) + planned
+    return len(existing - deleted) + planned

@@ -4,9 +4,10 @@ Rendering reads a :class:`~reconciler.engine.plan.Plan` and nothing else; it nev
 Plans are for review: errors (a budget exceeded, changes apply will refuse) and warnings come
 first in text and Markdown and are never cut; every job to pay for shows its cost estimate and
 how it was made, and the headline says "at least" when some have none; a replacement shows
-the old and new value of each field that forces it. The Markdown form puts the summary first and folds details, and stays under
-GitHub's 65,536-character comment limit however many jobs the plan has (details are cut,
-with a note, before the summary, the errors or the warnings ever are).
+the old and new value of each field that forces it. The Markdown form puts the summary first
+and folds details, and stays under GitHub's 65,536-character comment limit however many jobs
+the plan has (details are cut, with a note, before the summary, the errors or the warnings
+ever are).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from reconciler.engine.plan import (
     Disposition,
     FileChange,
     JobChange,
+    ModelDisposition,
     Plan,
 )
 
@@ -38,6 +40,13 @@ _VERBS = {
     Action.DELETE: "to destroy",
     Action.FORGET: "to forget",
 }
+
+_ADOPTION_VERBS = {
+    Action.IMPORT: "to import",
+    Action.MOVE: "to move",
+    Action.RESTORE: "to restore",
+}
+"""Actions that only record existing remote objects: counted only when a plan has them."""
 
 
 def summary_line(plan: Plan) -> str:
@@ -57,7 +66,9 @@ def summary_line(plan: Plan) -> str:
             text = "No changes. Remote objects match the specs."
     else:
         parts = [f"{counts[a.value]} {verb}" for a, verb in _VERBS.items()]
-        text = "Plan: " + ", ".join(parts) + "."
+        adopting = [f"{counts[a.value]} {v}" for a, v in _ADOPTION_VERBS.items() if counts[a.value]]
+        text = "Plan: " + ", ".join(parts)
+        text += f"; {', '.join(adopting)} (no cost)." if adopting else "."
         if attention:
             text += f" Also {attention}."
     cost = cost_headline(plan)
@@ -68,6 +79,12 @@ def summary_line(plan: Plan) -> str:
         text += (
             f" Fine-tuned models kept: {plan.models_kept} "
             f"(storage ~${monthly:.2f}/month at ${plan.storage_cost_per_model:.2f} each)."
+        )
+    if plan.models_deleted:
+        saved = plan.models_deleted * plan.storage_cost_per_model
+        text += (
+            f" Previous models deleted: {plan.models_deleted} (saves ~${saved:.2f}/month of "
+            "storage)."
         )
     return text
 
@@ -152,11 +169,49 @@ def _amount(cost: CostEstimate) -> str:
 def describe_change(change: FileChange | JobChange, plan: Plan | None = None) -> list[str]:
     """Detail lines of one change (without the address line); ``plan`` says why a job has
     no cost estimate."""
-    lines = _describe_file(change) if isinstance(change, FileChange) else _describe_job(change)
+    lines = _describe_adoption(change)
+    lines += _describe_file(change) if isinstance(change, FileChange) else _describe_job(change)
     lines.extend(describe_cost(change, plan))
     if change.blocked:
         lines.append(f"BLOCKED: {change.blocked}")
     return lines
+
+
+def _describe_adoption(change: FileChange | JobChange) -> list[str]:
+    """What an Import or Moved document, or a restore, records first (state only)."""
+    lines: list[str] = []
+    if change.moved_from:
+        lines.append(f"moved from {change.moved_from} (a Moved document): state only, no cost")
+    if change.import_id and isinstance(change, FileChange):
+        shown = change.before.filename if change.before is not None else None
+        lines.append(
+            f"import remote file {change.import_id}"
+            + (f" ({shown})" if shown else "")
+            + ": it holds exactly the prepared content; nothing is uploaded, no cost"
+        )
+    elif change.import_id and isinstance(change, JobChange):
+        status = change.before.status if change.before is not None else None
+        lines.append(
+            f"import remote job {change.import_id} ({status}): it made exactly this request; "
+            "nothing is created, no cost"
+        )
+    if isinstance(change, JobChange) and change.restores:
+        lines.append(
+            f"restore: previous job {change.restores} had this exact request and SUCCEEDED; "
+            "the address points at it again, no new job, no cost"
+        )
+        prev = change.previous
+        if prev is not None:
+            lines.append(f"current job {prev.id} ({prev.status}): {prev.disposition}")
+            if prev.fine_tuned_model:
+                lines.append(_previous_model(prev.fine_tuned_model, prev.model_disposition))
+    return lines
+
+
+def _previous_model(model: str, disposition: ModelDisposition | None) -> str:
+    if disposition is ModelDisposition.DELETE:
+        return f"previous model {model}: delete once the new job has SUCCEEDED (not before)"
+    return f"previous model {model}: {disposition or 'keep'}"
 
 
 def _describe_file(change: FileChange) -> list[str]:
@@ -217,11 +272,14 @@ def _describe_job(change: JobChange) -> list[str]:
         elif prev is not None:
             lines.append(f"previous job {prev.id} ({prev.status}): {prev.disposition}")
             if prev.fine_tuned_model:
-                lines.append(
-                    f"previous model {prev.fine_tuned_model}: {prev.model_disposition or 'keep'}"
-                )
+                lines.append(_previous_model(prev.fine_tuned_model, prev.model_disposition))
     if change.action is Action.START and before is not None:
         lines.append(f"start validated job {before.id}")
+    for model in change.delete_models:
+        lines.append(
+            f"delete previous model {model}: replaced under on_replace.previous_model: delete, "
+            "and its replacement has SUCCEEDED"
+        )
     if change.action is Action.UPDATE:
         # In one fixed order: a plan read back from JSON has its keys sorted.
         for key in MODEL_FIELDS:

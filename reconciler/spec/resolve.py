@@ -23,8 +23,10 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
 
+from reconciler.address import Address
 from reconciler.errors import Location, Problem
 from reconciler.identity import RequestIdentity
+from reconciler.spec.adoption import check_adoption
 from reconciler.spec.models import (
     NAME_MAX,
     Dataset,
@@ -33,7 +35,9 @@ from reconciler.spec.models import (
     FineTuningJob,
     Hyperparameters,
     HyperparameterValues,
+    Import,
     InlineHyperparameters,
+    Moved,
     Provider,
     TrainingFileRef,
     WandbIntegration,
@@ -162,6 +166,8 @@ class _Resolver:
         self.profiles = self._by_name(Hyperparameters)
         self.integrations = self._by_name(WandbIntegration)
         self.job_docs = self._by_name(FineTuningJob)
+        self.import_docs = self._by_name(Import)
+        self.move_docs = self._by_name(Moved)
         providers = [d for d in documents if isinstance(d.doc, Provider)]
         self.provider: LoadedDocument[Provider] | None = providers[0] if providers else None
         for extra in providers[1:]:
@@ -403,6 +409,7 @@ class _Resolver:
                     on_replace=doc.on_replace,
                     labels=dict(doc.labels),
                     location=job.location,
+                    rerun=doc.rerun,
                 )
             )
         return jobs
@@ -561,6 +568,15 @@ def resolve_documents(
             jobs[job.name] = job
             job_locations[job.name] = loaded.location
     resolver.problems.extend(indistinguishable_jobs(jobs.values(), resolver.datasets))
+    declared = {job.address for job in jobs.values()} | {
+        Address.dataset(name, part)
+        for name, loaded in resolver.datasets.items()
+        for part in loaded.doc.parts
+    }
+    imports, moves, adoption_problems = check_adoption(
+        list(resolver.import_docs.values()), list(resolver.move_docs.values()), declared
+    )
+    resolver.problems.extend(adoption_problems)
     problems = sorted(
         resolver.problems, key=lambda p: (p.location or Location(""), p.code, p.message)
     )
@@ -577,6 +593,8 @@ def resolve_documents(
             jobs=jobs,
             provider=resolver.provider,
             digest=spec_digest(documents),
+            imports=imports,
+            moves=moves,
         ),
         [],
     )

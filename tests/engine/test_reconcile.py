@@ -161,8 +161,37 @@ def _job_change(action: Action, status: str | None) -> JobChange:
             ),
             False,
         ),
+        (
+            _job_change(Action.UPDATE, "SUCCESS").model_copy(update={"delete_models": ("ft:1",)}),
+            False,
+        ),
+        (
+            _job_change(Action.START, "VALIDATED").model_copy(update={"import_id": "j-1"}),
+            False,
+        ),
+        (
+            _job_change(Action.UPDATE, "SUCCESS").model_copy(
+                update={"moved_from": Address("job.old")}
+            ),
+            False,
+        ),
+        (_job_change(Action.MOVE, "SUCCESS"), False),
+        (_job_change(Action.RESTORE, "SUCCESS"), False),
     ],
-    ids=["update", "start-validated", "start-validating", "create", "replace", "forget", "file"],
+    ids=[
+        "update",
+        "start-validated",
+        "start-validating",
+        "create",
+        "replace",
+        "forget",
+        "file",
+        "update deleting previous models",
+        "start of an imported job",
+        "update of a moved job",
+        "move",
+        "restore",
+    ],
 )
 def test_what_needs_no_review(change: FileChange | JobChange, applied: bool) -> None:
     assert needs_no_review(change) is applied

@@ -8,21 +8,29 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reconciler.address import Address
 from reconciler.engine import costs
-from reconciler.engine.desired import DesiredFile
+from reconciler.engine.desired import DesiredFile, DesiredState
 from reconciler.engine.observed import Observed
-from reconciler.engine.plan import CostEstimate, CostSource, Plan, RunBudgetLimit
+from reconciler.engine.plan import (
+    PLAN_FORMAT_VERSION,
+    CostEstimate,
+    CostSource,
+    Plan,
+    RunBudgetLimit,
+)
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.state_model import State
+from reconciler.errors import Location
 from reconciler.render.plan import GITHUB_COMMENT_LIMIT, render_json, render_markdown, render_text
-from reconciler.spec.models import Budget, FineTunedModelSpec
-from reconciler.spec.resolved import ResolvedJob, TrainingInput
+from reconciler.spec.models import Budget, FineTunedModelSpec, OnReplace
+from reconciler.spec.resolved import DeclaredImport, DeclaredMove, ResolvedJob, TrainingInput
 from tests.engine.factories import (
     desired,
     desired_file,
@@ -140,6 +148,112 @@ def sample_plan() -> Plan:
     )
 
 
+def _adoption_world() -> tuple[DesiredState, State, Observed]:
+    """A plan of everything that records existing remote objects, next to one new job: a job
+    renamed by a ``Moved`` document, a job and its file made with the SDK adopted by an
+    ``Import`` document, a job reverted to a request that SUCCEEDED before, and a replacement
+    that SUCCEEDED under ``previous_model: delete``. The jobs adopted, moved or restored have
+    budgets far below any training cost: they pay for nothing, so none is exceeded."""
+    chats = desired_file("chats", sha="a" * 64, tokens=40_000)
+    sdk = desired_file("sdk", sha="d" * 64)
+    tight = Budget(max_cost=0.5)
+    steps = {"learning_rate": 1e-4}
+    reverted = resolved_job(
+        "steps", dataset="chats", suffix="steps", hyperparameters={**steps, "training_steps": 30}
+    )
+    retired = resolved_job(
+        "retired", dataset="chats", suffix="retired", on_replace=OnReplace(previous_model="delete")
+    )
+    before = desired(
+        [chats],
+        [
+            resolved_job("tone-v1", dataset="chats", budget=tight),
+            resolved_job(
+                "steps",
+                dataset="chats",
+                suffix="steps",
+                hyperparameters={**steps, "training_steps": 32},
+            ),
+            retired,
+        ],
+    )
+    after = desired(
+        [chats, sdk],
+        [
+            resolved_job("tone", dataset="chats", budget=tight),
+            resolved_job("sdk", dataset="sdk", suffix="sdk", budget=tight),
+            replace(reverted, budget=tight),
+            retired,
+            resolved_job("new", dataset="chats", suffix="new"),
+        ],
+    )
+    after = replace(
+        after,
+        moves={
+            "job.tone": DeclaredMove(
+                Address("job.tone-v1"), Address("job.tone"), Location("specs.yaml", 20, 1)
+            )
+        },
+        imports={
+            "job.sdk": DeclaredImport(Address("job.sdk"), "sdk-j", Location("specs.yaml", 24, 1))
+        },
+    )
+    st = state_with(
+        before,
+        file_ids={chats.address: "f-1"},
+        job_ids={"job.tone-v1": "j-1", "job.steps": "j-3", "job.retired": "j-5"},
+    )
+    st.resources["job.steps"].history.append(
+        {
+            "remote_id": "j-2",
+            "fine_tuned_model": "ft:2",
+            "fingerprint": after.jobs["job.steps"].fingerprint,
+        }
+    )
+    st.resources["job.retired"].history.append(
+        {"remote_id": "j-4", "fine_tuned_model": "ft:4", "model_disposition": "delete"}
+    )
+    ids = {chats.address: "f-1", sdk.address: "sdk-f"}
+    done = "SUCCESS"
+    obs = observed(
+        [
+            remote_file("f-1", chats),
+            {"id": "sdk-f", "filename": "sdk-export.jsonl", "bytes": sdk.bytes, "created_at": 1},
+        ],
+        [
+            remote_job("j-1", before.jobs["job.tone-v1"], ids, done, fine_tuned_model="ft:1"),
+            remote_job("j-2", after.jobs["job.steps"], ids, done, fine_tuned_model="ft:2"),
+            remote_job("j-3", before.jobs["job.steps"], ids, "RUNNING"),
+            remote_job("j-4", before.jobs["job.retired"], ids, done, fine_tuned_model="ft:4"),
+            remote_job("j-5", before.jobs["job.retired"], ids, done, fine_tuned_model="ft:5"),
+            remote_job("sdk-j", after.jobs["job.sdk"], ids, done, fine_tuned_model="ft:sdk"),
+        ],
+        [
+            {"id": m, "name": None, "description": None, "archived": False}
+            for m in ("ft:1", "ft:2", "ft:4", "ft:5", "ft:sdk")
+        ],
+    )
+    obs.content["sdk-f"] = sdk.sha256  # what hashing the SDK upload's content found
+    return after, st, obs
+
+
+def adoption_sample_plan(*, priced: bool = True) -> Plan:
+    """The plan of :func:`_adoption_world`, priced with Mistral's table under a run cap the
+    new job's cost just meets (``priced=False``: as layout 1.3 (adoption) made it, without
+    local estimates)."""
+    ds, st, obs = _adoption_world()
+    if not priced:
+        return _planned(ds, st, obs, target="mistral https://api.mistral.ai")
+    return _planned(
+        ds,
+        st,
+        obs,
+        estimator=MISTRAL_RATES,
+        budget=RunBudgetLimit(max_cost=4.0, source="--max-cost"),
+        target="mistral https://api.mistral.ai",
+    )
+
+
 def check_snapshot(name: str, text: str) -> None:
     path = SNAPSHOTS / name
     if os.environ.get("RECONCILER_UPDATE_SNAPSHOTS") or not path.exists():
@@ -168,7 +282,7 @@ def test_json_plan_snapshot() -> None:
     text = render_json(sample_plan())
     check_snapshot("plan.json", text + "\n")
     data = json.loads(text)
-    assert data["format_version"] == "1.3"
+    assert data["format_version"] == "1.4"
     changes = {c["address"]: c for c in data["changes"]}
     assert changes["job.budgeted"]["action"] == "start"
     assert changes["job.budgeted"]["cost"]["source"] == "remote-validation"
@@ -196,28 +310,111 @@ def test_json_plan_round_trips_through_a_plan_file(tmp_path: Path) -> None:
     assert Plan.load(tmp_path / "p.plan") == plan
 
 
-@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2", "1.2-costs"])
-def test_plan_files_of_older_formats_still_load(tmp_path: Path, version: str) -> None:
-    # The sample plan as format 1.0 wrote it (before force_new existed), as 1.1 wrote it
-    # (before labels and locations, local estimates, errors and the run budget existed), as
-    # 1.2 wrote it with labels and locations, and a 1.2 file that already carries the cost
-    # keys of 1.3 (the sample priced with Mistral's table), without labels and locations.
+def _unpriced_adoption_plan() -> Plan:
+    return adoption_sample_plan(priced=False)
+
+
+OLDER_FORMATS: list[tuple[str, Any, bool, bool]] = [
+    # (sample file, the plan it holds as this version makes it, whether the layout had
+    # labels and locations, whether it had the cost keys of 1.3 (costs))
+    # Format 1.0, before force_new existed; 1.1, before labels and locations, local
+    # estimates, errors and the run budget existed: the sample with a dry-run estimate.
+    ("1.0", legacy_sample_plan, False, False),
+    ("1.1", legacy_sample_plan, False, False),
+    # 1.2 with labels and locations.
+    ("1.2", legacy_sample_plan, True, False),
+    # A 1.2 file that already carries the cost keys of 1.3 (costs), without locations.
+    ("1.2-costs", sample_plan, False, True),
+    # The two layouts both called 1.3: with the cost keys (the sample priced with Mistral's
+    # table), and with the adoption keys (import, move, restore, delete_models; no local
+    # estimates then).
+    ("1.3-costs", sample_plan, True, True),
+    ("1.3-adoption", _unpriced_adoption_plan, True, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("version", "made_now", "located", "priced"), OLDER_FORMATS, ids=[f[0] for f in OLDER_FORMATS]
+)
+def test_plan_files_of_older_formats_still_load(
+    tmp_path: Path, version: str, made_now: Any, located: bool, priced: bool
+) -> None:
     old = json.loads((SNAPSHOTS / f"plan-format-{version}.json").read_text(encoding="utf-8"))
     (tmp_path / "old.plan").write_text(json.dumps({"kind": "reconciler-plan", **old}))
     loaded = Plan.load(tmp_path / "old.plan")
     assert loaded.format_version == version.split("-")[0]
-    expected = sample_plan() if version.endswith("-costs") else legacy_sample_plan()
-    if version != "1.2":
+    expected = made_now()
+    if not located:
         # Keys a layout did not have take their defaults (labels, location: 1.2).
         unlocated = tuple(c.model_copy(update={"location": None}) for c in expected.changes)
         expected = expected.model_copy(update={"changes": unlocated})
     assert loaded.changes == expected.changes
-    if version.endswith("-costs"):
-        assert loaded.model_copy(update={"format_version": "1.3"}) == expected
-    else:
-        # Keys added in 1.3 take their defaults: no errors, nothing unestimated, no run budget.
+    # Apart from its version, the file holds the plan this version makes of the same world.
+    assert loaded.model_copy(update={"format_version": PLAN_FORMAT_VERSION}) == expected
+    if not priced:
+        # The cost keys take their defaults: no errors, nothing unestimated, no run budget.
         assert not loaded.errors and not loaded.unestimated and loaded.run_budget is None
     assert render_text(loaded) == render_text(expected)
+
+
+def test_the_adoption_sample_of_format_1_3_holds_every_adoption_key() -> None:
+    # The sample must exercise what it stands for: each action and key of 1.3 (adoption).
+    data = json.loads((SNAPSHOTS / "plan-format-1.3-adoption.json").read_text(encoding="utf-8"))
+    assert data["format_version"] == "1.3" and "errors" not in data and "costs" not in data
+    keys = {k for c in data["changes"] for k in c}
+    assert {"moved_from", "import_id", "restores", "delete_models"} <= keys
+    assert {"import", "move", "restore"} <= {c["action"] for c in data["changes"]}
+
+
+def test_adoptions_cost_nothing_next_to_a_priced_job() -> None:
+    plan = adoption_sample_plan()
+    text, md, data = render_text(plan), render_markdown(plan), json.loads(render_json(plan))
+    check_snapshot("plan-adoption.txt", text)
+    check_snapshot("plan-adoption.md", md)
+    assert data["format_version"] == "1.4"
+    actions = {c["address"]: c["action"] for c in data["changes"]}
+    assert actions == {
+        "dataset.chats[all]": "no-op",
+        "dataset.sdk[all]": "import",
+        "job.new": "create",
+        "job.retired": "update",
+        "job.sdk": "import",
+        "job.steps": "restore",
+        "job.tone": "move",
+    }
+    # Only the new job is priced, counted and checked against the budgets: the jobs
+    # imported, moved or restored carry no cost, and their tight budgets are not exceeded.
+    assert [c["address"] for c in data["changes"] if c["cost"] is not None] == ["job.new"]
+    assert data["costs"] == {"totals": {"USD": 4.0}, "complete": True, "unestimated": 0}
+    assert data["errors"] == [] and data["unestimated"] == {}
+    assert data["run_budget"] == {"max_cost": 4.0, "source": "--max-cost"}
+    summary = data["summary"]
+    assert (summary["import"], summary["move"], summary["restore"]) == (2, 1, 1)
+    # One headline: what apply does, the adoptions (no cost), the cost of what it pays for,
+    # the storage kept and the storage the model deletion saves.
+    headline = (
+        "Plan: 1 to add, 1 to change, 0 to replace, 0 to start, 0 to destroy, 0 to forget; "
+        "2 to import, 1 to move, 1 to restore (no cost). Estimated cost: 4.00 USD for 1 job(s). "
+        "Run budget: 4.00 USD (--max-cost). Fine-tuned models kept: 5 (storage ~$10.00/month "
+        "at $2.00 each). Previous models deleted: 1 (saves ~$2.00/month of storage)."
+    )
+    assert text.splitlines()[-1] == headline
+    assert f"**{headline}**" in md
+    assert "cost estimate: 4.00 USD (local) + storage 2.00 USD/month" in text
+    assert text.count("cost estimate") == 1
+
+
+def test_a_run_cap_counts_only_what_costs_money() -> None:
+    ds, st, obs = _adoption_world()
+    capped = _planned(
+        ds,
+        st,
+        obs,
+        estimator=MISTRAL_RATES,
+        budget=RunBudgetLimit(max_cost=3.0, source="--max-cost"),
+    )
+    (error,) = capped.errors
+    assert "1 job(s)" in error and "4.00 USD" in error
 
 
 @pytest.mark.parametrize(

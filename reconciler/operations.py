@@ -22,7 +22,7 @@ from typing import Any
 from reconciler.data.api import check_datasets
 from reconciler.engine import costs, fingerprint
 from reconciler.engine.adopt import ContentHasher
-from reconciler.engine.adoption import remote_files_to_hash
+from reconciler.engine.adoption import adopt_declared, remote_files_to_hash
 from reconciler.engine.desired import DesiredJob, DesiredState, build_desired
 from reconciler.engine.executor import ApplyOptions, Executor, resolve_integration_key
 from reconciler.engine.observed import Observed, refresh
@@ -95,7 +95,9 @@ def remote_estimates(
     request goes alone, so at most one job is made before that is noticed; the others then go
     in parallel, and every job among their answers is cancelled too.
     """
-    file_ids = known_file_ids(desired, state or State(lineage="", serial=0), observed)
+    # The files as apply will find them: those Import and Moved documents record count too.
+    adopted = adopt_declared(desired, state or State(lineage="", serial=0), observed).state
+    file_ids = known_file_ids(desired, adopted, observed)
     candidates: list[DesiredJob] = [
         desired.jobs[a] for a in addresses if all(d in file_ids for d in desired.jobs[a].depends_on)
     ]

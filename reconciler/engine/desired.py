@@ -40,6 +40,9 @@ class DesiredFile:
         sha256, bytes, num_lines, samples: content facts.
         path: the prepared file on disk (what gets uploaded).
         fingerprint: :func:`~reconciler.engine.fingerprint.file_fingerprint`.
+        approx_tokens: estimated tokens of its valid samples (bytes / 4; cost estimates).
+        exact_tokens: tokens by Mistral's tokenizer, when the data was prepared with exact
+            counts (``--exact-tokens``); None otherwise.
         labels: the Dataset document's labels (for ``--selector``).
         location: where the Dataset document is (``file:line``), for plans.
     """
@@ -54,6 +57,8 @@ class DesiredFile:
     samples: int
     path: Path
     fingerprint: str
+    approx_tokens: int = 0
+    exact_tokens: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     location: str | None = None
 
@@ -208,6 +213,8 @@ def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> De
                 samples=pf.report.valid if pf.report is not None else pf.num_lines,
                 path=pf.path,
                 fingerprint=fingerprint.file_fingerprint(pf.upload_filename, pf.sha256),
+                approx_tokens=pf.report.approx_tokens if pf.report is not None else 0,
+                exact_tokens=pf.report.exact_tokens if pf.report is not None else None,
                 labels=dict(document.doc.labels) if document is not None else {},
                 location=file_line(document.location) if document is not None else None,
             )

@@ -21,12 +21,24 @@ reject an unknown major). It never contains a secret: W&B keys appear as their r
   derived from the reasons that implied it then (``deleted-remotely``,
   ``replace-by-request``).
 * ``1.2``: adds ``labels`` and ``location`` (the document's ``file:line``) to each change,
-  ``cancel_first`` to job changes and ``used_by`` to file changes. Older files load with
-  their defaults (no labels, no location, ``false``, none).
-* ``1.3``: adds the actions ``import``, ``move`` and ``restore`` (state-only: nothing is
-  created remotely) and the model disposition ``delete``; each change may carry
-  ``moved_from`` and ``import_id``, a job change ``restores`` and ``delete_models``, a job
-  request ``rerun`` (each only when set). Older files load unchanged.
+  ``cancel_first`` to job changes, ``used_by`` to file changes and ``options.selectors``.
+  Older files load with their defaults (no labels, no location, ``false``, none).
+* ``1.3`` names two layouts made side by side, each 1.2 plus one set of keys; both load:
+
+  - *costs*: cost estimates made locally (``source: local``, with their ``basis`` and
+    ``storage_per_month``); the plan's ``errors`` (why apply refuses it: a budget exceeded),
+    ``unestimated`` (jobs to pay for without an estimate, and why), ``run_budget``,
+    ``options.max_cost`` and the computed ``costs`` totals. (Some 1.2 files already carry
+    part of these: they keep them.)
+  - *adoption*: the actions ``import``, ``move`` and ``restore`` (state-only: nothing is
+    created remotely) and the model disposition ``delete``; each change may carry
+    ``moved_from`` and ``import_id``, a job change ``restores`` and ``delete_models``, a job
+    request ``rerun`` (each only when set).
+* ``1.4``: both sets of keys of 1.3 in one layout. The adoption actions cost nothing: they
+  carry no ``cost``, count in no ``costs`` total and no budget.
+
+Each newer layout only adds keys, so an older file loads with the keys it lacks at their
+defaults (no errors, no estimates missing, no budget; no adoption).
 """
 
 from __future__ import annotations
@@ -51,7 +63,7 @@ from reconciler.engine.output_file import write_output_file
 from reconciler.errors import PlanError
 from reconciler.redact import scrub
 
-PLAN_FORMAT_VERSION = "1.3"
+PLAN_FORMAT_VERSION = "1.4"
 
 
 class Action(StrEnum):
@@ -158,6 +170,7 @@ class DriftKind(StrEnum):
 class CostSource(StrEnum):
     """Where a cost estimate comes from."""
 
+    LOCAL = "local"
     DRY_RUN = "dry_run"
     REMOTE_VALIDATION = "remote-validation"
 
@@ -417,20 +430,79 @@ MODEL_FIELDS: tuple[ModelField, ...] = ("name", "description", "archived")
 """Every :data:`ModelField`, in the order plans list them."""
 
 
+class FileTokens(PlanPart):
+    """One training file of a local estimate: how much of the run it makes up.
+
+    Attributes:
+        file: the file's address.
+        tokens: its tokens (approximate or exact, as the basis says).
+        weight: its sampling weight.
+        epochs: passes the run makes over it: its share of the trained tokens (its weight
+            over the sum of the weights) divided by its tokens.
+    """
+
+    file: Address
+    tokens: int
+    weight: float
+    epochs: float
+
+
+class CostBasis(PartialPart):
+    """How a local estimate was computed: the training cost is ``max(minimum_fee,
+    train_tokens / 1e6 * price_per_million_tokens)``.
+
+    Attributes:
+        train_tokens: tokens the run trains on: ``steps * tokens_per_step``.
+        steps: training steps (given, derived from ``epochs``, or the provider's default).
+        steps_from: where ``steps`` comes from: ``training_steps``, ``epochs`` or
+            ``default``.
+        tokens_per_step: tokens one step trains on (``seq_len`` times the sequences of a
+            step).
+        data_tokens: tokens of the training files (unweighted sum).
+        token_count: ``approx`` (bytes / 4 of the valid samples) or ``exact`` (Mistral's
+            tokenizer, with the ``tokens`` extra).
+        epochs: passes over the training data the run amounts to
+            (``train_tokens / data_tokens``).
+        training_files: per training file, its tokens, weight and passes (only when the job
+            has several: with one, ``data_tokens`` and ``epochs`` are its own).
+        price_per_million_tokens, minimum_fee: the price applied.
+        price_source: where the price comes from (the built-in table and its source, or the
+            Provider's ``prices``).
+    """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"training_files"})
+
+    train_tokens: int
+    steps: int
+    steps_from: Literal["training_steps", "epochs", "default"]
+    tokens_per_step: int
+    data_tokens: int
+    token_count: Literal["approx", "exact"]
+    epochs: float
+    training_files: tuple[FileTokens, ...] = ()
+    price_per_million_tokens: float
+    minimum_fee: float
+    price_source: str
+
+
 class CostEstimate(PartialPart):
     """A cost estimate for a new or validated job.
 
     Attributes:
-        amount: the estimated cost.
-        currency: its currency, when the remote says.
-        source: ``dry_run`` (asked before create) or ``remote-validation`` (the validated
-            job's metadata).
-        train_tokens, expected_duration_seconds: what the dry run also reports (dry runs
+        amount: the estimated cost of training (storage is separate).
+        currency: its currency, when known.
+        source: ``local`` (computed from the prepared data and a price table, sending
+            nothing), ``dry_run`` (asked of the remote with ``plan --remote-estimate``) or
+            ``remote-validation`` (the validated job's metadata).
+        train_tokens: tokens the run trains on (local estimates and dry runs).
+        expected_duration_seconds: what a dry run also reports (dry runs only).
+        basis: how a local estimate was computed (local estimates only).
+        storage_per_month: monthly storage of the fine-tuned model it makes (local estimates
             only).
     """
 
     OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"train_tokens", "expected_duration_seconds"}
+        {"train_tokens", "expected_duration_seconds", "basis", "storage_per_month"}
     )
 
     amount: float
@@ -438,6 +510,8 @@ class CostEstimate(PartialPart):
     source: CostSource
     train_tokens: int | None = None
     expected_duration_seconds: int | None = None
+    basis: CostBasis | None = None
+    storage_per_month: float | None = None
 
 
 # -- changes ----------------------------------------------------------------------------------
@@ -566,12 +640,27 @@ class PlanSettings(PlanPart):
         selectors: ``--selector`` labels, as ``key=value``.
         replace: ``--replace`` patterns.
         prune: ``--prune``.
+        max_cost: ``--max-cost`` (None: not given).
     """
 
     targets: tuple[str, ...] = ()
     selectors: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
+    max_cost: float | None = None
+
+
+class RunBudgetLimit(PlanPart):
+    """The cap on the whole plan's cost that was checked.
+
+    Attributes:
+        max_cost: the highest acceptable sum of the estimates of the jobs the plan creates or
+            starts (USD).
+        source: where it comes from: ``--max-cost`` or ``Provider budget``.
+    """
+
+    max_cost: float
+    source: str
 
 
 class Plan(PlanPart):
@@ -589,9 +678,16 @@ class Plan(PlanPart):
         drift: objects changed outside reconciler.
         not_in_spec: managed addresses the specs no longer name (acted on only with prune).
         warnings: other things worth reading.
-        options: targets / replace / prune the plan was made with.
+        options: targets / replace / prune / max_cost the plan was made with.
         models_kept: fine-tuned models kept after apply (for the storage-cost line).
         storage_cost_per_model: monthly storage cost of one fine-tuned model (USD).
+        errors: why apply refuses this plan as a whole (a job over its budget, the run over
+            its cap). With the changes apply refuses one by one (``blocked``: a possible
+            duplicate, a job the remote cannot tell from another's) they are the plan's
+            :attr:`all_errors`: listed first, and ``plan`` exits 1 when there is any.
+        unestimated: new jobs without a cost estimate, and why (the cost totals are then a
+            lower bound).
+        run_budget: the cap on the whole plan's cost that was checked, if any.
     """
 
     format_version: str = PLAN_FORMAT_VERSION
@@ -609,6 +705,9 @@ class Plan(PlanPart):
     options: PlanSettings = PlanSettings()
     models_kept: int = 0
     storage_cost_per_model: float = 2.0
+    errors: tuple[str, ...] = ()
+    unestimated: Mapping[Address, str] = Field(default_factory=dict)
+    run_budget: RunBudgetLimit | None = None
 
     @property
     def actionable(self) -> list[FileChange | JobChange]:
@@ -619,6 +718,12 @@ class Plan(PlanPart):
     def has_changes(self) -> bool:
         """True when apply would change anything."""
         return bool(self.actionable)
+
+    @property
+    def all_errors(self) -> list[str]:
+        """Everything apply refuses: the plan's :attr:`errors`, then each blocked change
+        (``address: why``)."""
+        return [*self.errors, *(f"{c.address}: {c.blocked}" for c in self.changes if c.blocked)]
 
     @property
     def models_deleted(self) -> int:
@@ -648,6 +753,24 @@ class Plan(PlanPart):
             counts[change.action.value] += 1
         return counts
 
+    @property
+    def costly(self) -> list[JobChange]:
+        """The changes that cost money: jobs the plan creates, replaces or starts."""
+        return [
+            c
+            for c in self.changes
+            if isinstance(c, JobChange) and (c.action.makes_new or c.action is Action.START)
+        ]
+
+    def cost_totals(self) -> dict[str, float]:
+        """Sum of the estimates of :attr:`costly` changes, by currency (``""``: unknown)."""
+        totals: dict[str, float] = {}
+        for change in self.costly:
+            if change.cost is not None:
+                currency = change.cost.currency or ""
+                totals[currency] = totals.get(currency, 0.0) + change.cost.amount
+        return totals
+
     def only(self, actions: Collection[Action]) -> Plan:
         """A copy of this plan with only the changes of these actions."""
         return self.model_copy(
@@ -659,6 +782,11 @@ class Plan(PlanPart):
         data: dict[str, Any] = self.model_dump(mode="json")
         data["summary"] = self.summary()
         data["has_changes"] = self.has_changes
+        data["costs"] = {
+            "totals": {k: round(v, 4) for k, v in sorted(self.cost_totals().items())},
+            "complete": not self.unestimated,
+            "unestimated": len(self.unestimated),
+        }
         return data
 
     def save(self, path: Path) -> None:
@@ -686,7 +814,7 @@ class Plan(PlanPart):
                 f"{path}: plan format {data.get('format_version')} is not supported by this "
                 f"version (expects {PLAN_FORMAT_VERSION}); re-run 'reconciler plan'"
             )
-        for key in ("kind", "summary", "has_changes"):
+        for key in ("kind", "summary", "has_changes", "costs"):
             data.pop(key, None)
         if version == "1.0":
             data = _upgrade_1_0(data)

@@ -17,7 +17,10 @@ Rules (PRODUCT.md §3):
 * A remote job that is what a spec not in the state asks for (:mod:`reconciler.identity`)
   is a possible duplicate: its create is blocked with an ``import`` hint (or, when another
   address holds it, the ``state rm`` + ``import`` that moves it), never silently adopted or
-  duplicated. Jobs an address held before a replacement are not duplicates.
+  duplicated. Jobs an address held before a replacement are not duplicates, nor are
+  cancelled jobs (they train nothing).
+* Every job the plan creates, replaces or starts carries its cost estimate
+  (``options.price``, called for those jobs only; a validated job keeps the remote's figure).
 * Addresses in the state that the specs no longer name are listed; only ``prune`` acts on
   them (jobs cancelled if active — unless a spec asks for that very job — then forgotten;
   files deleted remotely unless another address or a job still uses them).
@@ -39,13 +42,14 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from reconciler import __version__
 from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
 from reconciler.engine.adoption import Adoption, adopt_declared
+from reconciler.engine.costs import MISTRAL_STORAGE_PER_MONTH
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths
 from reconciler.engine.observed import Observed
@@ -89,9 +93,6 @@ from reconciler.identity import matches as remote_is
 
 C = TypeVar("C", FileChange, JobChange)
 
-MODEL_STORAGE_COST_PER_MONTH = 2.0
-"""USD per fine-tuned model per month (Mistral's published storage price)."""
-
 
 @dataclass(frozen=True)
 class PlanOptions:
@@ -108,9 +109,13 @@ class PlanOptions:
         target_description: where it applies (for the plan header).
         spec_paths: the spec paths, as given.
         spec_digest: digest of specs and prepared data.
-        estimates: cost estimates by job address, for the jobs :func:`jobs_to_create` names.
+        price: prices a job the plan creates, replaces or starts (one to start only without
+            the remote's figure); called for those jobs only, as the plan is made (None: no
+            price).
         notes: warnings from outside the planner (cost estimation, datasets), listed after
             the planner's own.
+        storage_cost_per_model: monthly storage price of one fine-tuned model (USD), for the
+            plan's storage line.
     """
 
     targets: tuple[str, ...] = ()
@@ -120,8 +125,9 @@ class PlanOptions:
     target_description: str = ""
     spec_paths: tuple[str, ...] = ()
     spec_digest: str = ""
-    estimates: Mapping[str, CostEstimate] = field(default_factory=dict)
+    price: Callable[[DesiredJob], CostEstimate | None] | None = None
     notes: tuple[str, ...] = ()
+    storage_cost_per_model: float = MISTRAL_STORAGE_PER_MONTH
 
 
 def known_file_ids(desired: DesiredState, state: State, observed: Observed) -> dict[str, str]:
@@ -208,18 +214,6 @@ def _job_changes(world: _World, drift: list[Drift]) -> Iterator[JobChange]:
             yield _plan_job(job, world, drift)
 
 
-def jobs_to_create(
-    desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
-) -> list[Address]:
-    """Addresses of the jobs the plan will create or replace (those worth a cost estimate).
-
-    Pure, like :func:`build_plan`, and decided by the same rules: ask for estimates of these,
-    then build the plan once with them (``options.estimates``).
-    """
-    world = _world(desired, state, observed, options)
-    return [c.address for c in _job_changes(world, []) if c.action.makes_new]
-
-
 def build_plan(
     desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
 ) -> Plan:
@@ -301,7 +295,7 @@ def build_plan(
             prune=options.prune,
         ),
         models_kept=_models_kept(world, changes),
-        storage_cost_per_model=MODEL_STORAGE_COST_PER_MONTH,
+        storage_cost_per_model=options.storage_cost_per_model,
     )
 
 
@@ -482,10 +476,16 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
         labels=dict(job.labels),
         location=job.location,
     )
-    # A change that makes a new job waits for its files and carries its cost estimate.
-    new_job = functools.partial(
-        change, depends_on=job.depends_on, cost=world.options.estimates.get(address)
-    )
+    price = world.options.price
+
+    def estimate() -> CostEstimate | None:
+        """The job's cost estimate, priced only for the changes that cost money."""
+        return price(job) if price is not None else None
+
+    def new_job(**fields: Any) -> JobChange:
+        """A change that makes a new job: it waits for its files and carries its cost."""
+        return change(depends_on=job.depends_on, cost=estimate(), **fields)
+
     if res is None:
         if address in world.intents:
             return new_job(action=Action.CREATE, reason=Reason.RECOVER_INTENT)
@@ -589,7 +589,7 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
             if status is JobStatus.VALIDATED
             else Reason.AWAITING_VALIDATION,
             before=before,
-            cost=_remote_cost(remote),
+            cost=_remote_cost(remote) or estimate(),
         )
     if status is JobStatus.SUCCESS:
         fields = _model_updates(job, remote, world.observed)
@@ -659,7 +659,9 @@ def _twin(job: DesiredJob, world: _World) -> dict[str, Any] | None:
     """A remote job this job's request would make, that no record says was made otherwise.
 
     Jobs an address held before a replacement (history) are not twins: their record says
-    which request made them. The newest twin is returned.
+    which request made them. Nor are cancelled jobs: they train nothing and make no model,
+    so a new job duplicates nothing (e.g. the job a proxy made of a ``dry_run`` request,
+    cancelled at once by ``plan --remote-estimate``). The newest twin is returned.
     """
     identity = RequestIdentity.of_content(job.identity, world.file_ids)
     if identity is None:
@@ -667,9 +669,16 @@ def _twin(job: DesiredJob, world: _World) -> dict[str, Any] | None:
     twins = [
         j
         for jid, j in world.observed.jobs.items()
-        if (jid in world.bound or jid not in world.held) and remote_is(identity, j)
+        if (jid in world.bound or jid not in world.held)
+        and not _cancelled(j)
+        and remote_is(identity, j)
     ]
     return max(twins, key=lambda j: j.get("created_at") or 0) if twins else None
+
+
+def _cancelled(remote: Mapping[str, Any]) -> bool:
+    status = JobStatus.of(remote.get("status"))
+    return status is not None and status.is_cancelled
 
 
 def _duplicate_message(job: DesiredJob, twin: Mapping[str, Any], world: _World) -> str:

@@ -1,11 +1,13 @@
 """Plan rendering: Terraform-like text, versioned JSON, and Markdown for PR comments.
 
 Rendering reads a :class:`~reconciler.engine.plan.Plan` and nothing else; it never decides.
-Plans are for review: errors (changes apply will refuse) and warnings come first in text and
-Markdown and are never cut; a replacement shows the old and new value of each field that
-forces it. The Markdown form puts the summary first and folds details, and stays under
-GitHub's 65,536-character comment limit however many jobs the plan has (details are cut,
-with a note, before the summary, the errors or the warnings ever are).
+Plans are for review: errors (a budget exceeded, changes apply will refuse) and warnings come
+first in text and Markdown and are never cut; every job to pay for shows its cost estimate and
+how it was made, and the headline says "at least" when some have none; a replacement shows
+the old and new value of each field that forces it. The Markdown form puts the summary first
+and folds details, and stays under GitHub's 65,536-character comment limit however many jobs
+the plan has (details are cut, with a note, before the summary, the errors or the warnings
+ever are).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from reconciler.engine.plan import (
     MODEL_FIELDS,
     Action,
+    CostEstimate,
     Disposition,
     FileChange,
     JobChange,
@@ -50,7 +53,9 @@ def summary_line(plan: Plan) -> str:
     """``Plan: 3 to add, 0 to change, ...`` — or ``No changes.`` — with drift and leftovers.
 
     ``No changes to apply; 1 drifted, 1 not in spec.`` when apply would do nothing but the
-    remote still differs from the specs (what ``--detailed-exitcode`` reports as 2).
+    remote still differs from the specs (what ``--detailed-exitcode`` reports as 2). Then the
+    estimated cost (:func:`cost_headline`: ``at least``, with how many jobs have no estimate,
+    when some have none) and the monthly storage of the models kept.
     """
     counts = plan.summary()
     attention = _attention(plan)
@@ -66,9 +71,9 @@ def summary_line(plan: Plan) -> str:
         text += f"; {', '.join(adopting)} (no cost)." if adopting else "."
         if attention:
             text += f" Also {attention}."
-    cost = total_cost(plan)
+    cost = cost_headline(plan)
     if cost:
-        text += f" Estimated cost of new jobs: {cost}."
+        text += f" {cost}"
     if plan.models_kept:
         monthly = plan.models_kept * plan.storage_cost_per_model
         text += (
@@ -94,29 +99,79 @@ def _attention(plan: Plan) -> str:
     return ", ".join(parts)
 
 
-def plan_errors(plan: Plan) -> list[str]:
-    """What apply will refuse, one line per change (``address: why``)."""
-    return [f"{c.address}: {c.blocked}" for c in plan.changes if c.blocked]
-
-
 def total_cost(plan: Plan) -> str:
     """Sum of cost estimates by currency, e.g. ``4.20 USD``; empty when none."""
-    totals: dict[str, float] = {}
-    for change in plan.changes:
-        if change.cost is not None:
-            currency = change.cost.currency or ""
-            totals[currency] = totals.get(currency, 0.0) + change.cost.amount
-    return ", ".join(f"{v:.2f} {k}".strip() for k, v in sorted(totals.items()))
+    totals = plan.cost_totals()
+    return ", ".join(f"{v:,.2f} {k}".strip() for k, v in sorted(totals.items()))
 
 
-def describe_change(change: FileChange | JobChange) -> list[str]:
-    """Detail lines of one change (without the address line)."""
+def cost_headline(plan: Plan) -> str:
+    """``Estimated cost: 4.20 USD for 2 job(s).`` — ``at least``, with how many are missing,
+    when some job has no estimate; the run's cap when there is one. Empty without costs."""
+    jobs, missing = len(plan.costly), len(plan.unestimated)
+    if not jobs:
+        return ""
+    total = total_cost(plan) or "0.00"
+    if missing:
+        text = (
+            f"Estimated cost: at least {total} for {jobs} job(s); {missing} job(s) could not "
+            "be estimated."
+        )
+    else:
+        text = f"Estimated cost: {total} for {jobs} job(s)."
+    if plan.run_budget is not None:
+        text += f" Run budget: {plan.run_budget.max_cost:,.2f} USD ({plan.run_budget.source})."
+    return text
+
+
+def describe_cost(change: FileChange | JobChange, plan: Plan | None = None) -> list[str]:
+    """The cost lines of a change: its estimate and how it was made, why it has none, and
+    whether it is over its budget."""
+    cost = change.cost
+    if cost is None:
+        why = plan.unestimated.get(change.address) if plan is not None else None
+        return [f"cost estimate: none ({why})"] if why else []
+    storage = (
+        f" + storage {cost.storage_per_month:.2f} {cost.currency or ''}/month"
+        if cost.storage_per_month is not None
+        else ""
+    )
+    lines = [f"cost estimate: {_amount(cost)} ({cost.source}){storage}"]
+    basis = cost.basis
+    if basis is not None:
+        lines.append(
+            f"  {basis.steps:,} steps ({basis.steps_from}) x {basis.tokens_per_step:,} tokens "
+            f"= {basis.train_tokens:,} tokens at {basis.price_per_million_tokens:g} "
+            f"{cost.currency or ''}/M tokens (minimum {basis.minimum_fee:g})"
+        )
+        lines.append(
+            f"  {basis.epochs:g} epoch(s) of {basis.data_tokens:,} training tokens "
+            f"({basis.token_count})"
+        )
+        if len(basis.training_files) > 1:
+            lines.extend(
+                f"    {f.file}: {f.tokens:,} tokens, weight {f.weight:g}, {f.epochs:g} epoch(s)"
+                for f in basis.training_files
+            )
+        lines.append(f"  price: {basis.price_source}")
+    elif cost.train_tokens is not None:
+        lines.append(f"  {cost.train_tokens:,} trained tokens")
+    budget = change.after.budget if isinstance(change, JobChange) and change.after else None
+    if budget is not None and cost.amount > budget.max_cost:
+        lines.append(f"OVER BUDGET: {_amount(cost)} > budget.max_cost {budget.max_cost:g}")
+    return lines
+
+
+def _amount(cost: CostEstimate) -> str:
+    return f"{cost.amount:,.2f} {cost.currency or ''}".rstrip()
+
+
+def describe_change(change: FileChange | JobChange, plan: Plan | None = None) -> list[str]:
+    """Detail lines of one change (without the address line); ``plan`` says why a job has
+    no cost estimate."""
     lines = _describe_adoption(change)
     lines += _describe_file(change) if isinstance(change, FileChange) else _describe_job(change)
-    if change.cost is not None:
-        lines.append(
-            f"cost estimate: {change.cost.amount:.2f} {change.cost.currency or ''}".rstrip()
-        )
+    lines.extend(describe_cost(change, plan))
     if change.blocked:
         lines.append(f"BLOCKED: {change.blocked}")
     return lines
@@ -200,7 +255,7 @@ def _describe_job(change: JobChange) -> list[str]:
             lines.append(f"W&B project {integration.project} (api_key from {{{ref}}})")
         start = "then start once validated" if after.start else "leave VALIDATED (start: false)"
         if after.budget:
-            start += f", if the estimate is within budget {after.budget.max_cost}"
+            start += f", if the remote's estimate is within budget {after.budget.max_cost}"
         lines.append(start)
     if change.action is Action.REPLACE:
         if change.replace_paths:
@@ -297,9 +352,10 @@ def render_text(plan: Plan, *, show_noop: bool = False) -> str:
     """Human plan, Terraform-like: errors and warnings first, then symbols, reasons,
     details, drift, and the summary line."""
     out: list[str] = []
-    errors = plan_errors(plan)
+    errors = plan.all_errors
     if errors:
-        out.append("Errors (apply will refuse these changes):")
+        scope = "this plan" if plan.errors else "these changes"
+        out.append(f"Errors (apply will refuse {scope}):")
         out.extend(f"   x  {e}" for e in errors)
         out.append("")
     for warning in plan.warnings:
@@ -314,7 +370,7 @@ def render_text(plan: Plan, *, show_noop: bool = False) -> str:
             out.append(
                 f"  {change.action.symbol:>3} {change.address}  ({change.action.value}: {change.reason})"
             )
-            out.extend(f"        {line}" for line in describe_change(change))
+            out.extend(f"        {line}" for line in describe_change(change, plan))
             out.append("")
     if show_noop:
         for change in plan.changes:
@@ -344,6 +400,25 @@ def _md_escape(text: str) -> str:
     return text.replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
+UNESTIMATED_NAMED = 5
+"""Addresses named per reason in the Markdown list of jobs without an estimate."""
+
+
+def _unestimated_lines(plan: Plan) -> list[str]:
+    """One line per reason a job has no estimate, naming the first jobs and counting all (a
+    thousand jobs of an unpriced model make one line, and the comment stays short)."""
+    by_reason: dict[str, list[str]] = {}
+    for address, why in plan.unestimated.items():
+        by_reason.setdefault(why, []).append(address)
+    lines = []
+    for why, addresses in by_reason.items():
+        named = ", ".join(f"`{a}`" for a in addresses[:UNESTIMATED_NAMED])
+        more = len(addresses) - UNESTIMATED_NAMED
+        named += f" and {more} more" if more > 0 else ""
+        lines.append(f"- {named}: {_md_escape(why)}")
+    return lines
+
+
 def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     """A PR comment: summary first, details folded, always under ``budget`` characters."""
     counts = plan.summary()
@@ -355,6 +430,19 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
         f"Target: `{plan.target}`",
         "",
     ]
+    # Errors come first, then the counts; errors and warnings come before any detail and are
+    # never cut.
+    blocked = [c for c in plan.changes if c.blocked]
+    if plan.errors:
+        count = len(plan.errors) + len(blocked)
+        head.append(f":x: **{count} error(s): apply will refuse this plan.**")
+    elif blocked:
+        head.append(f"**:x: Errors: apply will refuse {len(blocked)} change(s)**")
+    if plan.errors or blocked:
+        head.append("")
+        head.extend(f"- {_md_escape(e)}" for e in plan.errors)
+        head.extend(f"- `{c.address}`: {_md_escape(str(c.blocked))}" for c in blocked)
+        head.append("")
     head.append("| action | count |")
     head.append("| --- | ---: |")
     for action in Action:
@@ -362,12 +450,13 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
             head.append(f"| {action.value} | {counts[action.value]} |")
     head.append(f"| no-op | {counts['no-op']} |")
     head.append("")
-    # Errors and warnings come before any detail and are never cut.
-    errors = [c for c in plan.changes if c.blocked]
-    if errors:
-        head.append(f"**:x: Errors: apply will refuse {len(errors)} change(s)**")
+    if plan.unestimated:
+        head.append(
+            f":warning: {len(plan.unestimated)} job(s) have no cost estimate, so the estimated "
+            "cost is a lower bound:"
+        )
         head.append("")
-        head.extend(f"- `{c.address}`: {_md_escape(str(c.blocked))}" for c in errors)
+        head.extend(_unestimated_lines(plan))
         head.append("")
     if plan.warnings:
         head.append(f"**:warning: Warnings ({len(plan.warnings)})**")
@@ -386,7 +475,7 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET) -> str:
     text = "\n".join(head)
     sections: list[str] = []
     for change in plan.actionable:
-        body = "\n".join(describe_change(change))
+        body = "\n".join(describe_change(change, plan))
         sections.append(
             f"<details><summary><code>{_md_escape(change.action.symbol)} {change.address}</code> "
             f"{change.action.value} ({change.reason})</summary>\n\n```\n{body}\n```\n</details>"

@@ -357,7 +357,9 @@ class ClassifierTarget(StrictModel):
 
 
 class Budget(StrictModel):
-    """Cost gate checked after the remote validated the job and before it is started."""
+    """A job's cost cap: checked at plan time against the local estimate (a job over it is a
+    plan error), and again after the remote validated the job, against the remote's own
+    estimate, before it is started."""
 
     max_cost: float = Field(
         gt=0, description="Maximum accepted cost estimate, in the currency the remote reports."
@@ -502,6 +504,36 @@ class StateConfig(StrictModel):
         return self
 
 
+class ModelPrice(StrictModel):
+    """The price of fine-tuning one base model, in USD."""
+
+    train_per_million_tokens: float = Field(
+        ge=0, description="Training price per million trained tokens (USD)."
+    )
+    storage_per_month: float | None = Field(
+        default=None,
+        ge=0,
+        description="Monthly storage price of each fine-tuned model (USD); default: the "
+        "built-in table's.",
+    )
+    minimum_fee: float | None = Field(
+        default=None,
+        ge=0,
+        description="Minimum charge per job (USD); default: the built-in table's.",
+    )
+
+
+class RunBudget(StrictModel):
+    """A cost cap for a whole run: the sum of the estimates of the jobs one apply creates or
+    starts."""
+
+    max_cost: float = Field(
+        gt=0,
+        description="Maximum total estimated cost (USD) of the jobs one plan or apply creates "
+        "or starts; over it, plan reports an error and apply refuses.",
+    )
+
+
 class Provider(DocumentBase):
     """Where to reconcile. Without a Provider document the embedded sandbox is used."""
 
@@ -521,6 +553,15 @@ class Provider(DocumentBase):
     parallelism: int = Field(default=8, ge=1, le=64, description="Concurrent API operations.")
     rate_limit: float | None = Field(
         default=None, gt=0, description="Client-side cap in requests per second."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Fine-tuning prices by base model, overriding the built-in price table "
+        "(e.g. a negotiated rate, or a model the table does not know).",
+    )
+    budget: RunBudget | None = Field(
+        default=None,
+        description="Cap on the estimated cost of everything one plan or apply starts.",
     )
 
 

@@ -51,6 +51,7 @@ def make_project(
     extra_job_fields: str = "",
     wandb: bool = False,
     state_yaml: str | None = None,
+    provider_fields: str = "",
 ) -> Path:
     """Write the project into ``root`` and return it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,9 @@ def make_project(
     if endpoint is not None:
         docs.append(
             "kind: Provider\nname: test-sandbox\ntype: sandbox\n"
-            f"endpoint: {endpoint}\napi_key: {{env: {SANDBOX_KEY_ENV}}}\n" + state_yaml
+            f"endpoint: {endpoint}\napi_key: {{env: {SANDBOX_KEY_ENV}}}\n"
+            + provider_fields
+            + state_yaml
         )
     for d in range(n_datasets):
         write_dataset(root / "data" / f"d{d}.jsonl", f"topic {d}")

@@ -285,3 +285,35 @@ def test_a_revert_restores_the_job_that_succeeded_with_that_request(cli: Cli, sa
     # --replace still asks for a new run.
     again = json.loads(cli.run("plan", "--replace", "job.job0", "--format", "json").stdout)
     assert [c["action"] for c in again["changes"] if c["address"] == "job.job0"] == ["replace"]
+
+
+def test_imports_cost_nothing_and_a_new_job_on_an_imported_file_is_priced(
+    cli: Cli, sandbox: Any
+) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
+    sdk = _sdk(sandbox)
+    content = (cli.cwd / "data" / "d0.jsonl").read_bytes()
+    uploaded = sdk.files.upload(file={"file_name": "from-a-notebook.jsonl", "content": content})
+    specs = cli.cwd / "specs.yaml"
+    with specs.open("a", encoding="utf-8") as fh:
+        fh.write(f"---\nkind: Import\nname: adopt-d0\nto: dataset.d0[all]\nid: {uploaded.id}\n")
+    # The file is imported (no cost), the job on it is to pay for, locally estimated...
+    planned = cli.run("plan", "--detailed-exitcode", check=2)
+    assert "<= dataset.d0[all]  (import: import-declared)" in planned.stdout
+    assert "1 to import (no cost). Estimated cost: 2.62 USD for 1 job(s)." in planned.stdout
+    # ... and, on request, by the remote: it has the imported file already.
+    mark = _last_journal_id(sandbox)
+    asked = json.loads(cli.run("plan", "--remote-estimate", "--format", "json", check=0).stdout)
+    costs = {c["address"]: c["cost"] for c in asked["changes"]}
+    assert costs["dataset.d0[all]"] is None
+    assert costs["job.job0"]["source"] == "dry_run" and costs["job.job0"]["amount"] == 2.6214
+    assert [(e["method"], e["query"]) for e in mutating(sandbox.journal(mark))] == [
+        ("POST", "dry_run=true")
+    ]
+    assert not any("no estimate" in w for w in asked["warnings"])
+    # A run cap counts only what costs money: over it with the job, within it without.
+    refused = cli.run("apply", "--yes", "--max-cost", "0.01", check=1)
+    assert "over the run's cap of 0.01 USD (--max-cost)" in refused.stderr
+    assert _state(cli) == {}
+    cli.run("apply", "--yes", "--max-cost", "0.01", "--target", "dataset.*", check=0)
+    assert _state(cli)["dataset.d0[all]"]["remote_id"] == uploaded.id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from reconciler.engine.plan import (
     ModelDisposition,
     Reason,
 )
-from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, matches
+from reconciler.engine.planner import PlanOptions, build_plan, matches
 from reconciler.errors import Location, PlanError, StateError
 from reconciler.render.plan import describe_change, summary_line
 from reconciler.spec.models import FineTunedModelSpec, OnReplace
@@ -256,21 +255,32 @@ def test_second_plan_after_apply_is_noop_and_serializes() -> None:
     assert data["summary"]["no-op"] == 2 and data["has_changes"] is False
 
 
-def test_jobs_to_create_names_what_build_plan_creates_and_estimates_land_there() -> None:
+def test_only_the_jobs_the_plan_pays_for_are_priced_and_their_estimates_land_there() -> None:
     st, obs = _in_sync_world("SUCCESS")
     new = resolved_job("new", dataset="d", suffix="n")
     ds = desired([F], [J, new])
-    options = PlanOptions(replace=("job.j",))
-    assert jobs_to_create(ds, st, obs, options) == ["job.j", "job.new"]
-    estimate = CostEstimate(amount=1.5, currency="USD", source=CostSource.DRY_RUN)
-    plan = build_plan(ds, st, obs, replace(options, estimates={"job.new": estimate}))
+    estimate = CostEstimate(amount=1.5, currency="USD", source=CostSource.LOCAL)
+    priced: list[str] = []
+
+    def price(job: Any) -> CostEstimate | None:
+        priced.append(job.address)
+        return estimate if job.address == "job.new" else None
+
+    plan = build_plan(ds, st, obs, PlanOptions(replace=("job.j",), price=price))
+    assert sorted(priced) == ["job.j", "job.new"]
     assert [(c.address, c.action, c.cost) for c in plan.changes] == [
         (FA, Action.NOOP, None),
         (JA, Action.REPLACE, None),
         ("job.new", Action.CREATE, estimate),
     ]
     assert not any(c.force_new for c in plan.changes if c.address != JA)
-    assert jobs_to_create(ds, st, obs, PlanOptions(targets=("dataset.d",))) == []
+    # A job in sync costs nothing and is not priced; nor is a job the targets leave out.
+    priced.clear()
+    build_plan(ds, st, obs, PlanOptions(price=price))
+    assert priced == ["job.new"]
+    priced.clear()
+    build_plan(ds, st, obs, PlanOptions(targets=("dataset.d",), price=price))
+    assert priced == []
 
 
 def test_the_plan_is_frozen_and_changed_only_by_copies() -> None:
@@ -301,6 +311,26 @@ def test_a_possible_duplicate_is_compared_with_the_remotes_defaults(
     remote = remote_job("j7", DS.jobs[JA], {FA: "f1"}, "SUCCESS")
     remote["hyperparameters"].update(reported)
     plan = build_plan(DS, st, observed([remote_file("f1", F)], [remote]), PlanOptions())
+    assert bool(plan.changes[1].blocked) is blocked
+
+
+@pytest.mark.parametrize(
+    ("status", "blocked"),
+    [
+        ("SUCCESS", True),
+        ("RUNNING", True),
+        ("FAILED", True),
+        ("CANCELLATION_REQUESTED", False),
+        ("CANCELLED", False),
+    ],
+)
+def test_a_cancelled_remote_job_is_not_a_possible_duplicate(status: str, blocked: bool) -> None:
+    # A job that a proxy made of a dry_run request, which plan --remote-estimate cancelled at
+    # once, trained nothing: it must not block the create of the job it was priced for.
+    st = state_with(DS, file_ids={FA: "f1"}, job_ids={})
+    remote = remote_job("j7", DS.jobs[JA], {FA: "f1"}, status)
+    plan = build_plan(DS, st, observed([remote_file("f1", F)], [remote]), PlanOptions())
+    assert plan.changes[1].action is Action.CREATE
     assert bool(plan.changes[1].blocked) is blocked
 
 
@@ -499,6 +529,20 @@ SDK_FILE = {"id": "sdk-f", "filename": "search-queries.jsonl", "bytes": F.bytes,
 SDK_HASHED = {"sdk-f": F.sha256}  # what hashing the remote content found
 
 
+class _Pricer:
+    """A price function for :class:`PlanOptions` that records the jobs it was asked to price
+    (every one gets the same local estimate)."""
+
+    ESTIMATE = CostEstimate(amount=1.5, currency="USD", source=CostSource.LOCAL)
+
+    def __init__(self) -> None:
+        self.priced: list[str] = []
+
+    def __call__(self, job: Any) -> CostEstimate:
+        self.priced.append(job.address)
+        return self.ESTIMATE
+
+
 def _moved(ds: Any, source: str = JA, to: str = NEW) -> Any:
     return dataclasses.replace(
         ds, moves={to: DeclaredMove(Address(source), Address(to), Location("specs.yaml", 9, 1))}
@@ -555,10 +599,16 @@ def test_moved_documents(
         st.resources[address] = state_with(DS, file_ids={}, job_ids={JA: job_id}).resources[JA]
         st.resources[address].address = address
     obs = observed([remote_file("f1", F)], [remote_job("j1", DS.jobs[JA], {FA: "f1"})])
-    plan = build_plan(ds, st, obs, PlanOptions())
+    pricer = _Pricer()
+    plan = build_plan(ds, st, obs, PlanOptions(price=pricer))
     assert _actions(plan) == expected
     change = plan.changes[1]
-    assert change.moved_from == moved_from and change.cost is None
+    assert change.moved_from == moved_from
+    # A move costs nothing and is not priced; a job the move's record does not spare is.
+    pays = change.action.makes_new
+    assert change.cost == (_Pricer.ESTIMATE if pays else None)
+    assert pricer.priced == ([NEW] if pays else [])
+    assert plan.cost_totals() == ({"USD": 1.5} if pays else {})
     assert plan.not_in_spec == ()  # the old address is not left over
     assert JA in st.resources or not jobs.get(JA)  # planning never changes the state given
 
@@ -608,10 +658,16 @@ def test_import_documents(
 ) -> None:
     obs = observed([SDK_FILE], [{**_sdk_job(), **fields}])
     obs.content.update(SDK_HASHED)
-    plan = build_plan(_imported(DS, "sdk-j"), None, obs, PlanOptions())
+    pricer = _Pricer()
+    plan = build_plan(_imported(DS, "sdk-j"), None, obs, PlanOptions(price=pricer))
     assert _actions(plan) == expected
     assert {c.address: c.import_id for c in plan.changes} == ids
-    assert all(c.cost is None and not c.action.makes_new for c in plan.changes)
+    assert not any(c.action.makes_new for c in plan.changes)
+    # An import costs nothing and is not priced; starting the imported job is paid for.
+    starts = [c.address for c in plan.changes if c.action is Action.START]
+    assert pricer.priced == starts
+    assert [c.address for c in plan.changes if c.cost is not None] == starts
+    assert plan.cost_totals() == ({"USD": 1.5} if starts else {})
 
 
 def test_the_files_an_import_compares_by_content_are_hashed_before_planning() -> None:
@@ -717,11 +773,14 @@ def test_a_revert_points_back_at_the_job_that_made_the_request(
     name: str, world: dict[str, Any], replace_: tuple[str, ...], action: str, restores: Any
 ) -> None:
     ds, st, obs = _reverted_world(**world)
-    plan = build_plan(ds, st, obs, PlanOptions(replace=replace_))
+    pricer = _Pricer()
+    plan = build_plan(ds, st, obs, PlanOptions(replace=replace_, price=pricer))
     change = plan.changes[1]
     assert isinstance(change, JobChange)
     assert (change.action.value, change.restores) == (action, restores)
-    assert JA in jobs_to_create(ds, st, obs, PlanOptions(replace=replace_)) or restores
+    # A restore trains nothing: it is not priced; training again is.
+    assert pricer.priced == ([] if restores else [JA])
+    assert change.cost == (None if restores else _Pricer.ESTIMATE)
     if restores:
         assert change.reason == Reason.PREVIOUS_JOB_SAME_REQUEST and change.cost is None
         assert change.previous is not None and change.previous.id == "j2"

@@ -335,6 +335,11 @@ def unobservable_differences(a: RequestIdentity, b: RequestIdentity) -> list[str
     return diff
 
 
+def job_file_ids(remote: Mapping[str, Any]) -> list[str]:
+    """The ids of every file a remote job (API JSON shape) trains and validates on."""
+    return [*_ids(remote.get("training_files")), *_ids(remote.get("validation_files"))]
+
+
 def _ids(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []

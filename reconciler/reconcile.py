@@ -8,9 +8,10 @@ renders and handles signals). A round:
 2. when the plan holds something the round may do — start a job the remote has validated,
    update a fine-tuned model's name, description or archived flag
    (:func:`~reconciler.engine.rounds.needs_no_review`),
-   or, with ``auto_approve``, any change — takes the lock, plans again under it (another
-   apply may have run meanwhile), and applies only those changes; the lock is released as
-   soon as the executor is done;
+   or, with ``auto_approve``, any change (the plan then priced and refused over a budget, as
+   ``apply`` refuses it) — takes the lock, plans again under it (another apply may have run
+   meanwhile), and applies only those changes; the lock is released as soon as the executor
+   is done;
 3. reports what it applied, what awaits review (creates, replacements, deletes and forgets
    without ``auto_approve``), what drifted and what the specs no longer declare.
 
@@ -46,7 +47,7 @@ from reconciler.errors import (
     SecretError,
     SpecError,
 )
-from reconciler.operations import Planned, PlanRequest, plan_workspace
+from reconciler.operations import Planned, PlanRequest, plan_workspace, refuse_errors
 from reconciler.workspace import Workspace, open_workspace
 
 LOCK_OPERATION = "reconcile"
@@ -89,9 +90,17 @@ class ReconcileRequest:
 
     @property
     def plan_request(self) -> PlanRequest:
-        """How each round plans (no cost estimates: nothing new is created without review,
-        and the start gate checks budgets against the remote's own estimate)."""
-        return PlanRequest(spec_paths=self.spec_paths, prune=self.prune, estimate=False)
+        """How each round plans. Without ``auto_approve``, no cost estimates: nothing new is
+        created without review, and the start gate checks budgets against the remote's own
+        estimate. With it, the whole plan is applied as ``apply --yes`` would, so it is priced
+        (locally) and its budgets are checked the same way."""
+        return PlanRequest(spec_paths=self.spec_paths, prune=self.prune, estimate=self.auto_approve)
+
+
+def _check_budgets(planned: Planned, request: ReconcileRequest) -> None:
+    """With ``auto_approve``, refuse a plan over a budget as ``apply`` does (PlanError)."""
+    if request.auto_approve:
+        refuse_errors(planned.plan, "reconcile --auto-approve")
 
 
 def _has_work(planned: Planned, auto_approve: bool) -> bool:
@@ -127,11 +136,13 @@ def reconcile_round(
     """
     started_at = time.time()
     planned = plan_workspace(ws, request.plan_request)
+    _check_budgets(planned, request)
     applied: ApplyResult | None = None
     if _has_work(planned, request.auto_approve) and not _stopping(stop):
         with ws.backend.lock(LOCK_OPERATION, request.lock_timeout):
             # Planned again under the lock: an apply may have changed the state meanwhile.
             planned = plan_workspace(ws, request.plan_request)
+            _check_budgets(planned, request)
             if _has_work(planned, request.auto_approve) and not _stopping(stop):
                 executor = Executor(
                     ws.client(),

@@ -1,6 +1,9 @@
 """``reconciler plan`` and ``reconciler apply``.
 
-Both print the target on their first line. ``plan`` never writes remotely or to the state;
+Both print the target on their first line. ``plan`` never writes remotely or to the state
+(its cost estimates are computed locally; ``--remote-estimate`` alone asks the remote, with a
+dry run) and exits 1 when the plan has errors (a budget exceeded, a possible duplicate),
+which ``apply`` refuses;
 ``apply`` parses its options and hands over to
 :func:`~reconciler.operations.apply_workspace`, which holds the state lock from refresh to
 the last write, has the plan shown and confirmed (unless ``--yes``) by this module, then
@@ -35,6 +38,7 @@ from reconciler.cli.common import (
 from reconciler.cli.progress import ProgressHooks
 from reconciler.engine.plan import Plan
 from reconciler.errors import ApplyError, ReconcilerError
+from reconciler.observe.watch import DEFAULT_TIMEOUT as WAIT_TIMEOUT
 from reconciler.render.plan import render_json, render_markdown, render_text
 
 commands = typer.Typer()
@@ -64,6 +68,19 @@ REPLACE_OPT = typer.Option(
 PRUNE_OPT = typer.Option(
     False, "--prune", help="Act on managed objects no longer in the specs (cancel/delete, forget)."
 )
+MAX_COST_OPT = typer.Option(
+    None,
+    "--max-cost",
+    min=0.0,
+    help="Cap on the estimated cost (USD) of the jobs the plan creates or starts; over it the "
+    "plan has an error and apply refuses it.",
+)
+EXACT_TOKENS_OPT = typer.Option(
+    False,
+    "--exact-tokens",
+    help="Count tokens with Mistral's tokenizer for the cost estimates (the 'tokens' extra) "
+    "instead of estimating them from the data's size.",
+)
 REBIND_OPT = typer.Option(
     False,
     "--rebind",
@@ -83,7 +100,9 @@ def _request(
     prune: bool,
     *,
     selector: list[str] | None = None,
-    estimate: bool = True,
+    max_cost: float | None = None,
+    exact_tokens: bool = False,
+    remote_estimate: bool = False,
     rebind: bool = False,
 ) -> PlanRequest:
     """The planning options of the command line."""
@@ -96,7 +115,9 @@ def _request(
         selectors=parse_selectors(selector or ()),
         replace=tuple(replace or ()),
         prune=prune,
-        estimate=estimate,
+        remote_estimate=remote_estimate,
+        max_cost=max_cost,
+        exact_tokens=exact_tokens,
         rebind=rebind,
     )
 
@@ -125,18 +146,40 @@ def plan(
     selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
+    max_cost: float | None = MAX_COST_OPT,
+    exact_tokens: bool = EXACT_TOKENS_OPT,
+    remote_estimate: bool = typer.Option(
+        False,
+        "--remote-estimate",
+        help="Also ask the remote for its own estimate of new jobs whose files it has (a "
+        "dry-run create; should it create a job instead, the job is cancelled and plan fails).",
+    ),
     estimate: bool = typer.Option(
-        True, "--estimate/--no-estimate", help="Ask the remote for cost estimates of new jobs."
+        True,
+        "--estimate/--no-estimate",
+        hidden=True,
+        help="Ignored: costs are estimated locally, sending nothing.",
     ),
     rebind: bool = REBIND_OPT,
 ) -> None:
-    """Show what apply would change: refreshes the remote, never writes anything."""
+    """Show what apply would change: refreshes the remote, never writes anything.
+
+    Exits 1 when the plan has errors: a job over its budget or the plan over --max-cost or
+    the Provider's budget (apply refuses the plan), or a change apply refuses (a possible
+    duplicate of a remote job).
+    """
     from reconciler.operations import plan_workspace
     from reconciler.workspace import open_workspace
 
     spec_paths = tuple(paths or ["."])
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
+        if not estimate:
+            typer.echo(
+                "Note: --no-estimate is no longer needed: costs are estimated locally and "
+                "plan sends nothing to the remote.",
+                err=True,
+            )
         planned = plan_workspace(
             ws,
             _request(
@@ -145,7 +188,9 @@ def plan(
                 replace,
                 prune,
                 selector=selector,
-                estimate=estimate,
+                max_cost=max_cost,
+                exact_tokens=exact_tokens,
+                remote_estimate=remote_estimate,
                 rebind=rebind,
             ),
         )
@@ -161,6 +206,12 @@ def plan(
             typer.echo(
                 f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=fmt != "text"
             )
+    errors = the_plan.all_errors
+    if errors:
+        refused = "it" if the_plan.errors else "those changes"
+        raise ReconcilerError(
+            f"the plan has {len(errors)} error(s), listed first; apply would refuse {refused}"
+        )
     if detailed_exitcode and the_plan.differs:
         raise typer.Exit(2)
 
@@ -209,9 +260,13 @@ def apply(
         False, "--wait", help="Follow jobs until they finish, with progress and metrics."
     ),
     wait_timeout: float = duration_option(
-        "0", "--wait-timeout", help="Give up waiting after this long (0: never)."
+        WAIT_TIMEOUT,
+        "--wait-timeout",
+        help=f"Give up waiting after this long (default {WAIT_TIMEOUT}; 0: never).",
     ),
     lock_timeout: float = LOCK_TIMEOUT,
+    max_cost: float | None = MAX_COST_OPT,
+    exact_tokens: bool = EXACT_TOKENS_OPT,
     allow_duplicates: bool = typer.Option(
         False, "--allow-duplicates", help="Create jobs the plan flags as possible duplicates."
     ),
@@ -230,7 +285,16 @@ def apply(
     saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
     spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
     request = ApplyRequest(
-        plan=_request(spec_paths, target, replace, prune, selector=selector, rebind=rebind),
+        plan=_request(
+            spec_paths,
+            target,
+            replace,
+            prune,
+            selector=selector,
+            max_cost=max_cost,
+            exact_tokens=exact_tokens,
+            rebind=rebind,
+        ),
         saved=saved,
         lock_timeout=lock_timeout,
         allow_duplicates=allow_duplicates,

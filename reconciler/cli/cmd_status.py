@@ -54,7 +54,7 @@ from reconciler.observe.status import (
     status_problems,
     sync_from_plan,
 )
-from reconciler.observe.watch import choose_mode, follow_jobs, stop_at_validated
+from reconciler.observe.watch import DEFAULT_TIMEOUT, choose_mode, follow_jobs, stop_at_validated
 from reconciler.workspace import Workspace, open_workspace
 
 DETAIL_FORMAT_VERSION = 1
@@ -365,7 +365,10 @@ def status(
         "5s", "--interval", minimum=0.1, help="Time between polls (e.g. 5s, 500ms)."
     ),
     watch_timeout: float = duration_option(
-        "0", "--timeout", help="With --watch: give up after this long (e.g. 30m; 0: never)."
+        DEFAULT_TIMEOUT,
+        "--timeout",
+        help=f"With --watch: give up after this long (e.g. 30m; default {DEFAULT_TIMEOUT}; "
+        "0: never).",
     ),
     plot: str | None = typer.Option(
         None,

@@ -33,7 +33,7 @@ from reconciler.data.prepare import (
 )
 from reconciler.data.report import FileReport
 from reconciler.data.validator import VALIDATION_LIMIT_BYTES, sample_fingerprint, validate_path
-from reconciler.errors import DataError, Location, Problem, Severity
+from reconciler.errors import DataError, Location, Problem, Severity, SpecError
 from reconciler.files import files_under, not_a_file, open_regular
 from reconciler.spec.capabilities import capabilities_for
 from reconciler.spec.resolved import SpecSet
@@ -171,7 +171,7 @@ def check_datasets(
                     cache=cache,
                     chat_rules=rules,
                 )
-            except DataError as exc:
+            except (DataError, SpecError) as exc:  # SpecError: a path the workspace refuses
                 check.problems.extend(
                     p if p.subject else dataclasses.replace(p, subject=doc.subject)
                     for p in exc.problems

@@ -46,7 +46,7 @@ from reconciler.data.dialect import ChatRules
 from reconciler.data.lines import LineReader
 from reconciler.data.report import FileReport
 from reconciler.data.validator import LineValidator, validate_path
-from reconciler.errors import DataError, Location, Problem, Severity
+from reconciler.errors import DataError, Location, Problem, Severity, SpecError
 from reconciler.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
 from reconciler.spec.models import Dataset
 from reconciler.spec.resolved import LoadedDocument
@@ -173,8 +173,9 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
     problems: list[Problem] = []
     files: list[Path] = []
     for i, rel in enumerate(spec.sources):
-        where = doc.locate("path") if spec.path is not None else doc.locate("paths", i)
-        path = doc.resolve_path(rel)
+        at: tuple[str | int, ...] = ("path",) if spec.path is not None else ("paths", i)
+        where = doc.locate(*at)
+        path = doc.resolve_path(rel, *at)
         try:
             mode = os.stat(path).st_mode
         except OSError:
@@ -198,7 +199,12 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
                         hint="name a data file, or put the data files in this directory",
                     )
                 )
-            files.extend(found)
+            for one in found:
+                # A link inside the directory must not lead out of the workspace either.
+                try:
+                    files.append(doc.resolve_found_file(one, *at))
+                except SpecError as exc:
+                    problems.extend(exc.problems)
         elif not mode:
             problems.append(
                 Problem(

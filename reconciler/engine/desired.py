@@ -4,7 +4,9 @@ Built from the resolved specs and the prepared datasets (pure; no network):
 
 * one :class:`DesiredFile` per prepared dataset part, address ``dataset.<name>[<part>]``;
 * one :class:`DesiredJob` per resolved job, address ``job.<name>``, whose ``identity`` is the
-  create request with files named by content instead of remote id.
+  create request with files named by content instead of remote id (and the spec's ``rerun``
+  token, when set: part of the fingerprint, never sent);
+* the ``Import`` and ``Moved`` documents, by the address they adopt into.
 
 The job's create request itself (:meth:`DesiredJob.build_request`) is only assembled at apply
 time, once the file ids are known and secrets are resolved.
@@ -21,7 +23,7 @@ from reconciler.address import Address
 from reconciler.engine import fingerprint
 from reconciler.errors import Location
 from reconciler.spec.models import FineTunedModelSpec, SecretRef
-from reconciler.spec.resolved import ResolvedJob, SpecSet
+from reconciler.spec.resolved import DeclaredImport, DeclaredMove, ResolvedJob, SpecSet
 
 if TYPE_CHECKING:
     from reconciler.data.prepare import PreparedDataset
@@ -78,10 +80,13 @@ class IntegrationSpec:
 
     Attributes:
         project, name, run_name: as sent (``name`` is the run's display name).
-        api_key: the key's reference; None where the service keeps the key itself (openai).
-        base_dir: directory a ``{file: ...}`` key reference is relative to.
+        api_key: the key's reference, resolved at apply; None where the service keeps the
+            key itself (openai).
+        base_dir: directory of the integration's spec file (a relative ``file`` starts here).
         subject: ``WandbIntegration/<name>``, for messages.
         entity, tags: the W&B team/user and run tags (openai), when set.
+        root: the workspace root a ``file`` key must stay in — the one the check at open
+            used; None means ``base_dir`` (the narrowest choice).
     """
 
     project: str
@@ -92,6 +97,7 @@ class IntegrationSpec:
     subject: str
     entity: str | None = None
     tags: tuple[str, ...] = ()
+    root: Path | None = None
 
     def identity(self) -> dict[str, Any]:
         """What the create request says about it, without the key (part of the identity).
@@ -189,10 +195,18 @@ class DesiredJob:
 
 @dataclass(frozen=True)
 class DesiredState:
-    """Everything the specs ask for, by address, files before jobs."""
+    """Everything the specs ask for, by address, files before jobs.
+
+    Attributes:
+        files, jobs: the objects, by address.
+        imports: ``Import`` documents by the address they adopt into.
+        moves: ``Moved`` documents by the address they move to.
+    """
 
     files: Mapping[str, DesiredFile]
     jobs: Mapping[str, DesiredJob]
+    imports: Mapping[str, DeclaredImport] = field(default_factory=dict)
+    moves: Mapping[str, DeclaredMove] = field(default_factory=dict)
 
     @property
     def addresses(self) -> list[str]:
@@ -232,7 +246,12 @@ def build_desired(specs: SpecSet, prepared: Mapping[str, PreparedDataset]) -> De
     for job in specs.jobs.values():
         desired = _desired_job(job, files, specs)
         jobs[desired.address] = desired
-    return DesiredState(files=files, jobs=jobs)
+    return DesiredState(
+        files=files,
+        jobs=jobs,
+        imports={i.address: i for i in specs.imports},
+        moves={m.address: m for m in specs.moves},
+    )
 
 
 def _file_ref(files: Mapping[str, DesiredFile], address: str) -> dict[str, Any]:
@@ -255,6 +274,7 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
             subject=f"WandbIntegration/{i.name}",
             entity=i.entity,
             tags=tuple(i.tags),
+            root=specs.integrations[i.name].workspace_root,
         )
         for i in job.integrations
     )
@@ -275,6 +295,8 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
         identity["method"] = job.method
     if job.seed is not None:
         identity["seed"] = job.seed
+    if job.rerun is not None:
+        identity["rerun"] = job.rerun
     depends = tuple(dict.fromkeys(f["file"] for f in training + validation))
     return DesiredJob(
         address=job.address,

@@ -23,19 +23,23 @@ JobTag`), recorded in its intent, and looked up by it: recognising a job is exac
 :meth:`Executor.apply` runs the stages in this order, each a method of its own:
 
 1. :meth:`~Executor.recover_intents` — rule 2;
-2. :meth:`~Executor.upload_files` — new and changed files, in parallel;
-3. :meth:`~Executor.create_jobs` — new and replaced jobs (``auto_start=false``), in
+2. :meth:`~Executor.adopt` — what ``Moved`` and ``Import`` documents do (``moved_from``,
+   ``import_id``) and ``restore`` changes: records only, nothing is created; a change whose
+   adoption fails goes no further;
+3. :meth:`~Executor.upload_files` — new and changed files, in parallel;
+4. :meth:`~Executor.create_jobs` — new and replaced jobs (``auto_start=false``), in
    parallel; a job whose file failed is not attempted; a replacement with ``cancel_first``
    cancels the previous job and waits for it to stop before it creates; jobs to start are
    queued;
-4. :meth:`~Executor.start_jobs` — the start and budget gate
+5. :meth:`~Executor.start_jobs` — the start and budget gate
    (:mod:`~reconciler.engine.start_gate`), each job on its own: one failing start does not
    keep the others from starting. On providers that start jobs when creating them (no
-   ``auto_start`` capability) there is no gate: a job's budget is held against the plan's
-   local estimate before its create is sent;
-5. :meth:`~Executor.update_models` — fine-tuned model name, description, archived, and
+   ``auto_start`` capability) there is no gate: the plan's budget errors are the only check
+   (:func:`~reconciler.engine.costs.review_costs`; apply refuses a plan with errors);
+6. :meth:`~Executor.update_models` — fine-tuned model name, description, archived, the
+   deletion of previous models whose replacement has succeeded (``delete_models``), and
    pausing or resuming jobs (``paused``) on providers with pause;
-6. :meth:`~Executor.prune` — jobs the specs no longer name (cancelled if active, then
+7. :meth:`~Executor.prune` — jobs the specs no longer name (cancelled if active, then
    forgotten), then their files (deleted only when nothing else uses them).
 
 Apply decides from the action and the typed fields of each change (``force_new``,
@@ -57,6 +61,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.address import ResourceType
 from reconciler.client.types import JobStatus
+from reconciler.engine.adopt import file_record, job_record
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState, IntegrationSpec
 from reconciler.engine.intents import (
     find_created_job,
@@ -191,15 +196,16 @@ class Executor:
 
     def apply(self, plan: Plan) -> ApplyResult:
         """Run every stage on the plan's changes; persist the state; return the result."""
-        changes = plan.actionable
-        files = [c for c in changes if isinstance(c, FileChange)]
-        jobs = [c for c in changes if isinstance(c, JobChange)]
         try:
             self.recover_intents()
+            self.adopt([c for c in plan.actionable if _adopting(c)])
+            changes = [c for c in plan.actionable if c.address not in self._failed]
+            files = [c for c in changes if isinstance(c, FileChange)]
+            jobs = [c for c in changes if isinstance(c, JobChange)]
             self.upload_files([c for c in files if c.action.makes_new])
             self.create_jobs([c for c in jobs if c.action.makes_new or c.action is Action.START])
             self.start_jobs()
-            self.update_models([c for c in jobs if c.action is Action.UPDATE])
+            self.update_models([c for c in jobs if c.action is Action.UPDATE or c.delete_models])
             self.prune([c for c in jobs if c.action.prunes], [c for c in files if c.action.prunes])
         finally:
             self.recorder.flush()
@@ -221,12 +227,33 @@ class Executor:
         """Stage 1: resolve the intents of earlier runs (rule 2)."""
         self._recovered.extend(recover_intents(self.client, self.recorder, self.hooks))
 
+    def adopt(self, changes: list[FileChange | JobChange]) -> None:
+        """Stage 2: record moved, imported and restored objects (see :func:`_adopting`).
+
+        Moves first, then imports, then restores. Only the state changes, besides reading an
+        imported or restored job's status and retiring the job a restore replaces as its
+        policy says. A change that does nothing else is finished here; a failed one is not
+        acted on by later stages.
+        """
+        for change in sorted(changes, key=_adopt_order):
+            try:
+                message, remote_id = self._adopt_one(change)
+            except ReconcilerError as exc:
+                self._failed.add(change.address)
+                self._finish(self._outcome(change, OutcomeStatus.FAILED, str(exc)))
+                continue
+            if change.action.adopts:
+                self._finish(self._outcome(change, OutcomeStatus.APPLIED, message, remote_id))
+            else:
+                self.hooks.note(change.address, message)
+        self.recorder.flush()
+
     def upload_files(self, changes: list[FileChange]) -> None:
-        """Stage 2: upload new and changed files (or record identical remote ones)."""
+        """Stage 3: upload new and changed files (or record identical remote ones)."""
         self._run_stage(changes, self._upload)
 
     def create_jobs(self, changes: list[JobChange]) -> None:
-        """Stage 3: create new and replacement jobs; queue jobs to start.
+        """Stage 4: create new and replacement jobs; queue jobs to start.
 
         A job whose file failed in stage 2 is not attempted.
         """
@@ -244,15 +271,16 @@ class Executor:
         self._run_stage(runnable, self._apply_job)
 
     def start_jobs(self) -> None:
-        """Stage 4: wait for validation, check budgets, start the queued jobs."""
+        """Stage 5: wait for validation, check budgets, start the queued jobs."""
         self._started.extend(self.gate.run())
 
     def update_models(self, changes: list[JobChange]) -> None:
-        """Stage 5: update fine-tuned models' name, description and archived flag."""
+        """Stage 6: update fine-tuned models' name, description and archived flag; delete
+        the previous models whose replacement has succeeded."""
         self._run_stage(changes, self._update_model)
 
     def prune(self, jobs: list[JobChange], files: list[FileChange]) -> None:
-        """Stage 6: forget jobs the specs no longer name, then delete or forget their files."""
+        """Stage 7: forget jobs the specs no longer name, then delete or forget their files."""
         self._run_stage(jobs, self._forget_job)
         self._run_stage(files, self._remove_file)
 
@@ -331,7 +359,6 @@ class Executor:
             if dep_res is None:
                 raise ReconcilerError(f"file {dep} is not uploaded")
             file_ids[dep] = dep_res.remote_id
-        self._check_budget(job, change)
         request = job.build_request(file_ids, self._resolve)
         self._requests[job.address] = request  # in memory only: it holds resolved secrets
         return job_intent(job, request, self._tag(job, res))
@@ -346,29 +373,6 @@ class Executor:
             return None
         generation = len(res.history) + 1 if res is not None else 0
         return JobTag(str(job.address), job.fingerprint, generation)
-
-    def _check_budget(self, job: DesiredJob, change: Change) -> None:
-        """On a provider that starts jobs when creating them there is no start gate: refuse
-        the create when the plan's estimate is over the job's budget, or missing."""
-        budget = job.job.budget
-        if budget is None or self.capabilities.auto_start:
-            return
-        name = self.capabilities.name
-        cost = change.cost
-        if cost is None:
-            raise ReconcilerError(
-                f"{name} starts a job as soon as it is created, and the plan has no cost "
-                f"estimate for this job, so its budget.max_cost {budget.max_cost:g} cannot be "
-                "checked; not created. Remove the budget, or make the job estimable (a known "
-                "model), then apply again"
-            )
-        if cost.amount > budget.max_cost:
-            raise ReconcilerError(
-                f"the plan's estimated cost {cost.amount:.2f} {cost.currency or ''} "
-                f"({cost.source}) is over budget.max_cost {budget.max_cost:g}; not created "
-                f"({name} starts a job as soon as it is created). Raise budget.max_cost or "
-                "train less (fewer epochs or a smaller dataset), then apply again"
-            )
 
     def _run_one(self, work: Callable[[C], Outcome], change: C) -> Outcome:
         try:
@@ -387,6 +391,61 @@ class Executor:
         change: Change, status: OutcomeStatus, message: str, remote_id: str | None = None
     ) -> Outcome:
         return Outcome(change.address, change.action, status, message, remote_id)
+
+    # ------------------------------------------------------------------ adoption
+
+    def _adopt_one(self, change: FileChange | JobChange) -> tuple[str, str | None]:
+        """Move, import and restore what the change says; (what was done, remote id)."""
+        done: list[str] = []
+        remote_id: str | None = None
+        if change.moved_from:
+            moved = self.recorder.move(change.moved_from, change.address)
+            done.append(f"{'moved' if moved else 'already moved'} from {change.moved_from}")
+        if change.import_id:
+            done.append(self._import(change, change.import_id))
+            remote_id = change.import_id
+        if isinstance(change, JobChange) and change.restores:
+            done.append(self._restore(change, change.restores))
+            remote_id = change.restores
+        return "; ".join(done), remote_id
+
+    def _import(self, change: FileChange | JobChange, remote_id: str) -> str:
+        """Record the remote object an Import adopts (once: a repeat finds it recorded)."""
+        res = self.recorder.get(change.address)
+        if res is not None:
+            if res.remote_id == remote_id:
+                return f"already imported {remote_id}"
+            raise ReconcilerError(
+                f"recorded as {res.remote_id} since the plan was made, not imported; plan again"
+            )
+        if isinstance(change, FileChange):
+            part = self.desired.files[change.address]
+            filename = change.before.filename if change.before is not None else None
+            self.recorder.put(file_record(part, remote_id, filename, imported=True))
+            return f"imported file {remote_id} (same content)"
+        remote = self.client.get_job(remote_id)
+        job = self.desired.jobs[change.address]
+        self.recorder.put(job_record(job, remote.model_dump(mode="json"), imported=True))
+        return f"imported job {remote_id} ({remote.status})"
+
+    def _restore(self, change: JobChange, remote_id: str) -> str:
+        """Point the address back at an earlier job of it that made this exact request."""
+        res = self.recorder.get(change.address)
+        if res is not None and res.remote_id == remote_id:
+            return f"already restored {remote_id}"
+        remote = self.client.get_job(remote_id)
+        if JobStatus.of(remote.status) is not JobStatus.SUCCESS:
+            raise ReconcilerError(
+                f"previous job {remote_id} is {remote.status} now, not SUCCESS: not restored; "
+                "plan again"
+            )
+        job = self.desired.jobs[change.address]
+        record = job_record(job, remote.model_dump(mode="json"), restored=True)
+        self.recorder.put(record.model_copy(update={"history": job_history(res, remote_id)}))
+        previous = change.previous
+        if previous is not None and res is not None and previous.id == res.remote_id:
+            self._retire_previous(job, previous)
+        return f"restored previous job {remote_id} ({remote.fine_tuned_model})"
 
     # ------------------------------------------------------------------ files
 
@@ -640,6 +699,17 @@ class Executor:
         if model and previous.model_disposition is ModelDisposition.ARCHIVE:
             self.client.archive_model(model)
             self.hooks.note(job.address, f"archived previous model {model}")
+        elif model and previous.model_disposition is ModelDisposition.DELETE:
+            # Never now: a later plan deletes it once the replacement has succeeded.
+            self._mark_history(
+                job.address,
+                old_id,
+                model_disposition=ModelDisposition.DELETE,
+                fine_tuned_model=model,
+            )
+            self.hooks.note(
+                job.address, f"previous model {model} is deleted once this job has succeeded"
+            )
 
     def _mark_history(self, address: str, remote_id: str, **attributes: Any) -> None:
         res = self.recorder.get(address)
@@ -655,6 +725,11 @@ class Executor:
         paused = fields.pop("paused", None)
         if paused is not None:
             return self._pause_or_resume(change, bool(paused.after))
+        deleted = [self._delete_previous_model(change.address, m) for m in change.delete_models]
+        if deleted and not fields:
+            return self._outcome(
+                change, OutcomeStatus.APPLIED, "deleted previous model " + ", ".join(deleted)
+            )
         model_id = change.before.fine_tuned_model if change.before is not None else None
         if not model_id:
             return self._outcome(change, OutcomeStatus.SKIPPED, "no model yet")
@@ -696,6 +771,19 @@ class Executor:
             res.remote_id,
         )
 
+    def _delete_previous_model(self, address: str, model: str) -> str:
+        """Delete a previous job's model (its replacement has succeeded); mark it deleted."""
+        try:
+            self.client.delete_model(model)
+        except NotFoundError:
+            pass  # already gone: the goal is reached
+        res = self.recorder.get(address)
+        for entry in res.history if res is not None else []:
+            if entry.get("fine_tuned_model") == model:
+                self._mark_history(address, str(entry.get("remote_id")), model_deleted=True)
+        self.hooks.note(address, f"deleted previous model {model}")
+        return model
+
     def _forget_job(self, change: JobChange) -> Outcome:
         res = self.recorder.get(change.address)
         cancel = change.previous is not None and change.previous.disposition is Disposition.CANCEL
@@ -717,6 +805,17 @@ def _new_text(update: FieldUpdate | None) -> str | None:
     return update.after if update is not None and isinstance(update.after, str) else None
 
 
+def _adopting(change: Change) -> bool:
+    """Whether the adopt stage has something to record for a change."""
+    restores = isinstance(change, JobChange) and change.restores is not None
+    return bool(change.moved_from or change.import_id or restores)
+
+
+def _adopt_order(change: Change) -> int:
+    """Moves, then imports, then restores."""
+    return 0 if change.moved_from else 1 if change.import_id else 2
+
+
 def _already_made(res: ResourceState | None, fingerprint: str, change: Change) -> bool:
     """Whether the state already records this exact object (rule 3), so nothing is sent."""
     if res is None or res.fingerprint != fingerprint:
@@ -729,7 +828,9 @@ def resolve_integration_key(spec: IntegrationSpec) -> str:
     """The W&B key of an integration, resolved from its reference (at apply time only)."""
     if spec.api_key is None:  # build_request asks only for keys that are set
         raise SecretError(f"{spec.subject} has no api_key to resolve")
-    value = resolve_secret(spec.api_key, spec.base_dir, purpose=f"{spec.subject} api_key")
+    value = resolve_secret(
+        spec.api_key, spec.base_dir, purpose=f"{spec.subject} api_key", root=spec.root
+    )
     if len(value) != WANDB_KEY_LENGTH:
         # Checked here so the message names the reference instead of a 422 per job.
         raise SecretError(

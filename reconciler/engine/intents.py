@@ -104,17 +104,20 @@ def find_created_job(client: Provider, recorder: StateRecorder, intent: Intent) 
 def job_history(res: ResourceState | None, new_id: str) -> list[dict[str, Any]]:
     """A job address's history once ``new_id`` is recorded for it.
 
-    The job it held before is kept there (with its model and whether this tool cancelled it):
-    a job an address held is never taken for another request's job.
+    The job it held before is kept there (with its model, the fingerprint of the request
+    that made it — so a revert to that request can point back at it — and whether this tool
+    cancelled it): a job an address held is never taken for another request's job. ``new_id``
+    itself leaves the history (a job an address points back at is its current job again).
     """
     if res is None:
         return []
-    history = [dict(h) for h in res.history]
+    history = [dict(h) for h in res.history if h.get("remote_id") != new_id]
     if res.remote_id != new_id:
         entry: dict[str, Any] = {
             "remote_id": res.remote_id,
             "replaced_at": time.time(),
             "fine_tuned_model": res.attributes.get("fine_tuned_model"),
+            "fingerprint": res.fingerprint,
         }
         if res.attributes.get("cancelled_by_reconciler"):
             entry["cancelled_by_reconciler"] = True

@@ -22,12 +22,15 @@ class Observed:
         jobs: job id → Job object (list form: no events/checkpoints).
         models: fine-tuned model id → model card (``archived``, ``name``, ``description``).
         requests: HTTP requests the refresh took.
+        content: file id → sha256 of its content, for the remote files whose content was
+            hashed (only where adopting by content needs it: the listings carry no hash).
     """
 
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
+    content: dict[str, str] = field(default_factory=dict)
 
     def file_by_name(self, filename: str, size: int | None = None) -> dict[str, Any] | None:
         """An uploaded file with this name (and size), newest first.

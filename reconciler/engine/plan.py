@@ -21,8 +21,31 @@ reject an unknown major). It never contains a secret: W&B keys appear as their r
   derived from the reasons that implied it then (``deleted-remotely``,
   ``replace-by-request``).
 * ``1.2``: adds ``labels`` and ``location`` (the document's ``file:line``) to each change,
-  ``cancel_first`` to job changes and ``used_by`` to file changes. Older files load with
-  their defaults (no labels, no location, ``false``, none).
+  ``cancel_first`` to job changes, ``used_by`` to file changes and ``options.selectors``.
+  Older files load with their defaults (no labels, no location, ``false``, none).
+* ``1.3`` names two layouts made side by side, each 1.2 plus one set of keys; both load:
+
+  - *costs*: cost estimates made locally (``source: local``, with their ``basis`` and
+    ``storage_per_month``); the plan's ``errors`` (why apply refuses it: a budget exceeded),
+    ``unestimated`` (jobs to pay for without an estimate, and why), ``run_budget``,
+    ``options.max_cost`` and the computed ``costs`` totals. (Some 1.2 files already carry
+    part of these: they keep them.)
+  - *adoption*: the actions ``import``, ``move`` and ``restore`` (state-only: nothing is
+    created remotely) and the model disposition ``delete``; each change may carry
+    ``moved_from`` and ``import_id``, a job change ``restores`` and ``delete_models``, a job
+    request ``rerun`` (each only when set).
+* ``1.4``: both sets of keys of 1.3 in one layout. The adoption actions cost nothing: they
+  carry no ``cost``, count in no ``costs`` total and no budget.
+* ``1.5``: providers other than Mistral's API (OpenAI). A job's ``after`` may carry
+  ``starts_at_create`` (the provider starts it as it creates it: no start gate), its request
+  ``method`` (other than ``supervised``) and ``seed``, and an integration ``entity`` and
+  ``tags``, or no ``api_key`` (the service keeps the key); an update may change ``paused``
+  (reason ``paused-changed``); a local estimate's ``basis`` of a provider that bills passes
+  over the data has ``epochs_from`` instead of ``steps``, ``steps_from`` and
+  ``tokens_per_step`` (each only when it applies).
+
+Each newer layout only adds keys, so an older file loads with the keys it lacks at their
+defaults (no errors, no estimates missing, no budget; no adoption).
 """
 
 from __future__ import annotations
@@ -43,9 +66,11 @@ from pydantic import (
 
 from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
+from reconciler.engine.output_file import write_output_file
 from reconciler.errors import PlanError
+from reconciler.redact import scrub
 
-PLAN_FORMAT_VERSION = "1.2"
+PLAN_FORMAT_VERSION = "1.5"
 
 
 class Action(StrEnum):
@@ -58,6 +83,9 @@ class Action(StrEnum):
     START = "start"
     DELETE = "delete"
     FORGET = "forget"
+    IMPORT = "import"
+    MOVE = "move"
+    RESTORE = "restore"
 
     @property
     def symbol(self) -> str:
@@ -74,9 +102,15 @@ class Action(StrEnum):
         """Apply removes the address from management: delete or forget."""
         return self in _PRUNES
 
+    @property
+    def adopts(self) -> bool:
+        """Apply only records an existing remote object: import, move or restore."""
+        return self in _ADOPTS
+
 
 _MAKES_NEW = frozenset({Action.CREATE, Action.REPLACE})
 _PRUNES = frozenset({Action.DELETE, Action.FORGET})
+_ADOPTS = frozenset({Action.IMPORT, Action.MOVE, Action.RESTORE})
 _SYMBOLS = {
     Action.NOOP: " ",
     Action.CREATE: "+",
@@ -85,6 +119,9 @@ _SYMBOLS = {
     Action.START: ">",
     Action.DELETE: "-",
     Action.FORGET: "-",
+    Action.IMPORT: "<=",
+    Action.MOVE: "->",
+    Action.RESTORE: "<-",
 }
 
 
@@ -104,6 +141,10 @@ class Reason(StrEnum):
     PAUSED_CHANGED = "paused-changed"
     NOT_IN_SPEC = "not-in-spec"
     IN_SYNC = "in-sync"
+    IMPORT_DECLARED = "import-declared"
+    MOVED = "moved"
+    PREVIOUS_JOB_SAME_REQUEST = "previous-job-same-request"
+    REPLACEMENT_SUCCEEDED = "replacement-succeeded"
 
 
 class Disposition(StrEnum):
@@ -114,10 +155,15 @@ class Disposition(StrEnum):
 
 
 class ModelDisposition(StrEnum):
-    """What happens to the fine-tuned model of a replaced job."""
+    """What happens to the fine-tuned model of a replaced job.
+
+    ``delete`` deletes it only once the replacement has succeeded: a later plan lists it in
+    the address's ``delete_models`` then, never earlier.
+    """
 
     KEEP = "keep"
     ARCHIVE = "archive"
+    DELETE = "delete"
 
 
 class DriftKind(StrEnum):
@@ -269,9 +315,11 @@ class JobRequest(PartialPart):
             ``loss_function``).
         method: the training method, present when not ``supervised`` (``dpo``).
         seed: the run's seed, present when set.
+        rerun: the spec's ``rerun`` token (part of the request's identity, never sent;
+            only present when set).
     """
 
-    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"method", "seed"})
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"method", "seed", "rerun"})
 
     model: str
     job_type: str
@@ -284,6 +332,7 @@ class JobRequest(PartialPart):
     classifier_targets: tuple[Mapping[str, Any], ...]
     method: str = "supervised"
     seed: int | None = None
+    rerun: str | None = None
 
 
 class BudgetLimit(PlanPart):
@@ -309,7 +358,8 @@ class ReplacePolicy(PlanPart):
 
     Attributes:
         active_job: ``cancel`` or ``keep`` a previous job that is still active.
-        previous_model: ``keep`` or ``archive`` the previous job's model.
+        previous_model: ``keep``, ``archive`` or ``delete`` (once the replacement has
+            succeeded) the previous job's model.
     """
 
     active_job: Disposition
@@ -376,7 +426,8 @@ class JobPrevious(PartialPart):
         status: its remote status.
         disposition: ``cancel`` (still active and the policy says so) or ``keep``.
         fine_tuned_model: its model, if any (absent for prunes).
-        model_disposition: ``keep`` or ``archive`` the model (None when there is none).
+        model_disposition: ``keep``, ``archive`` or ``delete`` the model (None when there is
+            none); ``delete`` waits until the replacement has succeeded.
     """
 
     OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"fine_tuned_model"})
@@ -403,21 +454,91 @@ MODEL_FIELDS: tuple[ModelField, ...] = ("name", "description", "archived", "paus
 """Every :data:`ModelField`, in the order plans list them."""
 
 
+class FileTokens(PlanPart):
+    """One training file of a local estimate: how much of the run it makes up.
+
+    Attributes:
+        file: the file's address.
+        tokens: its tokens (approximate or exact, as the basis says).
+        weight: its sampling weight.
+        epochs: passes the run makes over it: its share of the trained tokens (its weight
+            over the sum of the weights) divided by its tokens.
+    """
+
+    file: Address
+    tokens: int
+    weight: float
+    epochs: float
+
+
+class CostBasis(PartialPart):
+    """How a local estimate was computed: the training cost is ``max(minimum_fee,
+    train_tokens / 1e6 * price_per_million_tokens)``.
+
+    Providers bill trained tokens counted one of two ways: by steps (Mistral, the sandbox:
+    ``steps``, ``steps_from`` and ``tokens_per_step`` are present) or by passes over the data
+    (OpenAI: ``epochs_from`` is present instead).
+
+    Attributes:
+        train_tokens: tokens the run trains on: ``steps * tokens_per_step``, or
+            ``epochs * data_tokens``.
+        steps: training steps (given, derived from ``epochs``, or the provider's default);
+            step-billed only.
+        steps_from: where ``steps`` comes from: ``training_steps``, ``epochs`` or
+            ``default``; step-billed only.
+        tokens_per_step: tokens one step trains on (``seq_len`` times the sequences of a
+            step); step-billed only.
+        data_tokens: tokens of the training files (unweighted sum).
+        token_count: ``approx`` (bytes / 4 of the valid samples) or ``exact`` (Mistral's
+            tokenizer, with the ``tokens`` extra).
+        epochs: passes over the training data the run amounts to
+            (``train_tokens / data_tokens``).
+        epochs_from: where ``epochs`` comes from when the provider bills passes over the
+            data: ``epochs`` (the job sets them) or ``default`` (the service's rule);
+            epoch-billed only.
+        training_files: per training file, its tokens, weight and passes (only when the job
+            has several: with one, ``data_tokens`` and ``epochs`` are its own).
+        price_per_million_tokens, minimum_fee: the price applied.
+        price_source: where the price comes from (the built-in table and its source, or the
+            Provider's ``prices``).
+    """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"training_files", "steps", "steps_from", "tokens_per_step", "epochs_from"}
+    )
+
+    train_tokens: int
+    steps: int | None = None
+    steps_from: Literal["training_steps", "epochs", "default"] | None = None
+    tokens_per_step: int | None = None
+    data_tokens: int
+    token_count: Literal["approx", "exact"]
+    epochs: float
+    epochs_from: Literal["epochs", "default"] | None = None
+    training_files: tuple[FileTokens, ...] = ()
+    price_per_million_tokens: float
+    minimum_fee: float
+    price_source: str
+
+
 class CostEstimate(PartialPart):
     """A cost estimate for a new or validated job.
 
     Attributes:
-        amount: the estimated cost.
-        currency: its currency, when the remote says.
+        amount: the estimated cost of training (storage is separate).
+        currency: its currency, when known.
         source: ``local`` (computed from the prepared data and a price table, sending
-            nothing), ``dry_run`` (asked before create) or ``remote-validation`` (the
-            validated job's metadata).
-        train_tokens, expected_duration_seconds: what the dry run also reports (dry runs
+            nothing), ``dry_run`` (asked of the remote with ``plan --remote-estimate``) or
+            ``remote-validation`` (the validated job's metadata).
+        train_tokens: tokens the run trains on (local estimates and dry runs).
+        expected_duration_seconds: what a dry run also reports (dry runs only).
+        basis: how a local estimate was computed (local estimates only).
+        storage_per_month: monthly storage of the fine-tuned model it makes (local estimates
             only).
     """
 
     OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"train_tokens", "expected_duration_seconds"}
+        {"train_tokens", "expected_duration_seconds", "basis", "storage_per_month"}
     )
 
     amount: float
@@ -425,12 +546,14 @@ class CostEstimate(PartialPart):
     source: CostSource
     train_tokens: int | None = None
     expected_duration_seconds: int | None = None
+    basis: CostBasis | None = None
+    storage_per_month: float | None = None
 
 
 # -- changes ----------------------------------------------------------------------------------
 
 
-class Change(PlanPart):
+class Change(PartialPart):
     """One planned change (a :class:`FileChange` or a :class:`JobChange`).
 
     Attributes:
@@ -449,7 +572,14 @@ class Change(PlanPart):
         labels: the labels of the document the address comes from (for selectors and
             policies; empty for prunes of records made before labels were recorded).
         location: ``file:line`` of that document (None for prunes).
+        moved_from: a ``Moved`` document renames this address: apply first moves the
+            state's record of this address there (only present when set).
+        import_id: an ``Import`` document (or the import of the job that uses this file)
+            adopts this remote object: apply first records it for the address (only present
+            when set).
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"moved_from", "import_id"})
 
     address: Address
     type: ResourceType
@@ -463,6 +593,8 @@ class Change(PlanPart):
     force_new: bool = False
     labels: Mapping[str, str] = Field(default_factory=dict)
     location: str | None = None
+    moved_from: Address | None = None
+    import_id: str | None = None
 
 
 class FileChange(Change):
@@ -495,13 +627,25 @@ class JobChange(Change):
             previous one is active (409), so apply cancels the previous job, waits until it
             has stopped, and only then creates the new one — the address has no active job
             in between.
+        restores: for ``restore``: the job of this address's history, SUCCEEDED with exactly
+            this request, that apply re-points the address to (nothing is created; the
+            current job is the ``previous``). Only present when set.
+        delete_models: fine-tuned models of this address's previous jobs that apply
+            deletes: replaced under ``on_replace.previous_model: delete``, and the job that
+            replaced them has SUCCEEDED. Only present when set.
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = Change.OPTIONAL_KEYS | frozenset(
+        {"restores", "delete_models"}
+    )
 
     type: Literal[ResourceType.JOB] = ResourceType.JOB
     before: JobBefore | None = None
     after: JobAfter | None = None
     previous: JobPrevious | None = None
     cancel_first: bool = False
+    restores: str | None = None
+    delete_models: tuple[str, ...] = ()
 
 
 AnyChange = Annotated[FileChange | JobChange, Field(discriminator="type")]
@@ -532,12 +676,27 @@ class PlanSettings(PlanPart):
         selectors: ``--selector`` labels, as ``key=value``.
         replace: ``--replace`` patterns.
         prune: ``--prune``.
+        max_cost: ``--max-cost`` (None: not given).
     """
 
     targets: tuple[str, ...] = ()
     selectors: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
+    max_cost: float | None = None
+
+
+class RunBudgetLimit(PlanPart):
+    """The cap on the whole plan's cost that was checked.
+
+    Attributes:
+        max_cost: the highest acceptable sum of the estimates of the jobs the plan creates or
+            starts (USD).
+        source: where it comes from: ``--max-cost`` or ``Provider budget``.
+    """
+
+    max_cost: float
+    source: str
 
 
 class Plan(PlanPart):
@@ -555,9 +714,16 @@ class Plan(PlanPart):
         drift: objects changed outside reconciler.
         not_in_spec: managed addresses the specs no longer name (acted on only with prune).
         warnings: other things worth reading.
-        options: targets / replace / prune the plan was made with.
+        options: targets / replace / prune / max_cost the plan was made with.
         models_kept: fine-tuned models kept after apply (for the storage-cost line).
         storage_cost_per_model: monthly storage cost of one fine-tuned model (USD).
+        errors: why apply refuses this plan as a whole (a job over its budget, the run over
+            its cap). With the changes apply refuses one by one (``blocked``: a possible
+            duplicate, a job the remote cannot tell from another's) they are the plan's
+            :attr:`all_errors`: listed first, and ``plan`` exits 1 when there is any.
+        unestimated: new jobs without a cost estimate, and why (the cost totals are then a
+            lower bound).
+        run_budget: the cap on the whole plan's cost that was checked, if any.
     """
 
     format_version: str = PLAN_FORMAT_VERSION
@@ -575,6 +741,9 @@ class Plan(PlanPart):
     options: PlanSettings = PlanSettings()
     models_kept: int = 0
     storage_cost_per_model: float = 2.0
+    errors: tuple[str, ...] = ()
+    unestimated: Mapping[Address, str] = Field(default_factory=dict)
+    run_budget: RunBudgetLimit | None = None
 
     @property
     def actionable(self) -> list[FileChange | JobChange]:
@@ -585,6 +754,17 @@ class Plan(PlanPart):
     def has_changes(self) -> bool:
         """True when apply would change anything."""
         return bool(self.actionable)
+
+    @property
+    def all_errors(self) -> list[str]:
+        """Everything apply refuses: the plan's :attr:`errors`, then each blocked change
+        (``address: why``)."""
+        return [*self.errors, *(f"{c.address}: {c.blocked}" for c in self.changes if c.blocked)]
+
+    @property
+    def models_deleted(self) -> int:
+        """Fine-tuned models apply deletes (``delete_models`` of every change)."""
+        return sum(len(c.delete_models) for c in self.changes if isinstance(c, JobChange))
 
     @property
     def unmanaged_leftovers(self) -> tuple[Address, ...]:
@@ -609,6 +789,24 @@ class Plan(PlanPart):
             counts[change.action.value] += 1
         return counts
 
+    @property
+    def costly(self) -> list[JobChange]:
+        """The changes that cost money: jobs the plan creates, replaces or starts."""
+        return [
+            c
+            for c in self.changes
+            if isinstance(c, JobChange) and (c.action.makes_new or c.action is Action.START)
+        ]
+
+    def cost_totals(self) -> dict[str, float]:
+        """Sum of the estimates of :attr:`costly` changes, by currency (``""``: unknown)."""
+        totals: dict[str, float] = {}
+        for change in self.costly:
+            if change.cost is not None:
+                currency = change.cost.currency or ""
+                totals[currency] = totals.get(currency, 0.0) + change.cost.amount
+        return totals
+
     def only(self, actions: Collection[Action]) -> Plan:
         """A copy of this plan with only the changes of these actions."""
         return self.model_copy(
@@ -620,12 +818,22 @@ class Plan(PlanPart):
         data: dict[str, Any] = self.model_dump(mode="json")
         data["summary"] = self.summary()
         data["has_changes"] = self.has_changes
+        data["costs"] = {
+            "totals": {k: round(v, 4) for k, v in sorted(self.cost_totals().items())},
+            "complete": not self.unestimated,
+            "unestimated": len(self.unestimated),
+        }
         return data
 
     def save(self, path: Path) -> None:
-        """Write the plan file (JSON)."""
+        """Write the plan file (JSON), whole or not at all, scrubbed of every secret of the run.
+
+        Raises:
+            StorageError: ``path`` cannot take the file (the message says why and the fix).
+        """
         payload = {"kind": "reconciler-plan", **self.to_json_dict()}
-        path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        text = scrub(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        write_output_file(path, text, what="the plan")
 
     @classmethod
     def load(cls, path: Path) -> Plan:
@@ -642,7 +850,7 @@ class Plan(PlanPart):
                 f"{path}: plan format {data.get('format_version')} is not supported by this "
                 f"version (expects {PLAN_FORMAT_VERSION}); re-run 'reconciler plan'"
             )
-        for key in ("kind", "summary", "has_changes"):
+        for key in ("kind", "summary", "has_changes", "costs"):
             data.pop(key, None)
         if version == "1.0":
             data = _upgrade_1_0(data)

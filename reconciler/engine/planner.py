@@ -19,13 +19,25 @@ Rules (PRODUCT.md §3):
 * A remote job that is what a spec not in the state asks for (:mod:`reconciler.identity`)
   is a possible duplicate: its create is blocked with an ``import`` hint (or, when another
   address holds it, the ``state rm`` + ``import`` that moves it), never silently adopted or
-  duplicated. Jobs an address held before a replacement are not duplicates. A job that
-  carries an identity tag (providers with job metadata) is decided by its tag alone.
+  duplicated. Jobs an address held before a replacement are not duplicates, nor are
+  cancelled jobs (they train nothing). A job that carries an identity tag (providers with
+  job metadata) is decided by its tag alone.
+* Every job the plan creates, replaces or starts carries its cost estimate
+  (``options.price``, called for those jobs only; a validated job keeps the remote's figure).
 * Addresses in the state that the specs no longer name are listed; only ``prune`` acts on
   them (jobs cancelled if active — unless a spec asks for that very job — then forgotten;
   files deleted remotely unless another address or a job still uses them).
 * ``--target`` and ``--selector`` restrict the plan (:mod:`~reconciler.engine.selection`);
   one that matches nothing is an error, as is a state binding one job to two addresses.
+* ``Import`` and ``Moved`` documents are planned against the state they make
+  (:mod:`~reconciler.engine.adoption`): a change of such an address carries ``import_id`` or
+  ``moved_from``, and is the action ``import`` or ``move`` (no cost) when nothing else
+  changes.
+* A job whose request is that of an earlier job of its address that SUCCEEDED (and whose
+  model still exists) is re-pointed to it (``restore``, no cost) instead of trained again,
+  unless ``--replace`` asks for a new run.
+* Once an address's job has SUCCEEDED, the models of the jobs it replaced under
+  ``on_replace.previous_model: delete`` are deleted (``delete_models``).
 """
 
 from __future__ import annotations
@@ -33,12 +45,14 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from reconciler import __version__
 from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
+from reconciler.engine.adoption import Adoption, adopt_declared
+from reconciler.engine.costs import MISTRAL_STORAGE_PER_MONTH
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths
 from reconciler.engine.observed import Observed
@@ -82,9 +96,6 @@ from reconciler.identity import matches as remote_is
 
 C = TypeVar("C", FileChange, JobChange)
 
-MODEL_STORAGE_COST_PER_MONTH = 2.0
-"""USD per fine-tuned model per month (Mistral's published storage price)."""
-
 
 @dataclass(frozen=True)
 class PlanOptions:
@@ -101,12 +112,15 @@ class PlanOptions:
         target_description: where it applies (for the plan header).
         spec_paths: the spec paths, as given.
         spec_digest: digest of specs and prepared data.
-        estimates: cost estimates by job address, for the jobs :func:`jobs_to_create` names.
+        price: prices a job the plan creates, replaces or starts (one to start only without
+            the remote's figure); called for those jobs only, as the plan is made (None: no
+            price).
         notes: warnings from outside the planner (cost estimation, datasets), listed after
             the planner's own.
         starts_at_create: the provider starts jobs as soon as they are created (no
             ``auto_start``): jobs say so in the plan.
-        storage_cost_per_model: the provider's monthly storage price of a fine-tuned model.
+        storage_cost_per_model: monthly storage price of one fine-tuned model (USD), for the
+            plan's storage line.
     """
 
     targets: tuple[str, ...] = ()
@@ -116,10 +130,10 @@ class PlanOptions:
     target_description: str = ""
     spec_paths: tuple[str, ...] = ()
     spec_digest: str = ""
-    estimates: Mapping[str, CostEstimate] = field(default_factory=dict)
+    price: Callable[[DesiredJob], CostEstimate | None] | None = None
     notes: tuple[str, ...] = ()
     starts_at_create: bool = False
-    storage_cost_per_model: float = MODEL_STORAGE_COST_PER_MONTH
+    storage_cost_per_model: float = MISTRAL_STORAGE_PER_MONTH
 
 
 def known_file_ids(desired: DesiredState, state: State, observed: Observed) -> dict[str, str]:
@@ -141,6 +155,9 @@ class _World:
     """What every address is planned against (derived once from the planner's inputs).
 
     Attributes:
+        current: the state as apply will find it once Import and Moved documents are
+            applied (``adoption.state``).
+        adoption: what those documents do.
         bound: remote job id → the address that holds it now.
         held: every job id an address holds or held (history).
         selected: the addresses the plan covers (targets, selectors, dependencies).
@@ -148,6 +165,7 @@ class _World:
 
     desired: DesiredState
     current: State
+    adoption: Adoption
     observed: Observed
     options: PlanOptions
     intents: Mapping[str, Intent]
@@ -160,8 +178,10 @@ class _World:
 def _world(
     desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
 ) -> _World:
-    current = state or State(lineage="", serial=0)
-    current.check_bindings()
+    stored = state or State(lineage="", serial=0)
+    stored.check_bindings()
+    adoption = adopt_declared(desired, stored, observed)
+    current = adoption.state
     if options.targets:
         check_targets(options.targets, [*desired.files, *desired.jobs, *current.resources])
     if options.selectors:
@@ -177,6 +197,7 @@ def _world(
     return _World(
         desired=desired,
         current=current,
+        adoption=adoption,
         observed=observed,
         options=options,
         intents={i.address: i for i in current.intents.values()},
@@ -199,18 +220,6 @@ def _job_changes(world: _World, drift: list[Drift]) -> Iterator[JobChange]:
             yield _plan_job(job, world, drift)
 
 
-def jobs_to_create(
-    desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
-) -> list[Address]:
-    """Addresses of the jobs the plan will create or replace (those worth a cost estimate).
-
-    Pure, like :func:`build_plan`, and decided by the same rules: ask for estimates of these,
-    then build the plan once with them (``options.estimates``).
-    """
-    world = _world(desired, state, observed, options)
-    return [c.address for c in _job_changes(world, []) if c.action.makes_new]
-
-
 def build_plan(
     desired: DesiredState, state: State | None, observed: Observed, options: PlanOptions
 ) -> Plan:
@@ -231,6 +240,7 @@ def build_plan(
     ]
     job_changes = list(_job_changes(world, drift))
     changes.extend(job_changes)
+    changes = [_adopted(c, world.adoption) for c in changes]
 
     not_in_spec = sorted(
         a for a in current.resources if a not in desired.files and a not in desired.jobs
@@ -293,6 +303,26 @@ def build_plan(
         models_kept=_models_kept(world, changes),
         storage_cost_per_model=options.storage_cost_per_model,
     )
+
+
+def _adopted(change: FileChange | JobChange, adoption: Adoption) -> FileChange | JobChange:
+    """A change with what the Import and Moved documents do to its address.
+
+    Apply records the import or the move first, then does the rest of the change; a change
+    that does nothing else is the ``import`` or ``move`` itself.
+    """
+    update: dict[str, Any] = {}
+    source = adoption.moved.get(change.address)
+    if source is not None:
+        update["moved_from"] = source
+        if change.action is Action.NOOP:
+            update.update(action=Action.MOVE, reason=Reason.MOVED)
+    remote_id = adoption.imported.get(change.address)
+    if remote_id is not None:
+        update["import_id"] = remote_id
+        if change.action is Action.NOOP:
+            update.update(action=Action.IMPORT, reason=Reason.IMPORT_DECLARED)
+    return change.model_copy(update=update) if update else change
 
 
 def _selection(desired: DesiredState, options: PlanOptions) -> set[str]:
@@ -454,10 +484,16 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
         labels=dict(job.labels),
         location=job.location,
     )
-    # A change that makes a new job waits for its files and carries its cost estimate.
-    new_job = functools.partial(
-        change, depends_on=job.depends_on, cost=world.options.estimates.get(address)
-    )
+    price = world.options.price
+
+    def estimate() -> CostEstimate | None:
+        """The job's cost estimate, priced only for the changes that cost money."""
+        return price(job) if price is not None else None
+
+    def new_job(**fields: Any) -> JobChange:
+        """A change that makes a new job: it waits for its files and carries its cost."""
+        return change(depends_on=job.depends_on, cost=estimate(), **fields)
+
     if res is None:
         if address in world.intents:
             return new_job(action=Action.CREATE, reason=Reason.RECOVER_INTENT)
@@ -499,10 +535,22 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
         if conflicts and previous.disposition is Disposition.KEEP
         else None,
     )
+    rerun = matches(address, world.options.replace)
     if res.fingerprint != job.fingerprint:
+        earlier = None if rerun else _restorable(job, res, world)
+        if earlier is not None:
+            # A revert: an earlier job of this address made exactly this request and
+            # succeeded. Point the address back at it instead of training again.
+            return change(
+                action=Action.RESTORE,
+                reason=Reason.PREVIOUS_JOB_SAME_REQUEST,
+                before=before,
+                previous=previous,
+                restores=earlier,
+            )
         paths = changed_paths(recorded or {}, dict(job.identity))
         return replace(reason=Reason.SPEC_CHANGED, replace_paths=tuple(paths or ["(request)"]))
-    if matches(address, world.options.replace):
+    if rerun:
         return replace(reason=Reason.REPLACE_BY_REQUEST, force_new=True)
     if remote is None:
         return _recreate_deleted(
@@ -546,29 +594,65 @@ def _plan_job(job: DesiredJob, world: _World, drift: list[Drift]) -> JobChange:
         status is not None
         and status.awaits_start
         and job.job.start
-        and not (remote or {}).get("auto_start")
+        and not remote.get("auto_start")
     ):
         # Created with auto_start=false and not started yet (an earlier apply stopped at
         # the budget gate or was interrupted): start it once the remote has validated it.
-        # A job that starts by itself (auto_start, as every OpenAI job) is left to do so.
+        # A job that starts by itself (auto_start: every OpenAI job, or one made outside and
+        # imported) is left to do so.
         return change(
             action=Action.START,
             reason=Reason.VALIDATED_NOT_STARTED
             if status is JobStatus.VALIDATED
             else Reason.AWAITING_VALIDATION,
             before=before,
-            cost=_remote_cost(remote),
+            cost=_remote_cost(remote) or estimate(),
         )
     if status is JobStatus.SUCCESS:
         fields = _model_updates(job, remote, world.observed)
-        if fields:
+        retired = _models_to_delete(res, world.observed, model)
+        if fields or retired:
+            extra: dict[str, Any] = {"delete_models": retired} if retired else {}
             return change(
                 action=Action.UPDATE,
-                reason=Reason.MODEL_METADATA_CHANGED,
+                reason=Reason.MODEL_METADATA_CHANGED if fields else Reason.REPLACEMENT_SUCCEEDED,
                 before=before,
                 update_fields=fields,
+                **extra,
             )
     return change(action=Action.NOOP, reason=Reason.IN_SYNC, before=before)
+
+
+def _restorable(job: DesiredJob, res: ResourceState, world: _World) -> str | None:
+    """An earlier job of this address that made exactly this job's request and SUCCEEDED,
+    whose model still exists (the newest such), if any."""
+    for entry in reversed(res.history):
+        job_id = str(entry.get("remote_id"))
+        if entry.get("fingerprint") != job.fingerprint or job_id in world.bound:
+            continue
+        remote = world.observed.jobs.get(job_id)
+        if remote is None or JobStatus.of(remote.get("status")) is not JobStatus.SUCCESS:
+            continue
+        model = remote.get("fine_tuned_model")
+        if model and str(model) in world.observed.models:
+            return job_id
+    return None
+
+
+def _models_to_delete(
+    res: ResourceState, observed: Observed, current_model: str | None
+) -> tuple[str, ...]:
+    """Models of the jobs this address replaced under ``previous_model: delete`` that still
+    exist: deleted now that the address's job has SUCCEEDED (never before)."""
+    found: list[str] = []
+    for entry in res.history:
+        if entry.get("model_disposition") != ModelDisposition.DELETE:
+            continue
+        earlier = observed.jobs.get(str(entry.get("remote_id"))) or {}
+        model = entry.get("fine_tuned_model") or earlier.get("fine_tuned_model")
+        if model and str(model) in observed.models and model != current_model:
+            found.append(str(model))
+    return tuple(dict.fromkeys(found))
 
 
 def _similar_to_record(job: DesiredJob, recorded: Mapping[str, Any] | None) -> bool:
@@ -603,8 +687,10 @@ def _twin(job: DesiredJob, world: _World) -> dict[str, Any] | None:
     """A remote job this job's request would make, that no record says was made otherwise.
 
     Jobs an address held before a replacement (history) are not twins: their record says
-    which request made them. A job carrying an identity tag is a twin when the tag names this
-    spec (address and fingerprint). The newest twin is returned.
+    which request made them. Nor are cancelled jobs: they train nothing and make no model,
+    so a new job duplicates nothing (e.g. the job a proxy made of a ``dry_run`` request,
+    cancelled at once by ``plan --remote-estimate``). A job carrying an identity tag is a
+    twin when the tag names this spec (address and fingerprint). The newest twin is returned.
     """
     identity = RequestIdentity.of_content(job.identity, world.file_ids)
     if identity is None:
@@ -613,9 +699,16 @@ def _twin(job: DesiredJob, world: _World) -> dict[str, Any] | None:
     twins = [
         j
         for jid, j in world.observed.jobs.items()
-        if (jid in world.bound or jid not in world.held) and remote_is(identity, j, exact_tag=tag)
+        if (jid in world.bound or jid not in world.held)
+        and not _cancelled(j)
+        and remote_is(identity, j, exact_tag=tag)
     ]
     return max(twins, key=lambda j: j.get("created_at") or 0) if twins else None
+
+
+def _cancelled(remote: Mapping[str, Any]) -> bool:
+    status = JobStatus.of(remote.get("status"))
+    return status is not None and status.is_cancelled
 
 
 def _duplicate_message(job: DesiredJob, twin: Mapping[str, Any], world: _World) -> str:
@@ -750,5 +843,6 @@ def _models_kept(world: _World, changes: Sequence[Change]) -> int:
         for jid, j in world.observed.jobs.items()
         if jid in world.held and j.get("fine_tuned_model")
     }
+    deleted = {m for c in changes if isinstance(c, JobChange) for m in c.delete_models}
     planned = sum(1 for c in changes if c.type is ResourceType.JOB and c.action.makes_new)
-    return len(existing) + planned
+    return len(existing - deleted) + planned

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.address import ResourceType
+from reconciler.engine.moves import move_record
 from reconciler.engine.state_model import Intent, ResourceState, State, StateBackend
 from reconciler.errors import StateError
 
@@ -123,6 +124,21 @@ class StateRecorder:
             if res is not None:
                 res.attributes.update(attributes)
                 self._changed()
+
+    def move(self, source: str, target: str) -> bool:
+        """Move ``source``'s record (and intents) to ``target``; False when already moved.
+
+        Already moved: ``source`` is not recorded and ``target`` is.
+
+        Raises:
+            StateError: see :func:`~reconciler.engine.moves.check_move`.
+        """
+        with self._lock:
+            if source not in self.state.resources and target in self.state.resources:
+                return False
+            move_record(self.state, source, target)
+            self._changed()
+            return True
 
     def remove(self, address: str) -> None:
         """Forget an address."""

@@ -122,9 +122,13 @@ def needs_no_review(change: FileChange | JobChange) -> bool:
     and the updates in place: a fine-tuned model's name, description or archived flag, and
     pausing or resuming a job (``paused``). A job
     still being validated is left for a later round (:func:`awaits_validation`), so a round
-    never holds the lock while waiting for the remote.
+    never holds the lock while waiting for the remote. A change that also adopts or moves a
+    record (``import_id``, ``moved_from``) or deletes previous models (``delete_models``, which
+    cannot be undone) is left for review.
     """
     if not isinstance(change, JobChange):
+        return False
+    if change.import_id or change.moved_from or change.delete_models:
         return False
     if change.action is Action.UPDATE:
         return True

@@ -126,6 +126,14 @@ class Provider(Protocol):
     def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
         """The newest file with this name (and size), or None."""
 
+    def download_file(self, file_id: str, dest: Path) -> None:
+        """Stream a file's content to ``dest`` (never held in memory).
+
+        Only when ``capabilities.file_download``; otherwise raises
+        :class:`~reconciler.errors.ReconcilerError` saying the service does not give back
+        the content of training files.
+        """
+
     # -- jobs -----------------------------------------------------------------------------
 
     def create_job(
@@ -180,6 +188,9 @@ class Provider(Protocol):
 
     def list_models(self) -> list[RemoteModel]:
         """Models visible to the key (base and fine-tuned)."""
+
+    def delete_model(self, model_id: str) -> None:
+        """Delete a fine-tuned model; one already gone counts as deleted."""
 
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None

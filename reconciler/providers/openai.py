@@ -21,7 +21,9 @@ between OpenAI's API and the canonical shapes the engine reads:
   jobs as they read Mistral's.
 * **Identity.** Jobs are found by their metadata (``metadata[k]=v`` filters): exact, so a
   create whose answer was lost is resolved by lookup before anything is sent again.
-  Files are found by name and size (our filenames carry the content hash).
+  Files are found by name and size (our filenames carry the content hash). OpenAI does not
+  give back the content of fine-tune files, so a file uploaded by hand under another name
+  cannot be adopted by its content here (``capabilities.file_download`` is false).
 * **Lifecycle.** Jobs start when created (``start_job`` only reads the job back); pause,
   resume and cancel are idempotent (a refusal because the job is already where the request
   would take it counts as done).
@@ -32,6 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.client.api import (
@@ -186,6 +189,16 @@ class OpenAIProvider(HttpApi):
             if f.filename == filename and (size is None or f.bytes is None or f.bytes == size)
         ]
         return max(candidates, key=lambda f: f.created_at) if candidates else None
+
+    def download_file(self, file_id: str, dest: Path) -> None:
+        """Refused without a request: OpenAI answers ``GET /files/{id}/content`` of a
+        ``fine-tune`` file (the only files this provider deals with) with 400
+        ("Not allowed to download files of purpose: fine-tune"); ``capabilities.file_download``
+        is false, so the engine does not ask."""
+        raise ReconcilerError(
+            f"file {file_id}: openai does not give back the content of fine-tune files, so it "
+            "cannot be downloaded or compared with a prepared part"
+        )
 
     def _delete(self, op: str, path: str) -> None:
         self._execute(_Call(op, "DELETE", path, resolve_rejected=_gone))

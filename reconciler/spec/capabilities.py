@@ -43,6 +43,10 @@ class Capabilities:
         model_updates: a fine-tuned model's name/description can be changed and it can be
             archived (``fine_tuned_model`` in the spec).
         remote_estimate: the service estimates a job's cost without creating it (``dry_run``).
+        file_download: the content of an uploaded training file can be read back, so a file
+            uploaded under another name can be recognised by its content (adoption). Without
+            it (OpenAI refuses to give back fine-tune files) a remote file is recognised only
+            under the prepared part's own content-addressed name and size.
         methods: training methods it accepts (``supervised``, ``dpo``, ...).
         max_suffix_length: longest ``suffix`` it accepts.
         hyperparameters: hyperparameter names (as the spec spells them) a job may set.
@@ -77,6 +81,7 @@ class Capabilities:
     whole_epochs: bool = False
     max_epochs: int | None = None
     chat_dialect: str = "mistral"
+    file_download: bool = True
 
 
 MISTRAL_HYPERPARAMETERS = frozenset(
@@ -134,6 +139,7 @@ OPENAI_CAPABILITIES = Capabilities(
     whole_epochs=True,
     max_epochs=50,
     chat_dialect="openai",
+    file_download=False,
 )
 """OpenAI's fine-tuning API (and the sandbox's OpenAI dialect)."""
 

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.address import Address
 from reconciler.spec.template import parse_template
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
@@ -388,7 +389,9 @@ class ClassifierTarget(StrictModel):
 
 
 class Budget(StrictModel):
-    """Cost gate checked after the remote validated the job and before it is started."""
+    """A job's cost cap: checked at plan time against the local estimate (a job over it is a
+    plan error), and again after the remote validated the job, against the remote's own
+    estimate, before it is started."""
 
     max_cost: float = Field(
         gt=0, description="Maximum accepted cost estimate, in the currency the remote reports."
@@ -411,10 +414,11 @@ class OnReplace(StrictModel):
         description="A previous job still queued/validated/running: cancel it (default) or "
         "let it finish.",
     )
-    previous_model: Literal["keep", "archive"] = Field(
+    previous_model: Literal["keep", "archive", "delete"] = Field(
         default="keep",
-        description="The previous job's fine-tuned model: keep it (default) or archive it. "
-        "Models are never deleted.",
+        description="The previous job's fine-tuned model: keep it (default), archive it, or "
+        "delete it once the replacement has SUCCEEDED (never earlier; a replacement that "
+        "fails keeps it).",
     )
 
 
@@ -491,6 +495,12 @@ class FineTuningJob(DocumentBase):
         description="Expand into one job per combination, over hyperparameter fields "
         "(and 'model'); derived names such as NAME-lr-1e-4-steps-100.",
     )
+    rerun: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Any text; changing it forces a new job with the same request (a re-run "
+        "asked for in Git). Part of the request fingerprint, never sent to the remote.",
+    )
 
     @field_validator("matrix")
     @classmethod
@@ -548,6 +558,36 @@ class StateConfig(StrictModel):
         return self
 
 
+class ModelPrice(StrictModel):
+    """The price of fine-tuning one base model, in USD."""
+
+    train_per_million_tokens: float = Field(
+        ge=0, description="Training price per million trained tokens (USD)."
+    )
+    storage_per_month: float | None = Field(
+        default=None,
+        ge=0,
+        description="Monthly storage price of each fine-tuned model (USD); default: the "
+        "built-in table's.",
+    )
+    minimum_fee: float | None = Field(
+        default=None,
+        ge=0,
+        description="Minimum charge per job (USD); default: the built-in table's.",
+    )
+
+
+class RunBudget(StrictModel):
+    """A cost cap for a whole run: the sum of the estimates of the jobs one apply creates or
+    starts."""
+
+    max_cost: float = Field(
+        gt=0,
+        description="Maximum total estimated cost (USD) of the jobs one plan or apply creates "
+        "or starts; over it, plan reports an error and apply refuses.",
+    )
+
+
 class Provider(DocumentBase):
     """Where to reconcile. Without a Provider document the embedded sandbox is used."""
 
@@ -580,10 +620,72 @@ class Provider(DocumentBase):
     rate_limit: float | None = Field(
         default=None, gt=0, description="Client-side cap in requests per second."
     )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Fine-tuning prices by base model, overriding the built-in price table "
+        "(e.g. a negotiated rate, or a model the table does not know).",
+    )
+    budget: RunBudget | None = Field(
+        default=None,
+        description="Cap on the estimated cost of everything one plan or apply starts.",
+    )
+
+
+# --------------------------------------------------------------------------- adoption
+
+
+def _address(value: str) -> str:
+    """``value`` when it is a well-formed address (``job.NAME``, ``dataset.NAME[PART]``)."""
+    if not Address.is_valid(value):
+        raise ValueError(
+            "not an address: expected job.NAME or dataset.NAME[PART] (PART: all, train or "
+            "validation)"
+        )
+    return value
+
+
+class Import(DocumentBase):
+    """Adopt an existing remote job or file under an address of the specs, reviewed like any
+    other change: the plan shows it as ``import`` (no cost) and apply records it; nothing is
+    created remotely. A job is adopted when its request is the one the spec asks for (its
+    files are adopted with it, by content); a file when its content is the prepared part's.
+    Harmless once applied: an Import whose object the address holds (or held) does nothing."""
+
+    kind: Literal["Import"] = "Import"
+    to: str = Field(
+        description="The address to adopt it under, declared in the specs: job.NAME or "
+        "dataset.NAME[PART]."
+    )
+    id: str = Field(min_length=1, description="Id of the remote job or file.")
+
+    @field_validator("to")
+    @classmethod
+    def _to_address(cls, value: str) -> str:
+        return _address(value)
+
+
+class Moved(DocumentBase):
+    """Rename an address without touching the remote: the state's record of ``from`` becomes
+    the record of ``to`` (the plan shows ``move``, no cost; a renamed job is not trained
+    again). Harmless once applied: when ``from`` is gone and ``to`` is recorded, it does
+    nothing."""
+
+    kind: Literal["Moved"] = "Moved"
+    from_: str = Field(
+        alias="from",
+        description="The old address, no longer declared in the specs: job.NAME or "
+        "dataset.NAME[PART].",
+    )
+    to: str = Field(description="The new address, declared in the specs (same type).")
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        return _address(value)
 
 
 Document = Annotated[
-    Dataset | Hyperparameters | WandbIntegration | FineTuningJob | Provider,
+    Dataset | Hyperparameters | WandbIntegration | FineTuningJob | Provider | Import | Moved,
     Field(discriminator="kind"),
 ]
 """Any spec document, discriminated on ``kind``."""
@@ -594,4 +696,6 @@ KINDS: dict[str, type[DocumentBase]] = {
     "WandbIntegration": WandbIntegration,
     "FineTuningJob": FineTuningJob,
     "Provider": Provider,
+    "Import": Import,
+    "Moved": Moved,
 }

@@ -209,7 +209,7 @@ def _job(
             f"on_replace.previous_model: archive is not supported by {name}: its fine-tuned "
             "models cannot be archived",
             ("on_replace", "previous_model"),
-            "use previous_model: keep",
+            "use previous_model: keep, or delete (once the replacement has succeeded)",
         )
     model = doc.fine_tuned_model
     if model is not None and not caps.model_updates:

@@ -23,8 +23,10 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
 
+from reconciler.address import Address
 from reconciler.errors import Location, Problem
 from reconciler.identity import RequestIdentity
+from reconciler.spec.adoption import check_adoption
 from reconciler.spec.capabilities import capabilities_for
 from reconciler.spec.models import (
     NAME_MAX,
@@ -34,7 +36,9 @@ from reconciler.spec.models import (
     FineTuningJob,
     Hyperparameters,
     HyperparameterValues,
+    Import,
     InlineHyperparameters,
+    Moved,
     Provider,
     TrainingFileRef,
     WandbIntegration,
@@ -167,6 +171,8 @@ class _Resolver:
         self.profiles = self._by_name(Hyperparameters)
         self.integrations = self._by_name(WandbIntegration)
         self.job_docs = self._by_name(FineTuningJob)
+        self.import_docs = self._by_name(Import)
+        self.move_docs = self._by_name(Moved)
         providers = [d for d in documents if isinstance(d.doc, Provider)]
         self.provider: LoadedDocument[Provider] | None = providers[0] if providers else None
         for extra in providers[1:]:
@@ -411,6 +417,7 @@ class _Resolver:
                     method=doc.method,
                     seed=doc.seed,
                     paused=doc.paused,
+                    rerun=doc.rerun,
                 )
             )
         return jobs
@@ -582,6 +589,15 @@ def resolve_documents(
         # Jobs that carry their identity (job metadata) are told apart by it, whatever the
         # remote shows of their requests.
         resolver.problems.extend(indistinguishable_jobs(jobs.values(), resolver.datasets))
+    declared = {job.address for job in jobs.values()} | {
+        Address.dataset(name, part)
+        for name, loaded in resolver.datasets.items()
+        for part in loaded.doc.parts
+    }
+    imports, moves, adoption_problems = check_adoption(
+        list(resolver.import_docs.values()), list(resolver.move_docs.values()), declared
+    )
+    resolver.problems.extend(adoption_problems)
     problems = sorted(
         resolver.problems, key=lambda p: (p.location or Location(""), p.code, p.message)
     )
@@ -598,6 +614,8 @@ def resolve_documents(
             jobs=jobs,
             provider=resolver.provider,
             digest=spec_digest(documents),
+            imports=imports,
+            moves=moves,
         ),
         [],
     )

@@ -221,6 +221,7 @@ class ResolvedJob:
         method: the training method (``supervised`` or ``dpo``), as in the create request.
         seed: the run's seed, when set (as in the create request).
         paused: keep the job paused (a lifecycle setting, applied in place).
+        rerun: the document's ``rerun`` token (part of the request fingerprint, never sent).
     """
 
     name: str
@@ -244,11 +245,46 @@ class ResolvedJob:
     method: str = "supervised"
     seed: int | None = None
     paused: bool = False
+    rerun: str | None = None
 
     @property
     def address(self) -> Address:
         """State address, e.g. ``job.dumbledore-v1``."""
         return Address.job(self.name)
+
+
+@dataclass(frozen=True)
+class DeclaredImport:
+    """An ``Import`` document: adopt remote object ``remote_id`` under ``address``.
+
+    Attributes:
+        address: the declared address it is adopted under.
+        remote_id: the remote job or file id.
+        location: where the document is.
+        name: the document's name.
+    """
+
+    address: Address
+    remote_id: str
+    location: Location
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class DeclaredMove:
+    """A ``Moved`` document: the state's record of ``source`` becomes ``address``'s.
+
+    Attributes:
+        source: the old address (no longer declared).
+        address: the new, declared address.
+        location: where the document is.
+        name: the document's name.
+    """
+
+    source: Address
+    address: Address
+    location: Location
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -263,6 +299,8 @@ class SpecSet:
         jobs: resolved jobs by (derived) name, in a stable order.
         provider: the Provider document, or None for the embedded sandbox.
         digest: sha256 over the canonical form of every document (spec digest of saved plans).
+        imports: the ``Import`` documents, checked against the declared addresses.
+        moves: the ``Moved`` documents, checked likewise.
         discovery: how ``root`` was found and which other workspaces the PATHs reach; None
             for a spec set not made by the loader (its root is then taken as given).
         warnings: the loader's warnings (entries of a spec directory that were skipped).
@@ -277,5 +315,7 @@ class SpecSet:
     jobs: Mapping[str, ResolvedJob]
     provider: LoadedDocument[Provider] | None
     digest: str
+    imports: tuple[DeclaredImport, ...] = ()
+    moves: tuple[DeclaredMove, ...] = ()
     discovery: RootDiscovery | None = None
     warnings: tuple[Problem, ...] = ()

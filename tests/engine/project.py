@@ -151,6 +151,7 @@ def make_project(
     wandb: bool = False,
     state_yaml: str | None = None,
     flavour: Flavour = SANDBOX,
+    provider_fields: str = "",
 ) -> Path:
     """Write the project into ``root`` and return it (for ``flavour``'s provider)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -162,6 +163,7 @@ def make_project(
         docs.append(
             f"kind: Provider\nname: test-sandbox\ntype: {flavour.provider_type}\n"
             f"endpoint: {flavour.endpoint(endpoint)}\napi_key: {{env: {SANDBOX_KEY_ENV}}}\n"
+            + provider_fields
             + state_yaml
         )
     for d in range(n_datasets):

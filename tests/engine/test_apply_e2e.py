@@ -2,7 +2,8 @@
 
 Named tests of the product's promises: a second apply is a no-op that sends no mutating
 request; a stale saved plan is refused (including the first-apply case); secrets never reach
-state, plan files or output; spec changes replace jobs naming the fields; the budget gate.
+state, plan files or output; spec changes replace jobs naming the fields; budgets at plan time
+(per job, per run) and the remote's figure as the gate at apply.
 The promises every provider keeps run on each of them (the ``flavour`` fixture: the sandbox
 speaking Mistral's API, then OpenAI's behind an ``openai`` Provider); the start gate's are
 Mistral's (OpenAI starts jobs when they are created: tests/engine/test_openai_e2e.py).
@@ -17,6 +18,7 @@ from typing import Any
 from reconciler.providers.mistral import MistralProvider
 from tests.engine.conftest import SANDBOX_KEY, Cli, mutating
 from tests.engine.project import WANDB_KEY, Flavour, make_project
+from tests.engine.proxy import DroppingProxy
 
 
 def remote(sandbox: Any) -> MistralProvider:
@@ -61,7 +63,7 @@ def test_detailed_exitcode_and_json_plan(cli: Cli, sandbox: Any) -> None:
     make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
     proc = cli.run("plan", "--format", "json", "--detailed-exitcode", check=2)
     data = json.loads(proc.stdout)
-    assert data["format_version"] == "1.2"
+    assert data["format_version"] == "1.5"
     assert [(c["address"], c["action"]) for c in data["changes"]] == [
         ("dataset.d0[all]", "create"),
         ("job.job0", "create"),
@@ -123,7 +125,9 @@ def test_spec_change_replaces_job_naming_the_fields(
     assert "No changes." in cli.run("plan", check=0).stdout
 
 
-def test_budget_gate_blocks_start_and_next_plan_shows_start(cli: Cli, sandbox: Any) -> None:
+def test_a_job_over_its_budget_is_a_plan_error_and_apply_refuses_it_before_anything(
+    cli: Cli, sandbox: Any
+) -> None:
     make_project(
         cli.cwd,
         endpoint=sandbox.base_url,
@@ -131,13 +135,71 @@ def test_budget_gate_blocks_start_and_next_plan_shows_start(cli: Cli, sandbox: A
         n_jobs=1,
         extra_job_fields="budget: {max_cost: 0.0001}\n",
     )
+    mark = len(sandbox.journal())
+    for args in (["plan"], ["plan", "--detailed-exitcode"], ["plan", "--format", "json"]):
+        proc = cli.run(*args, check=1)
+        assert "the plan has 1 error(s), listed first; apply would refuse it" in proc.stderr
+    text = cli.run("plan", check=1).stdout.splitlines()
+    assert text[3] == "Errors (apply will refuse this plan):"
+    assert text[4].startswith("   x  job.job0: estimated cost 2.62 USD (local: 10 steps")
+    assert "over its budget.max_cost 0.0001" in text[4]
+    applied = cli.run("apply", "--yes", check=1)
+    assert "apply refuses this plan; nothing was done" in applied.stderr
+    assert mutating(sandbox.journal()[mark:]) == []
+    assert json.loads(cli.run("state", "list", "--format", "json").stdout)["resources"] == []
+    # The same for the whole run: --max-cost on plan and apply, budget on the Provider.
+    (cli.cwd / "specs.yaml").write_text(
+        (cli.cwd / "specs.yaml").read_text().replace("budget: {max_cost: 0.0001}\n", "")
+    )
+    cli.run("plan", "--detailed-exitcode", check=2)
+    over = cli.run("plan", "--max-cost", "2", check=1)
+    assert "over the run's cap of 2.00 USD (--max-cost)" in over.stdout
+    assert "over the run's cap" in cli.run("apply", "--yes", "--max-cost", "2", check=1).stderr
+    assert mutating(sandbox.journal()[mark:]) == []
+
+
+def test_the_provider_budget_caps_the_run(tmp_path: Path, sandbox: Any) -> None:
+    from tests.engine.conftest import cli_env
+
+    cli = Cli(cwd=tmp_path / "capped", env=cli_env())
+    make_project(
+        cli.cwd,
+        endpoint=sandbox.base_url,
+        n_datasets=1,
+        n_jobs=2,
+        provider_fields="budget: {max_cost: 5}\n",
+    )
+    proc = cli.run("plan", "--format", "markdown", check=1)
+    assert ":x: **1 error(s): apply will refuse this plan.**" in proc.stdout
+    assert "5.24 USD for 2 job(s), is over the run's cap of 5.00 USD (Provider budget)" in (
+        proc.stdout
+    )
+
+
+def test_the_remote_s_figure_stays_the_gate_at_apply(cli: Cli, sandbox: Any) -> None:
+    # Prices that make the local estimate free: within the budget at plan time, while the
+    # sandbox's own figure at VALIDATED (2.62 USD) is over it, so the job is not started.
+    make_project(
+        cli.cwd,
+        endpoint=sandbox.base_url,
+        n_datasets=1,
+        n_jobs=1,
+        extra_job_fields="budget: {max_cost: 1}\n",
+        provider_fields="prices: {open-mistral-7b: {train_per_million_tokens: 0, "
+        "minimum_fee: 0}}\n",
+    )
+    assert "cost estimate: 0.00 USD (local)" in cli.run("plan", check=0).stdout
     proc = cli.run("apply", "--yes", check=1)
     assert "over the budget" in proc.stderr and "job.job0" in proc.stderr
     with remote(sandbox) as client:
         (job,) = client.list_jobs()
         assert job.status == "VALIDATED"
-    plan = cli.run("plan", check=0)
+    # Now the remote's figure is known: the plan to start the job is over budget.
+    plan = cli.run("plan", check=1)
     assert "> job.job0" in plan.stdout and "validated-not-started" in plan.stdout
+    assert "job.job0: estimated cost 2.62 USD (remote-validation) is over its budget" in (
+        plan.stdout
+    )
 
 
 def test_start_false_leaves_job_validated(cli: Cli, sandbox: Any) -> None:
@@ -256,3 +318,39 @@ def test_apply_wait_exits_nonzero_naming_the_failed_job(tmp_path: Path, flavour:
         # Failed once, not retried: the next plan reports drift, not a new create.
         plan = cli.run("plan", check=0)
         assert "drift" in plan.stdout and "--replace job.job0" in plan.stdout
+
+
+def test_remote_estimate_is_opt_in_and_a_job_answered_instead_is_cancelled(
+    cli: Cli, sandbox: Any
+) -> None:
+    make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
+    cli.run("apply", "--yes", "--target", "dataset.*", check=0)  # the file, not the job
+    mark = len(sandbox.journal())
+    assert "cost estimate: 2.62 USD (local)" in cli.run("plan", check=0).stdout
+    assert mutating(sandbox.journal()[mark:]) == []
+    asked = cli.run("plan", "--remote-estimate", "--format", "json", check=0)
+    (job,) = [c for c in json.loads(asked.stdout)["changes"] if c["type"] == "job"]
+    assert job["cost"]["source"] == "dry_run" and job["cost"]["amount"] == 2.6214
+    posts = mutating(sandbox.journal()[mark:])
+    assert [(e["method"], e["query"]) for e in posts] == [("POST", "dry_run=true")]
+    with remote(sandbox) as client:
+        assert client.list_jobs() == []
+    # Through a proxy that drops the query parameter, the "dry run" creates a real job.
+    specs = cli.cwd / "specs.yaml"
+    with DroppingProxy(sandbox.base_url, frozenset({"dry_run"})) as proxy:
+        specs.write_text(specs.read_text().replace(sandbox.base_url, proxy.base_url))
+        # The state is bound to the sandbox's address: --rebind plans through the proxy.
+        failed = cli.run("plan", "--remote-estimate", "--rebind", check=1)
+        assert proxy.dropped == 1, failed.stderr
+    assert (
+        "the remote answered POST /v1/fine_tuning/jobs?dry_run=true with a job instead of an "
+        "estimate" in failed.stderr
+    )
+    with remote(sandbox) as client:
+        (made,) = client.list_jobs()
+    assert f"job.job0: job {made.id} cancelled" in failed.stderr
+    assert made.status in ("CANCELLED", "CANCELLATION_REQUESTED")
+    # That cancelled job trained nothing: it is no possible duplicate of the job to create.
+    specs.write_text(specs.read_text().replace(proxy.base_url, sandbox.base_url))
+    again = cli.run("plan", "--detailed-exitcode", check=2)
+    assert "+ job.job0" in again.stdout and "possible duplicate" not in again.stdout

@@ -12,6 +12,8 @@ import pytest
 
 from reconciler.engine.plan import (
     Action,
+    CostEstimate,
+    CostSource,
     Disposition,
     JobChange,
     JobPrevious,
@@ -209,3 +211,79 @@ def test_sync_models_applies_the_model_metadata_once_the_job_succeeded(
         model = client.get_model(str(client.get_job(job_id).fine_tuned_model))
         assert model.model_dump().get("name") == "tuned-t0"
         assert sync_models(ws) is None
+
+
+def test_a_plan_over_budget_is_shown_then_refused_before_anything_is_written(
+    project: Path, sandbox: Any
+) -> None:
+    shown: list[Plan] = []
+
+    def never(plan: Plan) -> bool:
+        raise AssertionError("a plan with errors is refused before confirmation")
+
+    with open_workspace([project]) as ws:
+        capped = ApplyRequest(plan=PlanRequest(max_cost=1.0))
+        with pytest.raises(PlanError, match="apply refuses this plan; nothing was done"):
+            apply_workspace(ws, capped, show=shown.append, confirm=never)
+        assert len(shown) == 1 and shown[0].errors
+        # A saved plan within no cap, applied with one it exceeds (the job costs 2.62 USD).
+        saved = plan_workspace(ws, PlanRequest()).plan
+        assert saved.errors == () and saved.cost_totals() == {"USD": 2.6214}
+        with pytest.raises(PlanError, match=r"over the run's cap of 1\.00 USD \(--max-cost\)"):
+            apply_workspace(ws, ApplyRequest(plan=PlanRequest(max_cost=1.0), saved=saved))
+        assert ws.backend.read() is None
+    assert mutating(sandbox.journal()) == []
+
+
+def _costing(plan: Plan, amount: float, source: CostSource) -> Plan:
+    """The saved plan with its one new job's estimate changed (as a remote or a hand would)."""
+    changes = tuple(
+        c.model_copy(update={"cost": CostEstimate(amount=amount, currency="USD", source=source)})
+        if c.address == "job.job0"
+        else c
+        for c in plan.changes
+    )
+    return plan.model_copy(update={"changes": changes})
+
+
+def test_a_saved_plan_s_budgets_are_checked_on_the_plan_made_now(
+    project: Path, sandbox: Any
+) -> None:
+    with open_workspace([project]) as ws:
+        saved = plan_workspace(ws, PlanRequest(max_cost=3.0)).plan
+        assert saved.errors == () and saved.options.max_cost == 3.0
+        # Edited to cost less than apply computes now (2.62 USD): the local figure counts.
+        cheap = _costing(saved, 0.01, CostSource.LOCAL)
+        with pytest.raises(
+            PlanError, match=r"2\.62 USD for 1 job\(s\), is over the run's cap of 1"
+        ):
+            apply_workspace(ws, ApplyRequest(plan=PlanRequest(max_cost=1.0), saved=cheap))
+        # A higher figure the reviewer saw (the remote's dry run) counts, against the saved
+        # plan's own cap: the plan was over it when reviewed, and still is.
+        dear = _costing(saved, 3.5, CostSource.DRY_RUN)
+        shown: list[Plan] = []
+        with pytest.raises(
+            PlanError, match=r"3\.50 USD for 1 job\(s\), is over the run's cap of 3"
+        ):
+            apply_workspace(ws, ApplyRequest(saved=dear), show=shown.append)
+        (job,) = shown[0].costly
+        assert job.cost is not None and job.cost.source is CostSource.DRY_RUN
+        assert ws.backend.read() is None
+    assert mutating(sandbox.journal()) == []
+
+
+def test_exact_tokens_count_the_data_with_mistral_s_tokenizer(project: Path) -> None:
+    pytest.importorskip("mistral_common", reason="the 'tokens' extra is not installed")
+    with open_workspace([project]) as ws:
+        plans = {
+            exact: plan_workspace(ws, PlanRequest(exact_tokens=exact)).plan
+            for exact in (False, True)
+        }
+    bases = {}
+    for exact, plan in plans.items():
+        (job,) = plan.costly
+        assert job.cost is not None and job.cost.basis is not None
+        bases[exact] = job.cost.basis
+    assert (bases[False].token_count, bases[True].token_count) == ("approx", "exact")
+    # Four short chat samples: a few dozen tokens either way, counted differently.
+    assert 0 < bases[True].data_tokens != bases[False].data_tokens > 0

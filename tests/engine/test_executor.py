@@ -23,7 +23,13 @@ import pytest
 
 from reconciler.address import Address
 from reconciler.engine import fingerprint
-from reconciler.engine.desired import DesiredFile, DesiredState, IntegrationSpec
+from reconciler.engine.adopt import ContentHasher
+from reconciler.engine.adoption import remote_files_to_hash
+from reconciler.engine.desired import (
+    DesiredFile,
+    DesiredState,
+    IntegrationSpec,
+)
 from reconciler.engine.executor import ApplyOptions, Executor
 from reconciler.engine.observed import refresh
 from reconciler.engine.outcome import ApplyResult, OutcomeStatus
@@ -32,9 +38,10 @@ from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import Intent, State
+from reconciler.errors import Location
 from reconciler.providers.mistral import MistralProvider
 from reconciler.spec.models import Budget, FineTunedModelSpec, OnReplace, SecretRef
-from reconciler.spec.resolved import TrainingInput
+from reconciler.spec.resolved import DeclaredImport, DeclaredMove, TrainingInput
 from tests.client.client_fakes import KEY, FakeApi, Fault
 from tests.engine.factories import desired, resolved_job
 
@@ -1039,3 +1046,154 @@ def test_a_recovered_replacement_still_retires_the_job_it_replaces(world: World)
     assert [(h["remote_id"], h.get("cancelled_by_reconciler")) for h in recorded.history] == [
         (old["id"], True)
     ]
+
+
+# -- adoption, moves, reverts, retention (issue 14) -------------------------------------------
+
+
+def _posts(world: World, mark: int) -> list[str]:
+    return [f"{m} {p}" for m, p, _ in world.api.log[mark:] if m in ("POST", "PATCH", "DELETE")]
+
+
+def test_a_moved_job_is_recorded_under_its_new_address_and_nothing_is_sent(world: World) -> None:
+    f, ds = file_and_job(world)
+    world.apply(ds)
+    job_id = world.stored().resources["job.j"].remote_id
+    renamed = dataclasses.replace(
+        desired([f], [resolved_job("tone", dataset="d")]),
+        moves={
+            "job.tone": DeclaredMove(
+                Address("job.j"), Address("job.tone"), Location("specs.yaml", 4, 1)
+            )
+        },
+    )
+    plan, state = world.plan(renamed)
+    mark = len(world.api.log)
+    result = world.executor(renamed, state).apply(plan)
+    assert outcomes(result) == [("job.tone", "move", "applied")]
+    assert result.outcomes[0].message == "moved from job.j"
+    assert _posts(world, mark) == []
+    stored = world.stored().resources
+    assert "job.j" not in stored and stored["job.tone"].remote_id == job_id
+    # Applying the same plan again (a retry) finds it moved: idempotent.
+    again = world.executor(renamed, world.stored()).apply(plan)
+    assert [o.message for o in again.outcomes] == ["already moved from job.j"]
+    assert not world.plan(renamed)[0].has_changes
+
+
+def _sdk_world(world: World, status: str = "SUCCESS") -> tuple[DesiredFile, DesiredState, str]:
+    """A file uploaded by hand under its own name and a job made from it, with the spec's
+    exact data and request."""
+    f = world.file("d")
+    sdk_file = world.api.add_file("notebook-upload.jsonl", f.path.read_bytes())
+    ds = desired([f], [resolved_job("j", dataset="d")])
+    request = ds.jobs["job.j"].build_request({f.address: sdk_file["id"]}, lambda _: "")
+    job = world.api._store_job({**request, "auto_start": True})
+    job["status"] = status
+    return f, ds, job["id"]
+
+
+def test_an_import_records_the_job_and_its_file_by_content_without_a_create(
+    world: World,
+) -> None:
+    f, ds, job_id = _sdk_world(world)
+    sdk_file = world.api.files[0]["id"]
+    declared = dataclasses.replace(
+        ds,
+        imports={"job.j": DeclaredImport(Address("job.j"), job_id, Location("specs.yaml", 7, 1))},
+    )
+    observed = refresh(world.client)
+    hasher = ContentHasher(world.client, world.root / "scratch")
+    observed.content.update(hasher.hashes(remote_files_to_hash(declared, None, observed)))
+    assert hasher.downloads == 1 and not any((world.root / "scratch").iterdir())
+    plan = build_plan(declared, None, observed, PlanOptions())
+    assert [(c.address, c.action, c.import_id) for c in plan.changes] == [
+        (f.address, Action.IMPORT, sdk_file),
+        ("job.j", Action.IMPORT, job_id),
+    ]
+    mark = len(world.api.log)
+    result = world.executor(declared, None).apply(plan)
+    assert outcomes(result) == [(f.address, "import", "applied"), ("job.j", "import", "applied")]
+    assert _posts(world, mark) == []
+    stored = world.stored().resources
+    assert (stored[f.address].remote_id, stored["job.j"].remote_id) == (sdk_file, job_id)
+    assert stored[f.address].fingerprint == f.fingerprint
+    assert stored[f.address].attributes["filename"] == "notebook-upload.jsonl"
+    assert stored["job.j"].attributes["imported"] is True
+    # The next plan has nothing to do (the Import left in the specs is harmless).
+    assert not build_plan(
+        declared, world.stored(), refresh(world.client), PlanOptions()
+    ).has_changes
+    again = world.executor(declared, world.stored()).apply(plan)
+    assert {o.address: o.message for o in again.outcomes} == {
+        f.address: f"already imported {sdk_file}",
+        "job.j": f"already imported {job_id}",
+    }
+
+
+def test_a_revert_restores_the_job_that_made_the_request_and_trains_nothing(
+    world: World,
+) -> None:
+    f = world.file("d")
+
+    def at(steps: int) -> DesiredState:
+        return desired(
+            [f], [resolved_job("j", dataset="d", hyperparameters={"training_steps": steps})]
+        )
+
+    world.apply(at(30))
+    first = world.api.jobs[0]
+    first.update(status="SUCCESS", fine_tuned_model="ft:30")
+    world.api.models.append({"id": "ft:30", "object": "model", "archived": False})
+    world.apply(at(32))
+    second = world.api.jobs[1]
+    assert second["status"] == "RUNNING"
+    plan, state = world.plan(at(30))
+    change = plan.changes[1]
+    assert (change.action, getattr(change, "restores", None)) == (Action.RESTORE, first["id"])
+    mark = len(world.api.log)
+    result = world.executor(at(30), state).apply(plan)
+    assert outcomes(result) == [("job.j", "restore", "applied")]
+    assert f"restored previous job {first['id']} (ft:30)" in result.outcomes[0].message
+    # Nothing created; the 32-step job the revert replaces is cancelled, as a replacement's is.
+    assert _posts(world, mark) == [f"POST /v1/fine_tuning/jobs/{second['id']}/cancel"]
+    assert len(world.api.jobs) == 2
+    recorded = world.stored().resources["job.j"]
+    assert recorded.remote_id == first["id"] and recorded.attributes["restored"] is True
+    assert [h["remote_id"] for h in recorded.history] == [second["id"]]
+    assert not world.plan(at(30))[0].has_changes
+    # --replace still asks for a new run.
+    rerun, _ = world.plan(at(30), replace=("job.j",))
+    assert rerun.changes[1].action is Action.REPLACE
+
+
+def test_a_previous_model_is_deleted_once_its_replacement_has_succeeded(world: World) -> None:
+    f = world.file("d")
+    policy = OnReplace(previous_model="delete")
+
+    def spec(suffix: str) -> DesiredState:
+        return desired([f], [resolved_job("j", dataset="d", suffix=suffix, on_replace=policy)])
+
+    world.apply(spec("v1"))
+    first = world.api.jobs[0]
+    first.update(status="SUCCESS", fine_tuned_model="ft:1")
+    world.api.models.append({"id": "ft:1", "object": "model", "archived": False})
+    mark = len(world.api.log)
+    world.apply(spec("v2"))
+    assert not any(p.startswith("/v1/models/") for _, p, _ in world.api.log[mark:])
+    entry = world.stored().resources["job.j"].history[0]
+    assert entry["model_disposition"] == "delete"
+    # While the replacement runs (or if it fails), the previous model stays.
+    assert not world.plan(spec("v2"))[0].has_changes
+    second = world.api.jobs[1]
+    second.update(status="SUCCESS", fine_tuned_model="ft:2")
+    world.api.models.append({"id": "ft:2", "object": "model", "archived": False})
+    plan, state = world.plan(spec("v2"))
+    assert plan.models_deleted == 1
+    mark = len(world.api.log)
+    result = world.executor(spec("v2"), state).apply(plan)
+    assert outcomes(result) == [("job.j", "update", "applied")]
+    assert _posts(world, mark) == ["DELETE /v1/models/ft:1"]
+    assert [m["id"] for m in world.api.models] == ["ft:2"]
+    assert world.stored().resources["job.j"].history[0]["model_deleted"] is True
+    assert not world.plan(spec("v2"))[0].has_changes

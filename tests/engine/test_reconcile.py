@@ -161,8 +161,37 @@ def _job_change(action: Action, status: str | None) -> JobChange:
             ),
             False,
         ),
+        (
+            _job_change(Action.UPDATE, "SUCCESS").model_copy(update={"delete_models": ("ft:1",)}),
+            False,
+        ),
+        (
+            _job_change(Action.START, "VALIDATED").model_copy(update={"import_id": "j-1"}),
+            False,
+        ),
+        (
+            _job_change(Action.UPDATE, "SUCCESS").model_copy(
+                update={"moved_from": Address("job.old")}
+            ),
+            False,
+        ),
+        (_job_change(Action.MOVE, "SUCCESS"), False),
+        (_job_change(Action.RESTORE, "SUCCESS"), False),
     ],
-    ids=["update", "start-validated", "start-validating", "create", "replace", "forget", "file"],
+    ids=[
+        "update",
+        "start-validated",
+        "start-validating",
+        "create",
+        "replace",
+        "forget",
+        "file",
+        "update deleting previous models",
+        "start of an imported job",
+        "update of a moved job",
+        "move",
+        "restore",
+    ],
 )
 def test_what_needs_no_review(change: FileChange | JobChange, applied: bool) -> None:
     assert needs_no_review(change) is applied
@@ -252,6 +281,21 @@ def test_new_jobs_await_review_and_are_created_only_with_auto_approve(world: Wor
     assert set(approved.applied.started_jobs) == {"job.job0", "job.job1"}
     assert approved.awaiting_review == () and approved.exit_code == 0
     assert len(world.remote_jobs()) == 2
+
+
+def test_auto_approve_refuses_a_plan_over_a_budget_as_apply_does(world: World) -> None:
+    world.specs(model=MODEL_FIELDS + "budget: {max_cost: 0.0001}\n")
+    mark = len(world.sandbox.journal())
+    refused = world.round(auto_approve=True)
+    assert refused.error is not None and not refused.acted
+    assert "reconcile --auto-approve refuses this plan; nothing was done" in refused.error
+    assert "job.job0: estimated cost 1.00 USD" in refused.error
+    assert "over its budget.max_cost 0.0001" in refused.error
+    assert mutating(world.sandbox.journal()[mark:]) == []
+    # Without auto_approve the job awaits review, as any create does.
+    waiting = world.round()
+    assert waiting.error is None
+    assert waiting.awaiting_review[-1] == Pending("job.job0", Action.CREATE, Reason.NOT_IN_STATE)
 
 
 def test_drift_is_reported_every_round(world: World) -> None:

@@ -71,3 +71,27 @@ def test_lock_info_and_unlock_through_the_cli(
     password = conninfo.conninfo_to_dict(pg_dsn).get("password")
     if password:
         assert str(password) not in result.stdout + result.stderr
+
+
+def test_state_mv_on_the_postgres_backend(
+    tmp_path: Path, pg_dsn: str, holders: type[Holder]
+) -> None:
+    workspace = unique_workspace()
+    _project(tmp_path, workspace)
+    with closing(PostgresStateBackend(pg_dsn, workspace)) as backend:
+        stored = backend.write(sample_state(), None)
+    remote_id = stored.resources["job.dumbledore-v0"].remote_id
+
+    holder = holders(pg_dsn, workspace, "apply")
+    result = _run(tmp_path, pg_dsn, "mv", "job.dumbledore-v0", "job.dumbledore", "-p", "specs")
+    assert result.returncode == 1 and holder.lock_id in result.stderr
+    holder.release()
+
+    result = _run(tmp_path, pg_dsn, "mv", "job.dumbledore-v0", "job.dumbledore", "-p", "specs")
+    assert result.returncode == 0, result.stderr
+    assert f"remote {remote_id} is untouched" in result.stdout
+    with closing(PostgresStateBackend(pg_dsn, workspace)) as backend:
+        after = backend.read()
+    assert after is not None and after.serial == stored.serial + 1
+    assert after.resources["job.dumbledore"].remote_id == remote_id
+    assert "job.dumbledore-v0" not in after.resources

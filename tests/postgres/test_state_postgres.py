@@ -25,6 +25,7 @@ from reconciler.engine.state_postgres import (
 )
 from reconciler.errors import StateError, StateLockedError
 from tests.cli_inprocess import run_cli
+from tests.state.state_helpers import state_echoing_a_secret
 
 
 @pytest.fixture
@@ -473,3 +474,23 @@ def test_mask_dsn_drops_the_password() -> None:
     masked = mask_dsn("postgresql://ci:hunter2@db.internal:6543/state?sslmode=require")
     assert "hunter2" not in masked
     assert masked == "host=db.internal port=6543 dbname=state user=ci"
+
+
+# ---- secrets --------------------------------------------------------------------------------
+
+
+def test_registered_secrets_are_never_stored_in_the_state(backend: PostgresStateBackend) -> None:
+    with state_echoing_a_secret() as (state, key):
+        backend.write(state, None)
+        with closing(psycopg.connect(backend.dsn)) as conn:
+            (raw,) = conn.execute(
+                "SELECT state::text FROM reconciler_workspaces WHERE workspace = %s",
+                (backend.workspace,),
+            ).fetchone()
+        assert key not in raw and "bad key ***" in raw
+        stored = backend.read()
+        assert stored is not None
+        assert stored.resources["job.x"].attributes == {
+            "echo": "server said: bad key ***",
+            "***": "as a key too",
+        }

@@ -10,12 +10,13 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
+
+from tests.local_http import LocalHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "examples" / "ci" / "github"
@@ -31,7 +32,7 @@ class Recorded:
     body: bytes
 
 
-class RecordingEndpoint:
+class RecordingEndpoint(LocalHTTPServer):
     """An HTTP server on 127.0.0.1 that answers every request with an empty list and records
     it: what an attacker would run to collect keys."""
 
@@ -60,16 +61,12 @@ class RecordingEndpoint:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where it listens."""
+        return self.base_url
 
     def everything_received(self) -> str:
         """Every request as one text (headers and bodies), to search for secrets."""
@@ -77,20 +74,6 @@ class RecordingEndpoint:
             f"{r.method} {r.path} {r.headers} {r.body.decode('utf-8', 'replace')}"
             for r in self.requests
         )
-
-    def __enter__(self) -> RecordingEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
 
 _SECRET = re.compile(r"\$\{\{\s*secrets\.(\w+)\s*\}\}")

@@ -258,11 +258,6 @@ def test_secret_files_outside_the_workspace_are_never_read(tmp_path: Path, outsi
     _assert_nothing_leaked(result, repo)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="directory datasets are expanded in reconciler/data/prepare.py (resolve_sources), "
-    "which must pass each file it finds through LoadedDocument.resolve_found_file",
-)
 def test_a_link_inside_a_dataset_directory_is_never_followed_out(
     tmp_path: Path, outside: Path
 ) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.errors import SecretError, SpecError
+from reconciler.data.prepare import prepare_dataset
+from reconciler.errors import DataError, SecretError, SpecError
 from reconciler.spec.loader import load_specs
 from reconciler.spec.models import SecretRef
 from reconciler.spec.secrets import resolve_secret
@@ -214,3 +215,23 @@ def test_files_found_in_a_dataset_directory_are_held_to_the_same_rules(
         assert why in problem.message and f"'data/{name}'" in problem.message
         assert str(problem.location).endswith("specs.yaml:3:7")
         assert not [p for p in opened if "outside" in p or "fifo" in p]
+
+
+def test_preparing_a_directory_dataset_never_follows_a_link_out(tmp_path: Path) -> None:
+    ws, outside = tmp_path / "ws", tmp_path / "outside"
+    (ws / "data").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.jsonl").write_text(CHAT)
+    (ws / "data" / "own.jsonl").write_text(CHAT)
+    (ws / "data" / "same.jsonl").symlink_to("own.jsonl")  # a link that stays inside: fine
+    (ws / "specs.yaml").write_text("kind: Dataset\nname: d\npath: data\n")
+    prepared = prepare_dataset(load_specs([ws / "specs.yaml"]).datasets["d"], tmp_path / "c1")
+    assert prepared.parts["all"].num_lines == 2
+    (ws / "data" / "zz-out.jsonl").symlink_to(outside / "secret.jsonl")
+    doc = load_specs([ws / "specs.yaml"]).datasets["d"]
+    with opens() as opened, pytest.raises(DataError) as info:
+        prepare_dataset(doc, tmp_path / "c2")
+    [problem] = info.value.problems
+    assert problem.code == "path-not-allowed" and "'data/zz-out.jsonl'" in problem.message
+    assert "symbolic link" in problem.message and str(problem.location).endswith("specs.yaml:3:7")
+    assert not [p for p in opened if "outside" in p]

@@ -13,6 +13,7 @@ from security_helpers import run_cli, write_tree
 from reconciler.errors import InvalidValueError, SpecError
 from reconciler.spec.trust import ENDPOINTS_ENV, SECRETS_ENV
 from reconciler.workspace import open_workspace
+from tests.cli_inprocess import run_cli as run_in_process
 
 PROVIDER = "kind: Provider\nname: p\ntype: {type}\nendpoint: {endpoint}\n"
 
@@ -118,3 +119,49 @@ def test_a_fifo_named_as_path_is_refused_not_waited_on(tmp_path: Path) -> None:
         pytest.fail("loading a FIFO as a spec file blocked")
     [error] = outcome
     assert isinstance(error, SpecError) and error.problems[0].code == "not-a-spec-path"
+
+
+def test_a_secret_file_the_up_front_check_passes_is_read_at_apply_too(tmp_path: Path) -> None:
+    # The W&B key lives beside the specs, one directory up from the integration's file: inside
+    # the workspace, so the check at open passes it; the apply must read it under the same root.
+    key = "k" * 8 + "0123456789abcdef" * 2
+    root = write_tree(
+        tmp_path / "ws",
+        {
+            "specs/keys/wandb": key + "\n",
+            "specs/integrations/w.yaml": "kind: WandbIntegration\nname: w\nproject: p\n"
+            "api_key: {file: ../keys/wandb}\n",
+            "specs/data.yaml": "kind: Dataset\nname: d\npath: train.jsonl\n",
+            "specs/train.jsonl": '{"messages": [{"role": "user", "content": "hi"}, '
+            '{"role": "assistant", "content": "ok"}]}\n',
+            "specs/job.yaml": "kind: FineTuningJob\nname: j\nmodel: open-mistral-7b\n"
+            "training_files: [d]\nintegrations: [w]\nhyperparameters: {training_steps: 10}\n",
+        },
+    )
+    result = run_cli(["apply", "specs/", "--yes"], root, {})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert key not in result.stdout + result.stderr
+
+
+def test_validate_shows_the_refusals_plan_would_stop_at(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "ws",
+        {
+            "specs/p.yaml": "kind: Provider\nname: p\ntype: mistral\n"
+            "endpoint: https://api.mistral.ai.evil.com\n",
+            "specs/w.yaml": "kind: WandbIntegration\nname: w\nproject: x\napi_key: {env: HOME}\n",
+            "specs/d.yaml": "kind: Dataset\nname: d\npaths: [ok.jsonl, ../../etc/passwd]\n",
+            "specs/ok.jsonl": '{"messages": [{"role": "user", "content": "hi"}, '
+            '{"role": "assistant", "content": "ok"}]}\n',
+        },
+    )
+    env = {**os.environ, SECRETS_ENV: "MISTRAL_API_KEY,WANDB_API_KEY"}
+    env.pop(ENDPOINTS_ENV, None)
+    plan = run_in_process(["plan", "specs"], cwd=root, env=env)
+    validate = run_in_process(["validate", "specs"], cwd=root, env=env)
+    assert plan.returncode == validate.returncode == 1
+    refusals = [line for line in plan.stderr.splitlines() if ": error: " in line]
+    assert len(refusals) == 3, plan.stderr  # the endpoint, HOME, the path out
+    for line in refusals:
+        assert validate.stdout.count(line) == 1, (line, validate.stdout)
+    assert "Traceback" not in validate.stdout + validate.stderr

@@ -54,6 +54,31 @@ def test_example_set_is_valid_and_shows_expansion(
     assert lines[-1] == "Valid."
 
 
+def test_import_and_moved_documents_are_listed_by_validate(
+    cli: Cli, write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spec_helpers import EXAMPLE_SPECS
+
+    adoption = (
+        "---\nkind: Moved\nname: rename\nfrom: job.dumbledore-v0\nto: job.dumbledore-v1\n"
+        "---\nkind: Import\nname: adopt\nto: dataset.dumbledore-train[all]\nid: file-1\n"
+    )
+    root = write_tree(
+        {
+            "specs/all.yaml": EXAMPLE_SPECS + adoption,
+            "specs/data/train.jsonl": VALID_CHAT_LINE * 12,
+        }
+    )
+    monkeypatch.chdir(root)
+    result = cli("validate", "specs")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "Moved/rename: job.dumbledore-v0 → job.dumbledore-v1" in lines
+    assert "Import/adopt: file-1 → dataset.dumbledore-train[all]" in lines
+    documents = json.loads(cli("validate", "specs", "--format", "json").stdout)["documents"]
+    assert [d["kind"] for d in documents][-2:] == ["Moved", "Import"]
+
+
 def test_default_path_is_the_current_directory(
     cli: Cli, example_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -356,6 +356,38 @@ def test_provider_is_loaded(write_tree: WriteTree) -> None:
     assert specs.provider.doc.api_key.env == "MISTRAL_API_KEY"
 
 
+def test_provider_prices_and_run_budget(write_tree: WriteTree) -> None:
+    root = write_tree(
+        {
+            "a.yaml": "kind: Provider\nname: p\ntype: mistral\nbudget: {max_cost: 250}\n"
+            "prices:\n  mistral-small-latest: {train_per_million_tokens: 3}\n"
+            "  open-mistral-7b: {train_per_million_tokens: 1.5, storage_per_month: 1, "
+            "minimum_fee: 0}\n"
+        }
+    )
+    provider = load_specs([root]).provider
+    assert provider is not None and provider.doc.budget is not None
+    assert provider.doc.budget.max_cost == 250
+    small, seven = (
+        provider.doc.prices["mistral-small-latest"],
+        provider.doc.prices["open-mistral-7b"],
+    )
+    assert (small.train_per_million_tokens, small.storage_per_month) == (3, None)
+    assert (seven.storage_per_month, seven.minimum_fee) == (1, 0)
+
+
+def test_provider_prices_with_a_typo_or_a_negative_price_are_errors(write_tree: WriteTree) -> None:
+    root = write_tree(
+        {
+            "a.yaml": "kind: Provider\nname: p\ntype: mistral\nprices:\n"
+            "  m: {train_per_milion_tokens: 3}\n  n: {train_per_million_tokens: -1}\n"
+            "budget: {max_cost: 0}\n"
+        }
+    )
+    found = {(p.code, p.location.line if p.location else None) for p in check_specs([root])[1]}
+    assert {("unknown-field", 5), ("out-of-range", 6), ("out-of-range", 7)} <= found
+
+
 @pytest.mark.parametrize(
     ("setup", "arg", "code", "location"),
     [

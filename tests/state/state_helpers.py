@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from reconciler.engine.state_model import (
     check_target,
 )
 from reconciler.errors import StateError
+from reconciler.redact import forget_secrets, register_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,6 +129,28 @@ def sample_state(n_jobs: int = 2) -> State:
             history=[{"remote_id": "old-job", "status": "CANCELLED", "replaced_at": 1.5}],
         )
     return state
+
+
+@contextmanager
+def state_echoing_a_secret() -> Iterator[tuple[State, str]]:
+    """A sample state and a registered secret that one of its jobs holds — in a value and as a
+    key, as a server echoing a key into an object's attributes would leave it. The registry of
+    secrets is emptied before and after."""
+    key = "wandb-" + "0123456789abcdef" * 2
+    forget_secrets()
+    register_secret(key)
+    try:
+        state = sample_state(1)
+        state.resources["job.x"] = ResourceState(
+            address="job.x",
+            type="job",
+            remote_id="j1",
+            fingerprint="f" * 64,
+            attributes={"echo": f"server said: bad key {key}", key: "as a key too"},
+        )
+        yield state, key
+    finally:
+        forget_secrets()
 
 
 def check_target_binding(backend: StateBackend) -> None:

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from state_helpers import Holder, sample_state
+from state_helpers import Holder, sample_state, state_echoing_a_secret
 
 from reconciler.engine.state_file import MAX_STATE_BYTES, FileStateBackend
-from reconciler.engine.state_model import ResourceState, State
+from reconciler.engine.state_model import State
 from reconciler.errors import StateError
-from reconciler.redact import forget_secrets, register_secret
 
 
 @pytest.mark.parametrize("opener", ["[", '{"a":'])
@@ -136,21 +135,8 @@ def test_a_concurrent_writers_temp_file_is_left_alone(
 
 
 def test_registered_secrets_are_never_written_into_the_state(tmp_path: Path) -> None:
-    key = "wandb-" + "0123456789abcdef" * 2
-    forget_secrets()
-    register_secret(key)
-    try:
-        state = sample_state(1)
-        state.resources["job.x"] = ResourceState(
-            address="job.x",
-            type="job",
-            remote_id="j1",
-            fingerprint="f" * 64,
-            attributes={"echo": f"server said: bad key {key}"},
-        )
+    with state_echoing_a_secret() as (state, key):
         path = tmp_path / "state.json"
         FileStateBackend(path).write(state, None)
         text = path.read_text(encoding="utf-8")
         assert key not in text and "bad key ***" in text
-    finally:
-        forget_secrets()

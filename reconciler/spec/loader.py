@@ -6,7 +6,9 @@ first one, so a run reports everything at once:
 1. find spec files (files and directories, recursive, stable order, hidden entries skipped;
    symbolic links to directories are never followed and only regular files are read, each
    entry skipped for this reported as a warning; ``reconciler.yaml`` root markers are
-   checked, never read as specs) and the workspace root (:mod:`reconciler.spec.root`);
+   checked, never read as specs; a directory below a PATH that holds its own root marker is
+   a workspace of its own, skipped with a warning — it is loaded when named itself) and the
+   workspace root (:mod:`reconciler.spec.root`);
 2. read each file as YAML with positions (:mod:`reconciler.spec.yamlpos`);
 3. validate each document against its ``kind``'s model, translating pydantic's errors into
    problems with the exact field location, a stable code and "did you mean" hints;
@@ -46,6 +48,9 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 # Spec files are small; a huge .yaml file is most likely data put in the wrong place.
 MAX_SPEC_BYTES = 10 * 1024 * 1024
+
+OWN_WORKSPACE = "own-workspace-skipped"
+"""Code of the warning for a directory skipped because it holds its own root marker."""
 
 
 def load_specs(paths: Sequence[Path | str] = ()) -> SpecSet:
@@ -131,18 +136,18 @@ def _collect_files(
             continue
         if stat.S_ISDIR(info.st_mode):
             found = _walk(target, problems)
-            if not found and not any(
-                p.location
-                and p.location.file.startswith(str(target))
-                and p.severity is Severity.ERROR
-                for p in problems
-            ):
+            below = [p for p in problems if p.location and p.location.file.startswith(str(target))]
+            if not found and not any(p.severity is Severity.ERROR for p in below):
+                own = [str(p.location) for p in below if p.code == OWN_WORKSPACE]
                 problems.append(
                     Problem(
                         "no-specs",
-                        "directory holds no spec files (*.yaml, *.yml)",
+                        "directory holds no spec files (*.yaml, *.yml)"
+                        + (" outside the workspaces of their own below it" if own else ""),
                         Location(str(target)),
-                        hint="point at the directory that holds your specs, or add one",
+                        hint=f"name one of them instead: {', '.join(own)}"
+                        if own
+                        else "point at the directory that holds your specs, or add one",
                     )
                 )
         elif stat.S_ISREG(info.st_mode):
@@ -175,8 +180,10 @@ def _walk(top: Path, problems: list[Problem]) -> list[Path]:
     Only real directories are descended into and only regular files are read: a symbolic
     link to a directory is never followed (a link to ``/`` would make the walk endless), a
     FIFO or device is never opened (it could block forever), and a link to a file is read
-    only when the file is inside ``top``. Each entry skipped for these reasons is reported
-    as a warning, once.
+    only when the file is inside ``top``. A directory below ``top`` that holds its own root
+    marker (``reconciler.yaml``) is a workspace of its own, with its own Provider and state:
+    it is not descended into (its documents would join this workspace's). Each entry skipped
+    for these reasons is reported as a warning, once.
     """
     found: list[Path] = []
     top_real = os.path.realpath(top)
@@ -198,7 +205,19 @@ def _walk(top: Path, problems: list[Problem]) -> list[Path]:
                     if kept:
                         found.append(path)
                 elif entry.is_dir(follow_symlinks=False):
-                    visit(path)
+                    if os.path.lexists(path / MARKER_FILE):
+                        problems.append(
+                            Problem(
+                                OWN_WORKSPACE,
+                                "a workspace of its own; apply it on its own",
+                                Location(str(path)),
+                                hint=f"it holds {MARKER_FILE}: name it as a PATH of its own, "
+                                f"e.g. 'reconciler apply {path}'",
+                                severity=Severity.WARNING,
+                            )
+                        )
+                    else:
+                        visit(path)
                 elif spec_name:
                     mode = entry.stat(follow_symlinks=False).st_mode
                     if stat.S_ISREG(mode):

@@ -501,19 +501,23 @@ def test_pre_commit_hook_runs_on_spec_and_data_files(path: str, matches: bool) -
 
 def test_pre_commit_hook_command_passes_on_this_repository(tmp_path: Path) -> None:
     # pre-commit runs the entry at the repository root; a copy keeps the check's cache out
-    # of the checkout. Each example directory is a workspace of its own (09 has an openai
-    # Provider), so the hook runs once per workspace, as a repository with several workspaces
-    # configures it (one hook entry each, with its directory as args).
+    # of the checkout. The hook's args (specs/) check every example but the workspaces of
+    # their own below it (a reconciler.yaml root marker: 09, with its openai Provider), which
+    # it names in a note; each of those takes a hook entry of its own, as the hook file says.
     shutil.copytree(
         REPO / "specs", tmp_path / "specs", ignore=shutil.ignore_patterns(".reconciler")
     )
     hook = _hook()
     assert hook.get("args") == ["specs/"]
-    workspaces = sorted(p.name for p in (REPO / "specs").iterdir() if p.name[:2].isdigit())
-    for workspace in workspaces:
-        args = [*hook["entry"].split()[1:], f"specs/{workspace}/"]
-        result = run_cli(args, cwd=tmp_path, env=os.environ)
-        assert result.returncode == 0, result.stdout + result.stderr
+    entry = hook["entry"].split()[1:]
+    result = run_cli([*entry, *hook["args"]], cwd=tmp_path, env=os.environ)
+    assert result.returncode == 0, result.stdout + result.stderr
+    own = sorted(p.parent.name for p in (REPO / "specs").glob("*/reconciler.yaml"))
+    assert own == ["09-openai-tone"]
+    for workspace in own:
+        assert f"specs/{workspace}: warning: a workspace of its own" in result.stdout
+        alone = run_cli([*entry, f"specs/{workspace}/"], cwd=tmp_path, env=os.environ)
+        assert alone.returncode == 0, alone.stdout + alone.stderr
 
 
 def test_shell_splitting_keeps_quoted_arguments_whole() -> None:

@@ -1,4 +1,6 @@
-"""The local cost estimate agrees with the sandbox's own figure on every job of the examples.
+"""The local cost estimate agrees with the sandbox's own figure on every job of the examples
+on the embedded (Mistral-dialect) sandbox; the openai example's jobs are priced by OpenAI's
+formula, within their budgets.
 
 For each example's jobs — as written (``training_steps``) and with ``epochs`` instead and short
 steps, where the token count of the data decides the length to 400 tokens — the local estimate (nothing sent) is compared
@@ -26,7 +28,13 @@ from reconciler.spec.loader import load_specs
 from reconciler.spec.resolved import SpecSet
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted(p.name for p in (REPO / "specs").iterdir() if p.is_dir() and p.name[:2].isdigit())
+EXAMPLES = sorted(
+    p.name
+    for p in (REPO / "specs").iterdir()
+    if p.is_dir() and p.name[:2].isdigit() and not (p / "reconciler.yaml").exists()
+)
+"""The examples of ``specs/`` as one workspace (not those with a root marker of their own)."""
+OPENAI_EXAMPLE = "09-openai-tone"
 TOLERANCE_USD = 1e-4
 """Largest difference allowed between the local and the sandbox's figure (both are rounded to
 4 decimals)."""
@@ -94,3 +102,20 @@ def test_local_estimate_agrees_with_the_sandbox(
             assert abs(local.amount - sandbox_cost) <= TOLERANCE_USD, (address, local, sandbox_cost)
             if variant is not specs:
                 assert local.basis is not None and local.basis.steps_from == "epochs"
+
+
+def test_the_openai_example_is_priced_by_tokens_times_epochs_within_its_budgets(
+    tmp_path: Path,
+) -> None:
+    specs = load_specs([REPO / "specs" / OPENAI_EXAMPLE])
+    assert specs.provider is not None
+    estimator = costs.estimator_for(specs.provider.doc)
+    desired = build_desired(specs, check_datasets(specs, cache_dir=tmp_path).prepared)
+    assert len(desired.jobs) == 2  # supervised and DPO
+    for address, job in desired.jobs.items():
+        local = estimator.estimate(job, desired.files)
+        assert isinstance(local, CostEstimate), (address, local)
+        assert local.basis is not None and local.basis.epochs_from == "epochs"
+        data = sum(desired.files[f["file"]].approx_tokens for f in job.identity["training_files"])
+        assert local.train_tokens == 2 * data  # the examples' two epochs
+        assert job.job.budget is not None and 0 < local.amount <= job.job.budget.max_cost

@@ -1,6 +1,7 @@
 """Every example end to end through the real CLI on the embedded sandbox (in its OpenAI
-dialect for the openai example), and the README's quickstart command as written. (The CI
-recipes run in test_ci_recipes_run.py.)
+dialect for the openai example), and the README's quickstart command as written: the
+examples on the Mistral-dialect sandbox as one workspace (``specs/``), then the openai
+example, a workspace of its own. (The CI recipes run in test_ci_recipes_run.py.)
 
 Each example directory is copied to a temporary directory and driven through the command
 line as a user would: validate → plan (JSON) → apply (following the jobs to the end) → apply
@@ -213,9 +214,13 @@ def _apply_segments(block: str) -> list[str]:
 def test_readme_quickstart_has_two_commands() -> None:
     blocks = _quickstart_blocks()
     assert len(blocks) == 2, blocks
-    # Every example directory is a workspace of its own (09 has an openai Provider).
-    assert "for example in specs/*/" in blocks[0]
-    assert 'reconciler apply "$example"' in blocks[0]
+    # 01-08 are one workspace on the embedded sandbox; 09 (an openai Provider) is one of its
+    # own, which `apply specs/` skips: it is applied on its own.
+    applies = [s for s in _apply_segments(blocks[0]) if " apply " in f" {s} "]
+    assert [a.split("apply ", 1)[1] for a in applies] == [
+        "specs/ --yes",
+        "specs/09-openai-tone --yes",
+    ]
     # The test command names something that exists in the checkout.
     test_command = blocks[1].strip()
     if test_command.startswith("bash "):
@@ -245,13 +250,16 @@ def test_readme_quickstart_applies_all_examples(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, f"{segment}\n{proc.stdout}\n{proc.stderr}"
         outputs.append(proc.stdout)
-    output = "\n".join(outputs)
-    for example in EXAMPLES:
-        specs = load_specs([SPECS / example])
+    # The examples on the embedded (Mistral-dialect) sandbox share one state in specs/; the
+    # openai example has its own, and the first apply says it skipped it.
+    assert "specs/09-openai-tone: a workspace of its own; apply it on its own" in outputs[0]
+    for workspace, output in (("", outputs[0]), ("09-openai-tone", outputs[1])):
+        specs = load_specs([SPECS / workspace])
         files = sum(len(ds.doc.parts) for ds in specs.datasets.values())
         assert f"Apply complete: {files + len(specs.jobs)} applied, 0 failed" in output
         for job in specs.jobs.values():
             assert job.address in output
-        state_file = tmp_path / "specs" / example / ".reconciler" / "state.json"
+        state_file = tmp_path / "specs" / workspace / ".reconciler" / "state.json"
         state = json.loads(state_file.read_text())
-        assert len(state["resources"]) == files + len(specs.jobs), example
+        assert len(state["resources"]) == files + len(specs.jobs), workspace
+    assert not (tmp_path / ".reconciler" / "state.json").exists()  # no third state

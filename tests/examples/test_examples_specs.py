@@ -34,9 +34,10 @@ SANDBOX_MODELS = {
 }
 OPENAI_SANDBOX_MODELS = {"gpt-4o-mini-2024-07-18"}
 OPENAI_EXAMPLES = ["09-openai-tone"]
-"""Examples with an openai Provider: each example directory is a workspace of its own."""
+"""Examples with an openai Provider: each is a workspace of its own (a ``reconciler.yaml``
+root marker), skipped when ``specs/`` is loaded."""
 SANDBOX_EXAMPLES = [e for e in EXAMPLES if e not in OPENAI_EXAMPLES]
-"""Examples without a Provider (the embedded sandbox): they also load together."""
+"""Examples without a Provider (the embedded sandbox): ``specs/`` loads them together."""
 TOOL_CALL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
 
 # Each example's documents carry its own prefix, so the union of all examples has no clashes.
@@ -58,15 +59,6 @@ def _each(examples: list[str] = EXAMPLES) -> list[SpecSet]:
     return [load_specs([SPECS / e]) for e in examples]
 
 
-def _sandbox_examples(tmp_path: Path) -> SpecSet:
-    """The examples without a Provider, loaded together as one workspace (a copy of specs/
-    without the openai example, whose Provider would apply to them all)."""
-    root = tmp_path / "specs"
-    for example in SANDBOX_EXAMPLES:
-        _copy(example, root)
-    return load_specs([root])
-
-
 def _copy(example: str, tmp_path: Path) -> Path:
     target = tmp_path / example
     shutil.copytree(SPECS / example, target, ignore=shutil.ignore_patterns(".reconciler"))
@@ -81,12 +73,13 @@ def test_every_use_case_has_an_example() -> None:
     assert EXAMPLES == sorted(PREFIXES)
 
 
-def test_the_sandbox_examples_load_together_with_unique_names(tmp_path: Path) -> None:
-    specs = _sandbox_examples(tmp_path)
+def test_the_sandbox_examples_load_together_with_unique_names() -> None:
+    specs = load_specs([SPECS])
     assert len(specs.datasets) == len(SANDBOX_EXAMPLES)
     # 7 single jobs + the 2 x 2 matrix of the UltraChat sweep.
     assert len(specs.jobs) == len(SANDBOX_EXAMPLES) - 1 + 4
     assert specs.provider is None, "the examples run on the embedded sandbox by default"
+    assert specs.root == SPECS.resolve()  # one workspace, one state: specs/.reconciler
 
 
 def test_names_are_unique_across_all_examples() -> None:
@@ -106,12 +99,24 @@ def test_names_are_unique_across_all_examples() -> None:
 
 @pytest.mark.parametrize("example", OPENAI_EXAMPLES)
 def test_the_openai_example_is_a_workspace_of_its_own(example: str) -> None:
+    # Its root marker makes it a workspace of its own: its openai Provider would apply to
+    # every document loaded with it.
+    assert (SPECS / example / "reconciler.yaml").is_file()
     specs = load_specs([SPECS / example])
+    assert specs.root == (SPECS / example).resolve()
     assert specs.provider is not None and specs.provider.doc.type == "openai"
     # No endpoint and no key: the embedded sandbox in the OpenAI dialect, nothing sent out.
     assert specs.provider.doc.endpoint is None and specs.provider.doc.api_key is None
-    with pytest.raises(SpecError, match="not supported by openai"):
-        load_specs([SPECS])  # its Provider would apply to the Mistral examples too
+    # Loading specs/ skips it, and says so.
+    together = load_specs([SPECS])
+    assert not any(f.is_relative_to(SPECS / example) for f in together.files)
+    notes = [p.render() for p in together.warnings if p.code == "own-workspace-skipped"]
+    assert notes == [
+        f"{SPECS / example}: warning: a workspace of its own; apply it on its own "
+        "[own-workspace-skipped]\n"
+        f"    hint: it holds reconciler.yaml: name it as a PATH of its own, e.g. "
+        f"'reconciler apply {SPECS / example}'"
+    ]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -176,10 +181,10 @@ def _sweep(specs: SpecSet) -> list[str]:
     return sorted(n for n, j in specs.jobs.items() if j.source == "ultrachat-sweep")
 
 
-def test_the_sweep_expands_to_four_jobs_with_stable_names(tmp_path: Path) -> None:
+def test_the_sweep_expands_to_four_jobs_with_stable_names() -> None:
     first = _sweep(load_specs([SPECS / "08-ultrachat-end-to-end"]))
     assert len(first) == 4 and len(set(first)) == 4
-    assert first == _sweep(_sandbox_examples(tmp_path))
+    assert first == _sweep(load_specs([SPECS]))
 
 
 @pytest.mark.parametrize("example", EXAMPLES)

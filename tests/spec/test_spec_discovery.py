@@ -203,3 +203,44 @@ def test_load_specs_carries_the_root_found(
     specs = load_specs([])
     assert specs.root == root.resolve()
     assert specs.discovery is not None and specs.discovery.found_by == "marker"
+
+
+def test_a_directory_with_its_own_root_marker_is_a_workspace_of_its_own(
+    write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = "kind: Provider\nname: elsewhere\ntype: openai\n---\n" + DS.replace("own", "apart")
+    root = write_tree(
+        {
+            "specs/own.yaml": DS,
+            "specs/apart/reconciler.yaml": "apiVersion: reconciler/v1\n",
+            "specs/apart/apart.yaml": other,
+        }
+    )
+    monkeypatch.chdir(root)
+    # Loading the parent skips it (its Provider would apply to the parent's documents), and
+    # says so; its documents are not read.
+    specs, problems = check_specs(["specs"])
+    assert specs is not None and list(specs.datasets) == ["own"] and specs.provider is None
+    [note] = problems
+    assert (str(note.location), note.severity) == ("specs/apart", Severity.WARNING)
+    assert note.render().startswith(
+        "specs/apart: warning: a workspace of its own; apply it on its own"
+    )
+    assert "reconciler apply specs/apart" in (note.hint or "")
+    assert specs.root == (root / "specs").resolve()
+    # Named, or by a file in it, it is loaded as its own workspace.
+    for path in ("specs/apart", "specs/apart/apart.yaml"):
+        alone = load_specs([path])
+        assert list(alone.datasets) == ["apart"] and alone.provider is not None, path
+        assert alone.root == (root / "specs" / "apart").resolve()
+
+
+def test_a_directory_holding_only_workspaces_of_their_own_names_them(
+    write_tree: WriteTree,
+) -> None:
+    root = write_tree({"specs/a/reconciler.yaml": "", "specs/a/own.yaml": DS})
+    specs, problems = check_specs([root / "specs"])
+    assert specs is None
+    error = next(p for p in problems if p.severity is Severity.ERROR)
+    assert error.code == "no-specs" and "outside the workspaces of their own" in error.message
+    assert error.hint == f"name one of them instead: {root / 'specs' / 'a'}"

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.cli_processes import CliProcesses
+from tests.tls_context import share_default_context
+
+share_default_context()  # before any test module makes a client (see tests/tls_context.py)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout under test (tests never depend on the current directory)."""

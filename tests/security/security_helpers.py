@@ -1,21 +1,21 @@
 """Helpers of the attack tests: a recording HTTP endpoint, the environment the CI recipes give
-reconciler, and running the real command line in a subprocess."""
+reconciler, and running the real command line in a child process."""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
+from tests.cli_processes import CliProcesses
 from tests.local_http import LocalHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,26 +98,39 @@ def recipe_env(workflow: str, job: str, secrets: Mapping[str, str]) -> dict[str,
     return env
 
 
-def run_cli(
-    args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """``reconciler ARGS`` in a subprocess with exactly ``env`` (plus what Python needs)."""
-    full = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(cwd),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(REPO),
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+class RunCli(Protocol):
+    """Runs ``reconciler ARGS`` in ``cwd`` as a child process with exactly ``env`` (plus what
+    Python needs); the ``run_cli`` fixture is one."""
+
+    def __call__(
+        self, args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def cli_runner(processes: CliProcesses) -> RunCli:
+    """A :class:`RunCli` whose commands are children of the suite's helper process
+    (:mod:`tests.cli_processes`): each is a process of its own with only the environment given
+    here (nothing of the test process's — its variables, its registry of secrets to mask — can
+    reach it), forked from an interpreter that has imported the package but run nothing."""
+
+    def run(
+        args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        full = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(cwd),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(REPO),
+            **env,
+        }
+        process = processes.start(args, cwd=cwd, env=full)
+        stdout, stderr = process.communicate(timeout=timeout)
+        assert process.returncode is not None
+        return subprocess.CompletedProcess(
+            ["reconciler", *args], process.returncode, stdout, stderr
+        )
+
+    return run
 
 
 def write_tree(root: Path, files: Mapping[str, str]) -> Path:

@@ -229,3 +229,24 @@ class CliProcesses:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_shared: CliProcesses | None = None
+
+
+def shared(env: Mapping[str, str]) -> CliProcesses:
+    """The helper of this test process, started at its first use (with ``env``, where it
+    imports the package from) and ended by :func:`close_shared`; the ``cli_processes``
+    fixture is this one."""
+    global _shared
+    if _shared is None:
+        _shared = CliProcesses(env)
+    return _shared
+
+
+def close_shared() -> None:
+    """End the helper :func:`shared` started, if it did (the suite does at its end)."""
+    global _shared
+    if _shared is not None:
+        _shared.close()
+        _shared = None

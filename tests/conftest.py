@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_processes import CliProcesses
+from tests.cli_processes import CliProcesses, close_shared
+from tests.cli_processes import shared as cli_processes_helper
 from tests.tls_context import share_default_context
 
 share_default_context()  # before any test module makes a client (see tests/tls_context.py)
@@ -24,14 +25,21 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def cli_processes() -> Iterator[CliProcesses]:
+def cli_processes() -> CliProcesses:
     """Starts ``reconciler`` commands as real child processes (see tests/cli_processes.py).
 
     One helper for the whole test run: the package is imported once, not once per test that
-    needs real processes (kill -9, concurrent applies).
+    needs real processes (kill -9, concurrent applies, commands run with exactly the
+    environment a security test gives them).
     """
-    with CliProcesses(os.environ) as processes:
-        yield processes
+    return cli_processes_helper(os.environ)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_the_process_helper() -> Iterator[None]:
+    """Ends the helper of :func:`cli_processes` at the end of the run, if one was started."""
+    yield
+    close_shared()
 
 
 FIRST_POLL_SECONDS = 0.02

@@ -4,6 +4,7 @@ reconciler, and running the real command line in a child process."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -11,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
-from tests.cli_processes import CliProcesses
+from tests.cli_processes import shared as shared_processes
 from tests.local_http import LocalHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,39 +99,27 @@ def recipe_env(workflow: str, job: str, secrets: Mapping[str, str]) -> dict[str,
     return env
 
 
-class RunCli(Protocol):
-    """Runs ``reconciler ARGS`` in ``cwd`` as a child process with exactly ``env`` (plus what
-    Python needs); the ``run_cli`` fixture is one."""
+def run_cli(
+    args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``reconciler ARGS`` in a child process with exactly ``env`` (plus what Python needs).
 
-    def __call__(
-        self, args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]: ...
-
-
-def cli_runner(processes: CliProcesses) -> RunCli:
-    """A :class:`RunCli` whose commands are children of the suite's helper process
-    (:mod:`tests.cli_processes`): each is a process of its own with only the environment given
-    here (nothing of the test process's — its variables, its registry of secrets to mask — can
-    reach it), forked from an interpreter that has imported the package but run nothing."""
-
-    def run(
-        args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        full = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(cwd),
-            "LANG": "C.UTF-8",
-            "PYTHONPATH": str(REPO),
-            **env,
-        }
-        process = processes.start(args, cwd=cwd, env=full)
-        stdout, stderr = process.communicate(timeout=timeout)
-        assert process.returncode is not None
-        return subprocess.CompletedProcess(
-            ["reconciler", *args], process.returncode, stdout, stderr
-        )
-
-    return run
+    The child is forked from the suite's helper (:func:`tests.cli_processes.shared`, the ``cli_processes`` fixture's), an
+    interpreter that has imported the package but run nothing: a process of its own, which
+    nothing of the test process's — its variables, its registry of secrets to mask — reaches,
+    without the second of start-up a new interpreter costs.
+    """
+    full = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(cwd),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(REPO),
+        **env,
+    }
+    process = shared_processes(os.environ).start(args, cwd=cwd, env=full)
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(["reconciler", *args], process.returncode, stdout, stderr)
 
 
 def write_tree(root: Path, files: Mapping[str, str]) -> Path:

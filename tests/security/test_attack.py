@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from security_helpers import RecordingEndpoint, RunCli, recipe_env, write_tree
+from security_helpers import RecordingEndpoint, recipe_env, run_cli, write_tree
 
 MISTRAL_PLAN_KEY = "plan-key-" + "p1" * 16
 MISTRAL_KEY = "apply-key-" + "a2" * 16
@@ -127,7 +127,6 @@ def test_no_key_reaches_an_endpoint_a_pull_request_names(
     attack: str,
     provider: str,
     others: dict[str, str],
-    run_cli: RunCli,
 ) -> None:
     repo = write_tree(
         tmp_path / "repo",
@@ -150,10 +149,7 @@ def test_no_key_reaches_an_endpoint_a_pull_request_names(
 
 @pytest.mark.parametrize("command", ["plan", "apply"])
 def test_an_allowed_endpoint_still_gets_only_the_secrets_the_operator_allows(
-    tmp_path: Path,
-    endpoint: RecordingEndpoint,
-    command: str,
-    run_cli: RunCli,
+    tmp_path: Path, endpoint: RecordingEndpoint, command: str
 ) -> None:
     # The operator trusts this endpoint (say, its proxy); the pull request names other
     # variables for the key and for W&B.
@@ -178,9 +174,7 @@ def test_an_allowed_endpoint_still_gets_only_the_secrets_the_operator_allows(
 
 
 def test_the_recording_endpoint_does_see_what_an_allowed_provider_sends(
-    tmp_path: Path,
-    endpoint: RecordingEndpoint,
-    run_cli: RunCli,
+    tmp_path: Path, endpoint: RecordingEndpoint
 ) -> None:
     # The control: with the endpoint and the variable allowed, the key does arrive, so the
     # empty recordings above are refusals, not a deaf recorder.
@@ -224,12 +218,7 @@ FILE_ATTACKS = [
 @pytest.mark.parametrize("command", ["plan", "apply"])
 @pytest.mark.parametrize(("attack", "written"), FILE_ATTACKS, ids=[a[0] for a in FILE_ATTACKS])
 def test_files_outside_the_workspace_are_never_read_or_uploaded(
-    tmp_path: Path,
-    outside: Path,
-    command: str,
-    attack: str,
-    written: str,
-    run_cli: RunCli,
+    tmp_path: Path, outside: Path, command: str, attack: str, written: str
 ) -> None:
     repo = write_tree(
         tmp_path / "repo",
@@ -251,9 +240,7 @@ def test_files_outside_the_workspace_are_never_read_or_uploaded(
     assert "root:" not in result.stdout + result.stderr  # nothing of /etc/passwd either
 
 
-def test_secret_files_outside_the_workspace_are_never_read(
-    tmp_path: Path, outside: Path, run_cli: RunCli
-) -> None:
+def test_secret_files_outside_the_workspace_are_never_read(tmp_path: Path, outside: Path) -> None:
     secret = outside.parent / "wandb.key"
     secret.write_text(WANDB_KEY, encoding="utf-8")
     repo = write_tree(
@@ -272,9 +259,7 @@ def test_secret_files_outside_the_workspace_are_never_read(
 
 
 def test_a_link_inside_a_dataset_directory_is_never_followed_out(
-    tmp_path: Path,
-    outside: Path,
-    run_cli: RunCli,
+    tmp_path: Path, outside: Path
 ) -> None:
     repo = write_tree(
         tmp_path / "repo",

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from security_helpers import RunCli, write_tree
+from security_helpers import run_cli, write_tree
 
 from reconciler.errors import InvalidValueError, SpecError
 from reconciler.spec.trust import ENDPOINTS_ENV, SECRETS_ENV
@@ -83,9 +83,7 @@ def test_a_malformed_trust_setting_is_a_clean_error(
         open_workspace([root])
 
 
-def test_a_bad_trust_setting_through_the_cli_is_one_line_not_a_traceback(
-    tmp_path: Path, run_cli: RunCli
-) -> None:
+def test_a_bad_trust_setting_through_the_cli_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "ws", {"d.yaml": "kind: Dataset\nname: d\npath: x.jsonl\n"})
     result = run_cli(["plan", "."], root, {ENDPOINTS_ENV: "https://user@host.example"})
     assert result.returncode == 1
@@ -93,7 +91,7 @@ def test_a_bad_trust_setting_through_the_cli_is_one_line_not_a_traceback(
     assert "Traceback" not in result.stderr
 
 
-def test_apply_dev_null_is_an_error_and_creates_nothing(tmp_path: Path, run_cli: RunCli) -> None:
+def test_apply_dev_null_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
     existed = Path("/dev/.reconciler").exists()
     result = run_cli(["apply", "/dev/null", "--yes"], tmp_path, {})
     assert result.returncode == 1, result.stdout + result.stderr
@@ -123,9 +121,7 @@ def test_a_fifo_named_as_path_is_refused_not_waited_on(tmp_path: Path) -> None:
     assert isinstance(error, SpecError) and error.problems[0].code == "not-a-spec-path"
 
 
-def test_a_secret_file_the_up_front_check_passes_is_read_at_apply_too(
-    tmp_path: Path, run_cli: RunCli
-) -> None:
+def test_a_secret_file_the_up_front_check_passes_is_read_at_apply_too(tmp_path: Path) -> None:
     # The W&B key lives beside the specs, one directory up from the integration's file: inside
     # the workspace, so the check at open passes it; the apply must read it under the same root.
     key = "k" * 8 + "0123456789abcdef" * 2

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ci_emulation import RecipeError, ShellResult, base_env, run_shell
 
 from tests.cli_relay import Relay
+from tests.yaml_text import safe_load
 
 GH_SHIM = Path(__file__).with_name("gh_shim.py")
 REPOSITORY = "acme/fine-tuning-specs"
@@ -419,7 +419,7 @@ class GitHubRunner:
 
     def run(self, workflow_path: Path, event: Event) -> RunResult:
         """Run every job of the workflow that ``event`` triggers."""
-        workflow = yaml.safe_load(workflow_path.read_text(encoding="utf-8"))
+        workflow = safe_load(workflow_path.read_text(encoding="utf-8"))
         triggers = workflow.get("on", workflow.get(True))
         if event.name not in triggers:
             raise RecipeError(f"{workflow_path.name} does not run on {event.name}")

@@ -29,11 +29,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ci_emulation import RecipeError, ShellResult, base_env, run_shell
 
 from tests.cli_relay import Relay
 from tests.local_http import LocalHTTPServer
+from tests.yaml_text import safe_load
 
 PROJECT_ID = 7
 DEFAULT_BRANCH = "main"
@@ -340,7 +340,7 @@ class GitLabRunner:
         """Create and run one pipeline for ``source`` (``merge_request_event``, ``push``,
         ``web``, ``schedule``) at ``sha``, up to the first manual job that blocks it;
         ``changed`` (None: no diff) feeds ``rules:changes``."""
-        config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+        config = safe_load(recipe.read_text(encoding="utf-8"))
         if "include" in config:
             raise RecipeError("include: is not emulated")
         pipeline_id = 500 + len(self.api.pipelines) + 1

@@ -14,10 +14,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.cli_processes import shared as shared_processes
 from tests.local_http import LocalHTTPServer
+from tests.yaml_text import safe_load
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "examples" / "ci" / "github"
@@ -85,7 +84,7 @@ def recipe_env(workflow: str, job: str, secrets: Mapping[str, str]) -> dict[str,
     """The environment a GitHub recipe gives the step of ``job`` that runs reconciler plan or
     apply: the job's ``env:`` (repository variables unset, so their defaults) and the step's,
     with ``secrets``."""
-    data = yaml.safe_load((RECIPES / f"reconciler-{workflow}.yml").read_text(encoding="utf-8"))
+    data = safe_load((RECIPES / f"reconciler-{workflow}.yml").read_text(encoding="utf-8"))
     spec = data["jobs"][job]
     step = next(
         s for s in spec["steps"] if re.search(r"reconciler (plan|apply) ", str(s.get("run", "")))

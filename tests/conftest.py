@@ -42,6 +42,30 @@ def _end_the_process_helper() -> Iterator[None]:
     close_shared()
 
 
+LONG_WAITS = ("ray_address", "tiny_model")
+"""Fixtures of tests that spend tens of seconds waiting on other processes (a Ray head, a
+trainer)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules of the longest tests first: tests that train a model or use the Ray
+    head, and tests marked ``slow``.
+
+    Spread over several workers (``pytest -n 2``, as ``.ci/run`` does; ``--dist loadscope``
+    in the configuration keeps each module on one worker, so a module-scoped fixture runs
+    once), a long module started last would run alone at the end; started first, it runs
+    beside the rest. Modules stay whole, and in collection order within each group.
+    """
+
+    def is_long(item: pytest.Item) -> bool:
+        names = getattr(item, "fixturenames", ())
+        waits = any(name in names for name in LONG_WAITS)
+        return waits or item.get_closest_marker("slow") is not None
+
+    long_modules = {item.path for item in items if is_long(item)}
+    items.sort(key=lambda item: item.path not in long_modules)
+
+
 FIRST_POLL_SECONDS = 0.02
 """What commands run in the test process wait before their first status poll of a job (the
 apply's start gate, a replacement's cancel); 0.5 s otherwise."""

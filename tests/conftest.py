@@ -10,6 +10,7 @@ import pytest
 
 from tests.cli_processes import CliProcesses, close_shared
 from tests.cli_processes import shared as cli_processes_helper
+from tests.fast_polls import fast_polls
 from tests.tls_context import share_default_context
 
 share_default_context()  # before any test module makes a client (see tests/tls_context.py)
@@ -66,28 +67,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path not in long_modules)
 
 
-FIRST_POLL_SECONDS = 0.02
-"""What commands run in the test process wait before their first status poll of a job (the
-apply's start gate, a replacement's cancel); 0.5 s otherwise."""
-WAIT_POLL_SECONDS = 0.05
-"""Seconds between the status polls of ``apply --wait`` in the test process; 1 s otherwise."""
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _commands_poll_fast() -> Iterator[None]:
-    """Commands run in this process poll their remote at the pace of the tests' sandboxes.
-
-    The sandboxes the tests start run at 50 to 200 times real speed (a job is validated in
-    20 ms, runs in 100 ms), but an apply waits 0.5 s before it first looks whether its new jobs
-    were validated, and ``--wait`` 1 s between looks: most of an end-to-end test's time was
-    spent asleep. What the polls see, and in which order, is what the tests check; the pace is
-    not (tests/engine/test_executor.py and tests/observe/ drive the poll loops on injected
-    clocks). Commands started as child processes keep the real pace.
-    """
-    from reconciler.cli import cmd_plan
-    from reconciler.engine import executor
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(executor, "POLL_INTERVAL", FIRST_POLL_SECONDS)
-        patch.setattr(cmd_plan, "WAIT_POLL_SECONDS", WAIT_POLL_SECONDS)
+    """Commands run in this process poll their remote at the pace of the tests' sandboxes
+    (see tests/fast_polls.py)."""
+    with fast_polls():
         yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,27 @@ def _end_the_process_helper() -> Iterator[None]:
     """Ends the helper of :func:`cli_processes` at the end of the run, if one was started."""
     yield
     close_shared()
+
+
+ONE_WORKER_DIRS = ("tests/train/",)
+"""Directories whose modules run together on one worker under ``--dist loadscope``: they all
+import torch and build the tiny model (once per worker) or use the Ray head."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` with a module as the unit of work (as xdist's own, for test
+    functions), except that the modules of each of :data:`ONE_WORKER_DIRS` are one unit."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((d for d in ONE_WORKER_DIRS if path.startswith(d)), path)
+
+    return ModuleScheduling(config, log)
 
 
 LONG_WAITS = ("ray_address", "tiny_model")

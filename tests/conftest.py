@@ -74,7 +74,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the modules of the longest tests first: tests that train a model or use the Ray
     head, and tests marked ``slow``.
 
-    Spread over several workers (``pytest -n 2 --dist loadscope``, as ``.ci/run`` does: each
+    Spread over several workers (``pytest -n 3 --dist loadscope``, as ``.ci/run`` does: each
     module on one worker, so a module-scoped fixture runs once), a long module started last
     would run alone at the end; started first, it runs beside the rest. Modules stay whole,
     and in collection order within each group.

@@ -44,15 +44,16 @@ def _end_the_process_helper() -> Iterator[None]:
     close_shared()
 
 
-ONE_WORKER_DIRS = ("tests/train/",)
-"""Directories whose modules run together on one worker under ``--dist loadscope``: they all
-import torch and build the tiny model (once per worker) or use the Ray head."""
+ONE_WORKER = ("tests/train/", "tests/security/test_operator_inputs.py")
+"""Test modules (or directories of them) that run together on one worker under ``--dist
+loadscope``: they import torch (seconds per process) and build the tiny model (once per
+worker) or use the Ray head."""
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadscope`` with a module as the unit of work (as xdist's own, for test
-    functions), except that the modules of each of :data:`ONE_WORKER_DIRS` are one unit."""
+    functions), except that the modules of :data:`ONE_WORKER` are one unit together."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -60,7 +61,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return next((d for d in ONE_WORKER_DIRS if path.startswith(d)), path)
+            return "torch" if path.startswith(ONE_WORKER) else path
 
     return ModuleScheduling(config, log)
 

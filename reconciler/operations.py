@@ -168,6 +168,7 @@ def make_plan(
         target_description=ws.target,
         spec_paths=request.spec_paths,
         spec_digest=prepared.digest,
+        auto_start=ws.client().capabilities.auto_start,
     )
     estimates: dict[str, CostEstimate] = {}
     notes: list[str] = []

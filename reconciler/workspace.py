@@ -1,9 +1,11 @@
-"""The workspace: specs + state backend + API client for one command invocation.
+"""The workspace: specs + state backend + provider for one command invocation.
 
 Commands that talk to the remote open a workspace from their spec PATHs. It decides the
 target from the Provider document — or, without one, the embedded sandbox (a sandbox server
 run inside this process on a loopback port, with its data under ``.reconciler/sandbox``
-beside the specs) — and says so on the first line of every command's output.
+beside the specs) — and says so on the first line of every command's output. The provider
+it builds is the Mistral API client for ``mistral`` and ``sandbox``, and a Ray cluster with
+its storage for ``ray``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from reconciler.spec.resolved import SpecSet
 from reconciler.spec.secrets import resolve_secret
 
 if TYPE_CHECKING:
-    from reconciler.client.api import MistralClient
+    from reconciler.providers.base import Provider
     from reconciler.sandbox.server import EmbeddedSandbox
 
 MISTRAL_ENDPOINT = "https://api.mistral.ai"
@@ -54,10 +56,12 @@ class Workspace:
         )
         self.cache_dir = specs.root / ".reconciler" / "cache"
         self.parallelism = parallelism or (provider.parallelism if provider else 8)
-        self._client: MistralClient | None = None
+        self._client: Provider | None = None
         self._sandbox: EmbeddedSandbox | None = None
         if provider is None:
             self.target = f"embedded sandbox ({self._relative(self.sandbox_dir)})"
+        elif provider.type == "ray":
+            self.target = f"ray {provider.address} (storage {self.ray_storage})"
         elif provider.type == "mistral":
             self.target = f"mistral {provider.endpoint or MISTRAL_ENDPOINT}"
         elif provider.endpoint:
@@ -69,6 +73,16 @@ class Workspace:
     def sandbox_dir(self) -> Path:
         """Data directory of the embedded sandbox."""
         return self.specs.root / ".reconciler" / "sandbox"
+
+    @property
+    def ray_storage(self) -> str:
+        """A ``ray`` Provider's storage: a URI as written, a local path made absolute against
+        the Provider's file (the cluster must reach it under that same path)."""
+        assert self.specs.provider is not None and self.specs.provider.doc.storage is not None
+        storage = self.specs.provider.doc.storage
+        if "://" in storage:
+            return storage
+        return str(self.specs.provider.resolve_path(storage))
 
     @property
     def embedded(self) -> bool:
@@ -85,13 +99,16 @@ class Workspace:
         base = self.specs.provider.base_dir if self.specs.provider else self.specs.root
         return resolve_secret(ref, base, purpose="Provider state dsn")
 
-    def client(self) -> MistralClient:
-        """The API client for the target (starting the embedded sandbox if needed)."""
+    def client(self) -> Provider:
+        """The provider of the target (starting the embedded sandbox if needed)."""
         if self._client is not None:
             return self._client
-        from reconciler.client.api import MistralClient
+        from reconciler.providers.mistral import MistralProvider
 
         provider = self.specs.provider.doc if self.specs.provider else None
+        if provider is not None and provider.type == "ray":
+            self._client = self._ray_provider()
+            return self._client
         rate_limit = provider.rate_limit if provider else None
         if self.embedded:
             from reconciler.sandbox.app import SandboxConfig
@@ -121,10 +138,33 @@ class Workspace:
                 if ref is not None
                 else None
             )
-        self._client = MistralClient(
+        self._client = MistralProvider(
             base_url, api_key, rate_limit=rate_limit, concurrency=self.parallelism
         )
         return self._client
+
+    def _ray_provider(self) -> Provider:
+        """The Ray cluster of a ``type: ray`` Provider, with its storage and job settings."""
+        from reconciler.providers.ray import RayProvider
+
+        loaded = self.specs.provider
+        assert loaded is not None
+        doc = loaded.doc
+        assert doc.address is not None  # the Provider model requires it for type: ray
+        token = (
+            resolve_secret(doc.api_key, loaded.base_dir, purpose="Provider api_key (Ray token)")
+            if doc.api_key is not None
+            else None
+        )
+        return RayProvider(
+            doc.address,
+            self.ray_storage,
+            token=token,
+            resources=doc.resources,
+            python=doc.python,
+            runtime_env=doc.runtime_env,
+            price_per_gpu_hour=doc.price_per_gpu_hour,
+        )
 
     def close(self) -> None:
         """Close the client, stop the embedded sandbox, release backend connections."""

@@ -134,6 +134,8 @@ class DesiredJob:
             ]
         if identity.get("classifier_targets"):
             request["classifier_targets"] = [dict(t) for t in identity["classifier_targets"]]
+        if identity.get("lora") is not None:
+            request["lora"] = dict(identity["lora"])
         return request
 
 
@@ -210,6 +212,9 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
         ],
         "classifier_targets": [t.model_dump(mode="json") for t in job.classifier_targets or ()],
     }
+    if job.lora is not None:
+        # Only when set: the identities (and fingerprints) of jobs without it stay as they were.
+        identity["lora"] = job.lora.model_dump(mode="json")
     depends = tuple(dict.fromkeys(f["file"] for f in training + validation))
     return DesiredJob(
         address=job.address,

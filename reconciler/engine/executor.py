@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.address import ResourceType
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState, IntegrationSpec
-from reconciler.engine.intents import job_intent, recover_intents, refused, upload_intent
+from reconciler.engine.intents import (
+    intent_tag,
+    job_intent,
+    recover_intents,
+    refused,
+    upload_intent,
+)
 from reconciler.engine.outcome import (
     ApplyHooks,
     ApplyResult,
@@ -63,10 +69,11 @@ from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.start_gate import StartGate
 from reconciler.engine.state_model import Intent, ResourceState, State, StateBackend
 from reconciler.errors import ApiError, ConflictError, NotFoundError, ReconcilerError, SecretError
+from reconciler.providers.base import JobTag
 from reconciler.spec.secrets import resolve_secret
 
 if TYPE_CHECKING:
-    from reconciler.client.api import MistralClient
+    from reconciler.providers.base import Provider
 
 WANDB_KEY_LENGTH = 40
 """Length of every W&B API key (the API rejects any other length)."""
@@ -112,7 +119,7 @@ class Executor:
 
     def __init__(
         self,
-        client: MistralClient,
+        client: Provider,
         backend: StateBackend,
         state: State | None,
         desired: DesiredState,
@@ -285,7 +292,13 @@ class Executor:
             file_ids[dep] = dep_res.remote_id
         request = job.build_request(file_ids, self._resolve)
         self._requests[job.address] = request  # in memory only: it holds resolved secrets
-        return job_intent(job, request)
+        tag = None
+        if self.client.capabilities.job_metadata:
+            # The jobs this address had before (its history, plus the recorded one): a
+            # replacement, even of an unchanged spec, is a new identity.
+            generation = len(res.history) + 1 if res is not None else 0
+            tag = JobTag(job.address, job.fingerprint, generation)
+        return job_intent(job, request, tag)
 
     def _run_one(self, work: Callable[[C], Outcome], change: C) -> Outcome:
         try:
@@ -395,7 +408,7 @@ class Executor:
         if intent is None and _already_made(res, job.fingerprint, change):
             # Rule 3: an earlier attempt (or the recovery stage) already made it.
             assert res is not None
-            if job.job.start:
+            if self._gated(job):
                 self.gate.queue(job)
             return self._outcome(change, OutcomeStatus.SKIPPED, "already created", res.remote_id)
         if intent is None:
@@ -403,11 +416,12 @@ class Executor:
             return self._outcome(change, OutcomeStatus.FAILED, change.blocked)
         request = self._requests[job.address]
         lookup = intent.lookup["request"]
+        tag = intent_tag(intent)
         history = list(res.history) if res is not None else []
         try:
-            created = self.client.create_job(request)
+            created = self.client.create_job(request, tag=tag)
         except ConflictError as exc:
-            twins = self.client.find_jobs(lookup)
+            twins = self.client.find_jobs(lookup, tag=tag)
             if not twins:
                 self.recorder.drop_intent(intent.id)
                 raise exc.restated(
@@ -444,9 +458,14 @@ class Executor:
         self.hooks.note(job.address, f"created {created.id} ({created.status})")
         if change.action is Action.REPLACE and change.previous is not None:
             self._retire_previous(job, change.previous)
-        if job.job.start:
+        if self._gated(job):
             self.gate.queue(job)
         return self._outcome(change, OutcomeStatus.APPLIED, f"created job {created.id}", created.id)
+
+    def _gated(self, job: DesiredJob) -> bool:
+        """Whether the start gate starts this job: it is to start, and the provider creates
+        jobs unstarted (``auto_start``). Elsewhere (Ray) a job runs as soon as it is created."""
+        return job.job.start and self.client.capabilities.auto_start
 
     def _drop_intent_if_refused(self, intent: Intent, exc: ApiError) -> None:
         """Forget an intent when the remote's answer means nothing was created."""

@@ -23,7 +23,7 @@ from reconciler.errors import ApiError, NotFoundError, ReconcilerError, StateErr
 from reconciler.errors import ValidationError as RejectedError
 
 if TYPE_CHECKING:
-    from reconciler.client.api import MistralClient
+    from reconciler.providers.base import Provider
 
 Kind = Literal["file", "job"]
 
@@ -63,7 +63,7 @@ def import_object(
     remote_id: str,
     *,
     backend: StateBackend,
-    client: Callable[[], MistralClient],
+    client: Callable[[], Provider],
     desired: Callable[[], DesiredState],
     target: str,
     lock_timeout: float = 0.0,
@@ -146,7 +146,7 @@ def _not_found(exc: ApiError, kind: Kind, remote_id: str, target: str) -> ApiErr
 
 
 def _import_file(
-    client: MistralClient, desired: DesiredFile, remote_id: str, target: str
+    client: Provider, desired: DesiredFile, remote_id: str, target: str
 ) -> tuple[ResourceState, list[str]]:
     try:
         remote = client.get_file(remote_id)
@@ -195,7 +195,7 @@ def _import_file(
 
 
 def _import_job(
-    client: MistralClient,
+    client: Provider,
     desired: DesiredJob,
     remote_id: str,
     state: State | None,

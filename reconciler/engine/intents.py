@@ -20,9 +20,10 @@ from reconciler.engine.outcome import ApplyHooks
 from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.state_model import Intent, ResourceState
 from reconciler.errors import ApiError
+from reconciler.providers.base import JobTag
 
 if TYPE_CHECKING:
-    from reconciler.client.api import MistralClient
+    from reconciler.providers.base import Provider
 
 RECOVERY_SLACK_SECONDS = 300.0
 """Jobs are searched from this long before an intent's time (clock skew with the remote)."""
@@ -53,15 +54,34 @@ def upload_intent(f: DesiredFile) -> Intent:
     )
 
 
-def job_intent(job: DesiredJob, request: Mapping[str, Any]) -> Intent:
-    """The intent of creating a job with ``request`` (its secrets are not stored)."""
+def job_intent(job: DesiredJob, request: Mapping[str, Any], tag: JobTag | None = None) -> Intent:
+    """The intent of creating a job with ``request`` (its secrets are not stored) and, for
+    providers whose jobs carry it, our identity ``tag``."""
+    lookup: dict[str, Any] = {
+        "request": job_lookup(request),
+        "attributes": {"identity": dict(job.identity)},
+    }
+    if tag is not None:
+        lookup["tag"] = {
+            "address": tag.address,
+            "fingerprint": tag.fingerprint,
+            "generation": tag.generation,
+        }
     return Intent(
         address=job.address,
         operation="create_job",
         fingerprint=job.fingerprint,
-        lookup={"request": job_lookup(request), "attributes": {"identity": dict(job.identity)}},
+        lookup=lookup,
         created_at=time.time(),
     )
+
+
+def intent_tag(intent: Intent) -> JobTag | None:
+    """The identity tag a create intent recorded, or None (an intent without one)."""
+    raw = intent.lookup.get("tag")
+    if not isinstance(raw, Mapping):
+        return None
+    return JobTag(str(raw["address"]), str(raw["fingerprint"]), int(raw.get("generation") or 0))
 
 
 def refused(exc: ApiError) -> bool:
@@ -72,7 +92,7 @@ def refused(exc: ApiError) -> bool:
     return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (409, 429)
 
 
-def recover_intents(client: MistralClient, recorder: StateRecorder, hooks: ApplyHooks) -> list[str]:
+def recover_intents(client: Provider, recorder: StateRecorder, hooks: ApplyHooks) -> list[str]:
     """Resolve the intents of earlier runs by looking their objects up remotely (rule 2).
 
     An object that exists is recorded (its intent dropped); an intent whose object the remote
@@ -91,7 +111,7 @@ def recover_intents(client: MistralClient, recorder: StateRecorder, hooks: Apply
     return recovered
 
 
-def _find(client: MistralClient, recorder: StateRecorder, intent: Intent) -> str | None:
+def _find(client: Provider, recorder: StateRecorder, intent: Intent) -> str | None:
     """Look the intent's object up; record it when found. Returns its remote id."""
     previous = recorder.get(intent.address)
     history = list(previous.history) if previous is not None else []
@@ -105,7 +125,9 @@ def _find(client: MistralClient, recorder: StateRecorder, intent: Intent) -> str
         remote_id, kind = found_file.id, ResourceType.FILE
     else:
         since = _dt.datetime.fromtimestamp(intent.created_at - RECOVERY_SLACK_SECONDS, _dt.UTC)
-        jobs = client.find_jobs(dict(intent.lookup["request"]), created_after=since)
+        jobs = client.find_jobs(
+            dict(intent.lookup["request"]), created_after=since, tag=intent_tag(intent)
+        )
         if not jobs:
             return None
         found_job = min(jobs, key=lambda j: j.created_at)

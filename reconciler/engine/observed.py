@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reconciler.client.api import MistralClient
+    from reconciler.providers.base import Provider
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Observed:
         return matches[0] if matches else None
 
 
-def refresh(client: MistralClient) -> Observed:
+def refresh(client: Provider) -> Observed:
     """Read files, jobs and models with paginated list calls."""
     before = client.stats.requests
     files = {f.id: f.model_dump(mode="json", by_alias=True) for f in client.list_files()}

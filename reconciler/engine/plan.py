@@ -246,7 +246,7 @@ class IntegrationRef(PlanPart):
     api_key: Mapping[str, str]
 
 
-class JobRequest(PlanPart):
+class JobRequest(PartialPart):
     """The create request of a job in content form (files by address and hash, no secret).
 
     Attributes:
@@ -256,7 +256,11 @@ class JobRequest(PlanPart):
         integrations: W&B integrations.
         classifier_targets: classifier jobs' targets (``name``, ``labels``, ``weight``,
             ``loss_function``).
+        lora: the LoRA adapter of a self-hosted (``ray``) job, ``{"rank": N}``; only present
+            when the spec sets it.
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"lora"})
 
     model: str
     job_type: str
@@ -267,6 +271,7 @@ class JobRequest(PlanPart):
     invalid_sample_skip_percentage: float
     integrations: tuple[IntegrationRef, ...]
     classifier_targets: tuple[Mapping[str, Any], ...]
+    lora: Mapping[str, int] | None = None
 
 
 class BudgetLimit(PlanPart):

@@ -84,6 +84,9 @@ class PlanOptions:
         estimates: cost estimates by job address, for the jobs :func:`jobs_to_create` names.
         notes: warnings from outside the planner (cost estimation, datasets), listed after
             the planner's own.
+        auto_start: the provider creates jobs unstarted and the tool starts them (Mistral).
+            Without it (Ray) a job runs as soon as it is created: one still queued is left
+            to the remote, never planned as ``start``.
     """
 
     targets: tuple[str, ...] = ()
@@ -94,6 +97,7 @@ class PlanOptions:
     spec_digest: str = ""
     estimates: Mapping[str, CostEstimate] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    auto_start: bool = True
 
 
 def matches(address: str, patterns: Iterable[str]) -> bool:
@@ -216,6 +220,7 @@ def _job_changes(world: _World, drift: list[Drift]) -> Iterator[JobChange]:
                 force_replace=matches(address, world.options.replace),
                 recovering=address in world.intents,
                 estimate=world.options.estimates.get(address),
+                auto_start=world.options.auto_start,
             )
 
 
@@ -421,6 +426,7 @@ def _plan_job(
     force_replace: bool,
     recovering: bool,
     estimate: CostEstimate | None,
+    auto_start: bool = True,
 ) -> JobChange:
     # Every change of this address shares these; each branch adds what is its own.
     change = functools.partial(JobChange, address=job.address, after=_job_after(job))
@@ -502,7 +508,7 @@ def _plan_job(
                 f"spec revision): fix the cause, then --replace {job.address}",
             )
         )
-    if status is not None and status.awaits_start and job.job.start:
+    if status is not None and status.awaits_start and job.job.start and auto_start:
         # Created with auto_start=false and not started yet (an earlier apply stopped at
         # the budget gate or was interrupted): start it once the remote has validated it.
         return change(

@@ -19,7 +19,7 @@ from reconciler.engine.plan import Action
 from reconciler.engine.recorder import StateRecorder
 
 if TYPE_CHECKING:
-    from reconciler.client.api import MistralClient
+    from reconciler.providers.base import Provider
 
 MAX_POLL_INTERVAL = 5.0
 """Seconds between status polls at most (the interval grows by half each round)."""
@@ -40,7 +40,7 @@ class StartGate:
 
     def __init__(
         self,
-        client: MistralClient,
+        client: Provider,
         recorder: StateRecorder,
         *,
         start_timeout: float,

@@ -35,6 +35,7 @@ from reconciler.spec.models import (
     TrainingFileRef,
     WandbIntegration,
 )
+from reconciler.spec.ray_checks import ray_problems
 from reconciler.spec.resolved import (
     DatasetPart,
     LoadedDocument,
@@ -400,6 +401,7 @@ class _Resolver:
                     on_replace=doc.on_replace,
                     labels=dict(doc.labels),
                     location=job.location,
+                    lora=doc.lora,
                 )
             )
         return jobs
@@ -487,6 +489,7 @@ def resolve_documents(
                 continue
             jobs[job.name] = job
             job_locations[job.name] = loaded.location
+    resolver.problems.extend(ray_problems(resolver.provider, resolver.job_docs, jobs))
     problems = sorted(
         resolver.problems, key=lambda p: (p.location or Location(""), p.code, p.message)
     )

@@ -22,6 +22,7 @@ from reconciler.spec.models import (
     FineTunedModelSpec,
     FineTuningJob,
     Hyperparameters,
+    LoraSpec,
     OnReplace,
     Provider,
     WandbIntegration,
@@ -101,6 +102,7 @@ class ResolvedJob:
         integrations: the W&B integration documents, in the order the job names them.
         start, budget, fine_tuned_model, on_replace: lifecycle settings (not sent to the API).
         location: position of the FineTuningJob document.
+        lora: the LoRA adapter settings (self-hosted ``ray`` jobs; None: not set).
     """
 
     name: str
@@ -121,6 +123,7 @@ class ResolvedJob:
     on_replace: OnReplace
     labels: Mapping[str, str]
     location: Location
+    lora: LoraSpec | None = None
 
     @property
     def address(self) -> Address:

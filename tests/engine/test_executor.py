@@ -22,7 +22,6 @@ import httpx
 import pytest
 
 from reconciler.address import Address
-from reconciler.client.api import MistralClient
 from reconciler.engine import fingerprint
 from reconciler.engine.desired import DesiredFile, DesiredState, IntegrationSpec
 from reconciler.engine.executor import ApplyOptions, Executor
@@ -33,6 +32,7 @@ from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import Intent, State
+from reconciler.providers.mistral import MistralProvider
 from reconciler.spec.models import Budget, FineTunedModelSpec, OnReplace, SecretRef
 from tests.client.client_fakes import KEY, FakeApi, Fault
 from tests.engine.factories import desired, resolved_job
@@ -72,7 +72,7 @@ class World:
 
     def __post_init__(self) -> None:
         self.backend = FileStateBackend(self.root / "state.json")
-        self.client = MistralClient(
+        self.client = MistralProvider(
             "http://remote.test", KEY, transport=self.api.transport(), sleep=lambda _: None
         )
 
@@ -599,7 +599,7 @@ def test_each_intent_is_on_disk_before_its_upload_is_sent(world: World) -> None:
             seen.append(any(name.encode() in request.read() for name in names))
         return handler(request)
 
-    world.client = MistralClient(
+    world.client = MistralProvider(
         "http://remote.test", KEY, transport=httpx.MockTransport(check_then_handle)
     )
     result = world.apply(ds, parallelism=4)

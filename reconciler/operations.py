@@ -24,7 +24,13 @@ from reconciler.engine.executor import ApplyOptions, Executor, resolve_integrati
 from reconciler.engine.observed import Observed, refresh
 from reconciler.engine.outcome import ApplyHooks, ApplyResult
 from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan
-from reconciler.engine.planner import PlanOptions, build_plan, jobs_to_create, known_file_ids
+from reconciler.engine.planner import (
+    MODEL_STORAGE_COST_PER_MONTH,
+    PlanOptions,
+    build_plan,
+    jobs_to_create,
+    known_file_ids,
+)
 from reconciler.engine.state_model import State
 from reconciler.errors import (
     ApiError,
@@ -169,6 +175,10 @@ def make_plan(
         spec_paths=request.spec_paths,
         spec_digest=prepared.digest,
         auto_start=ws.client().capabilities.auto_start,
+        # A Ray job's adapters live in the user's own storage: no provider storage fee.
+        storage_cost_per_model=0.0
+        if ws.client().capabilities.name == "ray"
+        else MODEL_STORAGE_COST_PER_MONTH,
     )
     estimates: dict[str, CostEstimate] = {}
     notes: list[str] = []

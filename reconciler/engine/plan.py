@@ -304,7 +304,7 @@ class ReplacePolicy(PlanPart):
     previous_model: ModelDisposition
 
 
-class JobAfter(PlanPart):
+class JobAfter(PartialPart):
     """The job apply will have made, with its lifecycle settings.
 
     Attributes:
@@ -315,7 +315,11 @@ class JobAfter(PlanPart):
         on_replace: what a later replacement does to it.
         matrix: the matrix cell's values (empty when not from a matrix).
         source: the FineTuningJob document it comes from.
+        runs_at_once: the provider runs a job as soon as it is created (Ray), so there is no
+            start gate; only present (true) for such providers.
     """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"runs_at_once"})
 
     request: JobRequest
     start: bool
@@ -324,6 +328,7 @@ class JobAfter(PlanPart):
     on_replace: ReplacePolicy
     matrix: Mapping[str, Any]
     source: str
+    runs_at_once: bool = False
 
 
 class JobBefore(PartialPart):

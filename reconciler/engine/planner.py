@@ -87,6 +87,8 @@ class PlanOptions:
         auto_start: the provider creates jobs unstarted and the tool starts them (Mistral).
             Without it (Ray) a job runs as soon as it is created: one still queued is left
             to the remote, never planned as ``start``.
+        storage_cost_per_model: monthly storage price of a fine-tuned model kept (USD; 0
+            where the models are the user's own files, as a Ray job's adapters are).
     """
 
     targets: tuple[str, ...] = ()
@@ -98,6 +100,7 @@ class PlanOptions:
     estimates: Mapping[str, CostEstimate] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     auto_start: bool = True
+    storage_cost_per_model: float = MODEL_STORAGE_COST_PER_MONTH
 
 
 def matches(address: str, patterns: Iterable[str]) -> bool:
@@ -286,7 +289,7 @@ def build_plan(
         warnings=(*warnings, *options.notes),
         options=PlanSettings(targets=options.targets, replace=options.replace, prune=options.prune),
         models_kept=_models_kept(current, observed, changes),
-        storage_cost_per_model=MODEL_STORAGE_COST_PER_MONTH,
+        storage_cost_per_model=options.storage_cost_per_model,
     )
 
 
@@ -384,10 +387,12 @@ def _recreate_deleted(
     return change(action=Action.CREATE, reason=Reason.DELETED_REMOTELY, force_new=True, **fields)
 
 
-def _job_after(job: DesiredJob) -> JobAfter:
+def _job_after(job: DesiredJob, auto_start: bool = True) -> JobAfter:
     spec = job.job
     model = spec.fine_tuned_model
+    at_once = {} if auto_start else {"runs_at_once": True}
     return JobAfter(
+        **at_once,
         request=JobRequest.model_validate(_masked_identity(job)),
         start=spec.start,
         budget=BudgetLimit(max_cost=spec.budget.max_cost) if spec.budget else None,
@@ -429,7 +434,7 @@ def _plan_job(
     auto_start: bool = True,
 ) -> JobChange:
     # Every change of this address shares these; each branch adds what is its own.
-    change = functools.partial(JobChange, address=job.address, after=_job_after(job))
+    change = functools.partial(JobChange, address=job.address, after=_job_after(job, auto_start))
     # A change that makes a new job waits for its files and carries its cost estimate.
     new_job = functools.partial(change, depends_on=job.depends_on, cost=estimate)
     if res is None:

@@ -38,12 +38,14 @@ def summary_line(plan: Plan) -> str:
     cost = total_cost(plan)
     if cost:
         text += f" Estimated cost of new jobs: {cost}."
-    if plan.models_kept:
+    if plan.models_kept and plan.storage_cost_per_model:
         monthly = plan.models_kept * plan.storage_cost_per_model
         text += (
             f" Fine-tuned models kept: {plan.models_kept} "
             f"(storage ~${monthly:.2f}/month at ${plan.storage_cost_per_model:.2f} each)."
         )
+    elif plan.models_kept:
+        text += f" Fine-tuned models kept: {plan.models_kept}."
     return text
 
 
@@ -99,10 +101,17 @@ def _describe_job(change: JobChange) -> list[str]:
             lines.append("validation: " + ", ".join(f.file for f in request.validation_files))
         if request.suffix:
             lines.append(f"suffix: {request.suffix}")
+        if request.lora:
+            lines.append(f"LoRA rank {request.lora['rank']}")
         for integration in request.integrations:
             ref = ", ".join(f"{k}: {v}" for k, v in integration.api_key.items())
             lines.append(f"W&B project {integration.project} (api_key from {{{ref}}})")
-        start = "then start once validated" if after.start else "leave VALIDATED (start: false)"
+        if after.runs_at_once:
+            start = "runs as soon as it is submitted"
+        elif after.start:
+            start = "then start once validated"
+        else:
+            start = "leave VALIDATED (start: false)"
         if after.budget:
             start += f", if the estimate is within budget {after.budget.max_cost}"
         lines.append(start)

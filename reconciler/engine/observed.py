@@ -39,6 +39,18 @@ class Observed:
         matches.sort(key=lambda f: f.get("created_at") or 0, reverse=True)
         return matches[0] if matches else None
 
+    def identical_file(self, filename: str, sha256: str, size: int) -> dict[str, Any] | None:
+        """A remote file with these bytes: by the content-addressed upload name (and size),
+        or, where the remote names files by content itself and reports the ``sha256`` (a Ray
+        provider's storage), by that digest."""
+        by_name = self.file_by_name(filename, size)
+        if by_name is not None:
+            return by_name
+        for f in self.files.values():
+            if f.get("sha256") == sha256 and f.get("bytes") == size:
+                return f
+        return None
+
 
 def refresh(client: Provider) -> Observed:
     """Read files, jobs and models with paginated list calls."""

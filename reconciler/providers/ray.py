@@ -200,8 +200,10 @@ class RayEstimate:
         steps: optimizer steps (``training_steps``, or ``epochs`` converted as the trainer
             converts them).
         processes: trainer processes (one per GPU when a job has several).
-        train_tokens: tokens trained at most: ``steps × batch × seq_len × processes`` (shorter
-            samples train fewer tokens, so the estimate errs high).
+        tokens_per_sample: the training files' mean tokens per sample, cut at ``seq_len`` as
+            the trainer cuts them (``seq_len`` itself when the token count is unknown: an
+            upper bound).
+        train_tokens: ``steps × batch × processes × tokens_per_sample``.
         gpu_hours: ``train_tokens / tokens_per_gpu_second / 3600`` — the GPU time the tokens
             take at the given throughput, summed over the GPUs.
         cost: ``gpu_hours × price_per_gpu_hour``, in :data:`CURRENCY`; None without a price.
@@ -209,6 +211,7 @@ class RayEstimate:
 
     steps: int
     processes: int
+    tokens_per_sample: int
     train_tokens: int
     gpu_hours: float
     cost: float | None
@@ -218,16 +221,19 @@ def estimate_ray(
     hyperparameters: Mapping[str, Any],
     *,
     samples: int,
+    data_tokens: int | None,
     resources: RayResources | None,
     tokens_per_gpu_second: float | None,
     price_per_gpu_hour: float | None,
 ) -> RayEstimate | None:
-    """A Ray job's GPU-hours and cost; None without a throughput to turn tokens into time.
+    """A Ray job's GPU-hours and cost; None without a throughput to turn tokens into time
+    (or without ``training_steps`` or ``epochs``).
 
     Args:
         hyperparameters: the job's resolved hyperparameters (``training_steps`` or
             ``epochs``, ``seq_len``).
-        samples: training samples over all training files (for ``epochs``).
+        samples: training samples over all training files.
+        data_tokens: tokens in those samples (None: unknown).
         resources: the Provider's resources (``gpus``).
         tokens_per_gpu_second: what one GPU trains per second (the Provider's figure).
         price_per_gpu_hour: what one GPU-hour costs.
@@ -245,10 +251,13 @@ def estimate_ray(
         steps = max(1, math.ceil(float(hyperparameters["epochs"]) * samples / (batch * processes)))
     else:
         return None
-    train_tokens = steps * batch * seq_len * processes
+    per_sample = seq_len
+    if data_tokens is not None and samples > 0:
+        per_sample = max(1, min(seq_len, math.ceil(data_tokens / samples)))
+    train_tokens = steps * batch * processes * per_sample
     gpu_hours = train_tokens / tokens_per_gpu_second / 3600
     cost = round(gpu_hours * price_per_gpu_hour, 4) if price_per_gpu_hour is not None else None
-    return RayEstimate(steps, processes, train_tokens, round(gpu_hours, 6), cost)
+    return RayEstimate(steps, processes, per_sample, train_tokens, round(gpu_hours, 6), cost)
 
 
 # ---------------------------------------------------------------------------------- provider
@@ -323,6 +332,7 @@ class RayProvider:
             created_at=int(modified),
             purpose="fine-tune",
             source="upload",
+            sha256=sha256,  # the planner recognises identical content by it
             uri=uri,
         )
 

@@ -4,7 +4,7 @@ Steps, each collecting :class:`~reconciler.errors.Problem` values instead of sto
 first one, so a run reports everything at once:
 
 1. find spec files (files and directories, recursive, stable order, hidden dirs skipped,
-   symlink loops detected);
+   standalone subdirectories skipped, symlink loops detected);
 2. read each file as YAML with positions (:mod:`reconciler.spec.yamlpos`);
 3. validate each document against its ``kind``'s model, translating pydantic's errors into
    problems with the exact field location, a stable code and "did you mean" hints;
@@ -38,6 +38,11 @@ from reconciler.spec.yamlpos import FieldPath, YamlDocument, decode_text, load_y
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 """File name endings that are read as specs when a directory is loaded."""
+
+STANDALONE_MARKER = ".reconciler-standalone"
+"""A file that makes its directory a spec set of its own: loading a parent directory skips
+that directory (e.g. an example with a Provider of its own below the examples that share the
+default one); naming it as a PATH loads it."""
 
 # Spec files are small; a huge .yaml file is most likely data put in the wrong place.
 MAX_SPEC_BYTES = 10 * 1024 * 1024
@@ -156,6 +161,8 @@ def _walk(top: Path, problems: list[Problem]) -> list[Path]:
                     problems.append(_path_problem(path, exc))
                 continue
             if is_dir:
+                if (path / STANDALONE_MARKER).exists():
+                    continue  # a spec set of its own: loaded only when named as a PATH
                 real = os.path.realpath(path)
                 if real in ancestors:
                     problems.append(

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler import install_command
 from reconciler.errors import StorageError
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 CHUNK_SIZE = 1 << 20
 """Bytes per read when hashing and copying."""
 
-INSTALL_HINT = "pip install 'reconciler[ray]' (and the library of the URI's scheme, e.g. s3fs)"
+INSTALL_HINT = f"{install_command('ray')} (and the library of the URI's scheme, e.g. s3fs)"
 
 
 def join(base: str, *parts: str) -> str:

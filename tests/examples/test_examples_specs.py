@@ -18,13 +18,17 @@ import pytest
 
 from reconciler.data.api import check_datasets, check_files
 from reconciler.errors import SpecError
-from reconciler.spec.loader import load_specs
-from reconciler.spec.models import Dataset
+from reconciler.spec.loader import STANDALONE_MARKER, load_specs
+from reconciler.spec.models import Dataset, RayResources
 from reconciler.spec.resolved import SpecSet
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
-EXAMPLES = sorted(p.name for p in SPECS.iterdir() if p.is_dir() and p.name[:2].isdigit())
+NUMBERED = sorted(p.name for p in SPECS.iterdir() if p.is_dir() and p.name[:2].isdigit())
+STANDALONE = [e for e in NUMBERED if (SPECS / e / STANDALONE_MARKER).exists()]
+"""Examples with a Provider of their own (a Ray cluster): loading specs/ skips them."""
+EXAMPLES = [e for e in NUMBERED if e not in STANDALONE]
+"""The examples `reconciler apply specs/` applies together on the embedded sandbox."""
 MODELINE = "# yaml-language-server: $schema=../../schemas/reconciler-v1.schema.json"
 SANDBOX_MODELS = {
     "open-mistral-7b",
@@ -59,6 +63,7 @@ def _errors(problems: Any) -> list[str]:
 
 def test_every_use_case_has_an_example() -> None:
     assert EXAMPLES == sorted(PREFIXES)
+    assert STANDALONE == ["10-self-hosted-ray"]
 
 
 def test_all_examples_load_together_with_unique_names() -> None:
@@ -67,6 +72,8 @@ def test_all_examples_load_together_with_unique_names() -> None:
     # 7 single jobs + the 2 x 2 matrix of the UltraChat sweep.
     assert len(specs.jobs) == len(EXAMPLES) - 1 + 4
     assert specs.provider is None, "the examples run on the embedded sandbox by default"
+    # The Ray example (a Provider of its own) is skipped: the quickstart needs no cluster.
+    assert not [f for f in specs.files if STANDALONE[0] in str(f)]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -172,7 +179,30 @@ def test_chat_files_are_the_unconverted_ones() -> None:
         "01-tone-dumbledore/data/dumbledore.jsonl",
         "07-function-calling-agent/data/anagram_tool_calls.jsonl",
         "08-ultrachat-end-to-end/data/ultrachat_chunk.jsonl",
+        "10-self-hosted-ray/data/dumbledore.jsonl",
     ]
+
+
+def test_the_ray_example_trains_the_tone_use_case_on_a_gpu_cluster(tmp_path: Path) -> None:
+    # Loaded on its own (the quickstart's specs/ skips it: see test_all_examples_load...).
+    directory = _copy("10-self-hosted-ray", tmp_path)
+    specs = load_specs([directory])
+    assert specs.provider is not None
+    provider = specs.provider.doc
+    assert (provider.type, provider.address) == ("ray", "http://127.0.0.1:8265")
+    assert provider.resources == RayResources(gpus=1, cpus=8, memory=64 * 2**30)
+    assert provider.price_per_gpu_hour and provider.tokens_per_gpu_second
+    [job] = specs.jobs.values()
+    assert job.model == "mistralai/Mistral-7B-v0.3" and job.lora is not None
+    assert job.hyperparameters["epochs"] == 3
+    assert all(n.startswith("ray-") for n in [*specs.datasets, *specs.profiles, *specs.jobs])
+    result = check_datasets(specs, cache_dir=tmp_path / "cache")
+    assert _errors(result.problems) == []
+    # The same chats as example 01, so the two use cases compare.
+    same = "01-tone-dumbledore/data/dumbledore.jsonl"
+    assert (directory / "data" / "dumbledore.jsonl").read_bytes() == (SPECS / same).read_bytes()
+    text = (directory / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("# ") and "reconciler apply specs/10-self-hosted-ray" in text
 
 
 @pytest.mark.parametrize("relative", CHAT_FILES)

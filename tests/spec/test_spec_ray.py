@@ -204,3 +204,20 @@ def test_validate_names_the_provider_and_exits_1(write_tree: WriteTree, cli: obj
     assert "'fine_tuned_model' (name, description, archived) is not supported by ray" in (
         result.stdout + result.stderr
     )
+
+
+def test_a_standalone_directory_is_skipped_by_its_parent_and_loads_on_its_own(
+    write_tree: WriteTree,
+) -> None:
+    root = write_tree(
+        {
+            "shared/j.yaml": "kind: Dataset\nname: plain\npath: p.jsonl\n",
+            "ray/p.yaml": RAY_PROVIDER,
+            "ray/j.yaml": JOB,
+            "ray/.reconciler-standalone": "",
+        }
+    )
+    parent = load_specs([root])
+    assert sorted(parent.datasets) == ["plain"] and parent.provider is None
+    alone = load_specs([root / "ray"])
+    assert sorted(alone.datasets) == ["chats"] and alone.provider is not None

@@ -203,3 +203,41 @@ def test_a_replacement_stops_the_old_ray_job(
         cli.run("plan", "--detailed-exitcode", check=0)
     finally:
         stop_jobs(ray_address, [address])
+
+
+def test_a_ray_job_missing_from_the_state_is_flagged_and_imported_not_run_again(
+    ray_address: str, tmp_path: Path, repo_root: Path
+) -> None:
+    name = unique_name("adopt")
+    address = f"job.{name}"
+    project = write_project(
+        tmp_path / "project",
+        ray_address=ray_address,
+        storage=tmp_path / "storage",
+        python=STUB_PYTHON,
+        env_vars=job_env(repo_root),
+        model="/models/used-by-the-stub-only-as-a-name",
+        name=name,
+        files={"train": write_jsonl(tmp_path / "chats.jsonl", chat_samples(6))},
+        hyperparameters={"training_steps": 4},
+    )
+    cli = Cli(cwd=project, env=cli_env())
+    try:
+        cli.run("apply", "--yes", check=0)
+        [job] = ray_jobs_of(ray_address, address)
+        (project / ".reconciler" / "state.json").unlink()  # the state is lost
+
+        plan = cli.run("plan", check=0).stdout
+        # The storage already holds the data, and the cluster the job: nothing runs twice.
+        assert plan.count("identical file already on the remote") == 1
+        assert f"'reconciler import {address} {job.submission_id}'" in plan
+        blocked = cli.run("apply", "--yes", check=1)
+        assert "possible duplicate" in blocked.stdout + blocked.stderr
+        assert len(ray_jobs_of(ray_address, address)) == 1
+
+        cli.run("import", address, str(job.submission_id), check=0)
+        cli.run("apply", "--yes", check=0)  # records the stored dataset
+        cli.run("plan", "--detailed-exitcode", check=0)
+        assert len(ray_jobs_of(ray_address, address)) == 1
+    finally:
+        stop_jobs(ray_address, [address])

@@ -195,47 +195,36 @@ def test_what_ray_does_not_do_says_so(tmp_path: Path) -> None:
 
 
 def test_gpu_hours_and_cost_from_tokens_and_throughput() -> None:
-    # 1000 steps x 2048 tokens on 1 GPU at 2048 tokens/s: 1000 s = 0.2778 GPU-hours.
-    one = estimate_ray(
-        {"training_steps": 1000, "seq_len": 2048},
-        samples=10,
-        resources=RayResources(gpus=1),
-        tokens_per_gpu_second=2048,
-        price_per_gpu_hour=3.6,
-    )
-    assert one is not None
-    assert (one.steps, one.processes, one.train_tokens) == (1000, 1, 2_048_000)
+    def estimate(hyper: dict[str, Any], gpus: float = 1, **kw: Any) -> Any:
+        figures: dict[str, Any] = {
+            "samples": 10,
+            "data_tokens": None,
+            "resources": RayResources(gpus=gpus),
+            "tokens_per_gpu_second": 2048,
+            "price_per_gpu_hour": 3.6,
+        }
+        return estimate_ray(hyper, **{**figures, **kw})
+
+    # Unknown token counts: every sample as long as seq_len. 1000 steps x 2048 tokens at
+    # 2048 tokens/s on one GPU: 1000 s, 0.2778 GPU-hours, 1.00 USD at 3.60 per GPU-hour.
+    one = estimate({"training_steps": 1000, "seq_len": 2048})
+    assert (one.steps, one.processes, one.tokens_per_sample) == (1000, 1, 2048)
+    assert one.train_tokens == 2_048_000
     assert one.gpu_hours == pytest.approx(1000 / 3600, abs=1e-6)
     assert one.cost == pytest.approx(1.0)
-    # Four GPUs: four processes, each a batch per step — four times the tokens and GPU time.
-    four = estimate_ray(
-        {"training_steps": 1000, "seq_len": 2048},
-        samples=10,
-        resources=RayResources(gpus=4),
-        tokens_per_gpu_second=2048,
-        price_per_gpu_hour=3.6,
-    )
-    assert four is not None and four.processes == 4 and four.cost == pytest.approx(4.0)
-    # Epochs convert to steps as the trainer converts them (the default seq_len, 2048).
-    epochs = estimate_ray(
-        {"epochs": 2},
-        samples=150,
-        resources=None,
-        tokens_per_gpu_second=1000,
-        price_per_gpu_hour=None,
-    )
-    assert epochs is not None and (epochs.steps, epochs.cost) == (300, None)
-    assert epochs.train_tokens == 300 * 2048
-    assert (
-        estimate_ray(
-            {"epochs": 2},
-            samples=150,
-            resources=None,
-            tokens_per_gpu_second=None,
-            price_per_gpu_hour=2,
-        )
-        is None
-    )
+    # Four GPUs: four processes, a batch each per step: four times the tokens and GPU time.
+    four = estimate({"training_steps": 1000, "seq_len": 2048}, gpus=4)
+    assert four.processes == 4 and four.cost == pytest.approx(4.0)
+    # Known tokens: the mean sample (here 512 tokens), cut at seq_len as the trainer cuts.
+    known = estimate({"training_steps": 1000, "seq_len": 2048}, data_tokens=5120)
+    assert known.tokens_per_sample == 512 and known.cost == pytest.approx(0.25)
+    cut = estimate({"training_steps": 1000, "seq_len": 256}, data_tokens=5120)
+    assert cut.tokens_per_sample == 256
+    # Epochs convert to steps as the trainer converts them (default seq_len 2048).
+    epochs = estimate({"epochs": 2}, samples=150, price_per_gpu_hour=None)
+    assert (epochs.steps, epochs.train_tokens, epochs.cost) == (300, 300 * 2048, None)
+    assert estimate({"epochs": 2}, tokens_per_gpu_second=None) is None
+    assert estimate({"learning_rate": 1e-4}) is None
 
 
 # -------------------------------------------------------------------------------- jobs

@@ -77,12 +77,14 @@ class Workspace:
     @property
     def ray_storage(self) -> str:
         """A ``ray`` Provider's storage: a URI as written, a local path made absolute against
-        the Provider's file (the cluster must reach it under that same path)."""
-        assert self.specs.provider is not None and self.specs.provider.doc.storage is not None
-        storage = self.specs.provider.doc.storage
+        the Provider's file (the cluster must reach it under that same path). Like the
+        address, it is where the operator's cluster lives, not a file of the workspace."""
+        loaded = self.specs.provider
+        assert loaded is not None and loaded.doc.storage is not None
+        storage = loaded.doc.storage
         if "://" in storage:
             return storage
-        return str(self.specs.provider.resolve_path(storage))
+        return str((loaded.base_dir / storage).resolve())
 
     @property
     def embedded(self) -> bool:

@@ -126,6 +126,10 @@ REQUEST_KEY = "reconciler_request"
 OUTPUT_KEY = "reconciler_output"
 """Ray job metadata key: the storage URI the run writes to (metrics, checkpoints, adapter)."""
 
+GPUS_KEY = "reconciler_gpus"
+"""Ray job metadata key: the GPUs the job asked for (Ray's job details do not say), for the
+GPU-hours a finished run used."""
+
 SUBMISSION_PREFIX = "reconciler-"
 """Every submission id this provider derives starts with it."""
 
@@ -429,6 +433,7 @@ class RayProvider:
         metadata[REQUEST_KEY] = json.dumps(echo, sort_keys=True, separators=(",", ":"))
         metadata[OUTPUT_KEY] = layout.output_uri
         gpus = self.resources.gpus
+        metadata[GPUS_KEY] = f"{gpus:g}"
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
                 self._count(
@@ -456,12 +461,12 @@ class RayProvider:
                         path=exc.path,
                         status=exc.status,
                     ) from exc
-                return self._remote_job(existing)
+                return self.remote_job(existing)
             except (TransportError, ServerError):
                 if attempt == SUBMIT_ATTEMPTS:
                     raise
                 self._sleep(min(2.0**attempt, 10.0))
-        return self._remote_job(self._count("GET", "get_job", lambda: self._jobs.get(sid)))
+        return self.remote_job(self._count("GET", "get_job", lambda: self._jobs.get(sid)))
 
     def train_job(
         self, request: Mapping[str, Any], output_uri: str, tag: JobTag | None = None
@@ -545,7 +550,7 @@ class RayProvider:
         """Every job on the cluster that reconciler made (one request), without events or
         checkpoints."""
         jobs = self._count("GET", "list_jobs", self._jobs.list_jobs)
-        return [self._remote_job(j) for j in jobs if REQUEST_KEY in j.metadata]
+        return [self.remote_job(j) for j in jobs if REQUEST_KEY in j.metadata]
 
     def get_job(self, job_id: str) -> RemoteJob:
         """One job with its checkpoints (``metrics.jsonl``) and events."""
@@ -563,7 +568,7 @@ class RayProvider:
         logs = ""
         if ray_job.status.upper() == "FAILED":
             logs = self._count("GET", "job_logs", lambda: self._jobs.logs(job_id))
-        return self._remote_job(ray_job, records=records, result=result, logs=logs)
+        return self.remote_job(ray_job, records=records, result=result, logs=logs)
 
     def _records(self, output: str) -> list[CheckpointRecord]:
         uri = RunLayout(output).metrics
@@ -586,12 +591,12 @@ class RayProvider:
 
     def start_job(self, job_id: str) -> RemoteJob:
         """Ray runs a job as soon as it is submitted: nothing to start; the job as it is."""
-        return self._remote_job(self._count("GET", "get_job", lambda: self._jobs.get(job_id)))
+        return self.remote_job(self._count("GET", "get_job", lambda: self._jobs.get(job_id)))
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         """Stop the Ray job (idempotent: a job that has ended is left as it is)."""
         self._count("POST", "stop_job", lambda: self._jobs.stop(job_id))
-        return self._remote_job(self._count("GET", "get_job", lambda: self._jobs.get(job_id)))
+        return self.remote_job(self._count("GET", "get_job", lambda: self._jobs.get(job_id)))
 
     def find_jobs(
         self,
@@ -608,7 +613,7 @@ class RayProvider:
                 found = self._count("GET", "get_job", lambda: self._jobs.get(sid))
             except NotFoundError:
                 return []
-            return [self._remote_job(found)] if tag_of(found.metadata) == tag else []
+            return [self.remote_job(found)] if tag_of(found.metadata) == tag else []
         floor = created_after.timestamp() if created_after is not None else None
         return [
             job
@@ -616,7 +621,7 @@ class RayProvider:
             if job_matches_request(job, request) and (floor is None or job.created_at >= floor)
         ]
 
-    def _remote_job(
+    def remote_job(
         self,
         job: RayJob,
         *,
@@ -666,8 +671,10 @@ class RayProvider:
         (GPU-hours × ``price_per_gpu_hour``)."""
         if result is None:
             return None
-        extra = job.model_extra or {}
-        gpus = float(extra.get("entrypoint_num_gpus") or 0)
+        try:
+            gpus = float(job.metadata.get(GPUS_KEY) or 0)
+        except ValueError:
+            gpus = 0.0
         gpu_hours = gpus * result.elapsed_seconds / 3600
         meta: dict[str, Any] = {
             "training_steps": result.training_steps,

@@ -8,10 +8,14 @@ the same spec would otherwise find each other's jobs (by design: it would be the
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,49 @@ STUB = Path(__file__).with_name("ray_stub_trainer.py")
 
 STUB_PYTHON = f"{sys.executable} {STUB}"
 """A Provider ``python`` that runs the stub instead of ``-m reconciler.train``."""
+
+
+@dataclass(frozen=True)
+class Cli:
+    """Runs ``python -m reconciler`` as a child process in a spec directory (a process of its
+    own, so that it can be killed with SIGKILL like a CI job)."""
+
+    cwd: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        # The test run's settings (RECONCILER_TEST_*) are not the command's.
+        return {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+
+    def run(
+        self, *args: str, timeout: float = 180, check: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``reconciler ARGS``; ``check``: the exit status it must end with."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if check is not None:
+            assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """``reconciler ARGS`` started, not waited for."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def unique_name(prefix: str) -> str:
@@ -73,8 +120,9 @@ def write_project(
     cpus: float | None = None,
 ) -> Path:
     """A spec directory: a ``type: ray`` Provider, a Dataset per file (``train`` trains,
-    ``valid`` validates, when given) and one job ``name``."""
-    root.mkdir(parents=True, exist_ok=True)
+    ``valid`` validates, when given; copied into the directory, as data belongs in the
+    workspace) and one job ``name``."""
+    (root / "data").mkdir(parents=True, exist_ok=True)
     resources: dict[str, float] = {"gpus": 0}
     if cpus is not None:
         resources["cpus"] = cpus
@@ -85,7 +133,8 @@ def write_project(
         f"runtime_env: {_yaml({'env_vars': dict(env_vars)})}\nprice_per_gpu_hour: 2.0\n"
     ]
     for dataset, path in files.items():
-        docs.append(f"kind: Dataset\nname: {dataset}\npath: {_yaml(str(path))}\n")
+        shutil.copyfile(path, root / "data" / f"{dataset}.jsonl")
+        docs.append(f"kind: Dataset\nname: {dataset}\npath: data/{dataset}.jsonl\n")
     validation = "validation_files: [valid]\n" if "valid" in files else ""
     docs.append(
         f"kind: FineTuningJob\nname: {name}\nmodel: {_yaml(model)}\ntraining_files: [train]\n"

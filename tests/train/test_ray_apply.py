@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from ray_helpers import (
     STUB_PYTHON,
+    Cli,
     HoldingProxy,
     job_env,
     ray_jobs_of,
@@ -33,7 +34,6 @@ from train_helpers import check_adapter_loads
 from train_tiny import chat_samples, write_jsonl
 
 from reconciler.ray import RayJobsClient
-from tests.engine.conftest import Cli, cli_env
 
 
 def _state(project: Path) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def test_apply_trains_on_ray_and_a_second_apply_submits_nothing(
         },
         cpus=1,
     )
-    cli = Cli(cwd=project, env=cli_env())
+    cli = Cli(project)
     try:
         applied = cli.run("apply", "--yes", "--wait", timeout=300)
         assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -119,7 +119,7 @@ def test_kill_9_during_submission_then_apply_leaves_one_ray_job(
             files={"train": data},
             hyperparameters={"training_steps": 4},
         )
-        cli = Cli(cwd=project, env=cli_env())
+        cli = Cli(project)
         try:
             proxy.hold = hold
             proc = cli.popen("apply", "--yes")
@@ -174,7 +174,7 @@ def test_a_replacement_stops_the_old_ray_job(
             hyperparameters={"training_steps": 1000, "learning_rate": learning_rate},
         )
 
-    cli = Cli(cwd=project(1e-4), env=cli_env())
+    cli = Cli(project(1e-4))
     try:
         cli.run("apply", "--yes", check=0)
         [old] = ray_jobs_of(ray_address, address)
@@ -195,7 +195,7 @@ def test_a_replacement_stops_the_old_ray_job(
             assert client.wait(old_id, timeout=60).status == "STOPPED"
             new = [j for j in ray_jobs_of(ray_address, address) if j.submission_id != old_id]
             assert len(new) == 1 and new[0].status in ("PENDING", "RUNNING")
-        resource = _state(project(2e-4))["resources"][address]
+        resource = _state(cli.cwd)["resources"][address]
         assert resource["remote_id"] == new[0].submission_id
         assert resource["history"][0]["remote_id"] == old_id
         assert resource["history"][0]["cancelled_by_reconciler"] is True
@@ -221,7 +221,7 @@ def test_a_ray_job_missing_from_the_state_is_flagged_and_imported_not_run_again(
         files={"train": write_jsonl(tmp_path / "chats.jsonl", chat_samples(6))},
         hyperparameters={"training_steps": 4},
     )
-    cli = Cli(cwd=project, env=cli_env())
+    cli = Cli(project)
     try:
         cli.run("apply", "--yes", check=0)
         [job] = ray_jobs_of(ray_address, address)

@@ -22,6 +22,7 @@ from reconciler.client.types import JobStatus
 from reconciler.errors import NotFoundError, ReconcilerError, ValidationError
 from reconciler.providers.base import JobTag
 from reconciler.providers.ray import (
+    GPUS_KEY,
     OUTPUT_KEY,
     RAY_CAPABILITIES,
     REQUEST_KEY,
@@ -31,9 +32,9 @@ from reconciler.providers.ray import (
     submission_id,
     tag_of,
 )
-from reconciler.ray import RayJobsClient
+from reconciler.ray import RayJob, RayJobsClient
 from reconciler.spec.models import RayResources
-from reconciler.train.job import RunLayout, TrainJob
+from reconciler.train.job import RunLayout, TrainJob, TrainResult
 from reconciler.train.storage import file_sha256, read_bytes
 
 WANDB_KEY = "wandbsecret0000000000000000000000000000"
@@ -365,3 +366,35 @@ def test_a_ray_job_not_made_by_reconciler_is_not_a_fine_tuning_job(
     assert sid not in [j.id for j in provider.list_jobs()]
     with pytest.raises(NotFoundError, match="not made by reconciler"):
         provider.get_job(sid)
+
+
+def test_a_finished_run_costs_its_gpu_hours_at_the_providers_price(tmp_path: Path) -> None:
+    tag = JobTag("job.tone", "f" * 64)
+    request = _request("a" * 64)
+    ray_job = RayJob.model_validate(
+        {
+            "submission_id": submission_id(tag),
+            "status": "SUCCEEDED",
+            "start_time": 1_700_000_000_000,
+            "end_time": 1_700_003_600_000,
+            "metadata": {
+                **tag.metadata(),
+                REQUEST_KEY: json.dumps(request_echo(request)),
+                OUTPUT_KEY: "s3://ft/runs/x",
+                GPUS_KEY: "2",
+            },
+        }
+    )
+    result = TrainResult(status="succeeded", training_steps=4, elapsed_seconds=2700.0)
+    job = _provider(tmp_path, price_per_gpu_hour=2.0).remote_job(ray_job, result=result)
+    # 2 GPUs for 45 minutes: 1.5 GPU-hours, 3.00 USD.
+    assert job.metadata == {
+        "training_steps": 4,
+        "gpu_hours": 1.5,
+        "cost": 3.0,
+        "cost_currency": "USD",
+    }
+    assert (job.status, job.fine_tuned_model) == ("SUCCESS", "s3://ft/runs/x/adapter")
+    assert (job.created_at, job.modified_at) == (1_700_000_000, 1_700_003_600)
+    unpriced = _provider(tmp_path).remote_job(ray_job, result=result)
+    assert unpriced.metadata == {"training_steps": 4, "gpu_hours": 1.5}

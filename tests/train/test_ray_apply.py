@@ -40,6 +40,28 @@ def _state(project: Path) -> dict[str, Any]:
     return json.loads((project / ".reconciler" / "state.json").read_text(encoding="utf-8"))
 
 
+def _stub_project(
+    tmp_path: Path,
+    repo_root: Path,
+    ray_address: str,
+    name: str,
+    hyperparameters: dict[str, Any],
+    **env: str,
+) -> Path:
+    """A spec directory whose job runs the stand-in trainer (``env``: its STUB_TRAINER)."""
+    return write_project(
+        tmp_path / "project",
+        ray_address=ray_address,
+        storage=tmp_path / "storage",
+        python=STUB_PYTHON,
+        env_vars=job_env(repo_root, **env),
+        model="/models/used-by-the-stub-only-as-a-name",
+        name=name,
+        files={"train": write_jsonl(tmp_path / "chats.jsonl", chat_samples(6))},
+        hyperparameters=hyperparameters,
+    )
+
+
 def test_apply_trains_on_ray_and_a_second_apply_submits_nothing(
     ray_address: str,
     tiny_model: Path,
@@ -106,19 +128,8 @@ def test_kill_9_during_submission_then_apply_leaves_one_ray_job(
 ) -> None:
     name = unique_name(f"crash-{hold}")
     address = f"job.{name}"
-    data = write_jsonl(tmp_path / "chats.jsonl", chat_samples(6))
     with HoldingProxy(ray_address) as proxy:
-        project = write_project(
-            tmp_path / "project",
-            ray_address=proxy.address,
-            storage=tmp_path / "storage",
-            python=STUB_PYTHON,
-            env_vars=job_env(repo_root),
-            model="/models/used-by-the-stub-only-as-a-name",
-            name=name,
-            files={"train": data},
-            hyperparameters={"training_steps": 4},
-        )
+        project = _stub_project(tmp_path, repo_root, proxy.address, name, {"training_steps": 4})
         cli = Cli(project)
         try:
             proxy.hold = hold
@@ -159,20 +170,10 @@ def test_a_replacement_stops_the_old_ray_job(
 ) -> None:
     name = unique_name("replace")
     address = f"job.{name}"
-    data = write_jsonl(tmp_path / "chats.jsonl", chat_samples(6))
 
     def project(learning_rate: float) -> Path:
-        return write_project(
-            tmp_path / "project",
-            ray_address=ray_address,
-            storage=tmp_path / "storage",
-            python=STUB_PYTHON,
-            env_vars=job_env(repo_root, STUB_TRAINER="sleep"),
-            model="/models/used-by-the-stub-only-as-a-name",
-            name=name,
-            files={"train": data},
-            hyperparameters={"training_steps": 1000, "learning_rate": learning_rate},
-        )
+        hyper = {"training_steps": 1000, "learning_rate": learning_rate}
+        return _stub_project(tmp_path, repo_root, ray_address, name, hyper, STUB_TRAINER="sleep")
 
     cli = Cli(project(1e-4))
     try:
@@ -210,17 +211,7 @@ def test_a_ray_job_missing_from_the_state_is_flagged_and_imported_not_run_again(
 ) -> None:
     name = unique_name("adopt")
     address = f"job.{name}"
-    project = write_project(
-        tmp_path / "project",
-        ray_address=ray_address,
-        storage=tmp_path / "storage",
-        python=STUB_PYTHON,
-        env_vars=job_env(repo_root),
-        model="/models/used-by-the-stub-only-as-a-name",
-        name=name,
-        files={"train": write_jsonl(tmp_path / "chats.jsonl", chat_samples(6))},
-        hyperparameters={"training_steps": 4},
-    )
+    project = _stub_project(tmp_path, repo_root, ray_address, name, {"training_steps": 4})
     cli = Cli(project)
     try:
         cli.run("apply", "--yes", check=0)

@@ -187,6 +187,8 @@ def test_the_ray_example_trains_the_tone_use_case_on_a_gpu_cluster(tmp_path: Pat
     # Loaded on its own (the quickstart's specs/ skips it: see test_all_examples_load...).
     directory = _copy("10-self-hosted-ray", tmp_path)
     specs = load_specs([directory])
+    for spec_file in specs.files:
+        assert spec_file.read_text(encoding="utf-8").splitlines()[0] == MODELINE, spec_file
     assert specs.provider is not None
     provider = specs.provider.doc
     assert (provider.type, provider.address) == ("ray", "http://127.0.0.1:8265")

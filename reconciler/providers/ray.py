@@ -28,7 +28,7 @@ storage URI of its final adapter.
 never in the entrypoint, the metadata or the job description — and Ray's answers come back with
 every environment value masked.
 
-:func:`estimate_ray` prices a job from local facts: GPU-hours (tokens at most trained over the
+:func:`estimate_ray` prices a job from local facts: GPU-hours (the tokens it trains over the
 GPUs' throughput) × the Provider's price per GPU-hour.
 """
 

@@ -9,6 +9,13 @@
 # with the file backend its state, under /specs/.reconciler, so run as the owner of the mounted
 # directory (--user) or give the image's user write access to it. Keys come from the
 # environment (-e NAME passes the caller's value): never bake them into the image.
+#
+# As a long-lived service, continuous reconcile (README, "Continuous reconcile"): it starts
+# validated jobs and names models every round, reports the rest, and stops cleanly on the
+# SIGTERM of `docker stop` (the process is PID 1 and handles it):
+#
+#   docker run -d --restart unless-stopped --stop-timeout 60 --user "$(id -u):$(id -g)" \
+#     -v "$PWD/specs:/specs" -e MISTRAL_API_KEY -e RECONCILER_PG_DSN reconciler reconcile --interval 10m
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

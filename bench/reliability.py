@@ -36,10 +36,12 @@ def main() -> None:
         )
         print(
             f"kill -9: {crash.trials} trials on a {objects}-object spec in "
-            f"{time.monotonic() - start:.0f}s; kill times {min(crash.killed_at):.2f}-"
-            f"{max(crash.killed_at):.2f}s (median {statistics.median(crash.killed_at):.2f}s); "
-            f"re-runs to converge: max {max(crash.reruns)}; duplicates {len(crash.duplicates)}, "
-            f"missing {len(crash.missing)}"
+            f"{time.monotonic() - start:.0f}s; killed after {min(crash.killed_after)}-"
+            f"{max(crash.killed_after)} mutating requests, "
+            f"{min(crash.killed_at):.2f}-{max(crash.killed_at):.2f}s in "
+            f"(median {statistics.median(crash.killed_at):.2f}s), {crash.interrupted} "
+            f"of them mid-apply; re-runs to converge: max {max(crash.reruns)}; "
+            f"duplicates {len(crash.duplicates)}, missing {len(crash.missing)}"
         )
         ok &= crash.ok
         start = time.monotonic()

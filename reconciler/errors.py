@@ -32,7 +32,9 @@ are translated into this tree at the module boundary where they occur and chaine
     └── InvalidValueError         a malformed command-line value (also a ValueError)
 
 Each error's ``str()`` is a complete user-facing message: what is wrong, where, and how to
-fix it. Messages never contain secret values.
+fix it. Messages never contain secret values: they are built without them, and ``str()`` also
+replaces every secret the run resolved by ``***`` (:mod:`reconciler.redact`), in case one
+arrived inside a foreign message (a server echoing a request, a driver quoting a DSN).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from reconciler.redact import scrub
 
 
 @dataclass(frozen=True, order=True)
@@ -158,9 +162,16 @@ _PROBLEM_KEYS = frozenset(
 
 
 class ReconcilerError(Exception):
-    """Base of every error the CLI reports cleanly (exit code 1)."""
+    """Base of every error the CLI reports cleanly (exit code 1).
+
+    ``str()`` is scrubbed of every registered secret, so every way an error is rendered (the
+    CLI's handler, ``--format json`` outputs, messages recorded in results) is.
+    """
 
     exit_code: int = 1
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
 
 
 class _ProblemsError(ReconcilerError):

@@ -3,9 +3,11 @@
 Everything here works on a :class:`~reconciler.workspace.Workspace`; the CLI adds option
 parsing, rendering, the confirmation prompt and exit codes on top:
 
-* :func:`plan_workspace`: prepare the data while the remote is read, read the state, plan;
-* :func:`apply_workspace`: under the state lock, plan (or check a saved plan), let the caller
-  show and confirm it, and execute it;
+* :func:`plan_workspace`: prepare the data while the remote is read, read the state, plan
+  (with local cost estimates and budget checks, :mod:`~reconciler.engine.costs`; a plan
+  sends nothing that writes);
+* :func:`apply_workspace`: under the state lock, plan (for a saved plan: plan again and check
+  that it does what the saved one says), let the caller show and confirm it, and execute it;
 * :func:`sync_models`: after ``apply --wait``, apply the model metadata of jobs that have
   succeeded meanwhile.
 """
@@ -14,23 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.data.api import check_datasets
-from reconciler.engine import fingerprint
+from reconciler.engine import costs, fingerprint
+from reconciler.engine.adopt import ContentHasher
+from reconciler.engine.adoption import adopt_declared, remote_files_to_hash
 from reconciler.engine.desired import DesiredJob, DesiredState, build_desired
 from reconciler.engine.executor import ApplyOptions, Executor, resolve_integration_key
 from reconciler.engine.observed import Observed, refresh
 from reconciler.engine.outcome import ApplyHooks, ApplyResult
-from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan
-from reconciler.engine.planner import (
-    MODEL_STORAGE_COST_PER_MONTH,
-    PlanOptions,
-    build_plan,
-    jobs_to_create,
-    known_file_ids,
-)
+from reconciler.engine.plan import Action, CostEstimate, CostSource, Plan, approval_differences
+from reconciler.engine.planner import PlanOptions, build_plan, known_file_ids
+from reconciler.engine.selection import Selector, parse_selectors
 from reconciler.engine.state_model import State
 from reconciler.errors import (
     ApiError,
@@ -42,9 +41,6 @@ from reconciler.errors import (
 )
 from reconciler.workspace import Workspace
 
-MAX_ESTIMATES = 50
-"""Cost estimates (``dry_run`` requests) a plan asks for at most."""
-
 
 @dataclass(frozen=True)
 class Prepared:
@@ -53,7 +49,7 @@ class Prepared:
     Attributes:
         desired: the desired state.
         digest: digest of the specs and the prepared data contents (saved-plan freshness).
-        warnings: dataset warnings (rendered, one line each).
+        warnings: warnings of the spec loader and the datasets (rendered, one line each).
     """
 
     desired: DesiredState
@@ -61,9 +57,13 @@ class Prepared:
     warnings: tuple[str, ...]
 
 
-def prepare(ws: Workspace) -> Prepared:
-    """Validate and prepare every dataset; build the desired state. Raises DataError."""
-    check = check_datasets(ws.specs, cache_dir=ws.cache_dir)
+def prepare(ws: Workspace, *, exact_tokens: bool = False) -> Prepared:
+    """Validate and prepare every dataset; build the desired state. Raises DataError.
+
+    ``exact_tokens`` counts tokens with Mistral's tokenizer (the ``tokens`` extra) for the
+    cost estimates, instead of the validator's approximation.
+    """
+    check = check_datasets(ws.specs, cache_dir=ws.cache_dir, exact_tokens=exact_tokens)
     errors = [p for p in check.problems if p.severity is Severity.ERROR]
     if errors:
         raise DataError(check.problems, summary=f"{len(errors)} problem(s) in the training data")
@@ -73,39 +73,52 @@ def prepare(ws: Workspace) -> Prepared:
     )
     warnings = tuple(
         ": ".join(str(x) for x in (p.location, p.subject, p.message) if x)
-        for p in check.problems
+        for p in (*ws.specs.warnings, *check.problems)  # the loader's: entries it skipped
         if p.severity is not Severity.ERROR
     )
     return Prepared(desired=desired, digest=digest, warnings=warnings)
 
 
-def estimate_costs(
+def remote_estimates(
     ws: Workspace,
     desired: DesiredState,
     state: State | None,
     observed: Observed,
     addresses: Sequence[str],
 ) -> tuple[dict[str, CostEstimate], list[str]]:
-    """Cost estimates of new jobs, and notes on what could not be estimated.
+    """The remote's own estimates (``dry_run``) of the jobs at ``addresses`` whose files it
+    already has, and notes on those it gave none for. Only for ``plan --remote-estimate``.
 
-    Today they come from the remote's ``dry_run``, for jobs whose files are already there.
+    ``dry_run`` asks the remote to answer with an estimate and create nothing. Should it
+    answer with a job (a proxy that drops the query parameter, a remote that no longer knows
+    it), that job is cancelled at once and the plan fails (:class:`PlanError`). The first
+    request goes alone, so at most one job is made before that is noticed; the others then go
+    in parallel, and every job among their answers is cancelled too.
     """
-    file_ids = known_file_ids(desired, state or State(lineage="", serial=0), observed)
+    caps = ws.client().capabilities
+    if not caps.remote_estimate:
+        return {}, [
+            f"--remote-estimate: {caps.name} gives no cost estimate before a job runs; the "
+            "local estimates are shown"
+        ]
+    # The files as apply will find them: those Import and Moved documents record count too.
+    adopted = adopt_declared(desired, state or State(lineage="", serial=0), observed).state
+    file_ids = known_file_ids(desired, adopted, observed)
     candidates: list[DesiredJob] = [
         desired.jobs[a] for a in addresses if all(d in file_ids for d in desired.jobs[a].depends_on)
     ]
-    notes: list[str] = []
-    if len(candidates) > MAX_ESTIMATES:
-        notes.append(f"cost estimated for {MAX_ESTIMATES} of {len(candidates)} new jobs")
-        candidates = candidates[:MAX_ESTIMATES]
     client = ws.client()
 
-    def one(job: DesiredJob) -> tuple[str, CostEstimate | None]:
+    def one(job: DesiredJob) -> tuple[str, CostEstimate | str | None]:
+        """(address, estimate | id of a job the remote made | None: no estimate)."""
         try:
             request = job.build_request(file_ids, resolve_integration_key)
             est = client.estimate_job(request)
         except ReconcilerError:
             return job.address, None  # no key yet, or the remote gives no estimate
+        made = (est.model_extra or {}).get("id")
+        if made is not None or est.object == "job":
+            return job.address, str(made)
         if est.cost is None:
             return job.address, None
         return job.address, CostEstimate(
@@ -116,15 +129,43 @@ def estimate_costs(
             expected_duration_seconds=est.expected_duration_seconds,
         )
 
-    estimates: dict[str, CostEstimate] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(ws.parallelism, 8))) as pool:
-        for address, estimate in pool.map(one, candidates):
-            if estimate is not None:
-                estimates[address] = estimate
+    answers = [one(candidates[0])] if candidates else []
+    if answers and not isinstance(answers[0][1], str):
+        with ThreadPoolExecutor(max_workers=max(1, min(ws.parallelism, 8))) as pool:
+            answers.extend(pool.map(one, candidates[1:]))
+    made = {address: answer for address, answer in answers if isinstance(answer, str)}
+    if made:
+        raise PlanError(_cancel_unwanted_jobs(ws, made))
+    estimates = {a: e for a, e in answers if isinstance(e, CostEstimate)}
+    notes = [
+        f"{a}: the remote gave no estimate (its files are not uploaded yet, or it refused); "
+        "the local estimate is shown"
+        for a in addresses
+        if a not in estimates
+    ]
     return estimates, notes
 
 
-def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
+def _cancel_unwanted_jobs(ws: Workspace, made: Mapping[str, str]) -> str:
+    """Cancel the jobs a dry run made; the message that says what happened."""
+    lines = []
+    for address, job_id in sorted(made.items()):
+        try:
+            status = ws.client().cancel_job(job_id).status
+            lines.append(f"  {address}: job {job_id} cancelled ({status})")
+        except ReconcilerError as exc:
+            lines.append(f"  {address}: job {job_id} could NOT be cancelled ({exc}); cancel it")
+    return (
+        "plan --remote-estimate: the remote answered POST /v1/fine_tuning/jobs?dry_run=true "
+        "with a job instead of an estimate — something between here and the remote dropped "
+        "'dry_run' (a proxy?), or the remote no longer supports it. The plan was stopped and "
+        "the job(s) cancelled at once:\n"
+        + "\n".join(lines)
+        + "\nPlan without --remote-estimate: the local estimate sends nothing."
+    )
+
+
+def prepare_and_refresh(ws: Workspace, *, exact_tokens: bool = False) -> tuple[Prepared, Observed]:
     """:func:`prepare` the local data while the remote is read, at the same time.
 
     Hashing and validating files is local work and the refresh is waiting on the network, so
@@ -134,7 +175,7 @@ def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
     with ThreadPoolExecutor(max_workers=1) as pool:
         remote = pool.submit(refresh, client)
         try:
-            prepared = prepare(ws)
+            prepared = prepare(ws, exact_tokens=exact_tokens)
         except BaseException:
             remote.cancel()
             raise
@@ -142,15 +183,68 @@ def prepare_and_refresh(ws: Workspace) -> tuple[Prepared, Observed]:
     return prepared, observed
 
 
+def verify_imports(
+    ws: Workspace, desired: DesiredState, state: State | None, observed: Observed
+) -> None:
+    """Hash the content of the remote files that ``Import`` documents not applied yet need
+    compared by content (into ``observed.content``), for the planner to decide on."""
+    wanted = remote_files_to_hash(desired, state, observed) - observed.content.keys()
+    if not wanted:
+        return
+    hasher = ContentHasher(ws.client(), ws.cache_dir / "remote-content")
+    if hasher.available:  # else the plan says which Import cannot be compared, and why
+        observed.content.update(hasher.hashes(sorted(wanted)))
+
+
 @dataclass(frozen=True)
 class PlanRequest:
-    """What the user asked for on the command line."""
+    """What the user asked for on the command line (see :class:`PlanOptions`).
+
+    Attributes:
+        spec_paths, targets, selectors, replace, prune: what to plan.
+        estimate: estimate the cost of the jobs the plan creates, replaces or starts, and
+            check the budgets (locally: nothing is sent).
+        remote_estimate: also ask the remote for its own estimate (``dry_run``) of the new
+            jobs whose files it already has (``plan --remote-estimate``).
+        max_cost: cap on the plan's total estimated cost (``--max-cost``, USD).
+        exact_tokens: count tokens with Mistral's tokenizer for the estimates.
+        approved_costs: estimates already reviewed, by job address (a saved plan's): each
+            stands in for the local one of a job the plan creates where it is higher, or where
+            there is none (:func:`~reconciler.engine.costs.with_approved`).
+        rebind: the workspace moved to another target on purpose; a state bound to the old
+            one is accepted and apply records the new target (:meth:`Workspace.read_state`).
+    """
 
     spec_paths: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    selectors: tuple[Selector, ...] = ()
     replace: tuple[str, ...] = ()
     prune: bool = False
     estimate: bool = True
+    remote_estimate: bool = False
+    max_cost: float | None = None
+    exact_tokens: bool = False
+    approved_costs: Mapping[str, CostEstimate] = field(default_factory=dict)
+    rebind: bool = False
+
+    @classmethod
+    def of_saved(cls, plan: Plan, given: PlanRequest | None = None) -> PlanRequest:
+        """The request to make a saved plan again: its paths and options, its cost
+        estimates, the lower of its ``max_cost`` and the one ``given`` now (if any), and the
+        token counting and ``rebind`` given now."""
+        now = given.max_cost if given is not None else None
+        caps = [c for c in (plan.options.max_cost, now) if c is not None]
+        return cls(
+            spec_paths=plan.spec_paths,
+            targets=plan.options.targets,
+            selectors=parse_selectors(plan.options.selectors),
+            replace=plan.options.replace,
+            prune=plan.options.prune,
+            max_cost=min(caps) if caps else None,
+            exact_tokens=given.exact_tokens if given is not None else False,
+            approved_costs={c.address: c.cost for c in plan.changes if c.cost is not None},
+            rebind=given.rebind if given is not None else False,
+        )
 
 
 def make_plan(
@@ -160,37 +254,60 @@ def make_plan(
     request: PlanRequest,
     observed: Observed | None = None,
 ) -> tuple[Plan, Observed]:
-    """Build the plan (with cost estimates for new jobs), refreshing unless ``observed``.
+    """Build the plan (with cost estimates and budget checks), refreshing unless ``observed``.
 
-    The plan is built once: the planner first names the jobs it will create, their costs
-    are estimated, then the plan is made with the estimates and every warning in it.
+    Every job it creates, replaces or starts is priced as the plan is made (locally:
+    :func:`~reconciler.engine.costs.pricer`; the request's higher ``approved_costs``, then
+    with ``remote_estimate`` the remote's dry runs, replace the local figures of new jobs),
+    and its costs are reviewed against the budgets
+    (:func:`~reconciler.engine.costs.review_costs`). On a provider that starts jobs as it
+    creates them (no ``auto_start``) the plan's estimate is the only budget check there is.
     """
     if observed is None:
         observed = refresh(ws.client())
+    verify_imports(ws, prepared.desired, state, observed)
+    provider = ws.specs.provider.doc if ws.specs.provider else None
+    estimator = costs.estimator_for(provider)
+    gated = ws.client().capabilities.auto_start
+    rebound = (
+        [
+            f"--rebind: the state belongs to {state.target.describe()}; apply binds it to "
+            f"{ws.binding.describe()}"
+        ]
+        if ws.rebinding and state is not None and state.target is not None
+        else []
+    )
     options = PlanOptions(
         targets=request.targets,
+        selectors=request.selectors,
         replace=request.replace,
         prune=request.prune,
         target_description=ws.target,
         spec_paths=request.spec_paths,
         spec_digest=prepared.digest,
-        auto_start=ws.client().capabilities.auto_start,
-        # A Ray job's adapters live in the user's own storage: no provider storage fee.
-        storage_cost_per_model=0.0
-        if ws.client().capabilities.name == "ray"
-        else MODEL_STORAGE_COST_PER_MONTH,
+        notes=(*rebound, *prepared.warnings),
+        storage_cost_per_model=estimator.storage_per_month,
+        price=costs.pricer(estimator, prepared.desired) if request.estimate else None,
+        starts_at_create=not gated,
     )
-    estimates: dict[str, CostEstimate] = {}
-    notes: list[str] = []
-    if request.estimate:
-        creates = jobs_to_create(prepared.desired, state, observed, options)
-        if creates:
-            try:
-                estimates, notes = estimate_costs(ws, prepared.desired, state, observed, creates)
-            except ApiError as exc:
-                notes = [f"cost estimates unavailable: {exc}"]
-    options = replace(options, estimates=estimates, notes=(*notes, *prepared.warnings))
-    return build_plan(prepared.desired, state, observed, options), observed
+    plan = build_plan(prepared.desired, state, observed, options)
+    if not request.estimate:
+        return plan, observed
+    plan = costs.with_approved(plan, request.approved_costs)
+    if request.remote_estimate:
+        creates = [c.address for c in plan.costly if c.action.makes_new]
+        try:
+            remote, notes = remote_estimates(ws, prepared.desired, state, observed, creates)
+        except ApiError as exc:
+            remote, notes = {}, [f"remote cost estimates unavailable: {exc}"]
+        plan = costs.with_estimates(plan, remote)
+        plan = plan.model_copy(update={"warnings": (*notes, *plan.warnings)})
+    plan = plan.model_copy(
+        update={"options": plan.options.model_copy(update={"max_cost": request.max_cost})}
+    )
+    budget = costs.run_budget(request.max_cost, provider)
+    reviewed = costs.review_costs(plan, estimator, prepared.desired, budget, start_gate=gated)
+    return reviewed, observed
 
 
 @dataclass(frozen=True)
@@ -205,8 +322,8 @@ class Planned:
 
 def plan_workspace(ws: Workspace, request: PlanRequest) -> Planned:
     """Prepare and refresh at once, read the state, and build the plan."""
-    prepared, observed = prepare_and_refresh(ws)
-    state = ws.backend.read()
+    state = ws.read_state(rebind=request.rebind)  # before anything is sent to the target
+    prepared, observed = prepare_and_refresh(ws, exact_tokens=request.exact_tokens)
     plan, observed = make_plan(ws, prepared, state, request, observed)
     return Planned(prepared=prepared, state=state, plan=plan, observed=observed)
 
@@ -244,14 +361,56 @@ def check_fresh(plan: Plan, state: State | None, digest: str) -> None:
         )
 
 
+def refuse_errors(plan: Plan, command: str) -> None:
+    """Refuse a plan with errors (a budget exceeded: :attr:`Plan.errors`) before anything is
+    written.
+
+    Raises:
+        PlanError: naming ``command`` and every error.
+    """
+    if plan.errors:
+        raise PlanError(
+            f"{command} refuses this plan; nothing was done:\n"
+            + "\n".join(f"  {e}" for e in plan.errors)
+        )
+
+
+def check_approved(saved: Plan, fresh: Plan) -> None:
+    """Refuse a plan made now for a saved plan unless it does what ``saved`` approved.
+
+    Compared per address and field, costs aside (:func:`approval_differences`; the plan made
+    now is priced again, keeping a saved estimate where it is higher,
+    :meth:`PlanRequest.of_saved`): a remote that
+    changed since (a job finished, an identical job appeared, the state was lost) or a saved
+    plan edited by hand is refused, naming what differs.
+
+    Raises:
+        StalePlanError: with every difference, one line each.
+    """
+    differences = approval_differences(saved, fresh)
+    if differences:
+        shown = differences[:40]
+        more = f"\n  ... and {len(differences) - len(shown)} more" if shown != differences else ""
+        raise StalePlanError(
+            "Saved plan does not match what apply would do now (saved → now):\n  "
+            + "\n  ".join(shown)
+            + more
+            + "\nThe remote, the state or the plan file changed since it was reviewed. Run "
+            "'reconciler plan' again."
+        )
+
+
 @dataclass(frozen=True)
 class ApplyRequest:
     """What the user asked apply to do.
 
     Attributes:
-        plan: how to plan (a saved plan's options are fixed: giving targets, replacements or
-            prune with one is a :class:`~reconciler.errors.PlanError`).
-        saved: a saved plan (``plan --out``) to apply exactly as saved, once checked fresh.
+        plan: how to plan (a saved plan's options are fixed: giving targets, selectors,
+            replacements or prune with one is a :class:`~reconciler.errors.PlanError`; a
+            ``max_cost`` given with one caps it too).
+        saved: a saved plan (``plan --out``): an approval. Apply makes the plan again from
+            the specs, the state and the remote, and applies it only if it does what the
+            saved one says (see :func:`check_approved`).
         lock_timeout: seconds to wait for the state lock.
         allow_duplicates: create jobs the plan flags as possible duplicates anyway.
         start_timeout: seconds to wait for new jobs to be validated before starting them.
@@ -264,9 +423,12 @@ class ApplyRequest:
     start_timeout: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.saved is not None and (self.plan.targets or self.plan.replace or self.plan.prune):
+        plan = self.plan
+        if self.saved is not None and (
+            plan.targets or plan.selectors or plan.replace or plan.prune
+        ):
             raise PlanError(
-                "--target, --replace and --prune cannot change a saved plan; "
+                "--target, --selector, --replace and --prune cannot change a saved plan; "
                 "make a new plan with them instead"
             )
 
@@ -296,9 +458,14 @@ def apply_workspace(
 
     Under the state lock, held from the refresh to the last state write:
 
-    1. the plan: made now (:func:`plan_workspace`), or the saved one, checked to target this
-       workspace and to be fresh (:func:`check_fresh`);
-    2. ``show(plan)``, for the caller to display it;
+    1. the plan, made now (:func:`plan_workspace`). A saved plan is an approval, not a
+       script: it must target this workspace and be fresh (:func:`check_fresh`), and the plan
+       made now with its options must do what it says (:func:`check_approved`); then the
+       plan made now is applied, priced again (a saved estimate counts where it is higher)
+       and its budgets checked again (a ``max_cost`` given now caps it too);
+    2. ``show(plan)``, for the caller to display it; a plan with errors (a budget
+       exceeded, :attr:`~reconciler.engine.plan.Plan.errors`) is refused here, before
+       anything is written;
     3. when there is nothing to do (no change, no interrupted create to resolve), returns
        without a result;
     4. ``confirm(plan)`` — only for a plan made now (a saved plan was reviewed when it was
@@ -313,8 +480,9 @@ def apply_workspace(
         hooks: apply's progress callbacks.
 
     Raises:
-        PlanError: the saved plan targets another remote.
-        StalePlanError: the saved plan's state or specs moved on.
+        PlanError: the saved plan targets another remote, or the plan has errors.
+        StalePlanError: the saved plan's state or specs moved on, or the plan made now
+            differs from it.
         StateLockedError: another process holds the lock.
         ReconcilerError: confirmation refused ("Apply cancelled.").
     """
@@ -326,16 +494,21 @@ def apply_workspace(
         )
     with ws.backend.lock("apply", request.lock_timeout):
         if saved is not None:
-            prepared = prepare(ws)
-            state = ws.backend.read()
+            again = PlanRequest.of_saved(saved, request.plan)
+            state = ws.read_state(rebind=again.rebind)  # before anything is sent to the target
+            prepared, observed = prepare_and_refresh(ws, exact_tokens=again.exact_tokens)
             check_fresh(saved, state, prepared.digest)
-            plan = saved
+            plan, _ = make_plan(ws, prepared, state, again, observed)
+            check_approved(saved, plan)
         else:
             planned = plan_workspace(ws, request.plan)
             prepared, state, plan = planned.prepared, planned.state, planned.plan
         if show is not None:
             show(plan)
+        refuse_errors(plan, "apply")
         if not plan.has_changes and not (state is not None and state.intents):
+            if ws.rebinding and state is not None:
+                ws.backend.write(state, state.serial)  # nothing else to write: the new target
             return Applied(plan=plan, result=None)
         if saved is None and confirm is not None and not confirm(plan):
             raise ReconcilerError("Apply cancelled.")

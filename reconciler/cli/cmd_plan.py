@@ -1,19 +1,22 @@
 """``reconciler plan`` and ``reconciler apply``.
 
-Both print the target on their first line. ``plan`` never writes remotely or to the state;
+Both print the target on their first line. ``plan`` never writes remotely or to the state
+(its cost estimates are computed locally; ``--remote-estimate`` alone asks the remote, with a
+dry run) and exits 1 when the plan has errors (a budget exceeded, a possible duplicate),
+which ``apply`` refuses;
 ``apply`` parses its options and hands over to
 :func:`~reconciler.operations.apply_workspace`, which holds the state lock from refresh to
 the last write, has the plan shown and confirmed (unless ``--yes``) by this module, then
-executes it exactly once. A saved plan (``plan --out``) is applied exactly as saved, or
-refused when the state or the specs moved on. This module only renders.
+executes it exactly once. A saved plan (``plan --out``) is an approval: apply makes the plan
+again and applies it only when it does what the saved one says, else refuses and names the
+differences. ``plan --detailed-exitcode`` exits 2 when the remote differs from the specs in
+any way: changes, drift, or objects no longer in the specs. This module only renders.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,20 +28,22 @@ if TYPE_CHECKING:
 
 from reconciler.cli.common import (
     LOCK_TIMEOUT,
+    PARALLELISM,
+    SPEC_PATHS,
     OutputFormat,
     duration_option,
     format_option,
     handle_errors,
 )
-from reconciler.engine.outcome import Outcome, OutcomeStatus
-from reconciler.engine.plan import Change, Plan
+from reconciler.cli.progress import ProgressHooks
+from reconciler.engine.plan import Plan
 from reconciler.errors import ApplyError, ReconcilerError
+from reconciler.observe.watch import DEFAULT_TIMEOUT as WAIT_TIMEOUT
 from reconciler.render.plan import render_json, render_markdown, render_text
 
 commands = typer.Typer()
 """``plan`` and ``apply``."""
 
-PATHS_ARG = typer.Argument(None, help="Spec files or directories (default: current directory).")
 FORMAT_OPT = format_option(
     OutputFormat.text,
     OutputFormat.json,
@@ -46,7 +51,16 @@ FORMAT_OPT = format_option(
     help="Output: text, json or markdown.",
 )
 TARGET_OPT = typer.Option(
-    None, "--target", help="Only this address (and what it depends on); repeatable."
+    None,
+    "--target",
+    help="Only this address or glob (and what it depends on); repeatable. "
+    "One that matches nothing is an error.",
+)
+SELECTOR_OPT = typer.Option(
+    None,
+    "--selector",
+    "-l",
+    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
 )
 REPLACE_OPT = typer.Option(
     None, "--replace", help="Create this job anew even if unchanged; repeatable."
@@ -54,14 +68,29 @@ REPLACE_OPT = typer.Option(
 PRUNE_OPT = typer.Option(
     False, "--prune", help="Act on managed objects no longer in the specs (cancel/delete, forget)."
 )
+MAX_COST_OPT = typer.Option(
+    None,
+    "--max-cost",
+    min=0.0,
+    help="Cap on the estimated cost (USD) of the jobs the plan creates or starts; over it the "
+    "plan has an error and apply refuses it.",
+)
+EXACT_TOKENS_OPT = typer.Option(
+    False,
+    "--exact-tokens",
+    help="Count tokens with Mistral's tokenizer for the cost estimates (the 'tokens' extra) "
+    "instead of estimating them from the data's size.",
+)
+REBIND_OPT = typer.Option(
+    False,
+    "--rebind",
+    help="The workspace moved to another target on purpose: use the state bound to the old "
+    "one (apply records the new target).",
+)
 
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
-    line = f"Target: {ws.target}"
-    if fmt == "text":
-        typer.echo(line)
-    else:
-        typer.echo(line, err=True)
+    typer.echo(ws.headline, err=fmt != "text")
 
 
 def _request(
@@ -70,17 +99,26 @@ def _request(
     replace: list[str] | None,
     prune: bool,
     *,
-    estimate: bool = True,
+    selector: list[str] | None = None,
+    max_cost: float | None = None,
+    exact_tokens: bool = False,
+    remote_estimate: bool = False,
+    rebind: bool = False,
 ) -> PlanRequest:
     """The planning options of the command line."""
+    from reconciler.engine.selection import parse_selectors
     from reconciler.operations import PlanRequest
 
     return PlanRequest(
         spec_paths=spec_paths,
         targets=tuple(target or ()),
+        selectors=parse_selectors(selector or ()),
         replace=tuple(replace or ()),
         prune=prune,
-        estimate=estimate,
+        remote_estimate=remote_estimate,
+        max_cost=max_cost,
+        exact_tokens=exact_tokens,
+        rebind=rebind,
     )
 
 
@@ -95,28 +133,66 @@ def _render(plan: Plan, fmt: str) -> str:
 @commands.command()
 @handle_errors
 def plan(
-    paths: list[str] | None = PATHS_ARG,
+    paths: list[str] | None = SPEC_PATHS,
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
     fmt: OutputFormat = FORMAT_OPT,
     detailed_exitcode: bool = typer.Option(
-        False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes present."
+        False,
+        "--detailed-exitcode",
+        help="Exit 0: no changes, 1: error, 2: changes present, or drift, or objects no "
+        "longer in the specs.",
     ),
     target: list[str] | None = TARGET_OPT,
+    selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
-    estimate: bool = typer.Option(
-        True, "--estimate/--no-estimate", help="Ask the remote for cost estimates of new jobs."
+    max_cost: float | None = MAX_COST_OPT,
+    exact_tokens: bool = EXACT_TOKENS_OPT,
+    remote_estimate: bool = typer.Option(
+        False,
+        "--remote-estimate",
+        help="Also ask the remote for its own estimate of new jobs whose files it has (a "
+        "dry-run create; should it create a job instead, the job is cancelled and plan fails).",
     ),
+    estimate: bool = typer.Option(
+        True,
+        "--estimate/--no-estimate",
+        hidden=True,
+        help="Ignored: costs are estimated locally, sending nothing.",
+    ),
+    rebind: bool = REBIND_OPT,
 ) -> None:
-    """Show what apply would change: refreshes the remote, never writes anything."""
+    """Show what apply would change: refreshes the remote, never writes anything.
+
+    Exits 1 when the plan has errors: a job over its budget or the plan over --max-cost or
+    the Provider's budget (apply refuses the plan), or a change apply refuses (a possible
+    duplicate of a remote job).
+    """
     from reconciler.operations import plan_workspace
     from reconciler.workspace import open_workspace
 
     spec_paths = tuple(paths or ["."])
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
+        if not estimate:
+            typer.echo(
+                "Note: --no-estimate is no longer needed: costs are estimated locally and "
+                "plan sends nothing to the remote.",
+                err=True,
+            )
         planned = plan_workspace(
-            ws, _request(spec_paths, target, replace, prune, estimate=estimate)
+            ws,
+            _request(
+                spec_paths,
+                target,
+                replace,
+                prune,
+                selector=selector,
+                max_cost=max_cost,
+                exact_tokens=exact_tokens,
+                remote_estimate=remote_estimate,
+                rebind=rebind,
+            ),
         )
         the_plan, observed = planned.plan, planned.observed
         if fmt == "text":
@@ -130,48 +206,14 @@ def plan(
             typer.echo(
                 f"Saved the plan to {out}; apply it with: reconciler apply {out}", err=fmt != "text"
             )
-    if detailed_exitcode and the_plan.has_changes:
+    errors = the_plan.all_errors
+    if errors:
+        refused = "it" if the_plan.errors else "those changes"
+        raise ReconcilerError(
+            f"the plan has {len(errors)} error(s), listed first; apply would refuse {refused}"
+        )
+    if detailed_exitcode and the_plan.differs:
         raise typer.Exit(2)
-
-
-class _CliHooks:
-    """Plain progress lines for apply (quiet with --format json)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self._lock = threading.Lock()
-        self._last_pct: dict[str, int] = {}
-        self._started: dict[str, float] = {}
-
-    def _say(self, text: str) -> None:
-        if not self.quiet:
-            with self._lock:
-                typer.echo(text)
-
-    def begin(self, change: Change) -> None:
-        self._started[change.address] = time.monotonic()
-        self._say(f"{change.address}: {change.action.value}...")
-
-    def upload_progress(self, address: str, sent: int, total: int) -> None:
-        if total < 8 * 1024 * 1024:
-            return
-        pct = int(100 * sent / total) if total else 100
-        step = pct // 25 * 25
-        if step > self._last_pct.get(address, -1):
-            self._last_pct[address] = step
-            self._say(f"{address}: uploaded {sent / 1e6:.1f} of {total / 1e6:.1f} MB ({pct}%)")
-
-    def note(self, address: str, message: str) -> None:
-        self._say(f"{address}: {message}")
-
-    def done(self, outcome: Outcome) -> None:
-        took = time.monotonic() - self._started.get(outcome.address, time.monotonic())
-        mark = {
-            OutcomeStatus.APPLIED: "done",
-            OutcomeStatus.SKIPPED: "done",
-            OutcomeStatus.FAILED: "FAILED",
-        }.get(outcome.status, outcome.status)
-        self._say(f"{outcome.address}: {mark} — {outcome.message} [{took:.1f}s]")
 
 
 def _is_plan_file(paths: list[str]) -> bool:
@@ -209,19 +251,22 @@ def apply(
     fmt: OutputFormat = format_option(
         OutputFormat.text, OutputFormat.json, help="Output: text or json."
     ),
-    parallelism: int | None = typer.Option(
-        None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
-    ),
+    parallelism: int | None = PARALLELISM,
     target: list[str] | None = TARGET_OPT,
+    selector: list[str] | None = SELECTOR_OPT,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     wait: bool = typer.Option(
         False, "--wait", help="Follow jobs until they finish, with progress and metrics."
     ),
     wait_timeout: float = duration_option(
-        "0", "--wait-timeout", help="Give up waiting after this long (0: never)."
+        WAIT_TIMEOUT,
+        "--wait-timeout",
+        help=f"Give up waiting after this long (default {WAIT_TIMEOUT}; 0: never).",
     ),
     lock_timeout: float = LOCK_TIMEOUT,
+    max_cost: float | None = MAX_COST_OPT,
+    exact_tokens: bool = EXACT_TOKENS_OPT,
     allow_duplicates: bool = typer.Option(
         False, "--allow-duplicates", help="Create jobs the plan flags as possible duplicates."
     ),
@@ -230,6 +275,7 @@ def apply(
         "--start-timeout",
         help="How long to wait for new jobs to be validated before starting them.",
     ),
+    rebind: bool = REBIND_OPT,
 ) -> None:
     """Make the remote match the specs: upload files, create and start jobs, exactly once."""
     from reconciler.operations import ApplyRequest, apply_workspace
@@ -239,7 +285,16 @@ def apply(
     saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
     spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
     request = ApplyRequest(
-        plan=_request(spec_paths, target, replace, prune),
+        plan=_request(
+            spec_paths,
+            target,
+            replace,
+            prune,
+            selector=selector,
+            max_cost=max_cost,
+            exact_tokens=exact_tokens,
+            rebind=rebind,
+        ),
         saved=saved,
         lock_timeout=lock_timeout,
         allow_duplicates=allow_duplicates,
@@ -252,7 +307,7 @@ def apply(
             request,
             show=(lambda p: typer.echo(render_text(p))) if fmt == "text" else None,
             confirm=None if yes else _confirm,
-            hooks=_CliHooks(quiet=fmt == "json"),
+            hooks=ProgressHooks(quiet=fmt == "json"),
         )
         result = applied.result
         if fmt == "json":
@@ -293,10 +348,10 @@ def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:
         interval=1.0,
         mode=choose_mode(fmt, sys.stdout),
         timeout=timeout or None,
-        until=stop_at_validated([j.address for j in jobs if not j.start]),
+        until=stop_at_validated([j.address for j in jobs if not j.start or j.paused]),
     )
     bad = failed(progress)
-    result = sync_models(ws, hooks=_CliHooks(quiet=False))
+    result = sync_models(ws, hooks=ProgressHooks(quiet=False))
     if result is not None and result.failures:
         raise ApplyError([(o.address, o.message) for o in result.failures])
     if bad:

@@ -8,6 +8,7 @@ loopback without an API key and a data directory that holds the other dialect's 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -112,6 +113,13 @@ def sandbox_command(
         check_scale(time_scale)
     except ValueError as exc:
         raise fail(f"--time-scale (or {TIME_SCALE_ENV}): {exc}") from None
+    if api_key is None and os.environ.get(API_KEY_ENV) is not None:
+        api_key = ""  # set but empty, which click reads as unset: refused like --api-key ""
+    if api_key is not None and not api_key.strip():
+        raise fail(
+            f"--api-key (or {API_KEY_ENV}): the API key is empty: give a non-empty key, or "
+            "none at all to serve without auth (allowed on a loopback address only)"
+        )
     dialect = dialect.strip().lower()
     if dialect not in DIALECT_NAMES:
         raise fail(f"--dialect {dialect!r} is not a dialect: use one of {', '.join(DIALECT_NAMES)}")

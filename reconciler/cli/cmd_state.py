@@ -2,9 +2,13 @@
 
 * ``state list`` / ``state show ADDRESS``: what the state records (read-only, no lock).
 * ``state rm ADDRESS...``: forget objects; the remote is never touched.
+* ``state mv FROM TO``: rename an address (:mod:`reconciler.engine.moves`); the remote is
+  never touched.
 * ``state lock-info`` / ``state unlock LOCK_ID``: who holds the lock; break a stuck one.
 * ``import ADDRESS REMOTE_ID``: adopt an existing remote file or job under an address (the
-  work is :func:`reconciler.engine.importer.import_object`'s; here it is parsed and reported).
+  work is :func:`reconciler.engine.importer.import_object`'s; here it is parsed and reported);
+  ``import --discover``: adopt every remote object the specs describe exactly
+  (:mod:`reconciler.engine.discover`).
 
 The state is found from the spec PATHs (the Provider document names the backend), or given
 directly with ``--state FILE`` — useful when the specs themselves do not load.
@@ -36,7 +40,7 @@ commands = typer.Typer()
 """``import``."""
 
 state_commands = typer.Typer()
-"""``state list``, ``show``, ``rm``, ``lock-info`` and ``unlock``."""
+"""``state list``, ``show``, ``rm``, ``mv``, ``lock-info`` and ``unlock``."""
 
 
 PathsOption = Annotated[
@@ -75,9 +79,7 @@ def opened_backend(paths: Sequence[Path] | None, state_file: Path | None) -> Ite
     from reconciler.workspace import open_workspace
 
     with open_workspace(list(paths or [Path(".")])) as workspace:
-        stderr.print(
-            f"Target: {workspace.target}; state: {workspace.backend.describe()}", markup=False
-        )
+        stderr.print(workspace.headline, markup=False)
         yield workspace.backend
 
 
@@ -99,6 +101,17 @@ def _no_such_address(state: State | None, address: str, backend: StateBackend) -
         f"{address}: no such address in the state ({backend.describe()}).{hint} "
         "Run 'reconciler state list' to see the recorded addresses."
     )
+
+
+def _existing_state(backend: StateBackend, verb: str) -> State:
+    """The stored state, for a command that changes it; an error when there is none yet."""
+    state = backend.read()
+    if state is None:
+        raise StateError(
+            f"there is no state yet ({backend.describe()}): nothing to {verb}. "
+            "Check --path/--state."
+        )
+    return state
 
 
 def _when(seconds: Any) -> str:
@@ -238,12 +251,7 @@ def state_rm(
     twin as a possible duplicate, with an import hint).
     """
     with opened_backend(path, state_file) as backend, backend.lock("state rm", lock_timeout):
-        state = backend.read()
-        if state is None:
-            raise StateError(
-                f"there is no state yet ({backend.describe()}): nothing to remove. "
-                "Check --path/--state."
-            )
+        state = _existing_state(backend, "remove")
         missing = [
             a
             for a in addresses
@@ -269,6 +277,38 @@ def state_rm(
     for address, remote_id in removed:
         what = f"remote {remote_id} is untouched" if remote_id else "pending create forgotten"
         typer.echo(f"Removed {address} from the state ({what}).")
+
+
+# ---------------------------------------------------------------------------- mv
+
+
+@state_commands.command(
+    "mv",
+    help="Rename an address: its record becomes TO's; the remote is untouched.\n\n"
+    "For the imperative case of a rename (a renamed job is not trained again); a Moved "
+    "document does the same through a reviewed plan. Pending create intents move too.",
+)
+@handle_errors
+def state_mv(
+    source: Annotated[str, typer.Argument(help="The recorded address, e.g. job.tone-v1.")],
+    target: Annotated[str, typer.Argument(help="Its new address, e.g. job.tone.")],
+    path: PathsOption = None,
+    state_file: StateFileOption = None,
+    lock_timeout: float = LOCK_TIMEOUT,
+) -> None:
+    """Rename an address: its record becomes TO's; the remote is untouched.
+
+    For the imperative case of a rename (a renamed job is not trained again); a Moved
+    document does the same through a reviewed plan. Pending create intents move too.
+    """
+    from reconciler.engine.moves import move_record
+
+    with opened_backend(path, state_file) as backend, backend.lock("state mv", lock_timeout):
+        state = _existing_state(backend, "move")
+        new = state.model_copy(deep=True)
+        moved = move_record(new, source, target)
+        backend.write(new, state.serial)
+    typer.echo(f"Moved {source} to {target} (remote {moved.remote_id} is untouched).")
 
 
 # ---------------------------------------------------------------------------- locking
@@ -340,35 +380,85 @@ def state_unlock(
 # ---------------------------------------------------------------------------- import
 
 
+_WEIGHTS_NOTE = (
+    "Note: the remote never shows training-file weights or invalid_sample_skip_percentage; "
+    "{what} recorded as the spec sets them."
+)
+
+
 @commands.command(
     "import",
     help="Adopt an existing remote file or job under ADDRESS; nothing changes remotely.\n\n"
-    "The address must be declared in the specs. When the remote object matches the spec, "
-    "the next plan shows no change for it; when it differs, the plan names the differing "
-    "fields and proposes a replacement.",
+    "The address must be declared in the specs. A file is adopted by its content (whatever "
+    "its name), a job by its request, with the files it uses. When the remote object "
+    "matches the spec, the next plan shows no change for it; when it differs, the plan names "
+    "the differing fields and proposes a replacement.\n\n"
+    "With --discover (no ADDRESS, REMOTE_ID): for every address the state does not record, "
+    "adopt the remote objects that are exactly what the specs ask for; addresses with "
+    "several candidates are listed, never guessed.",
 )
 @handle_errors
 def import_(
     address: Annotated[
-        str, typer.Argument(help="Address declared in the specs, e.g. job.dumbledore-v1.")
-    ],
-    remote_id: Annotated[str, typer.Argument(help="Id of the existing remote file or job.")],
+        str | None,
+        typer.Argument(
+            metavar="ADDRESS", help="Address declared in the specs, e.g. job.dumbledore-v1."
+        ),
+    ] = None,
+    remote_id: Annotated[
+        str | None,
+        typer.Argument(metavar="REMOTE_ID", help="Id of the existing remote file or job."),
+    ] = None,
     path: PathsOption = None,
     lock_timeout: float = LOCK_TIMEOUT,
+    discover: Annotated[
+        bool,
+        typer.Option(
+            "--discover",
+            help="Adopt every remote file and job that matches an address not in the state.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="With --discover: show what would be adopted, record nothing."
+        ),
+    ] = False,
 ) -> None:
-    """Adopt an existing remote file or job under ADDRESS (nothing is created or changed remotely).
+    """Adopt an existing remote file or job under ADDRESS; nothing changes remotely.
 
-    The address must be declared in the specs. When the remote object matches the spec, the
-    next plan shows no change for it; when it differs, the plan names the differing fields
-    and proposes a replacement.
+    The address must be declared in the specs. A file is adopted by its content (whatever
+    its name), a job by its request, with the files it uses. When the remote object matches
+    the spec, the next plan shows no change for it; when it differs, the plan names the
+    differing fields and proposes a replacement.
+
+    With --discover (no ADDRESS, REMOTE_ID): for every address the state does not record,
+    adopt the remote objects that are exactly what the specs ask for; addresses with
+    several candidates are listed, never guessed.
     """
     from reconciler.engine.importer import import_kind, import_object
     from reconciler.operations import prepare
     from reconciler.workspace import open_workspace
 
+    if discover:
+        if address is not None or remote_id is not None:
+            raise typer.BadParameter(
+                "--discover finds the objects itself: give no ADDRESS or REMOTE_ID",
+                param_hint="--discover",
+            )
+        _discover(path, lock_timeout, dry_run)
+        return
+    if address is None or remote_id is None:
+        raise typer.BadParameter(
+            "give ADDRESS and REMOTE_ID (or --discover to find every match)",
+            param_hint="ADDRESS REMOTE_ID",
+        )
+    if dry_run:
+        raise typer.BadParameter("--dry-run goes with --discover", param_hint="--dry-run")
     kind = import_kind(address)  # before loading anything: a wrong address fails at once
     with open_workspace(list(path or [Path(".")])) as ws:
-        stderr.print(f"Target: {ws.target}; state: {ws.backend.describe()}", markup=False)
+        stderr.print(ws.headline, markup=False)
+        ws.read_state()  # a state bound to another target is refused before anything is read
         result = import_object(
             address,
             remote_id,
@@ -377,11 +467,69 @@ def import_(
             desired=lambda: prepare(ws).desired,
             target=ws.target,
             lock_timeout=lock_timeout,
+            scratch=ws.cache_dir / "remote-content",
         )
     typer.echo(f"Imported {address} = {kind} {remote_id}.")
+    for file_address, file_id in result.files:
+        typer.echo(f"Imported {file_address} = file {file_id} (the job's file, same content).")
     if result.differences:
         typer.echo(
             f"Warning: the remote {kind} differs from the spec in: "
             f"{', '.join(result.differences)}. The next plan proposes replacing it; change the "
             "spec to match if you mean to keep it."
         )
+    elif kind == "job":
+        typer.echo(_WEIGHTS_NOTE.format(what="they are"))
+
+
+def _discover(paths: Sequence[Path] | None, lock_timeout: float, dry_run: bool) -> None:
+    """``import --discover``: adopt every exact match; list the rest."""
+    from reconciler.engine.discover import discover_and_import
+    from reconciler.operations import prepare
+    from reconciler.workspace import open_workspace
+
+    with open_workspace(list(paths or [Path(".")])) as ws:
+        stderr.print(ws.headline, markup=False)
+        ws.read_state()  # a state bound to another target is refused before anything is read
+        found = discover_and_import(
+            backend=ws.backend,
+            client=ws.client(),
+            desired=prepare(ws).desired,
+            lock_timeout=lock_timeout,
+            scratch=ws.cache_dir / "remote-content",
+            dry_run=dry_run,
+        )
+    records = found.records
+    if records:
+        verb = "Would import" if dry_run else "Imported"
+        typer.echo(f"{verb} {len(records)} object(s); nothing is created or changed remotely:")
+        width = max(len(a) for a in records)
+        for address, res in records.items():
+            if res.type == "file":
+                what = f"file {res.remote_id} ({res.attributes.get('filename')}, same content)"
+            else:
+                what = f"job {res.remote_id} ({res.attributes.get('status')}, same request)"
+            typer.echo(f"  {address:<{width}} = {what}")
+    else:
+        typer.echo("Nothing to import: no remote object matches an address the state lacks.")
+    if found.ambiguous:
+        typer.echo(
+            "Ambiguous, left alone (several remote objects match; adopt one with "
+            "'reconciler import ADDRESS ID'):"
+        )
+        for address, candidates in sorted(found.ambiguous.items()):
+            typer.echo(f"  {address}: {', '.join(candidates)}")
+    if found.unverifiable:
+        typer.echo(
+            f"Not verifiable, left alone ({ws.provider_type} does not give back the "
+            "content of training files, so files under other names than the parts' own "
+            "content-addressed ones cannot be compared; the next plan creates these):"
+        )
+        for address, candidates in sorted(found.unverifiable.items()):
+            typer.echo(f"  {address}: {', '.join(candidates)}")
+    if found.unmatched:
+        typer.echo("No remote match (the next plan creates them): " + ", ".join(found.unmatched))
+    if found.pending:
+        typer.echo("Pending creates, left to apply's recovery: " + ", ".join(found.pending))
+    if any(r.type == "job" for r in records.values()):
+        typer.echo(_WEIGHTS_NOTE.format(what="imported jobs are"))

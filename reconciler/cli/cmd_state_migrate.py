@@ -9,12 +9,12 @@ as it was: afterwards the user points the Provider's ``state`` section at the de
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import pydantic
 import typer
 
 from reconciler.cli.cmd_state import PathsOption, StateFileOption
@@ -24,8 +24,9 @@ from reconciler.engine.backends import default_state_path
 from reconciler.engine.migrate import migrate_locked
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import StateBackend
-from reconciler.errors import SecretError, StateError
-from reconciler.spec.models import NAME_MAX, NAME_PATTERN
+from reconciler.errors import InvalidValueError, StateError
+from reconciler.spec.models import NAME_MAX, NAME_PATTERN, SecretRef
+from reconciler.spec.secrets import resolve_secret
 
 DEFAULT_DSN_ENV = "RECONCILER_PG_DSN"
 _WORKSPACE_NAME = re.compile(NAME_PATTERN)
@@ -53,14 +54,17 @@ def _destination(
         )
     if kind is BackendKind.file:
         return FileStateBackend(file if file is not None else default_state_path(root))
-    dsn = os.environ.get(dsn_env)
-    if not dsn:
-        raise SecretError(
-            f"state migrate --to postgres: environment variable {dsn_env} is "
-            f"{'empty' if dsn == '' else 'not set'}; export it with the connection string, e.g. "
-            f"export {dsn_env}=postgresql://USER:PASSWORD@HOST:5432/DBNAME (or name another "
-            "variable with --dsn-env)"
-        )
+    try:
+        ref = SecretRef(env=dsn_env)
+    except pydantic.ValidationError:
+        # Never repeated: a connection string pasted here holds a password.
+        raise InvalidValueError(
+            "--dsn-env takes the name of the environment variable that holds the connection "
+            f"string ([A-Za-z_][A-Za-z0-9_]*), not the connection string itself, e.g. "
+            f"--dsn-env {DEFAULT_DSN_ENV}"
+        ) from None
+    # Like every secret: held to the operator's allowlist, and scrubbed from every message.
+    dsn = resolve_secret(ref, root, purpose="state migrate --to postgres --dsn-env")
     from reconciler.engine.state_postgres import PostgresStateBackend
 
     return PostgresStateBackend(dsn, workspace, dsn_source=f"env:{dsn_env}")

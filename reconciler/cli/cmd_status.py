@@ -5,9 +5,11 @@
 fine-tuned model id; ``--watch`` follows the jobs until they settle. ``status ADDRESS... -p
 PATH`` shows the events and checkpoints of jobs, and ``--plot FILE.png|FILE.svg|-`` draws their
 loss and accuracy curves (a matrix job's base name selects all its cells). ``output`` prints
-job address -> fine-tuned model id for downstream configuration.
+job address -> fine-tuned model id for downstream configuration (an address keeps its previous
+model while a replacement runs: :mod:`reconciler.observe.outputs`).
 
-Both are read-only: they never write the state or anything remote, and take no lock.
+Both are read-only: they never write the state or anything remote, and take no lock; both
+refuse a state bound to another target (:meth:`~reconciler.workspace.Workspace.read_state`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from reconciler.cli.common import OutputFormat, duration_option, format_option, 
 from reconciler.cli.consoles import make_console
 from reconciler.engine.state_model import State
 from reconciler.errors import NotFoundError, ReconcilerError
-from reconciler.observe.outputs import outputs, outputs_json, render_outputs_text
+from reconciler.observe.outputs import job_ids, outputs, outputs_json, render_outputs_text
 from reconciler.observe.plot import plot_jobs, terminal_plot
 from reconciler.observe.progress import (
     checkpoints_by_step,
@@ -52,7 +54,7 @@ from reconciler.observe.status import (
     status_problems,
     sync_from_plan,
 )
-from reconciler.observe.watch import choose_mode, follow_jobs, stop_at_validated
+from reconciler.observe.watch import DEFAULT_TIMEOUT, choose_mode, follow_jobs, stop_at_validated
 from reconciler.workspace import Workspace, open_workspace
 
 DETAIL_FORMAT_VERSION = 1
@@ -80,6 +82,12 @@ FORMAT_OPT = format_option(
     OutputFormat.markdown,
     help="Output: text, json or markdown.",
 )
+SELECTOR_OPT = typer.Option(
+    None,
+    "--selector",
+    "-l",
+    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
+)
 
 
 def _split_args(args: Sequence[str], paths: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -90,7 +98,7 @@ def _split_args(args: Sequence[str], paths: Sequence[str]) -> tuple[list[str], l
 
 def _emit_target(ws: Workspace, fmt: str) -> None:
     # Machine-readable formats keep stdout parseable: the target line goes to stderr.
-    typer.echo(f"Target: {ws.target}", err=fmt != "text")
+    typer.echo(ws.headline, err=fmt != "text")
 
 
 def _console() -> Console:
@@ -128,6 +136,26 @@ def _spec_addresses(ws: Workspace) -> set[str]:
     for name, loaded in ws.specs.datasets.items():
         addresses.update(f"dataset.{name}[{part}]" for part in loaded.doc.parts)
     return addresses
+
+
+def _selected(
+    ws: Workspace, state: State | None, selector: Sequence[str] | None
+) -> set[str] | None:
+    """The addresses ``--selector`` keeps (None: no selector, everything)."""
+    from reconciler.engine.selection import parse_selectors, select_labelled
+
+    if not selector:
+        return None
+    labels: dict[str, Mapping[str, str]] = {}
+    for address, res in state.resources.items() if state is not None else ():
+        recorded = res.attributes.get("labels")
+        labels[address] = recorded if isinstance(recorded, Mapping) else {}
+    for job in ws.specs.jobs.values():
+        labels[job.address] = job.labels
+    for name, loaded in ws.specs.datasets.items():
+        for part in loaded.doc.parts:
+            labels[f"dataset.{name}[{part}]"] = loaded.doc.labels
+    return select_labelled(labels, parse_selectors(selector))
 
 
 def _sync(
@@ -208,7 +236,11 @@ def _watch(
     if not ids:
         typer.echo("No jobs to watch: nothing has been applied yet.", err=fmt != "text")
         return
-    held = [a for a in ids if (j := ws.specs.jobs.get(a.removeprefix("job."))) and not j.start]
+    held = [
+        a
+        for a in ids
+        if (j := ws.specs.jobs.get(a.removeprefix("job."))) and (not j.start or j.paused)
+    ]
     progress = follow_jobs(
         job_fetcher(ws, ids),
         interval=interval,
@@ -333,7 +365,10 @@ def status(
         "5s", "--interval", minimum=0.1, help="Time between polls (e.g. 5s, 500ms)."
     ),
     watch_timeout: float = duration_option(
-        "0", "--timeout", help="With --watch: give up after this long (e.g. 30m; 0: never)."
+        DEFAULT_TIMEOUT,
+        "--timeout",
+        help=f"With --watch: give up after this long (e.g. 30m; default {DEFAULT_TIMEOUT}; "
+        "0: never).",
     ),
     plot: str | None = typer.Option(
         None,
@@ -341,6 +376,7 @@ def status(
         help="With ADDRESSes: draw loss and accuracy curves to FILE.png or FILE.svg, "
         "or '-' to draw them in the terminal.",
     ),
+    selector: list[str] | None = SELECTOR_OPT,
 ) -> None:
     """Sync and health of every managed object, or the events and checkpoints of jobs."""
     spec_paths, addresses = _split_args(args or [], path or [])
@@ -352,7 +388,7 @@ def status(
     timeout = watch_timeout or None
     with open_workspace(spec_paths) as ws:
         _emit_target(ws, fmt)
-        state = ws.backend.read()
+        state = ws.read_state()
         if addresses:
             ids = _expand(ws, state, addresses)
             if watch:
@@ -360,14 +396,21 @@ def status(
             else:
                 _show_jobs(ws, ids, fmt, plot)
             return
+        chosen = _selected(ws, state, selector)
         if watch:
             wanted = {f"job.{n}" for n in ws.specs.jobs}
-            ids = {a: i for a, i in _state_jobs(state).items() if a in wanted}
+            ids = {
+                a: i
+                for a, i in _state_jobs(state).items()
+                if a in wanted and (chosen is None or a in chosen)
+            }
             _watch(ws, ids, fmt=fmt, interval=interval, timeout=timeout)
             return
         jobs = _job_details(ws, _state_jobs(state))
         sync, files, note = _sync(ws, state, jobs)
         rows = build_rows(state, jobs, files, sync, files_refreshed=True)
+        if chosen is not None:
+            rows = [r for r in rows if r.address in chosen]
         if fmt == "json":
             document = status_json(rows, target=ws.target, notes=[note] if note else [])
             typer.echo(json.dumps(document, indent=2))
@@ -395,19 +438,24 @@ def output(
     fmt: OutputFormat = format_option(
         OutputFormat.text, OutputFormat.json, help="Output: text or json."
     ),
+    selector: list[str] | None = SELECTOR_OPT,
 ) -> None:
     """Fine-tuned model id (and job id, status) of every job, for downstream configuration."""
     with open_workspace(paths or []) as ws:
         _emit_target(ws, fmt)
-        state = ws.backend.read()
+        state = ws.read_state()
+        chosen = _selected(ws, state, selector)
         # The list form carries status and fine_tuned_model: one paginated call suffices.
-        wanted = set(_state_jobs(state).values())
+        # Previous jobs too: an address keeps its last model while a replacement runs.
+        wanted = job_ids(state)
         jobs = (
             {j.id: j.model_dump(mode="json") for j in ws.client().list_jobs() if j.id in wanted}
             if wanted
             else {}
         )
         values = outputs(state, jobs)
+        if chosen is not None:
+            values = {a: v for a, v in values.items() if a in chosen}
         if fmt == "json":
             typer.echo(json.dumps(outputs_json(values), indent=2))
         elif values:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from reconciler.cli.common import OutputFormat, format_option, handle_errors
-from reconciler.errors import Problem, Severity
+from reconciler.errors import Problem, Severity, SpecError
 from reconciler.spec.loader import check_specs
 from reconciler.spec.resolved import SpecSet
 from reconciler.spec.schema import (
@@ -152,6 +152,17 @@ class ValidateResult:
             }
             for d in loaded
         ]
+        rows += [
+            {
+                "kind": kind,
+                "name": d.name,
+                "file": d.location.file,
+                "line": d.location.line,
+                "column": d.location.column,
+            }
+            for kind, declared in (("Import", self.specs.imports), ("Moved", self.specs.moves))
+            for d in declared
+        ]
         return sorted(rows, key=lambda r: (r["file"], r["line"], r["column"]))
 
     def jobs(self) -> list[dict[str, Any]]:
@@ -244,6 +255,8 @@ class ValidateResult:
                     f"Dataset/{name}: {', '.join(doc.sources)}{extra} → "
                     f"part(s) {', '.join(doc.parts)}"
                 )
+            out.extend(f"Moved/{m.name}: {m.source} → {m.address}" for m in specs.moves)
+            out.extend(f"Import/{i.name}: {i.remote_id} → {i.address}" for i in specs.imports)
         for report in self.reports:
             out.append(f"Dataset {report.summary_line()}")
         if not self.data_checked and specs is None and self.errors:
@@ -265,11 +278,15 @@ def run_validate(
         specs, spec_problems = check_specs(list(paths))
         problems.extend(spec_problems)
         if specs is not None:
+            # What plan and apply would refuse, refused here too (no network, nothing read).
+            refused = _trust_problems(specs)
+            problems.extend(refused)
             # Datasets are only known (and their paths trustworthy) once the specs are valid.
             check = _dataset_checker()
             if check is not None:
                 result = check.check_datasets(specs, exact_tokens=exact_tokens)
-                problems.extend(result.problems)
+                # A refused dataset path is reported once, not again by the dataset check.
+                problems.extend(p for p in result.problems if p not in refused)
                 reports.extend(result.reports)
                 data_checked = True
     if data:
@@ -280,6 +297,21 @@ def run_validate(
             reports.extend(result.reports)
             data_checked = True
     return ValidateResult(specs, problems, reports, data_checked)
+
+
+def _trust_problems(specs: SpecSet) -> list[Problem]:
+    """The refusals of the operator's trust settings (see ``SECURITY.md``); empty if none.
+
+    Raises:
+        InvalidValueError: a trust setting in the environment is malformed.
+    """
+    from reconciler.workspace import check_trust
+
+    try:
+        check_trust(specs)
+    except SpecError as exc:
+        return exc.problems
+    return []
 
 
 def _dataset_checker() -> Any:

@@ -37,6 +37,11 @@ TOP_COMMANDS: tuple[LazyCommand, ...] = (
         "Make the remote match the specs: upload files, create and start jobs, exactly once.",
     ),
     LazyCommand(
+        "reconcile",
+        "reconciler.cli.cmd_reconcile",
+        "Start validated jobs and update models in a loop; report what awaits review and drift.",
+    ),
+    LazyCommand(
         "status",
         _STATUS,
         "Sync and health of every managed object, or the events and checkpoints of jobs.",
@@ -52,6 +57,11 @@ TOP_COMMANDS: tuple[LazyCommand, ...] = (
         "Adopt an existing remote file or job under ADDRESS; nothing changes remotely.",
     ),
     LazyCommand(
+        "gc",
+        "reconciler.cli.cmd_gc",
+        "List (and with --yes delete) remote files that no address or job of the state uses.",
+    ),
+    LazyCommand(
         "sandbox",
         "reconciler.cli.cmd_sandbox",
         "Run the sandbox: a local Mistral or OpenAI fine-tuning API that NEVER trains a model.",
@@ -59,7 +69,7 @@ TOP_COMMANDS: tuple[LazyCommand, ...] = (
 )
 """The top-level commands; ``state`` (a group, :data:`STATE_COMMANDS`) follows them."""
 
-STATE_HELP = "Inspect and edit the state: list, show, rm, lock-info, unlock, migrate."
+STATE_HELP = "Inspect and edit the state: list, show, rm, mv, lock-info, unlock, migrate."
 
 STATE_COMMANDS: tuple[LazyCommand, ...] = (
     LazyCommand(
@@ -78,6 +88,12 @@ STATE_COMMANDS: tuple[LazyCommand, ...] = (
         "rm",
         _STATE,
         "Forget objects: they stay on the remote, untouched, and are no longer managed.",
+        attribute="state_commands",
+    ),
+    LazyCommand(
+        "mv",
+        _STATE,
+        "Rename an address: its record becomes TO's; the remote is untouched.",
         attribute="state_commands",
     ),
     LazyCommand(

@@ -102,6 +102,14 @@ def duration_option(default: str, *param_decls: str, help: str, minimum: float =
     )
 
 
+SPEC_PATHS = typer.Argument(None, help="Spec files or directories (default: current directory).")
+"""The spec paths argument of the commands that plan (``plan``, ``reconcile``)."""
+
+PARALLELISM = typer.Option(
+    None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."
+)
+"""``--parallelism`` of the commands that apply (``apply``, ``reconcile``)."""
+
 LOCK_TIMEOUT = duration_option(
     "0s",
     "--lock-timeout",

@@ -4,7 +4,7 @@
 are in :mod:`reconciler.client.types`. Planner and executor code against these names only.
 """
 
-from reconciler.client.api import DEFAULT_BASE_URL, MistralClient, job_matches_request
+from reconciler.client.api import DEFAULT_BASE_URL, MistralClient
 from reconciler.client.limits import RateLimiter, RequestStats
 from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
 
@@ -18,5 +18,4 @@ __all__ = [
     "RemoteJob",
     "RemoteModel",
     "RequestStats",
-    "job_matches_request",
 ]

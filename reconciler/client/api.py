@@ -16,8 +16,9 @@ that plan and apply rely on:
 * **Listing walks pages** (``page``/``page_size``/``total``), with the server-side filters the
   API offers, so a refresh of N objects costs about N/100 requests.
 * **Streaming uploads** from disk in constant memory with a byte-level progress callback.
-* **Secret hygiene**: the key lives in one private attribute and the ``Authorization`` header;
-  it is never in a repr, a log line or an exception message.
+* **Secret hygiene**: the key lives in one private attribute and is attached per request, only
+  to requests for the configured endpoint (:class:`~reconciler.client.http.BearerAuth`); it is
+  never in a repr, a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from math import isclose
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -41,10 +41,10 @@ import pydantic
 from reconciler import __version__
 from reconciler.client.http import (
     NOT_SENT,
+    BearerAuth,
     backoff_delay,
     parse_rate_limit,
     raise_for_status,
-    scrub,
     translate_errors,
 )
 from reconciler.client.limits import RateLimiter, RequestStats
@@ -57,6 +57,8 @@ from reconciler.errors import (
     RateLimitedError,
     ReconcilerError,
 )
+from reconciler.identity import RequestIdentity, matches
+from reconciler.redact import scrub
 
 log = logging.getLogger("reconciler.client")
 
@@ -102,6 +104,7 @@ class _Call:
             our first attempt did create the job, 404 because our delete did delete) is
             resolved by this; a non-None result means the operation had in fact succeeded.
         stream: leave the response body unread (downloads).
+        accept: the ``Accept`` header, when the answer is not JSON (downloads).
     """
 
     op: str
@@ -114,6 +117,7 @@ class _Call:
     resolve_lost: Callable[[], Any] | None = None
     resolve_rejected: Callable[[ApiError], Any] | None = None
     stream: bool = False
+    accept: str | None = None
 
 
 def _seg(value: str) -> str:
@@ -134,91 +138,29 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _training_ids(request: dict[str, Any], key: str) -> list[str]:
-    out = []
-    for item in request.get(key) or []:
-        out.append(str(item.get("file_id")) if isinstance(item, dict) else str(item))
-    return sorted(out)
+def _first_error(exc: pydantic.ValidationError) -> str:
+    # "field.path: message" of the first problem: enough to see what the server sent wrong.
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
 
 
-def _same_number(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-15)
-    return bool(a == b)
+class HttpApi:
+    """The plumbing every HTTP API client here shares: retries, throttling, error translation.
 
-
-def _integration_keys(items: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    return sorted(
-        (
-            str(i.get("type") or "wandb"),
-            str(i.get("project") or ""),
-            str(i.get("name") or ""),
-            str(i.get("run_name") or ""),
-        )
-        for i in items
-    )
-
-
-def _targets_match(wanted: Sequence[dict[str, Any]], got: Sequence[dict[str, Any]]) -> bool:
-    if len(wanted) != len(got):
-        return False
-    by_name = {str(t.get("name")): t for t in got}
-    for want in wanted:
-        have = by_name.get(str(want.get("name")))
-        if have is None or sorted(have.get("labels") or []) != sorted(want.get("labels") or []):
-            return False
-        if "weight" in want and not _same_number(want["weight"], have.get("weight", 1.0)):
-            return False
-        lf = want.get("loss_function")
-        if lf is not None and have.get("loss_function") not in (None, lf):
-            return False
-    return True
-
-
-def job_matches_request(job: RemoteJob, request: dict[str, Any]) -> bool:
-    """Whether ``job`` is what ``request`` (a JobIn body) would have created.
-
-    Compares everything the API echoes back: model, job type, training and validation file ids
-    (as *sets*: the API returns plain ids, drops the weights, and does not promise to keep the
-    order), suffix, auto_start, each requested hyperparameter (server-filled extras such as
-    ``epochs`` are ignored unless requested), integrations by type/project/name/run_name (the
-    ``api_key`` is write-only), and classifier targets when the job carries them. Fields the
-    API never returns (weights, ``invalid_sample_skip_percentage``, keys) cannot be compared.
-    """
-    if job.model != request.get("model"):
-        return False
-    if (job.job_type or "completion") != (request.get("job_type") or "completion"):
-        return False
-    if sorted(job.training_files) != _training_ids(request, "training_files"):
-        return False
-    if sorted(job.validation_files) != _training_ids(request, "validation_files"):
-        return False
-    if (job.suffix or None) != (request.get("suffix") or None):
-        return False
-    if request.get("auto_start") is not None and job.auto_start != request["auto_start"]:
-        return False
-    for key, want in (request.get("hyperparameters") or {}).items():
-        if want is not None and not _same_number(want, job.hyperparameters.get(key)):
-            return False
-    if _integration_keys(job.integrations) != _integration_keys(request.get("integrations") or []):
-        return False
-    wanted_targets = request.get("classifier_targets")
-    if wanted_targets and job.classifier_targets is not None:
-        return _targets_match(wanted_targets, job.classifier_targets)
-    return True
-
-
-class MistralClient:
-    """Client of the Mistral files / fine-tuning / models API (and the sandbox).
+    A subclass adds the endpoints of one service (:class:`MistralClient`, the OpenAI provider
+    of :mod:`reconciler.providers.openai`) on top of :meth:`_execute`: the retry loop with
+    lost-response resolution, the shared rate limiter and concurrency bound, and translation
+    of every transport failure and error status into :mod:`reconciler.errors`. Page-numbered
+    listing (:meth:`_paginate`) and the streaming upload to ``/v1/files`` (whose lost answer
+    is looked up with the subclass's :meth:`find_file`) are shared too: both services take
+    the same multipart form.
 
     Thread-safe: one instance is meant to be shared by all the parallel work of a command, so
     that the rate limit and the concurrency bound hold for the whole process.
 
     Args:
         base_url: API root, e.g. ``https://api.mistral.ai`` or ``http://127.0.0.1:8765``
-            (a trailing ``/v1`` is tolerated).
+            (a trailing ``/v1`` is tolerated: request paths carry it).
         api_key: bearer key, or ``None`` for a sandbox without a key.
         transport: httpx transport (tests pass ``httpx.MockTransport``).
         max_attempts: attempts per request, including the first.
@@ -229,7 +171,11 @@ class MistralClient:
         upload_timeout: seconds for uploads and downloads (read/write of large bodies).
         sleep: how to wait between attempts (tests pass a recorder).
         user_agent: the ``User-Agent`` header.
+        extra_headers: further headers sent with every request (e.g. OpenAI's organisation).
     """
+
+    compatible = "a Mistral-compatible API"
+    """What the endpoint should be, for messages about answers that do not parse."""
 
     def __init__(
         self,
@@ -245,6 +191,7 @@ class MistralClient:
         upload_timeout: float = 600.0,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = f"reconciler/{__version__}",
+        extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         base = base_url.strip().rstrip("/")
         if base.endswith("/v1"):
@@ -252,7 +199,7 @@ class MistralClient:
         if not re.match(r"^https?://[^/\s]+", base):
             raise ReconcilerError(
                 f"invalid API endpoint {base_url!r}: expected an http(s) URL such as "
-                f"{DEFAULT_BASE_URL} or http://127.0.0.1:8765; fix Provider.endpoint"
+                "https://api.example.com or http://127.0.0.1:8765; fix Provider.endpoint"
             )
         key = api_key.strip() if api_key is not None else None
         if key is not None and (not key or re.search(r"[\s\x00-\x1f\x7f]", key)):
@@ -273,12 +220,12 @@ class MistralClient:
         self._sleep = sleep
         self._limiter = RateLimiter(rate_limit, sleep=sleep)
         self._slots = threading.BoundedSemaphore(concurrency)
-        headers = {"User-Agent": user_agent, "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers = {"User-Agent": user_agent, "Accept": "application/json", **(extra_headers or {})}
         self._http = httpx.Client(
             base_url=base,
             headers=headers,
+            # Per request and only for this endpoint's origin, never as a default header.
+            auth=BearerAuth(key, base) if key else None,
             transport=transport or httpx.HTTPTransport(retries=0),
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -288,7 +235,13 @@ class MistralClient:
     # -- plumbing -----------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return f"MistralClient(base_url={self.base_url!r}, api_key={'<set>' if self.__api_key else None})"
+        key = "<set>" if self.__api_key else None
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key})"
+
+    @property
+    def _secret(self) -> str | None:
+        """The key, for scrubbing it from messages (never for anything else)."""
+        return self.__api_key
 
     def __enter__(self) -> Self:
         return self
@@ -434,14 +387,14 @@ class MistralClient:
 
     def _send_once(self, call: _Call) -> httpx.Response:
         body = call.body() if call.body is not None else None
-        headers = None
+        headers: dict[str, str] = {}
         content = None
         if body is not None:
-            headers = {
-                "Content-Type": body.content_type,
-                "Content-Length": str(body.content_length),
-            }
+            headers["Content-Type"] = body.content_type
+            headers["Content-Length"] = str(body.content_length)
             content = body
+        if call.accept is not None:
+            headers["Accept"] = call.accept
         with translate_errors(
             call.method, call.path, base_url=self.base_url, secret=self.__api_key
         ):
@@ -451,7 +404,7 @@ class MistralClient:
                 params=tuple(call.params) if call.params else None,
                 json=call.json,
                 content=content,
-                headers=headers,
+                headers=headers or None,
                 timeout=call.timeout or self.timeout,
             )
             response = self._http.send(request, stream=call.stream)
@@ -472,11 +425,9 @@ class MistralClient:
         try:
             return model.model_validate(data)
         except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
             raise ApiError(
-                f"unexpected response: {model.__name__}.{where}: {first.get('msg')} "
-                "(is the endpoint a Mistral-compatible API?)",
+                f"unexpected response: {model.__name__}.{_first_error(exc)} "
+                f"(is the endpoint {self.compatible}?)",
                 method=call.method,
                 path=call.path,
                 status=status,
@@ -487,8 +438,8 @@ class MistralClient:
             return response.json()
         except ValueError as exc:
             raise ApiError(
-                f"the response is not JSON: {scrub(response.text[:120], self.__api_key)!r} "
-                "(is the endpoint a Mistral-compatible API?)",
+                f"the response is not JSON: {scrub(response.text, (self.__api_key,))[:120]!r} "
+                f"(is the endpoint {self.compatible}?)",
                 method=call.method,
                 path=call.path,
                 status=response.status_code,
@@ -515,15 +466,7 @@ class MistralClient:
             )
             response = self._call(call)
             body = self._json(response, call)
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, list):
-                raise ApiError(
-                    "unexpected response: no 'data' list (is the endpoint a Mistral-compatible "
-                    "API?)",
-                    method="GET",
-                    path=path,
-                    status=response.status_code,
-                )
+            data = self._data_list(body, call, response)
             fresh = 0
             for raw in data:
                 obj = self._parse(model, raw, call)
@@ -535,15 +478,47 @@ class MistralClient:
                     fresh += 1
             page += 1
             total = body.get("total")
-            if not data or len(data) < page_size:
+            # `total` (when the server sends one that is not already exceeded) decides whether
+            # more remain: a server may send pages shorter than asked. Without it, a short
+            # page is the last one.
+            if not isinstance(total, int) or isinstance(total, bool) or total < len(items):
+                total = None
+            if not data:
+                if total is not None and len(items) < total:
+                    log.warning(
+                        "GET %s: page %d is empty although the list's total says %d more "
+                        "remain; stopping with the %d objects read",
+                        path,
+                        page - 1,
+                        total - len(items),
+                        len(items),
+                    )
                 break
             if not fresh:
-                # A full page of nothing new: the server ignores `page`; stop, do not spin.
+                # A page of nothing new: the server ignores `page`; stop, do not spin.
                 log.warning("GET %s: page %d repeated earlier results; stopping", path, page - 1)
                 break
-            if isinstance(total, int) and page * page_size >= total:
+            last = len(items) >= total if total is not None else len(data) < page_size
+            if last:
                 break
         return items
+
+    @staticmethod
+    def _data_list(body: Any, call: _Call, response: httpx.Response) -> list[Any]:
+        """The ``data`` array of a list answer (a JSON object); an absent or null one is an
+        empty list (the contract makes ``data`` optional in the jobs and models lists)."""
+        if isinstance(body, dict):
+            data = body.get("data")
+            if data is None:
+                return []
+            if isinstance(data, list):
+                return data
+        raise ApiError(
+            "unexpected response: no 'data' list (is the endpoint a Mistral-compatible API?)",
+            method=call.method,
+            path=call.path,
+            status=response.status_code,
+        )
 
     # -- files ----------------------------------------------------------------------------
 
@@ -604,6 +579,19 @@ class MistralClient:
             return found
         return self._parse(RemoteFile, self._json(result, call), call, result.status_code)
 
+    def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
+        """The newest file named ``filename`` (and of ``size`` bytes), or None: how a lost
+        upload is looked up. Each service's client lists its files its own way."""
+        raise NotImplementedError
+
+
+class MistralClient(HttpApi):
+    """Client of the Mistral files / fine-tuning / models API (and the sandbox).
+
+    See :class:`HttpApi` for the arguments, the plumbing and the upload; this class adds the
+    rest of Mistral's endpoints and its lost-create lookups.
+    """
+
     def list_files(
         self,
         *,
@@ -623,24 +611,67 @@ class MistralClient:
         params += [("source", v) for v in _as_list(source)]
         return self._paginate("list_files", "/v1/files", params, RemoteFile, page_size)
 
-    def _delete(self, operation: str, path: str) -> None:
-        """DELETE ``path``; a 404 on a retry means the lost first attempt already worked."""
-        self._execute(
-            _Call(
-                operation,
-                "DELETE",
-                path,
-                resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
-            )
+    def _delete(self, operation: str, what: str, path: str) -> None:
+        """DELETE ``path`` (the object ``what``, e.g. ``file 1234``).
+
+        A 404 on a retry means the lost first attempt already worked. An answer that says
+        ``deleted: false`` is a failure: the object is still there.
+        """
+        call = _Call(
+            operation,
+            "DELETE",
+            path,
+            resolve_rejected=lambda e: True if isinstance(e, NotFoundError) else None,
         )
+        result = self._execute(call)
+        if not isinstance(result, _Found):
+            self._check_done(result, call, "deleted", True, f"{what} was not deleted")
+
+    def _check_done(
+        self, response: httpx.Response, call: _Call, flag: str, wanted: bool, failure: str
+    ) -> None:
+        """Raise when a 2xx answer's ``flag`` says the action did not happen.
+
+        The contract answers deletes with ``deleted`` and (un)archives with ``archived``;
+        a 2xx whose flag contradicts the action is a refusal, not a success. An answer
+        without the flag (or without JSON) does not contradict its status.
+        """
+        try:
+            body = response.json()
+        except ValueError:
+            return
+        if isinstance(body, dict) and body.get(flag) is (not wanted):
+            raise ApiError(
+                f"{failure}: the server answered '{flag}: {str(not wanted).lower()}'. Run the "
+                "command again, or make the change by hand if this persists",
+                method=call.method,
+                path=call.path,
+                status=response.status_code,
+            )
 
     def get_file(self, file_id: str) -> RemoteFile:
-        """One file by id (:class:`~reconciler.errors.NotFoundError` if it does not exist)."""
-        return self._one(RemoteFile, _Call("get_file", "GET", f"/v1/files/{_seg(file_id)}"))
+        """One file by id.
+
+        Raises:
+            NotFoundError: it does not exist, or the server returns it marked
+                ``deleted: true`` (a deleted file is gone, whatever else the answer says).
+        """
+        call = _Call("get_file", "GET", f"/v1/files/{_seg(file_id)}")
+        response = self._call(call)
+        found = self._parse(RemoteFile, self._json(response, call), call, response.status_code)
+        if found.deleted:
+            raise NotFoundError(
+                f"file {file_id} was deleted (the server returned it marked 'deleted: true'); "
+                "run `reconciler plan` to refresh",
+                method=call.method,
+                path=call.path,
+                status=response.status_code,
+            )
+        return found
 
     def delete_file(self, file_id: str) -> None:
         """Delete a file. A retry that finds it gone after a lost answer counts as done."""
-        self._delete("delete_file", f"/v1/files/{_seg(file_id)}")
+        self._delete("delete_file", f"file {file_id}", f"/v1/files/{_seg(file_id)}")
 
     def download_file(self, file_id: str, dest: Path) -> None:
         """Stream a file's content to ``dest`` (written to a temporary name, then renamed)."""
@@ -650,11 +681,14 @@ class MistralClient:
             f"/v1/files/{_seg(file_id)}/content",
             timeout=self.upload_timeout,
             stream=True,
+            # The content is answered as application/octet-stream: a server that negotiates
+            # would refuse the client-wide `Accept: application/json` (406).
+            accept="application/octet-stream, application/json;q=0.5",
         )
         response = self._call(call)
         tmp = dest.with_name(f".{dest.name}.part")
         try:
-            with translate_errors("GET", call.path, base_url=self.base_url, secret=self.__api_key):
+            with translate_errors("GET", call.path, base_url=self.base_url, secret=self._secret):
                 with open(tmp, "wb") as fh:
                     for chunk in response.iter_bytes(1024 * 1024):
                         fh.write(chunk)
@@ -688,28 +722,40 @@ class MistralClient:
         return str(body["url"])
 
     def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
-        """The newest file named exactly ``filename`` (and of ``size`` bytes, if given)."""
+        """The newest file named exactly ``filename`` (and of ``size`` bytes, if given).
+
+        A file whose size the server does not report (``bytes: null``, as in the contract's
+        own examples) matches by name alone: our filenames carry the content hash.
+        """
         candidates = [
             f
             for f in self.list_files(search=filename)
-            if f.filename == filename and (size is None or f.bytes == size) and not f.deleted
+            if f.filename == filename
+            and (size is None or f.bytes is None or f.bytes == size)
+            and not f.deleted
         ]
         return max(candidates, key=lambda f: f.created_at) if candidates else None
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any]) -> RemoteJob:
+    def create_job(self, request: dict[str, Any], *, exclude: Collection[str] = ()) -> RemoteJob:
         """Create a fine-tuning job from a JobIn body; never creates it twice.
 
         If the answer is lost, jobs matching the request exactly and created since shortly
         before the first attempt are looked up; a match is returned instead of posting again.
         A 409 is a :class:`~reconciler.errors.ConflictError` (a similar job is active), unless
         it answers a retry after a lost attempt and the lookup finds that attempt's job.
+
+        Args:
+            request: the JobIn body.
+            exclude: ids of jobs the lookup must never take for this one (the caller's
+                record says another request made them, e.g. the job a replacement replaces,
+                whose readable request may equal this one).
         """
         since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
 
         def lookup() -> RemoteJob | None:
-            found = self.find_jobs(request, created_after=since)
+            found = self.find_jobs(request, created_after=since, exclude=exclude)
             return max(found, key=lambda j: j.created_at) if found else None
 
         call = _Call(
@@ -803,14 +849,20 @@ class MistralClient:
         return self._parse(RemoteJob, self._json(result, call), call, result.status_code)
 
     def find_jobs(
-        self, request: dict[str, Any], *, created_after: datetime | None = None
+        self,
+        request: dict[str, Any],
+        *,
+        created_after: datetime | None = None,
+        exclude: Collection[str] = (),
     ) -> list[RemoteJob]:
-        """Jobs whose readable fields equal what ``request`` (a JobIn body) asks for.
+        """Jobs that are what ``request`` (a JobIn body) would create, as far as readable.
 
         Narrowed server-side by ``model``, ``suffix`` and ``created_after`` so the scan stays a
-        few pages; compared client-side by :func:`job_matches_request`. Classifier jobs whose
-        list entry lacks the targets are fetched individually to compare them.
+        few pages; compared client-side by :func:`reconciler.identity.matches`. Classifier
+        jobs whose list entry lacks the targets are fetched individually to compare them.
+        Jobs whose id is in ``exclude`` are left out.
         """
+        identity = RequestIdentity.of_request(request)
         model = request.get("model")
         jobs = self.list_jobs(
             model=str(model) if model is not None else None,
@@ -824,11 +876,11 @@ class MistralClient:
             jobs = [j for j in jobs if j.created_at >= floor]
         out = []
         for job in jobs:
-            if not job_matches_request(job, request):
+            if job.id in exclude or not matches(identity, job.model_dump(mode="json")):
                 continue
-            if request.get("classifier_targets") and job.classifier_targets is None:
+            if identity.classifier_targets and job.classifier_targets is None:
                 job = self.get_job(job.id)
-                if not job_matches_request(job, request):
+                if not matches(identity, job.model_dump(mode="json")):
                     continue
             out.append(job)
         return out
@@ -840,15 +892,26 @@ class MistralClient:
         call = _Call("list_models", "GET", "/v1/models")
         response = self._call(call)
         body = self._json(response, call)
-        data = body.get("data") if isinstance(body, dict) else body
-        if not isinstance(data, list):
-            raise ApiError(
-                "unexpected response: no 'data' list",
-                method="GET",
-                path=call.path,
-                status=response.status_code,
+        data = body if isinstance(body, list) else self._data_list(body, call, response)
+        models: list[RemoteModel] = []
+        unreadable: list[str] = []
+        for raw in data:
+            try:
+                models.append(RemoteModel.model_validate(raw))
+            except pydantic.ValidationError as exc:
+                # One odd card (say, a new base model's) must not stop a refresh; the cards
+                # reconciler reads are its own fine-tuned models, which it still gets.
+                card = raw.get("id") if isinstance(raw, dict) else None
+                unreadable.append(f"{card or '(no id)'}: {_first_error(exc)}")
+        if unreadable:
+            self.stats.add(skipped_objects=len(unreadable))
+            log.warning(
+                "GET %s: skipped %d model card(s) that do not parse: %s",
+                call.path,
+                len(unreadable),
+                "; ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else ""),
             )
-        return [self._parse(RemoteModel, raw, call) for raw in data]
+        return models
 
     def get_model(self, model_id: str) -> RemoteModel:
         """One model by id."""
@@ -856,7 +919,7 @@ class MistralClient:
 
     def delete_model(self, model_id: str) -> None:
         """Delete a fine-tuned model. A retry finding it gone after a lost answer is done."""
-        self._delete("delete_model", f"/v1/models/{_seg(model_id)}")
+        self._delete("delete_model", f"model {model_id}", f"/v1/models/{_seg(model_id)}")
 
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None
@@ -869,16 +932,20 @@ class MistralClient:
         )
 
     def archive_model(self, model_id: str) -> None:
-        """Archive a fine-tuned model (idempotent)."""
-        self._call(
-            _Call("archive_model", "POST", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        """Archive a fine-tuned model (idempotent); an answer ``archived: false`` fails."""
+        call = _Call("archive_model", "POST", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        self._check_done(
+            self._call(call), call, "archived", True, f"model {model_id} was not archived"
         )
 
     def unarchive_model(self, model_id: str) -> None:
-        """Unarchive a fine-tuned model (idempotent)."""
-        self._call(
-            _Call("unarchive_model", "DELETE", f"/v1/fine_tuning/models/{_seg(model_id)}/archive")
+        """Unarchive a fine-tuned model (idempotent); an answer ``archived: true`` fails."""
+        call = _Call(
+            "unarchive_model", "DELETE", f"/v1/fine_tuning/models/{_seg(model_id)}/archive"
+        )
+        self._check_done(
+            self._call(call), call, "archived", False, f"model {model_id} was not unarchived"
         )
 
 
-__all__ = ["DEFAULT_BASE_URL", "MistralClient", "job_matches_request"]
+__all__ = ["DEFAULT_BASE_URL", "HttpApi", "MistralClient"]

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +36,9 @@ from reconciler.errors import (
     TransportError,
     ValidationError,
 )
+from reconciler.redact import scrub
+
+log = logging.getLogger("reconciler.client")
 
 MAX_REASON = 300
 """Longest server reason kept in a message; bodies can be whole HTML error pages."""
@@ -44,8 +48,8 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 _HINTS: dict[int, str] = {
     400: "the request was malformed; check the spec values named above",
-    401: "check the API key: Provider.api_key (default {env: MISTRAL_API_KEY}) or the "
-    "sandbox's --api-key",
+    401: "check the API key: Provider.api_key (default {env: MISTRAL_API_KEY} for mistral, "
+    "{env: OPENAI_API_KEY} for openai) or the sandbox's --api-key",
     403: "the API key lacks permission for this operation (e.g. deleting a base model)",
     404: "the object does not exist (deleted remotely?); run `reconciler plan` to refresh",
     409: "a similar job is already queued, validated or running; wait for it or cancel it",
@@ -53,6 +57,48 @@ _HINTS: dict[int, str] = {
     422: "the server rejected the values named above; fix them in the spec",
     429: "rate limited; lower Provider.rate_limit / parallelism or try again later",
 }
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a URL, the port made explicit: what "same host" means."""
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+class BearerAuth(httpx.Auth):
+    """Attaches the bearer key to requests for the endpoint it belongs to, and only to those.
+
+    The key is configured for one endpoint (scheme, host and port). A request for any other
+    origin — an absolute URL taken from a response, a redirect followed by a future caller —
+    goes out without it. The header is added per request, never as a client default that
+    would travel with every request the client makes.
+    """
+
+    def __init__(self, key: str, base_url: str) -> None:
+        self._header = f"Bearer {key}"
+        self._origin = origin(httpx.URL(base_url))
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(origin={self._origin!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add ``Authorization`` when the request goes to the key's own endpoint."""
+        if origin(request.url) == self._origin:
+            request.headers["Authorization"] = self._header
+        else:
+            request.headers.pop("Authorization", None)
+            scheme, host, port = origin(request.url)
+            log.warning(
+                "not sending the API key to %s://%s:%s: it is configured for %s://%s:%s only",
+                scheme,
+                host,
+                port,
+                *self._origin,
+            )
+        yield request
 
 
 class _StatusError(Exception):
@@ -91,12 +137,20 @@ def _format_detail(detail: Any) -> str:
     return json.dumps(detail, default=str)
 
 
-def parse_body(response: httpx.Response) -> tuple[str, Any]:
-    """The server's reason (one line) and its parsed ``detail`` (or ``None``)."""
+def parse_body(response: httpx.Response, secret: str | None = None) -> tuple[str, Any]:
+    """The server's reason (one line) and its parsed ``detail`` (or ``None``), scrubbed.
+
+    The whole body is scrubbed of ``secret`` and of every registered secret
+    (:mod:`reconciler.redact`) *before* it is parsed or shortened: shortening first could cut
+    a key in two and leave its first half in the message.
+    """
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        text = response.text if response.content else ""
+        text = scrub(response.text, (secret,)) if response.content else ""
+    except UnicodeDecodeError:
+        text = ""
+    try:
+        body = json.loads(text)
+    except (json.JSONDecodeError, ValueError):
         return (_truncate(text) or response.reason_phrase or "no reason given"), None
     if isinstance(body, dict):
         if "detail" in body:
@@ -104,7 +158,11 @@ def parse_body(response: httpx.Response) -> tuple[str, Any]:
         if "message" in body:
             return _truncate(str(body["message"])), None
         if "error" in body:
-            return _truncate(str(body["error"])), None
+            error = body["error"]
+            # OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                return _truncate(error["message"]), error
+            return _truncate(str(error)), None
     return _truncate(json.dumps(body, default=str)), None
 
 
@@ -181,32 +239,12 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> floa
     return random.uniform(0.0, min(cap, base * (2 ** (attempt - 1))))
 
 
-def scrub(text: str, secret: str | None) -> str:
-    """Replace every occurrence of ``secret`` in ``text`` (servers sometimes echo keys)."""
-    if secret and len(secret) >= 4 and secret in text:
-        return text.replace(secret, "***")
-    return text
-
-
-def scrub_obj(value: Any, secret: str | None) -> Any:
-    """:func:`scrub` applied to every string inside a parsed JSON value."""
-    if isinstance(value, str):
-        return scrub(value, secret)
-    if isinstance(value, list):
-        return [scrub_obj(v, secret) for v in value]
-    if isinstance(value, dict):
-        return {k: scrub_obj(v, secret) for k, v in value.items()}
-    return value
-
-
 def error_for_response(
     response: httpx.Response, method: str, path: str, secret: str | None = None
 ) -> ApiError:
     """The ApiError subclass for an error response, with the server's reason and a hint."""
     status = response.status_code
-    reason, detail = parse_body(response)
-    reason = scrub(reason, secret)
-    detail = scrub_obj(detail, secret)
+    reason, detail = parse_body(response, secret)
     hint = _HINTS.get(status)
     if hint is None and status >= 500:
         hint = "the server failed; try again later"
@@ -265,7 +303,7 @@ def translate_errors(
         )
         raise error_for_response(response, method, path, secret) from cause
     except httpx.HTTPError as exc:
-        detail = scrub(_truncate(str(exc) or type(exc).__name__), secret)
+        detail = _truncate(scrub(str(exc) or type(exc).__name__, (secret,)))
         where = f" to {base_url}" if base_url else ""
         raise TransportError(
             f"{_describe_transport(exc)}{where} ({type(exc).__name__}: {detail}); "

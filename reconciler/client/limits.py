@@ -93,6 +93,8 @@ class RequestStats:
         lookups: lost-response resolutions (a create whose answer was lost, looked up).
         bytes_uploaded: file bytes streamed in upload bodies (all attempts).
         waited_seconds: time spent in backoff and throttling.
+        skipped_objects: objects in answers that did not parse and were left out (model
+            cards of ``GET /v1/models``; each is logged as a warning).
     """
 
     requests: int = 0
@@ -102,6 +104,7 @@ class RequestStats:
     lookups: int = 0
     bytes_uploaded: int = 0
     waited_seconds: float = 0.0
+    skipped_objects: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_request(self, method: str, operation: str, *, retry: bool) -> None:
@@ -114,13 +117,19 @@ class RequestStats:
                 self.retries += 1
 
     def add(
-        self, *, lookups: int = 0, bytes_uploaded: int = 0, waited_seconds: float = 0.0
+        self,
+        *,
+        lookups: int = 0,
+        bytes_uploaded: int = 0,
+        waited_seconds: float = 0.0,
+        skipped_objects: int = 0,
     ) -> None:
         """Add to the other counters."""
         with self._lock:
             self.lookups += lookups
             self.bytes_uploaded += bytes_uploaded
             self.waited_seconds += waited_seconds
+            self.skipped_objects += skipped_objects
 
     def mutating_requests(self) -> int:
         """Requests with a method that can change remote state (POST, PATCH, PUT, DELETE)."""

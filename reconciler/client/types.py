@@ -7,6 +7,15 @@ server sends that we do not know about (``extra="allow"``): the remote evolves, 
 drop silently today could be the one a later version of the planner needs. Only the fields the
 contract marks as required are required here, and even those are lenient where real servers
 were seen to deviate (e.g. ``bytes: null`` in the spec's own examples).
+
+Two rules keep a refresh from breaking on an odd but harmless answer:
+
+* a ``null`` in any field that has a default here means the same as the field being absent
+  (the contract marks most fields optional or nullable, and servers send ``null`` for what
+  they do not fill); fields without a default (ids, a job's ``status`` and ``model``) stay
+  strict, because nothing sensible can replace them;
+* descriptive model-card fields that nothing in reconciler reads (capabilities, aliases,
+  context length, ...) fall back to their default when malformed, instead of failing the card.
 """
 
 from __future__ import annotations
@@ -14,11 +23,23 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 
 class JobStatus(StrEnum):
     """A fine-tuning job's status, as the API names it, with what each one means.
+
+    These are Mistral's statuses, plus ``PAUSED`` (OpenAI's ``paused``); providers of other
+    services map their statuses onto them (OpenAI's ``succeeded`` is ``SUCCESS``).
 
     Remote objects keep their status as the string the server sent (a newer server may send
     one this version does not know); :meth:`of` reads such a string, and members compare
@@ -35,6 +56,7 @@ class JobStatus(StrEnum):
     FAILED_VALIDATION = "FAILED_VALIDATION"
     CANCELLATION_REQUESTED = "CANCELLATION_REQUESTED"
     CANCELLED = "CANCELLED"
+    PAUSED = "PAUSED"
 
     @classmethod
     def of(cls, value: object) -> JobStatus | None:
@@ -81,6 +103,21 @@ class JobStatus(StrEnum):
         """Training: STARTED (the short step after /start) or RUNNING."""
         return self in (JobStatus.STARTED, JobStatus.RUNNING)
 
+    @property
+    def is_paused(self) -> bool:
+        """Paused (services with pause/resume): active, started, not training until resumed."""
+        return self is JobStatus.PAUSED
+
+    @property
+    def can_pause(self) -> bool:
+        """A pause request is meaningful: the job has started and not ended (not paused yet)."""
+        return (
+            self.has_started
+            and not self.is_terminal
+            and not self.is_cancelled
+            and (self is not JobStatus.PAUSED)
+        )
+
 
 _TERMINAL = frozenset(
     {JobStatus.SUCCESS, JobStatus.FAILED, JobStatus.FAILED_VALIDATION, JobStatus.CANCELLED}
@@ -88,9 +125,22 @@ _TERMINAL = frozenset(
 
 
 class _Remote(BaseModel):
-    """Base of the response models: unknown server fields are kept, not rejected."""
+    """Base of the response models: unknown server fields are kept, not rejected, and a
+    ``null`` in a field that has a default is read as the field being absent."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {
+            key: value
+            for key, value in data.items()
+            if value is not None or key not in fields or fields[key].is_required()
+        }
 
 
 class RemoteFile(_Remote):
@@ -135,7 +185,7 @@ class RemoteJob(_Remote):
     Attributes:
         id: job id (uuid string).
         status: one of QUEUED, VALIDATING, VALIDATED, STARTED, RUNNING, FAILED_VALIDATION,
-            FAILED, SUCCESS, CANCELLED, CANCELLATION_REQUESTED.
+            FAILED, SUCCESS, CANCELLED, CANCELLATION_REQUESTED, PAUSED.
         model: base model name.
         job_type: ``completion`` or ``classifier`` (``None`` if the server omits it).
         auto_start: whether the job starts by itself after validation.
@@ -150,6 +200,8 @@ class RemoteJob(_Remote):
         fine_tuned_model: the resulting model id once the job succeeded.
         trained_tokens: tokens trained so far / in total.
         metadata: server-computed cost / duration / token estimates (``JobMetadataOut``).
+        user_metadata: string pairs the creator attached to the job (OpenAI's ``metadata``);
+            the identity reconciler tags its jobs with lives there. None on services without.
         events: status events, newest first (detailed form only).
         checkpoints: checkpoints with metrics, newest first (detailed form only).
         classifier_targets: classifier targets (detailed classifier jobs only).
@@ -170,6 +222,7 @@ class RemoteJob(_Remote):
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
     metadata: dict[str, Any] | None = None
+    user_metadata: dict[str, str] | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)
     checkpoints: list[dict[str, Any]] = Field(default_factory=list)
     classifier_targets: list[dict[str, Any]] | None = None
@@ -179,17 +232,9 @@ class RemoteJob(_Remote):
     def _file_ids(cls, value: Any) -> Any:
         # The contract says plain ids, but a server that echoes the request form
         # ({file_id, weight}) must not break a refresh: normalise to ids.
-        if value is None:
-            return []
         if isinstance(value, list):
             return [v.get("file_id", v.get("id")) if isinstance(v, dict) else v for v in value]
         return value
-
-    @field_validator("integrations", "events", "checkpoints", mode="before")
-    @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        # Nullable arrays in the contract; an absent list and a null one mean the same.
-        return [] if value is None else value
 
     @property
     def is_terminal(self) -> bool:
@@ -199,7 +244,7 @@ class RemoteJob(_Remote):
 
     @property
     def is_active(self) -> bool:
-        """True for QUEUED/VALIDATING/VALIDATED/STARTED/RUNNING/CANCELLATION_REQUESTED."""
+        """True for QUEUED/VALIDATING/VALIDATED/STARTED/RUNNING/PAUSED/CANCELLATION_REQUESTED."""
         status = JobStatus.of(self.status)
         return status is not None and status.is_active
 
@@ -273,6 +318,29 @@ class RemoteModel(_Remote):
     aliases: list[str] = Field(default_factory=list)
     max_context_length: int | None = None
     classifier_targets: list[dict[str, Any]] | None = None
+
+    @field_validator(
+        "created",
+        "owned_by",
+        "root",
+        "model_type",
+        "capabilities",
+        "aliases",
+        "max_context_length",
+        "classifier_targets",
+        mode="wrap",
+    )
+    @classmethod
+    def _descriptive(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        # Nothing in reconciler reads these: a malformed one must not cost the whole card
+        # (a base-model card with odd capabilities would otherwise break every refresh).
+        try:
+            return handler(value)
+        except ValidationError:
+            assert info.field_name is not None
+            return cls.model_fields[info.field_name].get_default(call_default_factory=True)
 
     @property
     def is_fine_tuned(self) -> bool:

@@ -2,7 +2,8 @@
 
 The validator, in the order it uses them:
 
-* ``files``: opening data files (regular files only: never a device, FIFO or socket);
+* :mod:`reconciler.files`: opening data files (regular files only: never a device, FIFO or
+  socket);
 * ``lines``: the one line splitter (chunked reading, hashing, flat memory);
 * ``fastpath``: plain chat samples accepted in one cheap loop;
 * ``syntax``: line-level rules (JSON syntax, UTF-8, NaN, nesting depth, duplicate keys);
@@ -14,7 +15,8 @@ The validator, in the order it uses them:
 * ``validator``: the entry points (``validate_path``, ``validate_stream``, ...) and the
   line, sample and file bookkeeping.
 
-These depend only on the standard library, orjson and :mod:`reconciler.errors`, so the
+These depend only on the standard library, orjson, :mod:`reconciler.files` and
+:mod:`reconciler.errors`, so the
 sandbox server can validate uploads with exactly the rules ``reconciler validate`` uses.
 ``prepare``, ``convert``, ``cache`` and ``api`` work on loaded specs.
 """

@@ -1,9 +1,10 @@
 """Entry points of the data layer for commands: check the datasets of specs, or bare files.
 
 * :func:`check_datasets` prepares (validates, converts, cleans, splits) every dataset the
-  specs declare, reports every problem located at the data file and line with the subject
-  ``Dataset/NAME``, and adds checks that need the jobs: validation data over the API's 1 MB
-  limit, and the same sample in a training and a validation file of one job.
+  specs declare, in the chat dialect of their Provider's service (:func:`specs_chat_rules`),
+  reports every problem located at the data file and line with the subject ``Dataset/NAME``,
+  and adds checks that need the jobs: validation data over the API's 1 MB limit, and the same
+  sample in a training and a validation file of one job.
 * :func:`check_files` validates bare JSONL files (``reconciler validate --data FILE...``).
   A directory argument means every ``*.jsonl`` file under it (recursively, sorted), like
   mistral-finetune's data sources; a directory without any is an error, and so is a
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.data.cache import DataCache
-from reconciler.data.files import files_under, not_a_file, open_regular
+from reconciler.data.dialect import ChatRules
 from reconciler.data.lines import LineReader
 from reconciler.data.prepare import (
     PreparedDataset,
@@ -32,7 +33,9 @@ from reconciler.data.prepare import (
 )
 from reconciler.data.report import FileReport
 from reconciler.data.validator import VALIDATION_LIMIT_BYTES, sample_fingerprint, validate_path
-from reconciler.errors import DataError, Location, Problem, Severity
+from reconciler.errors import DataError, Location, Problem, Severity, SpecError
+from reconciler.files import files_under, not_a_file, open_regular
+from reconciler.spec.capabilities import capabilities_for
 from reconciler.spec.resolved import SpecSet
 
 FORMAT_VERSION = 1
@@ -136,7 +139,11 @@ def _note_hidden(check: DatasetCheck, report: FileReport, subject: str | None = 
 
 
 def check_datasets(
-    specs: SpecSet, *, exact_tokens: bool = False, cache_dir: Path | None = None
+    specs: SpecSet,
+    *,
+    exact_tokens: bool = False,
+    cache_dir: Path | None = None,
+    chat_rules: ChatRules | None = None,
 ) -> DatasetCheck:
     """Prepare and check every dataset of the specs, plus the job-level data checks.
 
@@ -144,7 +151,10 @@ def check_datasets(
         specs: the loaded spec set.
         exact_tokens: count tokens with Mistral's tokenizer (optional extra).
         cache_dir: hash cache and prepared files; default ``specs.root/.reconciler/cache``.
+        chat_rules: the chat dialect samples are checked with; default: the one of the
+            specs' Provider's service (OpenAI's for ``type: openai``, else Mistral's).
     """
+    rules = chat_rules or specs_chat_rules(specs)
     cache = DataCache(cache_dir or specs.root / ".reconciler" / "cache")
     check = DatasetCheck()
     # A dataset that jobs only use for validation may well be small.
@@ -155,9 +165,13 @@ def check_datasets(
             doc = specs.datasets[name]
             try:
                 prepared = prepare_dataset(
-                    doc, cache.cache_dir, exact_tokens=exact_tokens, cache=cache
+                    doc,
+                    cache.cache_dir,
+                    exact_tokens=exact_tokens,
+                    cache=cache,
+                    chat_rules=rules,
                 )
-            except DataError as exc:
+            except (DataError, SpecError) as exc:  # SpecError: a path the workspace refuses
                 check.problems.extend(
                     p if p.subject else dataclasses.replace(p, subject=doc.subject)
                     for p in exc.problems
@@ -174,6 +188,12 @@ def check_datasets(
     finally:
         cache.save()
     return check
+
+
+def specs_chat_rules(specs: SpecSet) -> ChatRules:
+    """The chat dialect of the specs' Provider's service (Mistral's without a Provider)."""
+    caps = capabilities_for(specs.provider.doc.type if specs.provider else None)
+    return ChatRules.named(caps.chat_dialect) if caps is not None else ChatRules.mistral
 
 
 def _job_checks(specs: SpecSet, check: DatasetCheck, cache: DataCache) -> None:
@@ -262,4 +282,5 @@ __all__ = [
     "check_datasets",
     "check_files",
     "display_path",
+    "specs_chat_rules",
 ]

@@ -1,8 +1,9 @@
 """Cache of file hashes and validation reports, so an unchanged file is not re-read.
 
-Entries are keyed by (absolute path, role, exact-token flag) and valid while the file's size
-and ``mtime_ns`` are unchanged, like ``make`` and ``git``'s index do: a multi-GB training
-file is hashed and validated once, and every later ``plan`` answers from the cache. The
+Entries are keyed by (absolute path, role, exact-token flag, data format, chat dialect) and
+valid while the file's size and ``mtime_ns`` are unchanged, like ``make`` and ``git``'s index
+do: a multi-GB training file is hashed and validated once, and every later ``plan`` answers
+from the cache. The
 cache also remembers prepared datasets (conversion/split/skip outputs, keyed by their inputs)
 and train/validation overlap counts (keyed by the two content hashes).
 
@@ -60,12 +61,16 @@ class DataCache:
         return self._data
 
     @staticmethod
-    def _key(path: Path, role: str, exact_tokens: bool, data_format: str) -> str:
+    def _key(path: Path, role: str, exact_tokens: bool, data_format: str, dialect: str) -> str:
         # Callers pass resolved paths; abspath only guards a relative one without the
         # syscalls of resolve(), which dominated a warm plan over a thousand datasets.
         key = f"{os.path.abspath(path)}|{role}|{int(exact_tokens)}"
-        # Chat keys are as they were before formats existed, so their entries stay valid.
-        return key if data_format == "chat" else f"{key}|{data_format}"
+        # Mistral-dialect chat keys are as they were before formats and dialects existed, so
+        # their entries stay valid; any other format or dialect has its own entry, so a
+        # report made under one dialect's rules is never answered for another's.
+        if data_format != "chat":
+            key = f"{key}|{data_format}"
+        return key if dialect == "mistral" else f"{key}|dialect={dialect}"
 
     def get_report(
         self,
@@ -75,13 +80,17 @@ class DataCache:
         exact_tokens: bool,
         display_name: str,
         data_format: str = "chat",
+        dialect: str = "mistral",
     ) -> FileReport | None:
-        """The cached report of an unchanged file, renamed to ``display_name``; else None."""
+        """The cached report of an unchanged file, renamed to ``display_name``; else None.
+
+        ``dialect`` names the chat rules the report was made with (``ChatRules.name``).
+        """
         try:
             st = path.stat()
         except OSError:
             return None
-        entry = self._load()["files"].get(self._key(path, role, exact_tokens, data_format))
+        entry = self._load()["files"].get(self._key(path, role, exact_tokens, data_format, dialect))
         if (
             not isinstance(entry, dict)
             or not stat.S_ISREG(st.st_mode)
@@ -99,7 +108,13 @@ class DataCache:
         return _renamed(report, display_name)
 
     def put_report(
-        self, path: Path, report: FileReport, *, exact_tokens: bool, data_format: str = "chat"
+        self,
+        path: Path,
+        report: FileReport,
+        *,
+        exact_tokens: bool,
+        data_format: str = "chat",
+        dialect: str = "mistral",
     ) -> None:
         """Remember a report (its file's current size and mtime make the key)."""
         try:
@@ -108,7 +123,7 @@ class DataCache:
             return
         if st.st_size != report.bytes:
             return  # the file changed while we read it: do not cache a mix
-        self._load()["files"][self._key(path, report.role, exact_tokens, data_format)] = {
+        self._load()["files"][self._key(path, report.role, exact_tokens, data_format, dialect)] = {
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
             "report": report.to_dict(),

@@ -25,9 +25,9 @@ from typing import IO, Any
 import orjson
 
 from reconciler.data import lines as line_splitter
-from reconciler.data.files import NotRegularFile, not_a_file, open_regular
 from reconciler.data.lines import LineReader
 from reconciler.errors import DataError, Location, Problem
+from reconciler.files import NotRegularFile, not_a_file, open_regular
 from reconciler.spec.models import Conversion, MessageMapping
 from reconciler.spec.template import parse_template, render_template
 

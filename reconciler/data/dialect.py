@@ -82,6 +82,14 @@ class ChatRules:
     openai: ClassVar[ChatRules]
     """OpenAI's fine-tuning chat format (supervised), also the preference format's messages."""
 
+    @classmethod
+    def named(cls, name: str) -> ChatRules:
+        """The dialect called ``name`` (``mistral`` or ``openai``); ValueError otherwise."""
+        for rules in (cls.mistral, cls.openai):
+            if rules.name == name:
+                return rules
+        raise ValueError(f"unknown chat dialect {name!r}: expected 'mistral' or 'openai'")
+
 
 ChatRules.mistral = ChatRules(
     name="mistral",

@@ -42,11 +42,12 @@ import orjson
 
 from reconciler.data.cache import DataCache
 from reconciler.data.convert import convert_file
-from reconciler.data.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
+from reconciler.data.dialect import ChatRules
 from reconciler.data.lines import LineReader
 from reconciler.data.report import FileReport
 from reconciler.data.validator import LineValidator, validate_path
-from reconciler.errors import DataError, Location, Problem, Severity
+from reconciler.errors import DataError, Location, Problem, Severity, SpecError
+from reconciler.files import NOT_A_FILE_HINT, files_under, kind_of, open_regular
 from reconciler.spec.models import Dataset
 from reconciler.spec.resolved import LoadedDocument
 
@@ -172,8 +173,9 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
     problems: list[Problem] = []
     files: list[Path] = []
     for i, rel in enumerate(spec.sources):
-        where = doc.locate("path") if spec.path is not None else doc.locate("paths", i)
-        path = doc.resolve_path(rel)
+        at: tuple[str | int, ...] = ("path",) if spec.path is not None else ("paths", i)
+        where = doc.locate(*at)
+        path = doc.resolve_path(rel, *at)
         try:
             mode = os.stat(path).st_mode
         except OSError:
@@ -197,7 +199,12 @@ def resolve_sources(doc: LoadedDocument[Dataset]) -> list[Path]:
                         hint="name a data file, or put the data files in this directory",
                     )
                 )
-            files.extend(found)
+            for one in found:
+                # A link inside the directory must not lead out of the workspace either.
+                try:
+                    files.append(doc.resolve_found_file(one, *at))
+                except SpecError as exc:
+                    problems.extend(exc.problems)
         elif not mode:
             problems.append(
                 Problem(
@@ -236,11 +243,19 @@ def cached_validate(
     exact_tokens: bool,
     display_name: str | None = None,
     data_format: str = "chat",
+    chat_rules: ChatRules = ChatRules.mistral,
 ) -> FileReport:
-    """:func:`validate_path` answered from the cache when the file is unchanged."""
+    """:func:`validate_path` answered from the cache when the file is unchanged (and was
+    checked with the same format and chat dialect)."""
     name = display_name or display_path(path)
+    dialect = chat_rules.name
     report = cache.get_report(
-        path, role=role, exact_tokens=exact_tokens, display_name=name, data_format=data_format
+        path,
+        role=role,
+        exact_tokens=exact_tokens,
+        display_name=name,
+        data_format=data_format,
+        dialect=dialect,
     )
     if report is None:
         report = validate_path(
@@ -249,8 +264,11 @@ def cached_validate(
             exact_tokens=exact_tokens,
             display_name=name,
             data_format=data_format,
+            chat_rules=chat_rules,
         )
-        cache.put_report(path, report, exact_tokens=exact_tokens, data_format=data_format)
+        cache.put_report(
+            path, report, exact_tokens=exact_tokens, data_format=data_format, dialect=dialect
+        )
     return report
 
 
@@ -264,6 +282,7 @@ def prepare_dataset(
     *,
     exact_tokens: bool = False,
     cache: DataCache | None = None,
+    chat_rules: ChatRules = ChatRules.mistral,
 ) -> PreparedDataset:
     """Validate, convert, clean and split one dataset into the files to upload.
 
@@ -271,6 +290,7 @@ def prepare_dataset(
         doc: the Dataset document (paths resolve against its file).
         cache_dir: where prepared files and the hash cache live.
         exact_tokens: count tokens with Mistral's tokenizer in the parts' reports.
+        chat_rules: the chat dialect samples are checked with (the Provider's service's).
         cache: a cache shared by several calls (saved by its owner); by default one on
             ``cache_dir``, saved before returning.
 
@@ -281,19 +301,26 @@ def prepare_dataset(
     own_cache = cache is None
     store = cache or DataCache(cache_dir)
     try:
-        return _prepare(doc, store, exact_tokens)
+        return _prepare(doc, store, exact_tokens, chat_rules)
     finally:
         if own_cache:
             store.save()
 
 
-def _prepare(doc: LoadedDocument[Dataset], cache: DataCache, exact_tokens: bool) -> PreparedDataset:
+def _prepare(
+    doc: LoadedDocument[Dataset], cache: DataCache, exact_tokens: bool, chat_rules: ChatRules
+) -> PreparedDataset:
     spec = doc.doc
     files = resolve_sources(doc)
     plain = spec.convert is None and spec.split is None and len(files) == 1
     if plain:
         report = cached_validate(
-            cache, files[0], role="training", exact_tokens=exact_tokens, data_format=spec.format
+            cache,
+            files[0],
+            role="training",
+            exact_tokens=exact_tokens,
+            data_format=spec.format,
+            chat_rules=chat_rules,
         )
         if report.ok:
             part = PreparedFile(
@@ -312,7 +339,7 @@ def _prepare(doc: LoadedDocument[Dataset], cache: DataCache, exact_tokens: bool)
         if spec.on_invalid == "error":
             raise _invalid(doc, [report])
 
-    key = _manifest_key(spec, files, exact_tokens)
+    key = _manifest_key(spec, files, exact_tokens, chat_rules)
     manifest = cache.get_prepared(key)
     if manifest is not None:
         try:
@@ -324,12 +351,14 @@ def _prepare(doc: LoadedDocument[Dataset], cache: DataCache, exact_tokens: bool)
                 return prepared
         except (KeyError, TypeError, ValueError, OSError):
             pass
-    prepared = _build(doc, cache, files, exact_tokens)
+    prepared = _build(doc, cache, files, exact_tokens, chat_rules)
     cache.put_prepared(key, prepared.to_dict())
     return prepared
 
 
-def _manifest_key(spec: Dataset, files: list[Path], exact_tokens: bool) -> str:
+def _manifest_key(
+    spec: Dataset, files: list[Path], exact_tokens: bool, chat_rules: ChatRules
+) -> str:
     sources = []
     for f in files:
         st = f.stat()
@@ -340,6 +369,9 @@ def _manifest_key(spec: Dataset, files: list[Path], exact_tokens: bool) -> str:
     if spec.format != "chat":
         # Chat keys stay as they were before formats existed (no needless re-preparation).
         settings["format"] = spec.format
+    if chat_rules is not ChatRules.mistral:
+        # Likewise for the dialect: a dataset prepared under another's rules is its own entry.
+        settings["dialect"] = chat_rules.name
     blob = orjson.dumps(
         {"v": PREPARE_VERSION, "sources": sources, "spec": settings, "exact": exact_tokens},
         option=orjson.OPT_SORT_KEYS,
@@ -458,7 +490,11 @@ def _samples(
 
 
 def _build(
-    doc: LoadedDocument[Dataset], cache: DataCache, files: list[Path], exact_tokens: bool
+    doc: LoadedDocument[Dataset],
+    cache: DataCache,
+    files: list[Path],
+    exact_tokens: bool,
+    chat_rules: ChatRules,
 ) -> PreparedDataset:
     spec = doc.doc
     skip = spec.on_invalid == "skip"
@@ -471,7 +507,12 @@ def _build(
     sources: list[FileReport] = []
     try:
         for path in files:
-            validator = LineValidator(display_path(path), role="training", data_format=spec.format)
+            validator = LineValidator(
+                display_path(path),
+                role="training",
+                data_format=spec.format,
+                chat_rules=chat_rules,
+            )
             for line, valid, lineno in _samples(path, doc, validator):
                 if valid:
                     combined.write(_clean(line))
@@ -525,9 +566,9 @@ def _build(
             )
         if spec.split is None:
             path, sha = combined.finish()
-            parts = {"all": _part(doc, cache, "all", path, sha, exact_tokens)}
+            parts = {"all": _part(doc, cache, "all", path, sha, exact_tokens, chat_rules)}
         else:
-            parts = _split(doc, cache, combined, offsets, exact_tokens)
+            parts = _split(doc, cache, combined, offsets, exact_tokens, chat_rules)
             combined.discard()
         first = parts.get("all") or parts["train"]
         first.dropped = dropped
@@ -559,6 +600,7 @@ def _part(
     path: Path,
     sha: str,
     exact_tokens: bool,
+    chat_rules: ChatRules,
 ) -> PreparedFile:
     role = "validation" if part == "validation" else "training"
     report = cached_validate(
@@ -568,6 +610,7 @@ def _part(
         exact_tokens=exact_tokens,
         display_name=f"{display_path(path)} ({doc.doc.name}[{part}])",
         data_format=doc.doc.format,
+        chat_rules=chat_rules,
     )
     return PreparedFile(
         part=part,
@@ -600,6 +643,7 @@ def _split(
     combined: _Writer,
     offsets: array[int],
     exact_tokens: bool,
+    chat_rules: ChatRules,
 ) -> dict[str, PreparedFile]:
     split = doc.doc.split
     assert split is not None
@@ -656,6 +700,6 @@ def _split(
         val.discard()
         raise
     return {
-        "train": _part(doc, cache, "train", train_path, train_sha, exact_tokens),
-        "validation": _part(doc, cache, "validation", val_path, val_sha, exact_tokens),
+        "train": _part(doc, cache, "train", train_path, train_sha, exact_tokens, chat_rules),
+        "validation": _part(doc, cache, "validation", val_path, val_sha, exact_tokens, chat_rules),
     }

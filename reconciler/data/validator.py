@@ -33,11 +33,11 @@ from reconciler.data import lines as line_splitter
 from reconciler.data import preference, rules, syntax
 from reconciler.data.dialect import ChatRules
 from reconciler.data.fastpath import FastPath, tools_info
-from reconciler.data.files import DIRECTORY, NotRegularFile, not_a_file, open_regular
 from reconciler.data.lines import Line, LineReader
 from reconciler.data.registry import RULES, Issue, rule, type_name
 from reconciler.data.report import MAX_STORED_PROBLEMS, FileReport, human_bytes
 from reconciler.errors import DataError, Location, Problem, Severity
+from reconciler.files import DIRECTORY, NotRegularFile, not_a_file, open_regular
 
 __all__ = [
     "FILE_LIMIT_BYTES",

@@ -7,18 +7,19 @@ default install never needs them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from reconciler import install_command
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import StateBackend
-from reconciler.errors import SecretError, StateError
+from reconciler.errors import StateError
 from reconciler.spec.models import SecretRef, StateConfig
+from reconciler.spec.root import DEFAULT_STATE_FILE
+from reconciler.spec.secrets import resolve_secret as resolve_secret_ref
 
-DEFAULT_STATE_PATH = Path(".reconciler") / "state.json"
-"""Where the file backend keeps the state, relative to the specs' root directory."""
+DEFAULT_STATE_PATH = DEFAULT_STATE_FILE
+"""Where the file backend keeps the state, relative to the workspace root."""
 
 POSTGRES_INSTALL_HINT = (
     "the postgres state backend needs the psycopg driver, which is not installed: "
@@ -36,32 +37,44 @@ def open_backend(
     config: StateConfig | None,
     root: Path,
     *,
+    base_dir: Path | None = None,
     resolve_secret: Callable[[SecretRef], str] | None = None,
 ) -> StateBackend:
     """The backend ``config`` names (None: the file backend at its default path).
 
     Args:
         config: the Provider's ``state`` section, or None without a Provider.
-        root: the specs' root directory; a relative ``config.path`` is taken from here.
-        resolve_secret: turns the postgres ``dsn`` reference into its value; by default an
-            ``env`` reference is read from the environment and a ``file`` reference relative
-            to ``root``.
+        root: the workspace root; the file backend's default path is
+            ``root/.reconciler/state.json``, and a ``file`` reference of the postgres ``dsn``
+            must stay inside it.
+        base_dir: the directory of the Provider's file: a relative ``config.path`` (and a
+            ``file`` reference of the postgres ``dsn``) is taken from here, as every path in
+            a spec is relative to the file that names it. Default: ``root``.
+        resolve_secret: turns the postgres ``dsn`` reference into its value; by default
+            :func:`~reconciler.spec.secrets.resolve_secret` (the operator's allowlist,
+            confinement to ``root``, scrubbing).
 
     Raises:
         StateError: the postgres backend is configured but its driver is not installed.
-        SecretError: the postgres ``dsn`` cannot be resolved.
+        SecretError: the postgres ``dsn`` is refused by the operator's settings or cannot be
+            resolved.
     """
+    base = base_dir or root
     if config is None or config.backend == "file":
         if config is not None and config.path:
             path = Path(config.path).expanduser()
-            path = path if path.is_absolute() else root / path
+            path = path if path.is_absolute() else base / path
         else:
             path = default_state_path(root)
         return FileStateBackend(path)
     if config.dsn is None:  # the model forbids it; kept for a clear message regardless
         raise StateError("the postgres state backend needs 'dsn' in the Provider's state section")
-    resolve = resolve_secret or (lambda ref: _resolve_default(ref, root))
-    dsn = resolve(config.dsn)
+    if resolve_secret is None:
+        # Held to the operator's limits, confined to the workspace and registered for
+        # scrubbing, like every other secret.
+        dsn = resolve_secret_ref(config.dsn, base, purpose="the state backend's dsn", root=root)
+    else:
+        dsn = resolve_secret(config.dsn)
     try:
         # Imported here so the default install (no driver) never loads it.
         from reconciler.engine.state_postgres import PostgresStateBackend
@@ -74,28 +87,3 @@ def open_backend(
             raise StateError(POSTGRES_INSTALL_HINT) from exc
         raise StateError(f"the postgres state backend cannot be loaded: {exc}") from exc
     return backend
-
-
-def _resolve_default(ref: SecretRef, root: Path) -> str:
-    """Resolve a secret reference from the environment or a file under ``root``."""
-    if ref.env is not None:
-        value = os.environ.get(ref.env)
-        if not value:
-            raise SecretError(
-                f"the state backend's dsn refers to the environment variable {ref.env}, which "
-                f"is not set: export {ref.env}=postgresql://USER@HOST/DB"
-            )
-        return value
-    assert ref.file is not None  # SecretRef guarantees exactly one of env/file
-    path = Path(ref.file).expanduser()
-    path = path if path.is_absolute() else root / path
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise SecretError(
-            f"the state backend's dsn refers to the file {path}, which cannot be read "
-            f"({exc.strerror or exc}): create it or fix the path"
-        ) from exc
-    if not value:
-        raise SecretError(f"the state backend's dsn file {path} is empty")
-    return value

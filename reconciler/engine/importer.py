@@ -1,10 +1,15 @@
 """Adopting an existing remote file or job under a spec address (``reconciler import``).
 
 :func:`import_object` looks the remote object up, compares it with what the spec declares and
-records it in the state — nothing is created or changed remotely. When the remote object
-matches the spec it is recorded with the spec's fingerprint, so the next plan shows no change;
-when it differs, it is recorded with what the remote shows, so the plan names the differing
-fields and proposes a replacement.
+records it in the state — nothing is created or changed remotely. Objects are recognised by
+what they are (:mod:`~reconciler.engine.adopt`): a file by its content, whatever its name; a
+job by its request, with its files matched by content — and the job's files are recorded too,
+for file addresses the state does not record yet. When the remote object matches the spec it
+is recorded with the spec's fingerprint, so the next plan shows no change; when it differs,
+it is recorded with what the remote shows, so the plan names the differing fields and
+proposes a replacement. A job that carries an identity tag (OpenAI) matches by its tag. Where
+the service does not give back training files' content (OpenAI), an object whose files
+cannot be compared is refused with the reason, never recorded on a guess.
 """
 
 from __future__ import annotations
@@ -13,14 +18,27 @@ import difflib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from reconciler.engine.adopt import (
+    ContentHasher,
+    file_matches,
+    file_record,
+    job_files,
+    job_matches,
+    job_record,
+    made_from_spec_files,
+    needs_hash,
+    recorded_files,
+    unreadable_file,
+)
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths, file_fingerprint, job_fingerprint
-from reconciler.engine.planner import remote_job_matches
 from reconciler.engine.state_model import ResourceState, State, StateBackend
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError, StateError
 from reconciler.errors import ValidationError as RejectedError
+from reconciler.identity import job_file_ids, same_number
 
 if TYPE_CHECKING:
     from reconciler.providers.base import Provider
@@ -38,12 +56,16 @@ class ImportResult:
         remote_id: the remote object's id.
         differences: the spec fields the remote object differs in (empty when it matches);
             the next plan proposes replacing it.
+        files: for a job, the file addresses recorded with it (the remote files it uses that
+            hold their prepared content, for addresses the state did not record), with
+            their remote ids.
     """
 
     address: str
     kind: Kind
     remote_id: str
     differences: tuple[str, ...]
+    files: tuple[tuple[str, str], ...] = ()
 
 
 def import_kind(address: str) -> Kind:
@@ -67,13 +89,16 @@ def import_object(
     desired: Callable[[], DesiredState],
     target: str,
     lock_timeout: float = 0.0,
+    scratch: Path | None = None,
 ) -> ImportResult:
     """Record the remote object ``remote_id`` under ``address`` in the state.
 
     ``desired`` builds the desired state (preparing the datasets) and ``client`` the API
     client; both are called only once the cheap checks passed. ``target`` names the remote
     in messages. The state is written under its lock (waiting up to ``lock_timeout``
-    seconds); any pending create intent of the address is resolved by the import.
+    seconds); any pending create intent of the address is resolved by the import. Remote
+    files whose content must be hashed are downloaded into ``scratch`` one at a time (and
+    removed; default: the system's temporary directory).
 
     Raises:
         ReconcilerError: the address cannot be imported or is not declared in the specs.
@@ -97,20 +122,26 @@ def import_object(
         state = backend.read()
         check_importable(state, address, remote_id, backend)
         api = client()
+        hasher = ContentHasher(api, scratch)
+        files: dict[str, ResourceState] = {}
         if kind == "file":
-            resource, differences = _import_file(api, wanted.files[address], remote_id, target)
+            resource, differences = _import_file(
+                api, wanted.files[address], remote_id, target, hasher
+            )
         else:
-            resource, differences = _import_job(
-                api, wanted.jobs[address], remote_id, state, wanted.files, target
+            resource, differences, files = _import_job(
+                api, wanted.jobs[address], remote_id, state, wanted.files, target, hasher
             )
         new = state.model_copy(deep=True) if state is not None else State()
-        new.resources[address] = resource
-        # The import resolves any pending create of this address: recovery must not
-        # adopt a different object for it later.
-        for intent_id in [k for k, i in new.intents.items() if i.address == address]:
-            del new.intents[intent_id]
+        for record in [resource, *files.values()]:
+            new.resources[record.address] = record
+            # The import resolves any pending create of this address: recovery must not
+            # adopt a different object for it later.
+            for intent_id in [k for k, i in new.intents.items() if i.address == record.address]:
+                del new.intents[intent_id]
         backend.write(new, state.serial if state is not None else None)
-    return ImportResult(address, kind, remote_id, tuple(differences))
+    bound = tuple((a, r.remote_id) for a, r in sorted(files.items()))
+    return ImportResult(address, kind, remote_id, tuple(differences), bound)
 
 
 def check_importable(
@@ -146,34 +177,30 @@ def _not_found(exc: ApiError, kind: Kind, remote_id: str, target: str) -> ApiErr
 
 
 def _import_file(
-    client: Provider, desired: DesiredFile, remote_id: str, target: str
+    client: Provider,
+    desired: DesiredFile,
+    remote_id: str,
+    target: str,
+    hasher: ContentHasher,
 ) -> tuple[ResourceState, list[str]]:
     try:
         remote = client.get_file(remote_id)
     except (NotFoundError, RejectedError) as exc:
         raise _not_found(exc, "file", remote_id, target) from exc
-    differences = [
-        name
-        for name, want, got in (
-            ("filename", desired.filename, remote.filename),
-            ("bytes", desired.bytes, remote.bytes),
+    shown = remote.model_dump(mode="json", by_alias=True)
+    if needs_hash(desired, shown) and not hasher.available:
+        raise ReconcilerError(
+            f"{desired.address}: {unreadable_file(desired, shown, hasher.service)}"
         )
-        if want != got
-    ]
-    if not differences:
-        # Same name (which carries the content hash) and size: the engine's own dedupe rule.
-        return (
-            ResourceState(
-                address=desired.address,
-                type="file",
-                remote_id=remote.id,
-                fingerprint=desired.fingerprint,
-                attributes={**desired.summary(), "imported": True},
-            ),
-            [],
-        )
-    # Not the spec's content: its hash is unknown without downloading it, and it does not
-    # matter — any fingerprint other than the spec's makes the plan upload the spec's content.
+    content = {remote.id: hasher.sha256(remote.id)} if needs_hash(desired, shown) else {}
+    if file_matches(desired, shown, content):
+        # The prepared content, whatever the file is named: recorded with the part's
+        # fingerprint, so the next plan neither uploads it again nor replaces its jobs.
+        return file_record(desired, remote.id, remote.filename, imported=True), []
+    differences = ["bytes"] if remote.bytes is not None and remote.bytes != desired.bytes else []
+    differences = differences or ["sha256"]
+    # Not the spec's content: any fingerprint other than the spec's makes the plan upload the
+    # spec's content.
     return (
         ResourceState(
             address=desired.address,
@@ -201,30 +228,61 @@ def _import_job(
     state: State | None,
     files: Mapping[str, DesiredFile],
     target: str,
-) -> tuple[ResourceState, list[str]]:
+    hasher: ContentHasher,
+) -> tuple[ResourceState, list[str], dict[str, ResourceState]]:
+    """The job's record, how it differs from the spec, and the records of its files.
+
+    The spec's files are named by the remote files the job uses: the one the state records
+    for an address, else one holding the address's prepared content (hashed when its name
+    does not carry the hash). Files found so are recorded for addresses the state does not
+    record yet.
+    """
     try:
         remote = client.get_job(remote_id)
     except (NotFoundError, RejectedError) as exc:
         raise _not_found(exc, "job", remote_id, target) from exc
     remote_json = remote.model_dump(mode="json")
-    # Remote ids of the spec's files: recorded in the state, else found by name and size.
-    file_ids: dict[str, str] = {}
-    for dep in desired.depends_on:
-        recorded = state.resources.get(dep) if state is not None else None
-        if recorded is not None and recorded.fingerprint == files[dep].fingerprint:
-            file_ids[dep] = recorded.remote_id
-            continue
-        found = client.find_file(files[dep].filename, size=files[dep].bytes)
-        if found is not None:
-            file_ids[dep] = found.id
-    if remote_job_matches(desired.identity, remote_json, file_ids):
-        identity: dict[str, Any] = dict(desired.identity)
-        fp = desired.fingerprint
-        differences: list[str] = []
-    else:
-        identity = _identity_from_remote(desired, remote_json, file_ids, files)
-        fp = job_fingerprint(identity)
-        differences = changed_paths(identity, dict(desired.identity)) or ["(request)"]
+    resources = state.resources if state is not None else {}
+    used: dict[str, dict[str, Any]] = {}
+    for file_id in dict.fromkeys(job_file_ids(remote_json)):
+        try:
+            used[file_id] = client.get_file(file_id).model_dump(mode="json", by_alias=True)
+        except NotFoundError:
+            continue  # gone: only the state's record of it can name it
+    to_hash = [
+        file_id
+        for file_id, shown in used.items()
+        if any(needs_hash(files[dep], shown) for dep in desired.depends_on)
+    ]
+    file_ids = job_files(
+        desired,
+        remote_json,
+        files,
+        used,
+        hasher.hashes(to_hash) if hasher.available else {},
+        recorded_files(files, resources),
+    )
+    unread = [
+        unreadable_file(files[dep], used[file_id], hasher.service)
+        for file_id in to_hash
+        for dep in desired.depends_on
+        if dep not in file_ids and needs_hash(files[dep], used[file_id])
+    ]
+    if unread and not hasher.available:
+        # Never a guess: recording it as another request would replace (retrain) it.
+        raise ReconcilerError(
+            f"{desired.address}: cannot tell whether job {remote_id} was made from the spec's "
+            "datasets: " + "; ".join(dict.fromkeys(unread))
+        )
+    bound = {
+        dep: file_record(files[dep], file_id, used[file_id].get("filename"), imported=True)
+        for dep, file_id in file_ids.items()
+        if dep not in resources and file_id in used
+    }
+    if made_from_spec_files(desired, file_ids) and job_matches(desired, remote_json, file_ids):
+        return job_record(desired, remote_json, imported=True), [], bound
+    identity = _identity_from_remote(desired, remote_json, file_ids, files)
+    differences = changed_paths(identity, dict(desired.identity)) or ["(request)"]
     attributes: dict[str, Any] = {
         "identity": identity,
         "status": remote.status,
@@ -237,10 +295,10 @@ def _import_job(
         address=desired.address,
         type="job",
         remote_id=remote.id,
-        fingerprint=fp,
+        fingerprint=job_fingerprint(identity),
         attributes=attributes,
     )
-    return resource, differences
+    return resource, differences, bound
 
 
 def _identity_from_remote(
@@ -284,7 +342,7 @@ def _identity_from_remote(
     for key, value in list(identity["hyperparameters"].items()):
         if key not in hyper or hyper[key] is None:
             del identity["hyperparameters"][key]
-        elif not _same_value(hyper[key], value):
+        elif not same_number(hyper[key], value):
             identity["hyperparameters"][key] = hyper[key]
     got_integrations = [
         {
@@ -298,10 +356,3 @@ def _identity_from_remote(
     if sorted(map(repr, got_integrations)) != sorted(map(repr, identity["integrations"])):
         identity["integrations"] = got_integrations
     return identity
-
-
-def _same_value(a: Any, b: Any) -> bool:
-    # The remote may echo 1e-4 as 0.00010000000000000002: compare numbers with a tolerance.
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)), abs(float(b)))
-    return bool(a == b)

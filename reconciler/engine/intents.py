@@ -1,10 +1,17 @@
 """Intents: what apply writes before every create, and how an interrupted create is found.
 
 An intent names the address being created and how to recognise the object remotely — a file
-by its content-addressed name and size, a job by its exact request without secrets. It is
+by its content-addressed name and size, a job by its exact request without secrets and, on
+providers whose jobs carry metadata, by the identity tag the job is created with (exact). It is
 persisted before the request is sent (the executor's rule 1) and replaced by the result once
 that is recorded. :func:`recover_intents` resolves the intents an earlier run left behind
 (rule 2) before anything new is created.
+
+A job is recognised by :mod:`reconciler.identity` and :func:`find_created_job` binds only a
+job created after the intent was written that no address holds or held: the remote cannot
+show training-file weights or ``invalid_sample_skip_percentage``, so a job an address holds
+(e.g. the one a replacement replaces, whose readable request may be the same) is never taken
+for the one the intent was about.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from reconciler.errors import ApiError
 from reconciler.providers.base import JobTag
 
 if TYPE_CHECKING:
+    from reconciler.client.types import RemoteJob
     from reconciler.providers.base import Provider
 
 RECOVERY_SLACK_SECONDS = 300.0
@@ -48,25 +56,21 @@ def upload_intent(f: DesiredFile) -> Intent:
             "filename": f.filename,
             "bytes": f.bytes,
             "sha256": f.sha256,
-            "attributes": f.summary(),
+            "attributes": {**f.summary(), "labels": dict(f.labels)},
         },
         created_at=time.time(),
     )
 
 
 def job_intent(job: DesiredJob, request: Mapping[str, Any], tag: JobTag | None = None) -> Intent:
-    """The intent of creating a job with ``request`` (its secrets are not stored) and, for
-    providers whose jobs carry it, our identity ``tag``."""
+    """The intent of creating a job with ``request`` (its secrets are not stored), and the
+    identity ``tag`` it is created with on providers whose jobs carry one."""
     lookup: dict[str, Any] = {
         "request": job_lookup(request),
-        "attributes": {"identity": dict(job.identity)},
+        "attributes": {"identity": dict(job.identity), "labels": dict(job.labels)},
     }
     if tag is not None:
-        lookup["tag"] = {
-            "address": tag.address,
-            "fingerprint": tag.fingerprint,
-            "generation": tag.generation,
-        }
+        lookup["tag"] = tag.metadata()
     return Intent(
         address=job.address,
         operation="create_job",
@@ -77,11 +81,48 @@ def job_intent(job: DesiredJob, request: Mapping[str, Any], tag: JobTag | None =
 
 
 def intent_tag(intent: Intent) -> JobTag | None:
-    """The identity tag a create intent recorded, or None (an intent without one)."""
+    """The identity tag a job intent recorded (None: the provider's jobs carry none)."""
     raw = intent.lookup.get("tag")
-    if not isinstance(raw, Mapping):
-        return None
-    return JobTag(str(raw["address"]), str(raw["fingerprint"]), int(raw.get("generation") or 0))
+    return JobTag.from_metadata(raw) if isinstance(raw, Mapping) else None
+
+
+def find_created_job(client: Provider, recorder: StateRecorder, intent: Intent) -> RemoteJob | None:
+    """The job an intent's create made, if the remote has it.
+
+    A job matching the intent's request (:func:`reconciler.identity.matches`) — or, when the
+    intent recorded an identity tag, carrying that tag (exact) — created since shortly before
+    the intent was written, that no address holds or held; the earliest.
+    """
+    since = _dt.datetime.fromtimestamp(intent.created_at - RECOVERY_SLACK_SECONDS, _dt.UTC)
+    _, held = recorder.job_bindings()
+    jobs = client.find_jobs(
+        dict(intent.lookup["request"]), created_after=since, exclude=held, tag=intent_tag(intent)
+    )
+    return min(jobs, key=lambda j: j.created_at) if jobs else None
+
+
+def job_history(res: ResourceState | None, new_id: str) -> list[dict[str, Any]]:
+    """A job address's history once ``new_id`` is recorded for it.
+
+    The job it held before is kept there (with its model, the fingerprint of the request
+    that made it — so a revert to that request can point back at it — and whether this tool
+    cancelled it): a job an address held is never taken for another request's job. ``new_id``
+    itself leaves the history (a job an address points back at is its current job again).
+    """
+    if res is None:
+        return []
+    history = [dict(h) for h in res.history if h.get("remote_id") != new_id]
+    if res.remote_id != new_id:
+        entry: dict[str, Any] = {
+            "remote_id": res.remote_id,
+            "replaced_at": time.time(),
+            "fine_tuned_model": res.attributes.get("fine_tuned_model"),
+            "fingerprint": res.fingerprint,
+        }
+        if res.attributes.get("cancelled_by_reconciler"):
+            entry["cancelled_by_reconciler"] = True
+        history.append(entry)
+    return history
 
 
 def refused(exc: ApiError) -> bool:
@@ -114,7 +155,6 @@ def recover_intents(client: Provider, recorder: StateRecorder, hooks: ApplyHooks
 def _find(client: Provider, recorder: StateRecorder, intent: Intent) -> str | None:
     """Look the intent's object up; record it when found. Returns its remote id."""
     previous = recorder.get(intent.address)
-    history = list(previous.history) if previous is not None else []
     attributes = dict(intent.lookup.get("attributes") or {})
     if intent.operation == "upload":
         found_file = client.find_file(
@@ -123,16 +163,14 @@ def _find(client: Provider, recorder: StateRecorder, intent: Intent) -> str | No
         if found_file is None:
             return None
         remote_id, kind = found_file.id, ResourceType.FILE
+        history = list(previous.history) if previous is not None else []
     else:
-        since = _dt.datetime.fromtimestamp(intent.created_at - RECOVERY_SLACK_SECONDS, _dt.UTC)
-        jobs = client.find_jobs(
-            dict(intent.lookup["request"]), created_after=since, tag=intent_tag(intent)
-        )
-        if not jobs:
+        found_job = find_created_job(client, recorder, intent)
+        if found_job is None:
             return None
-        found_job = min(jobs, key=lambda j: j.created_at)
         remote_id, kind = found_job.id, ResourceType.JOB
         attributes["status"] = found_job.status
+        history = job_history(previous, remote_id)
     recorder.put(
         ResourceState(
             address=intent.address,

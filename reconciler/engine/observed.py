@@ -22,33 +22,42 @@ class Observed:
         jobs: job id → Job object (list form: no events/checkpoints).
         models: fine-tuned model id → model card (``archived``, ``name``, ``description``).
         requests: HTTP requests the refresh took.
+        content: file id → sha256 of its content, for the remote files whose content was
+            hashed (only where adopting by content needs it: the listings carry no hash).
     """
 
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
+    content: dict[str, str] = field(default_factory=dict)
 
     def file_by_name(self, filename: str, size: int | None = None) -> dict[str, Any] | None:
-        """An uploaded file with this name (and size), newest first."""
+        """An uploaded file with this name (and size), newest first.
+
+        A file listed without a size (``bytes: null``) matches by name alone: the names we
+        upload under carry the content hash.
+        """
         matches = [
             f
             for f in self.files.values()
-            if f.get("filename") == filename and (size is None or f.get("bytes") == size)
+            if f.get("filename") == filename
+            and (size is None or f.get("bytes") is None or f.get("bytes") == size)
         ]
         matches.sort(key=lambda f: f.get("created_at") or 0, reverse=True)
         return matches[0] if matches else None
 
     def identical_file(self, filename: str, sha256: str, size: int) -> dict[str, Any] | None:
         """A remote file with these bytes: by the content-addressed upload name (and size),
-        or, where the remote names files by content itself and reports the ``sha256`` (a Ray
-        provider's storage), by that digest."""
+        or by a content hash already known (:attr:`content`: a remote that names files by
+        their content reports it, as a Ray provider's storage does)."""
         by_name = self.file_by_name(filename, size)
         if by_name is not None:
             return by_name
-        for f in self.files.values():
-            if f.get("sha256") == sha256 and f.get("bytes") == size:
-                return f
+        for file_id, digest in self.content.items():
+            found = self.files.get(file_id)
+            if digest == sha256 and found is not None and found.get("bytes") == size:
+                return found
         return None
 
 
@@ -56,10 +65,18 @@ def refresh(client: Provider) -> Observed:
     """Read files, jobs and models with paginated list calls."""
     before = client.stats.requests
     files = {f.id: f.model_dump(mode="json", by_alias=True) for f in client.list_files()}
+    # A remote that reports its files' content hash spares downloading them to compare.
+    content = {i: f["sha256"] for i, f in files.items() if isinstance(f.get("sha256"), str)}
     jobs = {j.id: j.model_dump(mode="json") for j in client.list_jobs()}
     models = {
         m.id: m.model_dump(mode="json")
         for m in client.list_models()
         if m.model_dump().get("type", "fine-tuned") != "base"
     }
-    return Observed(files=files, jobs=jobs, models=models, requests=client.stats.requests - before)
+    return Observed(
+        files=files,
+        jobs=jobs,
+        models=models,
+        requests=client.stats.requests - before,
+        content=content,
+    )

@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from reconciler.address import ResourceType
+from reconciler.engine.moves import move_record
 from reconciler.engine.state_model import Intent, ResourceState, State, StateBackend
+from reconciler.errors import StateError
 
 
 class StateRecorder:
@@ -94,8 +97,21 @@ class StateRecorder:
                 self._changed()
 
     def put(self, resource: ResourceState, *, intent_id: str | None = None) -> None:
-        """Record a resource (and drop the intent that created it)."""
+        """Record a resource (and drop the intent that created it).
+
+        Raises:
+            StateError: the resource is a job another address holds (a remote job belongs
+                to one address; nothing is recorded).
+        """
         with self._lock:
+            if resource.type is ResourceType.JOB:
+                owner = self._holder(resource.address, resource.remote_id)
+                if owner is not None:
+                    raise StateError(
+                        f"{resource.address}: remote job {resource.remote_id} is already "
+                        f"{owner}'s; a remote job belongs to one address, so it is not "
+                        "recorded twice"
+                    )
             self.state.resources[resource.address] = resource
             if intent_id is not None:
                 self.state.intents.pop(intent_id, None)
@@ -109,6 +125,21 @@ class StateRecorder:
                 res.attributes.update(attributes)
                 self._changed()
 
+    def move(self, source: str, target: str) -> bool:
+        """Move ``source``'s record (and intents) to ``target``; False when already moved.
+
+        Already moved: ``source`` is not recorded and ``target`` is.
+
+        Raises:
+            StateError: see :func:`~reconciler.engine.moves.check_move`.
+        """
+        with self._lock:
+            if source not in self.state.resources and target in self.state.resources:
+                return False
+            move_record(self.state, source, target)
+            self._changed()
+            return True
+
     def remove(self, address: str) -> None:
         """Forget an address."""
         with self._lock:
@@ -121,13 +152,21 @@ class StateRecorder:
             res = self.state.resources.get(address)
             return res.model_copy(deep=True) if res is not None else None
 
+    def job_bindings(self) -> tuple[dict[str, str], frozenset[str]]:
+        """:meth:`State.job_bindings` of the working state."""
+        with self._lock:
+            return self.state.job_bindings()
+
     def managed_elsewhere(self, address: str, remote_id: str) -> str | None:
         """Another address that records this remote object, if any."""
         with self._lock:
-            for other, res in self.state.resources.items():
-                if other != address and res.remote_id == remote_id:
-                    return other
-            return None
+            return self._holder(address, remote_id)
+
+    def _holder(self, address: str, remote_id: str) -> str | None:
+        for other, res in self.state.resources.items():
+            if other != address and res.remote_id == remote_id:
+                return other
+        return None
 
     def maybe_flush(self, interval: float) -> None:
         """Persist pending results if the last write is older than ``interval`` seconds."""

@@ -2,8 +2,9 @@
 
 Jobs are created with ``auto_start=false``. The gate waits for the remote to validate each
 queued job, checks its budget against the remote's cost estimate, and starts it — or leaves
-it VALIDATED and reports why (over budget, no estimate, not validated in time). A job left
-unstarted is planned as ``start`` by the next plan.
+it VALIDATED and reports why (over budget, no estimate, not validated in time, the remote
+refused the start). Each job is gated on its own: a failure is that job's outcome, and the
+other jobs still start. A job left unstarted is planned as ``start`` by the next plan.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from reconciler.engine.desired import DesiredJob
 from reconciler.engine.outcome import Outcome, OutcomeStatus
 from reconciler.engine.plan import Action
 from reconciler.engine.recorder import StateRecorder
+from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
     from reconciler.providers.base import Provider
@@ -36,6 +38,8 @@ class StartGate:
         report: called with the outcome of each job the gate refuses to start.
         note: called with (address, message) for each job it starts.
         sleep, clock: how to wait and what time it is (monotonic seconds).
+        stop: once set, the gate stops waiting; the jobs not started yet stay unstarted (the
+            next plan shows them as ``start``).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class StartGate:
         note: Callable[[str, str], None],
         sleep: Callable[[float], None],
         clock: Callable[[], float],
+        stop: threading.Event | None = None,
     ) -> None:
         self._client = client
         self._recorder = recorder
@@ -58,6 +63,7 @@ class StartGate:
         self._note = note
         self._sleep = sleep
         self._clock = clock
+        self._stop = stop
         self._queued: dict[str, DesiredJob] = {}
         self._lock = threading.Lock()
 
@@ -74,7 +80,7 @@ class StartGate:
             return started
         deadline = self._clock() + self._start_timeout
         interval = self._poll_interval
-        while waiting:
+        while waiting and not (self._stop is not None and self._stop.is_set()):
             by_id = {}
             for address in list(waiting):
                 res = self._recorder.get(address)
@@ -82,7 +88,11 @@ class StartGate:
                     waiting.pop(address)
                     continue
                 by_id[res.remote_id] = address
-            for job_id, job_data in self._poll(set(by_id)).items():
+            polled, errors = self._poll(set(by_id))
+            for job_id, error in errors.items():
+                waiting.pop(by_id[job_id])
+                self._refuse(by_id[job_id], f"its status could not be read: {error}")
+            for job_id, job_data in polled.items():
                 address = by_id[job_id]
                 raw_status = job_data.get("status")
                 self._recorder.update_attributes(address, status=raw_status)
@@ -117,12 +127,19 @@ class StartGate:
     def _refuse(self, address: str, message: str) -> None:
         self._report(Outcome(address, Action.START, OutcomeStatus.FAILED, message))
 
-    def _poll(self, job_ids: set[str]) -> dict[str, dict[str, Any]]:
-        if len(job_ids) <= 3:
-            return {jid: self._client.get_job(jid).model_dump(mode="json") for jid in job_ids}
-        return {
-            j.id: j.model_dump(mode="json") for j in self._client.list_jobs() if j.id in job_ids
-        }
+    def _poll(self, job_ids: set[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """(job id → job, job id → why it could not be read) of the jobs still waiting."""
+        if len(job_ids) > 3:
+            listed = self._client.list_jobs()
+            return {j.id: j.model_dump(mode="json") for j in listed if j.id in job_ids}, {}
+        found: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        for jid in job_ids:
+            try:
+                found[jid] = self._client.get_job(jid).model_dump(mode="json")
+            except ReconcilerError as exc:
+                errors[jid] = str(exc)  # this job stops waiting; the others go on
+        return found, errors
 
     def _gate_and_start(self, job: DesiredJob, job_data: Mapping[str, Any]) -> bool:
         """Check the budget and start the job; False when the gate keeps it VALIDATED."""
@@ -147,7 +164,11 @@ class StartGate:
                     "Raise budget.max_cost or reduce training_steps, then apply again",
                 )
                 return False
-        started = self._client.start_job(str(job_data["id"]))
+        try:
+            started = self._client.start_job(str(job_data["id"]))
+        except ReconcilerError as exc:
+            self._refuse(address, f"the start failed: {exc}; the next apply starts it again")
+            return False
         self._recorder.update_attributes(address, status=started.status)
         cost_text = f" (estimate {float(cost):.2f} {currency})" if cost is not None else ""
         self._note(address, f"started{cost_text}")

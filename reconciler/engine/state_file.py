@@ -12,6 +12,18 @@ fsync'ed, so a crash at any instant leaves either the old or the new state, neve
 Writes are compare-and-swap on ``serial`` (checked under a short directory lock, so two
 writers that both read serial 5 cannot both store serial 6).
 
+A writer killed between creating its temporary file and renaming it (kill -9) leaves
+``.<state>.XXXXXXXX.tmp`` behind. Every temporary file of the state and its backup is created
+and renamed while its writer holds the directory lock, so whoever holds that lock knows that
+any such file is a leftover, never a concurrent writer's work in progress: the next write, and
+the next process to take the state lock, remove them (only files of exactly that name pattern,
+regular files owned by this user).
+
+Reading is bounded: a state file that is not a regular file, is larger than
+:data:`MAX_STATE_BYTES` or nests deeper than the JSON parser goes is a clean
+:class:`~reconciler.errors.StateError` naming the file, not a hang, a memory blow-up or a
+``RecursionError``.
+
 The state lock is ``fcntl.flock`` on ``<state>.lock``. The kernel drops a flock when the
 holding process dies for any reason (kill -9, a cancelled CI job, a lost container), so a
 dead holder never blocks the next run, and there is no expiry to tune. The holder's
@@ -26,6 +38,8 @@ import errno
 import fcntl
 import json
 import os
+import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -42,6 +56,7 @@ from reconciler.engine.state_model import (
     locked_error,
 )
 from reconciler.errors import StateError, StateLockedError
+from reconciler.redact import scrub
 
 _POLL_SECONDS = 0.1
 """How often a waiting process retries the lock (flock has no timed wait)."""
@@ -49,13 +64,20 @@ _POLL_SECONDS = 0.1
 _INFO_SETTLE_SECONDS = 1.0
 """How long to wait for a new holder to finish writing its LockInfo before giving up."""
 
+MAX_STATE_BYTES = 256 * 1024 * 1024
+"""Largest state file read. A state of ten thousand jobs is a few megabytes; anything near
+this is not a state, and reading it whole could take the machine's memory."""
+
 
 def render_state(state: State) -> str:
-    """The state's on-disk text: pretty JSON, sorted keys, trailing newline."""
-    return (
-        json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False)
-        + "\n"
-    )
+    """The state's on-disk text: pretty JSON, sorted keys, trailing newline.
+
+    Scrubbed of every secret the run resolved (:mod:`reconciler.redact`): none belongs in a
+    state, and if one ever reached it (a server echoing a key into an object's attributes)
+    it is written as ``***``.
+    """
+    text = json.dumps(state.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False)
+    return scrub(text) + "\n"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -116,7 +138,23 @@ class FileStateBackend(StateBackend):
 
     def _read_text(self, path: Path) -> str | None:
         try:
-            return path.read_text(encoding="utf-8")
+            # Non-blocking, then checked: a FIFO or device named as the state must not hang
+            # or read forever.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise StateError(
+                        f"{path}: the state path is not a regular file. Point the Provider's "
+                        "state.path at a file (it is created on the first apply)."
+                    )
+                if info.st_size > MAX_STATE_BYTES:
+                    raise StateError(
+                        f"{path}: state file is {info.st_size} bytes, over the limit of "
+                        f"{MAX_STATE_BYTES // (1024 * 1024)} MiB: this is not a reconciler "
+                        f"state. {self._recovery_hint(path)}"
+                    )
+                return handle.read(MAX_STATE_BYTES + 1).decode("utf-8")
         except FileNotFoundError:
             return None
         except UnicodeDecodeError as exc:
@@ -142,6 +180,16 @@ class FileStateBackend(StateBackend):
         )
 
     def _parse(self, text: str, path: Path) -> State:
+        try:
+            return self._parse_state(text, path)
+        except RecursionError:
+            raise StateError(
+                f"{path}: state file nests too deeply to be read (JSON arrays or objects inside "
+                f"one another thousands of levels deep): it is not a reconciler state. "
+                f"{self._recovery_hint(path)}"
+            ) from None
+
+    def _parse_state(self, text: str, path: Path) -> State:
         try:
             raw: Any = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -183,13 +231,15 @@ class FileStateBackend(StateBackend):
             os.close(fd)  # closing releases the flock
 
     def write(self, state: State, expected_serial: int | None) -> State:
-        """Compare-and-swap write: stores ``state`` with serial ``expected + 1`` (new state: 1).
+        """Compare-and-swap write: stores ``state`` with serial ``expected + 1`` (new state: 1)
+        and the bound target (:meth:`~StateBackend.store_target`).
 
         Raises:
             StateError: the stored serial is not ``expected_serial``, the stored state has
                 another lineage, or the file cannot be written.
         """
-        new = state.model_copy(update={"serial": (expected_serial or 0) + 1}, deep=True)
+        serial = (expected_serial or 0) + 1
+        new = self.store_target(state).model_copy(update={"serial": serial}, deep=True)
         return self._store(new, expected_serial, same_lineage=True)
 
     def store_exact(self, state: State, expected_serial: int | None) -> State:
@@ -212,6 +262,7 @@ class FileStateBackend(StateBackend):
                 f"{self.path.parent}: cannot create the state directory: {exc.strerror or exc}."
             ) from exc
         with self._write_guard():
+            self._remove_stale_temp_files()
             current_text = self._read_text(self.path)
             current = None if current_text is None else self._parse(current_text, self.path)
             stored_serial = None if current is None else current.serial
@@ -237,6 +288,29 @@ class FileStateBackend(StateBackend):
                     "state is unchanged; fix the cause (disk space, permissions) and re-run."
                 ) from exc
             return new
+
+    def _remove_stale_temp_files(self) -> None:
+        """Remove temporary files of the state and backup that a killed writer left.
+
+        Call only while holding :meth:`_write_guard`: then no writer of ours is between
+        creating such a file and renaming it, so every one found is a leftover.
+        """
+        names = "|".join(re.escape(p.name) for p in (self.path, self.backup_path))
+        # tempfile.mkstemp names: prefix, 8 characters of [a-z0-9_], suffix.
+        pattern = re.compile(rf"\.(?:{names})\.[a-z0-9_]{{8}}\.tmp")
+        try:
+            entries = list(os.scandir(self.path.parent))
+        except OSError:
+            return
+        for entry in entries:
+            if not pattern.fullmatch(entry.name):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
+                    os.unlink(entry.path)
+            except OSError:
+                continue  # gone meanwhile, or not ours to remove: harmless either way
 
     def _mode(self) -> int:
         # Keep whatever permissions the user gave the state file; new files get 0644.
@@ -276,6 +350,8 @@ class FileStateBackend(StateBackend):
             os.close(fd)
             raise StateError(f"{self.lock_path}: cannot write the lock record: {exc}") from exc
         self._held[info.id] = fd
+        with contextlib.suppress(OSError), self._write_guard():
+            self._remove_stale_temp_files()  # housekeeping only: never a reason to fail
         return info
 
     def _open_lock_file(self) -> int:

@@ -34,6 +34,7 @@ import pydantic
 
 from reconciler.engine.state_model import LockInfo, State, StateBackend, locked_error
 from reconciler.errors import StateError, StateLockedError
+from reconciler.redact import scrub, scrub_obj
 
 if TYPE_CHECKING:
     import psycopg
@@ -174,10 +175,9 @@ class PostgresStateBackend(StateBackend):
         return f"postgres workspace '{self.workspace}' ({self._masked})"
 
     def _scrub(self, text: str) -> str:
-        # Belt and braces: libpq messages do not quote the password, but never risk it.
-        if self._password:
-            text = text.replace(self._password, "***")
-        return text
+        # Belt and braces: libpq messages do not quote the password, but never risk it; nor
+        # any other secret of the run (the DSN may not have been registered: state migrate).
+        return scrub(text, (self._password, self.dsn))
 
     def _where(self) -> str:
         source = f" from {self.dsn_source}" if self.dsn_source else ""
@@ -307,12 +307,14 @@ class PostgresStateBackend(StateBackend):
             ) from None
 
     def write(self, state: State, expected_serial: int | None) -> State:
-        """Compare-and-swap: store ``state`` with serial ``expected_serial + 1``.
+        """Compare-and-swap: store ``state`` with serial ``expected_serial + 1`` and the bound
+        target (:meth:`~reconciler.engine.state_model.StateBackend.store_target`).
 
         Raises StateError when the stored serial (or lineage) is not the expected one;
         nothing is written then.
         """
-        stored = state.model_copy(update={"serial": (expected_serial or 0) + 1})
+        serial = (expected_serial or 0) + 1
+        stored = self.store_target(state).model_copy(update={"serial": serial})
         return self._store(stored, expected_serial, check_lineage=True)
 
     def store_exact(self, state: State, expected_serial: int | None) -> State:
@@ -330,7 +332,9 @@ class PostgresStateBackend(StateBackend):
 
         self._check_lock_alive()
         conn = self._data()
-        doc = Jsonb(stored.model_dump(mode="json"))
+        # Scrubbed like the file backend's text: no secret belongs in a state, and if one ever
+        # reached it (a server echoing a key into an object's attributes) it is stored as ***.
+        doc = Jsonb(scrub_obj(stored.model_dump(mode="json")))
         with self._db_errors(f"cannot write the state of workspace '{self.workspace}'"):
             with conn.transaction():
                 if expected_serial is None:

@@ -14,10 +14,11 @@ from typing import Any
 
 from reconciler.client.types import JobStatus
 
-# The API's ten statuses folded into the health words users see (PRODUCT.md §3, "sync vs
-# health"). STARTED is the short step between /start and RUNNING: the job is already
-# committed to training, so it reads as running. CANCELLATION_REQUESTED reads as cancelled
-# because nothing will train any more, but it is not terminal (JobStatus.is_terminal).
+# The API statuses (Mistral's ten, plus OpenAI's PAUSED) folded into the health words users
+# see (PRODUCT.md §3, "sync vs health"). STARTED is the short step between /start and RUNNING:
+# the job is already committed to training, so it reads as running. CANCELLATION_REQUESTED
+# reads as cancelled because nothing will train any more, but it is not terminal
+# (JobStatus.is_terminal).
 HEALTH_BY_STATUS: Mapping[JobStatus, str] = {
     JobStatus.QUEUED: "queued",
     JobStatus.VALIDATING: "validating",
@@ -29,8 +30,10 @@ HEALTH_BY_STATUS: Mapping[JobStatus, str] = {
     JobStatus.FAILED_VALIDATION: "failed",
     JobStatus.CANCELLATION_REQUESTED: "cancelled",
     JobStatus.CANCELLED: "cancelled",
+    JobStatus.PAUSED: "paused",
 }
-"""API status -> health (queued, validating, validated, running, succeeded, failed, cancelled)."""
+"""API status -> health (queued, validating, validated, running, paused, succeeded, failed,
+cancelled)."""
 
 _WITHOUT_MODEL = frozenset({JobStatus.FAILED, JobStatus.FAILED_VALIDATION, JobStatus.CANCELLED})
 """Statuses of jobs that ended without a model."""
@@ -47,8 +50,8 @@ class JobProgress:
     Attributes:
         job_id: the remote job id (``None`` if the dict has none).
         status: the API status, e.g. ``RUNNING`` (``UNKNOWN`` when missing).
-        health: ``queued``, ``validating``, ``validated``, ``running``, ``succeeded``,
-            ``failed``, ``cancelled`` (``unknown`` for a status this version does not know).
+        health: ``queued``, ``validating``, ``validated``, ``running``, ``paused``,
+            ``succeeded``, ``failed``, ``cancelled`` (``unknown`` for a status this version does not know).
         step: step of the latest checkpoint (``total_steps`` once succeeded), or ``None``.
         total_steps: ``hyperparameters.training_steps``, or ``None`` when the job is sized
             by epochs and the remote has not reported the steps.
@@ -200,9 +203,13 @@ def _eta(
     total: int | None,
     now: float | None,
 ) -> float | None:
-    # A VALIDATED job waits for /start (or stays held by its spec): no ETA until it runs.
+    # A VALIDATED job waits for /start (or stays held by its spec), a PAUSED one for
+    # /resume: no ETA until it runs.
     if status is not None and (
-        status.is_terminal or status.is_cancelled or status is JobStatus.VALIDATED
+        status.is_terminal
+        or status.is_cancelled
+        or status is JobStatus.VALIDATED
+        or status.is_paused
     ):
         return None
     points = checkpoints_by_step(job)

@@ -37,6 +37,17 @@ from reconciler.observe.progress import (
 WATCH_FORMAT_VERSION = 1
 """Version of the JSON lines written in ``json`` mode."""
 
+DEFAULT_TIMEOUT = "24h"
+"""How long ``status --watch`` and ``apply --wait`` follow jobs unless told otherwise: longer
+than a fine-tuning job takes, short enough that a forgotten watch ends (``0`` waits forever,
+only when asked for)."""
+
+MAX_FAILED_POLLS = 5
+MAX_OUTAGE_SECONDS = 120.0
+"""A watch gives up when this many polls in a row failed (each one already retried by the
+client) and the remote has not answered for this long: a dead endpoint ends the watch with
+an error instead of being retried forever, while a short outage is ridden out."""
+
 Mode = Literal["rich", "plain", "json"]
 Fetch = Callable[[], Mapping[str, Mapping[str, Any]]]
 StopPredicate = Callable[[str, JobProgress], bool]
@@ -48,15 +59,15 @@ def terminal(address: str, progress: JobProgress) -> bool:
 
 
 def stop_at_validated(not_started: Collection[str]) -> StopPredicate:
-    """A stop predicate for jobs whose spec says not to start them.
+    """A stop predicate for jobs whose spec holds them: not to start, or to stay paused.
 
-    Jobs in ``not_started`` are settled once VALIDATED (they will stay there); every other
-    job is settled when terminal.
+    Jobs in ``not_started`` are settled once VALIDATED or PAUSED (they will stay there);
+    every other job is settled when terminal.
     """
     held = frozenset(not_started)
 
     def predicate(address: str, progress: JobProgress) -> bool:
-        if address in held and progress.job_status is JobStatus.VALIDATED:
+        if address in held and progress.job_status in (JobStatus.VALIDATED, JobStatus.PAUSED):
             return True
         return progress.terminal
 
@@ -241,6 +252,8 @@ def follow_jobs(
     until: StopPredicate = terminal,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], float] = time.time,
+    max_failed_polls: int = MAX_FAILED_POLLS,
+    max_outage: float = MAX_OUTAGE_SECONDS,
 ) -> dict[str, JobProgress]:
     """Poll ``fetch()`` until every job is settled and return the final progress.
 
@@ -249,21 +262,27 @@ def follow_jobs(
         interval: seconds between polls.
         mode: ``rich``, ``plain`` or ``json`` (see :func:`choose_mode`).
         out: where to write (default: stdout).
-        timeout: give up after this many seconds (``None``: wait as long as it takes).
+        timeout: give up after this many seconds (``None``: wait as long as it takes; the
+            commands default to :data:`DEFAULT_TIMEOUT`).
         sleep, clock, now: injectable for tests (``now`` is unix time for ETAs).
         until: ``until(address, progress)`` is True when that job needs no more waiting;
             default :func:`terminal`; see :func:`stop_at_validated`.
+        max_failed_polls, max_outage: give up once this many polls in a row failed and no
+            poll succeeded for this many seconds (see :data:`MAX_FAILED_POLLS`).
 
     A retryable API error while polling (5xx, 429, dropped connection) is reported as a notice
-    and the poll is retried; any other error propagates. The caller decides the exit code,
-    typically from :func:`~reconciler.observe.progress.failed`.
+    and the poll is retried, within ``max_failed_polls``/``max_outage``; any other error
+    propagates. The caller decides the exit code, typically from
+    :func:`~reconciler.observe.progress.failed`.
 
     Raises:
-        ReconcilerError: ``timeout`` passed while some jobs were still not settled (the
-            message names them with their status; the jobs keep running remotely).
+        ReconcilerError: ``timeout`` passed while some jobs were still not settled, or the
+            remote stopped answering (the message says which, and that the jobs keep running
+            remotely).
     """
     stream = out if out is not None else sys.stdout
-    started = clock()
+    started = answered = clock()
+    failures = 0
     progress: dict[str, JobProgress] = {}
     with _Renderer(mode, stream) as renderer:
         while True:
@@ -272,9 +291,19 @@ def follow_jobs(
             except ApiError as exc:
                 if not exc.retryable:
                     raise
+                failures += 1
+                silent = clock() - answered
+                if failures >= max_failed_polls and silent >= max_outage:
+                    raise ReconcilerError(
+                        f"gave up watching: the remote has not answered for "
+                        f"{format_duration(silent)} ({failures} polls in a row failed; the "
+                        f"last: {exc}). The jobs keep running remotely; once the remote "
+                        "answers again, follow them with 'reconciler status --watch'."
+                    ) from exc
                 renderer.notice(f"polling failed, retrying in {interval:g}s: {exc}")
                 jobs = None
             if jobs is not None:
+                failures, answered = 0, clock()
                 stamp = now()
                 progress = {a: job_progress(j, now=stamp) for a, j in jobs.items()}
                 renderer.poll(progress)

@@ -5,8 +5,9 @@ A provider turns its service's API into the canonical shapes of :mod:`reconciler
 (``RemoteFile``, ``RemoteJob`` with a :class:`~reconciler.client.types.JobStatus`,
 ``RemoteModel``): the Mistral client returns them as they come; other providers translate
 (OpenAI's ``succeeded`` becomes ``SUCCESS``, a Ray job's ``STOPPED`` becomes ``CANCELLED``).
-What a service cannot do is declared in :class:`Capabilities`, so the spec checks and the
-planner decide up front instead of discovering it in a 4xx at apply time.
+What a service cannot do is declared in :class:`Capabilities` (defined with the spec models in
+:mod:`reconciler.spec.capabilities`, re-exported here), so the spec checks and the planner
+decide up front instead of discovering it in a 4xx at apply time.
 
 Job requests are the canonical (Mistral ``JobIn``-shaped) request bodies the engine builds
 from a spec; a provider maps them to its own API. Providers whose service can carry our
@@ -16,7 +17,7 @@ identity exactly; the others compare requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,56 +25,23 @@ from typing import Any, Protocol, runtime_checkable
 
 from reconciler.client.limits import RequestStats
 from reconciler.client.types import JobEstimate, RemoteFile, RemoteJob, RemoteModel
+from reconciler.identity import TAG_ADDRESS_KEY, TAG_FINGERPRINT_KEY
+from reconciler.spec.capabilities import (
+    MISTRAL_CAPABILITIES,
+    MISTRAL_HYPERPARAMETERS,
+    OPENAI_CAPABILITIES,
+    RAY_CAPABILITIES,
+    Capabilities,
+)
 
-IDENTITY_ADDRESS_KEY = "reconciler_address"
+IDENTITY_ADDRESS_KEY = TAG_ADDRESS_KEY
 """Job metadata key carrying the address of the spec that created the job."""
 
-IDENTITY_FINGERPRINT_KEY = "reconciler_fingerprint"
+IDENTITY_FINGERPRINT_KEY = TAG_FINGERPRINT_KEY
 """Job metadata key carrying the request fingerprint of the spec that created the job."""
 
 IDENTITY_GENERATION_KEY = "reconciler_generation"
 """Job metadata key carrying the replacement generation (see :class:`JobTag`)."""
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a provider's service supports; the spec checks and the planner read it.
-
-    Attributes:
-        name: the provider type as written in the ``Provider`` document (``mistral``,
-            ``openai``, ``ray``, ``sandbox``), used in error messages ("not supported by
-            openai").
-        auto_start: jobs can be created without starting (``auto_start=false``), so the
-            remote's own cost estimate can gate the start. Without it, jobs start at once and
-            budgets are enforced at plan time only.
-        job_metadata: jobs carry string metadata that can be filtered on when listing, so our
-            identity (address + fingerprint) is exact.
-        pause: jobs can be paused and resumed.
-        absolute_learning_rate: ``learning_rate`` is an absolute rate (Mistral); without it
-            the service takes a multiplier (OpenAI ``learning_rate_multiplier``).
-        multiple_training_files: several (weighted) training files per job.
-        wandb_key_per_job: a W&B API key can travel with each job (Mistral's integration); OpenAI
-            keeps it in the organisation's settings instead.
-        model_updates: a fine-tuned model's name/description can be changed and it can be
-            archived.
-        remote_estimate: the service estimates a job's cost without creating it (``dry_run``).
-        methods: training methods it accepts (``supervised``, ``dpo``, ...).
-        max_suffix_length: longest ``suffix`` it accepts.
-        hyperparameters: hyperparameter names a job may set on this service.
-    """
-
-    name: str
-    auto_start: bool
-    job_metadata: bool
-    pause: bool
-    absolute_learning_rate: bool
-    multiple_training_files: bool
-    wandb_key_per_job: bool
-    model_updates: bool
-    remote_estimate: bool
-    methods: frozenset[str]
-    max_suffix_length: int
-    hyperparameters: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -98,6 +66,20 @@ class JobTag:
             IDENTITY_FINGERPRINT_KEY: self.fingerprint,
             IDENTITY_GENERATION_KEY: str(self.generation),
         }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any] | None) -> JobTag | None:
+        """The tag a job's metadata carries (``RemoteJob.user_metadata``), or None for a job
+        without one (made by hand, or by another tool)."""
+        if not metadata:
+            return None
+        address = metadata.get(IDENTITY_ADDRESS_KEY)
+        fingerprint = metadata.get(IDENTITY_FINGERPRINT_KEY)
+        if not isinstance(address, str) or not isinstance(fingerprint, str):
+            return None
+        raw = metadata.get(IDENTITY_GENERATION_KEY)
+        generation = int(raw) if isinstance(raw, str) and raw.isdigit() else 0
+        return cls(address, fingerprint, generation)
 
 
 @runtime_checkable
@@ -145,13 +127,29 @@ class Provider(Protocol):
     def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
         """The newest file with this name (and size), or None."""
 
+    def download_file(self, file_id: str, dest: Path) -> None:
+        """Stream a file's content to ``dest`` (never held in memory).
+
+        Only when ``capabilities.file_download``; otherwise raises
+        :class:`~reconciler.errors.ReconcilerError` saying the service does not give back
+        the content of training files.
+        """
+
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any], *, tag: JobTag | None = None) -> RemoteJob:
+    def create_job(
+        self,
+        request: dict[str, Any],
+        *,
+        exclude: Collection[str] = (),
+        tag: JobTag | None = None,
+    ) -> RemoteJob:
         """Create a job from a canonical request; never creates it twice.
 
-        ``tag`` is our identity of the job; services with ``job_metadata`` store it on the job
-        (and derive idempotency keys from it), the others ignore it.
+        ``exclude`` are ids of jobs a lost-answer lookup must never take for this one (jobs
+        that an address holds or held). ``tag`` is our identity of the job; services with
+        ``job_metadata`` store it on the job (and find a create whose answer was lost by it),
+        the others ignore it.
         """
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
@@ -178,9 +176,10 @@ class Provider(Protocol):
         request: dict[str, Any],
         *,
         created_after: datetime | None = None,
+        exclude: Collection[str] = (),
         tag: JobTag | None = None,
     ) -> list[RemoteJob]:
-        """Jobs this exact request created.
+        """Jobs this exact request created (never one whose id is in ``exclude``).
 
         With ``tag`` and ``job_metadata``, by the identity on the job (exact); otherwise by
         comparing the request with what the remote reports.
@@ -190,6 +189,9 @@ class Provider(Protocol):
 
     def list_models(self) -> list[RemoteModel]:
         """Models visible to the key (base and fine-tuned)."""
+
+    def delete_model(self, model_id: str) -> None:
+        """Delete a fine-tuned model; one already gone counts as deleted."""
 
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None
@@ -203,30 +205,31 @@ class Provider(Protocol):
         """Unarchive a fine-tuned model (only with ``model_updates``)."""
 
 
-MISTRAL_HYPERPARAMETERS = frozenset(
-    {
-        "training_steps",
-        "learning_rate",
-        "weight_decay",
-        "warmup_fraction",
-        "epochs",
-        "seq_len",
-        "fim_ratio",
-    }
-)
+@runtime_checkable
+class Pausable(Protocol):
+    """A provider whose jobs can be paused and resumed (``Capabilities.pause``).
 
-MISTRAL_CAPABILITIES = Capabilities(
-    name="mistral",
-    auto_start=True,
-    job_metadata=False,
-    pause=False,
-    absolute_learning_rate=True,
-    multiple_training_files=True,
-    wandb_key_per_job=True,
-    model_updates=True,
-    remote_estimate=True,
-    methods=frozenset({"supervised"}),
-    max_suffix_length=18,
-    hyperparameters=MISTRAL_HYPERPARAMETERS,
-)
-"""Mistral's fine-tuning API (and the sandbox's Mistral dialect)."""
+    Kept apart from :class:`Provider` so that services without pause need not implement it;
+    the engine checks ``capabilities.pause`` and this protocol before it pauses anything.
+    """
+
+    def pause_job(self, job_id: str) -> RemoteJob:
+        """Pause a running job (idempotent: a paused job is left as it is)."""
+
+    def resume_job(self, job_id: str) -> RemoteJob:
+        """Resume a paused job (idempotent: a job that is not paused is left as it is)."""
+
+
+__all__ = [
+    "IDENTITY_ADDRESS_KEY",
+    "IDENTITY_FINGERPRINT_KEY",
+    "IDENTITY_GENERATION_KEY",
+    "MISTRAL_CAPABILITIES",
+    "MISTRAL_HYPERPARAMETERS",
+    "OPENAI_CAPABILITIES",
+    "RAY_CAPABILITIES",
+    "Capabilities",
+    "JobTag",
+    "Pausable",
+    "Provider",
+]

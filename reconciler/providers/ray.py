@@ -21,15 +21,21 @@ from ``metrics.jsonl`` and events from Ray's status, the run's result and, for a
 the end of its log.
 
 Status mapping: PENDING → QUEUED, RUNNING → RUNNING, SUCCEEDED → SUCCESS, FAILED → FAILED,
-STOPPED → CANCELLED. Cancel is Ray's stop. The "fine-tuned model" of a job that succeeded is the
-storage URI of its final adapter.
+STOPPED → CANCELLED. Cancel is Ray's stop. Ray starts a job as soon as it can: every job is
+reported with ``auto_start``, so nothing is ever started by hand.
+
+**Models**: the "fine-tuned model" of a job that succeeded is the storage URI of its final
+adapter; :meth:`RayProvider.list_models` lists the adapters still in storage and
+:meth:`RayProvider.delete_model` deletes one (``on_replace.previous_model: delete``). There is
+no registry: an adapter cannot be renamed, described or archived (``ReconcilerError``).
 
 **Secrets**: the W&B key travels only as ``WANDB_API_KEY`` in the job's runtime environment —
 never in the entrypoint, the metadata or the job description — and Ray's answers come back with
 every environment value masked.
 
-:func:`estimate_ray` prices a job from local facts: GPU-hours (the tokens it trains over the
-GPUs' throughput) × the Provider's price per GPU-hour.
+What a job will cost is estimated where every provider's is
+(:class:`reconciler.engine.costs.GpuHourEstimator`: GPU-hours × the Provider's price per
+GPU-hour); this module reports what a finished run used.
 """
 
 from __future__ import annotations
@@ -37,12 +43,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import re
 import shlex
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -50,7 +54,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import pydantic
 
-from reconciler.client.api import job_matches_request
 from reconciler.client.limits import RequestStats
 from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
 from reconciler.errors import (
@@ -63,15 +66,10 @@ from reconciler.errors import (
     TransportError,
 )
 from reconciler.errors import ValidationError as RejectedError
-from reconciler.providers.base import (
-    IDENTITY_ADDRESS_KEY,
-    IDENTITY_FINGERPRINT_KEY,
-    IDENTITY_GENERATION_KEY,
-    Capabilities,
-    JobTag,
-    Provider,
-)
+from reconciler.identity import RequestIdentity, matches
+from reconciler.providers.base import RAY_CAPABILITIES, Capabilities, JobTag, Provider
 from reconciler.ray.jobs import RayJob, RayJobsClient
+from reconciler.spec.capabilities import RAY_HYPERPARAMETERS
 from reconciler.spec.models import RayResources
 from reconciler.train.job import (
     CheckpointRecord,
@@ -86,39 +84,19 @@ from reconciler.train.job import (
 from reconciler.train.job import Hyperparameters as TrainHyperparameters
 from reconciler.train.storage import (
     dataset_uri,
+    download,
     exists,
     join,
     list_objects,
     read_bytes,
     remove,
+    remove_directory,
     stat_object,
     upload_dataset,
     write_bytes,
 )
 
 T = TypeVar("T")
-
-RAY_HYPERPARAMETERS = frozenset(
-    {"training_steps", "learning_rate", "weight_decay", "warmup_fraction", "epochs", "seq_len"}
-)
-"""Spec hyperparameters the trainer takes (no ``fim_ratio``)."""
-
-RAY_CAPABILITIES = Capabilities(
-    name="ray",
-    auto_start=False,
-    job_metadata=True,
-    pause=False,
-    absolute_learning_rate=True,
-    multiple_training_files=True,
-    wandb_key_per_job=True,
-    model_updates=False,
-    remote_estimate=False,
-    methods=frozenset({"supervised"}),
-    max_suffix_length=0,
-    hyperparameters=RAY_HYPERPARAMETERS,
-)
-"""Self-hosted training as Ray jobs: they run as soon as they are submitted, carry our identity
-in their metadata, and produce adapters in storage rather than models in a registry."""
 
 REQUEST_KEY = "reconciler_request"
 """Ray job metadata key: the canonical request (JSON, without secrets) the job was made from."""
@@ -183,87 +161,6 @@ def request_echo(request: Mapping[str, Any]) -> dict[str, Any]:
     return echo
 
 
-def tag_of(metadata: Mapping[str, str]) -> JobTag | None:
-    """The identity a Ray job's metadata carries, or None for a job without one."""
-    address = metadata.get(IDENTITY_ADDRESS_KEY)
-    fingerprint = metadata.get(IDENTITY_FINGERPRINT_KEY)
-    if not address or not fingerprint:
-        return None
-    generation = metadata.get(IDENTITY_GENERATION_KEY, "0")
-    return JobTag(address, fingerprint, int(generation) if generation.isdigit() else 0)
-
-
-# ---------------------------------------------------------------------------------- estimate
-
-
-@dataclass(frozen=True)
-class RayEstimate:
-    """What a Ray job will cost, from local facts.
-
-    Attributes:
-        steps: optimizer steps (``training_steps``, or ``epochs`` converted as the trainer
-            converts them).
-        processes: trainer processes (one per GPU when a job has several).
-        tokens_per_sample: the training files' mean tokens per sample, cut at ``seq_len`` as
-            the trainer cuts them (``seq_len`` itself when the token count is unknown: an
-            upper bound).
-        train_tokens: ``steps × batch × processes × tokens_per_sample``.
-        gpu_hours: ``train_tokens / tokens_per_gpu_second / 3600`` — the GPU time the tokens
-            take at the given throughput, summed over the GPUs.
-        cost: ``gpu_hours × price_per_gpu_hour``, in :data:`CURRENCY`; None without a price.
-    """
-
-    steps: int
-    processes: int
-    tokens_per_sample: int
-    train_tokens: int
-    gpu_hours: float
-    cost: float | None
-
-
-def estimate_ray(
-    hyperparameters: Mapping[str, Any],
-    *,
-    samples: int,
-    data_tokens: int | None,
-    resources: RayResources | None,
-    tokens_per_gpu_second: float | None,
-    price_per_gpu_hour: float | None,
-) -> RayEstimate | None:
-    """A Ray job's GPU-hours and cost; None without a throughput to turn tokens into time
-    (or without ``training_steps`` or ``epochs``).
-
-    Args:
-        hyperparameters: the job's resolved hyperparameters (``training_steps`` or
-            ``epochs``, ``seq_len``).
-        samples: training samples over all training files.
-        data_tokens: tokens in those samples (None: unknown).
-        resources: the Provider's resources (``gpus``).
-        tokens_per_gpu_second: what one GPU trains per second (the Provider's figure).
-        price_per_gpu_hour: what one GPU-hour costs.
-    """
-    if tokens_per_gpu_second is None:
-        return None
-    defaults = TrainHyperparameters.model_fields
-    gpus = (resources or RayResources()).gpus
-    processes = int(gpus) if gpus > 1 else 1
-    batch = int(defaults["batch_size"].default)
-    seq_len = int(hyperparameters.get("seq_len") or defaults["seq_len"].default)
-    if hyperparameters.get("training_steps") is not None:
-        steps = int(hyperparameters["training_steps"])
-    elif hyperparameters.get("epochs") is not None:
-        steps = max(1, math.ceil(float(hyperparameters["epochs"]) * samples / (batch * processes)))
-    else:
-        return None
-    per_sample = seq_len
-    if data_tokens is not None and samples > 0:
-        per_sample = max(1, min(seq_len, math.ceil(data_tokens / samples)))
-    train_tokens = steps * batch * processes * per_sample
-    gpu_hours = train_tokens / tokens_per_gpu_second / 3600
-    cost = round(gpu_hours * price_per_gpu_hour, 4) if price_per_gpu_hour is not None else None
-    return RayEstimate(steps, processes, per_sample, train_tokens, round(gpu_hours, 6), cost)
-
-
 # ---------------------------------------------------------------------------------- provider
 
 
@@ -277,7 +174,8 @@ class RayProvider:
         resources: what each job asks Ray for (default: one GPU).
         python: the command jobs run Python with on the cluster.
         runtime_env: Ray runtime environment of every job (the W&B key is added per job).
-        price_per_gpu_hour: price of a GPU-hour, for the cost of finished runs.
+        price_per_gpu_hour: price of a GPU-hour, for the cost of finished runs (estimates of
+            new ones are :class:`~reconciler.engine.costs.GpuHourEstimator`'s).
         timeout: seconds per Jobs API request.
         transport: an httpx transport (tests).
         sleep: how to wait between submission attempts.
@@ -393,6 +291,13 @@ class RayProvider:
         uri = self._dataset(file_id)
         self._count("DELETE", "delete_file", lambda: remove(uri))
 
+    def download_file(self, file_id: str, dest: Path) -> None:
+        """Stream the dataset with this sha256 from storage to ``dest``."""
+        uri = self._dataset(file_id)
+        if self._count("GET", "get_file", lambda: stat_object(uri)) is None:
+            raise NotFoundError(f"no dataset at {uri}", method="GET", path=uri, status=404)
+        self._count("GET", "download_file", lambda: download(uri, dest))
+
     def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
         """The dataset whose sha256 starts with the hash in ``filename`` (and of ``size``).
 
@@ -412,13 +317,20 @@ class RayProvider:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any], *, tag: JobTag | None = None) -> RemoteJob:
+    def create_job(
+        self,
+        request: dict[str, Any],
+        *,
+        exclude: Collection[str] = (),
+        tag: JobTag | None = None,
+    ) -> RemoteJob:
         """Submit the trainer on ``request`` as the Ray job of ``tag``; never twice.
 
         The job description is written to storage first; then the job is submitted under its
         derived ``submission_id``. Ray refusing the id as a duplicate means an earlier attempt
-        (of this run, or of one that crashed) got through: that job is returned. A lost answer
-        is resolved by submitting again, which Ray refuses if the first got through.
+        (of this run, or of one that crashed) got through: that job is returned — unless its
+        id is in ``exclude`` (a job an address holds or held), which is a conflict. A lost
+        answer is resolved by submitting again, which Ray refuses if the first got through.
         """
         echo = request_echo(request)
         sid = submission_id(tag) if tag is not None else _request_submission_id(echo)
@@ -453,10 +365,14 @@ class RayProvider:
             except DuplicateSubmissionError as exc:
                 self.stats.add(lookups=1)
                 existing = self._count("GET", "get_job", lambda: self._jobs.get(sid))
-                if tag is not None and tag_of(existing.metadata) != tag:
+                if sid in exclude or (
+                    tag is not None and JobTag.from_metadata(existing.metadata) != tag
+                ):
+                    made_for = f"{tag.address} at this revision" if tag is not None else "it"
                     raise ConflictError(
-                        f"Ray job {sid} exists but was not made for {tag.address} at this "
-                        "revision; stop or delete it on the cluster, then apply again",
+                        f"Ray job {sid} exists but is not the job of {made_for} (or an "
+                        "address already holds it); stop or delete it on the cluster, then "
+                        "apply again",
                         method=exc.method,
                         path=exc.path,
                         status=exc.status,
@@ -603,22 +519,30 @@ class RayProvider:
         request: dict[str, Any],
         *,
         created_after: datetime | None = None,
+        exclude: Collection[str] = (),
         tag: JobTag | None = None,
     ) -> list[RemoteJob]:
         """The job of ``tag`` (one lookup of its submission id), or, without a tag, the jobs
-        whose recorded request equals ``request``."""
+        whose recorded request is ``request`` (created after ``created_after``); never one
+        whose id is in ``exclude``."""
         if tag is not None:
             sid = submission_id(tag)
+            if sid in exclude:
+                return []
             try:
                 found = self._count("GET", "get_job", lambda: self._jobs.get(sid))
             except NotFoundError:
                 return []
-            return [self.remote_job(found)] if tag_of(found.metadata) == tag else []
+            return [self.remote_job(found)] if JobTag.from_metadata(found.metadata) == tag else []
         floor = created_after.timestamp() if created_after is not None else None
+        wanted = RequestIdentity.of_request(request)
         return [
             job
             for job in self.list_jobs()
-            if job_matches_request(job, request) and (floor is None or job.created_at >= floor)
+            if job.id not in exclude
+            and (floor is None or job.created_at >= floor)
+            and matches(wanted, job.model_dump(mode="json"))
+            and job.model_dump().get("lora") == request.get("lora")
         ]
 
     def remote_job(
@@ -637,7 +561,7 @@ class RayProvider:
             request = {}
         status = job.reconciler_status
         output = job.metadata.get(OUTPUT_KEY)
-        tag = tag_of(job.metadata)
+        tag = JobTag.from_metadata(job.metadata)
         records = records or []
         trained = records[-1].trained_tokens if records else None
         if result is not None:
@@ -647,7 +571,7 @@ class RayProvider:
             status=status,
             model=str(request.get("model") or ""),
             job_type=request.get("job_type") or "completion",
-            auto_start=bool(request.get("auto_start", False)),
+            auto_start=True,  # Ray runs every job as soon as it can
             created_at=(job.start_time or 0) // 1000,
             modified_at=(job.end_time or job.start_time or 0) // 1000,
             training_files=request.get("training_files") or [],
@@ -688,8 +612,42 @@ class RayProvider:
     # -- fine-tuned models ------------------------------------------------------------------
 
     def list_models(self) -> list[RemoteModel]:
-        """None: a Ray job's model is its adapter in storage (``fine_tuned_model``)."""
-        return []
+        """The adapters of the jobs that succeeded, while they are in storage: a Ray job's
+        model is its final adapter (``fine_tuned_model``, a storage URI)."""
+        models = []
+        for job in self.list_jobs():
+            adapter = job.fine_tuned_model
+            if adapter and self._stored(adapter):
+                models.append(
+                    RemoteModel(
+                        id=adapter,
+                        job=job.id,
+                        root=job.model,
+                        created=job.modified_at,
+                        owned_by="ray",
+                        type="fine-tuned",
+                        model_type="completion",
+                    )
+                )
+        return models
+
+    def _stored(self, uri: str) -> bool:
+        return self._count("HEAD", "find_model", lambda: exists(uri))
+
+    def delete_model(self, model_id: str) -> None:
+        """Delete an adapter this provider's jobs wrote (``STORAGE/runs/<id>/adapter``); one
+        already gone counts as deleted. Anything else in (or out of) storage is refused."""
+        runs = join(self.storage, "runs") + "/"
+        inside = model_id.removeprefix(runs)
+        if not model_id.startswith(runs) or not re.fullmatch(r"[A-Za-z0-9._-]+/adapter", inside):
+            raise NotFoundError(
+                f"{model_id!r} is not an adapter of a job in this ray Provider's storage "
+                f"({runs}<job>/adapter); nothing was deleted",
+                method="DELETE",
+                path=model_id,
+                status=404,
+            )
+        self._count("DELETE", "delete_model", lambda: remove_directory(model_id))
 
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None

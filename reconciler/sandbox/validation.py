@@ -6,12 +6,12 @@ already written to disk and reduces the report to what the API needs: the detect
 ``sample_type``, ``num_lines``, how many samples are invalid, an approximate token count,
 and the first problems (line + rule) for a precise error message.
 
-DPO preference files (``input``/``preferred_output``/``non_preferred_output``, the OpenAI
-dialect's ``dpo`` method) are checked by :mod:`.preference` as long as the shared rules do
-not know that format.
+In the OpenAI dialect, chat files are held to OpenAI's chat rules (``ChatRules.openai``: an
+assistant ``weight``, ``call_...`` tool-call ids) and a file whose first sample has the DPO
+preference keys (``input``/``preferred_output``/``non_preferred_output``, the ``dpo``
+method's data) to the preference rules.
 
-This module and :mod:`.preference` are the sandbox's only dependencies on the rest of the
-package.
+This module is the sandbox's only dependency on the rest of the package.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import orjson
 
+from reconciler.data.dialect import ChatRules
 from reconciler.data.lines import LineReader
 from reconciler.data.validator import validate_path
 
@@ -83,20 +84,25 @@ def quote(problems: Sequence[UploadProblem]) -> str:
 
 
 def check_upload(
-    path: Path, display_name: str | None = None, *, preference: bool = False
+    path: Path, display_name: str | None = None, *, openai: bool = False
 ) -> UploadCheck:
     """Validate the training file at ``path`` with the shared rules (see module docstring).
 
-    ``display_name`` (the uploaded filename) is how problems name the file. With
-    ``preference``, a file whose first sample has the DPO preference keys is checked as a
-    preference file (``sample_type`` ``preference``).
+    ``display_name`` (the uploaded filename) is how problems name the file. With ``openai``,
+    OpenAI's chat rules apply, and a file whose first sample has the DPO preference keys is
+    checked as a preference file (``sample_type`` ``preference``).
     """
-    if preference and _looks_like_preference(path):
-        # Imported here: only the OpenAI dialect's uploads need it.
-        from reconciler.sandbox.preference import check_preference
-
-        return check_preference(path, display_name or path.name)
-    report = validate_path(path, hash=False, display_name=display_name)
+    if openai:
+        data_format = "preference" if _looks_like_preference(path) else "chat"
+        report = validate_path(
+            path,
+            hash=False,
+            display_name=display_name,
+            data_format=data_format,
+            chat_rules=ChatRules.openai,
+        )
+    else:
+        report = validate_path(path, hash=False, display_name=display_name)
     problems = [
         UploadProblem(
             line=p.location.line if p.location else 0,

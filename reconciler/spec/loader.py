@@ -3,8 +3,12 @@
 Steps, each collecting :class:`~reconciler.errors.Problem` values instead of stopping at the
 first one, so a run reports everything at once:
 
-1. find spec files (files and directories, recursive, stable order, hidden dirs skipped,
-   standalone subdirectories skipped, symlink loops detected);
+1. find spec files (files and directories, recursive, stable order, hidden entries skipped;
+   symbolic links to directories are never followed and only regular files are read, each
+   entry skipped for this reported as a warning; ``reconciler.yaml`` root markers are
+   checked, never read as specs; a directory below a PATH that holds its own root marker is
+   a workspace of its own, skipped with a warning — it is loaded when named itself) and the
+   workspace root (:mod:`reconciler.spec.root`);
 2. read each file as YAML with positions (:mod:`reconciler.spec.yamlpos`);
 3. validate each document against its ``kind``'s model, translating pydantic's errors into
    problems with the exact field location, a stable code and "did you mean" hints;
@@ -16,6 +20,7 @@ Public entry points: :func:`load_specs` (raises :class:`~reconciler.errors.SpecE
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import errno
 import functools
@@ -31,21 +36,21 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from reconciler.errors import Location, Problem, Severity, SpecError
+from reconciler.files import NotRegularFile, kind_of, open_regular
 from reconciler.spec.models import API_VERSION, KINDS, SecretRef
 from reconciler.spec.resolve import did_you_mean, resolve_documents
 from reconciler.spec.resolved import LoadedDocument, SpecSet
+from reconciler.spec.root import MARKER_FILE, FoundBy, check_marker, discover_root
 from reconciler.spec.yamlpos import FieldPath, YamlDocument, decode_text, load_yaml_text
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 """File name endings that are read as specs when a directory is loaded."""
 
-STANDALONE_MARKER = ".reconciler-standalone"
-"""A file that makes its directory a spec set of its own: loading a parent directory skips
-that directory (e.g. an example with a Provider of its own below the examples that share the
-default one); naming it as a PATH loads it."""
-
 # Spec files are small; a huge .yaml file is most likely data put in the wrong place.
 MAX_SPEC_BYTES = 10 * 1024 * 1024
+
+OWN_WORKSPACE = "own-workspace-skipped"
+"""Code of the warning for a directory skipped because it holds its own root marker."""
 
 
 def load_specs(paths: Sequence[Path | str] = ()) -> SpecSet:
@@ -67,21 +72,27 @@ def check_specs(paths: Sequence[Path | str] = ()) -> tuple[SpecSet | None, list[
     """
     targets = [Path(p) for p in paths] or [Path(".")]
     problems: list[Problem] = []
-    files = _collect_files(targets, problems)
+    files, markers = _collect_files(targets, problems)
+    discovery = discover_root(targets, [f.path for f in files])
+    root_marker = discovery.root / MARKER_FILE
+    seen = {os.path.realpath(m) for m in markers}
+    if discovery.found_by is FoundBy.MARKER and str(root_marker) not in seen:
+        markers[root_marker] = os.path.relpath(root_marker)
+    for marker, display in markers.items():
+        problems.extend(check_marker(marker, display))
     loaded: list[LoadedDocument[Any]] = []
     for spec_file in files:
         loaded.extend(_load_file(spec_file, problems))
-    first = targets[0]
-    root = first if first.is_dir() else first.parent
     specs, resolve_problems = resolve_documents(
-        loaded, root=root.resolve(), files=tuple(f.path for f in files)
+        loaded, root=discovery.root, files=tuple(f.path for f in files)
     )
     problems.extend(resolve_problems)
     # One list in file/line order reads best; Location sorts by (file, line, column).
     problems.sort(key=lambda p: (p.location or Location(""), p.code))
-    if any(p.severity is Severity.ERROR for p in problems):
+    if specs is None or any(p.severity is Severity.ERROR for p in problems):
         return None, problems
-    return specs, problems
+    warnings = tuple(p for p in problems if p.severity is Severity.WARNING)
+    return dataclasses.replace(specs, discovery=discovery, warnings=warnings), problems
 
 
 def _summary(problems: Sequence[Problem]) -> str:
@@ -106,8 +117,16 @@ class SpecFile:
     display: str
 
 
-def _collect_files(targets: Sequence[Path], problems: list[Problem]) -> list[SpecFile]:
+def _collect_files(
+    targets: Sequence[Path], problems: list[Problem]
+) -> tuple[list[SpecFile], dict[Path, str]]:
+    """The spec files under ``targets``, and the root marker files met (path → display).
+
+    A PATH named on the command line is followed even when it is a symbolic link (the
+    operator chose it), but must be a directory or a regular file.
+    """
     files: list[SpecFile] = []
+    markers: dict[Path, str] = {}
     seen: set[str] = set()  # real paths, so a file reached twice (via a symlink) loads once
     for target in targets:
         try:
@@ -117,32 +136,59 @@ def _collect_files(targets: Sequence[Path], problems: list[Problem]) -> list[Spe
             continue
         if stat.S_ISDIR(info.st_mode):
             found = _walk(target, problems)
-            if not found and not any(
-                p.location and p.location.file.startswith(str(target)) for p in problems
-            ):
+            below = [p for p in problems if p.location and p.location.file.startswith(str(target))]
+            if not found and not any(p.severity is Severity.ERROR for p in below):
+                own = [str(p.location) for p in below if p.code == OWN_WORKSPACE]
                 problems.append(
                     Problem(
                         "no-specs",
-                        "directory holds no spec files (*.yaml, *.yml)",
+                        "directory holds no spec files (*.yaml, *.yml)"
+                        + (" outside the workspaces of their own below it" if own else ""),
                         Location(str(target)),
-                        hint="point at the directory that holds your specs, or add one",
+                        hint=f"name one of them instead: {', '.join(own)}"
+                        if own
+                        else "point at the directory that holds your specs, or add one",
                     )
                 )
-        else:
+        elif stat.S_ISREG(info.st_mode):
             found = [target]
+        else:
+            problems.append(
+                Problem(
+                    "not-a-spec-path",
+                    f"not a directory of specs or a spec file: it is {kind_of(info.st_mode)}",
+                    Location(str(target)),
+                    hint="name a directory that holds *.yaml spec files, or a spec file",
+                )
+            )
+            continue
         for path in found:
             real = os.path.realpath(path)
-            if real not in seen:
-                seen.add(real)
+            if real in seen:
+                continue
+            seen.add(real)
+            if path.name == MARKER_FILE:
+                markers[path] = str(path)
+            else:
                 files.append(SpecFile(path, str(path)))
-    return files
+    return files, markers
 
 
 def _walk(top: Path, problems: list[Problem]) -> list[Path]:
-    """Spec files below ``top`` in sorted order, following symlinks but never looping."""
-    found: list[Path] = []
+    """Spec files below ``top`` in sorted order.
 
-    def visit(directory: Path, ancestors: frozenset[str]) -> None:
+    Only real directories are descended into and only regular files are read: a symbolic
+    link to a directory is never followed (a link to ``/`` would make the walk endless), a
+    FIFO or device is never opened (it could block forever), and a link to a file is read
+    only when the file is inside ``top``. A directory below ``top`` that holds its own root
+    marker (``reconciler.yaml``) is a workspace of its own, with its own Provider and state:
+    it is not descended into (its documents would join this workspace's). Each entry skipped
+    for these reasons is reported as a warning, once.
+    """
+    found: list[Path] = []
+    top_real = os.path.realpath(top)
+
+    def visit(directory: Path) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
@@ -152,35 +198,86 @@ def _walk(top: Path, problems: list[Problem]) -> list[Path]:
             if entry.name.startswith("."):
                 continue  # .git, .reconciler, editor files: never specs
             path = directory / entry.name
+            spec_name = entry.name.endswith(SPEC_SUFFIXES)
             try:
-                is_dir = entry.is_dir(follow_symlinks=True)
-                if not is_dir and entry.is_symlink():
-                    os.stat(path)  # raises ELOOP / ENOENT for looping or dangling links
-            except OSError as exc:
-                if entry.name.endswith(SPEC_SUFFIXES) or exc.errno == errno.ELOOP:
-                    problems.append(_path_problem(path, exc))
-                continue
-            if is_dir:
-                if (path / STANDALONE_MARKER).exists():
-                    continue  # a spec set of its own: loaded only when named as a PATH
-                real = os.path.realpath(path)
-                if real in ancestors:
-                    problems.append(
-                        Problem(
-                            "symlink-loop",
-                            "symbolic link points back to a directory that contains it "
-                            "(a loop); not followed",
-                            Location(str(path)),
-                            hint="remove the link or point it outside the spec tree",
+                if entry.is_symlink():
+                    kept = _followed_link(path, spec_name, top_real, problems)
+                    if kept:
+                        found.append(path)
+                elif entry.is_dir(follow_symlinks=False):
+                    if os.path.lexists(path / MARKER_FILE):
+                        problems.append(
+                            Problem(
+                                OWN_WORKSPACE,
+                                "a workspace of its own; apply it on its own",
+                                Location(str(path)),
+                                hint=f"it holds {MARKER_FILE}: name it as a PATH of its own, "
+                                f"e.g. 'reconciler apply {path}'",
+                                severity=Severity.WARNING,
+                            )
                         )
-                    )
-                    continue
-                visit(path, ancestors | {real})
-            elif entry.name.endswith(SPEC_SUFFIXES):
-                found.append(path)
+                    else:
+                        visit(path)
+                elif spec_name:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                    if stat.S_ISREG(mode):
+                        found.append(path)
+                    else:
+                        problems.append(_skipped(path, f"it is {kind_of(mode)}"))
+            except OSError as exc:
+                if spec_name:
+                    problems.append(_path_problem(path, exc))
 
-    visit(top, frozenset({os.path.realpath(top)}))
+    visit(top)
     return found
+
+
+def _followed_link(path: Path, spec_name: bool, top_real: str, problems: list[Problem]) -> bool:
+    """Whether a symbolic link met in a walk is read as a spec file (warnings for the rest).
+
+    Raises:
+        OSError: a link named like a spec file leads nowhere (or loops).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        if spec_name:
+            raise
+        return False  # a broken link that is no spec: not ours to judge
+    if stat.S_ISDIR(mode):
+        problems.append(
+            Problem(
+                "symlink-not-followed",
+                "symbolic link to a directory: skipped, links to directories are never followed",
+                Location(str(path)),
+                hint="name the linked directory as a PATH of its own if its specs belong here",
+                severity=Severity.WARNING,
+            )
+        )
+        return False
+    if not spec_name:
+        return False
+    if not stat.S_ISREG(mode):
+        problems.append(_skipped(path, f"the link leads to {kind_of(mode)}"))
+        return False
+    real = os.path.realpath(path)
+    if os.path.commonpath([real, top_real]) != top_real:
+        problems.append(
+            _skipped(path, f"the link leads out of {top_real}", hint="copy the file here instead")
+        )
+        return False
+    return True
+
+
+def _skipped(path: Path, why: str, *, hint: str | None = None) -> Problem:
+    """The warning for a spec-named entry that is not read."""
+    return Problem(
+        "not-a-regular-file",
+        f"skipped: {why}; only regular files are read as specs",
+        Location(str(path)),
+        hint=hint or "remove it, or replace it with a regular file",
+        severity=Severity.WARNING,
+    )
 
 
 # (errno values, code, message, hint) of the ways a PATH cannot be read.
@@ -220,8 +317,19 @@ def _path_problem(path: Path, exc: OSError) -> Problem:
 def _load_file(spec_file: SpecFile, problems: list[Problem]) -> list[LoadedDocument[Any]]:
     display = spec_file.display
     try:
-        with open(spec_file.path, "rb") as handle:
+        # Regular files only, opened without blocking: the entry may have been swapped for a
+        # FIFO since the directory was read.
+        with open_regular(spec_file.path) as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)
+    except NotRegularFile as exc:
+        problems.append(
+            Problem(
+                "not-a-regular-file",
+                f"not read: it is {exc.kind}; only regular files are read as specs",
+                Location(display),
+            )
+        )
+        return []
     except OSError as exc:
         problems.append(_path_problem(spec_file.path, exc))
         return []

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.address import Address
 from reconciler.spec.template import parse_template
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
@@ -33,6 +34,25 @@ API_VERSION = "reconciler/v1"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX)]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_MAX = 64
+"""Longest ``{env: NAME}`` accepted; real variable names are far shorter, keys are not."""
+
+
+def looks_like_secret_value(name: str) -> bool:
+    """Whether an ``{env: ...}`` name is more likely a pasted secret than a variable name.
+
+    Anything that is not a valid name, or longer than :data:`ENV_NAME_MAX`. From 32 characters
+    on, also the shapes of keys: no ``_`` but digits (hex and base62 tokens); a quarter or more
+    digits; or lower case, upper case and digits mixed. Long real names are words joined by
+    ``_`` (``MY_TEAM_FINE_TUNING_WANDB_API_KEY``) and pass.
+    """
+    if not _ENV_NAME.match(name) or len(name) > ENV_NAME_MAX:
+        return True
+    if len(name) < 32:
+        return False
+    digits = sum(c.isdigit() for c in name)
+    mixed = any(c.islower() for c in name) and any(c.isupper() for c in name) and digits > 0
+    return ("_" not in name and digits > 0) or digits * 4 >= len(name) or mixed
 
 
 class StrictModel(BaseModel):
@@ -64,11 +84,14 @@ class SecretRef(StrictModel):
     def _exactly_one(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
             raise ValueError("a secret reference takes exactly one of 'env' or 'file'")
-        if self.env is not None and not _ENV_NAME.match(self.env):
-            # The value is not repeated: users sometimes paste the secret itself here.
+        if self.env is not None and looks_like_secret_value(self.env):
+            # The value is never repeated: users sometimes paste the secret itself here, and
+            # this message reaches CI logs and pull-request annotations.
             raise ValueError(
-                "'env' must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), "
-                "not the secret itself"
+                "this looks like a secret value, not a variable name: 'env' takes the name of "
+                f"an environment variable ([A-Za-z_][A-Za-z0-9_]*, at most {ENV_NAME_MAX} "
+                "characters) that holds the secret. Never write a secret in a spec; if one was "
+                "committed, revoke it"
             )
         return self
 
@@ -237,7 +260,14 @@ class Dataset(DocumentBase):
 
 
 class HyperparameterValues(StrictModel):
-    """Training parameters with the API's ranges. Unset fields take the server's defaults."""
+    """Training parameters with the API's ranges. Unset fields take the server's defaults.
+
+    Which of them a job may set depends on its Provider's service: ``training_steps``,
+    ``learning_rate`` (an absolute rate), ``weight_decay``, ``warmup_fraction``, ``seq_len`` and
+    ``fim_ratio`` are Mistral's; ``learning_rate_multiplier``, ``batch_size`` and ``beta`` are
+    OpenAI's; ``epochs`` is both (a whole number for OpenAI, sent as ``n_epochs``). ``validate``
+    names the ones the Provider does not take.
+    """
 
     training_steps: int | None = Field(default=None, ge=1, description="Number of steps (>= 1).")
     learning_rate: float | None = Field(
@@ -256,6 +286,22 @@ class HyperparameterValues(StrictModel):
         ge=0,
         le=1,
         description="Fill-in-the-middle ratio, 0..1 (completion jobs only; server default 0.9).",
+    )
+    learning_rate_multiplier: float | None = Field(
+        default=None,
+        gt=0,
+        description="openai: scaling factor of the service's own learning rate (> 0; default "
+        "chosen by the service).",
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, le=256, description="openai: examples per batch, 1..256."
+    )
+    beta: float | None = Field(
+        default=None,
+        gt=0,
+        le=2,
+        description="openai, method: dpo only: weight of the penalty between the policy and "
+        "the reference model, 0 < beta <= 2.",
     )
 
     def set_values(self) -> dict[str, Any]:
@@ -297,9 +343,18 @@ class WandbIntegration(DocumentBase):
         description="Display name of the run (the API's 'name'); default: the job id.",
     )
     run_name: str | None = Field(default=None, description="W&B run name.")
-    api_key: SecretRef = Field(
-        description="W&B API key (40 characters) as {env: NAME} or {file: PATH}; write-only."
+    api_key: SecretRef | None = Field(
+        default=None,
+        description="W&B API key (40 characters) as {env: NAME} or {file: PATH}; write-only. "
+        "Required by mistral; refused by openai, which keeps the key in the organisation's "
+        "settings.",
     )
+    entity: str | None = Field(
+        default=None,
+        min_length=1,
+        description="openai: the W&B team or user the run belongs to (default: the key's).",
+    )
+    tags: list[str] = Field(default_factory=list, description="openai: tags added to the W&B run.")
 
 
 # --------------------------------------------------------------------------- FineTuningJob
@@ -334,7 +389,9 @@ class ClassifierTarget(StrictModel):
 
 
 class Budget(StrictModel):
-    """Cost gate checked after the remote validated the job and before it is started."""
+    """A job's cost cap: checked at plan time against the local estimate (a job over it is a
+    plan error), and again after the remote validated the job, against the remote's own
+    estimate, before it is started."""
 
     max_cost: float = Field(
         gt=0, description="Maximum accepted cost estimate, in the currency the remote reports."
@@ -357,10 +414,11 @@ class OnReplace(StrictModel):
         description="A previous job still queued/validated/running: cancel it (default) or "
         "let it finish.",
     )
-    previous_model: Literal["keep", "archive"] = Field(
+    previous_model: Literal["keep", "archive", "delete"] = Field(
         default="keep",
-        description="The previous job's fine-tuned model: keep it (default) or archive it. "
-        "Models are never deleted.",
+        description="The previous job's fine-tuned model: keep it (default), archive it, or "
+        "delete it once the replacement has SUCCEEDED (never earlier; a replacement that "
+        "fails keeps it).",
     )
 
 
@@ -402,8 +460,10 @@ class FineTuningJob(DocumentBase):
     )
     suffix: str | None = Field(
         default=None,
-        max_length=18,
-        description="Added to the fine-tuned model name (at most 18 characters).",
+        min_length=1,
+        max_length=64,
+        description="Added to the fine-tuned model name (at most 18 characters for mistral, "
+        "64 for openai).",
     )
     invalid_sample_skip_percentage: float = Field(
         default=0, ge=0, le=0.5, description="Share of invalid samples the remote may skip, 0..0.5."
@@ -411,9 +471,27 @@ class FineTuningJob(DocumentBase):
     classifier_targets: list[ClassifierTarget] | None = Field(
         default=None, description="Classifier heads (required for classifier jobs)."
     )
+    method: Literal["supervised", "dpo"] = Field(
+        default="supervised",
+        description="Training method: supervised (default), or dpo (openai: preference "
+        "datasets, hyperparameter beta).",
+    )
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2147483647,
+        description="openai: seed of the run, for reproducibility (default: one the service "
+        "draws).",
+    )
     start: bool = Field(
         default=True,
-        description="Start the job once the remote validated it (false: leave it VALIDATED).",
+        description="Start the job once the remote validated it (false: leave it VALIDATED). "
+        "Services that start jobs at once (openai) refuse false.",
+    )
+    paused: bool = Field(
+        default=False,
+        description="openai: pause the running job (true), or resume it (back to false); an "
+        "update in place, not a new job.",
     )
     budget: Budget | None = Field(default=None, description="Cost gate before starting.")
     fine_tuned_model: FineTunedModelSpec | None = Field(
@@ -431,6 +509,12 @@ class FineTuningJob(DocumentBase):
         default=None,
         description="Expand into one job per combination, over hyperparameter fields "
         "(and 'model'); derived names such as NAME-lr-1e-4-steps-100.",
+    )
+    rerun: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Any text; changing it forces a new job with the same request (a re-run "
+        "asked for in Git). Part of the request fingerprint, never sent to the remote.",
     )
 
     @field_validator("matrix")
@@ -452,6 +536,8 @@ class FineTuningJob(DocumentBase):
 
     @model_validator(mode="after")
     def _classifier(self) -> FineTuningJob:
+        if self.method == "dpo" and self.job_type == "classifier":
+            raise ValueError("method: dpo trains completion models; remove job_type: classifier")
         if self.job_type == "classifier" and not self.classifier_targets:
             raise ValueError("a classifier job needs 'classifier_targets'")
         if self.job_type == "completion" and self.classifier_targets:
@@ -469,7 +555,7 @@ class StateConfig(StrictModel):
     path: str | None = Field(
         default=None,
         description="file backend: state file path, relative to the spec "
-        "(default .reconciler/state.json beside the specs).",
+        "(default .reconciler/state.json at the workspace root).",
     )
     dsn: SecretRef | None = Field(
         default=None, description="postgres backend: connection string as a secret reference."
@@ -549,39 +635,79 @@ class RayResources(StrictModel):
         return int(self.memory) if self.memory is not None else None
 
 
-RAY_FIELDS = (
-    "address",
-    "storage",
-    "resources",
-    "python",
-    "runtime_env",
-    "price_per_gpu_hour",
-    "tokens_per_gpu_second",
-)
-"""Provider fields only ``type: ray`` takes."""
+class ModelPrice(StrictModel):
+    """The price of fine-tuning one base model, in USD."""
+
+    train_per_million_tokens: float = Field(
+        ge=0, description="Training price per million trained tokens (USD)."
+    )
+    storage_per_month: float | None = Field(
+        default=None,
+        ge=0,
+        description="Monthly storage price of each fine-tuned model (USD); default: the "
+        "built-in table's.",
+    )
+    minimum_fee: float | None = Field(
+        default=None,
+        ge=0,
+        description="Minimum charge per job (USD); default: the built-in table's.",
+    )
+
+
+class RunBudget(StrictModel):
+    """A cost cap for a whole run: the sum of the estimates of the jobs one apply creates or
+    starts."""
+
+    max_cost: float = Field(
+        gt=0,
+        description="Maximum total estimated cost (USD) of the jobs one plan or apply creates "
+        "or starts; over it, plan reports an error and apply refuses.",
+    )
 
 
 class Provider(DocumentBase):
     """Where to reconcile. Without a Provider document the embedded sandbox is used."""
 
     kind: Literal["Provider"] = "Provider"
-    type: Literal["mistral", "sandbox", "ray"] = Field(
-        description="mistral, sandbox, or ray (LoRA training as jobs on your own Ray cluster)."
+    type: Literal["mistral", "openai", "sandbox", "ray"] = Field(
+        description="mistral, openai, sandbox, or ray (LoRA training as jobs on your own Ray "
+        "cluster)."
     )
     endpoint: str | None = Field(
         default=None,
         pattern=r"^https?://",
-        description="API base URL. mistral: default https://api.mistral.ai; sandbox: a running "
-        "'reconciler sandbox' server (default: the embedded one).",
+        description="API base URL. mistral: default https://api.mistral.ai; openai: default "
+        "https://api.openai.com/v1; sandbox: a running 'reconciler sandbox' server. Without "
+        "it, sandbox and openai use an embedded sandbox (openai: in its OpenAI dialect).",
     )
     api_key: SecretRef | None = Field(
         default=None,
-        description="Bearer key; mistral default {env: MISTRAL_API_KEY}.",
+        description="Bearer key; mistral default {env: MISTRAL_API_KEY}, openai default "
+        "{env: OPENAI_API_KEY}.",
+    )
+    organization: str | None = Field(
+        default=None,
+        min_length=1,
+        description="openai: the organisation requests are made for (OpenAI-Organization header).",
+    )
+    project: str | None = Field(
+        default=None,
+        min_length=1,
+        description="openai: the project requests are made for (OpenAI-Project header).",
     )
     state: StateConfig = Field(default_factory=StateConfig, description="State backend.")
     parallelism: int = Field(default=8, ge=1, le=64, description="Concurrent API operations.")
     rate_limit: float | None = Field(
         default=None, gt=0, description="Client-side cap in requests per second."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Fine-tuning prices by base model, overriding the built-in price table "
+        "(e.g. a negotiated rate, or a model the table does not know).",
+    )
+    budget: RunBudget | None = Field(
+        default=None,
+        description="Cap on the estimated cost of everything one plan or apply starts.",
     )
     address: str | None = Field(
         default=None,
@@ -636,7 +762,9 @@ class Provider(DocumentBase):
         return value
 
     @model_validator(mode="after")
-    def _type_fields(self) -> Provider:
+    def _ray_fields(self) -> Provider:
+        # Fields of other types are refused at their line by the provider checks
+        # (reconciler.spec.provider_checks); what ray cannot do without is refused here.
         if self.type == "ray":
             missing = [f for f in ("address", "storage") if getattr(self, f) is None]
             if missing:
@@ -645,21 +773,64 @@ class Provider(DocumentBase):
                     "API address (e.g. http://127.0.0.1:8265) and a storage directory or URI "
                     "both this command and the cluster reach"
                 )
-            if self.endpoint is not None:
-                raise ValueError("type: ray takes 'address' (the Ray Jobs API), not 'endpoint'")
-            return self
-        given = [f for f in RAY_FIELDS if getattr(self, f) is not None]
-        if given:
-            raise ValueError(
-                f"{', '.join(repr(f) for f in given)} {'is' if len(given) == 1 else 'are'} only "
-                f"for type: ray (this Provider is type: {self.type}); remove "
-                f"{'it' if len(given) == 1 else 'them'}"
-            )
         return self
 
 
+# --------------------------------------------------------------------------- adoption
+
+
+def _address(value: str) -> str:
+    """``value`` when it is a well-formed address (``job.NAME``, ``dataset.NAME[PART]``)."""
+    if not Address.is_valid(value):
+        raise ValueError(
+            "not an address: expected job.NAME or dataset.NAME[PART] (PART: all, train or "
+            "validation)"
+        )
+    return value
+
+
+class Import(DocumentBase):
+    """Adopt an existing remote job or file under an address of the specs, reviewed like any
+    other change: the plan shows it as ``import`` (no cost) and apply records it; nothing is
+    created remotely. A job is adopted when its request is the one the spec asks for (its
+    files are adopted with it, by content); a file when its content is the prepared part's.
+    Harmless once applied: an Import whose object the address holds (or held) does nothing."""
+
+    kind: Literal["Import"] = "Import"
+    to: str = Field(
+        description="The address to adopt it under, declared in the specs: job.NAME or "
+        "dataset.NAME[PART]."
+    )
+    id: str = Field(min_length=1, description="Id of the remote job or file.")
+
+    @field_validator("to")
+    @classmethod
+    def _to_address(cls, value: str) -> str:
+        return _address(value)
+
+
+class Moved(DocumentBase):
+    """Rename an address without touching the remote: the state's record of ``from`` becomes
+    the record of ``to`` (the plan shows ``move``, no cost; a renamed job is not trained
+    again). Harmless once applied: when ``from`` is gone and ``to`` is recorded, it does
+    nothing."""
+
+    kind: Literal["Moved"] = "Moved"
+    from_: str = Field(
+        alias="from",
+        description="The old address, no longer declared in the specs: job.NAME or "
+        "dataset.NAME[PART].",
+    )
+    to: str = Field(description="The new address, declared in the specs (same type).")
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        return _address(value)
+
+
 Document = Annotated[
-    Dataset | Hyperparameters | WandbIntegration | FineTuningJob | Provider,
+    Dataset | Hyperparameters | WandbIntegration | FineTuningJob | Provider | Import | Moved,
     Field(discriminator="kind"),
 ]
 """Any spec document, discriminated on ``kind``."""
@@ -670,4 +841,6 @@ KINDS: dict[str, type[DocumentBase]] = {
     "WandbIntegration": WandbIntegration,
     "FineTuningJob": FineTuningJob,
     "Provider": Provider,
+    "Import": Import,
+    "Moved": Moved,
 }

@@ -3,12 +3,14 @@
 Works on documents that each passed their model's validation; checks what a single document
 cannot: names unique per kind, references between documents (jobs → datasets, profiles,
 integrations; profiles → ``extends``), ``extends`` cycles, dataset parts, matrix values against
-the hyperparameter ranges, and collisions of derived matrix job names. Every problem points at
-the field that holds the bad reference.
+the hyperparameter ranges, collisions of derived matrix job names, and jobs whose requests the
+remote cannot tell apart (one remote job would be bound to both). Every problem points at the
+field that holds the bad reference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import itertools
@@ -21,7 +23,11 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
 
+from reconciler.address import Address
 from reconciler.errors import Location, Problem
+from reconciler.identity import RequestIdentity
+from reconciler.spec.adoption import check_adoption
+from reconciler.spec.capabilities import capabilities_for
 from reconciler.spec.models import (
     NAME_MAX,
     Dataset,
@@ -30,12 +36,14 @@ from reconciler.spec.models import (
     FineTuningJob,
     Hyperparameters,
     HyperparameterValues,
+    Import,
     InlineHyperparameters,
+    Moved,
     Provider,
     TrainingFileRef,
     WandbIntegration,
 )
-from reconciler.spec.ray_checks import ray_problems
+from reconciler.spec.provider_checks import provider_problems
 from reconciler.spec.resolved import (
     DatasetPart,
     LoadedDocument,
@@ -54,6 +62,9 @@ MATRIX_ABBREVIATIONS: Mapping[str, str] = {
     "epochs": "epochs",
     "seq_len": "seq",
     "fim_ratio": "fim",
+    "learning_rate_multiplier": "lrm",
+    "batch_size": "batch",
+    "beta": "beta",
     "model": "model",
 }
 """Short forms of matrix keys used in derived job names."""
@@ -160,6 +171,8 @@ class _Resolver:
         self.profiles = self._by_name(Hyperparameters)
         self.integrations = self._by_name(WandbIntegration)
         self.job_docs = self._by_name(FineTuningJob)
+        self.import_docs = self._by_name(Import)
+        self.move_docs = self._by_name(Moved)
         providers = [d for d in documents if isinstance(d.doc, Provider)]
         self.provider: LoadedDocument[Provider] | None = providers[0] if providers else None
         for extra in providers[1:]:
@@ -401,6 +414,10 @@ class _Resolver:
                     on_replace=doc.on_replace,
                     labels=dict(doc.labels),
                     location=job.location,
+                    method=doc.method,
+                    seed=doc.seed,
+                    paused=doc.paused,
+                    rerun=doc.rerun,
                     lora=doc.lora,
                 )
             )
@@ -439,6 +456,74 @@ class _Resolver:
         return values
 
 
+def _dataset_key(loaded: LoadedDocument[Dataset]) -> str:
+    """What decides a dataset's uploaded files: sources, preparation and upload name.
+
+    Two datasets with equal keys upload the same files (uploads are named by ``filename``
+    or the dataset name, plus the content hash), so jobs using them use the same remote files.
+    """
+    spec = loaded.doc
+    base = (spec.filename or spec.name).removesuffix(".jsonl")
+    preparation = spec.model_dump(
+        mode="json",
+        exclude={"apiVersion", "name", "labels", "description", "path", "paths", "filename"},
+    )
+    sources = [str(loaded.resolve_path(p)) for p in spec.sources]
+    return json.dumps([base, sources, preparation], sort_keys=True)
+
+
+def indistinguishable_jobs(
+    jobs: Iterable[ResolvedJob], datasets: Mapping[str, LoadedDocument[Dataset]]
+) -> list[Problem]:
+    """A problem for each job whose request the remote cannot tell from an earlier job's.
+
+    Compared as :mod:`reconciler.identity` compares requests with what the remote shows
+    (hyperparameter defaults filled in; training-file weights and
+    ``invalid_sample_skip_percentage`` are never shown), with each dataset named by its
+    spec: a create would be answered with the other job (409, or a lookup finding it), and
+    one remote job would be bound to two addresses.
+    """
+
+    def ref(part: DatasetPart) -> str:
+        return f"{_dataset_key(datasets[part.dataset])}[{part.part}]"
+
+    first: dict[Any, ResolvedJob] = {}
+    problems: list[Problem] = []
+    for job in jobs:
+        request = {
+            "model": job.model,
+            "job_type": job.job_type,
+            "training_files": [{"file_id": ref(t), "weight": t.weight} for t in job.training_files],
+            "validation_files": [ref(v) for v in job.validation_files],
+            "hyperparameters": dict(job.hyperparameters),
+            "suffix": job.suffix,
+            "integrations": [
+                {"project": i.project, "name": i.run_display_name, "run_name": i.run_name}
+                for i in job.integrations
+            ],
+            "classifier_targets": [t.model_dump(mode="json") for t in job.classifier_targets or ()],
+        }
+        key = RequestIdentity.of_request(request).observable
+        other = first.setdefault(key, job)
+        if other is job:
+            continue
+        problems.append(
+            Problem(
+                "indistinguishable-jobs",
+                f"{job.address} ({job.location}) and {other.address} ({other.location}) ask for "
+                "the same request as far as the remote can tell (model, data, hyperparameters "
+                "with their defaults, suffix, integrations; training-file weights and "
+                "invalid_sample_skip_percentage are not readable back): the remote cannot tell "
+                "their jobs apart, so one remote job would be bound to both",
+                job.location,
+                subject=f"FineTuningJob/{job.source}",
+                hint=f"give one of them a distinct suffix (e.g. suffix: {job.name[:18]})",
+                extra={"other": str(other.location)},
+            )
+        )
+    return problems
+
+
 def _field_ordered(values: Mapping[str, Any]) -> dict[str, Any]:
     order = list(HyperparameterValues.model_fields)
     return {k: values[k] for k in order if k in values}
@@ -462,8 +547,10 @@ def resolve_documents(
 ) -> tuple[SpecSet | None, list[Problem]]:
     """Check references and expand matrices; ``(SpecSet, [])`` or ``(None, problems)``.
 
-    ``documents`` must each have passed model validation; ``root`` anchors ``.reconciler/``.
+    ``documents`` must each have passed model validation; ``root`` anchors ``.reconciler/``
+    and is the workspace root every path named in a document must stay in.
     """
+    documents = [dataclasses.replace(d, root=root) for d in documents]
     resolver = _Resolver(documents)
     resolver.check_profile_cycles()
     for name in sorted(resolver.profiles):
@@ -489,7 +576,29 @@ def resolve_documents(
                 continue
             jobs[job.name] = job
             job_locations[job.name] = loaded.location
-    resolver.problems.extend(ray_problems(resolver.provider, resolver.job_docs, jobs))
+    resolver.problems.extend(
+        provider_problems(
+            resolver.provider,
+            resolver.job_docs,
+            resolver.profiles,
+            resolver.datasets,
+            resolver.integrations,
+        )
+    )
+    caps = capabilities_for(resolver.provider.doc.type if resolver.provider else None)
+    if caps is None or not caps.job_metadata:
+        # Jobs that carry their identity (job metadata) are told apart by it, whatever the
+        # remote shows of their requests.
+        resolver.problems.extend(indistinguishable_jobs(jobs.values(), resolver.datasets))
+    declared = {job.address for job in jobs.values()} | {
+        Address.dataset(name, part)
+        for name, loaded in resolver.datasets.items()
+        for part in loaded.doc.parts
+    }
+    imports, moves, adoption_problems = check_adoption(
+        list(resolver.import_docs.values()), list(resolver.move_docs.values()), declared
+    )
+    resolver.problems.extend(adoption_problems)
     problems = sorted(
         resolver.problems, key=lambda p: (p.location or Location(""), p.code, p.message)
     )
@@ -506,6 +615,8 @@ def resolve_documents(
             jobs=jobs,
             provider=resolver.provider,
             digest=spec_digest(documents),
+            imports=imports,
+            moves=moves,
         ),
         [],
     )

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciler import install_command
 from reconciler.errors import TrainingError
 
 Message = dict[str, Any]
@@ -232,7 +233,7 @@ class MistralCommonRenderer:
         except ImportError as exc:
             raise TrainingError(
                 "chat_format mistral_common needs the mistral-common package: "
-                f"pip install 'reconciler[tokens]' ({exc})"
+                f"{install_command('tokens')} ({exc})"
             ) from exc
         try:
             tokenizer = MistralTokenizer.from_file(str(tokenizer_file))

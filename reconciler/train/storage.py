@@ -132,6 +132,22 @@ def remove(uri: str) -> None:
             fs.rm_file(path)
 
 
+def remove_directory(uri: str) -> None:
+    """Delete the directory ``uri`` and everything in it, if there is one."""
+    fs, path = filesystem(uri)
+    with _storage_errors("delete", uri):
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+
+def download(uri: str, dest: Path) -> None:
+    """Stream the object at ``uri`` to the local file ``dest`` (never held in memory)."""
+    fs, path = filesystem(uri)
+    with _storage_errors("read", uri), fs.open(path, "rb") as source, dest.open("wb") as sink:
+        while chunk := source.read(CHUNK_SIZE):
+            sink.write(chunk)
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """A file in storage, as a listing describes it.

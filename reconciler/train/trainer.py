@@ -77,17 +77,43 @@ class Dist:
 
     @classmethod
     def from_env(cls) -> Dist:
-        """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (all default to one process)."""
-        return cls(
-            rank=int(os.environ.get("RANK", "0")),
-            world=int(os.environ.get("WORLD_SIZE", "1")),
-            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (all default to one process).
+
+        Raises:
+            TrainingError: a value is not a whole number, or they do not fit together
+                (``WORLD_SIZE`` >= 1, 0 <= ``RANK`` < ``WORLD_SIZE``, ``LOCAL_RANK`` >= 0);
+                the message names the variable.
+        """
+        rank, world, local_rank = (
+            _env_int(name, default)
+            for name, default in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0))
         )
+        if world < 1 or not 0 <= rank < world or local_rank < 0:
+            raise TrainingError(
+                f"environment variables RANK={rank}, WORLD_SIZE={world}, LOCAL_RANK={local_rank} "
+                "do not describe a process of a data-parallel run (WORLD_SIZE >= 1, "
+                "0 <= RANK < WORLD_SIZE, LOCAL_RANK >= 0); start the trainer with torchrun, or "
+                "unset them for one process"
+            )
+        return cls(rank=rank, world=world, local_rank=local_rank)
 
     @property
     def is_main(self) -> bool:
         """Rank 0 writes outputs and logs metrics."""
         return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise TrainingError(
+            f"environment variable {name}: {raw[:40]!r} is not a whole number; set it to one "
+            "(torchrun does) or unset it"
+        ) from None
 
 
 def _device(job: TrainJob, dist: Dist) -> torch.device:

@@ -19,6 +19,25 @@ import httpx
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 
+# A create request (JobIn body) of the shape the engine sends, with file ids of its own.
+TRAIN = "11111111-1111-1111-1111-111111111111"
+TRAIN2 = "22222222-2222-2222-2222-222222222222"
+VALID = "33333333-3333-3333-3333-333333333333"
+
+REQUEST: dict[str, Any] = {
+    "model": "open-mistral-7b",
+    "job_type": "completion",
+    "training_files": [{"file_id": TRAIN, "weight": 1.0}, {"file_id": TRAIN2, "weight": 0.5}],
+    "validation_files": [VALID],
+    "hyperparameters": {"training_steps": 10, "learning_rate": 0.0001},
+    "suffix": "dumbledore-a1b2",
+    "integrations": [
+        {"type": "wandb", "project": "p", "name": "n", "run_name": None, "api_key": "w" * 40}
+    ],
+    "auto_start": False,
+    "invalid_sample_skip_percentage": 0.0,
+}
+
 
 @dataclass
 class Fault:
@@ -52,6 +71,7 @@ class FakeApi:
         self.bodies: list[bytes] = []
         self.content_types: list[str] = []
         self.models: list[dict[str, Any]] = []
+        self.contents: dict[str, bytes] = {}  # file id -> uploaded content
         self.clock = itertools.count(1_800_000_000)
         self.new_job_status = "VALIDATED"
         self.new_job_metadata: dict[str, Any] | None = None
@@ -123,6 +143,8 @@ class FakeApi:
             match = [f for f in self.files if f["id"] == fid]
             if not match:
                 return httpx.Response(404, json={"detail": f"File {fid} not found"})
+            if path.endswith("/content"):
+                return httpx.Response(200, content=self.contents.get(fid, b""))
             if method == "DELETE":
                 self.files.remove(match[0])
                 return httpx.Response(200, json={"id": fid, "object": "file", "deleted": True})
@@ -163,6 +185,12 @@ class FakeApi:
             return httpx.Response(200, json=job)
         if path == "/v1/models" and method == "GET":
             return httpx.Response(200, json={"object": "list", "data": self.models})
+        if path.startswith("/v1/models/") and method == "DELETE":
+            model_id = path.split("/")[3]
+            if not any(m["id"] == model_id for m in self.models):
+                return httpx.Response(404, json={"detail": "Model not found"})
+            self.models = [m for m in self.models if m["id"] != model_id]
+            return httpx.Response(200, json={"id": model_id, "object": "model", "deleted": True})
         if path.startswith("/v1/fine_tuning/models/"):
             return self._model(method, path.split("/"), body)
         return httpx.Response(404, json={"detail": "Not Found"})
@@ -190,6 +218,10 @@ class FakeApi:
         for f in self.files:
             if f["filename"] == filename and f["bytes"] == len(content):
                 return f
+        return self.add_file(filename, content)
+
+    def add_file(self, filename: str, content: bytes) -> dict[str, Any]:
+        """Store a file as uploaded (tests also add files "uploaded by hand" under any name)."""
         entry = {
             "id": str(uuid.uuid4()),
             "object": "file",
@@ -202,6 +234,7 @@ class FakeApi:
             "num_lines": content.count(b"\n"),
         }
         self.files.append(entry)
+        self.contents[entry["id"]] = content
         return entry
 
     def _store_job(self, req: dict[str, Any]) -> dict[str, Any]:

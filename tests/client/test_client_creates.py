@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from email.parser import BytesParser
@@ -12,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from client_fakes import KEY, FakeApi, Fault
+from client_fakes import KEY, REQUEST, FakeApi, Fault
 
-from reconciler.client import MistralClient, RemoteJob, job_matches_request
+from reconciler.client import MistralClient
 from reconciler.errors import (
     ConflictError,
     DataError,
@@ -22,24 +21,6 @@ from reconciler.errors import (
     ServerError,
     TransportError,
 )
-
-TRAIN = "11111111-1111-1111-1111-111111111111"
-TRAIN2 = "22222222-2222-2222-2222-222222222222"
-VALID = "33333333-3333-3333-3333-333333333333"
-
-REQUEST: dict[str, Any] = {
-    "model": "open-mistral-7b",
-    "job_type": "completion",
-    "training_files": [{"file_id": TRAIN, "weight": 1.0}, {"file_id": TRAIN2, "weight": 0.5}],
-    "validation_files": [VALID],
-    "hyperparameters": {"training_steps": 10, "learning_rate": 0.0001},
-    "suffix": "dumbledore-a1b2",
-    "integrations": [
-        {"type": "wandb", "project": "p", "name": "n", "run_name": None, "api_key": "w" * 40}
-    ],
-    "auto_start": False,
-    "invalid_sample_skip_percentage": 0.0,
-}
 
 
 def client_for(api: FakeApi, sleeps: list[float] | None = None, **kw: Any) -> MistralClient:
@@ -152,102 +133,6 @@ def test_estimate_is_a_dry_run() -> None:
         est = client.estimate_job(REQUEST)
     assert est.cost == 1.5 and api.jobs == []
     assert api.log[0][2] == "dry_run=true"
-
-
-def _variant(**changes: Any) -> dict[str, Any]:
-    req = copy.deepcopy(REQUEST)
-    for key, value in changes.items():
-        if value is _DROP:
-            req.pop(key, None)
-        else:
-            req[key] = value
-    return req
-
-
-_DROP = object()
-
-MATCH_TABLE: list[tuple[str, dict[str, Any], bool]] = [
-    ("identical", {}, True),
-    (
-        "files reordered, weights differ (not readable)",
-        {"training_files": [{"file_id": TRAIN2, "weight": 3}, {"file_id": TRAIN}]},
-        True,
-    ),
-    ("legacy plain-id training files", {"training_files": [TRAIN, TRAIN2]}, True),
-    ("write-only skip percentage differs", {"invalid_sample_skip_percentage": 0.3}, True),
-    (
-        "W&B key differs (write-only)",
-        {"integrations": [{"type": "wandb", "project": "p", "name": "n", "api_key": "x" * 40}]},
-        True,
-    ),
-    ("other model", {"model": "mistral-small-latest"}, False),
-    ("a training file fewer", {"training_files": [{"file_id": TRAIN}]}, False),
-    ("no validation file", {"validation_files": _DROP}, False),
-    (
-        "other learning rate",
-        {"hyperparameters": {"training_steps": 10, "learning_rate": 0.00011}},
-        False,
-    ),
-    (
-        "epochs requested, server filled other",
-        {"hyperparameters": {"training_steps": 10, "learning_rate": 0.0001, "epochs": 2}},
-        False,
-    ),
-    ("other suffix", {"suffix": "dumbledore-ffff"}, False),
-    (
-        "other W&B project",
-        {"integrations": [{"type": "wandb", "project": "q", "name": "n"}]},
-        False,
-    ),
-    ("no integration", {"integrations": _DROP}, False),
-    ("auto_start differs", {"auto_start": True}, False),
-    ("classifier", {"job_type": "classifier"}, False),
-]
-
-
-@pytest.mark.parametrize(
-    ("case", "changes", "expected"), MATCH_TABLE, ids=[c[0] for c in MATCH_TABLE]
-)
-def test_job_matches_request(case: str, changes: dict[str, Any], expected: bool) -> None:
-    api = FakeApi()
-    job = RemoteJob.model_validate(api._store_job(copy.deepcopy(REQUEST)))
-    assert job.hyperparameters["epochs"] == 0.25  # server-filled extra is ignored
-    assert job_matches_request(job, _variant(**changes)) is expected
-
-
-def test_classifier_targets_are_compared_from_the_detailed_job() -> None:
-    req = _variant(
-        job_type="classifier",
-        hyperparameters={"learning_rate": 0.0001},
-        classifier_targets=[{"name": "mood", "labels": ["happy", "sad"], "weight": 1.0}],
-    )
-    job = RemoteJob.model_validate(FakeApi()._store_job(copy.deepcopy(req)))
-    detailed = job.model_copy(
-        update={
-            "classifier_targets": [
-                {
-                    "name": "mood",
-                    "labels": ["sad", "happy"],
-                    "weight": 1.0,
-                    "loss_function": "single_class",
-                }
-            ]
-        }
-    )
-    assert job_matches_request(detailed, req)
-    other = job.model_copy(
-        update={
-            "classifier_targets": [
-                {
-                    "name": "mood",
-                    "labels": ["happy"],
-                    "weight": 1.0,
-                    "loss_function": "single_class",
-                }
-            ]
-        }
-    )
-    assert not job_matches_request(other, req)
 
 
 # -- uploads ------------------------------------------------------------------------------

@@ -249,7 +249,8 @@ def test_listing_deduplicates_shifted_objects() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         page = int(request.url.params["page"])
-        return httpx.Response(200, json={"object": "list", "data": pages[page], "total": 5})
+        data = pages[page] if page < len(pages) else []
+        return httpx.Response(200, json={"object": "list", "data": data, "total": 5})
 
     with MistralClient("http://remote.test", KEY, transport=httpx.MockTransport(handler)) as client:
         files = client.list_files(page_size=2)

@@ -1,10 +1,15 @@
-"""Fixtures for engine end-to-end tests: a sandbox server on 127.0.0.1 and a CLI runner."""
+"""Fixtures for engine end-to-end tests: a sandbox server on 127.0.0.1 and a CLI runner.
+
+The runner drives the real command line in this process (:func:`tests.cli_inprocess.run_cli`:
+own working directory and environment, captured output, a check that nothing is left
+running). The few tests that need real processes (kill -9, concurrent applies) start them
+with :class:`tests.cli_processes.CliProcesses`.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.engine.project import SANDBOX_KEY_ENV, WANDB_KEY
+from tests.cli_inprocess import run_cli
+from tests.engine.project import FLAVOURS, SANDBOX_KEY_ENV, WANDB_KEY, Flavour
 
 SANDBOX_KEY = "sandbox-test-key-4f1c9a"
 MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
@@ -20,38 +26,18 @@ MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
 
 @dataclass
 class Cli:
-    """Runs ``python -m reconciler`` in a project directory with the test environment."""
+    """Runs ``reconciler`` in a project directory with the test environment."""
 
     cwd: Path
     env: dict[str, str]
 
-    def run(
-        self, *args: str, timeout: float = 120, check: int | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+    def run(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
+        """``reconciler ARGS`` in this process; ``check``: the exit code it must end with."""
+        proc = run_cli(args, cwd=self.cwd, env=self.env)
         assert "Traceback" not in proc.stderr, proc.stderr
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
 
 
 @pytest.fixture
@@ -67,6 +53,37 @@ def sandbox(tmp_path: Path) -> Iterator[Any]:
         yield sb
     finally:
         sb.stop()
+
+
+@pytest.fixture(params=list(FLAVOURS.values()), ids=list(FLAVOURS))
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    """Each provider in turn: the sandbox speaking Mistral's API, then OpenAI's."""
+    chosen: Flavour = request.param
+    return chosen
+
+
+@pytest.fixture
+def provider_sandbox(tmp_path: Path, flavour: Flavour) -> Iterator[Any]:
+    """A sandbox server on 127.0.0.1 speaking ``flavour``'s API."""
+    from reconciler.sandbox.app import SandboxConfig
+    from reconciler.sandbox.server import EmbeddedSandbox
+
+    config = SandboxConfig(
+        data_dir=tmp_path / "sandbox-data",
+        api_key=SANDBOX_KEY,
+        time_scale=50.0,
+        dialect=flavour.dialect,
+    )
+    with EmbeddedSandbox(config) as sb:
+        yield sb
+
+
+@pytest.fixture
+def provider_cli(tmp_path: Path, flavour: Flavour, provider_sandbox: Any) -> Cli:
+    """The CLI runner for a project on ``provider_sandbox`` (its endpoint allowed)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    return Cli(cwd=project, env=cli_env(**flavour.env(provider_sandbox.base_url)))
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -9,6 +9,8 @@ from reconciler.address import Address
 from reconciler.engine import fingerprint
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState, _desired_job
 from reconciler.engine.observed import Observed
+from reconciler.engine.plan import Plan, RunBudgetLimit
+from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.state_model import ResourceState, State
 from reconciler.errors import Location
 from reconciler.spec.models import Budget, FineTunedModelSpec, OnReplace
@@ -16,7 +18,13 @@ from reconciler.spec.resolved import ResolvedJob, SpecSet, TrainingInput
 
 
 def desired_file(
-    dataset: str = "d", part: str = "all", sha: str = "a" * 64, size: int = 100
+    dataset: str = "d",
+    part: str = "all",
+    sha: str = "a" * 64,
+    size: int = 100,
+    tokens: int = 25,
+    exact_tokens: int | None = None,
+    samples: int = 3,
 ) -> DesiredFile:
     filename = f"{dataset}-{sha[:12]}.jsonl"
     return DesiredFile(
@@ -26,10 +34,12 @@ def desired_file(
         filename=filename,
         sha256=sha,
         bytes=size,
-        num_lines=3,
-        samples=3,
+        num_lines=samples,
+        samples=samples,
         path=Path("/nonexistent"),
         fingerprint=fingerprint.file_fingerprint(filename, sha),
+        approx_tokens=tokens,
+        exact_tokens=exact_tokens,
     )
 
 
@@ -145,6 +155,28 @@ def observed(
         jobs={j["id"]: j for j in jobs},
         models={m["id"]: m for m in models},
     )
+
+
+def reviewed_plan(
+    ds: DesiredState,
+    estimator: Any,
+    *,
+    state: State | None = None,
+    obs: Observed | None = None,
+    options: PlanOptions | None = None,
+    budget: RunBudgetLimit | None = None,
+    start_gate: bool = True,
+) -> Plan:
+    """The plan as ``make_plan`` makes it: priced by ``estimator`` (a
+    :class:`~reconciler.engine.costs.CostEstimator`) while it is made, then reviewed
+    (``start_gate``: whether the provider validates jobs before they start)."""
+    from dataclasses import replace
+
+    from reconciler.engine import costs
+
+    options = replace(options or PlanOptions(spec_digest="x"), price=costs.pricer(estimator, ds))
+    plan = build_plan(ds, state, obs or observed(), options)
+    return costs.review_costs(plan, estimator, ds, budget, start_gate=start_gate)
 
 
 __all__ = ["Budget", "FineTunedModelSpec"]

@@ -23,17 +23,25 @@ import pytest
 
 from reconciler.address import Address
 from reconciler.engine import fingerprint
-from reconciler.engine.desired import DesiredFile, DesiredState, IntegrationSpec
+from reconciler.engine.adopt import ContentHasher
+from reconciler.engine.adoption import remote_files_to_hash
+from reconciler.engine.desired import (
+    DesiredFile,
+    DesiredState,
+    IntegrationSpec,
+)
 from reconciler.engine.executor import ApplyOptions, Executor
 from reconciler.engine.observed import refresh
 from reconciler.engine.outcome import ApplyResult, OutcomeStatus
-from reconciler.engine.plan import Action, FileChange, Plan, Reason
+from reconciler.engine.plan import Action, Disposition, FileChange, Plan, Reason
 from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import Intent, State
+from reconciler.errors import Location
 from reconciler.providers.mistral import MistralProvider
 from reconciler.spec.models import Budget, FineTunedModelSpec, OnReplace, SecretRef
+from reconciler.spec.resolved import DeclaredImport, DeclaredMove, TrainingInput
 from tests.client.client_fakes import KEY, FakeApi, Fault
 from tests.engine.factories import desired, resolved_job
 
@@ -770,25 +778,422 @@ def test_prune_of_objects_gone_since_the_plan_still_forgets_them(world: World) -
     assert world.stored().resources == {}
 
 
-def test_a_renamed_active_job_is_adopted_by_its_new_address_not_cancelled(
-    world: World,
-) -> None:
+def test_a_renamed_active_job_is_neither_bound_twice_nor_cancelled(world: World) -> None:
+    # Before: the new address's create got a 409 and took the old address's job. Now the plan
+    # blocks the create (the job is the old address's), and the prune only forgets the old
+    # address: the job some spec asks for is not cancelled.
     f = world.file("d")
     world.apply(desired([f], [resolved_job("old-name", dataset="d")]))
     job = world.api.jobs[0]
     renamed = desired([f], [resolved_job("new-name", dataset="d")])
     plan, state = world.plan(renamed, prune=True)
-    assert [(c.address, c.action) for c in plan.actionable] == [
-        ("job.new-name", Action.CREATE),
-        ("job.old-name", Action.FORGET),
-    ]
+    new, old = plan.actionable
+    assert (new.address, new.action, old.address, old.action) == (
+        "job.new-name",
+        Action.CREATE,
+        "job.old-name",
+        Action.FORGET,
+    )
+    assert (
+        new.blocked
+        and f"reconciler state rm job.old-name' then 'reconciler import job.new-name {job['id']}'"
+        in new.blocked
+    )
+    assert old.previous is not None and old.previous.disposition is Disposition.KEEP
     result = world.executor(renamed, state).apply(plan)
-    # The create gets a 409 (the identical job is active) and adopts it; prune then only
-    # forgets the old address.
     assert outcomes(result) == [
-        ("job.new-name", "create", "applied"),
+        ("job.new-name", "create", "failed"),
         ("job.old-name", "forget", "applied"),
     ]
     assert len(world.api.jobs) == 1 and job["status"] == "RUNNING"
-    assert world.stored().resources["job.new-name"].remote_id == job["id"]
-    assert "job.old-name" not in world.stored().resources
+    assert world.stored().resources == {f.address: world.stored().resources[f.address]}
+
+
+# -- one remote job, one address (issue 13, problems 1 and 6) ---------------------------------
+
+
+def test_two_jobs_the_remote_cannot_tell_apart_never_share_one_remote_job(world: World) -> None:
+    # Before: the second create got a 409 and adopted the first address's job, so both
+    # addresses were "created" with one id. (validate refuses such specs; this is the
+    # executor's own guarantee.)
+    f = world.file("d")
+    ds = desired([f], [resolved_job("first", dataset="d"), resolved_job("second", dataset="d")])
+    result = world.apply(ds, parallelism=1)  # the fake's 409 check is not atomic
+    assert len(world.api.jobs) == 1
+    jobs = {a: r.remote_id for a, r in world.stored().resources.items() if a.startswith("job.")}
+    assert jobs == {"job.first": world.api.jobs[0]["id"]}
+    failed = [o for o in result.outcomes if o.status is OutcomeStatus.FAILED]
+    assert [o.address for o in failed] == ["job.second"]
+    assert "of job.first has the same readable request" in failed[0].message
+    assert "cannot tell them apart. Give one of them a distinct suffix" in failed[0].message
+
+
+def _weighted(weight: float, **over: Any) -> Any:
+    return resolved_job(
+        "j", training_files=(TrainingInput(dataset="d", part="all", weight=weight),), **over
+    )
+
+
+class CancelLater:
+    """A transport that makes a cancel take effect only after ``sleeps`` executor sleeps."""
+
+    def __init__(self, world: World, sleeps: int | None) -> None:
+        self.world, self.sleeps, self.seen = world, sleeps, []
+        world.clock.on_sleep = self.on_sleep
+        world.client = MistralProvider(
+            "http://remote.test", KEY, transport=httpx.MockTransport(self), sleep=lambda _: None
+        )
+        self.cancelled: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "POST" and path == "/v1/fine_tuning/jobs":
+            # What the remote holds when the replacement is created.
+            self.seen.append([j["status"] for j in self.world.api.jobs])
+        response = self.world.api(request)
+        if path.endswith("/cancel"):
+            job = next(j for j in self.world.api.jobs if path.split("/")[4] == j["id"])
+            job["status"] = "CANCELLATION_REQUESTED"
+            self.cancelled.append(job)
+            return httpx.Response(200, json=job)
+        return response
+
+    def on_sleep(self, n: int) -> None:
+        if self.sleeps is not None and n >= self.sleeps:
+            for job in self.cancelled:
+                job["status"] = "CANCELLED"
+
+
+def test_a_weight_only_change_of_a_running_job_cancels_it_first_then_replaces_it(
+    world: World,
+) -> None:
+    # Before: the new create got a 409, the handler took the *old* job as the new one and
+    # then cancelled it as "previous": one cancelled job, no replacement, "No changes" next.
+    f = world.file("d")
+    world.apply(desired([f], [_weighted(1.0)]))
+    old = world.api.jobs[0]
+    assert old["status"] == "RUNNING"
+    heavier = desired([f], [_weighted(2.0)])
+    plan, state = world.plan(heavier)
+    change = plan.changes[1]
+    assert change.action is Action.REPLACE and change.replace_paths == ("training_files[0].weight",)
+    assert change.cancel_first  # the plan says so: the reviewer sees the gap
+    remote = CancelLater(world, sleeps=2)
+    mark = len(world.api.log)
+    result = world.executor(heavier, state).apply(plan)
+    assert outcomes(result) == [("job.j", "replace", "applied")]
+    new = world.api.jobs[1]
+    assert (old["status"], new["status"]) == ("CANCELLED", "RUNNING")
+    assert remote.seen == [["CANCELLED"]]  # created only once the old job had stopped
+    writes = [p for m, p, _ in world.api.log[mark:] if m == "POST"]
+    assert writes == [
+        f"/v1/fine_tuning/jobs/{old['id']}/cancel",
+        "/v1/fine_tuning/jobs",
+        f"/v1/fine_tuning/jobs/{new['id']}/start",
+    ]
+    recorded = world.stored().resources["job.j"]
+    assert recorded.remote_id == new["id"]
+    assert [(h["remote_id"], h.get("cancelled_by_reconciler")) for h in recorded.history] == [
+        (old["id"], True)
+    ]
+    again, _ = world.plan(heavier)
+    assert again.drift == () and not again.has_changes
+
+
+def test_replace_of_a_running_job_by_request_cancels_first(world: World) -> None:
+    f, ds = file_and_job(world)
+    world.apply(ds)
+    old = world.api.jobs[0]
+    result = world.apply(ds, plan_options={"replace": ("job.j",)})
+    assert outcomes(result) == [("job.j", "replace", "applied")]
+    assert len(world.api.jobs) == 2 and old["status"] == "CANCELLED"
+    assert world.stored().resources["job.j"].remote_id == world.api.jobs[1]["id"]
+
+
+def _replacing_a_job_that_will_not_stop(world: World) -> DesiredState:
+    """A running job applied, and the specs of its replacement (cancel first); the remote
+    leaves the job CANCELLATION_REQUESTED after its cancel."""
+    f = world.file("d")
+    world.apply(desired([f], [_weighted(1.0)]))
+    CancelLater(world, sleeps=None)
+    return desired([f], [_weighted(2.0)])
+
+
+def test_a_previous_job_that_does_not_stop_in_time_is_not_replaced_in_this_run(
+    world: World,
+) -> None:
+    heavier = _replacing_a_job_that_will_not_stop(world)
+    result = world.apply(heavier, cancel_timeout=30.0)
+    failure = [o for o in result.outcomes if o.status is OutcomeStatus.FAILED]
+    assert [o.address for o in failure] == ["job.j"]
+    assert "still CANCELLATION_REQUESTED 30s after its cancel" in failure[0].message
+    assert len(world.api.jobs) == 1 and world.stored().intents == {}
+    # It is this tool's cancel: not drift; the next apply creates the replacement.
+    world.api.jobs[0]["status"] = "CANCELLED"
+    plan, _ = world.plan(heavier)
+    assert plan.drift == () and plan.changes[1].action is Action.REPLACE
+    assert not plan.changes[1].cancel_first
+
+
+def test_a_stop_while_waiting_for_the_previous_job_leaves_the_replacement_to_the_next_run(
+    world: World,
+) -> None:
+    heavier = _replacing_a_job_that_will_not_stop(world)
+    stop = threading.Event()
+    world.clock.on_sleep = lambda n: stop.set()  # a signal arrives during the wait
+    result = world.apply(heavier, stop=stop)
+    [failure] = [o for o in result.outcomes if o.status is OutcomeStatus.FAILED]
+    assert failure.address == "job.j" and failure.message.startswith("stopped while previous")
+    assert len(world.clock.sleeps) == 1  # it did not wait out cancel_timeout
+    assert len(world.api.jobs) == 1 and world.stored().intents == {}
+
+
+def test_a_409_never_binds_the_job_the_address_holds(world: World) -> None:
+    f = world.file("d")
+    world.apply(desired([f], [_weighted(1.0)]))
+    old = world.api.jobs[0]
+    heavier = desired([f], [_weighted(2.0)])
+    plan, state = world.plan(heavier)
+    # A plan made without the cancel-first step (an older version, a hand edit): the 409
+    # must not make the old job the new one.
+    unsafe = plan.model_copy(
+        update={
+            "changes": (plan.changes[0], plan.changes[1].model_copy(update={"cancel_first": False}))
+        }
+    )
+    result = world.executor(heavier, state).apply(unsafe)
+    failure = [o for o in result.outcomes if o.status is OutcomeStatus.FAILED]
+    assert [o.address for o in failure] == ["job.j"]
+    assert f"this address's own job {old['id']}" in failure[0].message
+    assert "plan again" in failure[0].message
+    assert old["status"] == "RUNNING" and len(world.api.jobs) == 1
+    assert world.stored().resources["job.j"].remote_id == old["id"]
+
+
+def test_recovery_never_takes_the_replaced_job_for_the_new_one(world: World) -> None:
+    f = world.file("d")
+    world.apply(desired([f], [_weighted(1.0, on_replace=OnReplace(active_job="keep"))]))
+    old = world.api.jobs[0]
+    old["status"] = "SUCCESS"
+    heavier = desired([f], [_weighted(2.0)])
+    # The create is lost before it reaches the remote: the intent stays; the old job has the
+    # same readable request and was created moments ago, but it is this address's old job.
+    world.api.fault(Fault("POST", "/v1/fine_tuning/jobs", kind="drop-before", exc=Crash))
+    world.crash(heavier)
+    result = world.apply(heavier)
+    assert result.recovered == ()
+    assert ("job.j", "replace", "applied") in outcomes(result)
+    assert len(world.api.jobs) == 2
+    assert world.stored().resources["job.j"].remote_id == world.api.jobs[1]["id"]
+
+
+# -- shared files and start failures (problems 8 and 9) ---------------------------------------
+
+
+def test_pruning_one_of_two_datasets_on_one_remote_file_keeps_the_file(world: World) -> None:
+    f = world.file("d")
+    twin = dataclasses.replace(f, address=Address.dataset("e", "all"), dataset="e")
+    world.apply(desired([f, twin], [resolved_job("j", dataset="e")]))
+    assert len(world.api.files) == 1
+    stored = world.stored().resources
+    assert stored[f.address].remote_id == stored[twin.address].remote_id
+    result = world.apply(desired([twin], [resolved_job("j", dataset="e")]), {"prune": True})
+    assert outcomes(result) == [(f.address, "forget", "applied")]
+    assert "still used by dataset.e[all], job.j" in result.outcomes[0].message
+    assert len(world.api.files) == 1 and world.api.requests("DELETE") == []
+
+
+def test_one_failing_start_does_not_keep_the_other_jobs_from_starting(world: World) -> None:
+    f = world.file("d")
+    held = [resolved_job(n, dataset="d", suffix=n, start=False) for n in ("a", "b", "c")]
+    world.apply(desired([f], held))
+    assert [j["status"] for j in world.api.jobs] == ["VALIDATED"] * 3
+    ids = {r.address: r.remote_id for r in world.stored().resources.values()}
+    world.api.fault(Fault("POST", f"/v1/fine_tuning/jobs/{ids['job.a']}/start", status=422))
+    start = desired([f], [resolved_job(n, dataset="d", suffix=n) for n in ("a", "b", "c")])
+    result = world.apply(start)
+    assert outcomes(result) == [
+        ("job.a", "start", "applied"),
+        ("job.a", "start", "failed"),
+        ("job.b", "start", "applied"),
+        ("job.c", "start", "applied"),
+    ]
+    failure = [o for o in result.outcomes if o.status is OutcomeStatus.FAILED][0]
+    assert "the start failed" in failure.message and "HTTP 422" in failure.message
+    assert set(result.started_jobs) == {"job.b", "job.c"}
+    status = {j["id"]: j["status"] for j in world.api.jobs}
+    assert [status[ids[a]] for a in ("job.a", "job.b", "job.c")] == [
+        "VALIDATED",
+        "RUNNING",
+        "RUNNING",
+    ]
+
+
+def test_a_recovered_replacement_still_retires_the_job_it_replaces(world: World) -> None:
+    f, ds = file_and_job(world)
+    world.apply(ds)
+    old = world.api.jobs[0]
+    changed = desired([f], [resolved_job("j", dataset="d", suffix="v2")])
+    world.api.fault(Fault("POST", "/v1/fine_tuning/jobs", kind="drop-after", exc=Crash))
+    world.crash(changed)
+    assert len(world.api.jobs) == 2 and old["status"] == "RUNNING"
+    result = world.apply(changed)
+    assert result.recovered == ("job.j",)
+    new = world.api.jobs[1]
+    assert (old["status"], new["status"]) == ("CANCELLED", "RUNNING")
+    recorded = world.stored().resources["job.j"]
+    assert recorded.remote_id == new["id"]
+    assert [(h["remote_id"], h.get("cancelled_by_reconciler")) for h in recorded.history] == [
+        (old["id"], True)
+    ]
+
+
+# -- adoption, moves, reverts, retention (issue 14) -------------------------------------------
+
+
+def _posts(world: World, mark: int) -> list[str]:
+    return [f"{m} {p}" for m, p, _ in world.api.log[mark:] if m in ("POST", "PATCH", "DELETE")]
+
+
+def test_a_moved_job_is_recorded_under_its_new_address_and_nothing_is_sent(world: World) -> None:
+    f, ds = file_and_job(world)
+    world.apply(ds)
+    job_id = world.stored().resources["job.j"].remote_id
+    renamed = dataclasses.replace(
+        desired([f], [resolved_job("tone", dataset="d")]),
+        moves={
+            "job.tone": DeclaredMove(
+                Address("job.j"), Address("job.tone"), Location("specs.yaml", 4, 1)
+            )
+        },
+    )
+    plan, state = world.plan(renamed)
+    mark = len(world.api.log)
+    result = world.executor(renamed, state).apply(plan)
+    assert outcomes(result) == [("job.tone", "move", "applied")]
+    assert result.outcomes[0].message == "moved from job.j"
+    assert _posts(world, mark) == []
+    stored = world.stored().resources
+    assert "job.j" not in stored and stored["job.tone"].remote_id == job_id
+    # Applying the same plan again (a retry) finds it moved: idempotent.
+    again = world.executor(renamed, world.stored()).apply(plan)
+    assert [o.message for o in again.outcomes] == ["already moved from job.j"]
+    assert not world.plan(renamed)[0].has_changes
+
+
+def _sdk_world(world: World, status: str = "SUCCESS") -> tuple[DesiredFile, DesiredState, str]:
+    """A file uploaded by hand under its own name and a job made from it, with the spec's
+    exact data and request."""
+    f = world.file("d")
+    sdk_file = world.api.add_file("notebook-upload.jsonl", f.path.read_bytes())
+    ds = desired([f], [resolved_job("j", dataset="d")])
+    request = ds.jobs["job.j"].build_request({f.address: sdk_file["id"]}, lambda _: "")
+    job = world.api._store_job({**request, "auto_start": True})
+    job["status"] = status
+    return f, ds, job["id"]
+
+
+def test_an_import_records_the_job_and_its_file_by_content_without_a_create(
+    world: World,
+) -> None:
+    f, ds, job_id = _sdk_world(world)
+    sdk_file = world.api.files[0]["id"]
+    declared = dataclasses.replace(
+        ds,
+        imports={"job.j": DeclaredImport(Address("job.j"), job_id, Location("specs.yaml", 7, 1))},
+    )
+    observed = refresh(world.client)
+    hasher = ContentHasher(world.client, world.root / "scratch")
+    observed.content.update(hasher.hashes(remote_files_to_hash(declared, None, observed)))
+    assert hasher.downloads == 1 and not any((world.root / "scratch").iterdir())
+    plan = build_plan(declared, None, observed, PlanOptions())
+    assert [(c.address, c.action, c.import_id) for c in plan.changes] == [
+        (f.address, Action.IMPORT, sdk_file),
+        ("job.j", Action.IMPORT, job_id),
+    ]
+    mark = len(world.api.log)
+    result = world.executor(declared, None).apply(plan)
+    assert outcomes(result) == [(f.address, "import", "applied"), ("job.j", "import", "applied")]
+    assert _posts(world, mark) == []
+    stored = world.stored().resources
+    assert (stored[f.address].remote_id, stored["job.j"].remote_id) == (sdk_file, job_id)
+    assert stored[f.address].fingerprint == f.fingerprint
+    assert stored[f.address].attributes["filename"] == "notebook-upload.jsonl"
+    assert stored["job.j"].attributes["imported"] is True
+    # The next plan has nothing to do (the Import left in the specs is harmless).
+    assert not build_plan(
+        declared, world.stored(), refresh(world.client), PlanOptions()
+    ).has_changes
+    again = world.executor(declared, world.stored()).apply(plan)
+    assert {o.address: o.message for o in again.outcomes} == {
+        f.address: f"already imported {sdk_file}",
+        "job.j": f"already imported {job_id}",
+    }
+
+
+def test_a_revert_restores_the_job_that_made_the_request_and_trains_nothing(
+    world: World,
+) -> None:
+    f = world.file("d")
+
+    def at(steps: int) -> DesiredState:
+        return desired(
+            [f], [resolved_job("j", dataset="d", hyperparameters={"training_steps": steps})]
+        )
+
+    world.apply(at(30))
+    first = world.api.jobs[0]
+    first.update(status="SUCCESS", fine_tuned_model="ft:30")
+    world.api.models.append({"id": "ft:30", "object": "model", "archived": False})
+    world.apply(at(32))
+    second = world.api.jobs[1]
+    assert second["status"] == "RUNNING"
+    plan, state = world.plan(at(30))
+    change = plan.changes[1]
+    assert (change.action, getattr(change, "restores", None)) == (Action.RESTORE, first["id"])
+    mark = len(world.api.log)
+    result = world.executor(at(30), state).apply(plan)
+    assert outcomes(result) == [("job.j", "restore", "applied")]
+    assert f"restored previous job {first['id']} (ft:30)" in result.outcomes[0].message
+    # Nothing created; the 32-step job the revert replaces is cancelled, as a replacement's is.
+    assert _posts(world, mark) == [f"POST /v1/fine_tuning/jobs/{second['id']}/cancel"]
+    assert len(world.api.jobs) == 2
+    recorded = world.stored().resources["job.j"]
+    assert recorded.remote_id == first["id"] and recorded.attributes["restored"] is True
+    assert [h["remote_id"] for h in recorded.history] == [second["id"]]
+    assert not world.plan(at(30))[0].has_changes
+    # --replace still asks for a new run.
+    rerun, _ = world.plan(at(30), replace=("job.j",))
+    assert rerun.changes[1].action is Action.REPLACE
+
+
+def test_a_previous_model_is_deleted_once_its_replacement_has_succeeded(world: World) -> None:
+    f = world.file("d")
+    policy = OnReplace(previous_model="delete")
+
+    def spec(suffix: str) -> DesiredState:
+        return desired([f], [resolved_job("j", dataset="d", suffix=suffix, on_replace=policy)])
+
+    world.apply(spec("v1"))
+    first = world.api.jobs[0]
+    first.update(status="SUCCESS", fine_tuned_model="ft:1")
+    world.api.models.append({"id": "ft:1", "object": "model", "archived": False})
+    mark = len(world.api.log)
+    world.apply(spec("v2"))
+    assert not any(p.startswith("/v1/models/") for _, p, _ in world.api.log[mark:])
+    entry = world.stored().resources["job.j"].history[0]
+    assert entry["model_disposition"] == "delete"
+    # While the replacement runs (or if it fails), the previous model stays.
+    assert not world.plan(spec("v2"))[0].has_changes
+    second = world.api.jobs[1]
+    second.update(status="SUCCESS", fine_tuned_model="ft:2")
+    world.api.models.append({"id": "ft:2", "object": "model", "archived": False})
+    plan, state = world.plan(spec("v2"))
+    assert plan.models_deleted == 1
+    mark = len(world.api.log)
+    result = world.executor(spec("v2"), state).apply(plan)
+    assert outcomes(result) == [("job.j", "update", "applied")]
+    assert _posts(world, mark) == ["DELETE /v1/models/ft:1"]
+    assert [m["id"] for m in world.api.models] == ["ft:2"]
+    assert world.stored().resources["job.j"].history[0]["model_deleted"] is True
+    assert not world.plan(spec("v2"))[0].has_changes

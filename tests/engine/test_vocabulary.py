@@ -64,6 +64,7 @@ STATUSES = [
     ("FAILED_VALIDATION", False, True, True, False, False, False, False),
     ("CANCELLATION_REQUESTED", True, False, False, True, False, True, False),
     ("CANCELLED", False, True, False, True, False, True, False),
+    ("PAUSED", True, False, False, False, False, True, False),
 ]
 
 
@@ -85,4 +86,10 @@ def test_job_status_predicates(row: tuple[str, bool, bool, bool, bool, bool, boo
 def test_every_status_is_in_the_table_and_unknown_ones_are_none() -> None:
     assert sorted(JobStatus) == sorted(r[0] for r in STATUSES)
     assert JobStatus.of("running") is JobStatus.RUNNING
-    assert JobStatus.of("PAUSED") is None and JobStatus.of(None) is None
+    assert JobStatus.of("HIBERNATING") is None and JobStatus.of(None) is None
+
+
+def test_only_a_started_unfinished_job_can_be_paused() -> None:
+    pausable = {s.value for s in JobStatus if s.can_pause}
+    assert pausable == {"STARTED", "RUNNING"}
+    assert [s.value for s in JobStatus if s.is_paused] == ["PAUSED"]

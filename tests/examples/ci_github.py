@@ -4,7 +4,8 @@
 each in a fresh checkout, with the job's ``if:``, the steps' ``if:``, ``${{ }}`` expressions
 (:func:`evaluate`), ``GITHUB_OUTPUT`` / ``GITHUB_ENV`` / ``GITHUB_STEP_SUMMARY`` files, step and
 job outputs, repository and environment secrets (an environment's secrets only reach jobs that
-name the environment, as on GitHub) and a token per job that carries the job's ``permissions:``.
+name the environment, as on GitHub), repository variables (``vars``) and a token per job that
+carries the job's ``permissions:``.
 
 What GitHub itself does is played by :class:`FakeGitHub`: pull requests, their comments,
 workflow runs and artifacts, kept in a JSON file. The recipes reach it two ways:
@@ -385,6 +386,7 @@ class GitHubRunner:
         repo: the repository of specs.
         secrets: repository secrets.
         environments: environment name → its secrets.
+        variables: repository variables (the ``vars`` context).
     """
 
     def __init__(
@@ -395,12 +397,14 @@ class GitHubRunner:
         *,
         secrets: Mapping[str, str],
         environments: Mapping[str, Mapping[str, str]],
+        variables: Mapping[str, str] | None = None,
     ) -> None:
         self.github = github
         self.repo = repo
         self.work = work
         self.secrets = dict(secrets)
         self.environments = {k: dict(v) for k, v in environments.items()}
+        self.variables = dict(variables or {})
         self.bin_dir = work / "bin"
         self.bin_dir.mkdir(parents=True)
         gh = self.bin_dir / "gh"
@@ -485,7 +489,7 @@ class GitHubRunner:
             n: {"result": run.jobs[n].status, "outputs": run.jobs[n].outputs} for n in _needs(job)
         }
         status = "success" if all(n["result"] == "success" for n in needs.values()) else "failure"
-        contexts: dict[str, Any] = {"github": github_ctx, "needs": needs, "vars": {}}
+        contexts: dict[str, Any] = {"github": github_ctx, "needs": needs, "vars": self.variables}
         if not condition(job.get("if"), contexts, status):
             return JobResult(job_id, "skipped")
         environment = job.get("environment")

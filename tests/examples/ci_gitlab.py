@@ -25,12 +25,14 @@ import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import yaml
 from ci_emulation import RecipeError, ShellResult, base_env, run_shell
+
+from tests.local_http import LocalHTTPServer
 
 PROJECT_ID = 7
 DEFAULT_BRANCH = "main"
@@ -52,7 +54,7 @@ JOB_KEYS = {
 # ----------------------------------------------------------------------------- the API
 
 
-class FakeGitLab:
+class FakeGitLab(LocalHTTPServer):
     """The GitLab API the recipe calls, served on 127.0.0.1 (``with FakeGitLab(...) as api``).
 
     Endpoints (``PRIVATE-TOKEN`` must be :attr:`token`; ``:id`` is :data:`PROJECT_ID`):
@@ -77,21 +79,12 @@ class FakeGitLab:
         self.pipelines: list[dict[str, Any]] = []
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
         """``CI_API_V4_URL``."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/v4"
-
-    def __enter__(self) -> FakeGitLab:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.base_url}/api/v4"
 
     def _answer(self, method: str, path: str, query: dict[str, str], form: dict[str, str]) -> Any:
         """(status, JSON value or bytes) for one request."""

@@ -10,10 +10,10 @@ README quotes the recipes' commands word for word. (test_ci_recipes_run.py runs 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from examples_cli_lines import (
     reconciler_invocations,
     shell_commands,
 )
+
+from tests.cli_inprocess import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "examples" / "ci"
@@ -239,20 +241,67 @@ def _secrets_of(workflow: dict[str, Any]) -> dict[str, set[str]]:
 
 def test_the_keys_that_create_jobs_reach_only_the_approved_apply_job() -> None:
     write_keys = {"MISTRAL_API_KEY", "WANDB_API_KEY"}
-    for name in ("plan", "drift"):
-        for job_id, used in _secrets_of(_workflow(name)).items():
-            assert not used & write_keys, f"{name}:{job_id} holds a key that can create jobs"
-            assert used <= {"MISTRAL_PLAN_API_KEY", "RECONCILER_PG_DSN"}, used
+    for job_id, used in _secrets_of(_workflow("plan")).items():
+        assert not used & write_keys, f"plan:{job_id} holds a key that can create jobs"
+        assert used <= {"MISTRAL_PLAN_API_KEY", "RECONCILER_PG_DSN"}, used
     apply = _workflow("apply")
     for job_id, used in _secrets_of(apply).items():
         if used & write_keys:
             assert apply["jobs"][job_id]["environment"] == "fine-tuning", job_id
     jobs = _gitlab_jobs()
-    for name in ("plan", "drift"):
-        assert jobs[name]["environment"] == {"name": "fine-tuning-read", "action": "access"}
+    assert jobs["plan"]["environment"] == {"name": "fine-tuning-read", "action": "access"}
     assert jobs["apply"]["environment"] == {"name": "fine-tuning"}
     for name in ("validate", "reviewed-plan"):
         assert "environment" not in jobs[name], f"{name} needs no provider key"
+
+
+def test_the_schedule_holds_a_key_of_its_own_and_never_approves() -> None:
+    # The scheduled reconcile starts validated jobs and updates models, so it needs a key that
+    # can; an environment of its own gives it one (never the W&B key), and without
+    # --auto-approve it creates, replaces and deletes nothing.
+    drift = _workflow("drift")
+    for job_id, used in _secrets_of(drift).items():
+        assert used <= {"MISTRAL_API_KEY", "RECONCILER_PG_DSN"}, used
+        if "MISTRAL_API_KEY" in used:
+            assert drift["jobs"][job_id]["environment"] == "fine-tuning-reconcile", job_id
+    gitlab = _gitlab_jobs()["drift"]
+    assert gitlab["environment"] == {"name": "fine-tuning-reconcile", "action": "access"}
+    texts = [s.get("run", "") for _, _, s in _github_steps(drift)] + [_gitlab_script(gitlab)]
+    calls = [args for text in texts for args in reconciler_invocations(text)]
+    assert len(calls) == 2
+    for args in calls:
+        assert args[0] == "reconcile" and "--once" in args and "--auto-approve" not in args
+
+
+def test_jobs_that_reach_the_remote_set_the_operators_trust_settings() -> None:
+    # SECURITY.md: the endpoint allowlist defaults to the official endpoint (a repository or
+    # project variable can widen it, a spec cannot), and specs may name only the secrets the
+    # recipes hand out: one list for every job, since plan resolves a W&B reference too (for
+    # cost estimates) and must not refuse specs that apply accepts.
+    default = "${{ vars.RECONCILER_ALLOWED_ENDPOINTS || 'https://api.mistral.ai' }}"
+    handed_out = {"MISTRAL_API_KEY", "WANDB_API_KEY", "RECONCILER_PG_DSN"}
+    checked = 0
+    for path in GITHUB:
+        for job_id, job in _load(path)["jobs"].items():
+            steps = job.get("steps", [])
+            calls = [a for s in steps for a in reconciler_invocations(s.get("run", ""))]
+            if not any(call[0] != "validate" for call in calls):
+                continue
+            checked += 1
+            env = job.get("env", {})
+            assert env.get("RECONCILER_ALLOWED_ENDPOINTS") == default, f"{path.name}:{job_id}"
+            given = {
+                name
+                for step in steps
+                for name, value in step.get("env", {}).items()
+                if SECRET.search(str(value))
+            }
+            allowed = set(env.get("RECONCILER_ALLOWED_SECRETS", "").split(","))
+            assert given <= allowed == handed_out, f"{path.name}:{job_id}: {allowed}"
+    assert checked == 3  # plan, apply, drift
+    variables = _load(GITLAB)["variables"]
+    assert variables["RECONCILER_ALLOWED_ENDPOINTS"] == "https://api.mistral.ai"
+    assert set(variables["RECONCILER_ALLOWED_SECRETS"].split(",")) == handed_out
 
 
 # ----------------------------------------------------------------- the flow's shape
@@ -310,7 +359,7 @@ def _step_with(workflow: str, flag: str) -> str:
     ("where", "accepted"),
     [
         (("plan", "--out"), {0: True, 2: True, 1: False, 3: False}),
-        (("drift", "--detailed-exitcode"), {0: True, 2: False, 1: False}),
+        (("drift", "--once"), {0: True, 2: False, 1: False}),
     ],
     ids=["pull-request plan", "drift check"],
 )
@@ -452,21 +501,23 @@ def test_pre_commit_hook_runs_on_spec_and_data_files(path: str, matches: bool) -
 
 def test_pre_commit_hook_command_passes_on_this_repository(tmp_path: Path) -> None:
     # pre-commit runs the entry at the repository root; a copy keeps the check's cache out
-    # of the checkout.
+    # of the checkout. The hook's args (specs/) check every example but the workspaces of
+    # their own below it (a reconciler.yaml root marker: 09, with its openai Provider), which
+    # it names in a note; each of those takes a hook entry of its own, as the hook file says.
     shutil.copytree(
         REPO / "specs", tmp_path / "specs", ignore=shutil.ignore_patterns(".reconciler")
     )
     hook = _hook()
-    args = hook["entry"].split()[1:] + list(hook.get("args", []))
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    assert hook.get("args") == ["specs/"]
+    entry = hook["entry"].split()[1:]
+    result = run_cli([*entry, *hook["args"]], cwd=tmp_path, env=os.environ)
     assert result.returncode == 0, result.stdout + result.stderr
+    own = sorted(p.parent.name for p in (REPO / "specs").glob("*/reconciler.yaml"))
+    assert own == ["09-openai-tone"]
+    for workspace in own:
+        assert f"specs/{workspace}: warning: a workspace of its own" in result.stdout
+        alone = run_cli([*entry, f"specs/{workspace}/"], cwd=tmp_path, env=os.environ)
+        assert alone.returncode == 0, alone.stdout + alone.stderr
 
 
 def test_shell_splitting_keeps_quoted_arguments_whole() -> None:

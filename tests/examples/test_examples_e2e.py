@@ -1,11 +1,15 @@
-"""Every example end to end through the real CLI on the embedded sandbox, and the README's
-quickstart command as written. (The CI recipes run in test_ci_recipes_run.py.)
+"""Every example end to end through the real CLI on the embedded sandbox (in its OpenAI
+dialect for the openai example), and the README's quickstart command as written: the
+examples on the Mistral-dialect sandbox as one workspace (``specs/``), then the openai
+example, a workspace of its own. (The CI recipes run in test_ci_recipes_run.py.)
 
-Each example directory is copied to a temporary directory and driven by subprocesses, as a
-user would: validate → plan (JSON) → apply (following the jobs to the end) → apply again
-(nothing to do) → status (JSON). The eight pipelines are independent (each has its own state
-and embedded sandbox), so they run concurrently in one module-scoped fixture and the tests
-then check each one's record.
+Each example directory is copied to a temporary directory and driven through the command
+line as a user would: validate → plan (JSON) → apply (following the jobs to the end) → apply
+again (nothing to do) → status (JSON). The commands run in this process
+(:func:`tests.cli_inprocess.run_cli`: the example's directory as working directory, its own
+environment, output captured, nothing left running); the pipelines run once, in one
+module-scoped fixture, and the tests then check each one's record. The README's quickstart
+runs as written, in a shell calling the installed console script.
 """
 
 from __future__ import annotations
@@ -17,24 +21,18 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.spec.loader import STANDALONE_MARKER, load_specs
+from reconciler.spec.loader import load_specs
+from tests.cli_inprocess import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
-# The examples that run on the embedded sandbox; a standalone one (a Ray cluster of its own)
-# is tested in tests/examples/test_examples_specs.py and tests/train/test_ray_apply.py.
-EXAMPLES = sorted(
-    p.name
-    for p in SPECS.iterdir()
-    if p.is_dir() and p.name[:2].isdigit() and not (p / STANDALONE_MARKER).exists()
-)
+EXAMPLES = sorted(p.name for p in SPECS.iterdir() if p.is_dir() and p.name[:2].isdigit())
 WANDB_KEY = "e2e" + "0" * 37  # the API takes exactly 40 characters
 assert len(WANDB_KEY) == 40
 
@@ -52,7 +50,11 @@ STEPS: list[tuple[str, list[str], set[int]]] = [
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The test process's environment without real keys, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MISTRAL_API_KEY", "WANDB_API_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MISTRAL_API_KEY", "OPENAI_API_KEY", "WANDB_API_KEY")
+    }
     env.update(extra)
     return env
 
@@ -89,20 +91,13 @@ class Pipeline:
 
 def _run_pipeline(example: str, workdir: Path) -> Pipeline:
     shutil.copytree(SPECS / example, workdir, ignore=shutil.ignore_patterns(".reconciler"))
-    # A faster sandbox clock: jobs validate in a fraction of a second instead of about one.
-    env = cli_env(WANDB_API_KEY=WANDB_KEY, RECONCILER_SANDBOX_TIME_SCALE="20", COLUMNS="200")
+    # A faster sandbox clock: a job's whole run (queued, validating, steps) takes
+    # milliseconds instead of seconds; what is checked is the sequence, not its pace.
+    env = cli_env(WANDB_API_KEY=WANDB_KEY, RECONCILER_SANDBOX_TIME_SCALE="200", COLUMNS="200")
     pipeline = Pipeline(example, workdir)
     for name, args, ok in STEPS:
-        proc = subprocess.run(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=workdir,  # no PATH argument: the current directory is the default
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        # No PATH argument: the current directory is the default.
+        proc = run_cli(args, cwd=workdir, env=env)
         pipeline.results[name] = proc
         if proc.returncode not in ok:
             break
@@ -112,10 +107,7 @@ def _run_pipeline(example: str, workdir: Path) -> Pipeline:
 @pytest.fixture(scope="module")
 def pipelines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pipeline]:
     base = tmp_path_factory.mktemp("examples")
-    workers = max(2, min(4, os.cpu_count() or 2))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {ex: pool.submit(_run_pipeline, ex, base / ex) for ex in EXAMPLES}
-        return {ex: future.result() for ex, future in futures.items()}
+    return {example: _run_pipeline(example, base / example) for example in EXAMPLES}
 
 
 def _expected_addresses(example: str) -> tuple[set[str], set[str]]:
@@ -222,7 +214,13 @@ def _apply_segments(block: str) -> list[str]:
 def test_readme_quickstart_has_two_commands() -> None:
     blocks = _quickstart_blocks()
     assert len(blocks) == 2, blocks
-    assert "reconciler apply specs/" in blocks[0]
+    # 01-08 are one workspace on the embedded sandbox; 09 (an openai Provider) is one of its
+    # own, which `apply specs/` skips: it is applied on its own.
+    applies = [s for s in _apply_segments(blocks[0]) if " apply " in f" {s} "]
+    assert [a.split("apply ", 1)[1] for a in applies] == [
+        "specs/ --yes",
+        "specs/09-openai-tone --yes",
+    ]
     # The test command names something that exists in the checkout.
     test_command = blocks[1].strip()
     if test_command.startswith("bash "):
@@ -252,11 +250,16 @@ def test_readme_quickstart_applies_all_examples(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, f"{segment}\n{proc.stdout}\n{proc.stderr}"
         outputs.append(proc.stdout)
-    output = "\n".join(outputs)
-    specs = load_specs([SPECS])
-    files = sum(len(ds.doc.parts) for ds in specs.datasets.values())
-    assert f"Apply complete: {files + len(specs.jobs)} applied, 0 failed" in output
-    for job in specs.jobs.values():
-        assert job.address in output
-    state = json.loads((tmp_path / "specs" / ".reconciler" / "state.json").read_text())
-    assert len(state["resources"]) == files + len(specs.jobs)
+    # The examples on the embedded (Mistral-dialect) sandbox share one state in specs/; the
+    # openai example has its own, and the first apply says it skipped it.
+    assert "specs/09-openai-tone: a workspace of its own; apply it on its own" in outputs[0]
+    for workspace, output in (("", outputs[0]), ("09-openai-tone", outputs[1])):
+        specs = load_specs([SPECS / workspace])
+        files = sum(len(ds.doc.parts) for ds in specs.datasets.values())
+        assert f"Apply complete: {files + len(specs.jobs)} applied, 0 failed" in output
+        for job in specs.jobs.values():
+            assert job.address in output
+        state_file = tmp_path / "specs" / workspace / ".reconciler" / "state.json"
+        state = json.loads(state_file.read_text())
+        assert len(state["resources"]) == files + len(specs.jobs), workspace
+    assert not (tmp_path / ".reconciler" / "state.json").exists()  # no third state

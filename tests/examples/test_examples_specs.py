@@ -18,17 +18,13 @@ import pytest
 
 from reconciler.data.api import check_datasets, check_files
 from reconciler.errors import SpecError
-from reconciler.spec.loader import STANDALONE_MARKER, load_specs
-from reconciler.spec.models import Dataset, RayResources
+from reconciler.spec.loader import load_specs
+from reconciler.spec.models import Dataset
 from reconciler.spec.resolved import SpecSet
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
-NUMBERED = sorted(p.name for p in SPECS.iterdir() if p.is_dir() and p.name[:2].isdigit())
-STANDALONE = [e for e in NUMBERED if (SPECS / e / STANDALONE_MARKER).exists()]
-"""Examples with a Provider of their own (a Ray cluster): loading specs/ skips them."""
-EXAMPLES = [e for e in NUMBERED if e not in STANDALONE]
-"""The examples `reconciler apply specs/` applies together on the embedded sandbox."""
+EXAMPLES = sorted(p.name for p in SPECS.iterdir() if p.is_dir() and p.name[:2].isdigit())
 MODELINE = "# yaml-language-server: $schema=../../schemas/reconciler-v1.schema.json"
 SANDBOX_MODELS = {
     "open-mistral-7b",
@@ -36,6 +32,12 @@ SANDBOX_MODELS = {
     "open-mistral-nemo",
     "codestral-latest",
 }
+OPENAI_SANDBOX_MODELS = {"gpt-4o-mini-2024-07-18"}
+OPENAI_EXAMPLES = ["09-openai-tone"]
+"""Examples with an openai Provider: each is a workspace of its own (a ``reconciler.yaml``
+root marker), skipped when ``specs/`` is loaded."""
+SANDBOX_EXAMPLES = [e for e in EXAMPLES if e not in OPENAI_EXAMPLES]
+"""Examples without a Provider (the embedded sandbox): ``specs/`` loads them together."""
 TOOL_CALL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
 
 # Each example's documents carry its own prefix, so the union of all examples has no clashes.
@@ -48,7 +50,13 @@ PREFIXES = {
     "06-knowledge-distillation": "distill-",
     "07-function-calling-agent": "agent-",
     "08-ultrachat-end-to-end": "ultrachat-",
+    "09-openai-tone": "openai-tone",
 }
+
+
+def _each(examples: list[str] = EXAMPLES) -> list[SpecSet]:
+    """Every example loaded on its own (one workspace each)."""
+    return [load_specs([SPECS / e]) for e in examples]
 
 
 def _copy(example: str, tmp_path: Path) -> Path:
@@ -63,17 +71,52 @@ def _errors(problems: Any) -> list[str]:
 
 def test_every_use_case_has_an_example() -> None:
     assert EXAMPLES == sorted(PREFIXES)
-    assert STANDALONE == ["10-self-hosted-ray"]
 
 
-def test_all_examples_load_together_with_unique_names() -> None:
+def test_the_sandbox_examples_load_together_with_unique_names() -> None:
     specs = load_specs([SPECS])
-    assert len(specs.datasets) == len(EXAMPLES)
+    assert len(specs.datasets) == len(SANDBOX_EXAMPLES)
     # 7 single jobs + the 2 x 2 matrix of the UltraChat sweep.
-    assert len(specs.jobs) == len(EXAMPLES) - 1 + 4
+    assert len(specs.jobs) == len(SANDBOX_EXAMPLES) - 1 + 4
     assert specs.provider is None, "the examples run on the embedded sandbox by default"
-    # The Ray example (a Provider of its own) is skipped: the quickstart needs no cluster.
-    assert not [f for f in specs.files if STANDALONE[0] in str(f)]
+    assert specs.root == SPECS.resolve()  # one workspace, one state: specs/.reconciler
+
+
+def test_names_are_unique_across_all_examples() -> None:
+    names = [
+        (kind, name)
+        for specs in _each()
+        for kind, docs in (
+            ("Dataset", specs.datasets),
+            ("Hyperparameters", specs.profiles),
+            ("WandbIntegration", specs.integrations),
+            ("FineTuningJob", specs.job_documents),
+        )
+        for name in docs
+    ]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("example", OPENAI_EXAMPLES)
+def test_the_openai_example_is_a_workspace_of_its_own(example: str) -> None:
+    # Its root marker makes it a workspace of its own: its openai Provider would apply to
+    # every document loaded with it.
+    assert (SPECS / example / "reconciler.yaml").is_file()
+    specs = load_specs([SPECS / example])
+    assert specs.root == (SPECS / example).resolve()
+    assert specs.provider is not None and specs.provider.doc.type == "openai"
+    # No endpoint and no key: the embedded sandbox in the OpenAI dialect, nothing sent out.
+    assert specs.provider.doc.endpoint is None and specs.provider.doc.api_key is None
+    # Loading specs/ skips it, and says so.
+    together = load_specs([SPECS])
+    assert not any(f.is_relative_to(SPECS / example) for f in together.files)
+    notes = [p.render() for p in together.warnings if p.code == "own-workspace-skipped"]
+    assert notes == [
+        f"{SPECS / example}: warning: a workspace of its own; apply it on its own "
+        "[own-workspace-skipped]\n"
+        f"    hint: it holds reconciler.yaml: name it as a PATH of its own, e.g. "
+        f"'reconciler apply {SPECS / example}'"
+    ]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -93,6 +136,13 @@ def test_example_is_self_contained_and_follows_the_conventions(example: str) -> 
         assert spec_file.read_text(encoding="utf-8").splitlines()[0] == MODELINE, spec_file
     assert specs.jobs
     for job in specs.jobs.values():
+        if example in OPENAI_EXAMPLES:
+            assert job.model in OPENAI_SANDBOX_MODELS
+            assert job.hyperparameters["epochs"] <= 3, job.name  # quick on the sandbox
+            assert job.suffix is None or len(job.suffix) <= 64
+            if job.budget is not None:
+                assert job.budget.max_cost >= 1, "generous enough for the local estimate"
+            continue
         assert job.model in SANDBOX_MODELS
         assert 10 <= job.hyperparameters["training_steps"] <= 20, job.name
         assert job.suffix is None or len(job.suffix) <= 18
@@ -101,10 +151,10 @@ def test_example_is_self_contained_and_follows_the_conventions(example: str) -> 
 
 
 def test_the_examples_cover_the_spec_language() -> None:
-    specs = load_specs([SPECS])
-    profiles = [p.doc for p in specs.profiles.values()]
-    jobs = [j.doc for j in specs.job_documents.values()]
-    datasets: list[Dataset] = [d.doc for d in specs.datasets.values()]
+    each = _each()
+    profiles = [p.doc for specs in each for p in specs.profiles.values()]
+    jobs = [j.doc for specs in each for j in specs.job_documents.values()]
+    datasets: list[Dataset] = [d.doc for specs in each for d in specs.datasets.values()]
     assert any(p.extends for p in profiles), "a profile extends another"
     assert any(
         not isinstance(j.hyperparameters, str) and j.hyperparameters.extends for j in jobs
@@ -118,8 +168,13 @@ def test_the_examples_cover_the_spec_language() -> None:
     assert "Input:" in afters
     [sweep] = [j for j in jobs if j.matrix]
     assert set(sweep.matrix or {}) == {"learning_rate", "training_steps"}
-    [wandb] = [i.doc for i in specs.integrations.values()]
-    assert wandb.api_key.env == "WANDB_API_KEY"
+    integrations = [i.doc for specs in each for i in specs.integrations.values()]
+    [wandb] = [i for i in integrations if i.api_key is not None]
+    assert wandb.api_key is not None and wandb.api_key.env == "WANDB_API_KEY"
+    # The OpenAI example: DPO on preference data, OpenAI's hyperparameters and W&B tags.
+    assert any(j.method == "dpo" for j in jobs) and any(d.format == "preference" for d in datasets)
+    assert any(p.learning_rate_multiplier for p in profiles)
+    assert any(i.api_key is None and i.tags for i in integrations)
 
 
 def _sweep(specs: SpecSet) -> list[str]:
@@ -167,9 +222,10 @@ CHAT_FILES = sorted(
     # Files without a conversion are uploaded as they are, so they must be chat samples.
     if not any(
         isinstance(d.doc, Dataset)
-        and d.doc.convert is not None
+        and (d.doc.convert is not None or d.doc.format != "chat")
         and str(path) in map(str, (d.resolve_path(s) for s in d.doc.sources))
-        for d in load_specs([SPECS]).datasets.values()
+        for specs in _each()
+        for d in specs.datasets.values()
     )
 )
 
@@ -179,32 +235,8 @@ def test_chat_files_are_the_unconverted_ones() -> None:
         "01-tone-dumbledore/data/dumbledore.jsonl",
         "07-function-calling-agent/data/anagram_tool_calls.jsonl",
         "08-ultrachat-end-to-end/data/ultrachat_chunk.jsonl",
-        "10-self-hosted-ray/data/dumbledore.jsonl",
+        "09-openai-tone/data/dumbledore.jsonl",
     ]
-
-
-def test_the_ray_example_trains_the_tone_use_case_on_a_gpu_cluster(tmp_path: Path) -> None:
-    # Loaded on its own (the quickstart's specs/ skips it: see test_all_examples_load...).
-    directory = _copy("10-self-hosted-ray", tmp_path)
-    specs = load_specs([directory])
-    for spec_file in specs.files:
-        assert spec_file.read_text(encoding="utf-8").splitlines()[0] == MODELINE, spec_file
-    assert specs.provider is not None
-    provider = specs.provider.doc
-    assert (provider.type, provider.address) == ("ray", "http://127.0.0.1:8265")
-    assert provider.resources == RayResources(gpus=1, cpus=8, memory=64 * 2**30)
-    assert provider.price_per_gpu_hour and provider.tokens_per_gpu_second
-    [job] = specs.jobs.values()
-    assert job.model == "mistralai/Mistral-7B-v0.3" and job.lora is not None
-    assert job.hyperparameters["epochs"] == 3
-    assert all(n.startswith("ray-") for n in [*specs.datasets, *specs.profiles, *specs.jobs])
-    result = check_datasets(specs, cache_dir=tmp_path / "cache")
-    assert _errors(result.problems) == []
-    # The same chats as example 01, so the two use cases compare.
-    same = "01-tone-dumbledore/data/dumbledore.jsonl"
-    assert (directory / "data" / "dumbledore.jsonl").read_bytes() == (SPECS / same).read_bytes()
-    text = (directory / "README.md").read_text(encoding="utf-8")
-    assert text.startswith("# ") and "reconciler apply specs/10-self-hosted-ray" in text
 
 
 @pytest.mark.parametrize("relative", CHAT_FILES)

@@ -121,7 +121,10 @@ def test_status_table_shows_sync_and_health(ws: Workspace) -> None:
     code, out, err = ws.run("status")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "Target: embedded sandbox (.reconciler/sandbox)"
+    # The first line names the target and the state (deliberately extended with the state).
+    assert (
+        lines[0] == "Target: embedded sandbox (.reconciler/sandbox); state: .reconciler/state.json"
+    )
     table = "\n".join(lines)
     for address in SWEEP:
         row = next(line for line in lines if f" {address} " in line)

@@ -27,6 +27,7 @@ ALL_STATUSES = [
     ("SUCCESS", "succeeded", True),
     ("CANCELLED", "cancelled", True),
     ("CANCELLATION_REQUESTED", "cancelled", False),
+    ("PAUSED", "paused", False),
 ]
 
 
@@ -38,7 +39,7 @@ def test_every_api_status_maps_to_a_health(status: str, health: str, terminal: b
     assert p.terminal is terminal
 
 
-def test_the_table_covers_exactly_the_ten_api_statuses() -> None:
+def test_the_table_covers_exactly_the_api_statuses() -> None:
     assert sorted(HEALTH_BY_STATUS) == sorted(s for s, _, _ in ALL_STATUSES)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import io
 import json
 from collections.abc import Callable, Mapping
@@ -10,9 +12,16 @@ from typing import Any
 import pytest
 from observe_jobs import T0, curve, job, status_event
 
-from reconciler.errors import ReconcilerError, ServerError, ValidationError
+from reconciler.errors import ReconcilerError, ServerError, TransportError, ValidationError
 from reconciler.observe.progress import failed
-from reconciler.observe.watch import choose_mode, follow_jobs, stop_at_validated
+from reconciler.observe.watch import (
+    DEFAULT_TIMEOUT,
+    MAX_FAILED_POLLS,
+    MAX_OUTAGE_SECONDS,
+    choose_mode,
+    follow_jobs,
+    stop_at_validated,
+)
 
 Jobs = Mapping[str, Mapping[str, Any]]
 
@@ -194,3 +203,77 @@ class _Tty(io.StringIO):
 )
 def test_choose_mode(fmt: str, stream: io.StringIO, mode: str) -> None:
     assert choose_mode(fmt, stream) == mode
+
+
+def _refused() -> TransportError:
+    return TransportError("connection refused", method="GET", path="/v1/fine_tuning/jobs/a")
+
+
+class _Clock:
+    """A clock that moves only when the watcher sleeps; it refuses to sleep forever."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.now = 0.0
+        self.sleeps = 0
+        self.limit = limit
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        if self.sleeps > self.limit:
+            raise AssertionError("the watch went on retrying a dead endpoint")
+        self.now += seconds
+
+
+def test_a_dead_endpoint_ends_the_watch_with_a_clean_error() -> None:
+    fetch, calls = script(_refused())
+    clock = _Clock()
+    out = io.StringIO()
+    with pytest.raises(ReconcilerError) as info:
+        follow_jobs(fetch, interval=5, mode="plain", out=out, sleep=clock.sleep, clock=clock)
+    message = str(info.value)
+    # Both bounds hold: at least MAX_FAILED_POLLS polls, and MAX_OUTAGE_SECONDS without answer.
+    assert calls[0] == 1 + int(MAX_OUTAGE_SECONDS // 5) and calls[0] >= MAX_FAILED_POLLS
+    assert message.startswith("gave up watching: the remote has not answered for 2m00s (")
+    assert "polls in a row failed; the last: GET /v1/fine_tuning/jobs/a" in message
+    assert "The jobs keep running remotely" in message and "status --watch" in message
+    assert out.getvalue().count("polling failed, retrying in 5s") == calls[0] - 1
+
+
+def test_slow_failures_still_need_several_polls_before_giving_up() -> None:
+    # Each poll takes longer than the whole outage allowance: the count decides.
+    fetch, calls = script(_refused())
+    clock = _Clock()
+    with pytest.raises(ReconcilerError, match="gave up watching"):
+        follow_jobs(
+            fetch, interval=600, mode="plain", out=io.StringIO(), sleep=clock.sleep, clock=clock
+        )
+    assert calls[0] == MAX_FAILED_POLLS
+
+
+def test_an_outage_shorter_than_the_bounds_is_ridden_out() -> None:
+    # Failures in a row are counted from the last answer: each answer starts the count again.
+    outage = [_refused()] * (MAX_FAILED_POLLS + 3)
+    running = {"job.a": job("RUNNING", checkpoints=curve()[7:])}
+    fetch, calls = script(*outage, running, *outage, running, {"job.a": job("SUCCESS")})
+    clock = _Clock()
+    result = follow_jobs(
+        fetch, interval=10, mode="plain", out=io.StringIO(), sleep=clock.sleep, clock=clock
+    )
+    assert result["job.a"].status == "SUCCESS" and calls[0] == 2 * len(outage) + 3
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("cmd_status.status", "watch_timeout"), ("cmd_plan.apply", "wait_timeout")],
+)
+def test_following_jobs_has_a_finite_default_timeout(command: str, option: str) -> None:
+    # status --watch --timeout and apply --wait --wait-timeout: forever only when asked (0).
+    module, function = command.split(".")
+    func = getattr(importlib.import_module(f"reconciler.cli.{module}"), function)
+    declared = inspect.signature(func).parameters[option].default
+    assert declared.default == DEFAULT_TIMEOUT
+    assert declared.parser(declared.default) == 24 * 3600
+    assert f"default {DEFAULT_TIMEOUT}; 0: never" in declared.help

@@ -6,8 +6,6 @@ SIGKILL, the sandbox ends with exactly one file per dataset and one job per spec
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 from pg_helpers import postgres_state_yaml, unique_workspace
 
 from reconciler.engine.state_postgres import PostgresStateBackend
+from tests.cli_processes import CliProcess, CliProcesses
 
 pytest.importorskip("reconciler.sandbox.server")
 harness = pytest.importorskip("tests.engine.harness")
@@ -48,6 +47,16 @@ def sandbox(tmp_path: Path) -> Any:
     sb.stop()
 
 
+def _start(children: CliProcesses, cli: Any, *args: str) -> CliProcess:
+    return children.start(args, cwd=cli.cwd, env=cli.env)
+
+
+def _finished(proc: CliProcess) -> tuple[int | None, str, str]:
+    """(exit code, stdout, stderr) of a child once it has ended."""
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
 def _exact(sandbox: Any, label: str) -> None:
     report = harness.HarnessReport()
     harness.check_exact(sandbox.base_url, N_DATASETS, N_JOBS, report, label)
@@ -55,11 +64,11 @@ def _exact(sandbox: Any, label: str) -> None:
 
 
 def test_concurrent_applies_one_proceeds_others_name_the_holder(
-    tmp_path: Path, pg_dsn: str, sandbox: Any
+    tmp_path: Path, pg_dsn: str, sandbox: Any, cli_processes: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    procs = [cli.popen("apply", "--yes", "--lock-timeout", "0s") for _ in range(3)]
-    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    procs = [_start(cli_processes, cli, "apply", "--yes", "--lock-timeout", "0s") for _ in range(3)]
+    results = [_finished(p) for p in procs]
     codes = sorted(code for code, _, _ in results)
     assert codes[0] == 0, results
     for code, _, err in results:
@@ -77,11 +86,11 @@ def test_concurrent_applies_one_proceeds_others_name_the_holder(
 
 
 def test_concurrent_applies_with_lock_timeout_all_succeed(
-    tmp_path: Path, pg_dsn: str, sandbox: Any
+    tmp_path: Path, pg_dsn: str, sandbox: Any, cli_processes: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    procs = [cli.popen("apply", "--yes", "--lock-timeout", "2m") for _ in range(2)]
-    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    procs = [_start(cli_processes, cli, "apply", "--yes", "--lock-timeout", "2m") for _ in range(2)]
+    results = [_finished(p) for p in procs]
     assert [code for code, _, _ in results] == [0, 0], results
     _exact(sandbox, "lock-timeout")
     assert backend.lock_info() is None
@@ -97,20 +106,18 @@ def test_concurrent_applies_with_lock_timeout_all_succeed(
 
 
 def test_apply_killed_while_holding_the_lock_is_recovered(
-    tmp_path: Path, pg_dsn: str, sandbox: Any
+    tmp_path: Path, pg_dsn: str, sandbox: Any, cli_processes: CliProcesses
 ) -> None:
     cli, backend = _project(tmp_path, pg_dsn, sandbox)
-    proc = cli.popen("apply", "--yes")
+    proc = _start(cli_processes, cli, "apply", "--yes")
     # Kill it once it holds the lock and has begun writing the state (or when it is done).
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if backend.lock_info() is not None and backend.read() is not None:
             break
         time.sleep(0.02)
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    proc.communicate()
+    proc.kill()
+    proc.communicate(timeout=60)
     # The dead runner's connection is gone, so its lock is too; the next apply converges.
     assert harness.converge(cli) >= 1
     _exact(sandbox, "after kill -9")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from pg_helpers import Holder, postgres_state_yaml, python_env, sample_state, un
 from psycopg import conninfo
 
 from reconciler.engine.state_postgres import PostgresStateBackend
+from tests.cli_inprocess import run_cli
 
 
 def _project(tmp_path: Path, workspace: str) -> Path:
@@ -26,15 +27,7 @@ def _project(tmp_path: Path, workspace: str) -> Path:
 
 
 def _run(cwd: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "state", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=python_env({"TEAM_PG_DSN": dsn}),
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_cli(["state", *args], cwd=cwd, env=python_env({"TEAM_PG_DSN": dsn}))
     if "No such command" in result.stderr:
         pytest.skip("the `state` command group is not registered")
     assert "Traceback" not in result.stderr, result.stderr
@@ -46,7 +39,8 @@ def test_lock_info_and_unlock_through_the_cli(
 ) -> None:
     workspace = unique_workspace()
     _project(tmp_path, workspace)
-    PostgresStateBackend(pg_dsn, workspace).write(sample_state(), None)
+    with closing(PostgresStateBackend(pg_dsn, workspace)) as backend:
+        backend.write(sample_state(), None)
 
     result = _run(tmp_path, pg_dsn, "lock-info", "-p", "specs", "--format", "json")
     assert result.returncode == 0, result.stderr
@@ -77,3 +71,27 @@ def test_lock_info_and_unlock_through_the_cli(
     password = conninfo.conninfo_to_dict(pg_dsn).get("password")
     if password:
         assert str(password) not in result.stdout + result.stderr
+
+
+def test_state_mv_on_the_postgres_backend(
+    tmp_path: Path, pg_dsn: str, holders: type[Holder]
+) -> None:
+    workspace = unique_workspace()
+    _project(tmp_path, workspace)
+    with closing(PostgresStateBackend(pg_dsn, workspace)) as backend:
+        stored = backend.write(sample_state(), None)
+    remote_id = stored.resources["job.dumbledore-v0"].remote_id
+
+    holder = holders(pg_dsn, workspace, "apply")
+    result = _run(tmp_path, pg_dsn, "mv", "job.dumbledore-v0", "job.dumbledore", "-p", "specs")
+    assert result.returncode == 1 and holder.lock_id in result.stderr
+    holder.release()
+
+    result = _run(tmp_path, pg_dsn, "mv", "job.dumbledore-v0", "job.dumbledore", "-p", "specs")
+    assert result.returncode == 0, result.stderr
+    assert f"remote {remote_id} is untouched" in result.stdout
+    with closing(PostgresStateBackend(pg_dsn, workspace)) as backend:
+        after = backend.read()
+    assert after is not None and after.serial == stored.serial + 1
+    assert after.resources["job.dumbledore"].remote_id == remote_id
+    assert "job.dumbledore-v0" not in after.resources

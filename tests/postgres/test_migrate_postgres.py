@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import State
 from reconciler.engine.state_postgres import PostgresStateBackend
 from reconciler.errors import StateError, StateLockedError
+from tests.cli_inprocess import run_cli
 
 
 def grown_state(backend: FileStateBackend | PostgresStateBackend, writes: int) -> State:
@@ -147,14 +147,7 @@ def test_migration_waits_for_no_one_when_a_lock_is_held(
 
 
 def _cli(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", "state", "migrate", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=python_env(env),
-        timeout=120,
-    )
+    return run_cli(["state", "migrate", *args], cwd=cwd, env=python_env(env))
 
 
 def test_cli_migrates_both_ways(tmp_path: Path, pg_dsn: str) -> None:

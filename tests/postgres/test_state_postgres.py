@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from urllib.parse import quote
 
 import psycopg
@@ -23,6 +24,8 @@ from reconciler.engine.state_postgres import (
     mask_dsn,
 )
 from reconciler.errors import StateError, StateLockedError
+from tests.cli_inprocess import run_cli
+from tests.state.state_helpers import state_echoing_a_secret
 
 
 @pytest.fixture
@@ -91,14 +94,18 @@ def test_concurrent_first_use_migrates_without_error(pg_dsn: str) -> None:
 
 
 def test_newer_schema_is_refused(pg_dsn: str) -> None:
-    PostgresStateBackend(pg_dsn, "a").schema_version()
+    with closing(PostgresStateBackend(pg_dsn, "a")) as backend:
+        backend.schema_version()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO reconciler_schema_version (version, description) VALUES (%s, 'future')",
             (SCHEMA_VERSION + 1,),
         )
-    with pytest.raises(StateError, match="newer than this reconciler supports.*upgrade"):
-        PostgresStateBackend(pg_dsn, "a").read()
+    with (
+        closing(PostgresStateBackend(pg_dsn, "a")) as backend,
+        pytest.raises(StateError, match="newer than this reconciler supports.*upgrade"),
+    ):
+        backend.read()
 
 
 # ---- reading and writing ----------------------------------------------------------------
@@ -178,7 +185,8 @@ def test_other_lineage_is_refused(backend: PostgresStateBackend) -> None:
 
 def test_concurrent_cas_writes_from_processes_exactly_one_wins(pg_dsn: str) -> None:
     workspace = unique_workspace()
-    PostgresStateBackend(pg_dsn, workspace).write(sample_state(), None)
+    with closing(PostgresStateBackend(pg_dsn, workspace)) as backend:
+        backend.write(sample_state(), None)
     script = textwrap.dedent(
         """
         import sys
@@ -217,7 +225,8 @@ def test_concurrent_cas_writes_from_processes_exactly_one_wins(pg_dsn: str) -> N
     results = [p.communicate(timeout=60) for p in procs]
     outcomes = sorted(out.strip() for out, _ in results)
     assert outcomes == ["LOST"] * 3 + ["WON"], results
-    final = PostgresStateBackend(pg_dsn, workspace).read()
+    with closing(PostgresStateBackend(pg_dsn, workspace)) as backend:
+        final = backend.read()
     assert final is not None and final.serial == 2
 
 
@@ -433,13 +442,10 @@ def test_wrong_password_through_the_cli_prints_no_password(server_dsn: str, tmp_
         "kind: Provider\nname: team\ntype: sandbox\n"
         "state: {backend: postgres, dsn: {env: RECONCILER_PG_DSN}, workspace: w}\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "reconciler", "state", "migrate", "--to", "file", "-p", "."],
+    result = run_cli(
+        ["state", "migrate", "--to", "file", "-p", "."],
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         env=python_env({"RECONCILER_PG_DSN": url}),
-        timeout=60,
     )
     if "No such command 'state'" in result.stderr:
         pytest.skip("the `state` command group is not registered yet")
@@ -468,3 +474,23 @@ def test_mask_dsn_drops_the_password() -> None:
     masked = mask_dsn("postgresql://ci:hunter2@db.internal:6543/state?sslmode=require")
     assert "hunter2" not in masked
     assert masked == "host=db.internal port=6543 dbname=state user=ci"
+
+
+# ---- secrets --------------------------------------------------------------------------------
+
+
+def test_registered_secrets_are_never_stored_in_the_state(backend: PostgresStateBackend) -> None:
+    with state_echoing_a_secret() as (state, key):
+        backend.write(state, None)
+        with closing(psycopg.connect(backend.dsn)) as conn:
+            (raw,) = conn.execute(
+                "SELECT state::text FROM reconciler_workspaces WHERE workspace = %s",
+                (backend.workspace,),
+            ).fetchone()
+        assert key not in raw and "bad key ***" in raw
+        stored = backend.read()
+        assert stored is not None
+        assert stored.resources["job.x"].attributes == {
+            "echo": "server said: bad key ***",
+            "***": "as a key too",
+        }

@@ -42,7 +42,9 @@ def test_error_faults_answer_without_acting(
 def test_drop_closes_the_connection_without_acting(start_sandbox: StartSandbox) -> None:
     sb = start_sandbox(faults=parse_faults("drop=1,paths=/v1/files"))
     with httpx.Client(base_url=sb.base_url) as client:
-        with pytest.raises(httpx.RemoteProtocolError):
+        # Closed with no answer: seen as a closed connection or, when the close overtakes the
+        # request body still being sent, as a reset (both are what a dropped request looks like).
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             client.post("/v1/files", files={"file": ("a.jsonl", chat_lines(3))})
         # Other paths are untouched and the server is still healthy.
         assert client.get("/v1/fine_tuning/jobs").status_code == 200

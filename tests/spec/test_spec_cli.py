@@ -20,6 +20,7 @@ from click.testing import Result
 from spec_helpers import VALID_CHAT_LINE, WriteTree
 
 from reconciler.spec.schema import SCHEMA_FILENAME, schema_text, spec_reference_markdown
+from tests.cli_inprocess import run_cli
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 Cli = Callable[..., Result]
@@ -51,6 +52,31 @@ def test_example_set_is_valid_and_shows_expansion(
     assert "Dataset/dumbledore-train: data/train.jsonl → part(s) all" in lines
     assert any(line.startswith("Dataset ") and "12 samples" in line for line in lines)
     assert lines[-1] == "Valid."
+
+
+def test_import_and_moved_documents_are_listed_by_validate(
+    cli: Cli, write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spec_helpers import EXAMPLE_SPECS
+
+    adoption = (
+        "---\nkind: Moved\nname: rename\nfrom: job.dumbledore-v0\nto: job.dumbledore-v1\n"
+        "---\nkind: Import\nname: adopt\nto: dataset.dumbledore-train[all]\nid: file-1\n"
+    )
+    root = write_tree(
+        {
+            "specs/all.yaml": EXAMPLE_SPECS + adoption,
+            "specs/data/train.jsonl": VALID_CHAT_LINE * 12,
+        }
+    )
+    monkeypatch.chdir(root)
+    result = cli("validate", "specs")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "Moved/rename: job.dumbledore-v0 → job.dumbledore-v1" in lines
+    assert "Import/adopt: file-1 → dataset.dumbledore-train[all]" in lines
+    documents = json.loads(cli("validate", "specs", "--format", "json").stdout)["documents"]
+    assert [d["kind"] for d in documents][-2:] == ["Moved", "Import"]
 
 
 def test_default_path_is_the_current_directory(
@@ -181,9 +207,10 @@ def _build(case: str, tmp_path: Path) -> tuple[list[str], str, str]:
     if case == "symlink-loop":
         specs.mkdir(parents=True)
         (specs / "a.yaml").write_text("kind: Dataset\nname: d\npath: d.jsonl\n")
-        os.symlink(".", specs / "again")
+        # A link to a directory is never followed (a warning, tests/spec/test_spec_discovery.py);
+        # a spec file that links to itself cannot be read: an error.
         os.symlink("loop.yaml", specs / "loop.yaml")
-        return ["specs"], "symlink-loop", "specs/again"
+        return ["specs"], "symlink-loop", "specs/loop.yaml"
     raise AssertionError(case)
 
 
@@ -269,6 +296,7 @@ def test_committed_schema_passes_check(cli: Cli, repo_root: Path) -> None:
 
 
 def test_console_entry_point_runs_validate(example_dir: Path, repo_root: Path) -> None:
+    # The one run through the interpreter: `python -m reconciler` reaches the command.
     env = {**os.environ, "PYTHONPATH": str(repo_root)}
     ok = subprocess.run(
         [sys.executable, "-m", "reconciler", "validate", "specs.yaml"],
@@ -281,16 +309,9 @@ def test_console_entry_point_runs_validate(example_dir: Path, repo_root: Path) -
     )
     assert ok.returncode == 0, ok.stderr
     assert "FineTuningJob/dumbledore-v1 → job.dumbledore-v1" in ok.stdout
+    # Bad input through the same entry point, in this process: a clean error, exit 1.
     (example_dir / "bad.yaml").write_bytes(b"kind: Dataset\n\x00\x01garbage")
-    bad = subprocess.run(
-        [sys.executable, "-m", "reconciler", "validate", "."],
-        cwd=example_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    bad = run_cli(["validate", "."], cwd=example_dir, env=env)
     assert bad.returncode == 1
     assert "bad.yaml:2:1: error: file contains NUL bytes" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr

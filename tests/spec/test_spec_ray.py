@@ -76,15 +76,6 @@ def test_bad_resources_are_refused(fields: dict[str, object], fragment: str) -> 
         ({"type": "ray", "storage": "/s"}, "type: ray needs 'address'"),
         ({"type": "ray", "address": "http://h:8265"}, "needs 'storage'"),
         (
-            {"type": "ray", "address": "http://h:8265", "storage": "/s", "endpoint": "http://x"},
-            "not 'endpoint'",
-        ),
-        ({"type": "mistral", "storage": "/s"}, "'storage' is only for type: ray"),
-        (
-            {"type": "sandbox", "resources": {"gpus": 1}, "python": "python3"},
-            "'resources', 'python' are only for type: ray",
-        ),
-        (
             {
                 "type": "ray",
                 "address": "http://h:8265",
@@ -104,13 +95,17 @@ def test_bad_resources_are_refused(fields: dict[str, object], fragment: str) -> 
         ),
     ],
 )
-def test_provider_fields_belong_to_their_type(fields: dict[str, object], fragment: str) -> None:
+def test_what_a_ray_provider_needs_is_checked_by_its_model(
+    fields: dict[str, object], fragment: str
+) -> None:
     with pytest.raises(ValueError, match=fragment):
         Provider.model_validate({"name": "p", **fields})
 
 
-def _problems(write_tree: WriteTree, provider: str, job_fields: str) -> list[tuple[str, str, str]]:
-    files = {"j.yaml": JOB + job_fields, "chats.jsonl": ""}
+def _problems(
+    write_tree: WriteTree, provider: str, job_fields: str, job: str = JOB
+) -> list[tuple[str, str, str]]:
+    files = {"j.yaml": job + job_fields, "chats.jsonl": ""}
     if provider:
         files["p.yaml"] = provider
     _, problems = check_specs([write_tree(files)])
@@ -118,12 +113,44 @@ def _problems(write_tree: WriteTree, provider: str, job_fields: str) -> list[tup
 
 
 @pytest.mark.parametrize(
+    ("provider", "line_col", "message"),
+    [
+        (
+            RAY_PROVIDER + "endpoint: http://127.0.0.1:8265\n",
+            "p.yaml:9:11",
+            "'endpoint' is not supported by ray: it is a setting of mistral or openai or sandbox",
+        ),
+        (
+            RAY_PROVIDER + "prices: {m: {train_per_million_tokens: 1}}\n",
+            "p.yaml:9:1",
+            "'prices' is not supported by ray: it is a setting of mistral or openai or sandbox",
+        ),
+        (
+            "kind: Provider\nname: m\ntype: mistral\nstorage: /s\n",
+            "p.yaml:4:10",
+            "'storage' is not supported by mistral: it is a setting of ray",
+        ),
+        (
+            "kind: Provider\nname: s\ntype: sandbox\nresources: {gpus: 1}\n",
+            "p.yaml:4:1",
+            "'resources' is not supported by sandbox: it is a setting of ray",
+        ),
+    ],
+)
+def test_provider_fields_of_another_type_are_errors_at_their_line(
+    write_tree: WriteTree, provider: str, line_col: str, message: str
+) -> None:
+    found = _problems(write_tree, provider, "", job=JOB.replace("lora: {rank: 8}\n", ""))
+    assert ("not-supported", line_col, message) in found, found
+
+
+@pytest.mark.parametrize(
     ("job_fields", "line_col", "fragment"),
     [
-        ("fine_tuned_model: {name: tone-v1}\n", "16:1", "'fine_tuned_model'"),
+        ("fine_tuned_model: {name: tone-v1}\n", "16:26", "fine_tuned_model.name"),
         ("on_replace: {previous_model: archive}\n", "16:30", "previous_model: archive"),
         ("suffix: tone\n", "16:9", "'suffix'"),
-        ("invalid_sample_skip_percentage: 0.1\n", "16:33", "'invalid_sample_skip_percentage'"),
+        ("invalid_sample_skip_percentage: 0.1\n", "16:33", "invalid_sample_skip_percentage"),
         ("start: false\n", "16:8", "start: false"),
         (
             "job_type: classifier\nclassifier_targets: [{name: t, labels: [a]}]\n",
@@ -138,7 +165,7 @@ def test_what_ray_cannot_do_is_a_validate_error_at_its_line(
     [(code, where, message)] = _problems(write_tree, RAY_PROVIDER, job_fields)
     assert code == "not-supported"
     assert where == f"j.yaml:{line_col}"
-    assert fragment in message and "ray" in message
+    assert fragment in message and "not supported by ray" in message
 
 
 def test_two_wandb_runs_and_fim_are_refused_for_ray(write_tree: WriteTree) -> None:
@@ -156,9 +183,10 @@ def test_two_wandb_runs_and_fim_are_refused_for_ray(write_tree: WriteTree) -> No
     }
     _, problems = check_specs([write_tree(files)])
     messages = sorted(p.message for p in problems)
-    assert len(messages) == 2
-    assert "'fim_ratio' is not supported by ray" in messages[0]
-    assert "more than one W&B integration" in messages[1]
+    assert messages == [
+        "2 W&B integrations: ray takes at most 1 (one run per job)",
+        "hyperparameter 'fim_ratio' is not supported by ray (used by FineTuningJob/tone)",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -182,17 +210,21 @@ def test_a_matrix_reports_a_shared_problem_once(write_tree: WriteTree) -> None:
     _, problems = check_specs(
         [write_tree({"p.yaml": RAY_PROVIDER, "j.yaml": job, "chats.jsonl": ""})]
     )
-    assert [p.message for p in problems] == ["'suffix' is not supported by ray"]
+    assert [p.message for p in problems] == [
+        "'suffix' is not supported by ray: its models are not named after the job"
+    ]
 
 
 @pytest.mark.parametrize(
-    ("provider", "target"),
-    [("", "the embedded sandbox"), ("kind: Provider\nname: m\ntype: mistral\n", "type: mistral")],
+    ("provider", "name"),
+    [("", "sandbox"), ("kind: Provider\nname: m\ntype: mistral\n", "mistral")],
 )
-def test_lora_is_only_for_ray(write_tree: WriteTree, provider: str, target: str) -> None:
+def test_lora_is_only_for_ray(write_tree: WriteTree, provider: str, name: str) -> None:
     [(code, where, message)] = _problems(write_tree, provider, "")
     assert (code, where) == ("not-supported", "j.yaml:15:1")
-    assert message == f"'lora' is only for a Provider of type: ray (these specs target {target})"
+    assert message == (
+        f"'lora' is not supported by {name}: it is a setting of a self-hosted trainer (type: ray)"
+    )
 
 
 def test_validate_names_the_provider_and_exits_1(write_tree: WriteTree, cli: object) -> None:
@@ -201,12 +233,10 @@ def test_validate_names_the_provider_and_exits_1(write_tree: WriteTree, cli: obj
     )
     result = cli("validate", str(root))  # type: ignore[operator]
     assert result.exit_code == 1
-    assert "'fine_tuned_model' (name, description, archived) is not supported by ray" in (
-        result.stdout + result.stderr
-    )
+    assert "fine_tuned_model.name is not supported by ray" in (result.stdout + result.stderr)
 
 
-def test_a_standalone_directory_is_skipped_by_its_parent_and_loads_on_its_own(
+def test_a_ray_workspace_below_others_is_skipped_by_its_parent_and_loads_on_its_own(
     write_tree: WriteTree,
 ) -> None:
     root = write_tree(
@@ -214,10 +244,12 @@ def test_a_standalone_directory_is_skipped_by_its_parent_and_loads_on_its_own(
             "shared/j.yaml": "kind: Dataset\nname: plain\npath: p.jsonl\n",
             "ray/p.yaml": RAY_PROVIDER,
             "ray/j.yaml": JOB,
-            "ray/.reconciler-standalone": "",
+            "ray/reconciler.yaml": "apiVersion: reconciler/v1\n",
         }
     )
     parent = load_specs([root])
     assert sorted(parent.datasets) == ["plain"] and parent.provider is None
+    assert [p.code for p in parent.warnings] == ["own-workspace-skipped"]
     alone = load_specs([root / "ray"])
     assert sorted(alone.datasets) == ["chats"] and alone.provider is not None
+    assert alone.root == (root / "ray").resolve()

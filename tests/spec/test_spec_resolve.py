@@ -416,3 +416,132 @@ def test_derived_name_colliding_with_another_job(
     ]
     assert "job-steps-20" in problems[0].message
     assert problems[0].location == Location("j.yaml", 9, 7)
+
+
+# --------------------------------------------------------------------------- Import / Moved
+
+ADOPT_JOBS = """\
+kind: FineTuningJob
+name: tone
+model: open-mistral-7b
+training_files: [chats]
+rerun: "2026-02"
+---
+kind: FineTuningJob
+name: sweep
+model: open-mistral-7b
+training_files: [chats]
+suffix: sweep
+matrix: {learning_rate: [1e-4, 2e-4]}
+"""
+
+
+def adoption(write_tree: WriteTree, docs: str, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    root = write_tree({"d.yaml": DATASETS, "j.yaml": ADOPT_JOBS, "a.yaml": docs})
+    monkeypatch.chdir(root)
+    return check_specs(["."])
+
+
+def test_import_and_moved_documents_are_checked_and_kept(
+    write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs, problems = adoption(
+        write_tree,
+        "kind: Moved\nname: rename\nfrom: job.tone-v1\nto: job.tone\n---\n"
+        "kind: Import\nname: adopt\nto: job.sweep-lr-2e-4\nid: abc\n---\n"
+        "kind: Import\nname: adopt-file\nto: dataset.split-chats[train]\nid: f-1\n",
+        monkeypatch,
+    )
+    assert problems == [] and specs is not None
+    assert [(m.source, m.address, m.location.line) for m in specs.moves] == [
+        ("job.tone-v1", "job.tone", 1)
+    ]
+    assert [(i.address, i.remote_id) for i in specs.imports] == [
+        ("job.sweep-lr-2e-4", "abc"),
+        ("dataset.split-chats[train]", "f-1"),
+    ]
+    assert specs.jobs["tone"].rerun == "2026-02"
+
+
+@pytest.mark.parametrize(
+    ("docs", "code", "line_col", "fragment"),
+    [
+        (
+            "kind: Moved\nname: m\nfrom: job.old\nto: job.tnoe\n",
+            "unknown-reference",
+            (4, 5),
+            "did you mean 'job.tone'?",
+        ),
+        (
+            "kind: Moved\nname: m\nfrom: job.sweep-lr-1e-4\nto: job.tone\n",
+            "invalid-value",
+            (3, 7),
+            "'from' names job.sweep-lr-1e-4, which the specs still declare",
+        ),
+        (
+            "kind: Moved\nname: m\nfrom: dataset.chats[all]\nto: job.tone\n",
+            "invalid-value",
+            (4, 5),
+            "a move keeps the type",
+        ),
+        (
+            "kind: Moved\nname: m\nfrom: jobold\nto: job.tone\n",
+            "invalid-value",
+            (3, 7),
+            "not an address: expected job.NAME or dataset.NAME[PART]",
+        ),
+        (
+            "kind: Import\nname: i\nto: dataset.chats[train]\nid: x\n",
+            "unknown-reference",
+            (3, 5),
+            "which the specs do not declare",
+        ),
+        (
+            "kind: Import\nname: i\nto: job.tone\nid: x\n---\n"
+            "kind: Moved\nname: m\nfrom: job.old\nto: job.tone\n",
+            "conflicting-adoption",
+            (9, 5),
+            "job.tone is also the 'to' of Import/i at",
+        ),
+        (
+            "kind: Import\nname: i\nto: job.tone\nid: x\n---\n"
+            "kind: Import\nname: j\nto: job.sweep-lr-1e-4\nid: x\n",
+            "conflicting-adoption",
+            (9, 5),
+            "remote object x is also imported by Import/i",
+        ),
+        (
+            "kind: Moved\nname: m\nfrom: job.a\nto: job.tone\n---\n"
+            "kind: Moved\nname: n\nfrom: job.a\nto: job.sweep-lr-1e-4\n",
+            "conflicting-adoption",
+            (8, 7),
+            "job.a is also the 'from' of Moved/m",
+        ),
+        ("kind: Import\nname: i\nto: job.tone\n", "missing-field", (1, 1), "'id'"),
+    ],
+    ids=[
+        "unknown to",
+        "from still declared",
+        "other type",
+        "not an address",
+        "no such part",
+        "two documents into one address",
+        "one remote object twice",
+        "one from twice",
+        "no id",
+    ],
+)
+def test_bad_import_and_moved_documents_are_located(
+    write_tree: WriteTree,
+    monkeypatch: pytest.MonkeyPatch,
+    docs: str,
+    code: str,
+    line_col: tuple[int, int],
+    fragment: str,
+) -> None:
+    specs, problems = adoption(write_tree, docs, monkeypatch)
+    assert specs is None
+    assert [p.code for p in problems] == [code]
+    problem = problems[0]
+    assert problem.location == Location("a.yaml", *line_col)
+    assert fragment in problem.message + (problem.hint or "")

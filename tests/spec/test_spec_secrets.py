@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from spec_helpers import WriteTree
@@ -45,8 +46,10 @@ def test_file_reference_is_relative_to_base_dir_and_stripped(tmp_path: Path) -> 
     (tmp_path / "keys" / "wandb.key").write_text("  abc123\n\n")
     ref = SecretRef(file="keys/wandb.key")
     assert resolve_secret(ref, tmp_path, purpose="p", environ={}) == "abc123"
+    # An absolute path only inside a directory the operator allows.
     absolute = SecretRef(file=str(tmp_path / "keys" / "wandb.key"))
-    assert resolve_secret(absolute, Path("/nonexistent"), purpose="p", environ={}) == "abc123"
+    allowed = {"RECONCILER_ALLOWED_PATHS": str(tmp_path / "keys")}
+    assert resolve_secret(absolute, Path("/nonexistent"), purpose="p", environ=allowed) == "abc123"
 
 
 @pytest.mark.parametrize(
@@ -99,3 +102,86 @@ def test_missing_env_var_is_not_a_validate_error(
         ref = specs.provider.doc.api_key
         assert ref is not None
         resolve_secret(ref, specs.provider.base_dir, purpose="Provider/p api_key")
+
+
+# ----------------------------------------------------------------- names that are secrets
+
+WANDB_SHAPED = "c9f3a2710e0b84d5f96a1c7e2d4b8f0a3c5e7d9b"  # 40 hex characters
+NOT_NAMES = [
+    WANDB_SHAPED,
+    "Xk9fQ2mZ7rLp4sVt8wYb3nHc6jDg1eAu",  # 32 mixed-case alphanumerics
+    "a" * 65,  # longer than any real name
+    "sk-proj-abc123",  # not a name at all
+    "MISTRAL_API_KEY=abc",
+]
+NAMES = [
+    "MISTRAL_API_KEY",
+    "WANDB_API_KEY",
+    "RECONCILER_PG_DSN",
+    "MY_TEAM_FINE_TUNING_WANDB_API_KEY_FOR_PROD",  # long, but words joined by _
+    "OPENAI_API_KEY_2024_PRODUCTION_ACCOUNT",
+    "_PRIVATE",
+]
+
+
+@pytest.mark.parametrize("name", NOT_NAMES)
+def test_an_env_reference_that_looks_like_a_secret_is_refused_without_echo(name: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        SecretRef(env=name)
+    message = info.value.errors()[0]["msg"]
+    assert "this looks like a secret value, not a variable name" in message
+    assert name not in message
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_real_variable_names_pass(name: str) -> None:
+    assert SecretRef(env=name).env == name
+
+
+def test_validate_reports_a_pasted_key_at_its_line_and_never_prints_it(
+    write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    root = write_tree(
+        {
+            "w.yaml": f"kind: WandbIntegration\nname: w\nproject: p\napi_key: {{env: {WANDB_SHAPED}}}\n"
+        }
+    )
+    monkeypatch.chdir(root)
+    for fmt in ("text", "json", "github"):
+        result = cli("validate", "w.yaml", "--format", fmt)
+        assert result.exit_code == 1
+        assert WANDB_SHAPED not in result.output and WANDB_SHAPED[:12] not in result.output
+        assert "this looks like a secret value, not a variable name" in result.output
+    assert "w.yaml:4:" in cli("validate", "w.yaml").output
+
+
+# ----------------------------------------------------------------- allowlist and registry
+
+
+def test_env_references_outside_the_allowlist_are_refused_before_reading(tmp_path: Path) -> None:
+    environ = {"RECONCILER_ALLOWED_SECRETS": "MISTRAL_API_KEY,WANDB_*", "AWS_KEY": "aws-value-1"}
+    with pytest.raises(SecretError) as info:
+        resolve_secret(
+            SecretRef(env="AWS_KEY"), tmp_path, purpose="Provider/p api_key", environ=environ
+        )
+    text = str(info.value)
+    assert "AWS_KEY" in text and "RECONCILER_ALLOWED_SECRETS" in text and "aws-value-1" not in text
+    environ["WANDB_TEAM_KEY"] = "wandb-value-1"
+    ref = SecretRef(env="WANDB_TEAM_KEY")
+    assert resolve_secret(ref, tmp_path, purpose="p", environ=environ) == "wandb-value-1"
+
+
+def test_every_resolved_secret_is_scrubbed_from_errors(tmp_path: Path) -> None:
+    from reconciler.errors import ApiError
+    from reconciler.redact import forget_secrets
+
+    forget_secrets()
+    try:
+        value = "dsn-password-0123456789"
+        resolve_secret(SecretRef(env="K"), tmp_path, purpose="p", environ={"K": value})
+        error = ApiError(f"server said: {value} is wrong", method="POST", path="/v1/x", status=422)
+        assert value not in str(error) and "server said: *** is wrong" in str(error)
+    finally:
+        forget_secrets()

@@ -11,11 +11,20 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from reconciler.engine.state_model import ResourceState, State
+from reconciler.engine.state_model import (
+    ResourceState,
+    State,
+    StateBackend,
+    StateTarget,
+    check_target,
+)
+from reconciler.errors import StateError
+from reconciler.redact import forget_secrets, register_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,3 +129,61 @@ def sample_state(n_jobs: int = 2) -> State:
             history=[{"remote_id": "old-job", "status": "CANCELLED", "replaced_at": 1.5}],
         )
     return state
+
+
+@contextmanager
+def state_echoing_a_secret() -> Iterator[tuple[State, str]]:
+    """A sample state and a registered secret that one of its jobs holds — in a value and as a
+    key, as a server echoing a key into an object's attributes would leave it. The registry of
+    secrets is emptied before and after."""
+    key = "wandb-" + "0123456789abcdef" * 2
+    forget_secrets()
+    register_secret(key)
+    try:
+        state = sample_state(1)
+        state.resources["job.x"] = ResourceState(
+            address="job.x",
+            type="job",
+            remote_id="j1",
+            fingerprint="f" * 64,
+            attributes={"echo": f"server said: bad key {key}", key: "as a key too"},
+        )
+        yield state, key
+    finally:
+        forget_secrets()
+
+
+def check_target_binding(backend: StateBackend) -> None:
+    """What every backend does with the target it is bound to (file and postgres alike).
+
+    ``backend`` must hold no state yet.
+    """
+    old = StateTarget(provider="mistral", endpoint="https://api.mistral.ai")
+    new = StateTarget(provider="sandbox", endpoint="http://127.0.0.1:8080")
+    # A state written before targets were recorded (no binding given) has none ...
+    backend.bind(None)
+    legacy = backend.write(sample_state(), None)
+    assert legacy.target is None and backend.read() == legacy
+    # ... and is adopted silently at the next write of a bound backend.
+    backend.bind(old)
+    assert check_target(backend.read(), old, "here") is False
+    adopted = backend.write(legacy, legacy.serial)
+    assert adopted.target == old and backend.read() == adopted
+    # Another target is refused, naming both, unless the move is intended.
+    with pytest.raises(StateError) as refused:
+        check_target(adopted, new, "the state")
+    message = str(refused.value)
+    assert (
+        "mistral https://api.mistral.ai" in message and "sandbox http://127.0.0.1:8080" in message
+    )
+    assert "--rebind" in message
+    # Writes never change a recorded target on their own (e.g. `state rm` run elsewhere) ...
+    backend.bind(new)
+    kept = backend.write(adopted, adopted.serial)
+    assert kept.target == old
+    # ... only after an intended move.
+    assert check_target(kept, new, "the state", rebind=True) is True
+    backend.bind(new, rebind=True)
+    moved = backend.write(kept, kept.serial)
+    assert moved.target == new and backend.read() == moved
+    assert moved.resources == legacy.resources and moved.lineage == legacy.lineage

@@ -152,6 +152,58 @@ def test_rm_waits_for_lock_or_fails(state_path: Path, holder_factory: type[Holde
     assert code == 0, err
 
 
+def test_mv_renames_the_record_and_its_pending_intents(state_path: Path) -> None:
+    before = FileStateBackend(state_path).read()
+    assert before is not None
+    record = before.resources["job.dumbledore-v0"]
+    code, out, err = run(
+        "state", "mv", "job.dumbledore-v0", "job.dumbledore", "--state", str(state_path)
+    )
+    assert code == 0, err
+    assert (
+        f"Moved job.dumbledore-v0 to job.dumbledore (remote {record.remote_id} is untouched)."
+        in out
+    )
+    after = FileStateBackend(state_path).read()
+    assert after is not None and after.serial == before.serial + 1
+    moved = after.resources["job.dumbledore"]
+    assert "job.dumbledore-v0" not in after.resources
+    assert moved.model_dump(exclude={"address"}) == record.model_dump(exclude={"address"})
+    assert moved.address == "job.dumbledore"
+    # An address with only a pending create cannot be moved (no record), but a record's
+    # intents travel with it.
+    code, _, err = run("state", "mv", "job.half-made", "job.made", "--state", str(state_path))
+    assert code == 1 and "job.half-made: no such address in the state" in err
+    assert FileStateBackend(state_path).lock_info() is None
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "message"),
+    [
+        ("job.dumbledore-v0", "job.dumbledore-v1", "job.dumbledore-v1: already recorded"),
+        ("job.dumbledore-v0", "dataset.x[all]", "a move keeps the type"),
+        ("job.dumbledore-v0", "model.x", "is not an address"),
+    ],
+    ids=["target taken", "other type", "not an address"],
+)
+def test_mv_refusals_change_nothing(
+    state_path: Path, source: str, target: str, message: str
+) -> None:
+    before = state_path.read_bytes()
+    code, _, err = run("state", "mv", source, target, "--state", str(state_path))
+    assert code == 1 and message in err and "Traceback" not in err
+    assert state_path.read_bytes() == before
+
+
+def test_mv_takes_the_lock(state_path: Path, holder_factory: type[Holder]) -> None:
+    holder = holder_factory(state_path, "apply")
+    code, _, err = run("state", "mv", "job.dumbledore-v0", "job.d", "--state", str(state_path))
+    assert code == 1 and f"lock ID {holder.lock_id}" in err
+    holder.release()
+    code, _, err = run("state", "mv", "job.dumbledore-v0", "job.d", "--state", str(state_path))
+    assert code == 0, err
+
+
 def test_bad_lock_timeout_is_a_usage_error(state_path: Path) -> None:
     code, _, err = run(
         "state", "rm", "job.x", "--state", str(state_path), "--lock-timeout", "5 min"

@@ -11,7 +11,9 @@ from reconciler.engine.backends import default_state_path, open_backend
 from reconciler.engine.duration import format_duration, parse_duration
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.errors import ReconcilerError, SecretError, StateError
+from reconciler.redact import forget_secrets, register_secret, scrub
 from reconciler.spec.models import SecretRef, StateConfig
+from reconciler.spec.trust import SECRETS_ENV
 
 
 @pytest.mark.parametrize(
@@ -106,13 +108,37 @@ def test_postgres_uses_resolver_and_never_connects_on_open(tmp_path: Path) -> No
 def test_postgres_default_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = StateConfig(backend="postgres", dsn=SecretRef(env="RECONCILER_TEST_NO_SUCH_DSN"))
     monkeypatch.delenv("RECONCILER_TEST_NO_SUCH_DSN", raising=False)
-    with pytest.raises(SecretError, match="RECONCILER_TEST_NO_SUCH_DSN, which is not set"):
+    with pytest.raises(SecretError, match="RECONCILER_TEST_NO_SUCH_DSN is not set"):
         open_backend(config, tmp_path)
     (tmp_path / "dsn.txt").write_text("postgresql://ci@127.0.0.1:1/db\n", encoding="utf-8")
     backend = open_backend(StateConfig(backend="postgres", dsn=SecretRef(file="dsn.txt")), tmp_path)
     assert "default" in backend.describe()
-    with pytest.raises(SecretError, match="cannot be read"):
+    with pytest.raises(SecretError, match="none.txt does not exist"):
         open_backend(StateConfig(backend="postgres", dsn=SecretRef(file="none.txt")), tmp_path)
+
+
+def test_postgres_default_resolution_is_held_to_the_operators_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default resolver is resolve_secret: allowlist, confinement to the root, scrubbing.
+    monkeypatch.setenv("RECONCILER_TEST_STATE_DSN", "postgresql://ci:pg-secret-77@127.0.0.1:1/db")
+    monkeypatch.setenv(SECRETS_ENV, "RECONCILER_PG_DSN")
+    config = StateConfig(backend="postgres", dsn=SecretRef(env="RECONCILER_TEST_STATE_DSN"))
+    with pytest.raises(
+        SecretError, match=f"not among the secrets the operator allows \\({SECRETS_ENV}"
+    ):
+        open_backend(config, tmp_path)
+    monkeypatch.delenv(SECRETS_ENV)
+    (tmp_path / "outside.txt").write_text("postgresql://ci@127.0.0.1:1/db\n", encoding="utf-8")
+    outside = StateConfig(backend="postgres", dsn=SecretRef(file="../outside.txt"))
+    with pytest.raises(SecretError, match="leads out of the workspace root"):
+        open_backend(outside, tmp_path / "specs")
+    forget_secrets()
+    try:
+        open_backend(config, tmp_path)
+        assert scrub("connect failed: pg-secret-77") == "connect failed: ***"
+    finally:
+        forget_secrets()
 
 
 def test_postgres_without_driver_says_how_to_install(
@@ -129,3 +155,19 @@ def test_postgres_without_driver_says_how_to_install(
         assert "pip install 'finetune-reconciler[postgres]'" in str(exc)
     else:
         raise AssertionError("no error without the driver")
+
+
+def test_postgres_messages_are_scrubbed_of_every_secret_of_the_run() -> None:
+    # Built without connecting: what the backend puts into a driver's message before it
+    # becomes an error is scrubbed of the DSN's password and of every registered secret.
+    from reconciler.engine.state_postgres import PostgresStateBackend
+
+    key = "wandb-" + "0123456789abcdef" * 2
+    backend = PostgresStateBackend("postgresql://ci:pw-31337@127.0.0.1:1/db", "w")
+    forget_secrets()
+    register_secret(key)
+    try:
+        said = backend._scrub(f"server echoed pw-31337 and {key}")
+        assert said == "server echoed *** and ***"
+    finally:
+        forget_secrets()

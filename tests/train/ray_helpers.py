@@ -35,14 +35,22 @@ STUB_PYTHON = f"{sys.executable} {STUB}"
 @dataclass(frozen=True)
 class Cli:
     """Runs ``python -m reconciler`` as a child process in a spec directory (a process of its
-    own, so that it can be killed with SIGKILL like a CI job)."""
+    own, so that it can be killed with SIGKILL like a CI job).
+
+    ``storage``: a storage directory outside the spec directory that the operator allows
+    (``RECONCILER_ALLOWED_PATHS``), as a cluster's shared storage is allowed.
+    """
 
     cwd: Path
+    storage: Path | None = None
 
     @property
     def env(self) -> dict[str, str]:
         # The test run's settings (RECONCILER_TEST_*) are not the command's.
-        return {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+        if self.storage is not None:
+            env["RECONCILER_ALLOWED_PATHS"] = str(self.storage)
+        return env
 
     def run(
         self, *args: str, timeout: float = 180, check: int | None = None

@@ -30,6 +30,11 @@ import httpx
 START_TIMEOUT = 120.0
 """Seconds to wait for the dashboard to answer (a cold start on a busy 2-core box is slow)."""
 
+_PROCESSES: dict[int, subprocess.Popen[bytes]] = {}
+"""Heads started by this process, by process group: held so that the ``Popen`` outlives the
+call that started it (dropping it while the head runs is a ResourceWarning), and reaped when
+the head is stopped."""
+
 
 @dataclass(frozen=True)
 class Head:
@@ -58,7 +63,9 @@ def start_head(num_cpus: int = 2) -> Head:
     """Start a head; raises RuntimeError with the reason when it does not come up."""
     ray = ray_executable()
     if ray is None:
-        raise RuntimeError("the ray command is not installed (pip install 'reconciler[ray]')")
+        raise RuntimeError(
+            "the ray command is not installed (pip install 'finetune-reconciler[ray]')"
+        )
     # Ray's socket paths must stay short: a short directory name under the system temp dir.
     temp_dir = tempfile.mkdtemp(prefix="rt-")
     dashboard_port = _free_port()
@@ -81,6 +88,7 @@ def start_head(num_cpus: int = 2) -> Head:
         start_new_session=True, env=env,
     )  # fmt: skip
     log.close()
+    _PROCESSES[process.pid] = process
     head = Head(f"http://127.0.0.1:{dashboard_port}", process.pid, temp_dir)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -119,6 +127,9 @@ def stop_head(head: Head, grace: float = 2.0) -> None:
         deadline = time.monotonic() + grace
         while _group_alive(head.pgid) and time.monotonic() < deadline:
             time.sleep(0.2)
+    process = _PROCESSES.pop(head.pgid, None)
+    if process is not None:
+        process.wait()
     shutil.rmtree(head.temp_dir, ignore_errors=True)
 
 

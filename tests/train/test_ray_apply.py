@@ -89,11 +89,11 @@ def test_apply_trains_on_ray_and_a_second_apply_submits_nothing(
         },
         cpus=1,
     )
-    cli = Cli(project)
+    cli = Cli(project, storage)
     try:
         applied = cli.run("apply", "--yes", "--wait", timeout=300)
         assert applied.returncode == 0, applied.stdout + applied.stderr
-        assert "runs as soon as it is submitted" in applied.stdout
+        assert "starts as soon as it is created" in applied.stdout
         assert "1 of 1 job(s) succeeded" in applied.stdout
         [ray_job] = ray_jobs_of(ray_address, address)
         sid = str(ray_job.submission_id)
@@ -130,7 +130,7 @@ def test_kill_9_during_submission_then_apply_leaves_one_ray_job(
     address = f"job.{name}"
     with HoldingProxy(ray_address) as proxy:
         project = _stub_project(tmp_path, repo_root, proxy.address, name, {"training_steps": 4})
-        cli = Cli(project)
+        cli = Cli(project, tmp_path / "storage")
         try:
             proxy.hold = hold
             proc = cli.popen("apply", "--yes")
@@ -175,7 +175,7 @@ def test_a_replacement_stops_the_old_ray_job(
         hyper = {"training_steps": 1000, "learning_rate": learning_rate}
         return _stub_project(tmp_path, repo_root, ray_address, name, hyper, STUB_TRAINER="sleep")
 
-    cli = Cli(project(1e-4))
+    cli = Cli(project(1e-4), tmp_path / "storage")
     try:
         cli.run("apply", "--yes", check=0)
         [old] = ray_jobs_of(ray_address, address)
@@ -212,7 +212,7 @@ def test_a_ray_job_missing_from_the_state_is_flagged_and_imported_not_run_again(
     name = unique_name("adopt")
     address = f"job.{name}"
     project = _stub_project(tmp_path, repo_root, ray_address, name, {"training_steps": 4})
-    cli = Cli(project)
+    cli = Cli(project, tmp_path / "storage")
     try:
         cli.run("apply", "--yes", check=0)
         [job] = ray_jobs_of(ray_address, address)

@@ -2,9 +2,9 @@
 
 Uploads stream to disk (:mod:`...uploads`) and are never deduplicated: each upload is a new
 file, as on the service. A ``fine-tune`` file must be named ``.jsonl`` and hold samples; its
-content is checked with the shared training-data rules (and :mod:`...preference` for DPO
-files) and what is wrong is kept with the file: a job trained on it fails while validating
-its files, naming the lines, as on the service. Downloading a ``fine-tune`` file is refused,
+content is checked with the shared training-data rules in OpenAI's chat dialect (and the
+preference rules for DPO files) and what is wrong is kept with the file: a job trained on it
+fails while validating its files, naming the lines, as on the service. Downloading a ``fine-tune`` file is refused,
 as the service refuses it. Lists are newest first by default, paged by cursor.
 """
 
@@ -56,7 +56,7 @@ def upload_file(
         with staged(store, file, config.max_upload_bytes) as upload:
             report = None
             if purpose == "fine-tune":
-                report = check_upload(upload.path, filename, preference=True)
+                report = check_upload(upload.path, filename, openai=True)
                 if report.samples == 0:
                     raise invalid(
                         f"{filename} is empty: a fine-tuning file holds one JSON example per line.",

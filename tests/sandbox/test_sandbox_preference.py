@@ -1,4 +1,5 @@
-"""The sandbox's check of DPO preference files: shape, line numbers, counts."""
+"""The sandbox's check of DPO preference files: the shared rules of the data package, with
+OpenAI's chat dialect, by line number (the same rules `reconciler validate` applies)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,15 @@ def _sample(**changes: object) -> str:
 
 def test_a_valid_preference_file(tmp_path: Path) -> None:
     path = tmp_path / "prefs.jsonl"
-    path.write_bytes(preference_lines(12) + b"\n")  # a blank last line is no sample
-    check = check_upload(path, "prefs.jsonl", preference=True)
+    path.write_bytes(preference_lines(12))
+    check = check_upload(path, "prefs.jsonl", openai=True)
     assert (check.sample_type, check.samples, check.invalid, check.problems) == (
         "preference",
         12,
         0,
         [],
     )
-    assert check.num_lines == 13 and check.approx_tokens > 0
+    assert check.num_lines == 12 and check.approx_tokens > 0
 
 
 def test_every_broken_sample_is_named_by_line(tmp_path: Path) -> None:
@@ -58,35 +59,37 @@ def test_every_broken_sample_is_named_by_line(tmp_path: Path) -> None:
     ]
     path = tmp_path / "prefs.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    check = check_upload(path, "prefs.jsonl", preference=True)
+    check = check_upload(path, "prefs.jsonl", openai=True)
     assert check.sample_type == "preference"
-    assert (check.samples, check.invalid) == (12, 10)
+    assert (check.samples, check.invalid) == (12, 11)
     assert [(p.line, p.code) for p in check.problems] == [
-        (2, "DPO_JSON"),
-        (3, "DPO_OBJECT"),
-        (4, "DPO_KEYS"),
-        (5, "DPO_INPUT"),
-        (6, "DPO_INPUT"),
-        (7, "DPO_INPUT"),
-        (8, "DPO_OUTPUT"),
-        (9, "DPO_OUTPUT"),
-        (10, "DPO_OUTPUT"),
-        (11, "DPO_KEYS"),
+        (2, "JSON"),
+        (3, "F17"),
+        (4, "D1"),
+        (5, "D2"),
+        (6, "F10"),
+        (7, "D3"),
+        (8, "D4"),
+        (9, "D5"),
+        (10, "M6"),
+        (11, "D1"),
+        (12, "F12"),  # a tool call without its function
+        (12, "O2"),
     ]
-    assert "missing 'preferred_output'" in check.problems[2].message
-    assert "must not end with the assistant's answer" in check.problems[5].message
+    assert "no 'preferred_output' key" in check.problems[2].message
+    assert "must end with a user message" in check.problems[5].message
 
 
 def test_detection_looks_at_the_first_sample(tmp_path: Path) -> None:
     chat = tmp_path / "chat.jsonl"
     chat.write_bytes(chat_lines(12))
-    assert check_upload(chat, preference=True).sample_type == "instruct"
+    assert check_upload(chat, openai=True).sample_type == "instruct"
     prefs = tmp_path / "prefs.jsonl"
     prefs.write_bytes(b"\n" + preference_lines(3))
     # Without the OpenAI dialect's preference option, the shared (chat) rules apply.
     shared = check_upload(prefs)
     assert shared.invalid == shared.samples == 3
-    assert check_upload(prefs, preference=True).invalid == 0
+    assert check_upload(prefs, openai=True).invalid == 0
 
 
 def test_mistral_refuses_preference_files(api: httpx.Client) -> None:

@@ -1,16 +1,16 @@
-"""Opening data files: regular files only, never a device, FIFO, socket or directory.
+"""Opening the files users name: regular files only, never a device, FIFO, socket or directory.
 
-Dataset paths come from specs, and specs may come from an untrusted pull request: a path
+Spec files and dataset paths may come from an untrusted pull request: a path
 (or a symlink, which Git carries) may name ``/dev/zero``, which never ends, or a FIFO, whose
-``open`` blocks until some writer appears. Every reader of data files in this package opens
+``open`` blocks until some writer appears. Every reader of spec and data files opens
 them with :func:`open_regular`: it looks at the path with ``os.stat`` first (so a device is
 never opened at all), then opens it with ``O_NONBLOCK`` (so a path swapped for a FIFO in
 between cannot block) and checks the opened descriptor again with ``fstat``. What is not a
 regular file raises :class:`NotRegularFile`, which says what it is instead;
 :func:`not_a_file` turns that into the ``NOT_A_FILE`` problem users see.
 
-Only the standard library and :mod:`reconciler.errors` are used: the sandbox server imports
-the validator, which opens files through here.
+Only the standard library and :mod:`reconciler.errors` are used, so the spec loader, the data
+package and the sandbox (through the validator) can all open files through here.
 """
 
 from __future__ import annotations

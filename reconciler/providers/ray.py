@@ -639,7 +639,9 @@ class RayProvider:
         already gone counts as deleted. Anything else in (or out of) storage is refused."""
         runs = join(self.storage, "runs") + "/"
         inside = model_id.removeprefix(runs)
-        if not model_id.startswith(runs) or not re.fullmatch(r"[A-Za-z0-9._-]+/adapter", inside):
+        if not model_id.startswith(runs) or not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9._-]*/adapter", inside
+        ):
             raise NotFoundError(
                 f"{model_id!r} is not an adapter of a job in this ray Provider's storage "
                 f"({runs}<job>/adapter); nothing was deleted",

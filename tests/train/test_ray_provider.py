@@ -1,4 +1,5 @@
-"""The ray provider: storage as the file store, Ray jobs as fine-tuning jobs, estimates.
+"""The ray provider: storage as the file store, Ray jobs as fine-tuning jobs, adapters as
+models. (Its cost estimate is the engine's: tests/engine/test_costs.py.)
 
 File tests use a real storage directory; job tests run on a real local Ray head with the
 stand-in trainer (ray_stub_trainer.py), so they check the provider — submission ids, what is
@@ -19,20 +20,18 @@ from ray_helpers import STUB_PYTHON, job_env, ray_jobs_of, stop_jobs, unique_nam
 from train_tiny import chat_samples, write_jsonl
 
 from reconciler.client.types import JobStatus
-from reconciler.errors import NotFoundError, ReconcilerError, ValidationError
-from reconciler.providers.base import JobTag
+from reconciler.errors import ConflictError, NotFoundError, ReconcilerError, ValidationError
+from reconciler.providers.base import RAY_CAPABILITIES, JobTag, Provider
 from reconciler.providers.ray import (
     GPUS_KEY,
     OUTPUT_KEY,
-    RAY_CAPABILITIES,
     REQUEST_KEY,
     RayProvider,
-    estimate_ray,
     request_echo,
     submission_id,
-    tag_of,
 )
 from reconciler.ray import RayJob, RayJobsClient
+from reconciler.spec.capabilities import CAPABILITIES
 from reconciler.spec.models import RayResources
 from reconciler.train.job import RunLayout, TrainJob, TrainResult
 from reconciler.train.storage import file_sha256, read_bytes
@@ -119,8 +118,8 @@ def test_submission_ids_follow_address_fingerprint_and_generation() -> None:
         submission_id(JobTag("job.other", "f" * 64)),
     }
     assert sid not in others and len(others) == 3
-    assert tag_of(JobTag("job.tone", "f" * 64, 3).metadata()) == JobTag("job.tone", "f" * 64, 3)
-    assert tag_of({}) is None
+    tagged = JobTag("job.tone", "f" * 64, 3)
+    assert JobTag.from_metadata(tagged.metadata()) == tagged
 
 
 def test_a_request_becomes_the_trainers_job_description(tmp_path: Path) -> None:
@@ -181,51 +180,41 @@ def test_a_request_the_trainer_cannot_run_is_refused_before_anything_is_sent(
     assert provider.stats.requests == 0
 
 
-def test_what_ray_does_not_do_says_so(tmp_path: Path) -> None:
+def test_the_provider_is_what_the_engine_speaks_to_and_says_what_ray_does_not_do(
+    tmp_path: Path,
+) -> None:
     provider = _provider(tmp_path / "s")
-    assert provider.capabilities is RAY_CAPABILITIES
+    assert isinstance(provider, Provider)
+    assert provider.capabilities is RAY_CAPABILITIES is CAPABILITIES["ray"]
     assert not RAY_CAPABILITIES.auto_start and RAY_CAPABILITIES.job_metadata
-    assert provider.list_models() == []
     with pytest.raises(ReconcilerError, match="no cost estimate"):
         provider.estimate_job(_request("a" * 64))
     with pytest.raises(ReconcilerError, match="no model registry"):
         provider.update_model("x", name="y")
+    with pytest.raises(ReconcilerError, match="no model registry"):
+        provider.archive_model("x")
+    # Only an adapter of its own jobs is ever deleted; nothing was sent or touched.
+    runs = f"{tmp_path / 's'}/runs"
+    for outside in ("/etc", f"{runs}/../datasets", f"{runs}/../adapter", f"{runs}/x/y/adapter"):
+        with pytest.raises(NotFoundError, match="nothing was deleted"):
+            provider.delete_model(outside)
+    assert provider.stats.requests == 0
 
 
-# -------------------------------------------------------------------------------- estimate
-
-
-def test_gpu_hours_and_cost_from_tokens_and_throughput() -> None:
-    def estimate(hyper: dict[str, Any], gpus: float = 1, **kw: Any) -> Any:
-        figures: dict[str, Any] = {
-            "samples": 10,
-            "data_tokens": None,
-            "resources": RayResources(gpus=gpus),
-            "tokens_per_gpu_second": 2048,
-            "price_per_gpu_hour": 3.6,
-        }
-        return estimate_ray(hyper, **{**figures, **kw})
-
-    # Unknown token counts: every sample as long as seq_len. 1000 steps x 2048 tokens at
-    # 2048 tokens/s on one GPU: 1000 s, 0.2778 GPU-hours, 1.00 USD at 3.60 per GPU-hour.
-    one = estimate({"training_steps": 1000, "seq_len": 2048})
-    assert (one.steps, one.processes, one.tokens_per_sample) == (1000, 1, 2048)
-    assert one.train_tokens == 2_048_000
-    assert one.gpu_hours == pytest.approx(1000 / 3600, abs=1e-6)
-    assert one.cost == pytest.approx(1.0)
-    # Four GPUs: four processes, a batch each per step: four times the tokens and GPU time.
-    four = estimate({"training_steps": 1000, "seq_len": 2048}, gpus=4)
-    assert four.processes == 4 and four.cost == pytest.approx(4.0)
-    # Known tokens: the mean sample (here 512 tokens), cut at seq_len as the trainer cuts.
-    known = estimate({"training_steps": 1000, "seq_len": 2048}, data_tokens=5120)
-    assert known.tokens_per_sample == 512 and known.cost == pytest.approx(0.25)
-    cut = estimate({"training_steps": 1000, "seq_len": 256}, data_tokens=5120)
-    assert cut.tokens_per_sample == 256
-    # Epochs convert to steps as the trainer converts them (default seq_len 2048).
-    epochs = estimate({"epochs": 2}, samples=150, price_per_gpu_hour=None)
-    assert (epochs.steps, epochs.train_tokens, epochs.cost) == (300, 300 * 2048, None)
-    assert estimate({"epochs": 2}, tokens_per_gpu_second=None) is None
-    assert estimate({"learning_rate": 1e-4}) is None
+def test_a_dataset_downloads_and_an_adapter_deletes_in_storage(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "chats.jsonl", chat_samples(4))
+    provider = _provider(tmp_path / "s")
+    stored = provider.upload_file(data, "chats.jsonl")
+    provider.download_file(stored.id, tmp_path / "back.jsonl")
+    assert (tmp_path / "back.jsonl").read_bytes() == data.read_bytes()
+    with pytest.raises(NotFoundError):
+        provider.download_file("b" * 64, tmp_path / "none.jsonl")
+    adapter = tmp_path / "s" / "runs" / "reconciler-tone-0123456789abcdef" / "adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    provider.delete_model(str(adapter))
+    assert not adapter.exists() and adapter.parent.exists()
+    provider.delete_model(str(adapter))  # gone already: deleted
 
 
 # -------------------------------------------------------------------------------- jobs
@@ -282,8 +271,13 @@ def test_a_job_is_submitted_once_and_reads_back_as_a_fine_tuning_job(
     assert provider.stats.lookups == 1
     assert [j.submission_id for j in ray_jobs_of(ray_address, address)] == [sid]
     assert [j.id for j in provider.find_jobs(request, tag=tag)] == [sid]
+    assert provider.find_jobs(request, tag=tag, exclude=[sid]) == []
     assert provider.find_jobs(request, tag=JobTag(address, "f" * 64, 1)) == []
     assert sid in [j.id for j in provider.find_jobs(request_echo(request))]
+    assert sid not in [j.id for j in provider.find_jobs(request_echo(request), exclude=[sid])]
+    # A create whose job an address already holds is a conflict, never that job again.
+    with pytest.raises(ConflictError):
+        provider.create_job(request, tag=tag, exclude=[sid])
 
     done = _wait(provider, sid)
     layout = RunLayout(str(tmp_path / "storage" / "runs" / sid))
@@ -321,6 +315,12 @@ def test_a_job_is_submitted_once_and_reads_back_as_a_fine_tuning_job(
         assert WANDB_KEY not in text
     listed = {j.id: j for j in provider.list_jobs()}
     assert listed[sid].status == "SUCCESS" and listed[sid].checkpoints == []
+    assert listed[sid].auto_start  # Ray started it: nothing to start by hand
+    # Its adapter is its model while it is in storage.
+    models = {m.id: m for m in provider.list_models()}
+    assert models[layout.adapter].job == sid and models[layout.adapter].root == "/models/tiny"
+    provider.delete_model(layout.adapter)
+    assert layout.adapter not in {m.id for m in provider.list_models()}
 
 
 def test_a_failed_run_says_why_and_a_stopped_one_is_cancelled(

@@ -11,6 +11,7 @@ address; and a replacement stops the old job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -206,7 +207,7 @@ def test_a_replacement_stops_the_old_ray_job(
         stop_jobs(ray_address, [address])
 
 
-def test_a_ray_job_missing_from_the_state_is_flagged_and_imported_not_run_again(
+def test_a_ray_job_missing_from_the_state_is_flagged_and_discovered_by_its_tag(
     ray_address: str, tmp_path: Path, repo_root: Path
 ) -> None:
     name = unique_name("adopt")
@@ -216,19 +217,29 @@ def test_a_ray_job_missing_from_the_state_is_flagged_and_imported_not_run_again(
     try:
         cli.run("apply", "--yes", check=0)
         [job] = ray_jobs_of(ray_address, address)
+        sid = str(job.submission_id)
         (project / ".reconciler" / "state.json").unlink()  # the state is lost
 
-        plan = cli.run("plan", check=0).stdout
+        plan = cli.run("plan", check=1).stdout
         # The storage already holds the data, and the cluster the job: nothing runs twice.
         assert plan.count("identical file already on the remote") == 1
-        assert f"'reconciler import {address} {job.submission_id}'" in plan
+        assert f"'reconciler import {address} {sid}'" in plan
+        # Found by the identity tag in its metadata, its dataset by the content hash.
+        seen = cli.run("import", "--discover", "--dry-run", check=0).stdout
+        assert f"{address} = job {sid} (" in seen and "same request)" in seen, seen
+        assert f"dataset.train[all] = file {_sha256(project / 'data' / 'train.jsonl')}" in seen
         blocked = cli.run("apply", "--yes", check=1)
         assert "possible duplicate" in blocked.stdout + blocked.stderr
         assert len(ray_jobs_of(ray_address, address)) == 1
-
-        cli.run("import", address, str(job.submission_id), check=0)
-        cli.run("apply", "--yes", check=0)  # records the stored dataset
+        cli.run("import", "--discover", check=0)
+        state = _state(project)["resources"]
+        assert state[address]["remote_id"] == sid
+        assert state["dataset.train[all]"]["remote_id"] == _sha256(project / "data" / "train.jsonl")
         cli.run("plan", "--detailed-exitcode", check=0)
         assert len(ray_jobs_of(ray_address, address)) == 1
     finally:
         stop_jobs(ray_address, [address])
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,7 +1,8 @@
-"""Operator-owned trust settings: which endpoints, secret references and paths specs may use.
+"""Operator-owned trust settings: which endpoints, secret references, paths and storage specs
+may use.
 
 Specs are written by whoever can open a pull request; the environment a command runs in is
-the operator's. The operator's limits therefore live outside the specs, in three environment
+the operator's. The operator's limits therefore live outside the specs, in four environment
 variables read here (see ``SECURITY.md``):
 
 ``RECONCILER_ALLOWED_ENDPOINTS``

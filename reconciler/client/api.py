@@ -31,14 +31,14 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 import pydantic
 
 from reconciler import __version__
+from reconciler.client.closing import Closing
 from reconciler.client.http import (
     NOT_SENT,
     BearerAuth,
@@ -144,7 +144,7 @@ def _first_error(exc: pydantic.ValidationError) -> str:
     return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
 
 
-class HttpApi:
+class HttpApi(Closing):
     """The plumbing every HTTP API client here shares: retries, throttling, error translation.
 
     A subclass adds the endpoints of one service (:class:`MistralClient`, the OpenAI provider
@@ -242,17 +242,6 @@ class HttpApi:
     def _secret(self) -> str | None:
         """The key, for scrubbing it from messages (never for anything else)."""
         return self.__api_key
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reconciler.cli.common import LOCK_TIMEOUT, OutputFormat, format_option, handle_errors
+from reconciler.cli.common import LOCK_TIMEOUT, TEXT_OR_JSON, OutputFormat, handle_errors
 from reconciler.cli.consoles import stderr
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import LockInfo, ResourceState, State, StateBackend
@@ -63,9 +63,6 @@ StateFileOption = Annotated[
         dir_okay=False,
     ),
 ]
-FORMAT_OPTION = format_option(
-    OutputFormat.text, OutputFormat.json, help="Output format: text or json."
-)
 
 
 @contextlib.contextmanager
@@ -156,7 +153,7 @@ def state_list(
     ] = None,
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: OutputFormat = FORMAT_OPTION,
+    output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """List the managed objects: address, type, remote id, status."""
     with opened_backend(path, state_file) as backend:
@@ -209,7 +206,7 @@ def state_show(
     address: Annotated[str, typer.Argument(help="Address, e.g. job.dumbledore-v1.")],
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: OutputFormat = FORMAT_OPTION,
+    output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """Show one managed object: remote id, fingerprint, attributes and history."""
     with opened_backend(path, state_file) as backend:
@@ -341,7 +338,7 @@ def _lock_document(info: LockInfo | None) -> dict[str, Any]:
 def state_lock_info(
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: OutputFormat = FORMAT_OPTION,
+    output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """Show who holds the state lock, if anyone."""
     with opened_backend(path, state_file) as backend:

@@ -573,6 +573,44 @@ class HttpApi(Closing):
         upload is looked up. Each service's client lists its files its own way."""
         raise NotImplementedError
 
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _create_job_once(
+        self, body: dict[str, Any], find: Callable[[datetime], list[RemoteJob]]
+    ) -> RemoteJob:
+        """POST ``body`` to ``/v1/fine_tuning/jobs``, creating one job at most.
+
+        If the answer is lost, the jobs this create made are looked up with ``find(since)``
+        (the service's own way of telling them, created after ``since``: shortly before the
+        first attempt, :data:`LOOKUP_SLACK_SECONDS`) and the newest is returned instead of
+        posting again. A 409 is a :class:`~reconciler.errors.ConflictError` (a similar job is
+        active), unless it answers a retry after a lost attempt and the lookup finds that
+        attempt's job.
+        """
+        since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
+
+        def lookup() -> RemoteJob | None:
+            found = find(since)
+            return max(found, key=lambda j: j.created_at) if found else None
+
+        call = _Call(
+            "create_job",
+            "POST",
+            "/v1/fine_tuning/jobs",
+            json=body,
+            resolve_lost=lookup,
+            resolve_rejected=lambda e: lookup() if isinstance(e, ConflictError) else None,
+        )
+        result = self._execute(call)
+        if isinstance(result, _Found):
+            job: RemoteJob = result.value
+            return job
+        return self._created_job(result, call)
+
+    def _created_job(self, response: httpx.Response, call: _Call) -> RemoteJob:
+        """The job a create answered with (in the service's own shape)."""
+        return self._parse(RemoteJob, self._json(response, call), call, response.status_code)
+
 
 class MistralClient(HttpApi):
     """Client of the Mistral files / fine-tuning / models API (and the sandbox).
@@ -731,9 +769,8 @@ class MistralClient(HttpApi):
         """Create a fine-tuning job from a JobIn body; never creates it twice.
 
         If the answer is lost, jobs matching the request exactly and created since shortly
-        before the first attempt are looked up; a match is returned instead of posting again.
-        A 409 is a :class:`~reconciler.errors.ConflictError` (a similar job is active), unless
-        it answers a retry after a lost attempt and the lookup finds that attempt's job.
+        before the first attempt are looked up; a match is returned instead of posting again
+        (see :meth:`_create_job_once`).
 
         Args:
             request: the JobIn body.
@@ -741,25 +778,9 @@ class MistralClient(HttpApi):
                 record says another request made them, e.g. the job a replacement replaces,
                 whose readable request may equal this one).
         """
-        since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
-
-        def lookup() -> RemoteJob | None:
-            found = self.find_jobs(request, created_after=since, exclude=exclude)
-            return max(found, key=lambda j: j.created_at) if found else None
-
-        call = _Call(
-            "create_job",
-            "POST",
-            "/v1/fine_tuning/jobs",
-            json=request,
-            resolve_lost=lookup,
-            resolve_rejected=lambda e: lookup() if isinstance(e, ConflictError) else None,
+        return self._create_job_once(
+            request, lambda since: self.find_jobs(request, created_after=since, exclude=exclude)
         )
-        result = self._execute(call)
-        if isinstance(result, _Found):
-            job: RemoteJob = result.value
-            return job
-        return self._parse(RemoteJob, self._json(result, call), call, result.status_code)
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
         """Cost / duration estimate for a JobIn body (``dry_run=true``; creates nothing)."""

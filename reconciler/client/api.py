@@ -119,6 +119,12 @@ class _Call:
     stream: bool = False
     accept: str | None = None
 
+    def error(
+        self, reason: str, status: int | None = None, kind: type[ApiError] = ApiError
+    ) -> ApiError:
+        """An error (of type ``kind``) of this call: ``reason``, with its method and path."""
+        return kind(reason, method=self.method, path=self.path, status=status)
+
 
 def _seg(value: str) -> str:
     # Ids go into the path: quote them so an odd id can never address another resource.
@@ -317,27 +323,16 @@ class HttpApi(Closing):
                 delay = backoff_delay(attempt)
             spent = max(time.monotonic() - started, waited)
             if spent + delay > self.max_retry_seconds:
-                log.info(
-                    "%s %s: attempt #%d/%d failed (%s); not retrying: waiting %.1fs more "
-                    "would exceed the %.0fs retry budget",
-                    call.method,
-                    call.path,
+                self._log_failed_attempt(
+                    call,
                     attempt,
-                    self.max_attempts,
-                    status or "no response",
+                    status,
+                    "not retrying: waiting %.1fs more would exceed the %.0fs retry budget",
                     delay,
                     self.max_retry_seconds,
                 )
                 break
-            log.info(
-                "%s %s: attempt #%d/%d failed (%s); retrying in %.1fs",
-                call.method,
-                call.path,
-                attempt,
-                self.max_attempts,
-                status or "no response",
-                delay,
-            )
+            self._log_failed_attempt(call, attempt, status, "retrying in %.1fs", delay)
             if status == 429:
                 self._learn_rate_limit(error)
                 # One thread's 429 is everyone's: hold all workers, this one included (the
@@ -349,6 +344,20 @@ class HttpApi(Closing):
                 self.stats.add(waited_seconds=delay)
         assert error is not None
         raise error
+
+    def _log_failed_attempt(
+        self, call: _Call, attempt: int, status: int | None, then: str, *args: Any
+    ) -> None:
+        """Log a failed attempt of ``call`` and ``then`` (a format with ``args``): what next."""
+        log.info(
+            "%s %s: attempt #%d/%d failed (%s); " + then,
+            call.method,
+            call.path,
+            attempt,
+            self.max_attempts,
+            status or "no response",
+            *args,
+        )
 
     def _resolve(self, resolver: Callable[..., Any], error: ApiError, *args: Any) -> Any:
         """Run a lost-response resolver; if it fails too, say that the outcome is unknown."""
@@ -414,24 +423,23 @@ class HttpApi(Closing):
         try:
             return model.model_validate(data)
         except pydantic.ValidationError as exc:
-            raise ApiError(
-                f"unexpected response: {model.__name__}.{_first_error(exc)} "
-                f"(is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-                status=status,
-            ) from exc
+            raise self._unexpected(call, f"{model.__name__}.{_first_error(exc)}", status) from exc
+
+    def _unexpected(self, call: _Call, what: str, status: int | None = None) -> ApiError:
+        """An answer of the wrong shape (``what`` is wrong with it): perhaps the endpoint is
+        not the kind of API it should be."""
+        return call.error(
+            f"unexpected response: {what} (is the endpoint {self.compatible}?)", status
+        )
 
     def _json(self, response: httpx.Response, call: _Call) -> Any:
         try:
             return response.json()
         except ValueError as exc:
-            raise ApiError(
+            raise call.error(
                 f"the response is not JSON: {scrub(response.text, (self.__api_key,))[:120]!r} "
                 f"(is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
+                response.status_code,
             ) from exc
 
     def _one(self, model: type[M], call: _Call) -> M:
@@ -492,8 +500,7 @@ class HttpApi(Closing):
                 break
         return items
 
-    @staticmethod
-    def _data_list(body: Any, call: _Call, response: httpx.Response) -> list[Any]:
+    def _data_list(self, body: Any, call: _Call, response: httpx.Response) -> list[Any]:
         """The ``data`` array of a list answer (a JSON object); an absent or null one is an
         empty list (the contract makes ``data`` optional in the jobs and models lists)."""
         if isinstance(body, dict):
@@ -502,12 +509,7 @@ class HttpApi(Closing):
                 return []
             if isinstance(data, list):
                 return data
-        raise ApiError(
-            "unexpected response: no 'data' list (is the endpoint a Mistral-compatible API?)",
-            method=call.method,
-            path=call.path,
-            status=response.status_code,
-        )
+        raise self._unexpected(call, "no 'data' list", response.status_code)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -668,12 +670,10 @@ class MistralClient(HttpApi):
         except ValueError:
             return
         if isinstance(body, dict) and body.get(flag) is (not wanted):
-            raise ApiError(
+            raise call.error(
                 f"{failure}: the server answered '{flag}: {str(not wanted).lower()}'. Run the "
                 "command again, or make the change by hand if this persists",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
+                response.status_code,
             )
 
     def get_file(self, file_id: str) -> RemoteFile:
@@ -687,12 +687,11 @@ class MistralClient(HttpApi):
         response = self._call(call)
         found = self._parse(RemoteFile, self._json(response, call), call, response.status_code)
         if found.deleted:
-            raise NotFoundError(
+            raise call.error(
                 f"file {file_id} was deleted (the server returned it marked 'deleted: true'); "
                 "run `reconciler plan` to refresh",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
+                response.status_code,
+                NotFoundError,
             )
         return found
 
@@ -740,12 +739,7 @@ class MistralClient(HttpApi):
         response = self._call(call)
         body = self._json(response, call)
         if not isinstance(body, dict) or not isinstance(body.get("url"), str):
-            raise ApiError(
-                "unexpected response: no 'url'",
-                method="GET",
-                path=call.path,
-                status=response.status_code,
-            )
+            raise call.error("unexpected response: no 'url'", response.status_code)
         return str(body["url"])
 
     def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:

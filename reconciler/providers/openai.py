@@ -154,12 +154,7 @@ class OpenAIProvider(HttpApi):
         body = self._json(response, call)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
-            raise ApiError(
-                f"unexpected response: no 'data' list (is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
-            )
+            raise self._unexpected(call, "no 'data' list", response.status_code)
         return body, data
 
     # -- files ----------------------------------------------------------------------------
@@ -316,11 +311,7 @@ class OpenAIProvider(HttpApi):
         checkpoints: list[dict[str, Any]] | None = None,
     ) -> RemoteJob:
         if not isinstance(raw, dict):
-            raise ApiError(
-                f"unexpected response: a job is not an object (is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-            )
+            raise self._unexpected(call, "a job is not an object")
         return self._parse(RemoteJob, canonical_job(raw, events, checkpoints), call)
 
     # -- models ---------------------------------------------------------------------------

@@ -162,6 +162,22 @@ _PROBLEM_KEYS = frozenset(
 )
 
 
+class HasProblems:
+    """A result that carries ``problems`` (a check, a report): its errors and warnings."""
+
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The problems of severity error."""
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The problems of severity warning."""
+        return [p for p in self.problems if p.severity is Severity.WARNING]
+
+
 class ReconcilerError(Exception):
     """Base of every error the CLI reports cleanly (exit code 1).
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.errors import Problem, Severity
+from reconciler.errors import HasProblems, Problem
 
 MAX_STORED_PROBLEMS = 1000
 """Problems kept per file; the rest are only counted, so memory stays flat."""
 
 
 @dataclass
-class FileReport:
+class FileReport(HasProblems):
     """What validating one file found.
 
     Attributes:
@@ -57,11 +57,6 @@ class FileReport:
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     role: str = "training"
-
-    @property
-    def errors(self) -> list[Problem]:
-        """The stored problems of severity ``error``."""
-        return [p for p in self.problems if p.severity is Severity.ERROR]
 
     @property
     def ok(self) -> bool:
@@ -125,9 +120,8 @@ class FileReport:
         if self.invalid_by_rule:
             by = ", ".join(f"{c}: {n:,}" for c, n in sorted(self.invalid_by_rule.items()))
             text += f" [{by}]"
-        warnings = sum(1 for p in self.problems if p.severity is Severity.WARNING)
-        if warnings:
-            text += f", {warnings} warning(s)"
+        if self.warnings:
+            text += f", {len(self.warnings)} warning(s)"
         tokens = (
             f"{self.exact_tokens:,} tokens"
             if self.exact_tokens is not None

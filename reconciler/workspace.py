@@ -27,10 +27,10 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from reconciler.client.closing import Closing
 from reconciler.engine.backends import open_backend
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import EMBEDDED, State, StateBackend, StateTarget, check_target
@@ -73,7 +73,7 @@ SANDBOX_TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"
 """Environment variable: time scale of the embedded sandbox (default 1; higher is faster)."""
 
 
-class Workspace:
+class Workspace(Closing):
     """Specs, state backend and (lazily) the provider of the target.
 
     Attributes:
@@ -271,17 +271,6 @@ class Workspace:
             self._sandbox.stop()
             self._sandbox = None
         self.backend.close()
-
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _build_provider(

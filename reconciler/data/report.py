@@ -10,17 +10,17 @@ imports the validator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from reconciler.errors import Problem, Severity
+from reconciler.errors import HasProblems, Problem
 
 MAX_STORED_PROBLEMS = 1000
 """Problems kept per file; the rest are only counted, so memory stays flat."""
 
 
 @dataclass
-class FileReport:
+class FileReport(HasProblems):
     """What validating one file found.
 
     Attributes:
@@ -59,11 +59,6 @@ class FileReport:
     role: str = "training"
 
     @property
-    def errors(self) -> list[Problem]:
-        """The stored problems of severity ``error``."""
-        return [p for p in self.problems if p.severity is Severity.ERROR]
-
-    @property
     def ok(self) -> bool:
         """True when the file has no error at all (warnings allowed)."""
         return not self.invalid_by_rule
@@ -96,25 +91,13 @@ class FileReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileReport:
-        """Inverse of :meth:`to_dict` (used by the hash/validation cache)."""
-        report = cls(
-            path=data["path"],
-            sha256=data["sha256"],
-            bytes=data["bytes"],
-            num_lines=data["num_lines"],
-            samples=data["samples"],
-            valid=data["valid"],
-            invalid=data["invalid"],
-            sample_type=data["sample_type"],
-            invalid_by_rule=dict(data["invalid_by_rule"]),
-            roles=dict(data["roles"]),
-            approx_tokens=data["approx_tokens"],
-            exact_tokens=data["exact_tokens"],
-            problem_count=data["problem_count"],
-            role=data.get("role", "training"),
-        )
-        report.problems = [Problem.from_dict(p) for p in data["problems"]]
-        return report
+        """Inverse of :meth:`to_dict` (used by the hash/validation cache); every field must be
+        there but ``role`` (older caches have none: ``training``)."""
+        values = {f.name: data[f.name] for f in fields(cls) if f.name != "role"}
+        values["invalid_by_rule"] = dict(values["invalid_by_rule"])
+        values["roles"] = dict(values["roles"])
+        values["problems"] = [Problem.from_dict(p) for p in values["problems"]]
+        return cls(**values, role=data.get("role", "training"))
 
     def summary_line(self) -> str:
         """One human line, e.g. ``train.jsonl: 1,000 samples (instruct), 998 valid, ...``."""
@@ -125,9 +108,8 @@ class FileReport:
         if self.invalid_by_rule:
             by = ", ".join(f"{c}: {n:,}" for c, n in sorted(self.invalid_by_rule.items()))
             text += f" [{by}]"
-        warnings = sum(1 for p in self.problems if p.severity is Severity.WARNING)
-        if warnings:
-            text += f", {warnings} warning(s)"
+        if self.warnings:
+            text += f", {len(self.warnings)} warning(s)"
         tokens = (
             f"{self.exact_tokens:,} tokens"
             if self.exact_tokens is not None

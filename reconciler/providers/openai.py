@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from reconciler.client.api import (
-    LOOKUP_SLACK_SECONDS,
     HttpApi,
     _Call,  # the plumbing's call record: subclasses of HttpApi build them
-    _Found,
     _seg,
 )
 from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
@@ -154,12 +154,7 @@ class OpenAIProvider(HttpApi):
         body = self._json(response, call)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
-            raise ApiError(
-                f"unexpected response: no 'data' list (is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
-            )
+            raise self._unexpected(call, "no 'data' list", response.status_code)
         return body, data
 
     # -- files ----------------------------------------------------------------------------
@@ -218,26 +213,13 @@ class OpenAIProvider(HttpApi):
         its request among jobs created since shortly before — and returned instead of
         posting again; a job whose id is in ``exclude`` is never taken for it.
         """
-        body = openai_request(request, tag)
-        since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
-
-        def lookup() -> RemoteJob | None:
-            found = self.find_jobs(request, created_after=since, exclude=exclude, tag=tag)
-            return max(found, key=lambda j: j.created_at) if found else None
-
-        call = _Call(
-            "create_job",
-            "POST",
-            "/v1/fine_tuning/jobs",
-            json=body,
-            resolve_lost=lookup,
-            resolve_rejected=lambda e: lookup() if e.status == 409 else None,
+        return self._create_job_once(
+            openai_request(request, tag),
+            lambda since: self.find_jobs(request, created_after=since, exclude=exclude, tag=tag),
         )
-        result = self._execute(call)
-        if isinstance(result, _Found):
-            job: RemoteJob = result.value
-            return job
-        return self._job(self._json(result, call), call)
+
+    def _created_job(self, response: httpx.Response, call: _Call) -> RemoteJob:
+        return self._job(self._json(response, call), call)
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
         """OpenAI estimates nothing before a job runs; plans use the local estimate."""
@@ -329,11 +311,7 @@ class OpenAIProvider(HttpApi):
         checkpoints: list[dict[str, Any]] | None = None,
     ) -> RemoteJob:
         if not isinstance(raw, dict):
-            raise ApiError(
-                f"unexpected response: a job is not an object (is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-            )
+            raise self._unexpected(call, "a job is not an object")
         return self._parse(RemoteJob, canonical_job(raw, events, checkpoints), call)
 
     # -- models ---------------------------------------------------------------------------

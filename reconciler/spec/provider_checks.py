@@ -150,20 +150,17 @@ def _job(
     profiles: Mapping[str, LoadedDocument[Hyperparameters]],
 ) -> Iterator[Problem]:
     doc, name = job.doc, caps.name
-    if doc.method not in caps.methods:
-        yield _problem(
-            job,
-            f"method: {doc.method} is not supported by {name}",
-            ("method",),
-            f"{name} takes method: {' or '.join(sorted(caps.methods))}",
-        )
-    if doc.job_type not in caps.job_types:
-        yield _problem(
-            job,
-            f"job_type: {doc.job_type} is not supported by {name}",
-            ("job_type",),
-            f"{name} takes job_type: {' or '.join(sorted(caps.job_types))}",
-        )
+    for field, value, supported in (
+        ("method", doc.method, caps.methods),
+        ("job_type", doc.job_type, caps.job_types),
+    ):
+        if value not in supported:
+            yield _problem(
+                job,
+                f"{field}: {value} is not supported by {name}",
+                (field,),
+                f"{name} takes {field}: {' or '.join(sorted(supported))}",
+            )
     sources = _hyperparameter_sources(job, profiles)
     for key, source in sources.items():
         if key not in caps.hyperparameters:

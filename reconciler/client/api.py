@@ -27,8 +27,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -57,7 +57,7 @@ from reconciler.errors import (
     RateLimitedError,
     ReconcilerError,
 )
-from reconciler.identity import RequestIdentity, matches
+from reconciler.identity import JobLookup, RequestIdentity, matches
 from reconciler.redact import scrub
 
 log = logging.getLogger("reconciler.client")
@@ -759,7 +759,7 @@ class MistralClient(HttpApi):
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any], *, exclude: Collection[str] = ()) -> RemoteJob:
+    def create_job(self, request: dict[str, Any], lookup: JobLookup = JobLookup()) -> RemoteJob:
         """Create a fine-tuning job from a JobIn body; never creates it twice.
 
         If the answer is lost, jobs matching the request exactly and created since shortly
@@ -768,12 +768,13 @@ class MistralClient(HttpApi):
 
         Args:
             request: the JobIn body.
-            exclude: ids of jobs the lookup must never take for this one (the caller's
-                record says another request made them, e.g. the job a replacement replaces,
-                whose readable request may equal this one).
+            lookup: its ``exclude`` are ids of jobs the lookup must never take for this one
+                (the caller's record says another request made them, e.g. the job a
+                replacement replaces, whose readable request may equal this one). Mistral
+                jobs cannot carry its ``tag``: the request is their identity.
         """
         return self._create_job_once(
-            request, lambda since: self.find_jobs(request, created_after=since, exclude=exclude)
+            request, lambda since: self.find_jobs(request, replace(lookup, created_after=since))
         )
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
@@ -853,19 +854,17 @@ class MistralClient(HttpApi):
         return self._parse(RemoteJob, self._json(result, call), call, result.status_code)
 
     def find_jobs(
-        self,
-        request: dict[str, Any],
-        *,
-        created_after: datetime | None = None,
-        exclude: Collection[str] = (),
+        self, request: dict[str, Any], lookup: JobLookup = JobLookup()
     ) -> list[RemoteJob]:
         """Jobs that are what ``request`` (a JobIn body) would create, as far as readable.
 
-        Narrowed server-side by ``model``, ``suffix`` and ``created_after`` so the scan stays a
-        few pages; compared client-side by :func:`reconciler.identity.matches`. Classifier
-        jobs whose list entry lacks the targets are fetched individually to compare them.
-        Jobs whose id is in ``exclude`` are left out.
+        Narrowed server-side by ``model``, ``suffix`` and ``lookup.created_after`` so the scan
+        stays a few pages; compared client-side by :func:`reconciler.identity.matches`.
+        Classifier jobs whose list entry lacks the targets are fetched individually to compare
+        them. Jobs whose id is in ``lookup.exclude`` are left out; ``lookup.tag`` is not used
+        (Mistral jobs cannot carry it).
         """
+        created_after = lookup.created_after
         identity = RequestIdentity.of_request(request)
         model = request.get("model")
         jobs = self.list_jobs(
@@ -880,7 +879,7 @@ class MistralClient(HttpApi):
             jobs = [j for j in jobs if j.created_at >= floor]
         out = []
         for job in jobs:
-            if job.id in exclude or not matches(identity, job.model_dump(mode="json")):
+            if job.id in lookup.exclude or not matches(identity, job.model_dump(mode="json")):
                 continue
             if identity.classifier_targets and job.classifier_targets is None:
                 job = self.get_job(job.id)

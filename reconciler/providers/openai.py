@@ -32,8 +32,9 @@ between OpenAI's API and the canonical shapes the engine reads:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +47,13 @@ from reconciler.client.api import (
 )
 from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError
-from reconciler.identity import RequestIdentity, matches
-from reconciler.providers.base import OPENAI_CAPABILITIES, Capabilities, JobTag, Provider
+from reconciler.identity import JobLookup, JobTag, RequestIdentity, matches
+from reconciler.providers.base import (
+    OPENAI_CAPABILITIES,
+    Capabilities,
+    Provider,
+    WithoutModelUpdates,
+)
 
 log = logging.getLogger("reconciler.providers.openai")
 
@@ -89,7 +95,7 @@ MAX_EVENTS = 5000
 """Events read per job at most (newest first): a long run reports a metrics event per step."""
 
 
-class OpenAIProvider(HttpApi):
+class OpenAIProvider(WithoutModelUpdates, HttpApi):
     """OpenAI's fine-tuning service as a :class:`~reconciler.providers.base.Provider`.
 
     Args:
@@ -103,6 +109,10 @@ class OpenAIProvider(HttpApi):
 
     capabilities: Capabilities = OPENAI_CAPABILITIES
     compatible = "an OpenAI-compatible API"
+    model_updates_refusal = (
+        "openai fine-tuned models cannot be renamed, described or archived; remove "
+        "fine_tuned_model from the spec"
+    )
 
     def __init__(
         self,
@@ -200,22 +210,16 @@ class OpenAIProvider(HttpApi):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(
-        self,
-        request: dict[str, Any],
-        *,
-        exclude: Collection[str] = (),
-        tag: JobTag | None = None,
-    ) -> RemoteJob:
-        """Create a job from a canonical request, with ``tag`` as its metadata.
+    def create_job(self, request: dict[str, Any], lookup: JobLookup = JobLookup()) -> RemoteJob:
+        """Create a job from a canonical request, with ``lookup.tag`` as its metadata.
 
         If the answer is lost, the job is looked up — by its tag (exact), or without one by
         its request among jobs created since shortly before — and returned instead of
-        posting again; a job whose id is in ``exclude`` is never taken for it.
+        posting again; a job whose id is in ``lookup.exclude`` is never taken for it.
         """
         return self._create_job_once(
-            openai_request(request, tag),
-            lambda since: self.find_jobs(request, created_after=since, exclude=exclude, tag=tag),
+            openai_request(request, lookup.tag),
+            lambda since: self.find_jobs(request, replace(lookup, created_after=since)),
         )
 
     def _created_job(self, response: httpx.Response, call: _Call) -> RemoteJob:
@@ -285,18 +289,14 @@ class OpenAIProvider(HttpApi):
         return self._job(self._json(response, call), call)
 
     def find_jobs(
-        self,
-        request: dict[str, Any],
-        *,
-        created_after: datetime | None = None,
-        exclude: Collection[str] = (),
-        tag: JobTag | None = None,
+        self, request: dict[str, Any], lookup: JobLookup = JobLookup()
     ) -> list[RemoteJob]:
-        """Jobs this request created: by ``tag`` in their metadata (exact), else by comparing
-        what the jobs report with the request (created after ``created_after``); never one
-        whose id is in ``exclude``."""
+        """Jobs this request created: by ``lookup.tag`` in their metadata (exact), else by
+        comparing what the jobs report with the request (created after
+        ``lookup.created_after``); never one whose id is in ``lookup.exclude``."""
+        tag, created_after = lookup.tag, lookup.created_after
         listed = self.list_jobs(metadata=tag.metadata() if tag is not None else None)
-        jobs = [j for j in listed if j.id not in exclude]
+        jobs = [j for j in listed if j.id not in lookup.exclude]
         if created_after is not None:
             floor = created_after.replace(tzinfo=created_after.tzinfo or UTC).timestamp()
             jobs = [j for j in jobs if j.created_at >= floor]
@@ -326,31 +326,10 @@ class OpenAIProvider(HttpApi):
         """Delete a fine-tuned model; one already gone after a lost answer counts as done."""
         self._delete("delete_model", f"/v1/models/{_seg(model_id)}")
 
-    def update_model(
-        self, model_id: str, *, name: str | None = None, description: str | None = None
-    ) -> RemoteModel:
-        """Not offered by OpenAI (``capabilities.model_updates`` is false)."""
-        raise _no_model_updates()
-
-    def archive_model(self, model_id: str) -> None:
-        """Not offered by OpenAI (``capabilities.model_updates`` is false)."""
-        raise _no_model_updates()
-
-    def unarchive_model(self, model_id: str) -> None:
-        """Not offered by OpenAI (``capabilities.model_updates`` is false)."""
-        raise _no_model_updates()
-
 
 def _gone(error: ApiError) -> bool | None:
     """After a lost DELETE, a 404 means the first attempt did delete."""
     return True if isinstance(error, NotFoundError) else None
-
-
-def _no_model_updates() -> ReconcilerError:
-    return ReconcilerError(
-        "openai fine-tuned models cannot be renamed, described or archived; remove "
-        "fine_tuned_model from the spec"
-    )
 
 
 # -- translation ------------------------------------------------------------------------------

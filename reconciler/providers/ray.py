@@ -46,8 +46,7 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -66,8 +65,13 @@ from reconciler.errors import (
     TransportError,
 )
 from reconciler.errors import ValidationError as RejectedError
-from reconciler.identity import RequestIdentity, matches
-from reconciler.providers.base import RAY_CAPABILITIES, Capabilities, JobTag, Provider
+from reconciler.identity import JobLookup, JobTag, RequestIdentity, matches
+from reconciler.providers.base import (
+    RAY_CAPABILITIES,
+    Capabilities,
+    Provider,
+    WithoutModelUpdates,
+)
 from reconciler.ray.jobs import RayJob, RayJobsClient
 from reconciler.spec.capabilities import RAY_HYPERPARAMETERS
 from reconciler.spec.models import RayResources
@@ -164,7 +168,7 @@ def request_echo(request: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- provider
 
 
-class RayProvider:
+class RayProvider(WithoutModelUpdates):
     """A Ray cluster and a storage location as a :class:`~reconciler.providers.base.Provider`.
 
     Args:
@@ -182,6 +186,10 @@ class RayProvider:
     """
 
     capabilities: Capabilities = RAY_CAPABILITIES
+    model_updates_refusal = (
+        "a ray Provider has no model registry: a job's fine-tuned model is its adapter in "
+        "storage, which cannot be renamed or archived"
+    )
 
     def __init__(
         self,
@@ -317,21 +325,16 @@ class RayProvider:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def create_job(
-        self,
-        request: dict[str, Any],
-        *,
-        exclude: Collection[str] = (),
-        tag: JobTag | None = None,
-    ) -> RemoteJob:
-        """Submit the trainer on ``request`` as the Ray job of ``tag``; never twice.
+    def create_job(self, request: dict[str, Any], lookup: JobLookup = JobLookup()) -> RemoteJob:
+        """Submit the trainer on ``request`` as the Ray job of ``lookup.tag``; never twice.
 
         The job description is written to storage first; then the job is submitted under its
         derived ``submission_id``. Ray refusing the id as a duplicate means an earlier attempt
         (of this run, or of one that crashed) got through: that job is returned — unless its
-        id is in ``exclude`` (a job an address holds or held), which is a conflict. A lost
-        answer is resolved by submitting again, which Ray refuses if the first got through.
+        id is in ``lookup.exclude`` (a job an address holds or held), which is a conflict. A
+        lost answer is resolved by submitting again, which Ray refuses if the first got through.
         """
+        tag = lookup.tag
         echo = request_echo(request)
         sid = submission_id(tag) if tag is not None else _request_submission_id(echo)
         layout = RunLayout(join(self.storage, "runs", sid))
@@ -365,7 +368,7 @@ class RayProvider:
             except DuplicateSubmissionError as exc:
                 self.stats.add(lookups=1)
                 existing = self._count("GET", "get_job", lambda: self._jobs.get(sid))
-                if sid in exclude or (
+                if sid in lookup.exclude or (
                     tag is not None and JobTag.from_metadata(existing.metadata) != tag
                 ):
                     made_for = f"{tag.address} at this revision" if tag is not None else "it"
@@ -515,16 +518,12 @@ class RayProvider:
         return self.remote_job(self._count("GET", "get_job", lambda: self._jobs.get(job_id)))
 
     def find_jobs(
-        self,
-        request: dict[str, Any],
-        *,
-        created_after: datetime | None = None,
-        exclude: Collection[str] = (),
-        tag: JobTag | None = None,
+        self, request: dict[str, Any], lookup: JobLookup = JobLookup()
     ) -> list[RemoteJob]:
-        """The job of ``tag`` (one lookup of its submission id), or, without a tag, the jobs
-        whose recorded request is ``request`` (created after ``created_after``); never one
-        whose id is in ``exclude``."""
+        """The job of ``lookup.tag`` (one lookup of its submission id), or, without a tag, the
+        jobs whose recorded request is ``request`` (created after ``lookup.created_after``);
+        never one whose id is in ``lookup.exclude``."""
+        tag, created_after, exclude = lookup.tag, lookup.created_after, lookup.exclude
         if tag is not None:
             sid = submission_id(tag)
             if sid in exclude:
@@ -650,27 +649,6 @@ class RayProvider:
                 status=404,
             )
         self._count("DELETE", "delete_model", lambda: remove_directory(model_id))
-
-    def update_model(
-        self, model_id: str, *, name: str | None = None, description: str | None = None
-    ) -> RemoteModel:
-        """Not supported (``capabilities.model_updates`` is false)."""
-        raise _no_models()
-
-    def archive_model(self, model_id: str) -> None:
-        """Not supported (``capabilities.model_updates`` is false)."""
-        raise _no_models()
-
-    def unarchive_model(self, model_id: str) -> None:
-        """Not supported (``capabilities.model_updates`` is false)."""
-        raise _no_models()
-
-
-def _no_models() -> ReconcilerError:
-    return ReconcilerError(
-        "a ray Provider has no model registry: a job's fine-tuned model is its adapter in "
-        "storage, which cannot be renamed or archived"
-    )
 
 
 def _short_error(exc: Exception) -> str:

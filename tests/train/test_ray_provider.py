@@ -21,7 +21,7 @@ from train_tiny import chat_samples, write_jsonl
 
 from reconciler.client.types import JobStatus
 from reconciler.errors import ConflictError, NotFoundError, ReconcilerError, ValidationError
-from reconciler.providers.base import RAY_CAPABILITIES, JobTag, Provider
+from reconciler.providers.base import RAY_CAPABILITIES, JobLookup, JobTag, Provider
 from reconciler.providers.ray import (
     GPUS_KEY,
     OUTPUT_KEY,
@@ -175,7 +175,9 @@ def test_a_request_the_trainer_cannot_run_is_refused_before_anything_is_sent(
 ) -> None:
     provider = _provider(tmp_path / "s")
     with pytest.raises(ValidationError, match=fragment) as info:
-        provider.create_job({**_request("a" * 64), **change}, tag=JobTag("job.x", "f" * 64))
+        provider.create_job(
+            {**_request("a" * 64), **change}, JobLookup(tag=JobTag("job.x", "f" * 64))
+        )
     assert info.value.status == 400  # "refused": the executor forgets the create's intent
     assert provider.stats.requests == 0
 
@@ -263,21 +265,24 @@ def test_a_job_is_submitted_once_and_reads_back_as_a_fine_tuning_job(
     tag = JobTag(address, "f" * 64)
     request = _request(sha, integrations=WANDB)
 
-    created = provider.create_job(request, tag=tag)
-    again = provider.create_job(request, tag=tag)  # a retry: Ray refuses the id, same job
+    created = provider.create_job(request, JobLookup(tag=tag))
+    # A retry: Ray refuses the id, and the create returns the same job.
+    again = provider.create_job(request, JobLookup(tag=tag))
 
     sid = submission_id(tag)
     assert created.id == again.id == sid
     assert provider.stats.lookups == 1
     assert [j.submission_id for j in ray_jobs_of(ray_address, address)] == [sid]
-    assert [j.id for j in provider.find_jobs(request, tag=tag)] == [sid]
-    assert provider.find_jobs(request, tag=tag, exclude=[sid]) == []
-    assert provider.find_jobs(request, tag=JobTag(address, "f" * 64, 1)) == []
+    assert [j.id for j in provider.find_jobs(request, JobLookup(tag=tag))] == [sid]
+    assert provider.find_jobs(request, JobLookup(tag=tag, exclude=frozenset({sid}))) == []
+    assert provider.find_jobs(request, JobLookup(tag=JobTag(address, "f" * 64, 1))) == []
     assert sid in [j.id for j in provider.find_jobs(request_echo(request))]
-    assert sid not in [j.id for j in provider.find_jobs(request_echo(request), exclude=[sid])]
+    assert sid not in [
+        j.id for j in provider.find_jobs(request_echo(request), JobLookup(exclude=frozenset({sid})))
+    ]
     # A create whose job an address already holds is a conflict, never that job again.
     with pytest.raises(ConflictError):
-        provider.create_job(request, tag=tag, exclude=[sid])
+        provider.create_job(request, JobLookup(tag=tag, exclude=frozenset({sid})))
 
     done = _wait(provider, sid)
     layout = RunLayout(str(tmp_path / "storage" / "runs" / sid))
@@ -332,9 +337,9 @@ def test_a_failed_run_says_why_and_a_stopped_one_is_cancelled(
     addresses += [failing, sleeping]
 
     provider.runtime_env = {"env_vars": job_env(repo_root, STUB_TRAINER="fail")}
-    failed_id = provider.create_job(_request(sha), tag=JobTag(failing, "f" * 64)).id
+    failed_id = provider.create_job(_request(sha), JobLookup(tag=JobTag(failing, "f" * 64))).id
     provider.runtime_env = {"env_vars": job_env(repo_root, STUB_TRAINER="sleep")}
-    sleeping_id = provider.create_job(_request(sha), tag=JobTag(sleeping, "f" * 64)).id
+    sleeping_id = provider.create_job(_request(sha), JobLookup(tag=JobTag(sleeping, "f" * 64))).id
 
     failed = _wait(provider, failed_id)
     assert failed.status == "FAILED" and failed.fine_tuned_model is None

@@ -35,6 +35,8 @@ A provider that can tag jobs (job metadata) makes identity exact: ``matches(...,
 exact_tag=exact_tag(address, fingerprint))`` decides by the tag when the remote job carries
 one — the address and request fingerprint that created it, in its metadata
 (:data:`TAG_ADDRESS_KEY`, :data:`TAG_FINGERPRINT_KEY`; the canonical job's ``user_metadata``).
+That tag is a :class:`JobTag`; a :class:`JobLookup` carries it, with the jobs never to take
+and a time bound, to a provider's ``create_job`` and ``find_jobs``.
 """
 
 from __future__ import annotations

@@ -198,4 +198,3 @@ def _read_secret_file(path: Path, where: str) -> str:
     if not value:
         raise SecretError(f"{where}: secret file {path} is empty. Put the secret in it.")
     return value
-

@@ -339,7 +339,9 @@ def test_real_clock_follows_the_time_scale(start_sandbox: StartSandbox) -> None:
     with httpx.Client(base_url=sb.base_url) as client:
         fid = uploaded_id(client)
         job = client.post("/v1/fine_tuning/jobs", json=job_body(fid, auto_start=True)).json()
-        assert job["status"] == "QUEUED"
+        # QUEUED lasts 0.3 ms of real time here: on a busy machine the answer may already be
+        # computed later in the lifecycle, but never outside it.
+        assert job["status"] in {"QUEUED", "RUNNING", "SUCCESS"}, job["status"]
         polls = 0
         while job["status"] != "SUCCESS":
             polls += 1

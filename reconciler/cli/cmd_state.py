@@ -100,12 +100,19 @@ def _status(res: ResourceState) -> str:
     return str(res.attributes.get("status") or "-")
 
 
-def _no_such_address(state: State | None, address: str, backend: StateBackend) -> StateError:
+def _read_state(paths: Sequence[Path] | None, state_file: Path | None) -> tuple[State | None, str]:
+    """The recorded state (``None``: none yet), read without the lock, and where it is (the
+    backend's description, for messages)."""
+    with opened_backend(paths, state_file) as backend:
+        return backend.read(), backend.describe()
+
+
+def _no_such_address(state: State | None, address: str, where: str) -> StateError:
     known = sorted(state.resources) if state else []
     close = difflib.get_close_matches(address, known, n=1)
     hint = f" Did you mean {close[0]}?" if close else ""
     return StateError(
-        f"{address}: no such address in the state ({backend.describe()}).{hint} "
+        f"{address}: no such address in the state ({where}).{hint} "
         "Run 'reconciler state list' to see the recorded addresses."
     )
 
@@ -156,8 +163,7 @@ def state_list(
     output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """List the managed objects: address, type, remote id, status."""
-    with opened_backend(path, state_file) as backend:
-        state = backend.read()
+    state, _ = _read_state(path, state_file)
     resources = sorted((state.resources if state else {}).values(), key=lambda r: r.address)
     if patterns:
         resources = [
@@ -209,11 +215,10 @@ def state_show(
     output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """Show one managed object: remote id, fingerprint, attributes and history."""
-    with opened_backend(path, state_file) as backend:
-        state = backend.read()
-        res = state.resources.get(address) if state else None
-        if res is None:
-            raise _no_such_address(state, address, backend)
+    state, where = _read_state(path, state_file)
+    res = state.resources.get(address) if state else None
+    if res is None:
+        raise _no_such_address(state, address, where)
     pending = [i for i in state.intents.values() if i.address == address] if state else []
     if output is OutputFormat.json:
         _echo_json(
@@ -279,7 +284,7 @@ def state_rm(
         ]
         if missing:
             raise (
-                _no_such_address(state, missing[0], backend)
+                _no_such_address(state, missing[0], backend.describe())
                 if len(missing) == 1
                 else StateError(
                     f"no such addresses in the state ({backend.describe()}): {', '.join(missing)}. "

@@ -23,8 +23,11 @@ MAX_STORED_PROBLEMS = 1000
 class FileReport(HasProblems):
     """What validating one file found.
 
+    The fields are declared in the order :meth:`to_dict` writes them.
+
     Attributes:
         path: the file as the user named it (or a display name for streams).
+        role: 'training' or 'validation' (what the file is used for).
         sha256: hex digest of the file's bytes ("" when hashing was off).
         bytes: size in bytes.
         num_lines: lines (a last line without newline counts).
@@ -37,12 +40,12 @@ class FileReport(HasProblems):
         approx_tokens: estimated tokens of the valid samples: their bytes / 4 (the JSON
             around the text stands in for the control tokens).
         exact_tokens: tokens by the Mistral v3 tokenizer (full sequence), when asked.
-        problems: the first :data:`MAX_STORED_PROBLEMS` errors and warnings.
         problem_count: every problem found, stored or not.
-        role: 'training' or 'validation' (what the file is used for).
+        problems: the first :data:`MAX_STORED_PROBLEMS` errors and warnings.
     """
 
     path: str
+    role: str = "training"
     sha256: str = ""
     bytes: int = 0
     num_lines: int = 0
@@ -54,9 +57,8 @@ class FileReport(HasProblems):
     roles: dict[str, int] = field(default_factory=dict)
     approx_tokens: int = 0
     exact_tokens: int | None = None
-    problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
-    role: str = "training"
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -70,24 +72,13 @@ class FileReport(HasProblems):
             self.problems.append(problem)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``--format json``, caches)."""
-        return {
-            "path": self.path,
-            "role": self.role,
-            "sha256": self.sha256,
-            "bytes": self.bytes,
-            "num_lines": self.num_lines,
-            "samples": self.samples,
-            "valid": self.valid,
-            "invalid": self.invalid,
-            "sample_type": self.sample_type,
-            "invalid_by_rule": dict(sorted(self.invalid_by_rule.items())),
-            "roles": dict(sorted(self.roles.items())),
-            "approx_tokens": self.approx_tokens,
-            "exact_tokens": self.exact_tokens,
-            "problem_count": self.problem_count,
-            "problems": [p.to_dict() for p in self.problems],
-        }
+        """JSON-ready form (``--format json``, caches): every field, in declaration order, with
+        the counts by rule and by role sorted and the problems as dicts."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["invalid_by_rule"] = dict(sorted(self.invalid_by_rule.items()))
+        data["roles"] = dict(sorted(self.roles.items()))
+        data["problems"] = [p.to_dict() for p in self.problems]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileReport:

@@ -39,10 +39,11 @@ arrived inside a foreign message (a server echoing a request, a driver quoting a
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from reconciler.redact import scrub
 
@@ -161,6 +162,22 @@ _PROBLEM_KEYS = frozenset(
 )
 
 
+class HasProblems:
+    """A result that carries ``problems`` (a check, a report): its errors and warnings."""
+
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The problems of severity error."""
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The problems of severity warning."""
+        return [p for p in self.problems if p.severity is Severity.WARNING]
+
+
 class ReconcilerError(Exception):
     """Base of every error the CLI reports cleanly (exit code 1).
 
@@ -247,15 +264,20 @@ class ApiError(ReconcilerError):
         self.status = status
         self.reason = reason
         self.detail = detail
-        where = f"{method} {path}".strip()
-        status_text = f" -> HTTP {status}" if status is not None else ""
-        super().__init__(f"{where}{status_text}: {reason}" if where else reason)
+        super().__init__(self._message())
 
-    def restated(self, reason: str) -> ApiError:
-        """The same error (type, method, path, status, detail) with another reason."""
-        return type(self)(
-            reason, method=self.method, path=self.path, status=self.status, detail=self.detail
-        )
+    def _message(self) -> str:
+        where = f"{self.method} {self.path}".strip()
+        status_text = f" -> HTTP {self.status}" if self.status is not None else ""
+        return f"{where}{status_text}: {self.reason}" if where else self.reason
+
+    def restated(self, reason: str) -> Self:
+        """The same error with another reason: its type, method, path, status, detail and a
+        subclass's own attributes (``retry_after``, ``submission_id``) are kept."""
+        new = copy.copy(self)
+        new.reason = reason
+        new.args = (new._message(),)
+        return new
 
 
 class AuthError(ApiError):
@@ -284,17 +306,6 @@ class DuplicateSubmissionError(ConflictError):
         super().__init__(reason, **kw)
         self.submission_id = submission_id
 
-    def restated(self, reason: str) -> DuplicateSubmissionError:
-        """The same error with another reason, keeping ``submission_id``."""
-        return DuplicateSubmissionError(
-            reason,
-            submission_id=self.submission_id,
-            method=self.method,
-            path=self.path,
-            status=self.status,
-            detail=self.detail,
-        )
-
 
 class PayloadTooLargeError(ApiError):
     """413: the upload is over the server's size limit."""
@@ -312,17 +323,6 @@ class RateLimitedError(ApiError):
     def __init__(self, reason: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(reason, **kw)
         self.retry_after = retry_after
-
-    def restated(self, reason: str) -> RateLimitedError:
-        """The same error with another reason, keeping ``retry_after``."""
-        return RateLimitedError(
-            reason,
-            retry_after=self.retry_after,
-            method=self.method,
-            path=self.path,
-            status=self.status,
-            detail=self.detail,
-        )
 
 
 class ServerError(ApiError):

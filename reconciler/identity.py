@@ -35,6 +35,8 @@ A provider that can tag jobs (job metadata) makes identity exact: ``matches(...,
 exact_tag=exact_tag(address, fingerprint))`` decides by the tag when the remote job carries
 one — the address and request fingerprint that created it, in its metadata
 (:data:`TAG_ADDRESS_KEY`, :data:`TAG_FINGERPRINT_KEY`; the canonical job's ``user_metadata``).
+That tag is a :class:`JobTag`; a :class:`JobLookup` carries it, with the jobs never to take
+and a time bound, to a provider's ``create_job`` and ``find_jobs``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 REL_TOLERANCE = 1e-9
@@ -75,6 +78,9 @@ TAG_ADDRESS_KEY = "reconciler_address"
 
 TAG_FINGERPRINT_KEY = "reconciler_fingerprint"
 """Job metadata key carrying the request fingerprint of the spec that created the job."""
+
+TAG_GENERATION_KEY = "reconciler_generation"
+"""Job metadata key carrying the replacement generation (see :class:`JobTag`)."""
 
 DEFAULT_JOB_TYPE = "completion"
 
@@ -304,6 +310,64 @@ def remote_tag(remote: Mapping[str, Any]) -> str | None:
         if isinstance(address, str) and isinstance(fingerprint, str):
             return exact_tag(address, fingerprint)
     return None
+
+
+@dataclass(frozen=True)
+class JobTag:
+    """Our identity of a job, for services that can carry it (``Capabilities.job_metadata``).
+
+    Attributes:
+        address: the spec address that creates the job, e.g. ``job.tone``.
+        fingerprint: the request fingerprint of that spec revision.
+        generation: how many jobs this address had before (its history length): a
+            ``--replace`` of an unchanged spec is a new generation, so a new identity.
+    """
+
+    address: str
+    fingerprint: str
+    generation: int = 0
+
+    def metadata(self) -> dict[str, str]:
+        """The job metadata that carries this identity (string values only)."""
+        return {
+            TAG_ADDRESS_KEY: self.address,
+            TAG_FINGERPRINT_KEY: self.fingerprint,
+            TAG_GENERATION_KEY: str(self.generation),
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any] | None) -> JobTag | None:
+        """The tag a job's metadata carries (``RemoteJob.user_metadata``), or None for a job
+        without one (made by hand, or by another tool)."""
+        if not metadata:
+            return None
+        address = metadata.get(TAG_ADDRESS_KEY)
+        fingerprint = metadata.get(TAG_FINGERPRINT_KEY)
+        if not isinstance(address, str) or not isinstance(fingerprint, str):
+            return None
+        raw = metadata.get(TAG_GENERATION_KEY)
+        generation = int(raw) if isinstance(raw, str) and raw.isdigit() else 0
+        return cls(address, fingerprint, generation)
+
+
+@dataclass(frozen=True)
+class JobLookup:
+    """Which remote jobs may be the job of a create request, beside the request itself.
+
+    One value travels from the engine to a provider's ``create_job`` (which looks its job up
+    by it when an answer is lost) and ``find_jobs``.
+
+    Attributes:
+        tag: our identity of the job. Services that carry it on the job (``job_metadata``)
+            find the job by it, exactly; the others ignore it and compare requests.
+        exclude: ids of jobs never to be taken for this one (jobs an address holds or held).
+        created_after: only jobs created after this moment (None: any); ``create_job`` sets
+            it itself, to shortly before its first attempt.
+    """
+
+    tag: JobTag | None = None
+    exclude: frozenset[str] = frozenset()
+    created_after: datetime | None = None
 
 
 def similar(a: RequestIdentity, b: RequestIdentity) -> bool:

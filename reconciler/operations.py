@@ -64,9 +64,10 @@ def prepare(ws: Workspace, *, exact_tokens: bool = False) -> Prepared:
     cost estimates, instead of the validator's approximation.
     """
     check = check_datasets(ws.specs, cache_dir=ws.cache_dir, exact_tokens=exact_tokens)
-    errors = [p for p in check.problems if p.severity is Severity.ERROR]
-    if errors:
-        raise DataError(check.problems, summary=f"{len(errors)} problem(s) in the training data")
+    if check.errors:
+        raise DataError(
+            check.problems, summary=f"{len(check.errors)} problem(s) in the training data"
+        )
     desired = build_desired(ws.specs, check.prepared)
     digest = fingerprint.digest(
         {"specs": ws.specs.digest, "files": {a: f.sha256 for a, f in desired.files.items()}}

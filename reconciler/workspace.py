@@ -7,17 +7,18 @@ decides the target from the Provider document — or, without one, the embedded 
 sandbox server run inside this process on a loopback port, with its data under
 ``ROOT/.reconciler/sandbox``) — and every command says both on its first line
 (:attr:`Workspace.headline`). The provider it builds (:meth:`Workspace.provider`) follows the
-document's ``type``: Mistral's API (also for ``sandbox``), or OpenAI's (``openai``; with
+document's ``type``: Mistral's API (also for ``sandbox``), OpenAI's (``openai``; with
 neither ``endpoint`` nor ``api_key``, an embedded sandbox in its OpenAI dialect, with its own
-data under ``ROOT/.reconciler/sandbox-openai``).
+data under ``ROOT/.reconciler/sandbox-openai``), or a Ray cluster and its storage (``ray``).
 
 Opening a workspace first holds the specs against the operator's trust settings
-(:func:`check_trust`): the Provider's endpoint, every secret reference and every dataset path.
-Anything refused stops the command before a file is read or a request is sent.
+(:func:`check_trust`): the Provider's endpoint (a ray Provider's ``address``) and storage,
+every secret reference and every dataset path. Anything refused stops the command before a
+file is read or a request is sent.
 
 The state is bound to its target (:class:`~reconciler.engine.state_model.StateTarget`):
-:meth:`Workspace.read_state` refuses a state recorded for another remote unless the move is
-intended (``--rebind``), and writes record the target.
+:meth:`Workspace.read_state` refuses a state recorded for another remote (for ray, another
+address or storage) unless the move is intended (``--rebind``), and writes record the target.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from reconciler.client.closing import Closing
 from reconciler.engine.backends import open_backend
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import EMBEDDED, State, StateBackend, StateTarget, check_target
@@ -47,7 +48,14 @@ from reconciler.spec.models import SecretRef
 from reconciler.spec.resolved import LoadedDocument, SpecSet
 from reconciler.spec.root import MARKER_FILE, STATE_DIR, RootDiscovery
 from reconciler.spec.secrets import check_secret_ref
-from reconciler.spec.trust import ENDPOINTS_ENV, OFFICIAL_ENDPOINTS, TrustSettings, parse_endpoint
+from reconciler.spec.trust import (
+    ENDPOINTS_ENV,
+    OFFICIAL_ENDPOINTS,
+    STORAGE_ENV,
+    TrustSettings,
+    local_storage_path,
+    parse_endpoint,
+)
 
 if TYPE_CHECKING:
     from reconciler.providers.base import Provider
@@ -65,7 +73,7 @@ SANDBOX_TIME_SCALE_ENV = "RECONCILER_SANDBOX_TIME_SCALE"
 """Environment variable: time scale of the embedded sandbox (default 1; higher is faster)."""
 
 
-class Workspace:
+class Workspace(Closing):
     """Specs, state backend and (lazily) the provider of the target.
 
     Attributes:
@@ -107,6 +115,13 @@ class Workspace:
             endpoint = provider.endpoint or MISTRAL_ENDPOINT
             self.target = f"mistral {endpoint}"
             self.binding = StateTarget(provider="mistral", endpoint=normalize_endpoint(endpoint))
+        elif provider.type == "ray":
+            assert provider.address is not None  # the Provider model requires it for ray
+            storage = self.ray_storage
+            self.target = f"ray {provider.address} (storage {storage})"
+            self.binding = StateTarget(
+                provider="ray", endpoint=normalize_endpoint(provider.address), storage=storage
+            )
         elif provider.type == "openai":
             # Nothing leaves the machine until the document says where or with which key.
             if provider.endpoint or provider.api_key:
@@ -174,6 +189,13 @@ class Workspace:
         return self.specs.root / ".reconciler" / name
 
     @property
+    def ray_storage(self) -> str:
+        """A ``ray`` Provider's storage as the cluster and this command reach it
+        (:func:`resolve_storage`)."""
+        assert self.specs.provider is not None
+        return resolve_storage(self.specs.provider)
+
+    @property
     def embedded(self) -> bool:
         """Whether the target is the in-process sandbox."""
         return self.target.startswith("embedded sandbox")
@@ -221,13 +243,22 @@ class Workspace:
             api_key: str | None = key
         else:
             assert provider is not None and self.specs.provider is not None
-            base_url = provider.endpoint or (OPENAI_ENDPOINT if openai else MISTRAL_ENDPOINT)
+            base_url = (
+                provider.address
+                or provider.endpoint
+                or (OPENAI_ENDPOINT if openai else MISTRAL_ENDPOINT)
+            )
             ref = _provider_key_ref(self.specs.provider)
             api_key = (
                 self.specs.provider.resolve_secret("api_key", ref=ref) if ref is not None else None
             )
         self._client = _build_provider(
-            provider, base_url, api_key, rate_limit=rate_limit, concurrency=self.parallelism
+            provider,
+            base_url,
+            api_key,
+            rate_limit=rate_limit,
+            concurrency=self.parallelism,
+            storage=self.ray_storage if self.provider_type == "ray" else None,
         )
         return self._client
 
@@ -241,17 +272,6 @@ class Workspace:
             self._sandbox = None
         self.backend.close()
 
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _build_provider(
     doc: ProviderDoc | None,
@@ -260,8 +280,26 @@ def _build_provider(
     *,
     rate_limit: float | None,
     concurrency: int,
+    storage: str | None = None,
 ) -> Provider:
-    """The provider for the document's ``type`` (Mistral's API without a document)."""
+    """The provider for the document's ``type`` (Mistral's API without a document).
+
+    ``base_url`` is the API's (a ray Provider's ``address``), ``api_key`` its resolved key
+    (a Ray cluster's token), ``storage`` a ray Provider's resolved storage.
+    """
+    if doc is not None and doc.type == "ray":
+        from reconciler.providers.ray import RayProvider
+
+        assert storage is not None
+        return RayProvider(
+            base_url,
+            storage,
+            token=api_key,
+            resources=doc.resources,
+            python=doc.python,
+            runtime_env=doc.runtime_env,
+            price_per_gpu_hour=doc.price_per_gpu_hour,
+        )
     if doc is not None and doc.type == "openai":
         from reconciler.providers.openai import OpenAIProvider
 
@@ -290,7 +328,8 @@ def _provider_key_ref(provider: LoadedDocument[ProviderDoc]) -> SecretRef | None
 def check_trust(specs: SpecSet) -> None:
     """Refuse what the operator's trust settings do not allow, before anything is read or sent.
 
-    Checks the Provider's endpoint (:meth:`~reconciler.spec.trust.TrustSettings.endpoint_refusal`),
+    Checks the Provider's endpoint (:meth:`~reconciler.spec.trust.TrustSettings.endpoint_refusal`;
+    a ray Provider's ``address``) and a ray Provider's storage (:func:`resolve_storage`),
     every secret reference (allowed names and files, files inside the workspace) and every
     dataset path (inside the workspace, regular files or directories). All refusals are
     reported at once, each at the spec line that asks for it.
@@ -302,16 +341,18 @@ def check_trust(specs: SpecSet) -> None:
     settings = TrustSettings.from_environ()
     problems: list[Problem] = []
     provider = specs.provider
-    if provider is not None and provider.doc.endpoint:
-        endpoint = provider.doc.endpoint
+    # A ray Provider's endpoint is its cluster's Jobs API, written as ``address``.
+    field = "address" if provider is not None and provider.doc.type == "ray" else "endpoint"
+    endpoint = getattr(provider.doc, field) if provider is not None else None
+    if provider is not None and endpoint:
         reason = settings.endpoint_refusal(endpoint, provider.doc.type)
         if reason is not None:
             parsed = parse_endpoint(endpoint)
             problems.append(
                 Problem(
                     "endpoint-not-allowed",
-                    f"endpoint {endpoint} is not allowed: {reason}; nothing was sent",
-                    provider.locate("endpoint"),
+                    f"{field} {endpoint} is not allowed: {reason}; nothing was sent",
+                    provider.locate(field),
                     subject=provider.subject,
                     hint=(
                         f"only if the operator trusts it: add {parsed.origin} to {ENDPOINTS_ENV} "
@@ -321,6 +362,11 @@ def check_trust(specs: SpecSet) -> None:
                     ),
                 )
             )
+    if provider is not None and provider.doc.storage is not None:
+        try:
+            resolve_storage(provider, settings)
+        except SpecError as exc:
+            problems.extend(exc.problems)
     for loaded, at, ref in _secret_refs(specs):
         try:
             check_secret_ref(ref, loaded.base_dir, purpose=".".join(at), root=loaded.workspace_root)
@@ -339,6 +385,46 @@ def check_trust(specs: SpecSet) -> None:
         raise SpecError(
             problems, summary="refused by the operator's trust settings (see SECURITY.md)"
         )
+
+
+def resolve_storage(
+    provider: LoadedDocument[ProviderDoc], settings: TrustSettings | None = None
+) -> str:
+    """A ray Provider's ``storage`` as this command and the cluster reach it.
+
+    A URI (``s3://bucket/prefix``) as written, without a trailing ``/``, once the operator's
+    ``RECONCILER_ALLOWED_STORAGE`` allows it
+    (:meth:`~reconciler.spec.trust.TrustSettings.storage_refusal`); a local directory (a path,
+    or a ``file://`` URI) absolute, held to the rules of every path a spec names: inside the
+    workspace, or in a directory ``RECONCILER_ALLOWED_PATHS`` allows
+    (:meth:`~reconciler.spec.resolved.LoadedDocument.resolve_path`).
+
+    Raises:
+        SpecError: the storage is refused, located at the Provider's ``storage``.
+    """
+    written = provider.doc.storage
+    assert written is not None  # the Provider model requires it for type: ray
+    settings = settings or TrustSettings.from_environ()
+    local = local_storage_path(written)
+    if local is None:
+        reason = settings.storage_refusal(written)
+        if reason is None:
+            return written.rstrip("/")
+        raise SpecError(
+            [
+                Problem(
+                    "storage-not-allowed",
+                    f"storage {written} is not allowed: {reason}; nothing was read or written",
+                    provider.locate("storage"),
+                    subject=provider.subject,
+                    hint=f"only if the operator trusts it: add it (or a prefix of it) to "
+                    f"{STORAGE_ENV} (comma-separated) in the environment of the command, not "
+                    "in a spec",
+                )
+            ],
+            summary=f"{provider.subject}: the storage is not allowed",
+        )
+    return str(provider.resolve_path(local, "storage"))
 
 
 def _secret_refs(

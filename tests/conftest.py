@@ -44,6 +44,36 @@ def _end_the_process_helper() -> Iterator[None]:
     close_shared()
 
 
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """The Jobs API address of a running Ray head, one for the whole run: the head in
+    ``RECONCILER_TEST_RAY_ADDRESS`` (``.ci/run`` starts one), or one started for the session
+    (tests/train/rayhead.py); the test skips with the reason when none can run."""
+    import httpx
+
+    from tests.train.rayhead import Head, start_head, stop_head
+
+    given = os.environ.get("RECONCILER_TEST_RAY_ADDRESS")
+    if given:
+        try:
+            httpx.get(f"{given}/api/version", timeout=5).raise_for_status()
+        except httpx.HTTPError as exc:
+            pytest.skip(
+                f"the Ray head in RECONCILER_TEST_RAY_ADDRESS ({given}) does not answer: {exc}"
+            )
+        yield given
+        return
+    head: Head | None = None
+    try:
+        head = start_head()
+    except RuntimeError as exc:
+        pytest.skip(f"no Ray head: {exc}")
+    try:
+        yield head.address
+    finally:
+        stop_head(head)
+
+
 ONE_WORKER = ("tests/train/", "tests/security/test_operator_inputs.py")
 """Test modules (or directories of them) that run together on one worker under ``--dist
 loadscope``: they import torch (seconds per process) and build the tiny model (once per

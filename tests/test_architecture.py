@@ -54,6 +54,8 @@ ONLY: dict[str, set[str]] = {
 EXCEPTIONS: dict[str, set[str]] = {
     # The workspace starts the embedded sandbox in-process (lazily, only for that target).
     "workspace": {"sandbox"},
+    # The ray provider is the Ray Jobs client behind the provider interface.
+    "providers": {"ray"},
 }
 
 

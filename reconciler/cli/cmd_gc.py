@@ -8,12 +8,17 @@ files meanwhile.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reconciler.cli.common import LOCK_TIMEOUT, OutputFormat, format_option, handle_errors
+from reconciler.cli.common import (
+    LOCK_TIMEOUT,
+    SPEC_PATHS,
+    TEXT_OR_JSON,
+    OutputFormat,
+    handle_errors,
+)
 from reconciler.cli.consoles import stderr
 
 commands = typer.Typer()
@@ -34,19 +39,14 @@ JSON_FORMAT_VERSION = 1
 )
 @handle_errors
 def gc(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Spec files or directories (default: the current directory)."),
-    ] = None,
+    paths: list[str] | None = SPEC_PATHS,
     everything: Annotated[
         bool,
         typer.Option("--all", help="Every unused remote file of the account, not only ours."),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete the files listed.")] = False,
     lock_timeout: float = LOCK_TIMEOUT,
-    output: OutputFormat = format_option(
-        OutputFormat.text, OutputFormat.json, help="Output format: text or json."
-    ),
+    output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """List (and with --yes delete) remote files that no address or job of the state uses.
 
@@ -59,7 +59,7 @@ def gc(
     from reconciler.engine.observed import refresh
     from reconciler.workspace import open_workspace
 
-    with open_workspace(list(paths or [Path(".")])) as ws:
+    with open_workspace(paths or ["."]) as ws:
         stderr.print(ws.headline, markup=False)
         ws.read_state()  # a state bound to another target is refused before anything is read
         with ws.backend.lock("gc", lock_timeout):

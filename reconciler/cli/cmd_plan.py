@@ -29,10 +29,12 @@ if TYPE_CHECKING:
 from reconciler.cli.common import (
     LOCK_TIMEOUT,
     PARALLELISM,
+    REPORT_FORMAT,
+    SELECTOR,
     SPEC_PATHS,
+    TEXT_OR_JSON,
     OutputFormat,
     duration_option,
-    format_option,
     handle_errors,
 )
 from reconciler.cli.progress import ProgressHooks
@@ -44,23 +46,11 @@ from reconciler.render.plan import render_json, render_markdown, render_text
 commands = typer.Typer()
 """``plan`` and ``apply``."""
 
-FORMAT_OPT = format_option(
-    OutputFormat.text,
-    OutputFormat.json,
-    OutputFormat.markdown,
-    help="Output: text, json or markdown.",
-)
 TARGET_OPT = typer.Option(
     None,
     "--target",
     help="Only this address or glob (and what it depends on); repeatable. "
     "One that matches nothing is an error.",
-)
-SELECTOR_OPT = typer.Option(
-    None,
-    "--selector",
-    "-l",
-    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
 )
 REPLACE_OPT = typer.Option(
     None, "--replace", help="Create this job anew even if unchanged; repeatable."
@@ -135,7 +125,7 @@ def _render(plan: Plan, fmt: str) -> str:
 def plan(
     paths: list[str] | None = SPEC_PATHS,
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
-    fmt: OutputFormat = FORMAT_OPT,
+    fmt: OutputFormat = REPORT_FORMAT,
     detailed_exitcode: bool = typer.Option(
         False,
         "--detailed-exitcode",
@@ -143,7 +133,7 @@ def plan(
         "longer in the specs.",
     ),
     target: list[str] | None = TARGET_OPT,
-    selector: list[str] | None = SELECTOR_OPT,
+    selector: list[str] | None = SELECTOR,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     max_cost: float | None = MAX_COST_OPT,
@@ -248,12 +238,10 @@ def apply(
         None, help="Spec files or directories (default: current directory), or one saved plan file."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    fmt: OutputFormat = format_option(
-        OutputFormat.text, OutputFormat.json, help="Output: text or json."
-    ),
+    fmt: OutputFormat = TEXT_OR_JSON,
     parallelism: int | None = PARALLELISM,
     target: list[str] | None = TARGET_OPT,
-    selector: list[str] | None = SELECTOR_OPT,
+    selector: list[str] | None = SELECTOR,
     replace: list[str] | None = REPLACE_OPT,
     prune: bool = PRUNE_OPT,
     wait: bool = typer.Option(

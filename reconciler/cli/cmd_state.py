@@ -23,15 +23,18 @@ import fnmatch
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reconciler.cli.common import LOCK_TIMEOUT, OutputFormat, format_option, handle_errors
+from reconciler.cli.common import LOCK_TIMEOUT, TEXT_OR_JSON, OutputFormat, handle_errors
 from reconciler.cli.consoles import stderr
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import LockInfo, ResourceState, State, StateBackend
 from reconciler.errors import ReconcilerError, StateError
+
+if TYPE_CHECKING:
+    from reconciler.workspace import Workspace
 
 JSON_FORMAT_VERSION = 1
 """Version of the ``--format json`` documents these commands print."""
@@ -60,9 +63,6 @@ StateFileOption = Annotated[
         dir_okay=False,
     ),
 ]
-FORMAT_OPTION = format_option(
-    OutputFormat.text, OutputFormat.json, help="Output format: text or json."
-)
 
 
 @contextlib.contextmanager
@@ -76,11 +76,18 @@ def opened_backend(paths: Sequence[Path] | None, state_file: Path | None) -> Ite
         finally:
             backend.close()
         return
+    with _workspace(paths) as workspace:
+        yield workspace.backend
+
+
+@contextlib.contextmanager
+def _workspace(paths: Sequence[Path] | None) -> Iterator[Workspace]:
+    """The workspace of the spec PATHs (default: the current directory), named on stderr."""
     from reconciler.workspace import open_workspace
 
     with open_workspace(list(paths or [Path(".")])) as workspace:
         stderr.print(workspace.headline, markup=False)
-        yield workspace.backend
+        yield workspace
 
 
 def _echo_json(document: dict[str, Any]) -> None:
@@ -93,25 +100,46 @@ def _status(res: ResourceState) -> str:
     return str(res.attributes.get("status") or "-")
 
 
-def _no_such_address(state: State | None, address: str, backend: StateBackend) -> StateError:
+def _read_state(paths: Sequence[Path] | None, state_file: Path | None) -> tuple[State | None, str]:
+    """The recorded state (``None``: none yet), read without the lock, and where it is (the
+    backend's description, for messages)."""
+    with opened_backend(paths, state_file) as backend:
+        return backend.read(), backend.describe()
+
+
+def _no_such_address(state: State | None, address: str, where: str) -> StateError:
     known = sorted(state.resources) if state else []
     close = difflib.get_close_matches(address, known, n=1)
     hint = f" Did you mean {close[0]}?" if close else ""
     return StateError(
-        f"{address}: no such address in the state ({backend.describe()}).{hint} "
+        f"{address}: no such address in the state ({where}).{hint} "
         "Run 'reconciler state list' to see the recorded addresses."
     )
 
 
-def _existing_state(backend: StateBackend, verb: str) -> State:
-    """The stored state, for a command that changes it; an error when there is none yet."""
-    state = backend.read()
-    if state is None:
-        raise StateError(
-            f"there is no state yet ({backend.describe()}): nothing to {verb}. "
-            "Check --path/--state."
-        )
-    return state
+@contextlib.contextmanager
+def _state_edit(
+    paths: Sequence[Path] | None,
+    state_file: Path | None,
+    command: str,
+    verb: str,
+    lock_timeout: float,
+) -> Iterator[tuple[StateBackend, State, State]]:
+    """Under the state lock: the backend, the stored state and a copy of it to change.
+
+    The copy is written back (against the stored serial) when the block ends without an
+    error. With no state yet there is nothing to ``verb``: an error.
+    """
+    with opened_backend(paths, state_file) as backend, backend.lock(command, lock_timeout):
+        state = backend.read()
+        if state is None:
+            raise StateError(
+                f"there is no state yet ({backend.describe()}): nothing to {verb}. "
+                "Check --path/--state."
+            )
+        new = state.model_copy(deep=True)
+        yield backend, state, new
+        backend.write(new, state.serial)
 
 
 def _when(seconds: Any) -> str:
@@ -132,11 +160,10 @@ def state_list(
     ] = None,
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: OutputFormat = FORMAT_OPTION,
+    output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """List the managed objects: address, type, remote id, status."""
-    with opened_backend(path, state_file) as backend:
-        state = backend.read()
+    state, _ = _read_state(path, state_file)
     resources = sorted((state.resources if state else {}).values(), key=lambda r: r.address)
     if patterns:
         resources = [
@@ -185,14 +212,13 @@ def state_show(
     address: Annotated[str, typer.Argument(help="Address, e.g. job.dumbledore-v1.")],
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: OutputFormat = FORMAT_OPTION,
+    output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """Show one managed object: remote id, fingerprint, attributes and history."""
-    with opened_backend(path, state_file) as backend:
-        state = backend.read()
-        res = state.resources.get(address) if state else None
-        if res is None:
-            raise _no_such_address(state, address, backend)
+    state, where = _read_state(path, state_file)
+    res = state.resources.get(address) if state else None
+    if res is None:
+        raise _no_such_address(state, address, where)
     pending = [i for i in state.intents.values() if i.address == address] if state else []
     if output is OutputFormat.json:
         _echo_json(
@@ -250,8 +276,7 @@ def state_rm(
     naming an address, the next plan proposes creating it again (and flags the remote
     twin as a possible duplicate, with an import hint).
     """
-    with opened_backend(path, state_file) as backend, backend.lock("state rm", lock_timeout):
-        state = _existing_state(backend, "remove")
+    with _state_edit(path, state_file, "state rm", "remove", lock_timeout) as (backend, state, new):
         missing = [
             a
             for a in addresses
@@ -259,21 +284,19 @@ def state_rm(
         ]
         if missing:
             raise (
-                _no_such_address(state, missing[0], backend)
+                _no_such_address(state, missing[0], backend.describe())
                 if len(missing) == 1
                 else StateError(
                     f"no such addresses in the state ({backend.describe()}): {', '.join(missing)}. "
                     "Nothing was removed; run 'reconciler state list' to see the recorded addresses."
                 )
             )
-        new = state.model_copy(deep=True)
         removed: list[tuple[str, str | None]] = []
         for address in dict.fromkeys(addresses):
             res = new.resources.pop(address, None)
             removed.append((address, res.remote_id if res else None))
             for intent_id in [k for k, i in new.intents.items() if i.address == address]:
                 del new.intents[intent_id]
-        backend.write(new, state.serial)
     for address, remote_id in removed:
         what = f"remote {remote_id} is untouched" if remote_id else "pending create forgotten"
         typer.echo(f"Removed {address} from the state ({what}).")
@@ -303,11 +326,8 @@ def state_mv(
     """
     from reconciler.engine.moves import move_record
 
-    with opened_backend(path, state_file) as backend, backend.lock("state mv", lock_timeout):
-        state = _existing_state(backend, "move")
-        new = state.model_copy(deep=True)
+    with _state_edit(path, state_file, "state mv", "move", lock_timeout) as (_, _, new):
         moved = move_record(new, source, target)
-        backend.write(new, state.serial)
     typer.echo(f"Moved {source} to {target} (remote {moved.remote_id} is untouched).")
 
 
@@ -323,7 +343,7 @@ def _lock_document(info: LockInfo | None) -> dict[str, Any]:
 def state_lock_info(
     path: PathsOption = None,
     state_file: StateFileOption = None,
-    output: OutputFormat = FORMAT_OPTION,
+    output: OutputFormat = TEXT_OR_JSON,
 ) -> None:
     """Show who holds the state lock, if anyone."""
     with opened_backend(path, state_file) as backend:
@@ -438,7 +458,6 @@ def import_(
     """
     from reconciler.engine.importer import import_kind, import_object
     from reconciler.operations import prepare
-    from reconciler.workspace import open_workspace
 
     if discover:
         if address is not None or remote_id is not None:
@@ -456,8 +475,7 @@ def import_(
     if dry_run:
         raise typer.BadParameter("--dry-run goes with --discover", param_hint="--dry-run")
     kind = import_kind(address)  # before loading anything: a wrong address fails at once
-    with open_workspace(list(path or [Path(".")])) as ws:
-        stderr.print(ws.headline, markup=False)
+    with _workspace(path) as ws:
         ws.read_state()  # a state bound to another target is refused before anything is read
         result = import_object(
             address,
@@ -486,10 +504,8 @@ def _discover(paths: Sequence[Path] | None, lock_timeout: float, dry_run: bool) 
     """``import --discover``: adopt every exact match; list the rest."""
     from reconciler.engine.discover import discover_and_import
     from reconciler.operations import prepare
-    from reconciler.workspace import open_workspace
 
-    with open_workspace(list(paths or [Path(".")])) as ws:
-        stderr.print(ws.headline, markup=False)
+    with _workspace(paths) as ws:
         ws.read_state()  # a state bound to another target is refused before anything is read
         found = discover_and_import(
             backend=ws.backend,

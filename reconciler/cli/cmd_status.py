@@ -29,7 +29,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconciler.cli.common import OutputFormat, duration_option, format_option, handle_errors
+from reconciler.cli.common import (
+    REPORT_FORMAT,
+    SELECTOR,
+    TEXT_OR_JSON,
+    OutputFormat,
+    duration_option,
+    handle_errors,
+)
 from reconciler.cli.consoles import make_console
 from reconciler.engine.state_model import State
 from reconciler.errors import NotFoundError, ReconcilerError
@@ -75,18 +82,6 @@ ARGS_ARG = typer.Argument(
 )
 PATH_OPT = typer.Option(
     None, "--path", "-p", help="Spec file or directory when ADDRESSes are given; repeatable."
-)
-FORMAT_OPT = format_option(
-    OutputFormat.text,
-    OutputFormat.json,
-    OutputFormat.markdown,
-    help="Output: text, json or markdown.",
-)
-SELECTOR_OPT = typer.Option(
-    None,
-    "--selector",
-    "-l",
-    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
 )
 
 
@@ -357,7 +352,7 @@ def _show_jobs(ws: Workspace, ids: Mapping[str, str], fmt: str, plot: str | None
 def status(
     args: list[str] | None = ARGS_ARG,
     path: list[str] | None = PATH_OPT,
-    fmt: OutputFormat = FORMAT_OPT,
+    fmt: OutputFormat = REPORT_FORMAT,
     watch: bool = typer.Option(
         False, "--watch", "-w", help="Follow the jobs until they finish (exit 1 if one fails)."
     ),
@@ -376,7 +371,7 @@ def status(
         help="With ADDRESSes: draw loss and accuracy curves to FILE.png or FILE.svg, "
         "or '-' to draw them in the terminal.",
     ),
-    selector: list[str] | None = SELECTOR_OPT,
+    selector: list[str] | None = SELECTOR,
 ) -> None:
     """Sync and health of every managed object, or the events and checkpoints of jobs."""
     spec_paths, addresses = _split_args(args or [], path or [])
@@ -435,10 +430,8 @@ def output(
     paths: list[str] | None = typer.Argument(
         None, help="Spec files or directories (default: current directory)."
     ),
-    fmt: OutputFormat = format_option(
-        OutputFormat.text, OutputFormat.json, help="Output: text or json."
-    ),
-    selector: list[str] | None = SELECTOR_OPT,
+    fmt: OutputFormat = TEXT_OR_JSON,
+    selector: list[str] | None = SELECTOR,
 ) -> None:
     """Fine-tuned model id (and job id, status) of every job, for downstream configuration."""
     with open_workspace(paths or []) as ws:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from reconciler.cli.common import OutputFormat, format_option, handle_errors
-from reconciler.errors import Problem, Severity, SpecError
+from reconciler.errors import HasProblems, Problem, Severity, SpecError
 from reconciler.spec.loader import check_specs
 from reconciler.spec.resolved import SpecSet
 from reconciler.spec.schema import (
@@ -92,7 +92,7 @@ def validate_command(
         raise typer.Exit(1)
 
 
-class ValidateResult:
+class ValidateResult(HasProblems):
     """What ``validate`` found.
 
     Attributes:
@@ -114,16 +114,6 @@ class ValidateResult:
         self.problems = problems
         self.reports = list(reports)
         self.data_checked = data_checked
-
-    @property
-    def errors(self) -> list[Problem]:
-        """Problems of severity error."""
-        return [p for p in self.problems if p.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        """Problems of severity warning."""
-        return [p for p in self.problems if p.severity is Severity.WARNING]
 
     @property
     def valid(self) -> bool:

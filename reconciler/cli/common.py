@@ -103,7 +103,29 @@ def duration_option(default: str, *param_decls: str, help: str, minimum: float =
 
 
 SPEC_PATHS = typer.Argument(None, help="Spec files or directories (default: current directory).")
-"""The spec paths argument of the commands that plan (``plan``, ``reconcile``)."""
+"""The spec paths argument of the commands that plan (``plan``, ``reconcile``, ``gc``)."""
+
+REPORT_FORMAT = format_option(
+    OutputFormat.text,
+    OutputFormat.json,
+    OutputFormat.markdown,
+    help="Output: text, json or markdown.",
+)
+"""``--format`` of the commands that print a report for people and for CI (``plan``,
+``status``)."""
+
+TEXT_OR_JSON = format_option(OutputFormat.text, OutputFormat.json, help="Output: text or json.")
+"""``--format`` of the commands that print for people or for scripts (``apply``, ``output``,
+``gc``, ``state``)."""
+
+SELECTOR = typer.Option(
+    None,
+    "--selector",
+    "-l",
+    help="Only objects whose document has this label, as key=value; repeatable (all must match).",
+)
+"""``--selector`` of the commands that can narrow what they show or do (``plan``, ``apply``,
+``status``)."""
 
 PARALLELISM = typer.Option(
     None, "--parallelism", min=1, max=64, help="Concurrent remote operations (default 8)."

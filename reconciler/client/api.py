@@ -27,18 +27,18 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 import pydantic
 
 from reconciler import __version__
+from reconciler.client.closing import Closing
 from reconciler.client.http import (
     NOT_SENT,
     BearerAuth,
@@ -57,7 +57,7 @@ from reconciler.errors import (
     RateLimitedError,
     ReconcilerError,
 )
-from reconciler.identity import RequestIdentity, matches
+from reconciler.identity import JobLookup, RequestIdentity, matches
 from reconciler.redact import scrub
 
 log = logging.getLogger("reconciler.client")
@@ -119,6 +119,12 @@ class _Call:
     stream: bool = False
     accept: str | None = None
 
+    def error(
+        self, reason: str, status: int | None = None, kind: type[ApiError] = ApiError
+    ) -> ApiError:
+        """An error (of type ``kind``) of this call: ``reason``, with its method and path."""
+        return kind(reason, method=self.method, path=self.path, status=status)
+
 
 def _seg(value: str) -> str:
     # Ids go into the path: quote them so an odd id can never address another resource.
@@ -144,7 +150,7 @@ def _first_error(exc: pydantic.ValidationError) -> str:
     return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
 
 
-class HttpApi:
+class HttpApi(Closing):
     """The plumbing every HTTP API client here shares: retries, throttling, error translation.
 
     A subclass adds the endpoints of one service (:class:`MistralClient`, the OpenAI provider
@@ -243,17 +249,6 @@ class HttpApi:
         """The key, for scrubbing it from messages (never for anything else)."""
         return self.__api_key
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
@@ -328,27 +323,16 @@ class HttpApi:
                 delay = backoff_delay(attempt)
             spent = max(time.monotonic() - started, waited)
             if spent + delay > self.max_retry_seconds:
-                log.info(
-                    "%s %s: attempt #%d/%d failed (%s); not retrying: waiting %.1fs more "
-                    "would exceed the %.0fs retry budget",
-                    call.method,
-                    call.path,
+                self._log_failed_attempt(
+                    call,
                     attempt,
-                    self.max_attempts,
-                    status or "no response",
+                    status,
+                    "not retrying: waiting %.1fs more would exceed the %.0fs retry budget",
                     delay,
                     self.max_retry_seconds,
                 )
                 break
-            log.info(
-                "%s %s: attempt #%d/%d failed (%s); retrying in %.1fs",
-                call.method,
-                call.path,
-                attempt,
-                self.max_attempts,
-                status or "no response",
-                delay,
-            )
+            self._log_failed_attempt(call, attempt, status, "retrying in %.1fs", delay)
             if status == 429:
                 self._learn_rate_limit(error)
                 # One thread's 429 is everyone's: hold all workers, this one included (the
@@ -360,6 +344,20 @@ class HttpApi:
                 self.stats.add(waited_seconds=delay)
         assert error is not None
         raise error
+
+    def _log_failed_attempt(
+        self, call: _Call, attempt: int, status: int | None, then: str, *args: Any
+    ) -> None:
+        """Log a failed attempt of ``call`` and ``then`` (a format with ``args``): what next."""
+        log.info(
+            "%s %s: attempt #%d/%d failed (%s); " + then,
+            call.method,
+            call.path,
+            attempt,
+            self.max_attempts,
+            status or "no response",
+            *args,
+        )
 
     def _resolve(self, resolver: Callable[..., Any], error: ApiError, *args: Any) -> Any:
         """Run a lost-response resolver; if it fails too, say that the outcome is unknown."""
@@ -425,24 +423,23 @@ class HttpApi:
         try:
             return model.model_validate(data)
         except pydantic.ValidationError as exc:
-            raise ApiError(
-                f"unexpected response: {model.__name__}.{_first_error(exc)} "
-                f"(is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-                status=status,
-            ) from exc
+            raise self._unexpected(call, f"{model.__name__}.{_first_error(exc)}", status) from exc
+
+    def _unexpected(self, call: _Call, what: str, status: int | None = None) -> ApiError:
+        """An answer of the wrong shape (``what`` is wrong with it): perhaps the endpoint is
+        not the kind of API it should be."""
+        return call.error(
+            f"unexpected response: {what} (is the endpoint {self.compatible}?)", status
+        )
 
     def _json(self, response: httpx.Response, call: _Call) -> Any:
         try:
             return response.json()
         except ValueError as exc:
-            raise ApiError(
+            raise call.error(
                 f"the response is not JSON: {scrub(response.text, (self.__api_key,))[:120]!r} "
                 f"(is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
+                response.status_code,
             ) from exc
 
     def _one(self, model: type[M], call: _Call) -> M:
@@ -503,8 +500,7 @@ class HttpApi:
                 break
         return items
 
-    @staticmethod
-    def _data_list(body: Any, call: _Call, response: httpx.Response) -> list[Any]:
+    def _data_list(self, body: Any, call: _Call, response: httpx.Response) -> list[Any]:
         """The ``data`` array of a list answer (a JSON object); an absent or null one is an
         empty list (the contract makes ``data`` optional in the jobs and models lists)."""
         if isinstance(body, dict):
@@ -513,12 +509,7 @@ class HttpApi:
                 return []
             if isinstance(data, list):
                 return data
-        raise ApiError(
-            "unexpected response: no 'data' list (is the endpoint a Mistral-compatible API?)",
-            method=call.method,
-            path=call.path,
-            status=response.status_code,
-        )
+        raise self._unexpected(call, "no 'data' list", response.status_code)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -584,6 +575,44 @@ class HttpApi:
         upload is looked up. Each service's client lists its files its own way."""
         raise NotImplementedError
 
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _create_job_once(
+        self, body: dict[str, Any], find: Callable[[datetime], list[RemoteJob]]
+    ) -> RemoteJob:
+        """POST ``body`` to ``/v1/fine_tuning/jobs``, creating one job at most.
+
+        If the answer is lost, the jobs this create made are looked up with ``find(since)``
+        (the service's own way of telling them, created after ``since``: shortly before the
+        first attempt, :data:`LOOKUP_SLACK_SECONDS`) and the newest is returned instead of
+        posting again. A 409 is a :class:`~reconciler.errors.ConflictError` (a similar job is
+        active), unless it answers a retry after a lost attempt and the lookup finds that
+        attempt's job.
+        """
+        since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
+
+        def lookup() -> RemoteJob | None:
+            found = find(since)
+            return max(found, key=lambda j: j.created_at) if found else None
+
+        call = _Call(
+            "create_job",
+            "POST",
+            "/v1/fine_tuning/jobs",
+            json=body,
+            resolve_lost=lookup,
+            resolve_rejected=lambda e: lookup() if isinstance(e, ConflictError) else None,
+        )
+        result = self._execute(call)
+        if isinstance(result, _Found):
+            job: RemoteJob = result.value
+            return job
+        return self._created_job(result, call)
+
+    def _created_job(self, response: httpx.Response, call: _Call) -> RemoteJob:
+        """The job a create answered with (in the service's own shape)."""
+        return self._parse(RemoteJob, self._json(response, call), call, response.status_code)
+
 
 class MistralClient(HttpApi):
     """Client of the Mistral files / fine-tuning / models API (and the sandbox).
@@ -641,12 +670,10 @@ class MistralClient(HttpApi):
         except ValueError:
             return
         if isinstance(body, dict) and body.get(flag) is (not wanted):
-            raise ApiError(
+            raise call.error(
                 f"{failure}: the server answered '{flag}: {str(not wanted).lower()}'. Run the "
                 "command again, or make the change by hand if this persists",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
+                response.status_code,
             )
 
     def get_file(self, file_id: str) -> RemoteFile:
@@ -660,12 +687,11 @@ class MistralClient(HttpApi):
         response = self._call(call)
         found = self._parse(RemoteFile, self._json(response, call), call, response.status_code)
         if found.deleted:
-            raise NotFoundError(
+            raise call.error(
                 f"file {file_id} was deleted (the server returned it marked 'deleted: true'); "
                 "run `reconciler plan` to refresh",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
+                response.status_code,
+                NotFoundError,
             )
         return found
 
@@ -713,12 +739,7 @@ class MistralClient(HttpApi):
         response = self._call(call)
         body = self._json(response, call)
         if not isinstance(body, dict) or not isinstance(body.get("url"), str):
-            raise ApiError(
-                "unexpected response: no 'url'",
-                method="GET",
-                path=call.path,
-                status=response.status_code,
-            )
+            raise call.error("unexpected response: no 'url'", response.status_code)
         return str(body["url"])
 
     def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
@@ -738,39 +759,23 @@ class MistralClient(HttpApi):
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def create_job(self, request: dict[str, Any], *, exclude: Collection[str] = ()) -> RemoteJob:
+    def create_job(self, request: dict[str, Any], lookup: JobLookup = JobLookup()) -> RemoteJob:
         """Create a fine-tuning job from a JobIn body; never creates it twice.
 
         If the answer is lost, jobs matching the request exactly and created since shortly
-        before the first attempt are looked up; a match is returned instead of posting again.
-        A 409 is a :class:`~reconciler.errors.ConflictError` (a similar job is active), unless
-        it answers a retry after a lost attempt and the lookup finds that attempt's job.
+        before the first attempt are looked up; a match is returned instead of posting again
+        (see :meth:`_create_job_once`).
 
         Args:
             request: the JobIn body.
-            exclude: ids of jobs the lookup must never take for this one (the caller's
-                record says another request made them, e.g. the job a replacement replaces,
-                whose readable request may equal this one).
+            lookup: its ``exclude`` are ids of jobs the lookup must never take for this one
+                (the caller's record says another request made them, e.g. the job a
+                replacement replaces, whose readable request may equal this one). Mistral
+                jobs cannot carry its ``tag``: the request is their identity.
         """
-        since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
-
-        def lookup() -> RemoteJob | None:
-            found = self.find_jobs(request, created_after=since, exclude=exclude)
-            return max(found, key=lambda j: j.created_at) if found else None
-
-        call = _Call(
-            "create_job",
-            "POST",
-            "/v1/fine_tuning/jobs",
-            json=request,
-            resolve_lost=lookup,
-            resolve_rejected=lambda e: lookup() if isinstance(e, ConflictError) else None,
+        return self._create_job_once(
+            request, lambda since: self.find_jobs(request, replace(lookup, created_after=since))
         )
-        result = self._execute(call)
-        if isinstance(result, _Found):
-            job: RemoteJob = result.value
-            return job
-        return self._parse(RemoteJob, self._json(result, call), call, result.status_code)
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
         """Cost / duration estimate for a JobIn body (``dry_run=true``; creates nothing)."""
@@ -849,19 +854,17 @@ class MistralClient(HttpApi):
         return self._parse(RemoteJob, self._json(result, call), call, result.status_code)
 
     def find_jobs(
-        self,
-        request: dict[str, Any],
-        *,
-        created_after: datetime | None = None,
-        exclude: Collection[str] = (),
+        self, request: dict[str, Any], lookup: JobLookup = JobLookup()
     ) -> list[RemoteJob]:
         """Jobs that are what ``request`` (a JobIn body) would create, as far as readable.
 
-        Narrowed server-side by ``model``, ``suffix`` and ``created_after`` so the scan stays a
-        few pages; compared client-side by :func:`reconciler.identity.matches`. Classifier
-        jobs whose list entry lacks the targets are fetched individually to compare them.
-        Jobs whose id is in ``exclude`` are left out.
+        Narrowed server-side by ``model``, ``suffix`` and ``lookup.created_after`` so the scan
+        stays a few pages; compared client-side by :func:`reconciler.identity.matches`.
+        Classifier jobs whose list entry lacks the targets are fetched individually to compare
+        them. Jobs whose id is in ``lookup.exclude`` are left out; ``lookup.tag`` is not used
+        (Mistral jobs cannot carry it).
         """
+        created_after = lookup.created_after
         identity = RequestIdentity.of_request(request)
         model = request.get("model")
         jobs = self.list_jobs(
@@ -876,7 +879,7 @@ class MistralClient(HttpApi):
             jobs = [j for j in jobs if j.created_at >= floor]
         out = []
         for job in jobs:
-            if job.id in exclude or not matches(identity, job.model_dump(mode="json")):
+            if job.id in lookup.exclude or not matches(identity, job.model_dump(mode="json")):
                 continue
             if identity.classifier_targets and job.classifier_targets is None:
                 job = self.get_job(job.id)

@@ -33,7 +33,7 @@ from reconciler.data.prepare import (
 )
 from reconciler.data.report import FileReport
 from reconciler.data.validator import VALIDATION_LIMIT_BYTES, sample_fingerprint, validate_path
-from reconciler.errors import DataError, Location, Problem, Severity, SpecError
+from reconciler.errors import DataError, HasProblems, Location, Problem, Severity, SpecError
 from reconciler.files import files_under, not_a_file, open_regular
 from reconciler.spec.capabilities import capabilities_for
 from reconciler.spec.resolved import SpecSet
@@ -42,7 +42,7 @@ FORMAT_VERSION = 1
 
 
 @dataclass
-class DatasetCheck:
+class DatasetCheck(HasProblems):
     """The outcome of checking training data.
 
     Attributes:
@@ -56,11 +56,6 @@ class DatasetCheck:
     problems: list[Problem] = field(default_factory=list)
     reports: list[FileReport] = field(default_factory=list)
     prepared: dict[str, PreparedDataset] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> list[Problem]:
-        """Problems of severity ``error``."""
-        return [p for p in self.problems if p.severity is Severity.ERROR]
 
     @property
     def ok(self) -> bool:

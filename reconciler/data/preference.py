@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.data.dialect import ChatRules
-from reconciler.data.registry import Issue, rule, short, type_name
+from reconciler.data.registry import Issue, key_list, rule, short, type_name
 from reconciler.data.rules import (
     F16,
     F17,
@@ -79,9 +79,8 @@ def check_preference(
             message = "a chat sample ('messages') in a preference dataset"
             hint = f"{SHAPE_HINT}; or declare the dataset with 'format: chat'"
         else:
-            keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
             wanted = ", ".join(repr(k) for k in missing)
-            message = f"the preference sample has no {wanted} key, but only {keys}"
+            message = f"the preference sample has no {wanted} key, but only {key_list(obj)}"
             hint = SHAPE_HINT
         issues.append(D1.issue(message, hint))
         return

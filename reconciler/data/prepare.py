@@ -332,9 +332,7 @@ def _prepare(
                 upload_filename=upload_filename(spec, "all", report.sha256),
                 report=report,
             )
-            warnings = _with_subject(
-                [p for p in report.problems if p.severity is Severity.WARNING], doc.subject
-            )
+            warnings = _with_subject(report.warnings, doc.subject)
             return PreparedDataset(spec.name, {"all": part}, warnings, [report])
         if spec.on_invalid == "error":
             raise _invalid(doc, [report])

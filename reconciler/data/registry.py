@@ -8,7 +8,8 @@ twice is an error at import time.
 :mod:`reconciler.data.validator` imports every module that declares rules, so
 :data:`RULES` is complete once the validator is imported.
 
-Also here: :func:`short` and :func:`type_name`, with which every check quotes values.
+Also here: :func:`short`, :func:`key_list` and :func:`type_name`, with which every check
+quotes values.
 
 Only the standard library and :mod:`reconciler.errors` are used: the sandbox server
 imports the validator.
@@ -64,6 +65,11 @@ def short(value: Any, limit: int = 40) -> str:
     """A value as issues quote it, shortened so that a 10 MB field stays one line."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def key_list(obj: dict[str, Any]) -> str:
+    """The first keys of an object, as issues list what a sample or message has instead."""
+    return ", ".join(repr(k) for k in list(obj)[:10]) or "none"
 
 
 def type_name(value: Any) -> str:

@@ -10,21 +10,24 @@ imports the validator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from reconciler.errors import Problem, Severity
+from reconciler.errors import HasProblems, Problem
 
 MAX_STORED_PROBLEMS = 1000
 """Problems kept per file; the rest are only counted, so memory stays flat."""
 
 
 @dataclass
-class FileReport:
+class FileReport(HasProblems):
     """What validating one file found.
+
+    The fields are declared in the order :meth:`to_dict` writes them.
 
     Attributes:
         path: the file as the user named it (or a display name for streams).
+        role: 'training' or 'validation' (what the file is used for).
         sha256: hex digest of the file's bytes ("" when hashing was off).
         bytes: size in bytes.
         num_lines: lines (a last line without newline counts).
@@ -37,12 +40,12 @@ class FileReport:
         approx_tokens: estimated tokens of the valid samples: their bytes / 4 (the JSON
             around the text stands in for the control tokens).
         exact_tokens: tokens by the Mistral v3 tokenizer (full sequence), when asked.
-        problems: the first :data:`MAX_STORED_PROBLEMS` errors and warnings.
         problem_count: every problem found, stored or not.
-        role: 'training' or 'validation' (what the file is used for).
+        problems: the first :data:`MAX_STORED_PROBLEMS` errors and warnings.
     """
 
     path: str
+    role: str = "training"
     sha256: str = ""
     bytes: int = 0
     num_lines: int = 0
@@ -54,14 +57,8 @@ class FileReport:
     roles: dict[str, int] = field(default_factory=dict)
     approx_tokens: int = 0
     exact_tokens: int | None = None
-    problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
-    role: str = "training"
-
-    @property
-    def errors(self) -> list[Problem]:
-        """The stored problems of severity ``error``."""
-        return [p for p in self.problems if p.severity is Severity.ERROR]
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -75,46 +72,23 @@ class FileReport:
             self.problems.append(problem)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``--format json``, caches)."""
-        return {
-            "path": self.path,
-            "role": self.role,
-            "sha256": self.sha256,
-            "bytes": self.bytes,
-            "num_lines": self.num_lines,
-            "samples": self.samples,
-            "valid": self.valid,
-            "invalid": self.invalid,
-            "sample_type": self.sample_type,
-            "invalid_by_rule": dict(sorted(self.invalid_by_rule.items())),
-            "roles": dict(sorted(self.roles.items())),
-            "approx_tokens": self.approx_tokens,
-            "exact_tokens": self.exact_tokens,
-            "problem_count": self.problem_count,
-            "problems": [p.to_dict() for p in self.problems],
-        }
+        """JSON-ready form (``--format json``, caches): every field, in declaration order, with
+        the counts by rule and by role sorted and the problems as dicts."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["invalid_by_rule"] = dict(sorted(self.invalid_by_rule.items()))
+        data["roles"] = dict(sorted(self.roles.items()))
+        data["problems"] = [p.to_dict() for p in self.problems]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileReport:
-        """Inverse of :meth:`to_dict` (used by the hash/validation cache)."""
-        report = cls(
-            path=data["path"],
-            sha256=data["sha256"],
-            bytes=data["bytes"],
-            num_lines=data["num_lines"],
-            samples=data["samples"],
-            valid=data["valid"],
-            invalid=data["invalid"],
-            sample_type=data["sample_type"],
-            invalid_by_rule=dict(data["invalid_by_rule"]),
-            roles=dict(data["roles"]),
-            approx_tokens=data["approx_tokens"],
-            exact_tokens=data["exact_tokens"],
-            problem_count=data["problem_count"],
-            role=data.get("role", "training"),
-        )
-        report.problems = [Problem.from_dict(p) for p in data["problems"]]
-        return report
+        """Inverse of :meth:`to_dict` (used by the hash/validation cache); every field must be
+        there but ``role`` (older caches have none: ``training``)."""
+        values = {f.name: data[f.name] for f in fields(cls) if f.name != "role"}
+        values["invalid_by_rule"] = dict(values["invalid_by_rule"])
+        values["roles"] = dict(values["roles"])
+        values["problems"] = [Problem.from_dict(p) for p in values["problems"]]
+        return cls(**values, role=data.get("role", "training"))
 
     def summary_line(self) -> str:
         """One human line, e.g. ``train.jsonl: 1,000 samples (instruct), 998 valid, ...``."""
@@ -125,9 +99,8 @@ class FileReport:
         if self.invalid_by_rule:
             by = ", ".join(f"{c}: {n:,}" for c, n in sorted(self.invalid_by_rule.items()))
             text += f" [{by}]"
-        warnings = sum(1 for p in self.problems if p.severity is Severity.WARNING)
-        if warnings:
-            text += f", {warnings} warning(s)"
+        if self.warnings:
+            text += f", {len(self.warnings)} warning(s)"
         tokens = (
             f"{self.exact_tokens:,} tokens"
             if self.exact_tokens is not None

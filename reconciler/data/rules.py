@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from reconciler.data.dialect import ChatRules
-from reconciler.data.registry import Issue, rule, short, type_name
+from reconciler.data.registry import Issue, Rule, key_list, rule, short, type_name
 from reconciler.data.schema import schema_problem
 
 ROLES = frozenset(("system", "user", "assistant", "tool"))
@@ -69,6 +69,39 @@ def _check_type(where: str, obj: dict[str, Any], expected: str | None, issues: l
         got = f"got {short(obj['type'])}" if "type" in obj else "it has none"
         issues.append(
             O2.issue(f"{where}.type must be {expected!r} ({got})", f'add "type": "{expected}"')
+        )
+
+
+def _check_name(
+    name: Any, field: str, bad: Rule, said: str, issues: list[Issue], end: str = ""
+) -> None:
+    """F16 when a function name (``field``) is not a string; ``bad`` (M9, M11, M13) when it
+    breaks the name pattern, said as "``said`` 'name' but must be ...``end``"."""
+    if type(name) is not str:
+        issues.append(F16.issue(f"{field} must be a string", NAME_HINT))
+    elif not _NAME_RE.fullmatch(name):
+        issues.append(
+            bad.issue(
+                f"{said} {short(name)} but must be a-z, A-Z, 0-9, or contain underscores and "
+                f"dashes, with a maximum length of 64{end}",
+                NAME_HINT,
+            )
+        )
+
+
+def _check_id(
+    value: Any, field: str, where: str, bad: Rule, issues: list[Issue], rules: ChatRules
+) -> None:
+    """F16 when a tool call id (``field``) is not a string; ``bad`` (M8, M10) when it is not
+    an id of the dialect's format."""
+    if type(value) is not str:
+        issues.append(F16.issue(f"{field} must be a string, got {type_name(value)}", rules.id_hint))
+    elif not rules.id_pattern.fullmatch(value):
+        issues.append(
+            bad.issue(
+                f"{where}: tool call id was {short(value)} but must be {rules.id_text}",
+                rules.id_hint,
+            )
         )
 
 
@@ -122,18 +155,10 @@ def check_tools(
                         else None,
                     )
                 )
-        name = fn.get("name")
         if "name" in fn:
-            if type(name) is not str:
-                issues.append(F16.issue(f"{where}[{i}].function.name must be a string", NAME_HINT))
-            elif not _NAME_RE.fullmatch(name):
-                issues.append(
-                    M13.issue(
-                        f"Function name was {short(name)} but must be a-z, A-Z, 0-9, or "
-                        "contain underscores and dashes, with a maximum length of 64.",
-                        NAME_HINT,
-                    )
-                )
+            _check_name(
+                fn["name"], f"{where}[{i}].function.name", M13, "Function name was", issues, "."
+            )
         if "description" in fn and type(fn["description"]) is not str:
             issues.append(F16.issue(f"{where}[{i}].function.description must be a string", None))
         if "parameters" in fn:
@@ -207,11 +232,6 @@ def check_content(
 F1 = rule("F1", "no 'messages' (or 'interactions') key")
 F2 = rule("F2", "both 'messages' and 'interactions'")
 F3 = rule("F3", "both 'tools' and 'available_tools'")
-F7 = rule("F7", "message without 'role'")
-F8 = rule("F8", "message with both 'text' and 'content'")
-F9 = rule("F9", "message without content (and no tool_calls)")
-F10 = rule("F10", "unknown role (mistral-finetune crashes)")
-F11 = rule("F11", "more than one system message")
 
 
 def check_instruct(
@@ -237,7 +257,7 @@ def check_instruct(
     has_messages = "messages" in obj
     has_interactions = spellings and "interactions" in obj
     if not has_messages and not has_interactions:
-        keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
+        keys = key_list(obj)
         wanted = "one of 'messages, interactions' key" if spellings else "a 'messages' key"
         issues.append(
             F1.issue(
@@ -309,6 +329,12 @@ Flow = list[tuple[str, int]]
 """The roles of a conversation's non-system messages, in order, with their tool-call counts
 (what the structure rules M1-M5 look at)."""
 
+F7 = rule("F7", "message without 'role'")
+F8 = rule("F8", "message with both 'text' and 'content'")
+F9 = rule("F9", "message without content (and no tool_calls)")
+F10 = rule("F10", "unknown role (mistral-finetune crashes)")
+F11 = rule("F11", "more than one system message")
+
 
 def check_messages(
     messages: list[Any],
@@ -351,10 +377,9 @@ def check_messages(
             structure_ok = False
             continue
         if "role" not in msg:
-            mkeys = ", ".join(repr(k) for k in list(msg)[:10]) or "none"
             issues.append(
                 F7.issue(
-                    f"{where} does not contain a 'role' key, but only {mkeys}",
+                    f"{where} does not contain a 'role' key, but only {key_list(msg)}",
                     'add "role": one of system, user, assistant, tool',
                 )
             )
@@ -373,12 +398,11 @@ def check_messages(
         content = msg.get(ckey)
         tool_calls = msg.get("tool_calls")
         if tool_calls is None and content is None:
-            mkeys = ", ".join(repr(k) for k in list(msg)[:10])
             wanted = "one of 'content', 'text'" if spellings else "'content'"
             issues.append(
                 F9.issue(
                     f"{where}: a {rname} message does not contain {wanted} "
-                    f"(non-null), but only {mkeys}",
+                    f"(non-null), but only {key_list(msg)}",
                     'give it "content": "..." (an assistant message may have "tool_calls" instead)',
                 )
             )
@@ -430,13 +454,8 @@ def check_messages(
     return flow if structure_ok else None
 
 
-F12 = rule("F12", "tool call without 'id' or 'function'")
-F13 = rule("F13", "tool call function without 'name' or 'arguments'")
-F14 = rule("F14", "tool call arguments not a string")
 M6 = rule("M6", "assistant message needs content xor tool_calls")
 M7 = rule("M7", "assistant weight not 0 or 1")
-M8 = rule("M8", "bad tool call id in an assistant message")
-M9 = rule("M9", "bad function name in a tool call")
 
 
 def check_assistant(
@@ -448,7 +467,8 @@ def check_assistant(
     issues: list[Issue],
     rules: ChatRules = ChatRules.mistral,
 ) -> int:
-    """F12-F14, F16, M6-M9 (and O2) on an assistant message; returns its number of tool calls.
+    """F16, M6, M7 and each tool call's rules (:func:`_check_tool_call`) on an assistant
+    message; returns its number of tool calls.
 
     ``content`` is the message's content (or Mistral's ``text``) and ``tool_calls`` its
     ``tool_calls``, as the caller read them; ``is_last``: it is the conversation's last."""
@@ -498,78 +518,71 @@ def check_assistant(
     if not tool_calls:
         return 0
     for j, call in enumerate(tool_calls):
-        cw = f"{where}.tool_calls[{j}]"
-        if type(call) is not dict:
-            issues.append(F16.issue(f"{cw} must be an object, got {type_name(call)}", None))
-            continue
-        for key in ("id", "function"):
-            if key not in call:
-                issues.append(
-                    F12.issue(
-                        f"{cw}: a tool call of an assistant message does not have a '{key}' key",
-                        rules.id_hint if key == "id" else None,
-                    )
-                )
-        _check_type(cw, call, rules.tool_type, issues)
-        if "id" in call:
-            cid = call["id"]
-            if type(cid) is not str:
-                issues.append(
-                    F16.issue(f"{cw}.id must be a string, got {type_name(cid)}", rules.id_hint)
-                )
-            elif cid == "null" and rules.null_id_on_last:
-                if not is_last:
-                    issues.append(
-                        M8.issue(
-                            f"{cw}: tool call id of an assistant message that is not last has "
-                            "to be defined in finetuning mode",
-                            rules.id_hint,
-                        )
-                    )
-            elif not rules.id_pattern.fullmatch(cid):
-                issues.append(
-                    M8.issue(
-                        f"{cw}: tool call id was {short(cid)} but must be {rules.id_text}",
-                        rules.id_hint,
-                    )
-                )
-        fn = call.get("function")
-        if "function" not in call:
-            continue
-        if type(fn) is not dict:
-            issues.append(F16.issue(f"{cw}.function must be an object", None))
-            continue
-        for key in ("name", "arguments"):
-            if key not in fn:
-                issues.append(
-                    F13.issue(
-                        f"{cw}: a tool call function of an assistant message does not have a "
-                        f"'{key}' key",
-                        None,
-                    )
-                )
-        if "name" in fn:
-            name = fn["name"]
-            if type(name) is not str:
-                issues.append(F16.issue(f"{cw}.function.name must be a string", NAME_HINT))
-            elif not _NAME_RE.fullmatch(name):
-                issues.append(
-                    M9.issue(
-                        f"{cw}: function name was {short(name)} but must be a-z, A-Z, 0-9, "
-                        "or contain underscores and dashes, with a maximum length of 64",
-                        NAME_HINT,
-                    )
-                )
-        if "arguments" in fn and type(fn["arguments"]) is not str:
+        _check_tool_call(f"{where}.tool_calls[{j}]", call, is_last, issues, rules)
+    return len(tool_calls)
+
+
+F12 = rule("F12", "tool call without 'id' or 'function'")
+F13 = rule("F13", "tool call function without 'name' or 'arguments'")
+F14 = rule("F14", "tool call arguments not a string")
+M8 = rule("M8", "bad tool call id in an assistant message")
+M9 = rule("M9", "bad function name in a tool call")
+
+
+def _check_tool_call(
+    cw: str, call: Any, is_last: bool, issues: list[Issue], rules: ChatRules
+) -> None:
+    """F12-F14, F16, M8, M9 (and O2) on one tool call of an assistant message, named ``cw``."""
+    if type(call) is not dict:
+        issues.append(F16.issue(f"{cw} must be an object, got {type_name(call)}", None))
+        return
+    for key in ("id", "function"):
+        if key not in call:
             issues.append(
-                F14.issue(
-                    f"{cw}: a tool call function of an assistant message does not have a "
-                    f"'arguments' key of type str (got {type_name(fn['arguments'])})",
-                    "encode the arguments as a JSON string, e.g. "
-                    '"arguments": "{\\"word\\": \\"listen\\"}"',
+                F12.issue(
+                    f"{cw}: a tool call of an assistant message does not have a '{key}' key",
+                    rules.id_hint if key == "id" else None,
                 )
             )
-    return len(tool_calls)
+    _check_type(cw, call, rules.tool_type, issues)
+    cid = call.get("id")
+    if cid == "null" and rules.null_id_on_last:
+        if not is_last:
+            issues.append(
+                M8.issue(
+                    f"{cw}: tool call id of an assistant message that is not last has "
+                    "to be defined in finetuning mode",
+                    rules.id_hint,
+                )
+            )
+    elif "id" in call:
+        _check_id(cid, f"{cw}.id", cw, M8, issues, rules)
+    fn = call.get("function")
+    if "function" not in call:
+        return
+    if type(fn) is not dict:
+        issues.append(F16.issue(f"{cw}.function must be an object", None))
+        return
+    for key in ("name", "arguments"):
+        if key not in fn:
+            issues.append(
+                F13.issue(
+                    f"{cw}: a tool call function of an assistant message does not have a "
+                    f"'{key}' key",
+                    None,
+                )
+            )
+    if "name" in fn:
+        _check_name(fn["name"], f"{cw}.function.name", M9, f"{cw}: function name was", issues)
+    if "arguments" in fn and type(fn["arguments"]) is not str:
+        issues.append(
+            F14.issue(
+                f"{cw}: a tool call function of an assistant message does not have a "
+                f"'arguments' key of type str (got {type_name(fn['arguments'])})",
+                "encode the arguments as a JSON string, e.g. "
+                '"arguments": "{\\"word\\": \\"listen\\"}"',
+            )
+        )
 
 
 F15 = rule("F15", "tool message without 'tool_call_id'")
@@ -582,40 +595,18 @@ def _check_tool_message(
 ) -> None:
     """F15, F16, M10, M11 on a tool message."""
     if "tool_call_id" not in msg:
-        keys = ", ".join(repr(k) for k in list(msg)[:10])
         issues.append(
             F15.issue(
-                f"{where}: a tool message does not contain a 'tool_call_id' key, but only {keys}",
+                f"{where}: a tool message does not contain a 'tool_call_id' key, but only "
+                f"{key_list(msg)}",
                 "set tool_call_id to the id of the tool call it answers",
             )
         )
     else:
-        tid = msg["tool_call_id"]
-        if type(tid) is not str:
-            issues.append(
-                F16.issue(
-                    f"{where}.tool_call_id must be a string, got {type_name(tid)}", rules.id_hint
-                )
-            )
-        elif not rules.id_pattern.fullmatch(tid):
-            issues.append(
-                M10.issue(
-                    f"{where}: tool call id was {short(tid)} but must be {rules.id_text}",
-                    rules.id_hint,
-                )
-            )
+        _check_id(msg["tool_call_id"], f"{where}.tool_call_id", where, M10, issues, rules)
     name = msg.get("name")
     if name is not None:
-        if type(name) is not str:
-            issues.append(F16.issue(f"{where}.name must be a string", NAME_HINT))
-        elif not _NAME_RE.fullmatch(name):
-            issues.append(
-                M11.issue(
-                    f"{where}: function name was {short(name)} but must be a-z, A-Z, 0-9, or "
-                    "contain underscores and dashes, with a maximum length of 64",
-                    NAME_HINT,
-                )
-            )
+        _check_name(name, f"{where}.name", M11, f"{where}: function name was", issues)
 
 
 M1 = rule("M1", "no (non-system) message")
@@ -729,7 +720,7 @@ def check_pretrain(obj: dict[str, Any], issues: list[Issue]) -> None:
         return
     value = obj.get("text") if has_text else obj.get("content")
     if value is None:
-        keys = ", ".join(repr(k) for k in list(obj)[:10]) or "none"
+        keys = key_list(obj)
         issues.append(
             P2.issue(
                 f"must have one of 'text' or 'content' (non-null) in your data; only have {keys}",

@@ -21,7 +21,7 @@ held, of an object the remote does not have, or of one that is not what the spec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.address import Address, ResourceType
 from reconciler.engine.adopt import (
@@ -93,9 +93,9 @@ def adopt_declared(desired: DesiredState, state: State, observed: Observed) -> A
             continue
         move_record(after, move.source, address)
         moved[address] = move.source
-    imported: dict[str, str] = {}
+    importer = _Importer(desired, after, observed)
     for address, declared in sorted(desired.imports.items()):
-        problem = _import(desired, after, observed, declared, imported)
+        problem = importer.record(declared)
         if problem is not None:
             errors.append(
                 f"{file_line(declared.location)}: Import {address} = {declared.remote_id}: {problem}"
@@ -106,7 +106,7 @@ def adopt_declared(desired: DesiredState, state: State, observed: Observed) -> A
             + "\n  ".join(errors)
             + "\nNothing was changed."
         )
-    return Adoption(state=after, moved=moved, imported=imported)
+    return Adoption(state=after, moved=moved, imported=importer.imported)
 
 
 def remote_files_to_hash(
@@ -147,98 +147,103 @@ def _unresolved(
     return file_matches(desired.files[address], remote, observed.content) is None
 
 
-def _import(
-    desired: DesiredState,
-    after: State,
-    observed: Observed,
-    declared: DeclaredImport,
-    imported: dict[str, str],
-) -> str | None:
-    """Record one Import in ``after`` (and ``imported``); what conflicts, if anything."""
-    address, remote_id = declared.address, declared.remote_id
-    res = after.resources.get(address)
-    if res is not None:
-        held = {res.remote_id, *(str(h.get("remote_id")) for h in res.history)}
-        if remote_id in held:
-            return None  # applied before: harmless
-        return (
-            f"{address} holds {res.remote_id}; remove the Import document, or forget that "
-            f"record first with 'reconciler state rm {address}'"
-        )
-    for other in after.resources.values():
-        earlier = {str(h.get("remote_id")) for h in other.history}
-        if other.remote_id == remote_id or remote_id in earlier:
-            how = "is managed as" if other.remote_id == remote_id else "was held by"
-            return f"the remote object {how} {other.address}; a remote object has one address"
-    if address.kind is ResourceType.JOB:
-        return _import_job(desired, after, observed, declared, imported)
-    remote = observed.files.get(remote_id)
-    if remote is None:
-        return "the remote has no such file; check the id and the Provider"
-    part = desired.files[address]
-    same = file_matches(part, remote, observed.content)
-    if same is None:
-        return (
-            f"its content cannot be compared with the prepared part's: {_UNREADABLE} "
-            f"({part.filename}, {part.bytes} bytes)"
-        )
-    if same is False:
-        return (
-            f"its content is not the prepared part's ({part.bytes} bytes, sha256 "
-            f"{part.sha256[:12]}…; the remote file has {remote.get('bytes')} bytes, another "
-            "content)"
-        )
-    after.resources[address] = file_record(
-        part, remote_id, str(remote.get("filename") or ""), imported=True
-    )
-    imported[address] = remote_id
-    return None
+@dataclass
+class _Importer:
+    """Records Import documents in ``after``, the state being built.
 
+    Attributes:
+        desired, observed: what the specs ask for and what the remote shows.
+        after: the state the Imports are recorded in.
+        imported: address → the remote object recorded for it, so far.
+    """
 
-def _import_job(
-    desired: DesiredState,
-    after: State,
-    observed: Observed,
-    declared: DeclaredImport,
-    imported: dict[str, str],
-) -> str | None:
-    job = desired.jobs[declared.address]
-    remote_job = observed.jobs.get(declared.remote_id)
-    if remote_job is None:
-        return "the remote has no such job; check the id and the Provider"
-    recorded = recorded_files(desired.files, after.resources)
-    file_ids = job_files(job, remote_job, desired.files, observed.files, observed.content, recorded)
-    if not made_from_spec_files(job, file_ids):
-        unread = [
-            f
-            for f in job_file_ids(remote_job)
-            if f in observed.files
-            and f not in observed.content
-            and any(needs_hash(desired.files[d], observed.files[f]) for d in job.depends_on)
-        ]
-        if unread:
+    desired: DesiredState
+    after: State
+    observed: Observed
+    imported: dict[str, str] = field(default_factory=dict)
+
+    def record(self, declared: DeclaredImport) -> str | None:
+        """Record one Import; what conflicts, if anything."""
+        address, remote_id = declared.address, declared.remote_id
+        res = self.after.resources.get(address)
+        if res is not None:
+            held = {res.remote_id, *(str(h.get("remote_id")) for h in res.history)}
+            if remote_id in held:
+                return None  # applied before: harmless
             return (
-                f"the content of the file(s) it uses ({', '.join(unread)}) cannot be compared "
-                f"with the spec's datasets: {_UNREADABLE}"
+                f"{address} holds {res.remote_id}; remove the Import document, or forget that "
+                f"record first with 'reconciler state rm {address}'"
             )
-        return (
-            "the job's files are not the spec's datasets (no file it uses holds the prepared "
-            "content of " + ", ".join(job.depends_on) + ")"
-        )
-    diff = job_differences(job, remote_job, file_ids)
-    if diff:
-        return (
-            "the job's request differs from the spec in: "
-            + ", ".join(diff)
-            + "; change the spec to match it, or remove the Import"
-        )
-    after.resources[job.address] = job_record(job, remote_job, imported=True)
-    imported[job.address] = declared.remote_id
-    for dep, file_id in file_ids.items():
-        remote = observed.files.get(file_id)
-        if dep not in after.resources and remote is not None:
-            after.resources[dep] = file_record(
-                desired.files[dep], file_id, str(remote.get("filename") or ""), imported=True
+        for other in self.after.resources.values():
+            earlier = {str(h.get("remote_id")) for h in other.history}
+            if other.remote_id == remote_id or remote_id in earlier:
+                how = "is managed as" if other.remote_id == remote_id else "was held by"
+                return f"the remote object {how} {other.address}; a remote object has one address"
+        if address.kind is ResourceType.JOB:
+            return self._job(declared)
+        remote = self.observed.files.get(remote_id)
+        if remote is None:
+            return "the remote has no such file; check the id and the Provider"
+        part = self.desired.files[address]
+        same = file_matches(part, remote, self.observed.content)
+        if same is None:
+            return (
+                f"its content cannot be compared with the prepared part's: {_UNREADABLE} "
+                f"({part.filename}, {part.bytes} bytes)"
             )
-            imported[dep] = file_id
-    return None
+        if same is False:
+            return (
+                f"its content is not the prepared part's ({part.bytes} bytes, sha256 "
+                f"{part.sha256[:12]}…; the remote file has {remote.get('bytes')} bytes, another "
+                "content)"
+            )
+        self.after.resources[address] = file_record(
+            part, remote_id, str(remote.get("filename") or ""), imported=True
+        )
+        self.imported[address] = remote_id
+        return None
+
+    def _job(self, declared: DeclaredImport) -> str | None:
+        desired, observed, after = self.desired, self.observed, self.after
+        job = desired.jobs[declared.address]
+        remote_job = observed.jobs.get(declared.remote_id)
+        if remote_job is None:
+            return "the remote has no such job; check the id and the Provider"
+        recorded = recorded_files(desired.files, after.resources)
+        file_ids = job_files(
+            job, remote_job, desired.files, observed.files, observed.content, recorded
+        )
+        if not made_from_spec_files(job, file_ids):
+            unread = [
+                f
+                for f in job_file_ids(remote_job)
+                if f in observed.files
+                and f not in observed.content
+                and any(needs_hash(desired.files[d], observed.files[f]) for d in job.depends_on)
+            ]
+            if unread:
+                return (
+                    f"the content of the file(s) it uses ({', '.join(unread)}) cannot be "
+                    f"compared with the spec's datasets: {_UNREADABLE}"
+                )
+            return (
+                "the job's files are not the spec's datasets (no file it uses holds the "
+                "prepared content of " + ", ".join(job.depends_on) + ")"
+            )
+        diff = job_differences(job, remote_job, file_ids)
+        if diff:
+            return (
+                "the job's request differs from the spec in: "
+                + ", ".join(diff)
+                + "; change the spec to match it, or remove the Import"
+            )
+        after.resources[job.address] = job_record(job, remote_job, imported=True)
+        self.imported[job.address] = declared.remote_id
+        for dep, file_id in file_ids.items():
+            remote = observed.files.get(file_id)
+            if dep not in after.resources and remote is not None:
+                after.resources[dep] = file_record(
+                    desired.files[dep], file_id, str(remote.get("filename") or ""), imported=True
+                )
+                self.imported[dep] = file_id
+        return None

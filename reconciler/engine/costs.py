@@ -13,9 +13,9 @@ plan's estimate is the only budget check there is.
 An estimator is chosen by provider type (:func:`estimator_for`, :data:`ESTIMATORS`) and
 implements :class:`CostEstimator`. Mistral and the sandbox train ``steps`` steps of
 ``tokens_per_step`` tokens each (:class:`StepTokenEstimator`); OpenAI bills the training
-file's tokens times the epochs (:class:`EpochTokenEstimator`); other providers plug in with
-their own formula behind the same interface — a self-hosted cluster's GPU-hours × price per
-GPU-hour, say.
+file's tokens times the epochs (:class:`EpochTokenEstimator`); a Ray cluster of one's own
+costs the GPU-hours its jobs take × the Provider's price per GPU-hour
+(:class:`GpuHourEstimator`).
 
 :func:`review_costs` turns the estimates into the plan's cost review: new jobs that could not
 be estimated (the totals are then a lower bound) and the errors that make apply refuse the
@@ -42,6 +42,7 @@ from reconciler.engine.plan import (
     Plan,
     RunBudgetLimit,
 )
+from reconciler.train.job import Hyperparameters as TrainHyperparameters
 
 if TYPE_CHECKING:
     from reconciler.spec.models import ModelPrice as ModelPriceSpec
@@ -427,6 +428,113 @@ class EpochTokenEstimator(_TableEstimator):
         return _local_estimate(rate, train_tokens, basis)
 
 
+@dataclass(frozen=True)
+class GpuHourEstimator:
+    """Jobs on a cluster of one's own (Ray): the GPU-hours they take × a price per GPU-hour.
+
+    The trainer runs ``steps`` optimizer steps of ``batch_size`` samples in each of its
+    ``processes`` (one per GPU when a job has several GPUs, else one), as
+    :mod:`reconciler.train` does: ``steps`` is ``training_steps``, or ``ceil(epochs × samples
+    / (batch_size × processes))``. A sample counts the training files' mean tokens per sample,
+    cut at ``seq_len`` as the trainer cuts it (``seq_len`` itself when the counts are unknown:
+    an upper bound). The tokens over the GPUs' throughput are the GPU-hours, summed over the
+    GPUs: ``train_tokens / tokens_per_gpu_second / 3600``; the cost is ``gpu_hours ×
+    price_per_gpu_hour``, rounded to 4 decimals. No minimum fee, no storage fee (the adapters
+    are in one's own storage). It counts training only: not waiting for a GPU, loading the
+    model or evaluating checkpoints.
+
+    Attributes:
+        gpus: GPUs per job (the Provider's ``resources.gpus``).
+        tokens_per_gpu_second: what one GPU trains per second (None: no estimate).
+        price_per_gpu_hour: what one GPU-hour costs, in :data:`CURRENCY` (None: no estimate).
+    """
+
+    gpus: float
+    tokens_per_gpu_second: float | None
+    price_per_gpu_hour: float | None
+    provider: str = "ray"
+    storage_per_month: float = 0.0
+
+    @classmethod
+    def of(cls, provider: Provider | None) -> GpuHourEstimator:
+        """The estimator of a ray Provider document (its resources, throughput and price)."""
+        if provider is None:
+            return cls(gpus=1.0, tokens_per_gpu_second=None, price_per_gpu_hour=None)
+        return cls(
+            gpus=provider.resources.gpus if provider.resources is not None else 1.0,
+            tokens_per_gpu_second=provider.tokens_per_gpu_second,
+            price_per_gpu_hour=provider.price_per_gpu_hour,
+        )
+
+    def estimate(
+        self, job: DesiredJob, files: Mapping[str, DesiredFile]
+    ) -> CostEstimate | Unestimated:
+        """See the class docstring."""
+        missing = [
+            name
+            for name, value in (
+                ("tokens_per_gpu_second", self.tokens_per_gpu_second),
+                ("price_per_gpu_hour", self.price_per_gpu_hour),
+            )
+            if value is None
+        ]
+        if self.tokens_per_gpu_second is None or self.price_per_gpu_hour is None:
+            return Unestimated(
+                f"the ray Provider sets no {' and no '.join(missing)}, so its GPU-hours "
+                "cannot be priced; set both on the Provider (measure the throughput from a "
+                "first run's result.json: trained_tokens / elapsed_seconds / GPUs)"
+            )
+        defaults = TrainHyperparameters.model_fields
+        batch = int(defaults["batch_size"].default)
+        hyper = job.identity["hyperparameters"]
+        seq_len = int(hyper.get("seq_len") or defaults["seq_len"].default)
+        processes = int(self.gpus) if self.gpus > 1 else 1
+        training = [files[ref["file"]] for ref in job.identity["training_files"]]
+        exact = all(f.exact_tokens is not None for f in training)
+        data_tokens = sum((f.exact_tokens or 0) if exact else f.approx_tokens for f in training)
+        samples = sum(f.samples for f in training)
+        steps_from: Literal["training_steps", "epochs"]
+        if hyper.get("training_steps") is not None:
+            steps, steps_from = int(hyper["training_steps"]), "training_steps"
+        elif hyper.get("epochs") is not None:
+            steps = max(1, math.ceil(float(hyper["epochs"]) * samples / (batch * processes)))
+            steps_from = "epochs"
+        else:
+            return Unestimated("neither training_steps nor epochs is set; set one of them")
+        per_sample = seq_len
+        if data_tokens > 0 and samples > 0:
+            per_sample = max(1, min(seq_len, math.ceil(data_tokens / samples)))
+        tokens_per_step = batch * processes * per_sample
+        train_tokens = steps * tokens_per_step
+        gpu_hours = train_tokens / self.tokens_per_gpu_second / 3600
+        basis = CostBasis(
+            train_tokens=train_tokens,
+            steps=steps,
+            steps_from=steps_from,
+            tokens_per_step=tokens_per_step,
+            data_tokens=max(1, data_tokens),
+            token_count="exact" if exact else "approx",
+            epochs=round(train_tokens / max(1, data_tokens), 4),
+            # The same price per trained token, for comparison with hosted services.
+            price_per_million_tokens=round(
+                self.price_per_gpu_hour / (self.tokens_per_gpu_second * 3600) * 1e6, 6
+            ),
+            minimum_fee=0.0,
+            price_source=f"the ray Provider: {self.price_per_gpu_hour:g} {CURRENCY} per "
+            f"GPU-hour at {self.tokens_per_gpu_second:g} tokens per GPU-second",
+            gpu_hours=round(gpu_hours, 6),
+            price_per_gpu_hour=self.price_per_gpu_hour,
+            tokens_per_gpu_second=self.tokens_per_gpu_second,
+        )
+        return CostEstimate(
+            amount=round(gpu_hours * self.price_per_gpu_hour, 4),
+            currency=CURRENCY,
+            source=CostSource.LOCAL,
+            train_tokens=train_tokens,
+            basis=basis,
+        )
+
+
 def _no_price(model: str, provider: str) -> Unestimated:
     return Unestimated(
         f"no price for model {model!r} on {provider}: add it to the Provider's prices, e.g. "
@@ -497,12 +605,12 @@ ESTIMATORS: dict[str, EstimatorFactory] = {
     "mistral": _step_tokens(MISTRAL_PRICES, None),
     "sandbox": _step_tokens(SANDBOX_PRICES, SANDBOX_DEFAULT_STEPS),
     "openai": _epoch_tokens(OPENAI_PRICES),
+    "ray": GpuHourEstimator.of,
 }
 """Provider type → how to make its estimator. Mistral does not document how long a job that
 sets neither ``training_steps`` nor ``epochs`` trains, so such a job is not estimated there.
-
-A provider with another cost model registers its own :class:`CostEstimator` here: e.g. one
-that multiplies GPU-hours by the Provider's price per GPU-hour (a self-hosted cluster)."""
+A provider with another cost model registers its own :class:`CostEstimator` here, as ``ray``
+does (GPU-hours × the Provider's price per GPU-hour)."""
 
 
 def estimator_for(provider: Provider | None) -> CostEstimator:
@@ -658,6 +766,11 @@ def _basis_text(cost: CostEstimate) -> str:
     basis = cost.basis
     if basis is None:
         return ""
+    if basis.gpu_hours is not None and basis.price_per_gpu_hour is not None:
+        return (
+            f": {basis.gpu_hours:g} GPU-hours x {basis.price_per_gpu_hour:g} "
+            f"{cost.currency or ''}/GPU-hour"
+        )
     if basis.steps is None or basis.tokens_per_step is None:
         passes = f"{basis.epochs:g} epochs x {basis.data_tokens:,} tokens"
     else:

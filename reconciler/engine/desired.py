@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.address import Address
 from reconciler.engine import fingerprint
+from reconciler.engine.plan import FileAfter
 from reconciler.errors import Location
 from reconciler.spec.models import FineTunedModelSpec, SecretRef
 from reconciler.spec.resolved import DeclaredImport, DeclaredMove, ResolvedJob, SpecSet
@@ -63,15 +64,9 @@ class DesiredFile:
     location: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        """What plans and state show of this file."""
-        return {
-            "dataset": self.dataset,
-            "part": self.part,
-            "filename": self.filename,
-            "sha256": self.sha256,
-            "bytes": self.bytes,
-            "num_lines": self.num_lines,
-        }
+        """What plans and state show of this file: the fields of a plan's
+        :class:`~reconciler.engine.plan.FileAfter` (but ``reuse``, which the planner adds)."""
+        return {name: getattr(self, name) for name in FileAfter.model_fields if name != "reuse"}
 
 
 @dataclass(frozen=True)
@@ -190,6 +185,8 @@ class DesiredJob:
         for key in ("method", "seed"):
             if key in identity:
                 request[key] = identity[key]
+        if identity.get("lora") is not None:
+            request["lora"] = dict(identity["lora"])
         return request
 
 
@@ -297,6 +294,8 @@ def _desired_job(job: ResolvedJob, files: Mapping[str, DesiredFile], specs: Spec
         identity["seed"] = job.seed
     if job.rerun is not None:
         identity["rerun"] = job.rerun
+    if job.lora is not None:
+        identity["lora"] = job.lora.model_dump(mode="json")
     depends = tuple(dict.fromkeys(f["file"] for f in training + validation))
     return DesiredJob(
         address=job.address,

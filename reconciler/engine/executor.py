@@ -95,7 +95,7 @@ from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.start_gate import MAX_POLL_INTERVAL, StartGate
 from reconciler.engine.state_model import Intent, ResourceState, State, StateBackend
 from reconciler.errors import ApiError, ConflictError, NotFoundError, ReconcilerError, SecretError
-from reconciler.providers.base import JobTag, Pausable
+from reconciler.providers.base import JobLookup, JobTag, Pausable
 from reconciler.spec.secrets import resolve_secret
 
 if TYPE_CHECKING:
@@ -572,7 +572,9 @@ class Executor:
             res = self.recorder.get(job.address) or res
         _, held = self.recorder.job_bindings()
         try:
-            created = self.client.create_job(request, exclude=held, tag=intent_tag(intent))
+            created = self.client.create_job(
+                request, JobLookup(tag=intent_tag(intent), exclude=held)
+            )
         except ConflictError as exc:
             # Refused: nothing was made. The job that occupies the slot is our own create
             # only if it is new since the intent and no address holds or held it.

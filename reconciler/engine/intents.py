@@ -27,7 +27,7 @@ from reconciler.engine.outcome import ApplyHooks
 from reconciler.engine.recorder import StateRecorder
 from reconciler.engine.state_model import Intent, ResourceState
 from reconciler.errors import ApiError
-from reconciler.providers.base import JobTag
+from reconciler.providers.base import JobLookup, JobTag
 
 if TYPE_CHECKING:
     from reconciler.client.types import RemoteJob
@@ -96,7 +96,8 @@ def find_created_job(client: Provider, recorder: StateRecorder, intent: Intent) 
     since = _dt.datetime.fromtimestamp(intent.created_at - RECOVERY_SLACK_SECONDS, _dt.UTC)
     _, held = recorder.job_bindings()
     jobs = client.find_jobs(
-        dict(intent.lookup["request"]), created_after=since, exclude=held, tag=intent_tag(intent)
+        dict(intent.lookup["request"]),
+        JobLookup(tag=intent_tag(intent), exclude=held, created_after=since),
     )
     return min(jobs, key=lambda j: j.created_at) if jobs else None
 

@@ -47,15 +47,36 @@ class Observed:
         matches.sort(key=lambda f: f.get("created_at") or 0, reverse=True)
         return matches[0] if matches else None
 
+    def identical_file(self, filename: str, sha256: str, size: int) -> dict[str, Any] | None:
+        """A remote file with these bytes: by the content-addressed upload name (and size),
+        or by a content hash already known (:attr:`content`: a remote that names files by
+        their content reports it, as a Ray provider's storage does)."""
+        by_name = self.file_by_name(filename, size)
+        if by_name is not None:
+            return by_name
+        for file_id, digest in self.content.items():
+            found = self.files.get(file_id)
+            if digest == sha256 and found is not None and found.get("bytes") == size:
+                return found
+        return None
+
 
 def refresh(client: Provider) -> Observed:
     """Read files, jobs and models with paginated list calls."""
     before = client.stats.requests
     files = {f.id: f.model_dump(mode="json", by_alias=True) for f in client.list_files()}
+    # A remote that reports its files' content hash spares downloading them to compare.
+    content = {i: f["sha256"] for i, f in files.items() if isinstance(f.get("sha256"), str)}
     jobs = {j.id: j.model_dump(mode="json") for j in client.list_jobs()}
     models = {
         m.id: m.model_dump(mode="json")
         for m in client.list_models()
         if m.model_dump().get("type", "fine-tuned") != "base"
     }
-    return Observed(files=files, jobs=jobs, models=models, requests=client.stats.requests - before)
+    return Observed(
+        files=files,
+        jobs=jobs,
+        models=models,
+        requests=client.stats.requests - before,
+        content=content,
+    )

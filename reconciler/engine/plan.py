@@ -43,6 +43,10 @@ reject an unknown major). It never contains a secret: W&B keys appear as their r
   (reason ``paused-changed``); a local estimate's ``basis`` of a provider that bills passes
   over the data has ``epochs_from`` instead of ``steps``, ``steps_from`` and
   ``tokens_per_step`` (each only when it applies).
+* ``1.6``: self-hosted training (Ray). A job's request may carry ``lora`` (only when the spec
+  sets it); a local estimate's ``basis`` of a provider that bills GPU-hours has
+  ``gpu_hours``, ``price_per_gpu_hour`` and ``tokens_per_gpu_second``. Ray jobs start at
+  creation (``starts_at_create``, as in 1.5).
 
 Each newer layout only adds keys, so an older file loads with the keys it lacks at their
 defaults (no errors, no estimates missing, no budget; no adoption).
@@ -70,7 +74,7 @@ from reconciler.engine.output_file import write_output_file
 from reconciler.errors import PlanError
 from reconciler.redact import scrub
 
-PLAN_FORMAT_VERSION = "1.5"
+PLAN_FORMAT_VERSION = "1.6"
 
 
 class Action(StrEnum):
@@ -317,9 +321,11 @@ class JobRequest(PartialPart):
         seed: the run's seed, present when set.
         rerun: the spec's ``rerun`` token (part of the request's identity, never sent;
             only present when set).
+        lora: the LoRA adapter of a self-hosted (``ray``) job, ``{"rank": N}``; only present
+            when the spec sets it.
     """
 
-    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"method", "seed", "rerun"})
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"method", "seed", "rerun", "lora"})
 
     model: str
     job_type: str
@@ -333,6 +339,7 @@ class JobRequest(PartialPart):
     method: str = "supervised"
     seed: int | None = None
     rerun: str | None = None
+    lora: Mapping[str, int] | None = None
 
 
 class BudgetLimit(PlanPart):
@@ -477,7 +484,9 @@ class CostBasis(PartialPart):
 
     Providers bill trained tokens counted one of two ways: by steps (Mistral, the sandbox:
     ``steps``, ``steps_from`` and ``tokens_per_step`` are present) or by passes over the data
-    (OpenAI: ``epochs_from`` is present instead).
+    (OpenAI: ``epochs_from`` is present instead). A cluster of one's own (Ray) costs GPU-hours:
+    steps as above, plus ``gpu_hours``, ``price_per_gpu_hour`` and ``tokens_per_gpu_second``;
+    its ``price_per_million_tokens`` is the same price per trained token, for comparison.
 
     Attributes:
         train_tokens: tokens the run trains on: ``steps * tokens_per_step``, or
@@ -501,10 +510,23 @@ class CostBasis(PartialPart):
         price_per_million_tokens, minimum_fee: the price applied.
         price_source: where the price comes from (the built-in table and its source, or the
             Provider's ``prices``).
+        gpu_hours: GPU time the run takes (``train_tokens / tokens_per_gpu_second / 3600``,
+            summed over its GPUs); GPU-hour-billed only.
+        price_per_gpu_hour, tokens_per_gpu_second: the Provider's price and throughput;
+            GPU-hour-billed only.
     """
 
     OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"training_files", "steps", "steps_from", "tokens_per_step", "epochs_from"}
+        {
+            "training_files",
+            "steps",
+            "steps_from",
+            "tokens_per_step",
+            "epochs_from",
+            "gpu_hours",
+            "price_per_gpu_hour",
+            "tokens_per_gpu_second",
+        }
     )
 
     train_tokens: int
@@ -519,6 +541,9 @@ class CostBasis(PartialPart):
     price_per_million_tokens: float
     minimum_fee: float
     price_source: str
+    gpu_hours: float | None = None
+    price_per_gpu_hour: float | None = None
+    tokens_per_gpu_second: float | None = None
 
 
 class CostEstimate(PartialPart):

@@ -144,7 +144,7 @@ def known_file_ids(desired: DesiredState, state: State, observed: Observed) -> d
         if res is not None and res.fingerprint == f.fingerprint and res.remote_id in observed.files:
             ids[address] = res.remote_id
             continue
-        remote = observed.file_by_name(f.filename, f.bytes)
+        remote = observed.identical_file(f.filename, f.sha256, f.bytes)
         if remote is not None:
             ids[address] = str(remote["id"])
     return ids
@@ -386,7 +386,7 @@ def _plan_file(
     if res is None:
         if f.address in intents:
             return change(action=Action.CREATE, reason=Reason.RECOVER_INTENT, after=after)
-        existing = observed.file_by_name(f.filename, f.bytes)
+        existing = observed.identical_file(f.filename, f.sha256, f.bytes)
         if existing is not None:
             return change(
                 action=Action.CREATE,

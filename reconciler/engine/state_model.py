@@ -21,7 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from reconciler.address import ResourceType
 from reconciler.errors import StateError, StateLockedError
@@ -84,21 +90,35 @@ class StateTarget(BaseModel):
     fine-tuned model's ``workspace_id``, and never the key itself belongs in a state.
 
     Attributes:
-        provider: the Provider's type, ``mistral``, ``openai`` or ``sandbox``.
-        endpoint: the API base URL (scheme and host lower-cased, no trailing ``/``), or
-            :data:`EMBEDDED` for the embedded sandbox, which lives beside the state.
+        provider: the Provider's type, ``mistral``, ``openai``, ``sandbox`` or ``ray``.
+        endpoint: the API base URL (scheme and host lower-cased, no trailing ``/``; a ray
+            Provider's ``address``), or :data:`EMBEDDED` for the embedded sandbox, which
+            lives beside the state.
+        storage: a ray Provider's storage (its files' ids mean something only there and its
+            jobs' outputs are there); absent for the other types.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     provider: str
     endpoint: str
+    storage: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_no_storage(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # States of the types without storage keep the layout they always had.
+        data = handler(self)
+        if isinstance(data, dict) and self.storage is None:
+            data.pop("storage", None)
+        return data
 
     def describe(self) -> str:
-        """E.g. ``mistral https://api.mistral.ai`` or ``embedded sandbox``."""
+        """E.g. ``mistral https://api.mistral.ai``, ``embedded sandbox`` or
+        ``ray http://127.0.0.1:8265 (storage /data/ft)``."""
         if self.endpoint == EMBEDDED:
             return "embedded sandbox"
-        return f"{self.provider} {self.endpoint}"
+        storage = f" (storage {self.storage})" if self.storage is not None else ""
+        return f"{self.provider} {self.endpoint}{storage}"
 
 
 EMBEDDED = "embedded"
@@ -257,7 +277,8 @@ def check_target(
         f"target {target.describe()}: its remote ids mean nothing there, and planning would "
         "treat every object as deleted remotely. If the workspace moved on purpose, run "
         "'reconciler plan --rebind' to review and 'reconciler apply --rebind' to bind the "
-        "state to the new target; otherwise fix the Provider (endpoint, type) or use the "
+        "state to the new target; otherwise fix the Provider (endpoint, type; a ray Provider's "
+        "address, storage) or use the "
         "state of that target."
     )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from rich.table import Table
@@ -106,6 +106,13 @@ class StatusRow:
         )
 
 
+_FROM_PROGRESS = tuple(
+    f.name for f in fields(StatusRow) if f.name in {g.name for g in fields(JobProgress)}
+)
+"""The fields a job's row takes as they are from its :class:`JobProgress` (status, health,
+steps, metrics, model, cost, failure reason): the fields both have."""
+
+
 def _lookup(
     remote: Mapping[str, Mapping[str, Any]], address: str, resource: ResourceState | None
 ) -> Mapping[str, Any] | None:
@@ -139,20 +146,8 @@ def _job_row(
         address=address,
         kind=ResourceType.JOB,
         sync=sync,
-        health=p.health,
         remote_id=p.job_id or (resource.remote_id if resource is not None else None),
-        status=p.status,
-        step=p.step,
-        total_steps=p.total_steps,
-        percent=p.percent,
-        train_loss=p.train_loss,
-        valid_loss=p.valid_loss,
-        valid_mean_token_accuracy=p.valid_mean_token_accuracy,
-        wandb_url=p.wandb_url,
-        fine_tuned_model=p.fine_tuned_model,
-        cost=p.cost,
-        cost_currency=p.cost_currency,
-        failure_reason=p.failure_reason,
+        **{name: getattr(p, name) for name in _FROM_PROGRESS},
     )
 
 

@@ -17,19 +17,25 @@ identity exactly; the others compare requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from reconciler.client.limits import RequestStats
 from reconciler.client.types import JobEstimate, RemoteFile, RemoteJob, RemoteModel
-from reconciler.identity import TAG_ADDRESS_KEY, TAG_FINGERPRINT_KEY
+from reconciler.errors import ReconcilerError
+from reconciler.identity import (
+    TAG_ADDRESS_KEY,
+    TAG_FINGERPRINT_KEY,
+    TAG_GENERATION_KEY,
+    JobLookup,
+    JobTag,
+)
 from reconciler.spec.capabilities import (
     MISTRAL_CAPABILITIES,
     MISTRAL_HYPERPARAMETERS,
     OPENAI_CAPABILITIES,
+    RAY_CAPABILITIES,
     Capabilities,
 )
 
@@ -39,46 +45,8 @@ IDENTITY_ADDRESS_KEY = TAG_ADDRESS_KEY
 IDENTITY_FINGERPRINT_KEY = TAG_FINGERPRINT_KEY
 """Job metadata key carrying the request fingerprint of the spec that created the job."""
 
-IDENTITY_GENERATION_KEY = "reconciler_generation"
+IDENTITY_GENERATION_KEY = TAG_GENERATION_KEY
 """Job metadata key carrying the replacement generation (see :class:`JobTag`)."""
-
-
-@dataclass(frozen=True)
-class JobTag:
-    """Our identity of a job, for services that can carry it (``Capabilities.job_metadata``).
-
-    Attributes:
-        address: the spec address that creates the job, e.g. ``job.tone``.
-        fingerprint: the request fingerprint of that spec revision.
-        generation: how many jobs this address had before (its history length): a
-            ``--replace`` of an unchanged spec is a new generation, so a new identity.
-    """
-
-    address: str
-    fingerprint: str
-    generation: int = 0
-
-    def metadata(self) -> dict[str, str]:
-        """The job metadata that carries this identity (string values only)."""
-        return {
-            IDENTITY_ADDRESS_KEY: self.address,
-            IDENTITY_FINGERPRINT_KEY: self.fingerprint,
-            IDENTITY_GENERATION_KEY: str(self.generation),
-        }
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any] | None) -> JobTag | None:
-        """The tag a job's metadata carries (``RemoteJob.user_metadata``), or None for a job
-        without one (made by hand, or by another tool)."""
-        if not metadata:
-            return None
-        address = metadata.get(IDENTITY_ADDRESS_KEY)
-        fingerprint = metadata.get(IDENTITY_FINGERPRINT_KEY)
-        if not isinstance(address, str) or not isinstance(fingerprint, str):
-            return None
-        raw = metadata.get(IDENTITY_GENERATION_KEY)
-        generation = int(raw) if isinstance(raw, str) and raw.isdigit() else 0
-        return cls(address, fingerprint, generation)
 
 
 @runtime_checkable
@@ -136,19 +104,12 @@ class Provider(Protocol):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(
-        self,
-        request: dict[str, Any],
-        *,
-        exclude: Collection[str] = (),
-        tag: JobTag | None = None,
-    ) -> RemoteJob:
+    def create_job(self, request: dict[str, Any], lookup: JobLookup = JobLookup()) -> RemoteJob:
         """Create a job from a canonical request; never creates it twice.
 
-        ``exclude`` are ids of jobs a lost-answer lookup must never take for this one (jobs
-        that an address holds or held). ``tag`` is our identity of the job; services with
-        ``job_metadata`` store it on the job (and find a create whose answer was lost by it),
-        the others ignore it.
+        A create whose answer was lost is resolved by ``find_jobs`` with ``lookup`` (its
+        ``exclude``: jobs never to take for this one; its ``tag``: our identity of the job,
+        which services with ``job_metadata`` store on the job, and the others ignore).
         """
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
@@ -171,17 +132,12 @@ class Provider(Protocol):
         """Cancel a job (idempotent; a finished job is left as it is)."""
 
     def find_jobs(
-        self,
-        request: dict[str, Any],
-        *,
-        created_after: datetime | None = None,
-        exclude: Collection[str] = (),
-        tag: JobTag | None = None,
+        self, request: dict[str, Any], lookup: JobLookup = JobLookup()
     ) -> list[RemoteJob]:
-        """Jobs this exact request created (never one whose id is in ``exclude``).
+        """Jobs this exact request created, as :class:`JobLookup` narrows them.
 
-        With ``tag`` and ``job_metadata``, by the identity on the job (exact); otherwise by
-        comparing the request with what the remote reports.
+        With ``lookup.tag`` and ``job_metadata``, by the identity on the job (exact); otherwise
+        by comparing the request with what the remote reports.
         """
 
     # -- fine-tuned models ----------------------------------------------------------------
@@ -202,6 +158,32 @@ class Provider(Protocol):
 
     def unarchive_model(self, model_id: str) -> None:
         """Unarchive a fine-tuned model (only with ``model_updates``)."""
+
+
+class WithoutModelUpdates:
+    """The model operations of a service whose fine-tuned models cannot be renamed, described
+    or archived (``capabilities.model_updates`` is false): each one refuses.
+
+    The planner never plans them for such a service (the spec checks refuse
+    ``fine_tuned_model`` first); they refuse all the same, with :attr:`model_updates_refusal`.
+    """
+
+    model_updates_refusal: ClassVar[str]
+    """The refusal's message: what the service cannot do and what to change in the spec."""
+
+    def update_model(
+        self, model_id: str, *, name: str | None = None, description: str | None = None
+    ) -> RemoteModel:
+        """Not supported (``capabilities.model_updates`` is false)."""
+        raise ReconcilerError(self.model_updates_refusal)
+
+    def archive_model(self, model_id: str) -> None:
+        """Not supported (``capabilities.model_updates`` is false)."""
+        raise ReconcilerError(self.model_updates_refusal)
+
+    def unarchive_model(self, model_id: str) -> None:
+        """Not supported (``capabilities.model_updates`` is false)."""
+        raise ReconcilerError(self.model_updates_refusal)
 
 
 @runtime_checkable
@@ -226,8 +208,11 @@ __all__ = [
     "MISTRAL_CAPABILITIES",
     "MISTRAL_HYPERPARAMETERS",
     "OPENAI_CAPABILITIES",
+    "RAY_CAPABILITIES",
     "Capabilities",
+    "JobLookup",
     "JobTag",
     "Pausable",
     "Provider",
+    "WithoutModelUpdates",
 ]

@@ -32,22 +32,28 @@ between OpenAI's API and the canonical shapes the engine reads:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from reconciler.client.api import (
-    LOOKUP_SLACK_SECONDS,
     HttpApi,
     _Call,  # the plumbing's call record: subclasses of HttpApi build them
-    _Found,
     _seg,
 )
 from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
 from reconciler.errors import ApiError, NotFoundError, ReconcilerError
-from reconciler.identity import RequestIdentity, matches
-from reconciler.providers.base import OPENAI_CAPABILITIES, Capabilities, JobTag, Provider
+from reconciler.identity import JobLookup, JobTag, RequestIdentity, matches
+from reconciler.providers.base import (
+    OPENAI_CAPABILITIES,
+    Capabilities,
+    Provider,
+    WithoutModelUpdates,
+)
 
 log = logging.getLogger("reconciler.providers.openai")
 
@@ -89,7 +95,7 @@ MAX_EVENTS = 5000
 """Events read per job at most (newest first): a long run reports a metrics event per step."""
 
 
-class OpenAIProvider(HttpApi):
+class OpenAIProvider(WithoutModelUpdates, HttpApi):
     """OpenAI's fine-tuning service as a :class:`~reconciler.providers.base.Provider`.
 
     Args:
@@ -103,6 +109,10 @@ class OpenAIProvider(HttpApi):
 
     capabilities: Capabilities = OPENAI_CAPABILITIES
     compatible = "an OpenAI-compatible API"
+    model_updates_refusal = (
+        "openai fine-tuned models cannot be renamed, described or archived; remove "
+        "fine_tuned_model from the spec"
+    )
 
     def __init__(
         self,
@@ -154,12 +164,7 @@ class OpenAIProvider(HttpApi):
         body = self._json(response, call)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
-            raise ApiError(
-                f"unexpected response: no 'data' list (is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-                status=response.status_code,
-            )
+            raise self._unexpected(call, "no 'data' list", response.status_code)
         return body, data
 
     # -- files ----------------------------------------------------------------------------
@@ -205,39 +210,20 @@ class OpenAIProvider(HttpApi):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def create_job(
-        self,
-        request: dict[str, Any],
-        *,
-        exclude: Collection[str] = (),
-        tag: JobTag | None = None,
-    ) -> RemoteJob:
-        """Create a job from a canonical request, with ``tag`` as its metadata.
+    def create_job(self, request: dict[str, Any], lookup: JobLookup = JobLookup()) -> RemoteJob:
+        """Create a job from a canonical request, with ``lookup.tag`` as its metadata.
 
         If the answer is lost, the job is looked up — by its tag (exact), or without one by
         its request among jobs created since shortly before — and returned instead of
-        posting again; a job whose id is in ``exclude`` is never taken for it.
+        posting again; a job whose id is in ``lookup.exclude`` is never taken for it.
         """
-        body = openai_request(request, tag)
-        since = datetime.now(UTC) - timedelta(seconds=LOOKUP_SLACK_SECONDS)
-
-        def lookup() -> RemoteJob | None:
-            found = self.find_jobs(request, created_after=since, exclude=exclude, tag=tag)
-            return max(found, key=lambda j: j.created_at) if found else None
-
-        call = _Call(
-            "create_job",
-            "POST",
-            "/v1/fine_tuning/jobs",
-            json=body,
-            resolve_lost=lookup,
-            resolve_rejected=lambda e: lookup() if e.status == 409 else None,
+        return self._create_job_once(
+            openai_request(request, lookup.tag),
+            lambda since: self.find_jobs(request, replace(lookup, created_after=since)),
         )
-        result = self._execute(call)
-        if isinstance(result, _Found):
-            job: RemoteJob = result.value
-            return job
-        return self._job(self._json(result, call), call)
+
+    def _created_job(self, response: httpx.Response, call: _Call) -> RemoteJob:
+        return self._job(self._json(response, call), call)
 
     def estimate_job(self, request: dict[str, Any]) -> JobEstimate:
         """OpenAI estimates nothing before a job runs; plans use the local estimate."""
@@ -303,18 +289,14 @@ class OpenAIProvider(HttpApi):
         return self._job(self._json(response, call), call)
 
     def find_jobs(
-        self,
-        request: dict[str, Any],
-        *,
-        created_after: datetime | None = None,
-        exclude: Collection[str] = (),
-        tag: JobTag | None = None,
+        self, request: dict[str, Any], lookup: JobLookup = JobLookup()
     ) -> list[RemoteJob]:
-        """Jobs this request created: by ``tag`` in their metadata (exact), else by comparing
-        what the jobs report with the request (created after ``created_after``); never one
-        whose id is in ``exclude``."""
+        """Jobs this request created: by ``lookup.tag`` in their metadata (exact), else by
+        comparing what the jobs report with the request (created after
+        ``lookup.created_after``); never one whose id is in ``lookup.exclude``."""
+        tag, created_after = lookup.tag, lookup.created_after
         listed = self.list_jobs(metadata=tag.metadata() if tag is not None else None)
-        jobs = [j for j in listed if j.id not in exclude]
+        jobs = [j for j in listed if j.id not in lookup.exclude]
         if created_after is not None:
             floor = created_after.replace(tzinfo=created_after.tzinfo or UTC).timestamp()
             jobs = [j for j in jobs if j.created_at >= floor]
@@ -329,11 +311,7 @@ class OpenAIProvider(HttpApi):
         checkpoints: list[dict[str, Any]] | None = None,
     ) -> RemoteJob:
         if not isinstance(raw, dict):
-            raise ApiError(
-                f"unexpected response: a job is not an object (is the endpoint {self.compatible}?)",
-                method=call.method,
-                path=call.path,
-            )
+            raise self._unexpected(call, "a job is not an object")
         return self._parse(RemoteJob, canonical_job(raw, events, checkpoints), call)
 
     # -- models ---------------------------------------------------------------------------
@@ -348,31 +326,10 @@ class OpenAIProvider(HttpApi):
         """Delete a fine-tuned model; one already gone after a lost answer counts as done."""
         self._delete("delete_model", f"/v1/models/{_seg(model_id)}")
 
-    def update_model(
-        self, model_id: str, *, name: str | None = None, description: str | None = None
-    ) -> RemoteModel:
-        """Not offered by OpenAI (``capabilities.model_updates`` is false)."""
-        raise _no_model_updates()
-
-    def archive_model(self, model_id: str) -> None:
-        """Not offered by OpenAI (``capabilities.model_updates`` is false)."""
-        raise _no_model_updates()
-
-    def unarchive_model(self, model_id: str) -> None:
-        """Not offered by OpenAI (``capabilities.model_updates`` is false)."""
-        raise _no_model_updates()
-
 
 def _gone(error: ApiError) -> bool | None:
     """After a lost DELETE, a 404 means the first attempt did delete."""
     return True if isinstance(error, NotFoundError) else None
-
-
-def _no_model_updates() -> ReconcilerError:
-    return ReconcilerError(
-        "openai fine-tuned models cannot be renamed, described or archived; remove "
-        "fine_tuned_model from the spec"
-    )
 
 
 # -- translation ------------------------------------------------------------------------------

@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import re
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler import __version__
+from reconciler.client.closing import Closing
 from reconciler.client.http import error_for_response, translate_errors
 from reconciler.errors import ApiError, DuplicateSubmissionError, ReconcilerError
 
@@ -150,7 +150,7 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-class RayJobsClient:
+class RayJobsClient(Closing):
     """Typed access to one Ray cluster's Jobs API.
 
     Args:
@@ -183,17 +183,6 @@ class RayJobsClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _error(self, response: httpx.Response, method: str, path: str) -> ApiError:
         text = response.text

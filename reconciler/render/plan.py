@@ -145,6 +145,12 @@ def describe_cost(change: FileChange | JobChange, plan: Plan | None = None) -> l
             f"{basis.train_tokens:,} tokens at {basis.price_per_million_tokens:g} "
             f"{cost.currency or ''}/M tokens{minimum}"
         )
+        if basis.gpu_hours is not None:  # a cluster of one's own: GPU-hours x their price
+            price = (
+                f"{basis.train_tokens:,} tokens / {basis.tokens_per_gpu_second:g} tokens per "
+                f"GPU-second = {basis.gpu_hours:g} GPU-hours at {basis.price_per_gpu_hour:g} "
+                f"{cost.currency or ''}/GPU-hour"
+            )
         if basis.steps is not None and basis.tokens_per_step is not None:
             lines.append(
                 f"  {basis.steps:,} steps ({basis.steps_from}) x {basis.tokens_per_step:,} "
@@ -265,6 +271,8 @@ def _describe_job(change: JobChange) -> list[str]:
             lines.append(f"method: {request.method}")
         if request.seed is not None:
             lines.append(f"seed: {request.seed}")
+        if request.lora:
+            lines.append(f"LoRA rank {request.lora['rank']}")
         for integration in request.integrations:
             if integration.api_key is None:
                 lines.append(f"W&B project {integration.project}")

@@ -22,6 +22,9 @@ from reconciler.errors import Problem
 from reconciler.spec.models import Import, Moved
 from reconciler.spec.resolved import DeclaredImport, DeclaredMove, LoadedDocument
 
+Adopting = LoadedDocument[Import] | LoadedDocument[Moved]
+"""An Import or a Moved document."""
+
 
 def check_adoption(
     imports: Sequence[LoadedDocument[Import]],
@@ -37,11 +40,11 @@ def check_adoption(
     problems: list[Problem] = []
     known = sorted(declared)
     # First document that claims each `to` address / remote id / `from` address.
-    targets: dict[str, LoadedDocument[Import] | LoadedDocument[Moved]] = {}
-    remote_ids: dict[str, LoadedDocument[Import]] = {}
-    sources: dict[str, LoadedDocument[Moved]] = {}
+    targets: dict[str, Adopting] = {}
+    remote_ids: dict[str, Adopting] = {}
+    sources: dict[str, Adopting] = {}
 
-    def undeclared(doc: LoadedDocument[Import] | LoadedDocument[Moved], to: str) -> bool:
+    def undeclared(doc: Adopting, to: str) -> bool:
         if to in declared:
             return False
         problems.append(
@@ -55,39 +58,55 @@ def check_adoption(
         )
         return True
 
-    def claim(doc: LoadedDocument[Import] | LoadedDocument[Moved], to: str) -> bool:
-        first = targets.setdefault(to, doc)
+    def first_claim(
+        claimed: dict[str, Adopting],
+        value: str,
+        doc: Adopting,
+        field: str,
+        taken: str,
+        why: str,
+        hint: str,
+    ) -> bool:
+        """Whether ``doc`` is the first to claim ``value`` (its ``field``). If not, a problem
+        names the first claimant (``taken`` leads up to it) and says why one may (``why``)."""
+        first = claimed.setdefault(value, doc)
         if first is doc:
             return True
         problems.append(
             Problem(
                 "conflicting-adoption",
-                f"{to} is also the 'to' of {first.subject} at {first.location}: one address "
-                "takes one remote object",
-                doc.locate("to"),
+                f"{taken} {first.subject} at {first.location}: {why}",
+                doc.locate(field),
                 subject=doc.subject,
-                hint="keep one of the two documents",
+                hint=hint,
             )
         )
         return False
+
+    def claim(doc: Adopting, to: str) -> bool:
+        return first_claim(
+            targets,
+            to,
+            doc,
+            "to",
+            f"{to} is also the 'to' of",
+            "one address takes one remote object",
+            "keep one of the two documents",
+        )
 
     checked_imports: list[DeclaredImport] = []
     for loaded in imports:
         doc = loaded.doc
         ok = not undeclared(loaded, doc.to) and claim(loaded, doc.to)
-        first_id = remote_ids.setdefault(doc.id, loaded)
-        if first_id is not loaded:
-            ok = False
-            problems.append(
-                Problem(
-                    "conflicting-adoption",
-                    f"remote object {doc.id} is also imported by {first_id.subject} at "
-                    f"{first_id.location}: a remote object has one address",
-                    loaded.locate("id"),
-                    subject=loaded.subject,
-                    hint="keep one of the two Import documents",
-                )
-            )
+        ok &= first_claim(
+            remote_ids,
+            doc.id,
+            loaded,
+            "id",
+            f"remote object {doc.id} is also imported by",
+            "a remote object has one address",
+            "keep one of the two Import documents",
+        )
         if ok:
             checked_imports.append(
                 DeclaredImport(Address(doc.to), doc.id, loaded.location, doc.name)
@@ -132,19 +151,15 @@ def check_adoption(
                     "this Moved",
                 )
             )
-        first_source = sources.setdefault(source, moved)
-        if first_source is not moved:
-            ok = False
-            problems.append(
-                Problem(
-                    "conflicting-adoption",
-                    f"{source} is also the 'from' of {first_source.subject} at "
-                    f"{first_source.location}: one record moves to one address",
-                    moved.locate("from"),
-                    subject=moved.subject,
-                    hint="keep one of the two Moved documents",
-                )
-            )
+        ok &= first_claim(
+            sources,
+            source,
+            moved,
+            "from",
+            f"{source} is also the 'from' of",
+            "one record moves to one address",
+            "keep one of the two Moved documents",
+        )
         if ok and claim(moved, target):
             checked_moves.append(DeclaredMove(source, target, moved.location, moved.doc.name))
     return tuple(checked_imports), tuple(checked_moves), problems

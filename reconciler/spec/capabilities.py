@@ -59,6 +59,10 @@ class Capabilities:
         max_epochs: the most ``epochs`` a job may ask for (None: no limit of its own).
         chat_dialect: the chat sample format its files are checked with (``mistral`` or
             ``openai``; see :mod:`reconciler.data.dialect`).
+        lora: a job may set ``lora`` (the adapter a self-hosted trainer makes).
+        max_integrations: the most W&B integrations a job may name (None: no limit).
+        training_length: a job must set exactly one of ``training_steps`` and ``epochs``
+            (the service has no default length of its own).
     """
 
     name: str
@@ -82,6 +86,9 @@ class Capabilities:
     max_epochs: int | None = None
     chat_dialect: str = "mistral"
     file_download: bool = True
+    lora: bool = False
+    max_integrations: int | None = None
+    training_length: bool = False
 
 
 MISTRAL_HYPERPARAMETERS = frozenset(
@@ -143,10 +150,38 @@ OPENAI_CAPABILITIES = Capabilities(
 )
 """OpenAI's fine-tuning API (and the sandbox's OpenAI dialect)."""
 
+RAY_HYPERPARAMETERS = frozenset(
+    {"training_steps", "learning_rate", "weight_decay", "warmup_fraction", "epochs", "seq_len"}
+)
+"""Spec hyperparameters the Ray provider's trainer takes (Mistral's, without ``fim_ratio``)."""
+
+RAY_CAPABILITIES = Capabilities(
+    name="ray",
+    auto_start=False,
+    job_metadata=True,
+    pause=False,
+    absolute_learning_rate=True,
+    multiple_training_files=True,
+    wandb_key_per_job=True,
+    model_updates=False,
+    remote_estimate=False,
+    methods=frozenset({"supervised"}),
+    max_suffix_length=0,
+    hyperparameters=RAY_HYPERPARAMETERS,
+    lora=True,
+    max_integrations=1,
+    training_length=True,
+)
+"""Self-hosted LoRA training as jobs on a Ray cluster (:mod:`reconciler.providers.ray`): a job
+runs as soon as it is submitted and carries our identity in its metadata; its "fine-tuned
+model" is an adapter in the Provider's storage (no registry to name or archive it in); the
+trainer takes completion (chat) data, one W&B run, and needs to be told how long to train."""
+
 CAPABILITIES: dict[str, Capabilities] = {
     "mistral": MISTRAL_CAPABILITIES,
     "sandbox": SANDBOX_CAPABILITIES,
     "openai": OPENAI_CAPABILITIES,
+    "ray": RAY_CAPABILITIES,
 }
 """Provider type → what it supports. A provider type without an entry is not checked."""
 

@@ -422,6 +422,16 @@ class OnReplace(StrictModel):
     )
 
 
+class LoraSpec(StrictModel):
+    """The LoRA adapter a self-hosted job trains (Provider ``type: ray`` only)."""
+
+    rank: int = Field(
+        ge=1,
+        le=1024,
+        description="Rank of the adapter's update matrices (the trainer's default: 16).",
+    )
+
+
 MatrixValue = int | float | str
 
 
@@ -489,6 +499,11 @@ class FineTuningJob(DocumentBase):
     )
     on_replace: OnReplace = Field(
         default_factory=OnReplace, description="What happens to the previous job on replace."
+    )
+    lora: LoraSpec | None = Field(
+        default=None,
+        description="ray only: the LoRA adapter to train, {rank: N} (default rank 16). Part of "
+        "the request: changing it plans a new job.",
     )
     matrix: dict[str, list[MatrixValue]] | None = Field(
         default=None,
@@ -558,6 +573,68 @@ class StateConfig(StrictModel):
         return self
 
 
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_MEMORY_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+
+
+class RayResources(StrictModel):
+    """What every job of a ``type: ray`` Provider asks Ray for (the entrypoint's resources)."""
+
+    gpus: float = Field(
+        default=1,
+        ge=0,
+        description="GPUs per job (Ray's entrypoint_num_gpus; 0 trains on the CPU). A whole "
+        "number above 1 runs the trainer under torchrun, one process per GPU.",
+    )
+    cpus: float | None = Field(
+        default=None, ge=0, description="CPUs per job (Ray's entrypoint_num_cpus; Ray's default 1)."
+    )
+    memory: int | str | None = Field(
+        default=None,
+        description="Memory per job for Ray's scheduler: bytes, or a size such as 64GiB or 16GB.",
+    )
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_bytes(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, str):
+            found = _MEMORY.match(value)
+            if found is None:
+                raise ValueError(
+                    f"memory {value!r} is not a size: write bytes (17179869184) or a number "
+                    "with a unit (16GiB, 16GB, 512MiB)"
+                )
+            value = int(float(found.group(1)) * _MEMORY_UNITS[(found.group(2) or "B").upper()])
+        if value is not None and value <= 0:
+            raise ValueError("memory must be more than 0 bytes")
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _whole_gpus_above_one(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise ValueError(
+                "more than one GPU must be a whole number (one trainer process per GPU); "
+                "a fraction is only possible below 1"
+            )
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """``memory`` in bytes (a size written with a unit is converted when validated)."""
+        return int(self.memory) if self.memory is not None else None
+
+
 class ModelPrice(StrictModel):
     """The price of fine-tuning one base model, in USD."""
 
@@ -592,7 +669,10 @@ class Provider(DocumentBase):
     """Where to reconcile. Without a Provider document the embedded sandbox is used."""
 
     kind: Literal["Provider"] = "Provider"
-    type: Literal["mistral", "openai", "sandbox"] = Field(description="mistral, openai or sandbox.")
+    type: Literal["mistral", "openai", "sandbox", "ray"] = Field(
+        description="mistral, openai, sandbox, or ray (LoRA training as jobs on your own Ray "
+        "cluster)."
+    )
     endpoint: str | None = Field(
         default=None,
         pattern=r"^https?://",
@@ -629,6 +709,71 @@ class Provider(DocumentBase):
         default=None,
         description="Cap on the estimated cost of everything one plan or apply starts.",
     )
+    address: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="ray: the cluster's Jobs API (the Ray dashboard's address), e.g. "
+        "http://127.0.0.1:8265. api_key, if set, is the cluster's token.",
+    )
+    storage: str | None = Field(
+        default=None,
+        min_length=1,
+        description="ray: a directory or URI (s3://bucket/prefix, gs://...) that both this "
+        "command and the cluster reach; datasets, job descriptions, metrics and adapters go "
+        "there. A relative path is relative to this spec file.",
+    )
+    resources: RayResources | None = Field(
+        default=None, description="ray: GPUs, CPUs and memory of each job (default: 1 GPU)."
+    )
+    python: str | None = Field(
+        default=None,
+        min_length=1,
+        description="ray: the Python command jobs run the trainer with on the cluster (default "
+        "python); reconciler with its train extra must be installed there.",
+    )
+    runtime_env: dict[str, Any] | None = Field(
+        default=None,
+        description="ray: the Ray runtime environment of every job (env_vars, pip, "
+        "working_dir, ...). Never a secret: a W&B key is added from its integration.",
+    )
+    price_per_gpu_hour: float | None = Field(
+        default=None, gt=0, description="ray: what one GPU-hour costs (USD), for cost estimates."
+    )
+    tokens_per_gpu_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="ray: training throughput of one GPU in tokens per second, to turn a job's "
+        "tokens into GPU-hours for cost estimates.",
+    )
+
+    @field_validator("runtime_env")
+    @classmethod
+    def _plain_env_vars(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        env = (value or {}).get("env_vars")
+        if env is None:
+            return value
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise ValueError("runtime_env.env_vars must map names to strings")
+        if "WANDB_API_KEY" in env:
+            raise ValueError(
+                "runtime_env.env_vars must not hold WANDB_API_KEY: give the key to the job's "
+                "WandbIntegration as api_key: {env: WANDB_API_KEY}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _ray_fields(self) -> Provider:
+        # Fields of other types are refused at their line by the provider checks
+        # (reconciler.spec.provider_checks); what ray cannot do without is refused here.
+        if self.type == "ray":
+            missing = [f for f in ("address", "storage") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(
+                    f"type: ray needs {' and '.join(repr(f) for f in missing)}: the Ray Jobs "
+                    "API address (e.g. http://127.0.0.1:8265) and a storage directory or URI "
+                    "both this command and the cluster reach"
+                )
+        return self
 
 
 # --------------------------------------------------------------------------- adoption

@@ -46,11 +46,30 @@ _HYPERPARAMETER_HINTS: Mapping[tuple[str, str], str] = {
 }
 """(hyperparameter, provider) → what to write instead, when there is a close equivalent."""
 
-_PROVIDER_FIELDS: Mapping[str, str] = {
-    "organization": "openai",
-    "project": "openai",
+_HOSTED = ("mistral", "openai", "sandbox")
+_RAY = ("ray",)
+
+_PROVIDER_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "organization": ("openai",),
+    "project": ("openai",),
+    "endpoint": _HOSTED,
+    "prices": _HOSTED,
+    "address": _RAY,
+    "storage": _RAY,
+    "resources": _RAY,
+    "python": _RAY,
+    "runtime_env": _RAY,
+    "price_per_gpu_hour": _RAY,
+    "tokens_per_gpu_second": _RAY,
 }
-"""Provider document fields that only one provider type takes."""
+"""Provider document fields that only some provider types take (the others: every type)."""
+
+_PROVIDER_FIELD_HINTS: Mapping[tuple[str, str], str] = {
+    ("endpoint", "ray"): "a ray Provider takes 'address' (its cluster's Jobs API) instead",
+    ("prices", "ray"): "a ray Provider prices GPU-hours: use price_per_gpu_hour and "
+    "tokens_per_gpu_second instead",
+}
+"""(field, provider type) → what to write instead, when there is an equivalent."""
 
 
 @dataclass(frozen=True)
@@ -104,13 +123,14 @@ def provider_problems(
 def _provider_document(provider: LoadedDocument[Provider]) -> Iterator[Problem]:
     doc = provider.doc
     for field, only in _PROVIDER_FIELDS.items():
-        if getattr(doc, field) is not None and doc.type != only:
+        if field in doc.model_fields_set and doc.type not in only:
+            types = " or ".join(only)
             yield Problem(
                 NOT_SUPPORTED,
-                f"'{field}' is not supported by {doc.type}: it is an {only} setting",
+                f"'{field}' is not supported by {doc.type}: it is a setting of {types}",
                 provider.locate(field),
                 subject=provider.subject,
-                hint=f"remove '{field}'",
+                hint=_PROVIDER_FIELD_HINTS.get((field, doc.type), f"remove '{field}'"),
             )
 
 
@@ -130,20 +150,17 @@ def _job(
     profiles: Mapping[str, LoadedDocument[Hyperparameters]],
 ) -> Iterator[Problem]:
     doc, name = job.doc, caps.name
-    if doc.method not in caps.methods:
-        yield _problem(
-            job,
-            f"method: {doc.method} is not supported by {name}",
-            ("method",),
-            f"{name} takes method: {' or '.join(sorted(caps.methods))}",
-        )
-    if doc.job_type not in caps.job_types:
-        yield _problem(
-            job,
-            f"job_type: {doc.job_type} is not supported by {name}",
-            ("job_type",),
-            f"{name} takes job_type: {' or '.join(sorted(caps.job_types))}",
-        )
+    for field, value, supported in (
+        ("method", doc.method, caps.methods),
+        ("job_type", doc.job_type, caps.job_types),
+    ):
+        if value not in supported:
+            yield _problem(
+                job,
+                f"{field}: {value} is not supported by {name}",
+                (field,),
+                f"{name} takes {field}: {' or '.join(sorted(supported))}",
+            )
     sources = _hyperparameter_sources(job, profiles)
     for key, source in sources.items():
         if key not in caps.hyperparameters:
@@ -166,7 +183,14 @@ def _job(
         )
     if "epochs" in sources and (caps.whole_epochs or caps.max_epochs is not None):
         yield from _epochs(job, caps, sources["epochs"])
-    if doc.suffix is not None and len(doc.suffix) > caps.max_suffix_length:
+    if doc.suffix is not None and not caps.max_suffix_length:
+        yield _problem(
+            job,
+            f"'suffix' is not supported by {name}: its models are not named after the job",
+            ("suffix",),
+            "remove suffix",
+        )
+    elif doc.suffix is not None and len(doc.suffix) > caps.max_suffix_length:
         yield _problem(
             job,
             f"suffix is {len(doc.suffix)} characters; {name} takes at most "
@@ -211,6 +235,7 @@ def _job(
             ("on_replace", "previous_model"),
             "use previous_model: keep, or delete (once the replacement has succeeded)",
         )
+    yield from _self_hosted(job, caps, sources)
     model = doc.fine_tuned_model
     if model is not None and not caps.model_updates:
         for field in ("name", "description", "archived"):
@@ -223,6 +248,38 @@ def _job(
                     ("fine_tuned_model", field),
                     "remove fine_tuned_model",
                 )
+
+
+def _self_hosted(
+    job: LoadedDocument[FineTuningJob], caps: Capabilities, sources: Mapping[str, _Source]
+) -> Iterator[Problem]:
+    """The settings of a trainer of one's own (``lora``), its single W&B run and its need to
+    be told how long to train."""
+    doc, name = job.doc, caps.name
+    if doc.lora is not None and not caps.lora:
+        yield _problem(
+            job,
+            f"'lora' is not supported by {name}: it is a setting of a self-hosted trainer "
+            "(type: ray)",
+            ("lora",),
+            "remove lora: the service chooses its own adapter settings",
+        )
+    if caps.max_integrations is not None and len(doc.integrations) > caps.max_integrations:
+        yield _problem(
+            job,
+            f"{len(doc.integrations)} W&B integrations: {name} takes at most "
+            f"{caps.max_integrations} (one run per job)",
+            ("integrations", caps.max_integrations),
+            f"keep {caps.max_integrations}",
+        )
+    if caps.training_length and ("training_steps" in sources) == ("epochs" in sources):
+        what = "both" if "epochs" in sources else "neither"
+        yield _problem(
+            job,
+            f"{name} needs exactly one of training_steps and epochs; this job sets {what}",
+            ("hyperparameters",),
+            "set training_steps (optimizer steps) or epochs (passes over the data)",
+        )
 
 
 def _files(job: LoadedDocument[FineTuningJob], caps: Capabilities) -> Iterator[Problem]:

@@ -418,6 +418,7 @@ class _Resolver:
                     seed=doc.seed,
                     paused=doc.paused,
                     rerun=doc.rerun,
+                    lora=doc.lora,
                 )
             )
         return jobs

@@ -23,6 +23,7 @@ from reconciler.spec.models import (
     FineTunedModelSpec,
     FineTuningJob,
     Hyperparameters,
+    LoraSpec,
     OnReplace,
     Provider,
     SecretRef,
@@ -222,6 +223,7 @@ class ResolvedJob:
         seed: the run's seed, when set (as in the create request).
         paused: keep the job paused (a lifecycle setting, applied in place).
         rerun: the document's ``rerun`` token (part of the request fingerprint, never sent).
+        lora: the LoRA adapter settings (self-hosted ``ray`` jobs; None: not set).
     """
 
     name: str
@@ -246,6 +248,7 @@ class ResolvedJob:
     seed: int | None = None
     paused: bool = False
     rerun: str | None = None
+    lora: LoraSpec | None = None
 
     @property
     def address(self) -> Address:

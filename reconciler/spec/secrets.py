@@ -21,7 +21,7 @@ from reconciler.redact import MASK, register_secret
 from reconciler.spec.models import SecretRef
 from reconciler.spec.trust import SECRETS_ENV, PathRefused, TrustSettings, confine_path
 
-__all__ = ["MASK", "Secret", "check_secret_ref", "resolve_secret", "resolve_secret_masked"]
+__all__ = ["MASK", "Secret", "check_secret_ref", "resolve_secret"]
 
 
 class Secret:
@@ -198,16 +198,3 @@ def _read_secret_file(path: Path, where: str) -> str:
     if not value:
         raise SecretError(f"{where}: secret file {path} is empty. Put the secret in it.")
     return value
-
-
-def resolve_secret_masked(
-    ref: SecretRef,
-    base_dir: Path,
-    *,
-    purpose: str,
-    environ: Mapping[str, str] | None = None,
-) -> Secret:
-    """Like :func:`resolve_secret` but returns a :class:`Secret` that prints as ``***``."""
-    return Secret(
-        resolve_secret(ref, base_dir, purpose=purpose, environ=environ), source=ref.describe()
-    )

@@ -1,7 +1,8 @@
-"""Operator-owned trust settings: which endpoints, secret references and paths specs may use.
+"""Operator-owned trust settings: which endpoints, secret references, paths and storage specs
+may use.
 
 Specs are written by whoever can open a pull request; the environment a command runs in is
-the operator's. The operator's limits therefore live outside the specs, in three environment
+the operator's. The operator's limits therefore live outside the specs, in four environment
 variables read here (see ``SECURITY.md``):
 
 ``RECONCILER_ALLOWED_ENDPOINTS``
@@ -11,8 +12,9 @@ variables read here (see ``SECURITY.md``):
     endpoint matches an entry when scheme, host and port are equal (the default port of the
     scheme when none is written) and its path is the entry's path or below it, segment by
     segment. Nothing else: no substring or suffix matching, so ``https://api.mistral.ai.evil.com``
-    and ``https://api.mistral.ai@evil.com`` match nothing. Unset: the official endpoints, and
-    a ``sandbox`` on a loopback address (127.0.0.0/8, ``::1``, ``localhost``). Set (even
+    and ``https://api.mistral.ai@evil.com`` match nothing. A ``ray`` Provider's ``address``
+    (its cluster's Jobs API) is its endpoint. Unset: the official endpoints, and a ``sandbox``
+    or ``ray`` Provider on a loopback address (127.0.0.0/8, ``::1``, ``localhost``). Set (even
     empty): the official endpoints and the entries, nothing else.
 ``RECONCILER_ALLOWED_SECRETS``
     Comma-separated environment variable names and file paths that ``{env: ...}`` and
@@ -22,8 +24,14 @@ variables read here (see ``SECURITY.md``):
     Unset: any variable and any file in the workspace (the behaviour of earlier versions).
     Set (even empty): only these.
 ``RECONCILER_ALLOWED_PATHS``
-    Comma-separated directories outside the workspace root that dataset paths and secret
-    files may name (absolute paths are allowed only inside them).
+    Comma-separated directories outside the workspace root that dataset paths, secret files
+    and a ``ray`` Provider's local ``storage`` may name (absolute paths are allowed only inside
+    them).
+``RECONCILER_ALLOWED_STORAGE``
+    Comma-separated storage URIs (``s3://bucket/prefix``, ``gs://bucket``) that a ``ray``
+    Provider's ``storage`` may name: one matches an entry when scheme and bucket are the
+    entry's and its path is the entry's or below it, segment by segment (as endpoints match).
+    Unset or empty: no URI; a local directory (a path, or ``file://``) is a path like any other.
 
 Paths are confined by :func:`confine_path`, the one check every path named in a spec passes
 through before anything opens it.
@@ -45,6 +53,11 @@ from reconciler.errors import InvalidValueError
 ENDPOINTS_ENV = "RECONCILER_ALLOWED_ENDPOINTS"
 SECRETS_ENV = "RECONCILER_ALLOWED_SECRETS"
 PATHS_ENV = "RECONCILER_ALLOWED_PATHS"
+STORAGE_ENV = "RECONCILER_ALLOWED_STORAGE"
+
+LOOPBACK_TYPES = frozenset({"sandbox", "ray"})
+"""Provider types that may use a loopback endpoint while the operator allows no more: a local
+sandbox server, a Ray head started on this machine."""
 
 OFFICIAL_ENDPOINTS: Mapping[str, str] = {
     "mistral": "https://api.mistral.ai",
@@ -132,6 +145,63 @@ def _endpoint_entry(entry: str) -> Endpoint:
     return parsed
 
 
+_STORAGE_URI = re.compile(
+    rf"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<bucket>[A-Za-z0-9][A-Za-z0-9._-]*){_PATH}"
+)
+
+
+@dataclass(frozen=True)
+class StorageUri:
+    """A parsed storage URI (``s3://bucket/prefix``): what storage matching compares.
+
+    Attributes:
+        scheme: the filesystem's scheme, lower case (``s3``, ``gs``, ``az``...).
+        bucket: the bucket or container, as written.
+        path: the key prefix, without a trailing ``/`` (``""`` for the whole bucket).
+    """
+
+    scheme: str
+    bucket: str
+    path: str
+
+    def covers(self, other: StorageUri) -> bool:
+        """Whether ``other`` is this location or below it (same bucket, path by segment)."""
+        if (self.scheme, self.bucket) != (other.scheme, other.bucket):
+            return False
+        return other.path == self.path or other.path.startswith(self.path + "/")
+
+
+def parse_storage_uri(uri: str) -> StorageUri | None:
+    """``uri`` as a :class:`StorageUri`, or None when it is not a plain ``scheme://bucket/path``
+    (no user info, port, query, fragment, ``..`` or empty segment)."""
+    match = _STORAGE_URI.fullmatch(uri.strip())
+    if match is None or match["scheme"] == "file":
+        return None
+    path = (match["path"] or "").rstrip("/")
+    if any(part in (".", "..") for part in path.split("/")[1:]):
+        return None
+    return StorageUri(match["scheme"], match["bucket"], path)
+
+
+def local_storage_path(storage: str) -> str | None:
+    """The local directory a ``storage`` value names (a path, or a ``file://`` URI), or None
+    for a URI of another filesystem."""
+    if storage.startswith("file://"):
+        return storage.removeprefix("file://") or "/"
+    return None if "://" in storage else storage
+
+
+def _storage_entry(entry: str) -> StorageUri:
+    parsed = parse_storage_uri(entry)
+    if parsed is None:
+        raise InvalidValueError(
+            f"environment variable {STORAGE_ENV}: {entry!r} is not a storage URI "
+            "(scheme://bucket[/prefix], e.g. s3://my-bucket/fine-tuning); fix the entry or "
+            "unset the variable"
+        )
+    return parsed
+
+
 def _entries(environ: Mapping[str, str], name: str) -> list[str] | None:
     raw = environ.get(name)
     if raw is None:
@@ -148,12 +218,14 @@ class TrustSettings:
         secret_names: allowed environment variable patterns; None when unset.
         secret_files: allowed secret file patterns (absolute); None when unset.
         paths: directories outside the workspace root that specs may name.
+        storage: storage URIs a ray Provider's ``storage`` may name.
     """
 
     endpoints: tuple[Endpoint, ...] | None = None
     secret_names: tuple[str, ...] | None = None
     secret_files: tuple[str, ...] | None = None
     paths: tuple[Path, ...] = ()
+    storage: tuple[StorageUri, ...] = ()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> TrustSettings:
@@ -176,6 +248,7 @@ class TrustSettings:
             secret_names=names,
             secret_files=files,
             paths=paths,
+            storage=tuple(map(_storage_entry, _entries(env, STORAGE_ENV) or [])),
         )
 
     # ------------------------------------------------------------------ endpoints
@@ -193,14 +266,36 @@ class TrustSettings:
         if official_endpoint is not None and official_endpoint.covers(parsed):
             return None
         if self.endpoints is None:
-            if provider_type == "sandbox" and parsed.is_loopback:
+            if provider_type in LOOPBACK_TYPES and parsed.is_loopback:
                 return None
             if official:
                 return f"a {provider_type} Provider uses {official} unless the operator allows more"
-            return "only a sandbox on a loopback address is allowed unless the operator allows more"
+            return (
+                f"a {provider_type} Provider may use a loopback address only, unless the "
+                "operator allows more"
+            )
         if any(allowed.covers(parsed) for allowed in self.endpoints):
             return None
         return f"it is not among the endpoints {ENDPOINTS_ENV} allows"
+
+    # ------------------------------------------------------------------ storage
+
+    def storage_refusal(self, uri: str) -> str | None:
+        """Why a ray Provider may not use the storage URI ``uri``; None when it may.
+
+        Local directories are not decided here: they are paths (:func:`confine_path`).
+        """
+        parsed = parse_storage_uri(uri)
+        if parsed is None:
+            return (
+                "it is not a plain storage URI (scheme://bucket[/prefix], without user name, "
+                "port, query, fragment or '..')"
+            )
+        if any(allowed.covers(parsed) for allowed in self.storage):
+            return None
+        if not self.storage:
+            return f"no storage URI is allowed unless the operator lists it in {STORAGE_ENV}"
+        return f"it is not among the storage URIs {STORAGE_ENV} allows"
 
     # ------------------------------------------------------------------ secrets
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,93 @@ def remove(uri: str) -> None:
             fs.rm_file(path)
 
 
+def remove_directory(uri: str) -> None:
+    """Delete the directory ``uri`` and everything in it, if there is one."""
+    fs, path = filesystem(uri)
+    with _storage_errors("delete", uri):
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+
+def download(uri: str, dest: Path) -> None:
+    """Stream the object at ``uri`` to the local file ``dest`` (never held in memory)."""
+    fs, path = filesystem(uri)
+    with _storage_errors("read", uri), fs.open(path, "rb") as source, dest.open("wb") as sink:
+        while chunk := source.read(CHUNK_SIZE):
+            sink.write(chunk)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A file in storage, as a listing describes it.
+
+    Attributes:
+        uri: its location (the listed directory's URI joined with ``name``).
+        name: the file name within the directory.
+        size: bytes.
+        modified: last modification, unix seconds (0 when the filesystem does not say).
+    """
+
+    uri: str
+    name: str
+    size: int
+    modified: float
+
+
+def _modified(info: dict[str, Any]) -> float:
+    """Modification time of an fsspec info record: local files give ``mtime``, object
+    stores ``LastModified``/``updated`` (a datetime or an ISO string)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0
+
+
+def _object(uri: str, name: str, info: dict[str, Any]) -> StoredObject:
+    size = int(info.get("size") or 0)
+    return StoredObject(uri=uri, name=name, size=size, modified=_modified(info))
+
+
+def list_objects(uri: str, suffix: str = "") -> list[StoredObject]:
+    """The files directly in the directory ``uri`` whose names end with ``suffix``, by name.
+
+    A directory that does not exist holds nothing (an empty list, not an error).
+    """
+    fs, path = filesystem(uri)
+    with _storage_errors("list", uri):
+        if not fs.exists(path):
+            return []
+        found = []
+        for info in fs.ls(path, detail=True):
+            if info.get("type") != "file":
+                continue
+            name = str(info["name"]).rstrip("/").rsplit("/", 1)[-1]
+            if name.endswith(suffix):
+                found.append(_object(join(uri, name), name, info))
+    return sorted(found, key=lambda o: o.name)
+
+
+def stat_object(uri: str) -> StoredObject | None:
+    """The file at ``uri``, or None when there is none."""
+    fs, path = filesystem(uri)
+    with _storage_errors("look up", uri):
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            return None
+    if info.get("type") != "file":
+        return None
+    return _object(uri, path.rstrip("/").rsplit("/", 1)[-1], info)
+
+
 def put_directory(local_dir: Path, uri: str) -> None:
     """Copy the files of ``local_dir`` (not recursive) into the directory ``uri``."""
     fs, path = filesystem(uri)
@@ -172,13 +260,19 @@ def dataset_uri(storage_uri: str, sha256: str) -> str:
     return join(storage_uri, "datasets", f"{sha256}.jsonl")
 
 
-def upload_dataset(path: Path, storage_uri: str, sha256: str | None = None) -> StoredDataset:
+def upload_dataset(
+    path: Path,
+    storage_uri: str,
+    sha256: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> StoredDataset:
     """Store the local file ``path`` under its content hash in ``storage_uri``; idempotent.
 
     Args:
         path: the prepared JSONL file.
         storage_uri: the storage root (a local directory or a URI).
         sha256: the file's digest when already known (it is hashed otherwise).
+        progress: called with (bytes copied, total bytes) after each chunk copied.
 
     An object already at the content-addressed name with the right size is taken as it is.
     Otherwise the file is streamed to a temporary name beside it and moved into place, so an
@@ -194,9 +288,13 @@ def upload_dataset(path: Path, storage_uri: str, sha256: str | None = None) -> S
         fs.makedirs(fs._parent(target), exist_ok=True)
         tmp = f"{target}.tmp-{uuid.uuid4().hex}"
         try:
+            copied = 0
             with path.open("rb") as source, fs.open(tmp, "wb") as sink:
                 while chunk := source.read(CHUNK_SIZE):
                     sink.write(chunk)
+                    copied += len(chunk)
+                    if progress is not None:
+                        progress(copied, size)
             fs.mv(tmp, target)
         finally:
             if fs.exists(tmp):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.providers import openai as providers_openai
-from reconciler.providers.base import JobTag
+from reconciler.providers.base import JobLookup, JobTag
 from reconciler.sandbox import ManualClock
 from reconciler.sandbox.app import SandboxConfig
 from reconciler.sandbox.server import EmbeddedSandbox
@@ -115,8 +115,8 @@ def test_every_provider_operation_sends_what_the_contract_declares(
             "seed": 3,
             "integrations": [{"type": "wandb", "project": "p", "name": "n", "tags": ["t"]}],
         }
-        job = p.create_job(request, tag=tag)
-        assert [j.id for j in p.find_jobs(request, tag=tag)] == [job.id]
+        job = p.create_job(request, JobLookup(tag=tag))
+        assert [j.id for j in p.find_jobs(request, JobLookup(tag=tag))] == [job.id]
         p.find_jobs(request)
         advance_until(job.id, "RUNNING")
         p.pause_job(job.id)

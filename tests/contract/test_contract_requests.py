@@ -26,6 +26,7 @@ import reconciler.cli.commands  # noqa: F401 - registers the commands
 from reconciler.cli.app import app
 from reconciler.client import api as client_api
 from reconciler.client.api import MistralClient
+from reconciler.identity import JobLookup
 from reconciler.sandbox.app import SandboxConfig
 from reconciler.sandbox.server import EmbeddedSandbox
 from tests.client.client_boundary import tap_clients
@@ -209,7 +210,7 @@ def test_every_client_operation_sends_what_the_contract_declares(
         assert wait_until(c, job.id, "SUCCESS") == "SUCCESS"
         model = c.get_job(job.id).fine_tuned_model
         assert model is not None
-        c.find_jobs(request, created_after=datetime.now(UTC) - timedelta(hours=1))
+        c.find_jobs(request, JobLookup(created_after=datetime.now(UTC) - timedelta(hours=1)))
         c.list_jobs(
             model="open-mistral-7b",
             status="SUCCESS",

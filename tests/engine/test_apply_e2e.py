@@ -63,7 +63,7 @@ def test_detailed_exitcode_and_json_plan(cli: Cli, sandbox: Any) -> None:
     make_project(cli.cwd, endpoint=sandbox.base_url, n_datasets=1, n_jobs=1)
     proc = cli.run("plan", "--format", "json", "--detailed-exitcode", check=2)
     data = json.loads(proc.stdout)
-    assert data["format_version"] == "1.5"
+    assert data["format_version"] == "1.6"
     assert [(c["address"], c["action"]) for c in data["changes"]] == [
         ("dataset.d0[all]", "create"),
         ("job.job0", "create"),

@@ -354,3 +354,80 @@ def test_without_a_start_gate_a_budget_needs_an_estimate_within_it() -> None:
     big = desired([desired_file("d", tokens=10**6)], jobs[1:2])
     (error,) = reviewed_plan(big, OPENAI, start_gate=False).errors
     assert "job.within: estimated cost 75.00 USD (local: 25 epochs x 1,000,000 tokens" in error
+
+
+def _ray(gpus: float = 1, **fields: Any) -> costs.CostEstimator:
+    provider: dict[str, Any] = {
+        "name": "r",
+        "type": "ray",
+        "address": "http://127.0.0.1:8265",
+        "storage": "s",
+        "resources": {"gpus": gpus},
+        "tokens_per_gpu_second": 2048,
+        "price_per_gpu_hour": 3.6,
+    }
+    return costs.estimator_for(Provider.model_validate({**provider, **fields}))
+
+
+def test_a_ray_estimate_is_gpu_hours_times_the_price_per_gpu_hour() -> None:
+    def estimate(hyper: dict[str, Any], tokens: int, samples: int = 10, **kw: Any) -> Any:
+        ray = _ray(**kw)
+        files = [desired_file("d", tokens=tokens, samples=samples)]
+        return _estimate(ray, files, hyperparameters=hyper)
+
+    # The mean sample is 2,048 tokens: 1000 steps x 2048 tokens at 2048 tokens/s on one GPU
+    # is 1000 GPU-seconds, 0.2778 GPU-hours, 1.00 USD at 3.60 per GPU-hour.
+    one = estimate({"training_steps": 1000, "seq_len": 2048}, tokens=20_480)
+    assert one.source is CostSource.LOCAL and one.currency == "USD"
+    assert (one.basis.steps, one.basis.tokens_per_step, one.train_tokens) == (1000, 2048, 2_048_000)
+    assert one.basis.gpu_hours == pytest.approx(1000 / 3600, abs=1e-6)
+    assert one.amount == pytest.approx(1.0) and one.storage_per_month is None
+    # Four GPUs: four processes, a sample each per step: four times the tokens and GPU time.
+    four = estimate({"training_steps": 1000, "seq_len": 2048}, tokens=20_480, gpus=4)
+    assert four.basis.tokens_per_step == 4 * 2048 and four.amount == pytest.approx(4.0)
+    # The mean sample (512 tokens), cut at seq_len as the trainer cuts it.
+    assert estimate({"training_steps": 1000}, tokens=5_120).amount == pytest.approx(0.25)
+    cut = estimate({"training_steps": 1000, "seq_len": 256}, tokens=5_120)
+    assert cut.basis.tokens_per_step == 256
+    # Epochs convert to steps as the trainer converts them: 2 x 150 samples, one per step.
+    epochs = estimate({"epochs": 2}, tokens=150 * 512, samples=150)
+    assert (epochs.basis.steps, epochs.basis.steps_from, epochs.train_tokens) == (
+        300,
+        "epochs",
+        300 * 512,
+    )
+    # The same price per trained token, for comparison with hosted services.
+    assert one.basis.price_per_million_tokens == pytest.approx(3.6 / (2048 * 3600) * 1e6)
+
+
+@pytest.mark.parametrize(
+    ("fields", "missing"),
+    [
+        ({"tokens_per_gpu_second": None}, "no tokens_per_gpu_second"),
+        ({"price_per_gpu_hour": None}, "no price_per_gpu_hour"),
+        (
+            {"tokens_per_gpu_second": None, "price_per_gpu_hour": None},
+            "no tokens_per_gpu_second and no price_per_gpu_hour",
+        ),
+    ],
+)
+def test_a_ray_provider_without_price_or_throughput_has_no_estimate_and_says_why(
+    fields: dict[str, Any], missing: str
+) -> None:
+    result = _estimate(_ray(**fields), [desired_file("d")], hyperparameters={"epochs": 1})
+    assert isinstance(result, costs.Unestimated) and missing in result.reason
+
+
+def test_ray_budgets_are_held_against_the_gpu_hour_estimate() -> None:
+    # 100 steps of 1,000-token samples at 1 token/s: 100,000 GPU-seconds, 100 USD.
+    ray = _ray(tokens_per_gpu_second=1, price_per_gpu_hour=3.6)
+    job = resolved_job("j", hyperparameters={"training_steps": 100}, budget=Budget(max_cost=50))
+    ds = desired([desired_file("d", tokens=10_000, samples=10)], [job])
+    plan = reviewed_plan(
+        ds, ray, budget=RunBudgetLimit(max_cost=80, source="--max-cost"), start_gate=False
+    )
+    assert plan.errors[0].startswith(
+        "job.j: estimated cost 100.00 USD (local: 27.7778 GPU-hours x 3.6 USD/GPU-hour) is "
+        "over its budget.max_cost 50"
+    )
+    assert "over the run's cap of 80.00 USD (--max-cost)" in plan.errors[1]

@@ -503,8 +503,8 @@ def test_pre_commit_hook_runs_on_spec_and_data_files(path: str, matches: bool) -
 def test_pre_commit_hook_command_passes_on_this_repository(tmp_path: Path) -> None:
     # pre-commit runs the entry at the repository root; a copy keeps the check's cache out
     # of the checkout. The hook's args (specs/) check every example but the workspaces of
-    # their own below it (a reconciler.yaml root marker: 09, with its openai Provider), which
-    # it names in a note; each of those takes a hook entry of its own, as the hook file says.
+    # their own below it (a reconciler.yaml root marker: 09 and 10, with an openai and a ray
+    # Provider), which it names in a note; each of those takes a hook entry of its own, as the hook file says.
     shutil.copytree(
         REPO / "specs", tmp_path / "specs", ignore=shutil.ignore_patterns(".reconciler")
     )
@@ -514,7 +514,7 @@ def test_pre_commit_hook_command_passes_on_this_repository(tmp_path: Path) -> No
     result = run_cli([*entry, *hook["args"]], cwd=tmp_path, env=os.environ)
     assert result.returncode == 0, result.stdout + result.stderr
     own = sorted(p.parent.name for p in (REPO / "specs").glob("*/reconciler.yaml"))
-    assert own == ["09-openai-tone"]
+    assert own == ["09-openai-tone", "10-self-hosted-ray"]
     for workspace in own:
         assert f"specs/{workspace}: warning: a workspace of its own" in result.stdout
         alone = run_cli([*entry, f"specs/{workspace}/"], cwd=tmp_path, env=os.environ)

@@ -1,6 +1,6 @@
 """The local cost estimate agrees with the sandbox's own figure on every job of the examples
 on the embedded (Mistral-dialect) sandbox; the openai example's jobs are priced by OpenAI's
-formula, within their budgets.
+formula, within their budgets; the ray example's job by the GPU-hours it takes.
 
 For each example's jobs — as written (``training_steps``) and with ``epochs`` instead and short
 steps, where the token count of the data decides the length to 400 tokens — the local estimate (nothing sent) is compared
@@ -35,6 +35,7 @@ EXAMPLES = sorted(
 )
 """The examples of ``specs/`` as one workspace (not those with a root marker of their own)."""
 OPENAI_EXAMPLE = "09-openai-tone"
+RAY_EXAMPLE = "10-self-hosted-ray"
 TOLERANCE_USD = 1e-4
 """Largest difference allowed between the local and the sandbox's figure (both are rounded to
 4 decimals)."""
@@ -119,3 +120,24 @@ def test_the_openai_example_is_priced_by_tokens_times_epochs_within_its_budgets(
         data = sum(desired.files[f["file"]].approx_tokens for f in job.identity["training_files"])
         assert local.train_tokens == 2 * data  # the examples' two epochs
         assert job.job.budget is not None and 0 < local.amount <= job.job.budget.max_cost
+
+
+def test_the_ray_example_is_priced_by_the_gpu_hours_it_takes(tmp_path: Path) -> None:
+    specs = load_specs([REPO / "specs" / RAY_EXAMPLE])
+    assert specs.provider is not None
+    provider = specs.provider.doc
+    assert provider.tokens_per_gpu_second and provider.price_per_gpu_hour
+    estimator = costs.estimator_for(provider)
+    desired = build_desired(specs, check_datasets(specs, cache_dir=tmp_path).prepared)
+    [(address, job)] = desired.jobs.items()
+    local = estimator.estimate(job, desired.files)
+    assert isinstance(local, CostEstimate), (address, local)
+    [chats] = desired.files.values()
+    # 3 epochs of 24 chats, one per step on one GPU: 72 steps of the mean chat's tokens.
+    per_sample = -(-chats.approx_tokens // chats.samples)
+    assert local.basis is not None and (local.basis.steps, local.basis.steps_from) == (72, "epochs")
+    assert local.train_tokens == 72 * per_sample
+    gpu_hours = local.train_tokens / provider.tokens_per_gpu_second / 3600
+    assert local.basis.gpu_hours == round(gpu_hours, 6)
+    assert local.amount == round(gpu_hours * provider.price_per_gpu_hour, 4)
+    assert local.storage_per_month is None  # the adapter is in one's own storage

@@ -19,7 +19,7 @@ import pytest
 from reconciler.data.api import check_datasets, check_files
 from reconciler.errors import SpecError
 from reconciler.spec.loader import load_specs
-from reconciler.spec.models import Dataset
+from reconciler.spec.models import Dataset, RayResources
 from reconciler.spec.resolved import SpecSet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,9 +34,13 @@ SANDBOX_MODELS = {
 }
 OPENAI_SANDBOX_MODELS = {"gpt-4o-mini-2024-07-18"}
 OPENAI_EXAMPLES = ["09-openai-tone"]
-"""Examples with an openai Provider: each is a workspace of its own (a ``reconciler.yaml``
-root marker), skipped when ``specs/`` is loaded."""
-SANDBOX_EXAMPLES = [e for e in EXAMPLES if e not in OPENAI_EXAMPLES]
+"""Examples with an openai Provider."""
+RAY_EXAMPLES = ["10-self-hosted-ray"]
+"""Examples with a ray Provider (a cluster with GPUs of one's own)."""
+OWN_WORKSPACES = {**dict.fromkeys(OPENAI_EXAMPLES, "openai"), **dict.fromkeys(RAY_EXAMPLES, "ray")}
+"""Examples with a Provider of their own, by its type: each is a workspace of its own (a
+``reconciler.yaml`` root marker), skipped when ``specs/`` is loaded."""
+SANDBOX_EXAMPLES = [e for e in EXAMPLES if e not in OWN_WORKSPACES]
 """Examples without a Provider (the embedded sandbox): ``specs/`` loads them together."""
 TOOL_CALL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
 
@@ -51,6 +55,7 @@ PREFIXES = {
     "07-function-calling-agent": "agent-",
     "08-ultrachat-end-to-end": "ultrachat-",
     "09-openai-tone": "openai-tone",
+    "10-self-hosted-ray": "ray-",
 }
 
 
@@ -97,26 +102,34 @@ def test_names_are_unique_across_all_examples() -> None:
     assert len(names) == len(set(names))
 
 
-@pytest.mark.parametrize("example", OPENAI_EXAMPLES)
-def test_the_openai_example_is_a_workspace_of_its_own(example: str) -> None:
-    # Its root marker makes it a workspace of its own: its openai Provider would apply to
-    # every document loaded with it.
+@pytest.mark.parametrize(("example", "provider_type"), OWN_WORKSPACES.items())
+def test_an_example_with_a_provider_is_a_workspace_of_its_own(
+    example: str, provider_type: str
+) -> None:
+    # Its root marker makes it a workspace of its own: its Provider would apply to every
+    # document loaded with it.
     assert (SPECS / example / "reconciler.yaml").is_file()
     specs = load_specs([SPECS / example])
     assert specs.root == (SPECS / example).resolve()
-    assert specs.provider is not None and specs.provider.doc.type == "openai"
-    # No endpoint and no key: the embedded sandbox in the OpenAI dialect, nothing sent out.
-    assert specs.provider.doc.endpoint is None and specs.provider.doc.api_key is None
+    assert specs.provider is not None and specs.provider.doc.type == provider_type
+    if provider_type == "openai":
+        # No endpoint and no key: the embedded sandbox in the OpenAI dialect, nothing sent out.
+        assert specs.provider.doc.endpoint is None and specs.provider.doc.api_key is None
+    else:
+        # A head on this machine and storage in the workspace: no operator setting needed.
+        assert specs.provider.doc.address == "http://127.0.0.1:8265"
+        assert specs.provider.doc.storage == ".ray-storage"
     # Loading specs/ skips it, and says so.
     together = load_specs([SPECS])
     assert not any(f.is_relative_to(SPECS / example) for f in together.files)
     notes = [p.render() for p in together.warnings if p.code == "own-workspace-skipped"]
-    assert notes == [
+    assert (
         f"{SPECS / example}: warning: a workspace of its own; apply it on its own "
         "[own-workspace-skipped]\n"
         f"    hint: it holds reconciler.yaml: name it as a PATH of its own, e.g. "
         f"'reconciler apply {SPECS / example}'"
-    ]
+    ) in notes
+    assert len(notes) == len(OWN_WORKSPACES)
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -136,6 +149,11 @@ def test_example_is_self_contained_and_follows_the_conventions(example: str) -> 
         assert spec_file.read_text(encoding="utf-8").splitlines()[0] == MODELINE, spec_file
     assert specs.jobs
     for job in specs.jobs.values():
+        if example in RAY_EXAMPLES:
+            # The open weights of open-mistral-7b, as a LoRA run sized in epochs.
+            assert job.model == "mistralai/Mistral-7B-v0.3" and job.lora is not None
+            assert job.hyperparameters.get("epochs") and "training_steps" not in job.hyperparameters
+            continue
         if example in OPENAI_EXAMPLES:
             assert job.model in OPENAI_SANDBOX_MODELS
             assert job.hyperparameters["epochs"] <= 3, job.name  # quick on the sandbox
@@ -236,7 +254,27 @@ def test_chat_files_are_the_unconverted_ones() -> None:
         "07-function-calling-agent/data/anagram_tool_calls.jsonl",
         "08-ultrachat-end-to-end/data/ultrachat_chunk.jsonl",
         "09-openai-tone/data/dumbledore.jsonl",
+        "10-self-hosted-ray/data/dumbledore.jsonl",
     ]
+
+
+def test_the_ray_example_trains_the_tone_use_case_on_a_gpu_cluster(tmp_path: Path) -> None:
+    directory = _copy("10-self-hosted-ray", tmp_path)
+    specs = load_specs([directory])
+    assert specs.provider is not None
+    provider = specs.provider.doc
+    assert provider.resources == RayResources(gpus=1, cpus=8, memory=64 * 2**30)
+    assert provider.price_per_gpu_hour and provider.tokens_per_gpu_second
+    [job] = specs.jobs.values()
+    assert job.lora is not None and job.lora.rank == 16
+    assert job.hyperparameters["epochs"] == 3
+    result = check_datasets(specs, cache_dir=tmp_path / "cache")
+    assert _errors(result.problems) == []
+    # The same chats as example 01, so the two use cases compare.
+    same = "01-tone-dumbledore/data/dumbledore.jsonl"
+    assert (directory / "data" / "dumbledore.jsonl").read_bytes() == (SPECS / same).read_bytes()
+    text = (directory / "README.md").read_text(encoding="utf-8")
+    assert "reconciler apply specs/10-self-hosted-ray" in text and "reconciler.yaml" in text
 
 
 @pytest.mark.parametrize("relative", CHAT_FILES)

@@ -14,7 +14,7 @@ import pytest
 from reconciler.client.types import JobStatus
 from reconciler.errors import ReconcilerError
 from reconciler.providers import openai as openai_module
-from reconciler.providers.base import OPENAI_CAPABILITIES, JobTag, Pausable, Provider
+from reconciler.providers.base import OPENAI_CAPABILITIES, JobLookup, JobTag, Pausable, Provider
 from reconciler.providers.openai import (
     HYPERPARAMETER_NAMES,
     OpenAIProvider,
@@ -266,12 +266,12 @@ def test_a_job_lives_through_its_lifecycle(
     train = provider.upload_file(chat_file(tmp_path / "t.jsonl", 20), "t.jsonl")
     valid = provider.upload_file(chat_file(tmp_path / "v.jsonl", 10, "v"), "v.jsonl")
     created = provider.create_job(
-        request(train.id, validation_files=[valid.id], suffix="tone", seed=7), tag=TAG
+        request(train.id, validation_files=[valid.id], suffix="tone", seed=7), JobLookup(tag=TAG)
     )
     assert created.status == "VALIDATING" and created.user_metadata == TAG.metadata()
     # Found by its identity, exactly: an untagged job of the same request is not it.
     other = provider.create_job(request(train.id, suffix="tone", seed=7))
-    assert [j.id for j in provider.find_jobs({}, tag=TAG)] == [created.id]
+    assert [j.id for j in provider.find_jobs({}, JobLookup(tag=TAG))] == [created.id]
     assert {j.id for j in provider.find_jobs(request(train.id, seed=7))} >= {other.id}
     provider.cancel_job(other.id)
     provider.cancel_job(other.id)  # idempotent: already cancelled
@@ -329,7 +329,7 @@ def test_a_lost_create_answer_is_resolved_by_the_metadata_lookup(
     sandbox: EmbeddedSandbox = start_sandbox(api_key=KEY, dialect="openai", faults=faults)
     with OpenAIProvider(f"{sandbox.base_url}/v1", KEY, sleep=lambda _: None) as provider:
         train = provider.upload_file(chat_file(tmp_path / "t.jsonl"), "t.jsonl")
-        job = provider.create_job(request(train.id), tag=TAG)
+        job = provider.create_job(request(train.id), JobLookup(tag=TAG))
         assert provider.stats.lookups == 1
         assert provider.stats.by_operation["create_job"] == 1  # never sent again
         assert [j.id for j in provider.list_jobs()] == [job.id]

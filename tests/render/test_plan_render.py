@@ -29,7 +29,7 @@ from reconciler.engine.planner import PlanOptions, build_plan
 from reconciler.engine.state_model import State
 from reconciler.errors import Location
 from reconciler.render.plan import GITHUB_COMMENT_LIMIT, render_json, render_markdown, render_text
-from reconciler.spec.models import Budget, FineTunedModelSpec, OnReplace, Provider
+from reconciler.spec.models import Budget, FineTunedModelSpec, LoraSpec, OnReplace, Provider
 from reconciler.spec.resolved import DeclaredImport, DeclaredMove, ResolvedJob, TrainingInput
 from tests.engine.factories import (
     desired,
@@ -282,7 +282,7 @@ def test_json_plan_snapshot() -> None:
     text = render_json(sample_plan())
     check_snapshot("plan.json", text + "\n")
     data = json.loads(text)
-    assert data["format_version"] == "1.5"
+    assert data["format_version"] == "1.6"
     changes = {c["address"]: c for c in data["changes"]}
     assert changes["job.budgeted"]["action"] == "start"
     assert changes["job.budgeted"]["cost"]["source"] == "remote-validation"
@@ -332,6 +332,10 @@ OLDER_FORMATS: list[tuple[str, Any, bool, bool]] = [
     ("1.3-adoption", _unpriced_adoption_plan, True, False),
     # 1.4: both sets of 1.3 in one layout (the sample priced with Mistral's table).
     ("1.4", sample_plan, True, True),
+    # 1.5: providers other than Mistral's API, without and with its keys (OpenAI: jobs that
+    # start at creation, method and seed, paused updates, estimates by passes over the data).
+    ("1.5", sample_plan, True, True),
+    ("1.5-openai", lambda: openai_sample_plan(), True, True),
 ]
 
 
@@ -373,7 +377,7 @@ def test_adoptions_cost_nothing_next_to_a_priced_job() -> None:
     text, md, data = render_text(plan), render_markdown(plan), json.loads(render_json(plan))
     check_snapshot("plan-adoption.txt", text)
     check_snapshot("plan-adoption.md", md)
-    assert data["format_version"] == "1.5"
+    assert data["format_version"] == "1.6"
     actions = {c["address"]: c["action"] for c in data["changes"]}
     assert actions == {
         "dataset.chats[all]": "no-op",
@@ -477,7 +481,7 @@ def test_an_openai_plan_holds_the_keys_of_format_1_5() -> None:
     text, data = render_text(plan), json.loads(render_json(plan))
     check_snapshot("plan-openai.txt", text)
     check_snapshot("plan-openai.json", render_json(plan) + "\n")
-    assert data["format_version"] == PLAN_FORMAT_VERSION == "1.5"
+    assert data["format_version"] == PLAN_FORMAT_VERSION
     changes = {c["address"]: c for c in data["changes"]}
     assert changes["job.held"]["update_fields"] == {"paused": {"before": False, "after": True}}
     assert changes["job.held"]["reason"] == "paused-changed"
@@ -704,3 +708,79 @@ def test_markdown_never_cuts_errors_or_warnings() -> None:
     md = render_markdown(plan)
     assert len(md) < GITHUB_COMMENT_LIMIT and "more section(s) not shown" in md
     assert all(f"- warning number {i}\n" in md for i in range(60))
+
+
+RAY = costs.estimator_for(
+    Provider(
+        name="r",
+        type="ray",
+        address="http://127.0.0.1:8265",
+        storage="s",
+        resources={"gpus": 2},
+        price_per_gpu_hour=2.5,
+        tokens_per_gpu_second=1_000,
+    )
+)
+
+
+def ray_sample_plan() -> Plan:
+    """A plan on a Ray cluster of one's own: a LoRA job sized in steps, one in epochs on two
+    GPUs' worth of processes, priced in GPU-hours; jobs start at creation, and keeping an
+    adapter costs nothing."""
+    chats = desired_file("chats", sha="a" * 64, tokens=2_400, samples=24)
+    model = {"model": "mistralai/Mistral-7B-v0.3"}
+    jobs = [
+        resolved_job(
+            "tone",
+            dataset="chats",
+            hyperparameters={"training_steps": 100, "seq_len": 2048},
+            lora=LoraSpec(rank=16),
+            budget=Budget(max_cost=1),
+            **model,
+        ),
+        resolved_job("tone-epochs", dataset="chats", hyperparameters={"epochs": 3}, **model),
+    ]
+    fixed = PlanOptions(
+        target_description="ray http://127.0.0.1:8265 (storage /data/ft)",
+        spec_paths=("specs",),
+        spec_digest="d" * 64,
+        starts_at_create=True,
+        storage_cost_per_model=RAY.storage_per_month,
+    )
+    plan = reviewed_plan(desired([chats], jobs), RAY, options=fixed, start_gate=False)
+    return _fixed(plan)
+
+
+def test_a_ray_plan_holds_the_keys_of_format_1_6() -> None:
+    plan = ray_sample_plan()
+    text, data = render_text(plan), json.loads(render_json(plan))
+    check_snapshot("plan-ray.txt", text)
+    check_snapshot("plan-ray.json", render_json(plan) + "\n")
+    assert data["format_version"] == PLAN_FORMAT_VERSION == "1.6"
+    changes = {c["address"]: c for c in data["changes"]}
+    tone, epochs = changes["job.tone"], changes["job.tone-epochs"]
+    assert tone["after"]["request"]["lora"] == {"rank": 16}
+    assert "lora" not in epochs["after"]["request"]  # unset: as before the key existed
+    assert tone["after"]["starts_at_create"] is True
+    # 100 steps x 1 sample x 2 processes x 100 tokens (the files' mean) = 20,000 tokens;
+    # at 1,000 tokens per GPU-second: 20 GPU-seconds; x 2.5 USD per GPU-hour.
+    basis = tone["cost"]["basis"]
+    assert (basis["steps"], basis["steps_from"], basis["tokens_per_step"]) == (
+        100,
+        "training_steps",
+        200,
+    )
+    assert basis["gpu_hours"] == round(20_000 / 1_000 / 3600, 6)
+    assert (basis["price_per_gpu_hour"], basis["tokens_per_gpu_second"]) == (2.5, 1_000)
+    assert tone["cost"]["amount"] == round(20_000 / 1_000 / 3600 * 2.5, 4)
+    assert "storage_per_month" not in tone["cost"]
+    # 3 epochs of 24 samples, 2 per step: 36 steps.
+    assert (epochs["cost"]["basis"]["steps"], epochs["cost"]["basis"]["steps_from"]) == (
+        36,
+        "epochs",
+    )
+    assert "LoRA rank 16" in text
+    assert "GPU-hours at 2.5 USD/GPU-hour" in text
+    assert "starts as soon as it is created (budget 1.0 held against this plan's" in text
+    # Adapters are in one's own storage: no storage line.
+    assert "storage ~" not in text and data["errors"] == []

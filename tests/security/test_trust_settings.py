@@ -11,7 +11,9 @@ from reconciler.spec.trust import (
     ENDPOINTS_ENV,
     PATHS_ENV,
     SECRETS_ENV,
+    STORAGE_ENV,
     TrustSettings,
+    local_storage_path,
     parse_endpoint,
 )
 
@@ -45,6 +47,18 @@ ENDPOINT_CASES = [
     ("openai", "https://api.openai.com/v1/", None, True),
     ("openai", "https://api.openai.com/v10", None, False),  # path prefix by segment
     ("openai", "https://api.openai.com", None, False),
+    # A ray Provider's address: a head on this machine by default, like a sandbox.
+    ("ray", "http://127.0.0.1:8265", None, True),
+    ("ray", "http://localhost:8265", None, True),
+    ("ray", "http://10.0.0.5:8265", None, False),
+    ("ray", "http://raycluster-head-svc.ml.svc:8265", None, False),
+    (
+        "ray",
+        "http://raycluster-head-svc.ml.svc:8265",
+        "http://raycluster-head-svc.ml.svc:8265",
+        True,
+    ),
+    ("ray", "http://127.0.0.1:8265", "https://proxy.corp.example", False),
     # Set: the official endpoint and the entries, nothing else; loopback no longer implied.
     ("sandbox", "http://127.0.0.1:8080", "", False),
     ("sandbox", "http://127.0.0.1:8080", OFFICIAL, False),
@@ -145,3 +159,58 @@ def test_allowed_paths_are_absolute_and_comma_separated(
     monkeypatch.chdir(tmp_path)
     settings = TrustSettings.from_environ({PATHS_ENV: "/mnt/data, shared ,"})
     assert settings.paths == (Path("/mnt/data"), tmp_path / "shared")
+
+
+# (storage URI, RECONCILER_ALLOWED_STORAGE or None for unset, allowed?)
+STORAGE_CASES = [
+    ("s3://ft-bucket/tone", None, False),  # unset: no URI at all
+    ("s3://ft-bucket/tone", "", False),
+    ("s3://ft-bucket/tone", "s3://ft-bucket", True),
+    ("s3://ft-bucket", "s3://ft-bucket", True),
+    ("s3://ft-bucket/tone/", "s3://ft-bucket/tone", True),
+    ("s3://ft-bucket/tone/v2", "s3://ft-bucket/tone", True),
+    ("s3://ft-bucket/tonex", "s3://ft-bucket/tone", False),  # a path prefix by segment
+    ("s3://ft-bucket-evil/tone", "s3://ft-bucket", False),
+    ("gs://ft-bucket/tone", "s3://ft-bucket", False),  # another filesystem
+    ("s3://ft-bucket/tone/../../other", "s3://ft-bucket/tone", False),
+    ("s3://user@ft-bucket/tone", "s3://ft-bucket", False),
+    ("s3://ft-bucket/tone?x=1", "s3://ft-bucket", False),
+    ("s3://evil/x", "gs://a, s3://evil ,", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("uri", "allowed", "ok"), STORAGE_CASES, ids=[f"{c[0]}-{c[1]}" for c in STORAGE_CASES]
+)
+def test_storage_uri_matching(uri: str, allowed: str | None, ok: bool) -> None:
+    environ = {} if allowed is None else {STORAGE_ENV: allowed}
+    refusal = TrustSettings.from_environ(environ).storage_refusal(uri)
+    assert (refusal is None) is ok, refusal
+
+
+def test_storage_refusals_say_why() -> None:
+    assert STORAGE_ENV in str(TrustSettings.from_environ({}).storage_refusal("s3://b/p"))
+    strict = TrustSettings.from_environ({STORAGE_ENV: "s3://a"})
+    assert "not among the storage URIs" in str(strict.storage_refusal("s3://b/p"))
+    assert "plain storage URI" in str(strict.storage_refusal("s3://a/../b"))
+
+
+@pytest.mark.parametrize("entry", ["/mnt/ft", "s3://", "s3://a:9/b", "s3://a/../b"])
+def test_a_malformed_storage_entry_is_a_clean_error_naming_the_variable(entry: str) -> None:
+    with pytest.raises(InvalidValueError) as info:
+        TrustSettings.from_environ({STORAGE_ENV: f"s3://ok,{entry}"})
+    assert STORAGE_ENV in str(info.value) and repr(entry) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("storage", "local"),
+    [
+        ("ft", "ft"),
+        ("/mnt/ft", "/mnt/ft"),
+        ("file:///mnt/ft", "/mnt/ft"),
+        ("s3://b/ft", None),
+        ("gs://b", None),
+    ],
+)
+def test_local_storage_is_a_path_and_a_uri_is_not(storage: str, local: str | None) -> None:
+    assert local_storage_path(storage) == local

@@ -11,7 +11,7 @@ import pytest
 from security_helpers import run_cli, write_tree
 
 from reconciler.errors import InvalidValueError, SpecError
-from reconciler.spec.trust import ENDPOINTS_ENV, SECRETS_ENV
+from reconciler.spec.trust import ENDPOINTS_ENV, PATHS_ENV, SECRETS_ENV, STORAGE_ENV
 from reconciler.workspace import open_workspace
 from tests.cli_inprocess import run_cli as run_in_process
 
@@ -165,3 +165,91 @@ def test_validate_shows_the_refusals_plan_would_stop_at(tmp_path: Path) -> None:
     for line in refusals:
         assert validate.stdout.count(line) == 1, (line, validate.stdout)
     assert "Traceback" not in validate.stdout + validate.stderr
+
+
+RAY = "kind: Provider\nname: p\ntype: ray\naddress: {address}\nstorage: {storage}\n"
+
+
+def test_a_ray_head_on_this_machine_and_storage_in_the_workspace_need_no_setting(
+    tmp_path: Path,
+) -> None:
+    root = write_tree(
+        tmp_path / "ws", {"p.yaml": RAY.format(address="http://127.0.0.1:8265", storage="ft")}
+    )
+    with open_workspace([root]) as ws:  # nothing is sent until a command asks the provider
+        assert ws.target == f"ray http://127.0.0.1:8265 (storage {(root / 'ft').resolve()})"
+
+
+@pytest.mark.parametrize(
+    ("address", "storage", "expected"),
+    [
+        # A cluster elsewhere is the operator's decision, like any endpoint.
+        (
+            "http://10.1.2.3:8265",
+            "ft",
+            [
+                (
+                    "endpoint-not-allowed",
+                    "p.yaml:4:10",
+                    "address http://10.1.2.3:8265 is not allowed",
+                )
+            ],
+        ),
+        # Storage outside the workspace: a directory anywhere on this machine ...
+        (
+            "http://127.0.0.1:8265",
+            "/home/someone/.ssh",
+            [("path-not-allowed", "p.yaml:5:10", "'/home/someone/.ssh': absolute paths")],
+        ),
+        ("http://127.0.0.1:8265", "../../x", [("path-not-allowed", "p.yaml:5:10", "leads out")]),
+        (
+            "http://127.0.0.1:8265",
+            "file:///etc",
+            [("path-not-allowed", "p.yaml:5:10", "'/etc': absolute paths are not allowed")],
+        ),
+        # ... or a bucket the spec names (the operator's credentials would write there).
+        (
+            "http://127.0.0.1:8265",
+            "s3://someone-elses-bucket/loot",
+            [
+                (
+                    "storage-not-allowed",
+                    "p.yaml:5:10",
+                    f"storage s3://someone-elses-bucket/loot is not allowed: no storage URI is "
+                    f"allowed unless the operator lists it in {STORAGE_ENV}",
+                )
+            ],
+        ),
+    ],
+)
+def test_a_ray_address_and_storage_from_a_spec_are_held_to_the_operators_settings(
+    tmp_path: Path, address: str, storage: str, expected: list[tuple[str, str, str]]
+) -> None:
+    found = _problems(tmp_path, {"p.yaml": RAY.format(address=address, storage=storage)})
+    assert [(code, where) for code, where, _ in found] == [(c, w) for c, w, _ in expected]
+    for (_, _, text), (_, _, fragment) in zip(found, expected, strict=True):
+        assert fragment in text, text
+
+
+def test_the_operator_allows_a_cluster_its_shared_storage_and_a_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    monkeypatch.setenv(ENDPOINTS_ENV, "http://10.1.2.3:8265")
+    monkeypatch.setenv(PATHS_ENV, str(shared))
+    monkeypatch.setenv(STORAGE_ENV, "s3://ft-bucket/tone")
+    for storage, resolved in (
+        (str(shared / "ft"), str(shared / "ft")),
+        ("s3://ft-bucket/tone/v2/", "s3://ft-bucket/tone/v2"),
+    ):
+        root = write_tree(
+            tmp_path / "ws", {"p.yaml": RAY.format(address="http://10.1.2.3:8265", storage=storage)}
+        )
+        with open_workspace([root]) as ws:
+            assert ws.binding.storage == resolved
+    monkeypatch.setenv(STORAGE_ENV, "s3://ft-bucket/other")
+    [(code, _, text)] = _problems(
+        tmp_path,
+        {"p.yaml": RAY.format(address="http://10.1.2.3:8265", storage="s3://ft-bucket/tone")},
+    )
+    assert code == "storage-not-allowed" and f"not among the storage URIs {STORAGE_ENV}" in text

@@ -11,7 +11,7 @@ from spec_helpers import WriteTree
 from reconciler.errors import SecretError
 from reconciler.spec.loader import load_specs
 from reconciler.spec.models import SecretRef
-from reconciler.spec.secrets import Secret, resolve_secret, resolve_secret_masked
+from reconciler.spec.secrets import Secret, resolve_secret
 
 
 def test_env_reference(tmp_path: Path) -> None:
@@ -77,11 +77,6 @@ def test_secret_masks_itself() -> None:
     assert f"{secret}" == "***" and "hunter2" not in repr([secret, {"k": secret}])
     assert secret.reveal() == "hunter2"
     assert secret == Secret("hunter2") and secret != Secret("other")
-
-
-def test_resolve_secret_masked(tmp_path: Path) -> None:
-    secret = resolve_secret_masked(SecretRef(env="K"), tmp_path, purpose="p", environ={"K": "v"})
-    assert secret.reveal() == "v" and secret.source == "env:K" and str(secret) == "***"
 
 
 def test_missing_env_var_is_not_a_validate_error(

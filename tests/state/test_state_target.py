@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from state_helpers import check_target_binding
+from state_helpers import check_target_binding, sample_state
 from typer.testing import CliRunner
 
 from reconciler.cli.app import app
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import EMBEDDED, StateTarget
-from reconciler.workspace import normalize_endpoint
+from reconciler.errors import StateError
+from reconciler.workspace import normalize_endpoint, open_workspace
 from tests.engine.project import SANDBOX_KEY_ENV, make_project
 
 KEY = "target-test-key-2b7d"
@@ -52,6 +53,56 @@ def test_endpoints_are_recorded_in_one_spelling(written: str, recorded: str) -> 
 
 def test_the_target_description_names_the_embedded_sandbox() -> None:
     assert StateTarget(provider="sandbox", endpoint=EMBEDDED).describe() == "embedded sandbox"
+
+
+def _ray_project(root: Path, address: str, storage: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "p.yaml").write_text(
+        f"kind: Provider\nname: cluster\ntype: ray\naddress: {address}\nstorage: {storage}\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("address", "storage", "what"),
+    [
+        ("http://localhost:8265", "ft", "address"),  # another cluster
+        ("http://127.0.0.1:8265", "ft-other", "storage"),  # the same one, other storage
+    ],
+)
+def test_a_ray_state_is_bound_to_its_address_and_storage(
+    tmp_path: Path, address: str, storage: str, what: str
+) -> None:
+    # The files' ids are sha256s in one storage and the jobs are one cluster's: a state
+    # made with another of either would plan everything as deleted remotely.
+    project = _ray_project(tmp_path / "project", "http://127.0.0.1:8265/", "ft")
+    with open_workspace([project]) as ws:
+        bound = StateTarget(
+            provider="ray",
+            endpoint="http://127.0.0.1:8265",
+            storage=str((project / "ft").resolve()),
+        )
+        assert ws.binding == bound
+        assert ws.target == f"ray http://127.0.0.1:8265/ (storage {bound.storage})"
+        ws.backend.write(sample_state(), None)
+        assert ws.read_state() is not None and not ws.rebinding
+    recorded = json.loads((project / ".reconciler" / "state.json").read_text())["target"]
+    assert recorded == bound.model_dump()
+    # Another provider type's target keeps the layout it always had: no storage key.
+    assert "storage" not in StateTarget(provider="mistral", endpoint="https://a.b").model_dump()
+
+    _ray_project(project, address, storage)
+    with open_workspace([project]) as ws:
+        with pytest.raises(StateError) as refused:
+            ws.read_state()
+        message = str(refused.value)
+        assert f"belongs to ray http://127.0.0.1:8265 (storage {bound.storage})" in message
+        assert f"now target {ws.binding.describe()}" in message and "--rebind" in message
+        changed = {k for k, v in ws.binding.model_dump().items() if bound.model_dump()[k] != v}
+        assert changed == {"endpoint" if what == "address" else "storage"}
+        # An intended move is accepted, and the next write records the new target.
+        assert ws.read_state(rebind=True) is not None and ws.rebinding
 
 
 # --------------------------------------------------------------------------- end to end

@@ -17,7 +17,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from reconciler.sandbox.bodies import upload_too_large_text
 from reconciler.sandbox.openai.errors import APIError, invalid
 from reconciler.sandbox.openai.naming import random_id
-from reconciler.sandbox.openai.render import file_out
+from reconciler.sandbox.openai.render import file_out, id_list
 from reconciler.sandbox.records import FileRecord
 from reconciler.sandbox.routes.common import ConfigDep, StoreDep
 from reconciler.sandbox.store import Store, UnknownCursor
@@ -94,14 +94,7 @@ def list_files(
         )
     except UnknownCursor:
         raise invalid(f"No file with id {after} to page after.", "after") from None
-    data = [file_out(f) for f in files]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": more,
-    }
+    return id_list([file_out(f) for f in files], more)
 
 
 def file_or_404(store: Store, file_id: str) -> FileRecord:

@@ -105,13 +105,7 @@ def list_checkpoints(
     store: StoreDep, job_id: str, after: str | None = None, limit: Limit = 10
 ) -> Any:
     checkpoints, more = render.page(render.checkpoints(store, _job(store, job_id)), after, limit)
-    return {
-        "object": "list",
-        "data": checkpoints,
-        "first_id": checkpoints[0]["id"] if checkpoints else None,
-        "last_id": checkpoints[-1]["id"] if checkpoints else None,
-        "has_more": more,
-    }
+    return render.id_list(checkpoints, more)
 
 
 def _act(store: Store, job_id: str, request: Callable[[str], Outcome], allowed: str) -> Any:

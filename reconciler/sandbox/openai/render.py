@@ -22,6 +22,7 @@ from reconciler.sandbox.openai import catalogue
 from reconciler.sandbox.openai.errors import invalid
 from reconciler.sandbox.openai.naming import derived_id, organization_id
 from reconciler.sandbox.records import FileRecord, JobRecord, ModelRecord
+from reconciler.sandbox.routes.files import file_basics
 from reconciler.sandbox.store import Store
 
 #: OpenAI's status for each status of the shared lifecycle.
@@ -50,15 +51,7 @@ FULL_VALID_RATIO = 0.98
 
 def file_out(file: FileRecord) -> dict[str, Any]:
     """A file as ``OpenAIFile``."""
-    out: dict[str, Any] = {
-        "id": file.id,
-        "object": "file",
-        "bytes": file.bytes,
-        "created_at": file.created_at,
-        "filename": file.filename,
-        "purpose": file.purpose,
-        "status": "processed",
-    }
+    out: dict[str, Any] = {**file_basics(file), "status": "processed"}
     if file.expires_at is not None:
         out["expires_at"] = file.expires_at
     return out
@@ -240,6 +233,17 @@ def page(
             raise invalid(f"No object with id {after} in this list to page after.", "after")
         start = ids.index(after) + 1
     return newest[start : start + limit], start + limit < len(newest)
+
+
+def id_list(data: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    """A page of a list that names its first and last ids (files, checkpoints)."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
+    }
 
 
 def base_card(name: str) -> dict[str, Any]:

@@ -34,8 +34,9 @@ MAX_EXPIRY_HOURS = 876_600
 router = APIRouter()
 
 
-def file_out(file: FileRecord) -> dict[str, Any]:
-    """A file in the contract's ``FileSchema`` shape."""
+def file_basics(file: FileRecord) -> dict[str, Any]:
+    """What a file object shows in both dialects (the contract's ``FileSchema`` and OpenAI's
+    ``OpenAIFile``), in their order."""
     return {
         "id": file.id,
         "object": "file",
@@ -43,6 +44,13 @@ def file_out(file: FileRecord) -> dict[str, Any]:
         "created_at": file.created_at,
         "filename": file.filename,
         "purpose": file.purpose,
+    }
+
+
+def file_out(file: FileRecord) -> dict[str, Any]:
+    """A file in the contract's ``FileSchema`` shape."""
+    return {
+        **file_basics(file),
         "sample_type": file.sample_type,
         "source": file.source,
         "num_lines": file.num_lines,

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ray_helpers import POLL
 from train_helpers import check_training_outputs, tiny_job
 
 from reconciler.errors import DuplicateSubmissionError, NotFoundError, TransportError
@@ -18,8 +19,6 @@ from reconciler.ray import RayJobsClient, job_status, upload_dataset
 from reconciler.train.job import RunLayout, TrainResult
 from reconciler.train.storage import write_bytes
 
-POLL = 0.2
-"""Seconds between the tests' looks at a Ray job (the client's default is 1 s)."""
 FAKE_KEY = "wandbkey0000000000000000000000000000000000"
 """Stands for a secret travelling in the runtime environment; must never come back."""
 

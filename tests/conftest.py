@@ -74,28 +74,38 @@ def ray_address() -> Iterator[str]:
         stop_head(head)
 
 
-ONE_WORKER = (
+TORCH_MODULES = (
     "tests/train/test_train_cpu.py",
     "tests/train/test_train_render_data.py",
     "tests/security/test_operator_inputs.py",
 )
-"""Test modules that run together on one worker under ``--dist loadscope``: they import torch
-and transformers into the worker (seconds per process) to train or tokenize in it. (The Ray
-tests are left to spread: together they would be one unit of a minute and a half.)"""
+"""Test modules that import torch and transformers into the worker (seconds per process) to
+train or tokenize in it: one unit of work under ``--dist loadscope``."""
+
+
+def _unit_of_work(path: str) -> str:
+    """The unit of work of the module at ``path`` (relative to the root): the module itself,
+    but one unit for :data:`TORCH_MODULES` and one for the Ray modules (``*_ray_*``: they share
+    one Ray head of two CPUs, and their jobs would queue for it if several workers ran them at
+    once)."""
+    if path in TORCH_MODULES:
+        return "torch"
+    if "ray" in Path(path).stem.split("_"):
+        return "ray"
+    return path
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadscope`` with a module as the unit of work (as xdist's own, for test
-    functions), except that the modules of :data:`ONE_WORKER` are one unit together."""
+    functions), but the units of :func:`_unit_of_work`."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return "torch" if path.startswith(ONE_WORKER) else path
+            return _unit_of_work(nodeid.split("::", 1)[0])
 
     return ModuleScheduling(config, log)
 

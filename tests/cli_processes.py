@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.fast_polls import POLLS
+
 PRELOAD = (
     "reconciler.cli.commands",
     "reconciler.operations",
@@ -45,11 +47,14 @@ skipped, so a renamed module only costs its children the import)."""
 HELPER = r"""
 import importlib, json, os, sys, traceback
 
-for name in sys.argv[1:]:
+for name in sys.argv[2:]:
     try:
         importlib.import_module(name)
     except ImportError:
         pass
+for target, value in json.loads(sys.argv[1]).items():
+    module, _, attribute = target.partition(":")
+    setattr(importlib.import_module(module), attribute, value)
 from reconciler.cli.app import main
 
 def child(request):
@@ -157,16 +162,18 @@ class CliProcesses:
     Args:
         env: the helper's environment (where it imports the package from:
             ``PYTHONPATH``); each command gets its own environment in :meth:`start`.
+        settings: module attributes the helper sets before forking, as
+            ``{"package.module:NAME": value}`` (JSON values).
     """
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], settings: Mapping[str, Any] | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="cli-processes-")
         self._count = 0
         self._started: list[CliProcess] = []
         self._errors = Path(self._tmp.name) / "helper.err"
         with self._errors.open("w") as errors:
             self._helper = subprocess.Popen(
-                [sys.executable, "-c", HELPER, *PRELOAD],
+                [sys.executable, "-c", HELPER, json.dumps(dict(settings or {})), *PRELOAD],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errors,
@@ -229,3 +236,24 @@ class CliProcesses:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_shared: CliProcesses | None = None
+
+
+def shared(env: Mapping[str, str]) -> CliProcesses:
+    """The helper of this test process, started at its first use (with ``env``, where it
+    imports the package from, and the suite's poll intervals: :data:`tests.fast_polls.POLLS`)
+    and ended by :func:`close_shared`; the ``cli_processes`` fixture is this one."""
+    global _shared
+    if _shared is None:
+        _shared = CliProcesses(env, settings=POLLS)
+    return _shared
+
+
+def close_shared() -> None:
+    """End the helper :func:`shared` started, if it did (the suite does at its end)."""
+    global _shared
+    if _shared is not None:
+        _shared.close()
+        _shared = None

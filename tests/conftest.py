@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.cli_processes import CliProcesses
+from tests.cli_processes import CliProcesses, close_shared
+from tests.cli_processes import shared as cli_processes_helper
+from tests.fast_polls import fast_polls
+from tests.tls_context import share_default_context
+
+share_default_context()  # before any test module makes a client (see tests/tls_context.py)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout under test (tests never depend on the current directory)."""
@@ -21,14 +27,21 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def cli_processes() -> Iterator[CliProcesses]:
+def cli_processes() -> CliProcesses:
     """Starts ``reconciler`` commands as real child processes (see tests/cli_processes.py).
 
     One helper for the whole test run: the package is imported once, not once per test that
-    needs real processes (kill -9, concurrent applies).
+    needs real processes (kill -9, concurrent applies, commands run with exactly the
+    environment a security test gives them).
     """
-    with CliProcesses(os.environ) as processes:
-        yield processes
+    return cli_processes_helper(os.environ)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_the_process_helper() -> Iterator[None]:
+    """Ends the helper of :func:`cli_processes` at the end of the run, if one was started."""
+    yield
+    close_shared()
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +72,77 @@ def ray_address() -> Iterator[str]:
         yield head.address
     finally:
         stop_head(head)
+
+
+TORCH_MODULES = (
+    "tests/train/test_train_cpu.py",
+    "tests/train/test_train_render_data.py",
+    "tests/security/test_operator_inputs.py",
+)
+"""Test modules that import torch and transformers into the worker (seconds per process) to
+train or tokenize in it: one unit of work under ``--dist loadscope``."""
+
+
+def _unit_of_work(path: str) -> str:
+    """The unit of work of the module at ``path`` (relative to the root): the module itself,
+    but one unit for :data:`TORCH_MODULES` and one for the Ray modules (``*_ray_*``: they share
+    one Ray head of two CPUs, and their jobs would queue for it if several workers ran them at
+    once)."""
+    if path in TORCH_MODULES:
+        return "torch"
+    if "ray" in Path(path).stem.split("_"):
+        return "ray"
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` with a module as the unit of work (as xdist's own, for test
+    functions), but the units of :func:`_unit_of_work`."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit_of_work(nodeid.split("::", 1)[0])
+
+    return ModuleScheduling(config, log)
+
+
+LONG_WAITS = ("ray_address", "tiny_model")
+"""Fixtures of tests that spend tens of seconds waiting on other processes (a Ray head, a
+trainer)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules of the longest tests first: first those of tests that train a model or
+    use the Ray head and of tests marked ``slow``, then the modules that build a module-scoped
+    fixture (a pipeline over every example, the CI recipes' flows), then the rest.
+
+    Spread over several workers (``pytest -n 3 --dist loadscope``, as ``.ci/run`` does: each
+    module on one worker, so a module-scoped fixture runs once), a long module started last
+    would run alone at the end; started first, it runs beside the rest. Modules stay whole,
+    and in collection order within each group.
+    """
+
+    def rank(item: pytest.Item) -> int:
+        names = getattr(item, "fixturenames", ())
+        if any(name in names for name in LONG_WAITS) or item.get_closest_marker("slow"):
+            return 0
+        info = getattr(item, "_fixtureinfo", None)
+        definitions = info.name2fixturedefs.values() if info is not None else ()
+        return 1 if any(d and d[-1].scope == "module" for d in definitions) else 2
+
+    ranks: dict[Path, int] = {}
+    for item in items:
+        ranks[item.path] = min(ranks.get(item.path, 2), rank(item))
+    items.sort(key=lambda item: ranks[item.path])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _commands_poll_fast() -> Iterator[None]:
+    """Commands run in this process poll their remote at the pace of the tests' sandboxes
+    (see tests/fast_polls.py)."""
+    with fast_polls():
+        yield

@@ -320,6 +320,11 @@ def apply(
             _wait(ws, fmt=fmt, timeout=wait_timeout)
 
 
+WAIT_POLL_SECONDS = 1.0
+"""Seconds between the status polls of ``apply --wait`` (read at each run, so that tests running
+whole commands against sandboxes at many times real speed can poll faster)."""
+
+
 def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:
     from reconciler.observe.progress import failed
     from reconciler.observe.watch import choose_mode, follow_jobs, stop_at_validated
@@ -333,7 +338,7 @@ def _wait(ws: Workspace, *, fmt: str, timeout: float) -> None:
         return
     progress = follow_jobs(
         job_fetcher(ws, {j.address: state.resources[j.address].remote_id for j in jobs}),
-        interval=1.0,
+        interval=WAIT_POLL_SECONDS,
         mode=choose_mode(fmt, sys.stdout),
         timeout=timeout or None,
         until=stop_at_validated([j.address for j in jobs if not j.start or j.paused]),

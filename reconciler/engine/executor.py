@@ -56,7 +56,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.address import ResourceType
@@ -106,6 +106,11 @@ WANDB_KEY_LENGTH = 40
 
 C = TypeVar("C", FileChange, JobChange)
 
+POLL_INTERVAL = 0.5
+"""Default seconds between the first status polls (:attr:`ApplyOptions.poll_interval`); read
+when options are made, so that tests running whole commands against sandboxes at many times
+real speed can poll faster."""
+
 
 @dataclass(frozen=True)
 class ApplyOptions:
@@ -131,7 +136,7 @@ class ApplyOptions:
     parallelism: int = 8
     allow_duplicates: bool = False
     start_timeout: float = 600.0
-    poll_interval: float = 0.5
+    poll_interval: float = field(default_factory=lambda: POLL_INTERVAL)
     flush_interval: float = 0.5
     cancel_timeout: float = 600.0
     stop: threading.Event | None = None

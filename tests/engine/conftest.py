@@ -21,6 +21,26 @@ from tests.cli_inprocess import run_cli
 from tests.engine.project import FLAVOURS, SANDBOX_KEY_ENV, WANDB_KEY, Flavour
 
 SANDBOX_KEY = "sandbox-test-key-4f1c9a"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the postgres state backend (``RECONCILER_TEST_STATE_BACKEND=postgres``), leave out
+    the tests marked ``state_backend_independent``: they never touch the backend the variable
+    names (planner, executor and cost tests on in-memory or file states), so a second run would
+    repeat the first."""
+    from tests.postgres.pg_helpers import BACKEND_ENV
+
+    if os.environ.get(BACKEND_ENV) != "postgres":
+        return
+    kept, left_out = [], []
+    for item in items:
+        independent = item.get_closest_marker("state_backend_independent") is not None
+        (left_out if independent else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
 
 

@@ -9,6 +9,7 @@ the default) or in OpenAI's (``type: openai``).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,17 @@ def state_yaml_for(project: Path) -> str:
     from tests.postgres.pg_helpers import e2e_state_backend
 
     return e2e_state_backend(str(project.resolve()))[0]
+
+
+def lose_state(project: Path) -> None:
+    """The project's state is lost (deleted), on whichever backend the run uses: the state
+    file, or the postgres workspace :func:`state_yaml_for` named."""
+    from tests.postgres.pg_helpers import BACKEND_ENV, drop_e2e_state
+
+    if os.environ.get(BACKEND_ENV, "file") == "postgres":
+        drop_e2e_state(str(project.resolve()))
+    else:
+        (project / ".reconciler" / "state.json").unlink()
 
 
 def make_project(

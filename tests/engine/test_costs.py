@@ -20,6 +20,8 @@ from tests.engine.factories import (
     state_with,
 )
 
+pytestmark = pytest.mark.state_backend_independent
+
 SANDBOX = costs.estimator_for(None)
 MISTRAL = costs.estimator_for(Provider(name="m", type="mistral"))
 

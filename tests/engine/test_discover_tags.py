@@ -3,6 +3,8 @@ decides, exactly (pure: :func:`reconciler.engine.discover.discover`)."""
 
 from __future__ import annotations
 
+import pytest
+
 from reconciler.engine.discover import discover
 from reconciler.providers.base import JobTag
 from tests.engine.factories import (
@@ -13,6 +15,8 @@ from tests.engine.factories import (
     remote_job,
     resolved_job,
 )
+
+pytestmark = pytest.mark.state_backend_independent
 
 F = desired_file()
 FA, JA = F.address, "job.j"

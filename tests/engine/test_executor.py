@@ -45,6 +45,8 @@ from reconciler.spec.resolved import DeclaredImport, DeclaredMove, TrainingInput
 from tests.client.client_fakes import KEY, FakeApi, Fault
 from tests.engine.factories import desired, resolved_job
 
+pytestmark = pytest.mark.state_backend_independent
+
 
 class Crash(BaseException):
     """The process dies at this point (raised from the transport; caught by nothing)."""

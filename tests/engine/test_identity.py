@@ -20,6 +20,8 @@ from reconciler.identity import (
 )
 from tests.client.client_fakes import REQUEST, TRAIN, TRAIN2, FakeApi
 
+pytestmark = pytest.mark.state_backend_independent
+
 _DROP = object()
 
 

@@ -22,7 +22,7 @@ from reconciler.client.types import JobStatus
 from reconciler.providers.base import JobTag
 from reconciler.providers.openai import OpenAIProvider
 from tests.engine.conftest import SANDBOX_KEY, Cli, cli_env, mutating
-from tests.engine.project import OPENAI, make_project
+from tests.engine.project import OPENAI, lose_state, make_project
 
 
 def _openai_sandbox(data_dir: Path, time_scale: float) -> Any:
@@ -163,7 +163,7 @@ def test_a_job_the_state_lost_is_found_by_its_tag_and_imported(
         (job,) = client.list_jobs()
     assert job.user_metadata is not None
     assert job.user_metadata["reconciler_address"] == "job.job0"
-    (cli.cwd / ".reconciler" / "state.json").unlink()  # the state is lost
+    lose_state(cli.cwd)  # the state is lost
 
     plan = cli.run("plan", check=1)  # the blocked create is an error of the plan
     assert f"possible duplicate: remote job {job.id}" in plan.stdout
@@ -281,7 +281,7 @@ def test_discover_takes_the_job_tagged_for_the_spec_and_reads_no_content(
     # another name, which only a download could compare.
     by_hand = _sdk_job(sandbox, uploaded.id)
     _sdk_upload(cli, sandbox, "by-hand.jsonl")
-    (cli.cwd / ".reconciler" / "state.json").unlink()  # the state is lost
+    lose_state(cli.cwd)  # the state is lost
 
     mark = len(sandbox.journal())
     found = cli.run("import", "--discover", check=0)
@@ -348,7 +348,7 @@ def test_import_documents_and_model_retention_work_through_the_openai_provider(
     assert first.fine_tuned_model
     # The state is lost; an Import document, reviewed in the plan, adopts the job (and the
     # file it was trained on, by its content-addressed name: nothing is downloaded).
-    (cli.cwd / ".reconciler" / "state.json").unlink()
+    lose_state(cli.cwd)
     specs(extra=f"---\nkind: Import\nname: adopt\nto: job.job0\nid: {first.id}\n")
     plan = cli.run("plan", check=0).stdout
     assert "<= job.job0  (import: import-declared)" in plan and "Estimated cost" not in plan

@@ -38,6 +38,8 @@ from tests.engine.factories import (
     state_with,
 )
 
+pytestmark = pytest.mark.state_backend_independent
+
 F = desired_file()
 J = resolved_job()
 DS = desired([F], [J])

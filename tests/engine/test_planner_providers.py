@@ -22,6 +22,8 @@ from tests.engine.factories import (
     state_with,
 )
 
+pytestmark = pytest.mark.state_backend_independent
+
 F = desired_file()
 FA, JA = F.address, "job.j"
 

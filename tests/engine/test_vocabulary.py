@@ -8,6 +8,8 @@ from pydantic import BaseModel
 from reconciler.address import Address, ResourceType
 from reconciler.client.types import JobStatus
 
+pytestmark = pytest.mark.state_backend_independent
+
 
 @pytest.mark.parametrize(
     ("text", "kind", "name", "part", "base"),

@@ -26,6 +26,8 @@ from typing import Any
 from examples_cli_lines import check_invocation, cli_root, reconciler_invocations
 from packaging.requirements import InvalidRequirement, Requirement
 
+from tests.cli_relay import Relay
+
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 DISTRIBUTION = PYPROJECT["project"]["name"]
@@ -143,25 +145,39 @@ class ShellResult:
 
 
 def run_shell(
-    name: str, script: str, cwd: Path, env: Mapping[str, str], script_dir: Path
+    name: str,
+    script: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    script_dir: Path,
+    relay: Relay | None = None,
 ) -> ShellResult:
     """Run a step's shell text as both services do: a script file run by
-    ``bash --noprofile --norc -eo pipefail``, after the substitutions and the CLI check."""
+    ``bash --noprofile --norc -eo pipefail``, after the substitutions and the CLI check.
+
+    With a ``relay`` (:class:`tests.cli_relay.Relay`) the step's ``reconciler`` calls run in
+    the test process (the shell and every other program in it still run for real); without
+    one they run the console script on ``PATH``.
+    """
     text, used = substitute_shell(script)
     check_reconciler_calls(text)
     script_dir.mkdir(parents=True, exist_ok=True)
     path = script_dir / f"step-{len(list(script_dir.iterdir())):02d}.sh"
     path.write_text(text, encoding="utf-8")
-    proc = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)],
-        cwd=cwd,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)]
+    if relay is not None:
+        proc = relay.run(command, cwd=cwd, env=env, timeout=300)
+    else:
+        proc = subprocess.run(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     return ShellResult(name, proc.returncode, proc.stdout, proc.stderr, used)
 
 

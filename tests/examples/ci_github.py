@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ci_emulation import RecipeError, ShellResult, base_env, run_shell
+
+from tests.cli_relay import Relay
+from tests.yaml_text import safe_load
 
 GH_SHIM = Path(__file__).with_name("gh_shim.py")
 REPOSITORY = "acme/fine-tuning-specs"
@@ -387,6 +389,7 @@ class GitHubRunner:
         secrets: repository secrets.
         environments: environment name → its secrets.
         variables: repository variables (the ``vars`` context).
+        relay: where the steps' ``reconciler`` calls run (see :func:`ci_emulation.run_shell`).
     """
 
     def __init__(
@@ -398,8 +401,10 @@ class GitHubRunner:
         secrets: Mapping[str, str],
         environments: Mapping[str, Mapping[str, str]],
         variables: Mapping[str, str] | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.github = github
+        self.relay = relay
         self.repo = repo
         self.work = work
         self.secrets = dict(secrets)
@@ -414,7 +419,7 @@ class GitHubRunner:
 
     def run(self, workflow_path: Path, event: Event) -> RunResult:
         """Run every job of the workflow that ``event`` triggers."""
-        workflow = yaml.safe_load(workflow_path.read_text(encoding="utf-8"))
+        workflow = safe_load(workflow_path.read_text(encoding="utf-8"))
         triggers = workflow.get("on", workflow.get(True))
         if event.name not in triggers:
             raise RecipeError(f"{workflow_path.name} does not run on {event.name}")
@@ -542,7 +547,7 @@ class GitHubRunner:
                         f"job {job_id}, step {name!r}: pass values to run: through env:, "
                         "not ${{ }} in the script (script injection)"
                     )
-                done = run_shell(name, text, workspace, step_env, job_dir / "scripts")
+                done = run_shell(name, text, workspace, step_env, job_dir / "scripts", self.relay)
             result.steps.append(done)
             outputs = _read_outputs(files["GITHUB_OUTPUT"])
             env.update(_read_outputs(files["GITHUB_ENV"]))

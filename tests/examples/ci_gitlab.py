@@ -29,10 +29,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import yaml
 from ci_emulation import RecipeError, ShellResult, base_env, run_shell
 
+from tests.cli_relay import Relay
 from tests.local_http import LocalHTTPServer
+from tests.yaml_text import safe_load
 
 PROJECT_ID = 7
 DEFAULT_BRANCH = "main"
@@ -307,10 +308,19 @@ class GitLabRunner:
         api: the fake GitLab API.
         repo: the repository of specs.
         variables: the project's CI/CD variables.
+        relay: where the scripts' ``reconciler`` calls run (see :func:`ci_emulation.run_shell`).
     """
 
-    def __init__(self, api: FakeGitLab, repo: Any, work: Path, variables: list[Variable]) -> None:
+    def __init__(
+        self,
+        api: FakeGitLab,
+        repo: Any,
+        work: Path,
+        variables: list[Variable],
+        relay: Relay | None = None,
+    ) -> None:
         self.api = api
+        self.relay = relay
         self.repo = repo
         self.work = work
         self.variables = variables
@@ -330,7 +340,7 @@ class GitLabRunner:
         """Create and run one pipeline for ``source`` (``merge_request_event``, ``push``,
         ``web``, ``schedule``) at ``sha``, up to the first manual job that blocks it;
         ``changed`` (None: no diff) feeds ``rules:changes``."""
-        config = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+        config = safe_load(recipe.read_text(encoding="utf-8"))
         if "include" in config:
             raise RecipeError("include: is not emulated")
         pipeline_id = 500 + len(self.api.pipelines) + 1
@@ -454,7 +464,9 @@ class GitLabRunner:
             env["CI_ENVIRONMENT_NAME"] = env_name
         lines = list(job.get("before_script", ctx["default"].get("before_script", [])))
         lines += list(job["script"])
-        return run_shell(name, "\n".join(lines), workspace, env, self.work / "scripts" / name)
+        return run_shell(
+            name, "\n".join(lines), workspace, env, self.work / "scripts" / name, self.relay
+        )
 
     @staticmethod
     def _artifact_sources(name: str, job: Mapping[str, Any], ctx: dict[str, Any]) -> list[Path]:

@@ -1,10 +1,14 @@
 """The CI recipes, run as shipped: pull request → merge → approved apply → scheduled drift check.
 
-Each platform's flow runs once per module (both at once, in a fixture) in a throwaway Git repository of specs
-(one example directory and a Provider) against a sandbox on 127.0.0.1, every ``run:`` /
-``script:`` step executed for real by the emulations in ``ci_github.py`` and ``ci_gitlab.py``
-(their module docstrings and ``SHELL_SUBSTITUTIONS`` / ``ACTION_SHIMS`` list what stands in
-for what cannot run offline). The tests then check what each stage left behind.
+Each platform's flow runs once per module (one after the other, in a fixture) in a throwaway
+Git repository of specs (one example directory and a Provider) against a sandbox on
+127.0.0.1, every ``run:`` / ``script:`` step executed for real by the emulations in
+``ci_github.py`` and ``ci_gitlab.py`` (their module docstrings and ``SHELL_SUBSTITUTIONS`` /
+``ACTION_SHIMS`` list what stands in for what cannot run offline). The steps' ``reconciler``
+calls are relayed to the test process (:class:`tests.cli_relay.Relay`: the real command line,
+in-process, with the step's working directory, environment and exit code); the shell, git,
+curl, jq and the ``gh`` stand-in around them run as processes. The tests then check what each
+stage left behind.
 
 The state is a file outside every checkout, shared by all jobs: it stands in for the
 PostgreSQL backend the recipes recommend (same role: one state and one lock for every runner).
@@ -14,15 +18,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from ci_emulation import REPO, SpecsRepo, check_reconciler_calls, copy_tree_files
+from ci_emulation import REPO, SpecsRepo, copy_tree_files
 from ci_github import Event, FakeGitHub, GitHubRunner, RunResult
 from ci_gitlab import FakeGitLab, GitLabRunner, PipelineResult, Variable
 
@@ -30,6 +34,7 @@ from reconciler.operations import ApplyRequest, apply_workspace
 from reconciler.sandbox import EmbeddedSandbox, ManualClock, SandboxConfig
 from reconciler.sandbox.clock import SystemClock
 from reconciler.workspace import open_workspace
+from tests.cli_relay import Relay
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("git", "jq", "curl")),
@@ -63,12 +68,14 @@ class World:
         sandbox: the running sandbox.
         state: the shared state file.
         work: scratch space of the emulation.
+        relay: where the steps' ``reconciler`` calls run.
     """
 
     repo: SpecsRepo
     sandbox: EmbeddedSandbox
     state: Path
     work: Path
+    relay: Relay
 
     def api(self) -> httpx.Client:
         """A client of the sandbox's API."""
@@ -85,20 +92,31 @@ class World:
         return jobs
 
     def cancel_behind_the_tools_back(self) -> str:
-        """Cancel the applied job through the sandbox API; its id."""
+        """Cancel the applied job through the sandbox API and wait until it is CANCELLED (the
+        sandbox takes half a second from the request); its id."""
         state = json.loads(self.state.read_text(encoding="utf-8"))
         job_id: str = state["resources"]["job.agent-anagram"]["remote_id"]
         with self.api() as api:
             response = api.post(f"/v1/fine_tuning/jobs/{job_id}/cancel")
-        if response.status_code != 200:
-            # Not an assertion: a broken set-up must not read as a failed drift check.
-            raise RuntimeError(f"cannot cancel {job_id}: {response.status_code} {response.text}")
+            # Not assertions: a broken set-up must not read as a failed drift check.
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"cannot cancel {job_id}: {response.status_code} {response.text}"
+                )
+            deadline = time.monotonic() + 30
+            while (status := api.get(f"/v1/fine_tuning/jobs/{job_id}").json()["status"]) != (
+                "CANCELLED"
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{job_id} is still {status} 30 s after its cancel")
+                time.sleep(0.05)
         return job_id
 
 
 @pytest.fixture(scope="module")
 def world_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     sandboxes: list[EmbeddedSandbox] = []
+    relay = Relay()
 
     def make(name: str, clock: ManualClock | None = None) -> World:
         base = tmp_path_factory.mktemp(name)
@@ -122,11 +140,12 @@ def world_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             {"README.md": "Fine-tuning specs.\n", "specs/provider.yaml": provider},
             "Provider",
         )
-        return World(repo, sandbox, state, base / "emulation")
+        return World(repo, sandbox, state, base / "emulation", relay)
 
     yield make
     for sandbox in sandboxes:
         sandbox.stop()
+    relay.close()
 
 
 def _job_spec(steps: int) -> str:
@@ -146,14 +165,13 @@ def _first_push() -> dict[str, str | bytes | None]:
 
 @pytest.fixture(scope="module")
 def flows(world_factory: Any) -> dict[str, Any]:
-    """Both platforms' flows, run at the same time (each has its own sandbox, repository and
-    state; most of their time is spent waiting on subprocesses)."""
+    """Both platforms' flows, one after the other (each has its own sandbox, repository and
+    state; the relayed commands run in this process, one at a time)."""
     worlds = {name: world_factory(name) for name in ("github", "gitlab")}
-    check_reconciler_calls("reconciler validate")  # loads the CLI's command tree once
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        github = pool.submit(_run_github_flow, worlds["github"])
-        gitlab = pool.submit(_run_gitlab_flow, worlds["gitlab"])
-        return {"github": github.result(), "gitlab": gitlab.result()}
+    return {
+        "github": _run_github_flow(worlds["github"]),
+        "gitlab": _run_gitlab_flow(worlds["gitlab"]),
+    }
 
 
 @pytest.fixture
@@ -204,6 +222,7 @@ def _github_runner(world: World, github: FakeGitHub) -> GitHubRunner:
         # The operator allows the sandbox the Provider points at (the recipes allow only the
         # official endpoint by default).
         variables={"RECONCILER_ALLOWED_ENDPOINTS": world.sandbox.base_url},
+        relay=world.relay,
     )
 
 
@@ -381,7 +400,9 @@ def _gitlab_variables(world: World, api: FakeGitLab) -> list[Variable]:
 
 def _run_gitlab_flow(world: World) -> GitLabFlow:
     with FakeGitLab(token="glpat-recipe-test") as api:
-        runner = GitLabRunner(api, world.repo, world.work, _gitlab_variables(world, api))
+        runner = GitLabRunner(
+            api, world.repo, world.work, _gitlab_variables(world, api), relay=world.relay
+        )
         return _gitlab_flow(GitLabFlow(world, api), runner)
 
 
@@ -548,7 +569,9 @@ def test_gitlab_schedule_starts_validated_jobs_and_names_models_without_review(
 ) -> None:
     world, clock, sha = _schedule_world(world_factory, "gitlab-schedule", monkeypatch)
     with FakeGitLab(token="glpat-recipe-test") as api:
-        runner = GitLabRunner(api, world.repo, world.work, _gitlab_variables(world, api))
+        runner = GitLabRunner(
+            api, world.repo, world.work, _gitlab_variables(world, api), relay=world.relay
+        )
         schedule = {"source": "schedule", "sha": sha, "branch": "main"}
         clock.advance(2)
         started = runner.run(GITLAB, **schedule)

@@ -29,6 +29,7 @@ from examples_cli_lines import (
 )
 
 from tests.cli_inprocess import run_cli
+from tests.yaml_text import safe_load
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "examples" / "ci"
@@ -39,7 +40,7 @@ SECRET = re.compile(r"\$\{\{\s*secrets\.")
 
 
 def _load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict), f"{path.name} must be a YAML mapping"
     return data
 
@@ -429,7 +430,7 @@ def test_the_docs_quote_every_recipe_command_word_for_word(doc: Path) -> None:
 
 
 def _hook() -> dict[str, Any]:
-    hooks = yaml.safe_load(HOOKS.read_text(encoding="utf-8"))
+    hooks = safe_load(HOOKS.read_text(encoding="utf-8"))
     assert isinstance(hooks, list)
     by_id = {h["id"]: h for h in hooks}
     assert "reconciler-validate" in by_id
@@ -471,7 +472,7 @@ def test_documented_pre_commit_configs_pin_a_commit_and_run_validate_only(
     root: Any, where: str
 ) -> None:
     text = dict(_documented_configs())[where]
-    config = yaml.safe_load(text[text.index("repos:") :])
+    config = safe_load(text[text.index("repos:") :])
     [repo] = config["repos"]
     assert repo["repo"] == "https://github.com/<your-fork>/reconciler"
     # A commit, not a tag or branch: the hook's code cannot change under the team.

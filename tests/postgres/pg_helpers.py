@@ -91,12 +91,25 @@ def e2e_state_backend(key: str | None = None) -> tuple[str, dict[str, str]]:
         return "", {}
     if backend != "postgres":
         raise ValueError(f"{BACKEND_ENV} must be 'file' or 'postgres', not {backend!r}")
-    if key is None:
-        workspace = unique_workspace("e2e")
-    else:
-        digest = hashlib.sha256(f"{_RUN_SALT}:{key}".encode()).hexdigest()
-        workspace = f"e2e-{digest[:12]}"
+    workspace = unique_workspace("e2e") if key is None else e2e_workspace(key)
     return postgres_state_yaml(workspace), {E2E_DSN_ENV: os.environ[DSN_ENV]}
+
+
+def e2e_workspace(key: str) -> str:
+    """The postgres workspace :func:`e2e_state_backend` names for ``key`` in this test run."""
+    digest = hashlib.sha256(f"{_RUN_SALT}:{key}".encode()).hexdigest()
+    return f"e2e-{digest[:12]}"
+
+
+def drop_e2e_state(key: str) -> None:
+    """Delete the state of ``key``'s workspace on the test server, as deleting a state file
+    does on the file backend (the next command finds no state)."""
+    import psycopg
+
+    with psycopg.connect(os.environ[DSN_ENV], autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM reconciler_workspaces WHERE workspace = %s", (e2e_workspace(key),)
+        )
 
 
 def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -18,9 +18,10 @@ from typing import Any
 
 import httpx
 import jsonschema
-import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+
+from tests.yaml_text import safe_load
 
 #: Where the reference documents are vendored.
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
@@ -76,9 +77,7 @@ class Contract:
         base: str = "",
         errata: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.doc: dict[str, Any] = _fix_numbers(
-            yaml.load(path.read_text("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        )
+        self.doc: dict[str, Any] = _fix_numbers(safe_load(path.read_text("utf-8")))
         if errata is not None:
             errata(self.doc)
         self.base = base

@@ -1,12 +1,12 @@
 """Helpers of the attack tests: a recording HTTP endpoint, the environment the CI recipes give
-reconciler, and running the real command line in a subprocess."""
+reconciler, and running the real command line in a child process."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tests.cli_processes import shared as shared_processes
 from tests.local_http import LocalHTTPServer
+from tests.yaml_text import safe_load
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "examples" / "ci" / "github"
@@ -84,7 +84,7 @@ def recipe_env(workflow: str, job: str, secrets: Mapping[str, str]) -> dict[str,
     """The environment a GitHub recipe gives the step of ``job`` that runs reconciler plan or
     apply: the job's ``env:`` (repository variables unset, so their defaults) and the step's,
     with ``secrets``."""
-    data = yaml.safe_load((RECIPES / f"reconciler-{workflow}.yml").read_text(encoding="utf-8"))
+    data = safe_load((RECIPES / f"reconciler-{workflow}.yml").read_text(encoding="utf-8"))
     spec = data["jobs"][job]
     step = next(
         s for s in spec["steps"] if re.search(r"reconciler (plan|apply) ", str(s.get("run", "")))
@@ -101,7 +101,13 @@ def recipe_env(workflow: str, job: str, secrets: Mapping[str, str]) -> dict[str,
 def run_cli(
     args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """``reconciler ARGS`` in a subprocess with exactly ``env`` (plus what Python needs)."""
+    """``reconciler ARGS`` in a child process with exactly ``env`` (plus what Python needs).
+
+    The child is forked from the suite's helper (:func:`tests.cli_processes.shared`, the ``cli_processes`` fixture's), an
+    interpreter that has imported the package but run nothing: a process of its own, which
+    nothing of the test process's — its variables, its registry of secrets to mask — reaches,
+    without the second of start-up a new interpreter costs.
+    """
     full = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(cwd),
@@ -109,15 +115,10 @@ def run_cli(
         "PYTHONPATH": str(REPO),
         **env,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=cwd,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    process = shared_processes(os.environ).start(args, cwd=cwd, env=full)
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(["reconciler", *args], process.returncode, stdout, stderr)
 
 
 def write_tree(root: Path, files: Mapping[str, str]) -> Path:

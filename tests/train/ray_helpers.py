@@ -24,6 +24,10 @@ import httpx
 
 from reconciler.providers.base import IDENTITY_ADDRESS_KEY
 from reconciler.ray import RayJob, RayJobsClient
+from tests.cli_processes import shared as shared_processes
+
+POLL = 0.2
+"""Seconds between the tests' looks at a Ray job (the Jobs client waits 1 s by default)."""
 
 STUB = Path(__file__).with_name("ray_stub_trainer.py")
 """The stand-in trainer (see ray_stub_trainer.py)."""
@@ -55,16 +59,15 @@ class Cli:
     def run(
         self, *args: str, timeout: float = 180, check: int | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """``reconciler ARGS``; ``check``: the exit status it must end with."""
-        proc = subprocess.run(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        """``reconciler ARGS``; ``check``: the exit status it must end with.
+
+        The process is forked from the suite's pre-imported helper (tests/cli_processes.py):
+        a process of its own with exactly :attr:`env`, without an interpreter's start-up.
+        """
+        child = shared_processes(os.environ).start(list(args), cwd=self.cwd, env=self.env)
+        stdout, stderr = child.communicate(timeout=timeout)
+        assert child.returncode is not None
+        proc = subprocess.CompletedProcess(["reconciler", *args], child.returncode, stdout, stderr)
         assert "Traceback" not in proc.stderr, proc.stderr
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"

@@ -101,7 +101,7 @@ def start_head(num_cpus: int = 2) -> Head:
                 return head
         except httpx.HTTPError:
             pass
-        time.sleep(1)
+        time.sleep(0.25)
     stop_head(head)
     raise RuntimeError(f"the Ray dashboard did not answer within {START_TIMEOUT:.0f}s")
 

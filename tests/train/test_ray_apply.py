@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from ray_helpers import (
+    POLL,
     STUB_PYTHON,
     Cli,
     HoldingProxy,
@@ -185,7 +186,7 @@ def test_a_replacement_stops_the_old_ray_job(
             deadline = time.monotonic() + 120
             while client.get(old_id).status != "RUNNING":
                 assert time.monotonic() < deadline, client.logs(old_id)
-                time.sleep(1)
+                time.sleep(POLL)
 
             project(2e-4)
             plan = cli.run("plan", check=0).stdout
@@ -194,7 +195,7 @@ def test_a_replacement_stops_the_old_ray_job(
             applied = cli.run("apply", "--yes", check=0).stdout
             assert f"cancelled previous job {old_id}" in applied
 
-            assert client.wait(old_id, timeout=60).status == "STOPPED"
+            assert client.wait(old_id, timeout=60, interval=POLL).status == "STOPPED"
             new = [j for j in ray_jobs_of(ray_address, address) if j.submission_id != old_id]
             assert len(new) == 1 and new[0].status in ("PENDING", "RUNNING")
         resource = _state(cli.cwd)["resources"][address]

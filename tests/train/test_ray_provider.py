@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_helpers import STUB_PYTHON, job_env, ray_jobs_of, stop_jobs, unique_name
+from ray_helpers import POLL, STUB_PYTHON, job_env, ray_jobs_of, stop_jobs, unique_name
 from train_tiny import chat_samples, write_jsonl
 
 from reconciler.client.types import JobStatus
@@ -251,7 +251,7 @@ def _wait(provider: RayProvider, job_id: str, timeout: float = 120) -> Any:
         if JobStatus.of(job.status) is not None and JobStatus(job.status).is_terminal:
             return job
         assert time.monotonic() < deadline, job
-        time.sleep(1)
+        time.sleep(POLL)
 
 
 def test_a_job_is_submitted_once_and_reads_back_as_a_fine_tuning_job(
@@ -354,7 +354,7 @@ def test_a_failed_run_says_why_and_a_stopped_one_is_cancelled(
     deadline = time.monotonic() + 120
     while provider.get_job(sleeping_id).status != "RUNNING":
         assert time.monotonic() < deadline
-        time.sleep(1)
+        time.sleep(POLL)
     provider.cancel_job(sleeping_id)
     stopped = _wait(provider, sleeping_id)
     assert stopped.status == "CANCELLED"

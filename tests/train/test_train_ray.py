@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ray_helpers import POLL
 from train_helpers import check_training_outputs, tiny_job
 
 from reconciler.errors import DuplicateSubmissionError, NotFoundError, TransportError
@@ -91,7 +92,7 @@ def test_the_trainer_runs_as_a_ray_job_exactly_once(
         assert info.value.submission_id == submission_id
         assert info.value.status == 500
 
-        job = client.wait(submission_id, timeout=300)
+        job = client.wait(submission_id, timeout=300, interval=POLL)
         logs = client.logs(submission_id)
         assert job.status == "SUCCEEDED", logs[-3000:]
         assert job.reconciler_status == "SUCCESS"
@@ -122,9 +123,9 @@ def test_stopping_the_ray_job_cancels_the_run(
         while "step " not in client.logs(submission_id):
             assert time.monotonic() < deadline, client.logs(submission_id)[-3000:]
             assert not client.get(submission_id).is_terminal, client.logs(submission_id)[-3000:]
-            time.sleep(1)
+            time.sleep(POLL)
         assert client.stop(submission_id) is True
-        stopped = client.wait(submission_id, timeout=60)
+        stopped = client.wait(submission_id, timeout=60, interval=POLL)
         assert stopped.status == "STOPPED"
         assert stopped.reconciler_status == "CANCELLED"
         assert client.stop(submission_id) is False

@@ -92,8 +92,10 @@ def unique_name(prefix: str) -> str:
 
 
 def job_env(repo_root: Path, **extra: str) -> dict[str, str]:
-    """Environment variables of the tests' Ray jobs: the code under test, no hub access."""
-    return {"PYTHONPATH": str(repo_root), "HF_HUB_OFFLINE": "1", **extra}
+    """Environment variables of the tests' Ray jobs: the code under test, no hub access, and
+    the suite's one torch thread per process (tests/conftest.py)."""
+    env = {"PYTHONPATH": str(repo_root), "HF_HUB_OFFLINE": "1"}
+    return {**env, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **extra}
 
 
 def ray_jobs_of(ray_address: str, job_address: str) -> list[RayJob]:

@@ -1,4 +1,10 @@
-"""The Ray Jobs API client against a real local Ray head, with the trainer as the job."""
+"""The Ray Jobs API client against a real local Ray head.
+
+The submission test runs the stand-in trainer (ray_stub_trainer.py: what it checks is the
+client — one run per submission id, metadata, a masked secret, logs —, and the real trainer's
+run on Ray is test_ray_apply.py's first test); the stop test runs the real trainer, whose
+SIGTERM handling it checks.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ray_helpers import POLL
-from train_helpers import check_training_outputs, tiny_job
+from ray_helpers import POLL, STUB_PYTHON, job_env
+from train_helpers import tiny_job
 
 from reconciler.errors import DuplicateSubmissionError, NotFoundError, TransportError
 from reconciler.ray import RayJobsClient, job_status, upload_dataset
@@ -49,44 +55,37 @@ def test_an_unreachable_head_is_a_transport_error() -> None:
 
 
 def _submit_trainer(
-    client: RayJobsClient, job: dict[str, object], storage: Path, repo_root: Path
+    client: RayJobsClient,
+    job: dict[str, object],
+    storage: Path,
+    repo_root: Path,
+    python: str = shlex.quote(sys.executable),
 ) -> tuple[str, RunLayout]:
-    """Write the job description to storage and submit the trainer on it."""
+    """Write the job description to storage and submit the trainer on it (``python``: the
+    command that runs ``-m reconciler.train``)."""
     submission_id = f"reconciler-test-{uuid.uuid4().hex[:12]}"
     layout = RunLayout(str(storage / "runs" / submission_id))
     write_bytes(layout.job, json.dumps({**job, "output_uri": layout.output_uri}).encode())
     client.submit(
-        f"{shlex.quote(sys.executable)} -m reconciler.train {shlex.quote(layout.job)}",
+        f"{python} -m reconciler.train {shlex.quote(layout.job)}",
         submission_id=submission_id,
-        runtime_env={
-            # The code under test (a checkout need not be the installed one), no hub access.
-            "env_vars": {
-                "PYTHONPATH": str(repo_root),
-                "HF_HUB_OFFLINE": "1",
-                "WANDB_API_KEY": FAKE_KEY,
-            }
-        },
+        runtime_env={"env_vars": job_env(repo_root, WANDB_API_KEY=FAKE_KEY)},
         metadata={"address": "job.tiny", "fingerprint": "abc123"},
         entrypoint_num_cpus=1,
     )
     return submission_id, layout
 
 
-def test_the_trainer_runs_as_a_ray_job_exactly_once(
-    ray_address: str,
-    tiny_model: Path,
-    chat_files: dict[str, Path],
-    tmp_path: Path,
-    repo_root: Path,
+def test_a_submission_runs_exactly_once_and_its_secret_stays_masked(
+    ray_address: str, chat_files: dict[str, Path], tmp_path: Path, repo_root: Path
 ) -> None:
     storage = tmp_path / "storage"
     stored = {name: upload_dataset(path, str(storage)) for name, path in chat_files.items()}
     assert all(s.uri.startswith(f"{storage}/datasets/") for s in stored.values())
     files = {name: Path(s.uri) for name, s in stored.items()}
+    job = tiny_job(tmp_path / "used-by-the-stub-only-as-a-name", files, storage)
     with RayJobsClient(ray_address) as client:
-        submission_id, layout = _submit_trainer(
-            client, tiny_job(tiny_model, files, storage), storage, repo_root
-        )
+        submission_id, layout = _submit_trainer(client, job, storage, repo_root, STUB_PYTHON)
         with pytest.raises(DuplicateSubmissionError) as info:
             client.submit("echo a second run", submission_id=submission_id)
         assert info.value.submission_id == submission_id
@@ -101,11 +100,14 @@ def test_the_trainer_runs_as_a_ray_job_exactly_once(
         assert FAKE_KEY not in job.model_dump_json()
         same = [j for j in client.list_jobs() if j.submission_id == submission_id]
         assert len(same) == 1 and "reconciler.train" in same[0].entrypoint
-        assert "checkpoint 20" in logs and "a second run" not in logs
+        assert "training succeeded" in logs and "a second run" not in logs
         assert FAKE_KEY not in logs
         with pytest.raises(NotFoundError):
             client.get(f"{submission_id}-missing")
-    check_training_outputs(Path(layout.output_uri), tiny_model)
+    # The job description the client stored is the one that ran, with the stored datasets.
+    result = TrainResult.model_validate_json(Path(layout.result).read_text())
+    assert (result.status, result.steps_completed) == ("succeeded", 20)
+    assert result.metadata == {"address": "job.tiny", "fingerprint": "abc123"}
 
 
 def test_stopping_the_ray_job_cancels_the_run(

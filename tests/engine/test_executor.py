@@ -1065,7 +1065,9 @@ def test_a_moved_job_is_recorded_under_its_new_address_and_nothing_is_sent(world
         desired([f], [resolved_job("tone", dataset="d")]),
         moves={
             "job.tone": DeclaredMove(
-                Address("job.j"), Address("job.tone"), Location("specs.yaml", 4, 1)
+                source=Address("job.j"),
+                address=Address("job.tone"),
+                location=Location("specs.yaml", 4, 1),
             )
         },
     )
@@ -1102,7 +1104,11 @@ def test_an_import_records_the_job_and_its_file_by_content_without_a_create(
     sdk_file = world.api.files[0]["id"]
     declared = dataclasses.replace(
         ds,
-        imports={"job.j": DeclaredImport(Address("job.j"), job_id, Location("specs.yaml", 7, 1))},
+        imports={
+            "job.j": DeclaredImport(
+                address=Address("job.j"), remote_id=job_id, location=Location("specs.yaml", 7, 1)
+            )
+        },
     )
     observed = refresh(world.client)
     hasher = ContentHasher(world.client, world.root / "scratch")

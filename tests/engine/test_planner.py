@@ -547,13 +547,23 @@ class _Pricer:
 
 def _moved(ds: Any, source: str = JA, to: str = NEW) -> Any:
     return dataclasses.replace(
-        ds, moves={to: DeclaredMove(Address(source), Address(to), Location("specs.yaml", 9, 1))}
+        ds,
+        moves={
+            to: DeclaredMove(
+                source=Address(source), address=Address(to), location=Location("specs.yaml", 9, 1)
+            )
+        },
     )
 
 
 def _imported(ds: Any, remote_id: str, to: str = JA) -> Any:
     return dataclasses.replace(
-        ds, imports={to: DeclaredImport(Address(to), remote_id, Location("specs.yaml", 12, 1))}
+        ds,
+        imports={
+            to: DeclaredImport(
+                address=Address(to), remote_id=remote_id, location=Location("specs.yaml", 12, 1)
+            )
+        },
     )
 
 

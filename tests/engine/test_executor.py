@@ -994,7 +994,7 @@ def test_recovery_never_takes_the_replaced_job_for_the_new_one(world: World) -> 
 
 def test_pruning_one_of_two_datasets_on_one_remote_file_keeps_the_file(world: World) -> None:
     f = world.file("d")
-    twin = dataclasses.replace(f, address=Address.dataset("e", "all"), dataset="e")
+    twin = f.model_copy(update={"address": Address.dataset("e", "all"), "dataset": "e"})
     world.apply(desired([f, twin], [resolved_job("j", dataset="e")]))
     assert len(world.api.files) == 1
     stored = world.stored().resources

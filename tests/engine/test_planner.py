@@ -436,8 +436,8 @@ def test_a_replacement_the_remote_would_refuse_cancels_first(
 
 def test_a_file_another_address_or_a_job_still_uses_is_forgotten_not_deleted() -> None:
     # dataset.a and dataset.b resolve to one remote file (same content and filename).
-    fa = dataclasses.replace(desired_file("a"), filename=F.filename, fingerprint=F.fingerprint)
-    fb = dataclasses.replace(desired_file("b"), filename=F.filename, fingerprint=F.fingerprint)
+    fa = desired_file("a").model_copy(update={"filename": F.filename, "fingerprint": F.fingerprint})
+    fb = desired_file("b").model_copy(update={"filename": F.filename, "fingerprint": F.fingerprint})
     on_b = resolved_job("j", dataset="b")
     before = desired([fa, fb], [on_b])
     st = state_with(before, file_ids={fa.address: "f1", fb.address: "f1"}, job_ids={JA: "j1"})

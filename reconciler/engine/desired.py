@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from reconciler.address import Address
 from reconciler.engine import fingerprint
-from reconciler.engine.plan import FileAfter
+from reconciler.engine.plan import FileContent
 from reconciler.errors import Location
 from reconciler.spec.models import FineTunedModelSpec, SecretRef
 from reconciler.spec.resolved import DeclaredImport, DeclaredMove, ResolvedJob, SpecSet
@@ -30,15 +32,13 @@ if TYPE_CHECKING:
     from reconciler.data.prepare import PreparedDataset
 
 
-@dataclass(frozen=True)
-class DesiredFile:
-    """A prepared dataset part to upload.
+class DesiredFile(FileContent):
+    """A prepared dataset part to upload: its :class:`~reconciler.engine.plan.FileContent`
+    (dataset, part, filename, sha256, bytes, num_lines: what plans and state show of it), and
 
     Attributes:
         address: ``dataset.<name>[<part>]``.
-        dataset, part: what it comes from.
-        filename: the upload filename (carries the content hash).
-        sha256, bytes, num_lines, samples: content facts.
+        samples: how many valid samples it holds.
         path: the prepared file on disk (what gets uploaded).
         fingerprint: :func:`~reconciler.engine.fingerprint.file_fingerprint`.
         approx_tokens: estimated tokens of its valid samples (bytes / 4; cost estimates).
@@ -49,24 +49,18 @@ class DesiredFile:
     """
 
     address: Address
-    dataset: str
-    part: str
-    filename: str
-    sha256: str
-    bytes: int
-    num_lines: int
     samples: int
     path: Path
     fingerprint: str
     approx_tokens: int = 0
     exact_tokens: int | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = Field(default_factory=dict)
     location: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        """What plans and state show of this file: the fields of a plan's
-        :class:`~reconciler.engine.plan.FileAfter` (but ``reuse``, which the planner adds)."""
-        return {name: getattr(self, name) for name in FileAfter.model_fields if name != "reuse"}
+        """What plans and state show of this file: its :class:`FileContent` fields (a plan's
+        :class:`~reconciler.engine.plan.FileAfter` but ``reuse``, which the planner adds)."""
+        return {name: getattr(self, name) for name in FileContent.model_fields}
 
 
 @dataclass(frozen=True)

@@ -39,18 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.client.types import JobStatus
-from reconciler.engine.adopt import (
-    ContentHasher,
-    file_matches,
-    file_record,
-    job_files,
-    job_matches,
-    job_record,
-    made_from_spec_files,
-    needs_hash,
-    recorded_files,
-    tagged_for,
-)
+from reconciler.engine import adopt
 from reconciler.engine.desired import DesiredFile, DesiredState
 from reconciler.engine.observed import Observed, refresh
 from reconciler.engine.state_model import ResourceState, State, StateBackend
@@ -103,7 +92,7 @@ def _open(desired: DesiredState, state: State | None) -> _Open:
         jobs=tuple(a for a in free if a in desired.jobs),
         pending=tuple(a for a in desired.addresses if a in pending and a not in resources),
         taken=frozenset({r.remote_id for r in resources.values()} | held),
-        recorded=recorded_files(desired.files, resources),
+        recorded=adopt.recorded_files(desired.files, resources),
     )
 
 
@@ -121,7 +110,8 @@ def files_to_hash(desired: DesiredState, state: State | None, observed: Observed
     return {
         file_id
         for file_id, remote in observed.files.items()
-        if file_id not in scope.taken and any(needs_hash(f, remote) for f in relevant.values())
+        if file_id not in scope.taken
+        and any(adopt.needs_hash(f, remote) for f in relevant.values())
     }
 
 
@@ -142,12 +132,14 @@ def discover(desired: DesiredState, state: State | None, observed: Observed) -> 
         for job_id, remote in sorted(observed.jobs.items()):
             if job_id in scope.taken:
                 continue
-            ids = job_files(
+            ids = adopt.job_files(
                 job, remote, desired.files, observed.files, observed.content, scope.recorded
             )
-            if made_from_spec_files(job, ids) and job_matches(job, remote, ids):
+            if adopt.made_from_spec_files(job, ids) and adopt.job_matches(job, remote, ids):
                 candidates.setdefault(address, []).append((job_id, ids))
-        tagged = [c for c in candidates.get(address, []) if tagged_for(job, observed.jobs[c[0]])]
+        tagged = [
+            c for c in candidates.get(address, []) if adopt.tagged_for(job, observed.jobs[c[0]])
+        ]
         if tagged:
             candidates[address] = tagged  # exact identity beats a request that looks alike
     wanted_by = Counter(job_id for found in candidates.values() for job_id, _ in found)
@@ -159,13 +151,15 @@ def discover(desired: DesiredState, state: State | None, observed: Observed) -> 
         elif chosen is None or wanted_by[chosen] > 1:
             ambiguous[address] = tuple(j for j, _ in found)
         else:
-            records[address] = job_record(
+            records[address] = adopt.job_record(
                 desired.jobs[address], observed.jobs[chosen], imported=True
             )
             for dep, file_id in dict(found)[chosen].items():
                 if dep in scope.files and dep not in records and file_id in observed.files:
                     name = observed.files[file_id].get("filename")
-                    records[dep] = file_record(desired.files[dep], file_id, name, imported=True)
+                    records[dep] = adopt.file_record(
+                        desired.files[dep], file_id, name, imported=True
+                    )
                     claimed.add(file_id)
 
     for address in scope.files:
@@ -177,7 +171,7 @@ def discover(desired: DesiredState, state: State | None, observed: Observed) -> 
             for file_id, remote in sorted(observed.files.items())
             if file_id not in scope.taken
             and file_id not in claimed
-            and file_matches(part, remote, observed.content) is True
+            and adopt.file_matches(part, remote, observed.content) is True
         ]
         own = [f for f in matching if observed.files[f].get("filename") == part.filename]
         chosen_file = matching[0] if len(matching) == 1 else own[0] if len(own) == 1 else None
@@ -187,7 +181,7 @@ def discover(desired: DesiredState, state: State | None, observed: Observed) -> 
             ambiguous[address] = tuple(matching)
         else:
             filename = observed.files[chosen_file].get("filename")
-            records[address] = file_record(part, chosen_file, filename, imported=True)
+            records[address] = adopt.file_record(part, chosen_file, filename, imported=True)
             claimed.add(chosen_file)
     return Discovery(
         records=dict(sorted(records.items())),
@@ -274,7 +268,7 @@ def discover_and_import(
     with lock:
         state = backend.read()
         observed = refresh(client)
-        hasher = ContentHasher(client, scratch)
+        hasher = adopt.ContentHasher(client, scratch)
         if hasher.available:
             observed.content.update(hasher.hashes(sorted(files_to_hash(desired, state, observed))))
         found = discover(desired, state, observed)

@@ -21,18 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from reconciler.engine.adopt import (
-    ContentHasher,
-    file_matches,
-    file_record,
-    job_files,
-    job_matches,
-    job_record,
-    made_from_spec_files,
-    needs_hash,
-    recorded_files,
-    unreadable_file,
-)
+from reconciler.engine import adopt
 from reconciler.engine.desired import DesiredFile, DesiredJob, DesiredState
 from reconciler.engine.fingerprint import changed_paths, file_fingerprint, job_fingerprint
 from reconciler.engine.state_model import ResourceState, State, StateBackend
@@ -122,7 +111,7 @@ def import_object(
         state = backend.read()
         check_importable(state, address, remote_id, backend)
         api = client()
-        hasher = ContentHasher(api, scratch)
+        hasher = adopt.ContentHasher(api, scratch)
         files: dict[str, ResourceState] = {}
         if kind == "file":
             resource, differences = _import_file(
@@ -181,22 +170,22 @@ def _import_file(
     desired: DesiredFile,
     remote_id: str,
     target: str,
-    hasher: ContentHasher,
+    hasher: adopt.ContentHasher,
 ) -> tuple[ResourceState, list[str]]:
     try:
         remote = client.get_file(remote_id)
     except (NotFoundError, RejectedError) as exc:
         raise _not_found(exc, "file", remote_id, target) from exc
     shown = remote.model_dump(mode="json", by_alias=True)
-    if needs_hash(desired, shown) and not hasher.available:
+    if adopt.needs_hash(desired, shown) and not hasher.available:
         raise ReconcilerError(
-            f"{desired.address}: {unreadable_file(desired, shown, hasher.service)}"
+            f"{desired.address}: {adopt.unreadable_file(desired, shown, hasher.service)}"
         )
-    content = {remote.id: hasher.sha256(remote.id)} if needs_hash(desired, shown) else {}
-    if file_matches(desired, shown, content):
+    content = {remote.id: hasher.sha256(remote.id)} if adopt.needs_hash(desired, shown) else {}
+    if adopt.file_matches(desired, shown, content):
         # The prepared content, whatever the file is named: recorded with the part's
         # fingerprint, so the next plan neither uploads it again nor replaces its jobs.
-        return file_record(desired, remote.id, remote.filename, imported=True), []
+        return adopt.file_record(desired, remote.id, remote.filename, imported=True), []
     differences = ["bytes"] if remote.bytes is not None and remote.bytes != desired.bytes else []
     differences = differences or ["sha256"]
     # Not the spec's content: any fingerprint other than the spec's makes the plan upload the
@@ -228,7 +217,7 @@ def _import_job(
     state: State | None,
     files: Mapping[str, DesiredFile],
     target: str,
-    hasher: ContentHasher,
+    hasher: adopt.ContentHasher,
 ) -> tuple[ResourceState, list[str], dict[str, ResourceState]]:
     """The job's record, how it differs from the spec, and the records of its files.
 
@@ -252,21 +241,21 @@ def _import_job(
     to_hash = [
         file_id
         for file_id, shown in used.items()
-        if any(needs_hash(files[dep], shown) for dep in desired.depends_on)
+        if any(adopt.needs_hash(files[dep], shown) for dep in desired.depends_on)
     ]
-    file_ids = job_files(
+    file_ids = adopt.job_files(
         desired,
         remote_json,
         files,
         used,
         hasher.hashes(to_hash) if hasher.available else {},
-        recorded_files(files, resources),
+        adopt.recorded_files(files, resources),
     )
     unread = [
-        unreadable_file(files[dep], used[file_id], hasher.service)
+        adopt.unreadable_file(files[dep], used[file_id], hasher.service)
         for file_id in to_hash
         for dep in desired.depends_on
-        if dep not in file_ids and needs_hash(files[dep], used[file_id])
+        if dep not in file_ids and adopt.needs_hash(files[dep], used[file_id])
     ]
     if unread and not hasher.available:
         # Never a guess: recording it as another request would replace (retrain) it.
@@ -275,12 +264,14 @@ def _import_job(
             "datasets: " + "; ".join(dict.fromkeys(unread))
         )
     bound = {
-        dep: file_record(files[dep], file_id, used[file_id].get("filename"), imported=True)
+        dep: adopt.file_record(files[dep], file_id, used[file_id].get("filename"), imported=True)
         for dep, file_id in file_ids.items()
         if dep not in resources and file_id in used
     }
-    if made_from_spec_files(desired, file_ids) and job_matches(desired, remote_json, file_ids):
-        return job_record(desired, remote_json, imported=True), [], bound
+    if adopt.made_from_spec_files(desired, file_ids) and adopt.job_matches(
+        desired, remote_json, file_ids
+    ):
+        return adopt.job_record(desired, remote_json, imported=True), [], bound
     identity = _identity_from_remote(desired, remote_json, file_ids, files)
     differences = changed_paths(identity, dict(desired.identity)) or ["(request)"]
     attributes: dict[str, Any] = {

@@ -214,18 +214,16 @@ class PartialPart(PlanPart):
 # -- files ------------------------------------------------------------------------------------
 
 
-class FileAfter(PartialPart):
-    """The file apply will have uploaded.
+class FileContent(PlanPart):
+    """A prepared dataset part as plans and the state show it: what it is prepared from and
+    what it holds. The desired state's file (:class:`~reconciler.engine.desired.DesiredFile`)
+    and a plan's :class:`FileAfter` are both one.
 
     Attributes:
         dataset, part: the dataset part it is prepared from.
         filename: the upload name (carries the content hash).
         sha256, bytes, num_lines: content facts.
-        reuse: id of an identical remote file (same content-addressed name and size) that is
-            recorded instead of uploading again; only present when there is one.
     """
-
-    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"reuse"})
 
     dataset: str
     part: str
@@ -233,6 +231,18 @@ class FileAfter(PartialPart):
     sha256: str
     bytes: int
     num_lines: int
+
+
+class FileAfter(FileContent, PartialPart):
+    """The file apply will have uploaded: the prepared part (:class:`FileContent`), and
+
+    Attributes:
+        reuse: id of an identical remote file (same content-addressed name and size) that is
+            recorded instead of uploading again; only present when there is one.
+    """
+
+    OPTIONAL_KEYS: ClassVar[frozenset[str]] = frozenset({"reuse"})
+
     reuse: str | None = None
 
 

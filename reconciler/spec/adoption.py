@@ -109,7 +109,12 @@ def check_adoption(
         )
         if ok:
             checked_imports.append(
-                DeclaredImport(Address(doc.to), doc.id, loaded.location, doc.name)
+                DeclaredImport(
+                    address=Address(doc.to),
+                    remote_id=doc.id,
+                    location=loaded.location,
+                    name=doc.name,
+                )
             )
 
     checked_moves: list[DeclaredMove] = []
@@ -161,7 +166,11 @@ def check_adoption(
             "keep one of the two Moved documents",
         )
         if ok and claim(moved, target):
-            checked_moves.append(DeclaredMove(source, target, moved.location, moved.doc.name))
+            checked_moves.append(
+                DeclaredMove(
+                    source=source, address=target, location=moved.location, name=moved.doc.name
+                )
+            )
     return tuple(checked_imports), tuple(checked_moves), problems
 
 

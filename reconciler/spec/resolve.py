@@ -285,12 +285,18 @@ class _Resolver:
         self,
         job: LoadedDocument[FineTuningJob],
         path: tuple[str | int, ...],
-        ref: DatasetRef,
+        written: str | DatasetRef,
         default_split_part: str,
     ) -> str | None:
+        """The part a training or validation file entry at ``path`` names (as ``written``: a
+        dataset name, or a mapping with ``dataset`` and ``part``); None, with a problem, when
+        the dataset or the part does not exist."""
+        ref = DatasetRef(dataset=written) if isinstance(written, str) else written
         dataset = self.datasets.get(ref.dataset)
         if dataset is None:
-            self.unknown(job, (*path, "dataset"), "Dataset", ref.dataset, self.datasets)
+            # A plain name is pointed at where it stands; a mapping at its 'dataset' key.
+            where = path if isinstance(written, str) else (*path, "dataset")
+            self.unknown(job, where, "Dataset", ref.dataset, self.datasets)
             return None
         parts = dataset.doc.parts
         part = ref.part or (default_split_part if dataset.doc.split is not None else "all")
@@ -348,29 +354,16 @@ class _Resolver:
         training: list[TrainingInput] = []
         for i, tref in enumerate(doc.training_files):
             ref = tref if isinstance(tref, TrainingFileRef) else TrainingFileRef(dataset=tref)
-            path = ("training_files", i)
-            if isinstance(tref, str):
-                self._check_plain(job, path, tref)
-                part = self.dataset_part(job, path, ref, "train") if tref in self.datasets else None
-            else:
-                part = self.dataset_part(job, path, ref, "train")
+            part = self.dataset_part(job, ("training_files", i), tref, "train")
             if part is not None:
                 training.append(TrainingInput(ref.dataset, part, ref.weight))
         validation: list[DatasetPart] = []
         for i, vref in enumerate(doc.validation_files):
-            ref2 = vref if isinstance(vref, DatasetRef) else DatasetRef(dataset=vref)
-            path = ("validation_files", i)
-            if isinstance(vref, str):
-                self._check_plain(job, path, vref)
-                part = (
-                    self.dataset_part(job, path, ref2, "validation")
-                    if vref in self.datasets
-                    else None
-                )
-            else:
-                part = self.dataset_part(job, path, ref2, "validation")
+            part = self.dataset_part(job, ("validation_files", i), vref, "validation")
             if part is not None:
-                validation.append(DatasetPart(ref2.dataset, part))
+                validation.append(
+                    DatasetPart(vref if isinstance(vref, str) else vref.dataset, part)
+                )
         integrations: list[WandbIntegration] = []
         for i, iname in enumerate(doc.integrations):
             found = self.integrations.get(iname)
@@ -422,12 +415,6 @@ class _Resolver:
                 )
             )
         return jobs
-
-    def _check_plain(
-        self, job: LoadedDocument[FineTuningJob], path: tuple[str | int, ...], name: str
-    ) -> None:
-        if name not in self.datasets:
-            self.unknown(job, path, "Dataset", name, self.datasets)
 
     def job_hyperparameters(self, job: LoadedDocument[FineTuningJob]) -> dict[str, Any] | None:
         hp = job.doc.hyperparameters

@@ -256,38 +256,41 @@ class ResolvedJob:
         return Address.job(self.name)
 
 
-@dataclass(frozen=True)
-class DeclaredImport:
-    """An ``Import`` document: adopt remote object ``remote_id`` under ``address``.
+@dataclass(frozen=True, kw_only=True)
+class Declaration:
+    """What an ``Import`` or a ``Moved`` document declares for one of the specs' addresses.
 
     Attributes:
-        address: the declared address it is adopted under.
-        remote_id: the remote job or file id.
+        address: the declared address it acts on (adopts into, or renames to).
         location: where the document is.
         name: the document's name.
     """
 
     address: Address
-    remote_id: str
     location: Location
     name: str = ""
 
 
-@dataclass(frozen=True)
-class DeclaredMove:
+@dataclass(frozen=True, kw_only=True)
+class DeclaredImport(Declaration):
+    """An ``Import`` document: adopt remote object ``remote_id`` under ``address``.
+
+    Attributes:
+        remote_id: the remote job or file id.
+    """
+
+    remote_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeclaredMove(Declaration):
     """A ``Moved`` document: the state's record of ``source`` becomes ``address``'s.
 
     Attributes:
         source: the old address (no longer declared).
-        address: the new, declared address.
-        location: where the document is.
-        name: the document's name.
     """
 
     source: Address
-    address: Address
-    location: Location
-    name: str = ""
 
 
 @dataclass(frozen=True)

@@ -994,7 +994,7 @@ def test_recovery_never_takes_the_replaced_job_for_the_new_one(world: World) -> 
 
 def test_pruning_one_of_two_datasets_on_one_remote_file_keeps_the_file(world: World) -> None:
     f = world.file("d")
-    twin = dataclasses.replace(f, address=Address.dataset("e", "all"), dataset="e")
+    twin = f.model_copy(update={"address": Address.dataset("e", "all"), "dataset": "e"})
     world.apply(desired([f, twin], [resolved_job("j", dataset="e")]))
     assert len(world.api.files) == 1
     stored = world.stored().resources
@@ -1065,7 +1065,9 @@ def test_a_moved_job_is_recorded_under_its_new_address_and_nothing_is_sent(world
         desired([f], [resolved_job("tone", dataset="d")]),
         moves={
             "job.tone": DeclaredMove(
-                Address("job.j"), Address("job.tone"), Location("specs.yaml", 4, 1)
+                source=Address("job.j"),
+                address=Address("job.tone"),
+                location=Location("specs.yaml", 4, 1),
             )
         },
     )
@@ -1102,7 +1104,11 @@ def test_an_import_records_the_job_and_its_file_by_content_without_a_create(
     sdk_file = world.api.files[0]["id"]
     declared = dataclasses.replace(
         ds,
-        imports={"job.j": DeclaredImport(Address("job.j"), job_id, Location("specs.yaml", 7, 1))},
+        imports={
+            "job.j": DeclaredImport(
+                address=Address("job.j"), remote_id=job_id, location=Location("specs.yaml", 7, 1)
+            )
+        },
     )
     observed = refresh(world.client)
     hasher = ContentHasher(world.client, world.root / "scratch")

@@ -436,8 +436,8 @@ def test_a_replacement_the_remote_would_refuse_cancels_first(
 
 def test_a_file_another_address_or_a_job_still_uses_is_forgotten_not_deleted() -> None:
     # dataset.a and dataset.b resolve to one remote file (same content and filename).
-    fa = dataclasses.replace(desired_file("a"), filename=F.filename, fingerprint=F.fingerprint)
-    fb = dataclasses.replace(desired_file("b"), filename=F.filename, fingerprint=F.fingerprint)
+    fa = desired_file("a").model_copy(update={"filename": F.filename, "fingerprint": F.fingerprint})
+    fb = desired_file("b").model_copy(update={"filename": F.filename, "fingerprint": F.fingerprint})
     on_b = resolved_job("j", dataset="b")
     before = desired([fa, fb], [on_b])
     st = state_with(before, file_ids={fa.address: "f1", fb.address: "f1"}, job_ids={JA: "j1"})
@@ -547,13 +547,23 @@ class _Pricer:
 
 def _moved(ds: Any, source: str = JA, to: str = NEW) -> Any:
     return dataclasses.replace(
-        ds, moves={to: DeclaredMove(Address(source), Address(to), Location("specs.yaml", 9, 1))}
+        ds,
+        moves={
+            to: DeclaredMove(
+                source=Address(source), address=Address(to), location=Location("specs.yaml", 9, 1)
+            )
+        },
     )
 
 
 def _imported(ds: Any, remote_id: str, to: str = JA) -> Any:
     return dataclasses.replace(
-        ds, imports={to: DeclaredImport(Address(to), remote_id, Location("specs.yaml", 12, 1))}
+        ds,
+        imports={
+            to: DeclaredImport(
+                address=Address(to), remote_id=remote_id, location=Location("specs.yaml", 12, 1)
+            )
+        },
     )
 
 

@@ -191,11 +191,17 @@ def _adoption_world() -> tuple[DesiredState, State, Observed]:
         after,
         moves={
             "job.tone": DeclaredMove(
-                Address("job.tone-v1"), Address("job.tone"), Location("specs.yaml", 20, 1)
+                source=Address("job.tone-v1"),
+                address=Address("job.tone"),
+                location=Location("specs.yaml", 20, 1),
             )
         },
         imports={
-            "job.sdk": DeclaredImport(Address("job.sdk"), "sdk-j", Location("specs.yaml", 24, 1))
+            "job.sdk": DeclaredImport(
+                address=Address("job.sdk"),
+                remote_id="sdk-j",
+                location=Location("specs.yaml", 24, 1),
+            )
         },
     )
     st = state_with(

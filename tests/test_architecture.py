@@ -27,6 +27,7 @@ RANKS: dict[str, int] = {
     "identity": 0,
     "redact": 0,
     "closing": 0,
+    "chat": 0,
     "spec": 3,
     "client": 4,
     "data": 4,
@@ -48,7 +49,7 @@ RANKS: dict[str, int] = {
 
 ONLY: dict[str, set[str]] = {
     "sandbox": {"__init__", "closing", "data", "errors", "spec"},
-    "train": {"__init__", "errors"},
+    "train": {"__init__", "chat", "errors"},
 }
 """Units held to an explicit list instead of everything below them."""
 

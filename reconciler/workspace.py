@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.client.closing import Closing
+from reconciler.closing import Closing
 from reconciler.engine.backends import open_backend
 from reconciler.engine.state_file import FileStateBackend
 from reconciler.engine.state_model import EMBEDDED, State, StateBackend, StateTarget, check_target

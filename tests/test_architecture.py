@@ -26,6 +26,8 @@ RANKS: dict[str, int] = {
     "address": 0,
     "identity": 0,
     "redact": 0,
+    "closing": 0,
+    "chat": 0,
     "spec": 3,
     "client": 4,
     "data": 4,
@@ -46,8 +48,8 @@ RANKS: dict[str, int] = {
 """Rank of each unit: a unit may import units of a lower rank only (and itself)."""
 
 ONLY: dict[str, set[str]] = {
-    "sandbox": {"__init__", "data", "errors", "spec"},
-    "train": {"__init__", "errors"},
+    "sandbox": {"__init__", "closing", "data", "errors", "spec"},
+    "train": {"__init__", "chat", "errors"},
 }
 """Units held to an explicit list instead of everything below them."""
 

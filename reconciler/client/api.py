@@ -38,7 +38,6 @@ import httpx
 import pydantic
 
 from reconciler import __version__
-from reconciler.client.closing import Closing
 from reconciler.client.http import (
     NOT_SENT,
     BearerAuth,
@@ -50,6 +49,7 @@ from reconciler.client.http import (
 from reconciler.client.limits import RateLimiter, RequestStats
 from reconciler.client.multipart import MultipartFileBody
 from reconciler.client.types import JobEstimate, JobStatus, RemoteFile, RemoteJob, RemoteModel
+from reconciler.closing import Closing
 from reconciler.errors import (
     ApiError,
     ConflictError,

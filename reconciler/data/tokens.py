@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler import install_command
+from reconciler.chat import normalize, without_weight
 from reconciler.errors import DataError, Problem
 
 INSTALL_HINT = install_command("tokens")
@@ -57,33 +58,14 @@ class MistralTokenCounter:
         if kind == "pretrain":
             text = obj.get("text", obj.get("content"))
             return len(self._raw.encode(text if isinstance(text, str) else "", True, True))
-        system: list[str] = []
-        if isinstance(obj.get("system_prompt"), str):
-            system.append(obj["system_prompt"])
-        messages: list[dict[str, Any]] = []
-        for msg in obj.get("messages", obj.get("interactions")) or []:
-            role = msg.get("role")
-            content = msg.get("content", msg.get("text"))
-            if isinstance(content, list):
-                content = "".join(c.get("text", "") for c in content if isinstance(c, dict))
-            if role == "system":
-                system.append(content or "")
-                continue
-            item: dict[str, Any] = {"role": role, "content": content}
-            if role == "assistant" and msg.get("tool_calls"):
-                item["tool_calls"] = msg["tool_calls"]
-                item["content"] = content or None
-            if role == "tool":
-                item["tool_call_id"] = msg.get("tool_call_id")
-                if msg.get("name"):
-                    item["name"] = msg["name"]
-            messages.append(item)
-        tools = obj.get("tools", obj.get("available_tools")) or None
+        system, messages, tools = normalize(obj)
+        chat = without_weight(messages)
+        for item in chat:
+            if item.get("tool_calls"):
+                item["content"] = item["content"] or None  # empty content beside tool calls: none
         try:
             request: Any = self._request(
-                messages=messages,
-                system_prompt="\n\n".join(system) if system else None,
-                available_tools=tools,
+                messages=chat, system_prompt=system, available_tools=tools
             )
             return len(self._instruct.encode_instruct(request).tokens)
         except Exception:  # noqa: BLE001 - a sample our rules accept but the library doesn't

@@ -40,8 +40,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler import __version__
-from reconciler.client.closing import Closing
 from reconciler.client.http import error_for_response, translate_errors
+from reconciler.closing import Closing
 from reconciler.errors import ApiError, DuplicateSubmissionError, ReconcilerError
 
 RAY_TO_JOB_STATUS = {

@@ -18,11 +18,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import uvicorn
 
+from reconciler.closing import Closing
 from reconciler.sandbox.app import SandboxAPI, create_app
 from reconciler.sandbox.config import SandboxConfig, check_exposure
 from reconciler.sandbox.protocol import (
@@ -74,10 +74,11 @@ class SandboxStartError(RuntimeError):
     """The embedded server did not come up (the reason is in the message)."""
 
 
-class EmbeddedSandbox:
+class EmbeddedSandbox(Closing):
     """A sandbox served from a daemon thread of this process.
 
-    Use as a context manager, or call :meth:`start` and :meth:`stop`::
+    Use as a context manager (entering starts it, leaving stops it), or call :meth:`start`
+    and :meth:`stop`::
 
         with EmbeddedSandbox(SandboxConfig(data_dir=tmp)) as sb:
             httpx.get(sb.base_url + "/v1/files", headers={"Authorization": ...})
@@ -170,16 +171,12 @@ class EmbeddedSandbox:
             raise SandboxStartError("the sandbox is not running")
         return self.app.journal(since)
 
+    def close(self) -> None:
+        """:meth:`stop`: what leaving a ``with`` block does."""
+        self.stop()
+
     def __enter__(self) -> EmbeddedSandbox:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _uvicorn_config(app: SandboxAPI, **kwargs: Any) -> GuardedConfig:

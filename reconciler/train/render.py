@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler import install_command
+from reconciler.chat import Message, normalize, without_weight
 from reconciler.errors import TrainingError
 
-Message = dict[str, Any]
 Encoder = Callable[[list[Message], list[dict[str, Any]] | None, bool], list[int]]
 """(messages, tools, add_generation_prompt) -> token ids of the rendered conversation."""
 
@@ -68,52 +68,6 @@ class Renderer(Protocol):
     def encode(self, sample: Mapping[str, Any]) -> Encoded | None:
         """The sample's tokens and loss mask (``None`` when no assistant token is left)."""
         ...
-
-
-def _text(content: Any) -> str | None:
-    """Message content as text: a string, or the text chunks of a content list."""
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(c.get("text", "")) for c in content if isinstance(c, Mapping) and "text" in c
-        )
-    return str(content)
-
-
-def normalize(sample: Mapping[str, Any]) -> tuple[str | None, list[Message], list[Any] | None]:
-    """(system prompt, messages without system ones, tools) of a sample.
-
-    Messages come out in the shape chat templates and mistral-common both read: ``role``,
-    ``content`` as text, and for assistants ``tool_calls`` and ``weight``, for tools
-    ``tool_call_id`` and ``name``. System messages (and a top-level ``system_prompt``) are
-    joined into one system prompt, which each renderer places as its format wants.
-    """
-    raw = sample.get("messages", sample.get("interactions")) or []
-    system: list[str] = []
-    if isinstance(sample.get("system_prompt"), str):
-        system.append(sample["system_prompt"])
-    messages: list[Message] = []
-    for msg in raw:
-        if not isinstance(msg, Mapping):
-            continue
-        role = msg.get("role")
-        content = _text(msg.get("content", msg.get("text")))
-        if role == "system":
-            system.append(content or "")
-            continue
-        item: Message = {"role": role, "content": content}
-        if role == "assistant":
-            if msg.get("tool_calls"):
-                item["tool_calls"] = list(msg["tool_calls"])
-            item["weight"] = msg.get("weight", 1)
-        elif role == "tool":
-            item["tool_call_id"] = msg.get("tool_call_id")
-            if msg.get("name"):
-                item["name"] = msg["name"]
-        messages.append(item)
-    tools = sample.get("tools", sample.get("available_tools")) or None
-    return ("\n\n".join(system) if system else None), messages, tools
 
 
 def _find(haystack: Sequence[int], needle: Sequence[int], start: int) -> int:
@@ -194,7 +148,7 @@ class ChatTemplateRenderer:
         self, system: str | None, messages: list[Message], tools: list[Any] | None, gen: bool
     ) -> list[int]:
         chat: list[Message] = [{"role": "system", "content": system}] if system else []
-        chat += [{k: v for k, v in m.items() if k != "weight"} for m in messages]
+        chat += without_weight(messages)
         text = self._tokenizer.apply_chat_template(
             chat, tools=tools, tokenize=False, add_generation_prompt=gen
         )
@@ -251,7 +205,7 @@ class MistralCommonRenderer:
     def _encode(
         self, system: str | None, messages: list[Message], tools: list[Any] | None, gen: bool
     ) -> list[int]:
-        chat = [{k: v for k, v in m.items() if k != "weight"} for m in messages]
+        chat = without_weight(messages)
         request: Any = self._request.model_validate(
             {"messages": chat, "system_prompt": system, "available_tools": tools}
         )

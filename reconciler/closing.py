@@ -1,9 +1,10 @@
 """``with`` support for objects that hold connections: leaving the block closes them.
 
-The API clients (:class:`~reconciler.client.api.HttpApi`, the Ray Jobs client) and the
-workspace, which owns a client, a state backend and perhaps an embedded sandbox, all release
-what they hold in ``close()``; :class:`Closing` gives each of them the same ``__enter__`` and
-``__exit__`` instead of a copy apiece.
+The API clients (:class:`~reconciler.client.api.HttpApi`, the Ray Jobs client), the embedded
+sandbox and the workspace, which owns a client, a state backend and perhaps an embedded
+sandbox, all release what they hold in ``close()``; :class:`Closing` gives each of them the
+same ``__enter__`` and ``__exit__`` instead of a copy apiece. It imports nothing of the
+package, so the sandbox (which may not import the client) shares it too.
 """
 
 from __future__ import annotations

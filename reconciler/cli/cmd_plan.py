@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -83,32 +84,27 @@ def _emit_target(ws: Workspace, fmt: str) -> None:
     typer.echo(ws.headline, err=fmt != "text")
 
 
-def _request(
-    spec_paths: tuple[str, ...],
-    target: list[str] | None,
-    replace: list[str] | None,
-    prune: bool,
-    *,
-    selector: list[str] | None = None,
-    max_cost: float | None = None,
-    exact_tokens: bool = False,
-    remote_estimate: bool = False,
-    rebind: bool = False,
-) -> PlanRequest:
-    """The planning options of the command line."""
+def _request(spec_paths: tuple[str, ...], options: Mapping[str, Any]) -> PlanRequest:
+    """The planning options of the command line.
+
+    ``options`` are the parsed parameters of ``plan`` or ``apply`` (``ctx.params``), which
+    declare the planning options under the same names: ``target``, ``selector``, ``replace``,
+    ``prune``, ``max_cost``, ``exact_tokens``, ``rebind`` and, in ``plan`` alone,
+    ``remote_estimate``.
+    """
     from reconciler.engine.selection import parse_selectors
     from reconciler.operations import PlanRequest
 
     return PlanRequest(
         spec_paths=spec_paths,
-        targets=tuple(target or ()),
-        selectors=parse_selectors(selector or ()),
-        replace=tuple(replace or ()),
-        prune=prune,
-        remote_estimate=remote_estimate,
-        max_cost=max_cost,
-        exact_tokens=exact_tokens,
-        rebind=rebind,
+        targets=tuple(options["target"] or ()),
+        selectors=parse_selectors(options["selector"] or ()),
+        replace=tuple(options["replace"] or ()),
+        prune=options["prune"],
+        remote_estimate=options.get("remote_estimate", False),
+        max_cost=options["max_cost"],
+        exact_tokens=options["exact_tokens"],
+        rebind=options["rebind"],
     )
 
 
@@ -123,6 +119,7 @@ def _render(plan: Plan, fmt: str) -> str:
 @commands.command()
 @handle_errors
 def plan(
+    ctx: typer.Context,
     paths: list[str] | None = SPEC_PATHS,
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the plan to apply it later."),
     fmt: OutputFormat = REPORT_FORMAT,
@@ -132,6 +129,8 @@ def plan(
         help="Exit 0: no changes, 1: error, 2: changes present, or drift, or objects no "
         "longer in the specs.",
     ),
+    # target, selector, replace, prune, max_cost, exact_tokens, rebind (and plan's
+    # remote_estimate) reach the planner through _request(ctx.params).
     target: list[str] | None = TARGET_OPT,
     selector: list[str] | None = SELECTOR,
     replace: list[str] | None = REPLACE_OPT,
@@ -170,20 +169,7 @@ def plan(
                 "plan sends nothing to the remote.",
                 err=True,
             )
-        planned = plan_workspace(
-            ws,
-            _request(
-                spec_paths,
-                target,
-                replace,
-                prune,
-                selector=selector,
-                max_cost=max_cost,
-                exact_tokens=exact_tokens,
-                remote_estimate=remote_estimate,
-                rebind=rebind,
-            ),
-        )
+        planned = plan_workspace(ws, _request(spec_paths, ctx.params))
         the_plan, observed = planned.plan, planned.observed
         if fmt == "text":
             typer.echo(
@@ -234,12 +220,15 @@ def _confirm(plan: Plan) -> bool:
 @commands.command()
 @handle_errors
 def apply(
+    ctx: typer.Context,
     paths: list[str] | None = typer.Argument(
         None, help="Spec files or directories (default: current directory), or one saved plan file."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     fmt: OutputFormat = TEXT_OR_JSON,
     parallelism: int | None = PARALLELISM,
+    # target, selector, replace, prune, max_cost, exact_tokens, rebind (and plan's
+    # remote_estimate) reach the planner through _request(ctx.params).
     target: list[str] | None = TARGET_OPT,
     selector: list[str] | None = SELECTOR,
     replace: list[str] | None = REPLACE_OPT,
@@ -273,16 +262,7 @@ def apply(
     saved = Plan.load(Path(given[0])) if _is_plan_file(given) else None
     spec_paths = tuple(saved.spec_paths) if saved is not None else tuple(given)
     request = ApplyRequest(
-        plan=_request(
-            spec_paths,
-            target,
-            replace,
-            prune,
-            selector=selector,
-            max_cost=max_cost,
-            exact_tokens=exact_tokens,
-            rebind=rebind,
-        ),
+        plan=_request(spec_paths, ctx.params),
         saved=saved,
         lock_timeout=lock_timeout,
         allow_duplicates=allow_duplicates,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from reconciler.operations import PlanRequest
@@ -84,28 +85,49 @@ def _emit_target(ws: Workspace, fmt: str) -> None:
     typer.echo(ws.headline, err=fmt != "text")
 
 
-def _request(spec_paths: tuple[str, ...], options: Mapping[str, Any]) -> PlanRequest:
-    """The planning options of the command line.
+class PlanningOptions(BaseModel):
+    """The planning options ``plan`` and ``apply`` both declare, under the same names, read
+    from a command's parsed parameters (``ctx.params``; the command's other parameters are
+    ignored). Validated, so a renamed or retyped option fails here, not as a wrong plan.
 
-    ``options`` are the parsed parameters of ``plan`` or ``apply`` (``ctx.params``), which
-    declare the planning options under the same names: ``target``, ``selector``, ``replace``,
-    ``prune``, ``max_cost``, ``exact_tokens``, ``rebind`` and, in ``plan`` alone,
-    ``remote_estimate``.
+    Attributes:
+        target, selector, replace, prune, max_cost, exact_tokens, rebind: as given on the
+            command line (``--target`` ... ``--rebind``).
+        remote_estimate: ``plan --remote-estimate`` (``apply`` has no such option).
     """
-    from reconciler.engine.selection import parse_selectors
-    from reconciler.operations import PlanRequest
 
-    return PlanRequest(
-        spec_paths=spec_paths,
-        targets=tuple(options["target"] or ()),
-        selectors=parse_selectors(options["selector"] or ()),
-        replace=tuple(options["replace"] or ()),
-        prune=options["prune"],
-        remote_estimate=options.get("remote_estimate", False),
-        max_cost=options["max_cost"],
-        exact_tokens=options["exact_tokens"],
-        rebind=options["rebind"],
-    )
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    target: list[str] | None
+    selector: list[str] | None
+    replace: list[str] | None
+    prune: bool
+    max_cost: float | None
+    exact_tokens: bool
+    rebind: bool
+    remote_estimate: bool = False
+
+    def request(self, spec_paths: tuple[str, ...]) -> PlanRequest:
+        """What to plan, for the engine."""
+        from reconciler.engine.selection import parse_selectors
+        from reconciler.operations import PlanRequest
+
+        return PlanRequest(
+            spec_paths=spec_paths,
+            targets=tuple(self.target or ()),
+            selectors=parse_selectors(self.selector or ()),
+            replace=tuple(self.replace or ()),
+            prune=self.prune,
+            remote_estimate=self.remote_estimate,
+            max_cost=self.max_cost,
+            exact_tokens=self.exact_tokens,
+            rebind=self.rebind,
+        )
+
+
+def _request(spec_paths: tuple[str, ...], params: Mapping[str, Any]) -> PlanRequest:
+    """The planning request of ``plan`` or ``apply`` from its parsed parameters."""
+    return PlanningOptions.model_validate(params).request(spec_paths)
 
 
 def _render(plan: Plan, fmt: str) -> str:
@@ -129,8 +151,7 @@ def plan(
         help="Exit 0: no changes, 1: error, 2: changes present, or drift, or objects no "
         "longer in the specs.",
     ),
-    # target, selector, replace, prune, max_cost, exact_tokens, rebind (and plan's
-    # remote_estimate) reach the planner through _request(ctx.params).
+    # The planning options (see PlanningOptions) reach the planner through ctx.params.
     target: list[str] | None = TARGET_OPT,
     selector: list[str] | None = SELECTOR,
     replace: list[str] | None = REPLACE_OPT,
@@ -227,8 +248,7 @@ def apply(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     fmt: OutputFormat = TEXT_OR_JSON,
     parallelism: int | None = PARALLELISM,
-    # target, selector, replace, prune, max_cost, exact_tokens, rebind (and plan's
-    # remote_estimate) reach the planner through _request(ctx.params).
+    # The planning options (see PlanningOptions) reach the planner through ctx.params.
     target: list[str] | None = TARGET_OPT,
     selector: list[str] | None = SELECTOR,
     replace: list[str] | None = REPLACE_OPT,

@@ -142,8 +142,10 @@ class CliProcess:
     def communicate(self, timeout: float = 300) -> tuple[str, str]:
         """Wait for the end (killing it after ``timeout`` s); its (stdout, stderr)."""
         deadline = time.monotonic() + timeout
+        pause = 0.005  # most commands end within a few looks; a long one is looked at 10/s
         while self.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.1)
         if self.returncode is None:
             os.kill(self.pid, signal.SIGKILL)
             self.returncode = self._helper.request({"op": "wait", "pid": self.pid})["code"]

@@ -27,15 +27,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """On the postgres state backend (``RECONCILER_TEST_STATE_BACKEND=postgres``), leave out
     the tests marked ``state_backend_independent``: they never touch the backend the variable
     names (planner, executor and cost tests on in-memory or file states), so a second run would
-    repeat the first."""
+    repeat the first. Of a test run on each provider (``flavour``), keep the first provider's
+    run: the state backend sees the same reads, writes, intents and locks from either (the
+    providers' own differences are the subject of the file-backend run)."""
     from tests.postgres.pg_helpers import BACKEND_ENV
 
     if os.environ.get(BACKEND_ENV) != "postgres":
         return
+    first = next(iter(FLAVOURS.values()))
     kept, left_out = [], []
     for item in items:
         independent = item.get_closest_marker("state_backend_independent") is not None
-        (left_out if independent else kept).append(item)
+        callspec = getattr(item, "callspec", None)
+        flavour = callspec.params.get("flavour", first) if callspec is not None else first
+        (left_out if independent or flavour is not first else kept).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept

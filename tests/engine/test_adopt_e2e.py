@@ -18,10 +18,11 @@ from reconciler.client.api import MistralClient
 from tests.engine.conftest import SANDBOX_KEY, Cli, mutating
 from tests.engine.project import make_project
 
-mistral_client = pytest.importorskip("mistralai.client", reason="mistralai SDK not installed")
-
 
 def _sdk(sandbox: Any) -> Any:
+    """The official SDK on the sandbox (imported here, by the test that uses it: importing it
+    costs every process that collects this module most of a second)."""
+    mistral_client = pytest.importorskip("mistralai.client", reason="mistralai SDK not installed")
     return mistral_client.Mistral(api_key=SANDBOX_KEY, server_url=sandbox.base_url)
 
 

@@ -34,7 +34,8 @@ def _create(api: httpx.Client, **body: Any) -> dict[str, Any]:
 
 
 def _statuses(api: httpx.Client, clock: ManualClock, job_id: str, until: str) -> list[str]:
-    """Every status the job shows, one look per clock step, until ``until``."""
+    """Every status the job shows, one look per fifth of a clock step until it runs (the
+    phases before last 0.2 to 0.7 s), then one per step, until ``until``."""
     seen: list[str] = []
     for _ in range(2000):
         status = api.get(f"{JOBS}/{job_id}").json()["status"]
@@ -42,7 +43,7 @@ def _statuses(api: httpx.Client, clock: ManualClock, job_id: str, until: str) ->
             seen.append(status)
         if status == until:
             return seen
-        clock.advance(STEP / 5)
+        clock.advance(STEP if "running" in seen else STEP / 5)
     raise AssertionError(f"never {until}: {seen}")
 
 

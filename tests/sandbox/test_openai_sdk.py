@@ -13,11 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-import openai
 import pytest
-from openai.types.fine_tuning import FineTuningJob
 
 from reconciler.sandbox import EmbeddedSandbox, ManualClock
 from tests.sandbox.conftest import API_KEY, STEP, chat_lines
@@ -25,12 +24,17 @@ from tests.sandbox.contract import Recorder, check_openai_answers, openai_json_o
 
 pytestmark = pytest.mark.contract
 
-SDK = tuple[openai.OpenAI, Recorder]
+if TYPE_CHECKING:  # the SDK itself is imported by the tests that run (seconds of CPU)
+    import openai
+    from openai.types.fine_tuning import FineTuningJob
+
+    SDK = tuple[openai.OpenAI, Recorder]
 
 
 @pytest.fixture
 def sdk(openai_sandbox: EmbeddedSandbox) -> Iterator[SDK]:
     """The SDK on the sandbox, and every response it received."""
+    openai = pytest.importorskip("openai", reason="the openai SDK is not installed")
     recorder = Recorder()
     client = openai.OpenAI(
         api_key=API_KEY,
@@ -55,6 +59,8 @@ def _wait(
 
 
 def test_sdk_flow(sdk: SDK, clock: ManualClock, tmp_path: Path) -> None:
+    import openai
+
     client, recorder = sdk
 
     # Files: upload (a path, then bytes with an expiry), list, page, retrieve, download.

@@ -10,8 +10,6 @@ import pytest
 from reconciler.sandbox import EmbeddedSandbox, ManualClock
 from tests.sandbox.conftest import API_KEY, STEP, chat_lines
 
-mistral_client = pytest.importorskip("mistralai.client", reason="mistralai SDK not installed")
-
 
 def _wait(client: object, clock: ManualClock, job_id: str, statuses: set[str]) -> object:
     """Advance the sandbox's clock until the SDK sees the job in one of ``statuses``."""
@@ -24,6 +22,7 @@ def _wait(client: object, clock: ManualClock, job_id: str, statuses: set[str]) -
 
 
 def test_sdk_scenario(sandbox: EmbeddedSandbox, clock: ManualClock, tmp_path: Path) -> None:
+    mistral_client = pytest.importorskip("mistralai.client", reason="mistralai SDK not installed")
     client = mistral_client.Mistral(api_key=API_KEY, server_url=sandbox.base_url)
 
     # Files: upload, list, retrieve, (dedupe), delete.

@@ -9,7 +9,8 @@ validates the job description (so what the provider wrote is checked), then, by 
   ``metrics.jsonl`` with falling losses, the adapter's config, ``result.json`` — and exits 0;
 - ``fail``: writes a failed ``result.json`` and exits 1 with an ``error:`` line, as the
   trainer does when a model cannot be loaded;
-- ``sleep``: runs until it is stopped.
+- ``sleep``: runs until it is stopped; on SIGTERM (what Ray's stop sends) it writes a
+  cancelled ``result.json`` and exits 1, as the trainer does.
 
 It takes a second instead of the half minute of the real trainer, and no CPU while it waits.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -34,6 +36,15 @@ def main() -> int:
     mode = os.environ.get("STUB_TRAINER", "succeed")
     print(f"stub trainer ({mode}) on {job.base_model}", flush=True)
     if mode == "sleep":
+
+        def stopped(signum: int, frame: object) -> None:
+            message = f"stopped by signal {signal.Signals(signum).name}"
+            result = TrainResult(status="cancelled", message=message)
+            write_bytes(layout.result, result.model_dump_json().encode())
+            sys.exit(1)
+
+        signal.signal(signal.SIGTERM, stopped)
+        print("stub trainer: step 1", flush=True)
         while True:
             time.sleep(1)
     now = int(time.time())

@@ -1,12 +1,15 @@
 """``reconciler apply`` with a ``type: ray`` Provider, on a real local Ray head.
 
-The first test trains the tiny Mistral model for real (20 steps on the CPU, about half a
-minute): apply converges, the checkpoints reach ``status --format json``, the adapter is in
-storage and loads with peft, ``output`` prints its URI, and a second apply submits nothing.
-The others run the stand-in trainer (ray_stub_trainer.py), because what they check is the
+The first tests run the stand-in trainer (ray_stub_trainer.py), because what they check is the
 submission, not the training: a kill -9 of apply while its submission is in flight — after Ray
 took it, or before it reached Ray — then a new apply leaves exactly one Ray job for the
-address; and a replacement stops the old job.
+address; a replacement stops the old job; a job missing from the state is found by its tag.
+
+The last test trains the tiny Mistral model for real (20 steps on the CPU): apply converges,
+the checkpoints reach ``status --format json``, the adapter in storage holds trained LoRA
+weights of the spec's rank for the base model's layers, ``output`` prints its URI, and a second
+apply submits nothing. It comes last so that the worker that trains on the CPU meanwhile
+builds the tiny model the tests share (train/conftest.py).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ray_helpers import (
     unique_name,
     write_project,
 )
-from train_helpers import check_adapter_loads
+from train_helpers import check_adapter_tensors
 from train_tiny import chat_samples, write_jsonl
 
 from reconciler.ray import RayJobsClient
@@ -62,66 +65,6 @@ def _stub_project(
         files={"train": write_jsonl(tmp_path / "chats.jsonl", chat_samples(6))},
         hyperparameters=hyperparameters,
     )
-
-
-def test_apply_trains_on_ray_and_a_second_apply_submits_nothing(
-    ray_address: str,
-    tiny_model: Path,
-    chat_files: dict[str, Path],
-    tmp_path: Path,
-    repo_root: Path,
-) -> None:
-    name = unique_name("tone")
-    address = f"job.{name}"
-    storage = tmp_path / "storage"
-    project = write_project(
-        tmp_path / "project",
-        ray_address=ray_address,
-        storage=storage,
-        python=sys.executable,
-        env_vars=job_env(repo_root),
-        model=str(tiny_model),
-        name=name,
-        files={"train": chat_files["train"], "valid": chat_files["valid"]},
-        hyperparameters={
-            "training_steps": 20,
-            "learning_rate": 5e-3,
-            "warmup_fraction": 0.1,
-            "seq_len": 128,
-        },
-        cpus=1,
-    )
-    cli = Cli(project, storage)
-    try:
-        applied = cli.run("apply", "--yes", "--wait", timeout=300)
-        assert applied.returncode == 0, applied.stdout + applied.stderr
-        assert "starts as soon as it is created" in applied.stdout
-        assert "1 of 1 job(s) succeeded" in applied.stdout
-        [ray_job] = ray_jobs_of(ray_address, address)
-        sid = str(ray_job.submission_id)
-
-        detail = json.loads(cli.run("status", address, "--format", "json", check=0).stdout)
-        [job] = detail["jobs"]
-        assert (job["job_id"], job["progress"]["status"]) == (sid, "SUCCESS")
-        newest, oldest = job["checkpoints"]
-        assert (newest["step_number"], oldest["step_number"]) == (20, 10)
-        assert newest["metrics"]["train_loss"] < oldest["metrics"]["train_loss"]
-        assert newest["metrics"]["valid_loss"] < oldest["metrics"]["valid_loss"]
-        adapter = storage / "runs" / sid / "adapter"
-        assert job["progress"]["fine_tuned_model"] == str(adapter)
-        assert sorted(p.name for p in adapter.glob("adapter_*")) == [
-            "adapter_config.json",
-            "adapter_model.safetensors",
-        ]
-        check_adapter_loads(tiny_model, adapter)  # rank 8 from the spec's lora
-        assert f"{address} = {adapter}" in cli.run("output", check=0).stdout
-
-        again = cli.run("apply", "--yes", check=0)
-        assert "No changes." in again.stdout
-        assert [j.submission_id for j in ray_jobs_of(ray_address, address)] == [sid]
-        cli.run("plan", "--detailed-exitcode", check=0)
-    finally:
-        stop_jobs(ray_address, [address])
 
 
 @pytest.mark.parametrize("hold", ["after", "before"])
@@ -244,3 +187,63 @@ def test_a_ray_job_missing_from_the_state_is_flagged_and_discovered_by_its_tag(
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_apply_trains_on_ray_and_a_second_apply_submits_nothing(
+    ray_address: str,
+    tiny_model: Path,
+    chat_files: dict[str, Path],
+    tmp_path: Path,
+    repo_root: Path,
+) -> None:
+    name = unique_name("tone")
+    address = f"job.{name}"
+    storage = tmp_path / "storage"
+    project = write_project(
+        tmp_path / "project",
+        ray_address=ray_address,
+        storage=storage,
+        python=sys.executable,
+        env_vars=job_env(repo_root),
+        model=str(tiny_model),
+        name=name,
+        files={"train": chat_files["train"], "valid": chat_files["valid"]},
+        hyperparameters={
+            "training_steps": 20,
+            "learning_rate": 5e-3,
+            "warmup_fraction": 0.1,
+            "seq_len": 128,
+        },
+        cpus=1,
+    )
+    cli = Cli(project, storage)
+    try:
+        applied = cli.run("apply", "--yes", "--wait", timeout=300)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "starts as soon as it is created" in applied.stdout
+        assert "1 of 1 job(s) succeeded" in applied.stdout
+        [ray_job] = ray_jobs_of(ray_address, address)
+        sid = str(ray_job.submission_id)
+
+        detail = json.loads(cli.run("status", address, "--format", "json", check=0).stdout)
+        [job] = detail["jobs"]
+        assert (job["job_id"], job["progress"]["status"]) == (sid, "SUCCESS")
+        newest, oldest = job["checkpoints"]
+        assert (newest["step_number"], oldest["step_number"]) == (20, 10)
+        assert newest["metrics"]["train_loss"] < oldest["metrics"]["train_loss"]
+        assert newest["metrics"]["valid_loss"] < oldest["metrics"]["valid_loss"]
+        adapter = storage / "runs" / sid / "adapter"
+        assert job["progress"]["fine_tuned_model"] == str(adapter)
+        assert sorted(p.name for p in adapter.glob("adapter_*")) == [
+            "adapter_config.json",
+            "adapter_model.safetensors",
+        ]
+        check_adapter_tensors(tiny_model, adapter, rank=8)  # the spec's lora
+        assert f"{address} = {adapter}" in cli.run("output", check=0).stdout
+
+        again = cli.run("apply", "--yes", check=0)
+        assert "No changes." in again.stdout
+        assert [j.submission_id for j in ray_jobs_of(ray_address, address)] == [sid]
+        cli.run("plan", "--detailed-exitcode", check=0)
+    finally:
+        stop_jobs(ray_address, [address])

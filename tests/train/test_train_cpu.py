@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
 from train_helpers import check_training_outputs, need_train_extra, tiny_job, write_job
 
 from reconciler.train.__main__ import main
-from reconciler.train.job import TrainJob, TrainResult
+from reconciler.train.job import RunLayout, TrainJob, TrainResult
 
 
 def test_training_lowers_the_loss_and_writes_adapters_that_load(
@@ -18,6 +21,39 @@ def test_training_lowers_the_loss_and_writes_adapters_that_load(
     job = write_job(tmp_path / "job.json", **tiny_job(tiny_model, chat_files, tmp_path / "out"))
     assert main([str(job)]) == 0
     check_training_outputs(tmp_path / "out", tiny_model)
+
+
+def test_a_stop_signal_ends_the_run_as_cancelled_and_gives_the_handler_back(
+    tiny_model: Path, chat_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """SIGTERM — what Ray's stop sends (test_train_ray.py checks that it reaches the job's
+    process) — ends a run between steps, and the result says so."""
+    job = tiny_job(tiny_model, chat_files, tmp_path / "out")
+    job["hyperparameters"] = {**job["hyperparameters"], "training_steps": 100_000}
+    metrics = Path(RunLayout(str(tmp_path / "out")).metrics)
+    done = threading.Event()
+
+    def stop_after_the_first_checkpoint() -> None:
+        # Only while the run is in its loop: a checkpoint is written, 99,995 steps remain, and
+        # the trainer's handler is in place (sent any other time, SIGTERM would end pytest).
+        while not done.wait(0.05):
+            if metrics.is_file() and metrics.read_text(encoding="utf-8").strip():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    ours = signal.getsignal(signal.SIGTERM)
+    stopper = threading.Thread(target=stop_after_the_first_checkpoint, daemon=True)
+    stopper.start()
+    try:
+        code = main([str(write_job(tmp_path / "job.json", **job))])
+    finally:
+        done.set()
+        stopper.join()
+    assert code == 1
+    assert signal.getsignal(signal.SIGTERM) is ours
+    result = TrainResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
+    assert (result.status, result.message) == ("cancelled", "stopped by signal SIGTERM")
+    assert 5 <= result.steps_completed < 100_000
 
 
 def test_a_failing_run_still_writes_its_result(

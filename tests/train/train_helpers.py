@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,14 @@ TRAIN_PACKAGES = ("torch", "transformers", "peft", "tokenizers", "safetensors", 
 
 
 def need_train_extra() -> None:
-    """Skip the calling test (or module) when a package of the ``train`` extra is missing."""
+    """Skip the calling test (or module) when a package of the ``train`` extra is missing.
+
+    Looked up, not imported: importing torch, transformers and peft costs seconds of CPU, in
+    a worker that may only hand the model to other processes (the Ray tests).
+    """
     for name in TRAIN_PACKAGES:
-        pytest.importorskip(name, reason=f"{name} is not installed: pip install -e '.[train]'")
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed: pip install -e '.[train]'")
 
 
 def write_job(path: Path, **job: Any) -> Path:
@@ -99,3 +106,35 @@ def check_adapter_loads(tiny_model: Path, adapter: Path) -> None:
         after = tuned(input_ids=ids).logits
     assert {n for n, _ in tuned.named_parameters() if "lora_A" in n}
     assert not torch.allclose(before, after)
+
+
+def _safetensors(path: Path) -> tuple[dict[str, Any], bytes]:
+    """The header (tensor name to dtype, shape and data offsets) and the data of a
+    safetensors file, read as its format defines them: no torch needed."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + length])
+    header.pop("__metadata__", None)
+    return header, raw[8 + length :]
+
+
+def check_adapter_tensors(tiny_model: Path, adapter: Path, rank: int) -> None:
+    """What :func:`check_adapter_loads` checks, read from the files without torch (for a
+    worker that has not imported it): the adapter holds LoRA pairs of ``rank`` for linear
+    layers of the base model (A: rank x in, B: out x rank), and training moved B away from the
+    zeros it starts at."""
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == rank
+    tensors, data = _safetensors(adapter / "adapter_model.safetensors")
+    base, _ = _safetensors(tiny_model / "model.safetensors")
+    layers = [k.removesuffix(".lora_A.weight") for k in tensors if k.endswith(".lora_A.weight")]
+    assert layers and len(tensors) == 2 * len(layers), sorted(tensors)
+    trained = 0
+    for layer in layers:
+        out_features, in_features = base[layer.removeprefix("base_model.model.") + ".weight"][
+            "shape"
+        ]
+        a, b = tensors[f"{layer}.lora_A.weight"], tensors[f"{layer}.lora_B.weight"]
+        assert (a["shape"], b["shape"]) == ([rank, in_features], [out_features, rank]), layer
+        start, end = b["data_offsets"]
+        trained += any(data[start:end])
+    assert trained, "every LoRA B matrix is still zero: the adapter was not trained"

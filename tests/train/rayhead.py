@@ -73,7 +73,8 @@ def start_head(num_cpus: int = 2) -> Head:
         ray, "start", "--head", "--block", "--disable-usage-stats",
         f"--num-cpus={num_cpus}", "--num-gpus=0",
         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
-        "--include-dashboard=true",
+        "--include-dashboard=true",  # the Jobs API is served by the dashboard
+        "--include-log-monitor=false",  # job logs are read from files; no driver to stream to
         f"--port={_free_port()}", f"--dashboard-port={dashboard_port}",
         f"--ray-client-server-port={_free_port()}",
         f"--dashboard-agent-listen-port={_free_port()}",

@@ -64,9 +64,7 @@ class MistralTokenCounter:
             if item.get("tool_calls"):
                 item["content"] = item["content"] or None  # empty content beside tool calls: none
         try:
-            request: Any = self._request(
-                messages=chat, system_prompt=system, available_tools=tools
-            )
+            request: Any = self._request(messages=chat, system_prompt=system, available_tools=tools)
             return len(self._instruct.encode_instruct(request).tokens)
         except Exception:  # noqa: BLE001 - a sample our rules accept but the library doesn't
             return 0

@@ -92,7 +92,7 @@ from reconciler.train.storage import (
     exists,
     join,
     list_objects,
-    read_bytes,
+    read_bytes_if_exists,
     remove,
     remove_directory,
     stat_object,
@@ -227,6 +227,10 @@ class RayProvider(WithoutModelUpdates):
         self.stats.count_request(method, operation, retry=False)
         return call()
 
+    def _ray_job(self, job_id: str) -> RayJob:
+        """The Ray job with this submission id (one request, counted)."""
+        return self._count("GET", "get_job", lambda: self._jobs.get(job_id))
+
     # -- files ------------------------------------------------------------------------------
 
     @property
@@ -301,9 +305,8 @@ class RayProvider(WithoutModelUpdates):
 
     def download_file(self, file_id: str, dest: Path) -> None:
         """Stream the dataset with this sha256 from storage to ``dest``."""
+        self.get_file(file_id)  # NotFoundError when storage has none
         uri = self._dataset(file_id)
-        if self._count("GET", "get_file", lambda: stat_object(uri)) is None:
-            raise NotFoundError(f"no dataset at {uri}", method="GET", path=uri, status=404)
         self._count("GET", "download_file", lambda: download(uri, dest))
 
     def find_file(self, filename: str, *, size: int | None = None) -> RemoteFile | None:
@@ -367,7 +370,7 @@ class RayProvider(WithoutModelUpdates):
                 break
             except DuplicateSubmissionError as exc:
                 self.stats.add(lookups=1)
-                existing = self._count("GET", "get_job", lambda: self._jobs.get(sid))
+                existing = self._ray_job(sid)
                 if sid in lookup.exclude or (
                     tag is not None and JobTag.from_metadata(existing.metadata) != tag
                 ):
@@ -385,7 +388,7 @@ class RayProvider(WithoutModelUpdates):
                 if attempt == SUBMIT_ATTEMPTS:
                     raise
                 self._sleep(min(2.0**attempt, 10.0))
-        return self.remote_job(self._count("GET", "get_job", lambda: self._jobs.get(sid)))
+        return self.remote_job(self._ray_job(sid))
 
     def train_job(
         self, request: Mapping[str, Any], output_uri: str, tag: JobTag | None = None
@@ -473,7 +476,7 @@ class RayProvider(WithoutModelUpdates):
 
     def get_job(self, job_id: str) -> RemoteJob:
         """One job with its checkpoints (``metrics.jsonl``) and events."""
-        ray_job = self._count("GET", "get_job", lambda: self._jobs.get(job_id))
+        ray_job = self._ray_job(job_id)
         if REQUEST_KEY not in ray_job.metadata:
             raise NotFoundError(
                 f"Ray job {job_id} was not made by reconciler (its metadata carries no request)",
@@ -489,9 +492,12 @@ class RayProvider(WithoutModelUpdates):
             logs = self._count("GET", "job_logs", lambda: self._jobs.logs(job_id))
         return self.remote_job(ray_job, records=records, result=result, logs=logs)
 
+    def _read(self, operation: str, uri: str) -> bytes:
+        """A run's file in storage; empty when the run has not written it (yet)."""
+        return self._count("GET", operation, lambda: read_bytes_if_exists(uri)) or b""
+
     def _records(self, output: str) -> list[CheckpointRecord]:
-        uri = RunLayout(output).metrics
-        data = self._count("GET", "read_metrics", lambda: read_bytes(uri) if exists(uri) else b"")
+        data = self._read("read_metrics", RunLayout(output).metrics)
         records = []
         for line in data.splitlines():
             try:
@@ -501,8 +507,7 @@ class RayProvider(WithoutModelUpdates):
         return records
 
     def _result(self, output: str) -> TrainResult | None:
-        uri = RunLayout(output).result
-        data = self._count("GET", "read_result", lambda: read_bytes(uri) if exists(uri) else b"")
+        data = self._read("read_result", RunLayout(output).result)
         try:
             return TrainResult.model_validate_json(data) if data else None
         except pydantic.ValidationError:
@@ -510,12 +515,12 @@ class RayProvider(WithoutModelUpdates):
 
     def start_job(self, job_id: str) -> RemoteJob:
         """Ray runs a job as soon as it is submitted: nothing to start; the job as it is."""
-        return self.remote_job(self._count("GET", "get_job", lambda: self._jobs.get(job_id)))
+        return self.remote_job(self._ray_job(job_id))
 
     def cancel_job(self, job_id: str) -> RemoteJob:
         """Stop the Ray job (idempotent: a job that has ended is left as it is)."""
         self._count("POST", "stop_job", lambda: self._jobs.stop(job_id))
-        return self.remote_job(self._count("GET", "get_job", lambda: self._jobs.get(job_id)))
+        return self.remote_job(self._ray_job(job_id))
 
     def find_jobs(
         self, request: dict[str, Any], lookup: JobLookup = JobLookup()
@@ -529,7 +534,7 @@ class RayProvider(WithoutModelUpdates):
             if sid in exclude:
                 return []
             try:
-                found = self._count("GET", "get_job", lambda: self._jobs.get(sid))
+                found = self._ray_job(sid)
             except NotFoundError:
                 return []
             return [self.remote_job(found)] if JobTag.from_metadata(found.metadata) == tag else []

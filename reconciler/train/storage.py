@@ -104,6 +104,17 @@ def read_bytes(uri: str) -> bytes:
         return bytes(fs.cat_file(path))
 
 
+def read_bytes_if_exists(uri: str) -> bytes | None:
+    """The content of a small object, or ``None`` when there is none (one request, where
+    :func:`exists` then :func:`read_bytes` would take two)."""
+    fs, path = filesystem(uri)
+    with _storage_errors("read", uri):
+        try:
+            return bytes(fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """Replace the object at ``uri`` with ``data``; readers never see a partial object.
 

@@ -16,6 +16,7 @@ from reconciler.train.storage import (
     file_sha256,
     iter_lines,
     read_bytes,
+    read_bytes_if_exists,
     upload_dataset,
     write_bytes,
 )
@@ -136,6 +137,8 @@ def test_storage_round_trip_with_a_file_uri(tmp_path: Path) -> None:
     write_bytes(uri, json.dumps({"a": 1}).encode())
     assert exists(uri)
     assert json.loads(read_bytes(uri)) == {"a": 1}
+    assert read_bytes_if_exists(uri) == read_bytes(uri)
+    assert read_bytes_if_exists(f"file://{tmp_path}/run/metrics.jsonl") is None
     write_bytes(uri, b"line 1\nline 2\n")
     assert list(iter_lines(uri)) == [b"line 1\n", b"line 2\n"]
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["result.json"]

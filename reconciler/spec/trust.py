@@ -102,7 +102,7 @@ class Endpoint:
         """Whether ``other`` is this endpoint or below it (same origin, path prefix by segment)."""
         if (self.scheme, self.host, self.port) != (other.scheme, other.host, other.port):
             return False
-        return other.path == self.path or other.path.startswith(self.path + "/")
+        return _path_within(other.path, self.path)
 
     @property
     def is_loopback(self) -> bool:
@@ -114,6 +114,12 @@ class Endpoint:
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+
+def _path_within(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or below it, segment by segment: ``/v1`` covers
+    ``/v1/jobs`` but not ``/v10`` (both without a trailing ``/``; ``""`` covers every path)."""
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def parse_endpoint(url: str) -> Endpoint | None:
@@ -168,7 +174,7 @@ class StorageUri:
         """Whether ``other`` is this location or below it (same bucket, path by segment)."""
         if (self.scheme, self.bucket) != (other.scheme, other.bucket):
             return False
-        return other.path == self.path or other.path.startswith(self.path + "/")
+        return _path_within(other.path, self.path)
 
 
 def parse_storage_uri(uri: str) -> StorageUri | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -188,10 +189,10 @@ class Workspace(Closing):
         name = "sandbox-openai" if self.provider_type == "openai" else "sandbox"
         return self.specs.root / ".reconciler" / name
 
-    @property
+    @cached_property
     def ray_storage(self) -> str:
         """A ``ray`` Provider's storage as the cluster and this command reach it
-        (:func:`resolve_storage`)."""
+        (:func:`resolve_storage`; resolved once: the target and the provider both use it)."""
         assert self.specs.provider is not None
         return resolve_storage(self.specs.provider)
 

@@ -150,9 +150,7 @@ OPENAI_CAPABILITIES = Capabilities(
 )
 """OpenAI's fine-tuning API (and the sandbox's OpenAI dialect)."""
 
-RAY_HYPERPARAMETERS = frozenset(
-    {"training_steps", "learning_rate", "weight_decay", "warmup_fraction", "epochs", "seq_len"}
-)
+RAY_HYPERPARAMETERS = MISTRAL_HYPERPARAMETERS - {"fim_ratio"}
 """Spec hyperparameters the Ray provider's trainer takes (Mistral's, without ``fim_ratio``)."""
 
 RAY_CAPABILITIES = Capabilities(

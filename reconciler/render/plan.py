@@ -140,16 +140,17 @@ def describe_cost(change: FileChange | JobChange, plan: Plan | None = None) -> l
     lines = [f"cost estimate: {_amount(cost)} ({cost.source}){storage}"]
     basis = cost.basis
     if basis is not None:
-        minimum = f" (minimum {basis.minimum_fee:g})" if basis.minimum_fee else ""
-        price = (
-            f"{basis.train_tokens:,} tokens at {basis.price_per_million_tokens:g} "
-            f"{cost.currency or ''}/M tokens{minimum}"
-        )
         if basis.gpu_hours is not None:  # a cluster of one's own: GPU-hours x their price
             price = (
                 f"{basis.train_tokens:,} tokens / {basis.tokens_per_gpu_second:g} tokens per "
                 f"GPU-second = {basis.gpu_hours:g} GPU-hours at {basis.price_per_gpu_hour:g} "
                 f"{cost.currency or ''}/GPU-hour"
+            )
+        else:
+            minimum = f" (minimum {basis.minimum_fee:g})" if basis.minimum_fee else ""
+            price = (
+                f"{basis.train_tokens:,} tokens at {basis.price_per_million_tokens:g} "
+                f"{cost.currency or ''}/M tokens{minimum}"
             )
         if basis.steps is not None and basis.tokens_per_step is not None:
             lines.append(

@@ -13,8 +13,9 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +29,18 @@ from tests.cli_processes import shared as shared_processes
 
 POLL = 0.2
 """Seconds between the tests' looks at a Ray job (the Jobs client waits 1 s by default)."""
+
+
+def poll_until(
+    condition: Callable[[], bool], timeout: float, why: Callable[[], object] = lambda: ""
+) -> None:
+    """Look at ``condition`` every :data:`POLL` seconds until it holds; fail with ``why()``
+    (what the job says, say) when it still does not after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, why()
+        time.sleep(POLL)
+
 
 STUB = Path(__file__).with_name("ray_stub_trainer.py")
 """The stand-in trainer (see ray_stub_trainer.py)."""

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from ray_helpers import (
     Cli,
     HoldingProxy,
     job_env,
+    poll_until,
     ray_jobs_of,
     stop_jobs,
     unique_name,
@@ -126,10 +126,9 @@ def test_a_replacement_stops_the_old_ray_job(
         [old] = ray_jobs_of(ray_address, address)
         old_id = str(old.submission_id)
         with RayJobsClient(ray_address) as client:
-            deadline = time.monotonic() + 120
-            while client.get(old_id).status != "RUNNING":
-                assert time.monotonic() < deadline, client.logs(old_id)
-                time.sleep(POLL)
+            poll_until(
+                lambda: client.get(old_id).status == "RUNNING", 120, lambda: client.logs(old_id)
+            )
 
             project(2e-4)
             plan = cli.run("plan", check=0).stdout

@@ -10,13 +10,12 @@ for real through ``reconciler apply``.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_helpers import POLL, STUB_PYTHON, job_env, ray_jobs_of, stop_jobs, unique_name
+from ray_helpers import STUB_PYTHON, job_env, poll_until, ray_jobs_of, stop_jobs, unique_name
 from train_tiny import chat_samples, write_jsonl
 
 from reconciler.client.types import JobStatus
@@ -245,13 +244,14 @@ def stub_provider(
 
 
 def _wait(provider: RayProvider, job_id: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = provider.get_job(job_id)
-        if JobStatus.of(job.status) is not None and JobStatus(job.status).is_terminal:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(POLL)
+    """The job once it has ended."""
+
+    def ended() -> bool:
+        status = JobStatus.of(provider.get_job(job_id).status)
+        return status is not None and status.is_terminal
+
+    poll_until(ended, timeout, lambda: provider.get_job(job_id))
+    return provider.get_job(job_id)
 
 
 def test_a_job_is_submitted_once_and_reads_back_as_a_fine_tuning_job(
@@ -351,10 +351,7 @@ def test_a_failed_run_says_why_and_a_stopped_one_is_cancelled(
         "message": "stub: the base model does not load",
     }
 
-    deadline = time.monotonic() + 120
-    while provider.get_job(sleeping_id).status != "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(POLL)
+    poll_until(lambda: provider.get_job(sleeping_id).status == "RUNNING", 120)
     provider.cancel_job(sleeping_id)
     stopped = _wait(provider, sleeping_id)
     assert stopped.status == "CANCELLED"

@@ -12,12 +12,11 @@ import json
 import shlex
 import socket
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from ray_helpers import POLL, STUB_PYTHON, job_env
+from ray_helpers import POLL, STUB_PYTHON, job_env, poll_until
 from train_helpers import tiny_job
 
 from reconciler.errors import DuplicateSubmissionError, NotFoundError, TransportError
@@ -123,11 +122,13 @@ def test_stopping_the_ray_job_sends_sigterm_to_the_run(
         submission_id, layout = _submit_trainer(
             client, job, storage, repo_root, STUB_PYTHON, STUB_TRAINER="sleep"
         )
-        deadline = time.monotonic() + 180
-        while "step " not in client.logs(submission_id):
-            assert time.monotonic() < deadline, client.logs(submission_id)[-3000:]
-            assert not client.get(submission_id).is_terminal, client.logs(submission_id)[-3000:]
-            time.sleep(POLL)
+
+        def stepping() -> bool:
+            logs = client.logs(submission_id)
+            assert not client.get(submission_id).is_terminal, logs[-3000:]
+            return "step " in logs
+
+        poll_until(stepping, 180, lambda: client.logs(submission_id)[-3000:])
         assert client.stop(submission_id) is True
         stopped = client.wait(submission_id, timeout=60, interval=POLL)
         assert stopped.status == "STOPPED"

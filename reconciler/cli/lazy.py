@@ -14,6 +14,7 @@ by default) and never imports the application that lists it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -45,8 +46,7 @@ class LazyCommand:
 
     def load(self) -> click.Command:
         """Import the module and build the command (a click command, as Typer makes it)."""
-        declared = getattr(importlib.import_module(self.module), self.attribute)
-        command = typer.main.get_group(declared).commands.get(self.name)
+        command = _declared_group(self.module, self.attribute).commands.get(self.name)
         if command is None:  # a mistake in the command table, not in user input
             raise LookupError(f"{self.module}.{self.attribute} declares no command {self.name!r}")
         return command
@@ -54,6 +54,15 @@ class LazyCommand:
     def placeholder(self) -> click.Command:
         """A stand-in carrying only the name and summary, for listings."""
         return TyperCommand(self.name, help=self.summary)
+
+
+@functools.cache
+def _declared_group(module: str, attribute: str) -> click.Group:
+    """The click group Typer builds from ``module.attribute``, once per process: building it
+    analyses every command's signature (milliseconds), and a program that runs the command
+    line more than once (a test, an embedding tool) should pay that once. Click commands keep
+    no state between invocations."""
+    return typer.main.get_group(getattr(importlib.import_module(module), attribute))
 
 
 class _CommandTable(MutableMapping[str, click.Command]):

@@ -4,10 +4,18 @@
 either embedded in the calling process or as the ``reconciler sandbox`` server. The sandbox
 implements the Mistral files and fine-tuning API, or the OpenAI one (``dialect``; see
 :mod:`.dialects`); it never trains a model.
+
+The FastAPI application behind the gate is built once per dialect and process
+(:func:`dialect_app`) and serves every sandbox of that dialect: a sandbox passes itself to its
+endpoints in the request's scope (:data:`.routes.common.SCOPE_KEY`), not in the application's
+state. FastAPI analyses each route (parameters, bodies, response models) per application, at
+the application's first requests: 50-100 ms of CPU that every embedded sandbox, so every
+``apply`` on the default target, paid again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -18,39 +26,45 @@ from starlette.exceptions import HTTPException
 
 from reconciler.sandbox.asgi import Receive, Scope, Send
 from reconciler.sandbox.config import SandboxConfig
-from reconciler.sandbox.dialects import DIALECTS
+from reconciler.sandbox.dialects import DIALECTS, Dialect
 from reconciler.sandbox.gate import Gate
+from reconciler.sandbox.routes.common import SCOPE_KEY
 from reconciler.sandbox.store import Store
 from reconciler.sandbox.wire import Wire
 
-__all__ = ["SandboxAPI", "SandboxConfig", "create_app"]
+__all__ = ["SandboxAPI", "SandboxConfig", "create_app", "dialect_app"]
 
 log = logging.getLogger("reconciler.sandbox")
 
 
-class SandboxAPI(FastAPI):
-    """The FastAPI application of one sandbox, with the :class:`~.gate.Gate` in front.
+class SandboxAPI:
+    """The ASGI application of one sandbox: the :class:`~.gate.Gate`, then its dialect's
+    FastAPI application (:func:`dialect_app`) with this sandbox in the request's scope.
 
     The gate (journal, rate limit, auth, upload size, faults) runs outermost, before
     FastAPI's own middleware, so it sees the server's raw ``send`` and can drop a connection.
 
     Attributes:
         config: the configuration it was built from.
-        store: its persistence (also ``state.store``).
-        gate: the outer ASGI layer.
+        store: its persistence.
         wire: how its dialect words errors.
+        gate: the outer ASGI layer.
+        app: the dialect's FastAPI application, shared with the process's other sandboxes.
     """
 
-    config: SandboxConfig
-    store: Store
-    gate: Gate
-    wire: Wire
+    def __init__(self, config: SandboxConfig, store: Store, dialect: Dialect) -> None:
+        self.config = config
+        self.store = store
+        self.wire: Wire = dialect.wire
+        self.app = dialect_app(dialect.name)
+        self.gate = Gate(self._inner, store=store, config=config, wire=self.wire)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.gate(scope, receive, send)
 
     async def _inner(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
+        scope[SCOPE_KEY] = self
+        await self.app(scope, receive, send)
 
     def journal(self, since: int = 0) -> list[dict[str, Any]]:
         """Recorded requests with id > ``since`` (see :meth:`.store.Store.journal`)."""
@@ -71,7 +85,16 @@ def create_app(config: SandboxConfig) -> SandboxAPI:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     (config.data_dir / "tmp").mkdir(exist_ok=True)  # uploads in progress
     store = Store(config.data_dir, clock=config.clock, seed=config.seed, dialect=dialect.name)
-    api = SandboxAPI(
+    return SandboxAPI(config, store, dialect)
+
+
+@functools.cache
+def dialect_app(name: str) -> FastAPI:
+    """The FastAPI application of the dialect ``name``: its routers and error handlers, built
+    on first use and shared by every sandbox of the dialect in this process (see the module
+    doc). It holds no sandbox's state; an endpoint finds its sandbox in the request's scope."""
+    dialect = DIALECTS[name]
+    api = FastAPI(
         title="reconciler sandbox",
         description=f"A local implementation of {dialect.title}. It never trains a model.",
         docs_url=None,
@@ -79,13 +102,6 @@ def create_app(config: SandboxConfig) -> SandboxAPI:
         openapi_url=None,
     )
     wire = dialect.wire
-    api.config = config
-    api.store = store
-    api.wire = wire
-    api.gate = Gate(api._inner, store=store, config=config, wire=wire)
-    api.state.store = store
-    api.state.config = config
-    api.state.journal = store.journal
     for router in dialect.routers:
         api.include_router(router)
 

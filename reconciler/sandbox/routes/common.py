@@ -1,9 +1,10 @@
 """What every resource router shares: the store and configuration of the app, error shapes.
 
 Routers are module-level :class:`fastapi.APIRouter` objects; an endpoint reaches the sandbox
-it serves through the dependencies :data:`StoreDep` and :data:`ConfigDep` (set on
-``app.state`` by :func:`reconciler.sandbox.app.create_app`), so one router serves any number
-of sandboxes (of either dialect: the OpenAI routers use them too).
+it serves through the dependencies :data:`StoreDep` and :data:`ConfigDep`, which read the
+request's ASGI scope (the sandbox puts itself there under :data:`SCOPE_KEY`; see
+:mod:`reconciler.sandbox.app`), so one router, and one application, serves any number of
+sandboxes (of either dialect: the OpenAI routers use them too).
 
 :class:`MistralWire` is how the Mistral dialect words errors outside its routes.
 """
@@ -11,7 +12,7 @@ of sandboxes (of either dialect: the OpenAI routers use them too).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -29,14 +30,34 @@ PAGE_SIZE_MAX = 1000
 PAGE_MAX = INT64_MAX // PAGE_SIZE_MAX
 
 
+SCOPE_KEY = "reconciler.sandbox"
+"""Key of the ASGI scope under which the sandbox serving a request puts itself (a
+:class:`Served`), for the endpoints' dependencies."""
+
+
+class Served(Protocol):
+    """What an endpoint needs of the sandbox it serves.
+
+    Attributes:
+        store: the sandbox's persistence.
+        config: the configuration it was built from.
+    """
+
+    store: Store
+    config: SandboxConfig
+
+
+def _served(request: Request) -> Served:
+    served: Served = request.scope[SCOPE_KEY]
+    return served
+
+
 def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
+    return _served(request).store
 
 
 def _config(request: Request) -> SandboxConfig:
-    config: SandboxConfig = request.app.state.config
-    return config
+    return _served(request).config
 
 
 StoreDep = Annotated[Store, Depends(_store)]

@@ -57,7 +57,7 @@ class LazyCommand:
 
 
 @functools.cache
-def _declared_group(module: str, attribute: str) -> click.Group:
+def _declared_group(module: str, attribute: str) -> TyperGroup:
     """The click group Typer builds from ``module.attribute``, once per process: building it
     analyses every command's signature (milliseconds), and a program that runs the command
     line more than once (a test, an embedding tool) should pay that once. Click commands keep

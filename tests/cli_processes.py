@@ -57,6 +57,14 @@ for target, value in json.loads(sys.argv[1]).items():
     setattr(importlib.import_module(module), attribute, value)
 from reconciler.cli.app import main
 
+try:  # one TLS context, built before forking, for every child's HTTP clients
+    from tests.tls_context import share_default_context
+except ImportError:
+    pass
+else:
+    if share_default_context():
+        importlib.import_module("httpx._transports.default").create_ssl_context()
+
 def child(request):
     replies.close()
     os.chdir(request["cwd"])
@@ -180,6 +188,7 @@ class CliProcesses:
                 stdout=subprocess.PIPE,
                 stderr=errors,
                 env=dict(env),
+                cwd=Path(__file__).resolve().parent.parent,  # `tests` importable (the TLS context)
                 text=True,
             )
         self._ready = False  # the helper imports in the background until the first request

@@ -19,7 +19,8 @@ share_default_context()  # before any test module makes a client (see tests/tls_
 # One intra-op thread per torch process: the suite runs three workers (and trainer processes)
 # on a two-core machine, and torch's default of a thread per core makes them fight for the
 # cores (20 tiny training steps took 8.4 s instead of 1.8 s beside the other workers). Set
-# before any test imports torch; child processes (torchrun, CLI children) inherit it.
+# before any test imports torch; child processes inherit it, and the tests' Ray jobs (and the
+# trainer processes torchrun starts in them) get it from tests/train/ray_helpers.py's job_env.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

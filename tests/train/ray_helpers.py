@@ -144,12 +144,14 @@ def write_project(
     hyperparameters: Mapping[str, Any],
     rank: int = 8,
     cpus: float | None = None,
+    gpus: int = 0,
 ) -> Path:
     """A spec directory: a ``type: ray`` Provider, a Dataset per file (``train`` trains,
     ``valid`` validates, when given; copied into the directory, as data belongs in the
-    workspace) and one job ``name``."""
+    workspace) and one job ``name``. ``gpus``: what each job asks of the test head's logical
+    GPUs (tests/train/rayhead.py); more than one runs the trainer under torchrun."""
     (root / "data").mkdir(parents=True, exist_ok=True)
-    resources: dict[str, float] = {"gpus": 0}
+    resources: dict[str, float] = {"gpus": gpus}
     if cpus is not None:
         resources["cpus"] = cpus
     docs = [

@@ -9,6 +9,11 @@ environment gives none, and ``.ci/run`` starts one for the whole run with
 The head runs as ``ray start --head --block`` in a process group of its own, so stopping it
 ends exactly its processes (the group), never another Ray on the machine as ``ray stop``
 would.
+
+It declares two GPUs. Ray's GPUs are scheduling resources only: a job that asks for two is
+given them (and ``CUDA_VISIBLE_DEVICES``) whether or not the machine has any, so a job of a
+Provider with ``gpus: 2`` runs as on a GPU node — the trainer under torchrun, one process per
+GPU — and the trainer, finding no CUDA device, trains on the CPU (gloo between the processes).
 """
 
 from __future__ import annotations
@@ -59,8 +64,9 @@ def ray_executable() -> str | None:
     return shutil.which("ray")
 
 
-def start_head(num_cpus: int = 2) -> Head:
-    """Start a head; raises RuntimeError with the reason when it does not come up."""
+def start_head(num_cpus: int = 2, num_gpus: int = 2) -> Head:
+    """Start a head with these logical CPUs and GPUs; raises RuntimeError with the reason
+    when it does not come up."""
     ray = ray_executable()
     if ray is None:
         raise RuntimeError(
@@ -71,7 +77,7 @@ def start_head(num_cpus: int = 2) -> Head:
     dashboard_port = _free_port()
     command = [
         ray, "start", "--head", "--block", "--disable-usage-stats",
-        f"--num-cpus={num_cpus}", "--num-gpus=0",
+        f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
         "--include-dashboard=true",  # the Jobs API is served by the dashboard
         "--include-log-monitor=false",  # job logs are read from files; no driver to stream to

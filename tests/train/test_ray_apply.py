@@ -5,11 +5,14 @@ submission, not the training: a kill -9 of apply while its submission is in flig
 took it, or before it reached Ray — then a new apply leaves exactly one Ray job for the
 address; a replacement stops the old job; a job missing from the state is found by its tag.
 
-The last test trains the tiny Mistral model for real (20 steps on the CPU): apply converges,
-the checkpoints reach ``status --format json``, the adapter in storage holds trained LoRA
-weights of the spec's rank for the base model's layers, ``output`` prints its URI, and a second
-apply submits nothing. It comes last so that the worker that trains on the CPU meanwhile
-builds the tiny model the tests share (train/conftest.py).
+The last test trains the tiny Mistral model for real (20 steps on the CPU) on two GPUs, the
+way a multi-GPU cluster runs a job: the test head's GPUs are logical (tests/train/rayhead.py),
+so the job runs the trainer under torchrun as two data-parallel processes, which find no CUDA
+device and train on the CPU. Apply converges, the run reports two processes and rank 0 alone
+reports success, the checkpoints reach ``status --format json``, the adapter in storage holds
+trained LoRA weights of the spec's rank for the base model's layers, ``output`` prints its
+URI, and a second apply submits nothing. It comes last so that the worker that trains on the
+CPU meanwhile builds the tiny model the tests share (train/conftest.py).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from train_helpers import check_adapter_tensors
 from train_tiny import chat_samples, write_jsonl
 
 from reconciler.ray import RayJobsClient
+from reconciler.train.job import TrainResult
 
 
 def _state(project: Path) -> dict[str, Any]:
@@ -214,6 +218,7 @@ def test_apply_trains_on_ray_and_a_second_apply_submits_nothing(
             "seq_len": 128,
         },
         cpus=1,
+        gpus=2,
     )
     cli = Cli(project, storage)
     try:
@@ -223,6 +228,13 @@ def test_apply_trains_on_ray_and_a_second_apply_submits_nothing(
         assert "1 of 1 job(s) succeeded" in applied.stdout
         [ray_job] = ray_jobs_of(ray_address, address)
         sid = str(ray_job.submission_id)
+        # One trainer process per GPU, under torchrun; rank 0 alone reports the result.
+        assert "-m torch.distributed.run --standalone --nproc-per-node 2 " in ray_job.entrypoint
+        with RayJobsClient(ray_address) as client:
+            logs = client.logs(sid)
+        assert logs.count("training succeeded") == 1, logs[-3000:]
+        result = TrainResult.model_validate_json((storage / "runs" / sid / "result.json").read_text())
+        assert (result.status, result.processes) == ("succeeded", 2)
 
         detail = json.loads(cli.run("status", address, "--format", "json", check=0).stdout)
         [job] = detail["jobs"]

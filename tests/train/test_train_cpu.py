@@ -1,4 +1,8 @@
-"""Real LoRA training of the tiny Mistral model on the CPU, through the trainer's entrypoint."""
+"""Real LoRA training of the tiny Mistral model on the CPU, through the trainer's entrypoint.
+
+Here in the test process, as one process; two data-parallel processes under torchrun train
+in a Ray job asking for two GPUs (test_ray_apply.py's last test).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def test_training_lowers_the_loss_and_writes_adapters_that_load(
 def test_a_stop_signal_ends_the_run_as_cancelled_and_gives_the_handler_back(
     tiny_model: Path, chat_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    """SIGTERM — what Ray's stop sends (test_train_ray.py checks that it reaches the job's
+    """SIGTERM — what Ray's stop sends (test_ray_provider.py checks that it reaches the job's
     process) — ends a run between steps, and the result says so."""
     job = tiny_job(tiny_model, chat_files, tmp_path / "out")
     job["hyperparameters"] = {**job["hyperparameters"], "training_steps": 100_000}
@@ -133,32 +137,3 @@ def test_epochs_become_steps(chat_files: dict[str, Path], tmp_path: Path) -> Non
     )
     # 52 samples * 1.5 epochs / (4 per step * 2 processes) = 9.75 -> 10 steps
     assert total_steps(job, world=2) == 10
-
-
-@pytest.mark.slow
-def test_torchrun_trains_with_two_data_parallel_processes(
-    tiny_model: Path, chat_files: dict[str, Path], tmp_path: Path, repo_root: Path
-) -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    job = write_job(tmp_path / "job.json", **tiny_job(tiny_model, chat_files, tmp_path / "out"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2"]
-    done = subprocess.run(
-        [*torchrun, "--master-addr=127.0.0.1", f"--master-port={port}"]
-        + ["-m", "reconciler.train", str(job)],
-        env={**os.environ, "PYTHONPATH": str(repo_root), "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("training succeeded") == 1  # rank 0 alone reports
-    check_training_outputs(tmp_path / "out", tiny_model)
-    result = TrainResult.model_validate_json((tmp_path / "out" / "result.json").read_text())
-    assert result.processes == 2

@@ -46,7 +46,10 @@ from reconciler.train.job import TrainResult
 
 
 def _state(project: Path) -> dict[str, Any]:
-    return json.loads((project / ".reconciler" / "state.json").read_text(encoding="utf-8"))
+    state: dict[str, Any] = json.loads(
+        (project / ".reconciler" / "state.json").read_text(encoding="utf-8")
+    )
+    return state
 
 
 def _stub_project(
@@ -233,7 +236,9 @@ def test_apply_trains_on_ray_and_a_second_apply_submits_nothing(
         with RayJobsClient(ray_address) as client:
             logs = client.logs(sid)
         assert logs.count("training succeeded") == 1, logs[-3000:]
-        result = TrainResult.model_validate_json((storage / "runs" / sid / "result.json").read_text())
+        result = TrainResult.model_validate_json(
+            (storage / "runs" / sid / "result.json").read_text()
+        )
         assert (result.status, result.processes) == ("succeeded", 2)
 
         detail = json.loads(cli.run("status", address, "--format", "json", check=0).stdout)

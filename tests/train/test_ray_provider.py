@@ -3,8 +3,11 @@ models. (Its cost estimate is the engine's: tests/engine/test_costs.py.)
 
 File tests use a real storage directory; job tests run on a real local Ray head with the
 stand-in trainer (ray_stub_trainer.py), so they check the provider — submission ids, what is
-written and submitted, how jobs read back — in seconds. tests/train/test_ray_apply.py trains
-for real through ``reconciler apply``.
+written and submitted, how jobs read back — in seconds. On the jobs they submit they also check
+the Jobs client and Ray (tests/train/test_train_ray.py has the client's tests without a head):
+a second submission with an id is refused, metadata and a masked secret come back as sent, the
+job runs once, its logs, and a stop reaches the run as SIGTERM. tests/train/test_ray_apply.py
+trains for real through ``reconciler apply``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_helpers import STUB_PYTHON, job_env, poll_until, ray_jobs_of, stop_jobs, unique_name
+from ray_helpers import (
+    POLL,
+    STUB_PYTHON,
+    job_env,
+    poll_until,
+    ray_jobs_of,
+    stop_jobs,
+    unique_name,
+)
 from train_tiny import chat_samples, write_jsonl
 
 from reconciler.client.types import JobStatus
-from reconciler.errors import ConflictError, NotFoundError, ReconcilerError, ValidationError
+from reconciler.errors import (
+    ConflictError,
+    DuplicateSubmissionError,
+    NotFoundError,
+    ReconcilerError,
+    ValidationError,
+)
 from reconciler.providers.base import RAY_CAPABILITIES, JobLookup, JobTag, Provider
 from reconciler.providers.ray import (
     GPUS_KEY,
@@ -284,8 +301,20 @@ def test_a_job_is_submitted_once_and_reads_back_as_a_fine_tuning_job(
     with pytest.raises(ConflictError):
         provider.create_job(request, JobLookup(tag=tag, exclude=frozenset({sid})))
 
-    done = _wait(provider, sid)
+    # The Jobs client: Ray refuses a second job with the id, and the one job runs to its end.
+    with RayJobsClient(ray_address) as client:
+        with pytest.raises(DuplicateSubmissionError) as info:
+            client.submit("echo a second run", submission_id=sid)
+        assert (info.value.submission_id, info.value.status) == (sid, 500)
+        ray_job = client.wait(sid, timeout=120, interval=POLL)
+        logs = client.logs(sid)
+        with pytest.raises(NotFoundError):
+            client.get(f"{sid}-missing")
+    assert (ray_job.status, ray_job.reconciler_status) == ("SUCCEEDED", "SUCCESS"), logs[-3000:]
+    assert "training succeeded" in logs and "a second run" not in logs
+    done = provider.get_job(sid)
     layout = RunLayout(str(tmp_path / "storage" / "runs" / sid))
+    assert ray_job.entrypoint == provider.entrypoint(layout.job)
     assert done.status == "SUCCESS"
     assert done.fine_tuned_model == layout.adapter
     assert Path(layout.adapter, "adapter_config.json").exists()
@@ -305,17 +334,23 @@ def test_a_job_is_submitted_once_and_reads_back_as_a_fine_tuning_job(
     )
     assert done.trained_tokens == 400
     assert [e["data"]["status"] for e in done.events] == ["SUCCESS", "RUNNING", "QUEUED"]
-    # The job description in storage is the one the provider made from the request.
+    # The job description in storage is the one the provider made from the request, and the
+    # one that ran (the stand-in wrote its tag into the result).
     assert TrainJob.model_validate_json(read_bytes(layout.job)) == provider.train_job(
         request, layout.output_uri, tag
     )
+    result = TrainResult.model_validate_json(read_bytes(layout.result))
+    assert (result.status, result.steps_completed, result.metadata) == (
+        "succeeded",
+        4,
+        tag.metadata(),
+    )
+    # Ray hands the metadata back as it was submitted.
+    metadata = dict(ray_job.metadata)
+    assert json.loads(metadata.pop(REQUEST_KEY)) == request_echo(request)
+    assert metadata == {**tag.metadata(), OUTPUT_KEY: layout.output_uri, GPUS_KEY: "0"}
     # The key is nowhere but in the runtime environment, which Ray hands back masked.
-    with RayJobsClient(ray_address) as client:
-        ray_job = client.get(sid)
-        logs = client.logs(sid)
     assert ray_job.runtime_env["env_vars"]["WANDB_API_KEY"] == "***"
-    assert ray_job.metadata[OUTPUT_KEY] == layout.output_uri
-    assert json.loads(ray_job.metadata[REQUEST_KEY]) == request_echo(request)
     for text in (ray_job.model_dump_json(), ray_job.entrypoint, logs, done.model_dump_json()):
         assert WANDB_KEY not in text
     listed = {j.id: j for j in provider.list_jobs()}
@@ -329,7 +364,10 @@ def test_a_job_is_submitted_once_and_reads_back_as_a_fine_tuning_job(
 
 
 def test_a_failed_run_says_why_and_a_stopped_one_is_cancelled(
-    stub_provider: tuple[RayProvider, list[str]], tmp_path: Path, repo_root: Path
+    stub_provider: tuple[RayProvider, list[str]],
+    tmp_path: Path,
+    repo_root: Path,
+    ray_address: str,
 ) -> None:
     provider, addresses = stub_provider
     sha = provider.upload_file(write_jsonl(tmp_path / "c.jsonl", chat_samples(3)), "c.jsonl").id
@@ -351,11 +389,29 @@ def test_a_failed_run_says_why_and_a_stopped_one_is_cancelled(
         "message": "stub: the base model does not load",
     }
 
-    poll_until(lambda: provider.get_job(sleeping_id).status == "RUNNING", 120)
-    provider.cancel_job(sleeping_id)
-    stopped = _wait(provider, sleeping_id)
+    with RayJobsClient(ray_address) as client:
+        # The stand-in says "step 1" once its SIGTERM handler is in place (as the trainer's is
+        # in its loop); stopped then, it records the signal that ends it, as the trainer does.
+        poll_until(
+            lambda: (
+                provider.get_job(sleeping_id).status == "RUNNING"
+                and "stub trainer: step" in client.logs(sleeping_id)
+            ),
+            120,
+            lambda: client.logs(sleeping_id)[-3000:],
+        )
+        assert client.stop(sleeping_id) is True
+        stopped = _wait(provider, sleeping_id)
+        assert client.get(sleeping_id).status == "STOPPED"
+        assert client.stop(sleeping_id) is False  # nothing left to stop
     assert stopped.status == "CANCELLED"
-    assert provider.cancel_job(sleeping_id).status == "CANCELLED"  # idempotent
+    # Ray's stop reached the job's Python process (not only a shell around it) as SIGTERM, not
+    # SIGKILL: the reason is the run's result.json.
+    assert stopped.events[0]["data"] == {
+        "status": "CANCELLED",
+        "message": "stopped by signal SIGTERM",
+    }
+    assert provider.cancel_job(sleeping_id).status == "CANCELLED"  # ended: left as it is
 
 
 def test_a_ray_job_not_made_by_reconciler_is_not_a_fine_tuning_job(

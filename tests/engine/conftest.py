@@ -28,8 +28,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the tests marked ``state_backend_independent``: they never touch the backend the variable
     names (planner, executor and cost tests on in-memory or file states), so a second run would
     repeat the first. Of a test run on each provider (``flavour``), keep the first provider's
-    run: the state backend sees the same reads, writes, intents and locks from either (the
-    providers' own differences are the subject of the file-backend run)."""
+    run: the state backend sees the same reads, writes, intents and locks from either. For the
+    same reason, leave out the tests marked ``provider_behaviour`` (what one provider does
+    differently): the providers' own differences are the subject of the file-backend run."""
     from tests.postgres.pg_helpers import BACKEND_ENV
 
     if os.environ.get(BACKEND_ENV) != "postgres":
@@ -37,7 +38,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     first = next(iter(FLAVOURS.values()))
     kept, left_out = [], []
     for item in items:
-        independent = item.get_closest_marker("state_backend_independent") is not None
+        independent = any(
+            item.get_closest_marker(name) is not None
+            for name in ("state_backend_independent", "provider_behaviour")
+        )
         callspec = getattr(item, "callspec", None)
         flavour = callspec.params.get("flavour", first) if callspec is not None else first
         (left_out if independent or flavour is not first else kept).append(item)

@@ -24,6 +24,8 @@ from reconciler.providers.openai import OpenAIProvider
 from tests.engine.conftest import SANDBOX_KEY, Cli, cli_env, mutating
 from tests.engine.project import OPENAI, lose_state, make_project
 
+pytestmark = pytest.mark.provider_behaviour
+
 
 def _openai_sandbox(data_dir: Path, time_scale: float) -> Any:
     from reconciler.sandbox.app import SandboxConfig

@@ -124,26 +124,31 @@ trainer)."""
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the modules of the longest tests first: first those of tests that train a model or
-    use the Ray head and of tests marked ``slow``, then the modules that build a module-scoped
-    fixture (a pipeline over every example, the CI recipes' flows), then the rest.
+    use the Ray head, then those of tests marked ``slow``, then the modules that build a
+    module-scoped fixture (a pipeline over every example, the CI recipes' flows), then the rest.
 
     Spread over several workers (``pytest -n 3 --dist loadscope``, as ``.ci/run`` does: each
     module on one worker, so a module-scoped fixture runs once), a long module started last
-    would run alone at the end; started first, it runs beside the rest. Modules stay whole,
+    would run alone at the end; started first, it runs beside the rest. The trainer's and the
+    Ray tests come first of all so that xdist hands their units (:func:`_unit_of_work`) to two
+    workers at the start: the trainer's worker then builds the tiny model the Ray tests take
+    later, and the worker of the Ray tests never imports torch to build it. Modules stay whole,
     and in collection order within each group.
     """
 
     def rank(item: pytest.Item) -> int:
         names = getattr(item, "fixturenames", ())
-        if any(name in names for name in LONG_WAITS) or item.get_closest_marker("slow"):
+        if any(name in names for name in LONG_WAITS):
             return 0
+        if item.get_closest_marker("slow"):
+            return 1
         info = getattr(item, "_fixtureinfo", None)
         definitions = info.name2fixturedefs.values() if info is not None else ()
-        return 1 if any(d and d[-1].scope == "module" for d in definitions) else 2
+        return 2 if any(d and d[-1].scope == "module" for d in definitions) else 3
 
     ranks: dict[Path, int] = {}
     for item in items:
-        ranks[item.path] = min(ranks.get(item.path, 2), rank(item))
+        ranks[item.path] = min(ranks.get(item.path, 3), rank(item))
     items.sort(key=lambda item: ranks[item.path])
 
 

@@ -32,9 +32,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.closing import Closing
-from reconciler.engine.backends import open_backend
-from reconciler.engine.state_file import FileStateBackend
-from reconciler.engine.state_model import EMBEDDED, State, StateBackend, StateTarget, check_target
 from reconciler.errors import (
     InvalidValueError,
     Location,
@@ -59,6 +56,7 @@ from reconciler.spec.trust import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.engine.state_model import State, StateBackend
     from reconciler.providers.base import Provider
     from reconciler.sandbox.server import EmbeddedSandbox
 
@@ -97,6 +95,11 @@ class Workspace(Closing):
         # as paths outside "the" workspace, which hides the real mistake.
         check_one_state(specs.discovery, None)
         check_trust(specs)
+        # The state modules are imported here, not with this module: `validate` checks trust
+        # through it and never opens a state (their import is a twentieth of its start-up).
+        from reconciler.engine.backends import open_backend
+        from reconciler.engine.state_model import EMBEDDED, StateTarget
+
         self.specs = specs
         provider = specs.provider.doc if specs.provider else None
         self.backend: StateBackend = open_backend(
@@ -152,6 +155,8 @@ class Workspace(Closing):
     def state_label(self) -> str:
         """Which state this workspace uses: the file (relative to the current directory, and
         ``(new)`` while it does not exist yet) or the backend's description."""
+        from reconciler.engine.state_file import FileStateBackend
+
         if isinstance(self.backend, FileStateBackend):
             label = _shown(self.backend.path)
             return label if self.backend.path.exists() else f"{label} (new)"
@@ -171,6 +176,8 @@ class Workspace(Closing):
         Raises:
             StateError: the state is bound to another target and ``rebind`` is False.
         """
+        from reconciler.engine.state_model import check_target
+
         state = self.backend.read()
         if check_target(state, self.binding, self.state_label, rebind=rebind):
             self.rebinding = True
@@ -471,9 +478,11 @@ def check_one_state(discovery: RootDiscovery | None, backend: StateBackend | Non
             f"the PATHs belong to different workspaces: {here} and {others}. Each workspace "
             "has its own state; run the command once per workspace (give PATHs of one)."
         )
-    default = isinstance(backend, FileStateBackend) and backend.path == discovery.state_file
     if backend is None:
         return
+    from reconciler.engine.state_file import FileStateBackend
+
+    default = isinstance(backend, FileStateBackend) and backend.path == discovery.state_file
     if not discovery.nested or not default or discovery.state_file.exists():
         return
     states = ", ".join(_shown(r / STATE_DIR) for r in discovery.nested)

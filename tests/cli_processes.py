@@ -40,6 +40,11 @@ PRELOAD = (
     "reconciler.engine.state_postgres",
     "reconciler.render.plan",
     "reconciler.data.prepare",
+    "reconciler.engine.backends",
+    "reconciler.providers.mistral",
+    "reconciler.providers.openai",
+    "reconciler.sandbox.server",  # the embedded sandbox: FastAPI, uvicorn
+    "httpcore",  # imported by httpx when its first client is made
 )
 """Modules the helper imports before forking (what an apply imports; missing ones are
 skipped, so a renamed module only costs its children the import)."""

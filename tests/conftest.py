@@ -89,14 +89,24 @@ TORCH_MODULES = (
 """Test modules that import torch and transformers into the worker (seconds per process) to
 train or tokenize in it: one unit of work under ``--dist loadscope``."""
 
+PLOT_MODULES = (
+    "tests/observe/test_observe_plot.py",
+    "tests/observe/test_observe_cli_e2e.py",
+    "tests/observe/test_observe_sandbox_e2e.py",
+)
+"""Test modules that draw plots in the worker: one unit of work, so that one worker, not
+each, imports matplotlib (a second of CPU)."""
+
 
 def _unit_of_work(path: str) -> str:
     """The unit of work of the module at ``path`` (relative to the root): the module itself,
-    but one unit for :data:`TORCH_MODULES` and one for the Ray modules (``*_ray_*``: they share
-    one Ray head of two CPUs, and their jobs would queue for it if several workers ran them at
-    once)."""
+    but one unit for :data:`TORCH_MODULES`, one for :data:`PLOT_MODULES` and one for the Ray
+    modules (``*_ray_*``: they share one Ray head of two CPUs, and their jobs would queue for it
+    if several workers ran them at once)."""
     if path in TORCH_MODULES:
         return "torch"
+    if path in PLOT_MODULES:
+        return "plot"
     if "ray" in Path(path).stem.split("_"):
         return "ray"
     return path

@@ -97,16 +97,31 @@ PLOT_MODULES = (
 """Test modules that draw plots in the worker: one unit of work, so that one worker, not
 each, imports matplotlib (a second of CPU)."""
 
+CONTRACT_MODULES = (
+    "tests/contract/test_contract_checker.py",
+    "tests/contract/test_contract_openai_requests.py",
+    "tests/contract/test_contract_requests.py",
+    "tests/contract/test_contract_responses.py",
+    "tests/sandbox/test_contract.py",
+    "tests/sandbox/test_openai_contract.py",
+    "tests/sandbox/test_openai_sdk.py",
+)
+"""Test modules that hold requests and answers to the reference API documents: one unit of
+work, so that one worker, not each, reads the documents (the Mistral one, 650 kB of YAML,
+takes half a second)."""
+
 
 def _unit_of_work(path: str) -> str:
     """The unit of work of the module at ``path`` (relative to the root): the module itself,
-    but one unit for :data:`TORCH_MODULES`, one for :data:`PLOT_MODULES` and one for the Ray
-    modules (``*_ray_*``: they share one Ray head of two CPUs, and their jobs would queue for it
-    if several workers ran them at once)."""
+    but one unit for :data:`TORCH_MODULES`, one for :data:`PLOT_MODULES`, one for
+    :data:`CONTRACT_MODULES` and one for the Ray modules (``*_ray_*``: they share one Ray head
+    of two CPUs, and their jobs would queue for it if several workers ran them at once)."""
     if path in TORCH_MODULES:
         return "torch"
     if path in PLOT_MODULES:
         return "plot"
+    if path in CONTRACT_MODULES:
+        return "contract"
     if "ray" in Path(path).stem.split("_"):
         return "ray"
     return path

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.parser import BytesParser
 from email.policy import HTTP
-from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -38,9 +36,8 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.sandbox.contract import Contract
+from tests.sandbox.contract import Contract, mistral_contract
 
-REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "mistral-openapi.yaml"
 URI = "urn:reconciler-request-contract"
 
 FORMATS = jsonschema.FormatChecker()
@@ -56,11 +53,10 @@ def _is_date_time(value: object) -> bool:
     return "T" in value.upper() and parsed.tzinfo is not None
 
 
-@cache
 def mistral_reference() -> Contract:
-    """The vendored Mistral contract (loaded once per test run)."""
-    assert REFERENCE.is_file(), f"reference document {REFERENCE} is missing from the repository"
-    return Contract(REFERENCE)
+    """The vendored Mistral contract: the one the sandbox's answers are held to, read once per
+    test process (:func:`tests.sandbox.contract.mistral_contract`)."""
+    return mistral_contract()
 
 
 @dataclass(frozen=True)

@@ -81,47 +81,45 @@ def ray_address() -> Iterator[str]:
         stop_head(head)
 
 
-TORCH_MODULES = (
-    "tests/train/test_train_cpu.py",
-    "tests/train/test_train_render_data.py",
-    "tests/security/test_operator_inputs.py",
-)
-"""Test modules that import torch and transformers into the worker (seconds per process) to
-train or tokenize in it: one unit of work under ``--dist loadscope``."""
+SHARED_UNITS: dict[str, tuple[str, ...]] = {
+    # Import torch and transformers into the worker (seconds per process) to train or
+    # tokenize in it.
+    "torch": (
+        "tests/train/test_train_cpu.py",
+        "tests/train/test_train_render_data.py",
+        "tests/security/test_operator_inputs.py",
+    ),
+    # Draw plots in the worker: matplotlib's import is a second of CPU.
+    "plot": (
+        "tests/observe/test_observe_plot.py",
+        "tests/observe/test_observe_cli_e2e.py",
+        "tests/observe/test_observe_sandbox_e2e.py",
+    ),
+    # Hold requests and answers to the reference API documents: the Mistral one, 650 kB of
+    # YAML, takes half a second to read.
+    "contract": (
+        "tests/contract/test_contract_checker.py",
+        "tests/contract/test_contract_openai_requests.py",
+        "tests/contract/test_contract_requests.py",
+        "tests/contract/test_contract_responses.py",
+        "tests/sandbox/test_contract.py",
+        "tests/sandbox/test_openai_contract.py",
+        "tests/sandbox/test_openai_sdk.py",
+    ),
+}
+"""Test modules that share an expensive set-up, by unit of work: each group is one unit under
+``--dist loadscope``, so one worker, not each, pays for the set-up."""
 
-PLOT_MODULES = (
-    "tests/observe/test_observe_plot.py",
-    "tests/observe/test_observe_cli_e2e.py",
-    "tests/observe/test_observe_sandbox_e2e.py",
-)
-"""Test modules that draw plots in the worker: one unit of work, so that one worker, not
-each, imports matplotlib (a second of CPU)."""
-
-CONTRACT_MODULES = (
-    "tests/contract/test_contract_checker.py",
-    "tests/contract/test_contract_openai_requests.py",
-    "tests/contract/test_contract_requests.py",
-    "tests/contract/test_contract_responses.py",
-    "tests/sandbox/test_contract.py",
-    "tests/sandbox/test_openai_contract.py",
-    "tests/sandbox/test_openai_sdk.py",
-)
-"""Test modules that hold requests and answers to the reference API documents: one unit of
-work, so that one worker, not each, reads the documents (the Mistral one, 650 kB of YAML,
-takes half a second)."""
+_SHARED_UNIT_OF = {path: unit for unit, paths in SHARED_UNITS.items() for path in paths}
 
 
 def _unit_of_work(path: str) -> str:
     """The unit of work of the module at ``path`` (relative to the root): the module itself,
-    but one unit for :data:`TORCH_MODULES`, one for :data:`PLOT_MODULES`, one for
-    :data:`CONTRACT_MODULES` and one for the Ray modules (``*_ray_*``: they share one Ray head
-    of two CPUs, and their jobs would queue for it if several workers ran them at once)."""
-    if path in TORCH_MODULES:
-        return "torch"
-    if path in PLOT_MODULES:
-        return "plot"
-    if path in CONTRACT_MODULES:
-        return "contract"
+    but one unit per group of :data:`SHARED_UNITS` and one for the Ray modules (``*_ray_*``:
+    they share one Ray head of two CPUs, and their jobs would queue for it if several workers
+    ran them at once)."""
+    if path in _SHARED_UNIT_OF:
+        return _SHARED_UNIT_OF[path]
     if "ray" in Path(path).stem.split("_"):
         return "ray"
     return path
